@@ -1,0 +1,242 @@
+"""The architecture space of the paper: LLaMA-style decoders and their parameter arithmetic.
+
+This module is the one source of truth for model shape: every number derived from a shape
+(parameter counts, the MLP-to-attention ratio r, d/sqrt(N), GQA) comes from `ArchSpec`.
+numpy only, so the fitter and the search import it in well under a second.
+
+Accounting (PAPER.md section 1; reproduces every r and d/sqrt(N) the paper prints):
+
+    attn_per_layer = 2*d*(n_heads*head_dim) + 2*d*(n_kv_heads*head_dim)   # Wq, Wo + Wk, Wv
+    mlp_per_layer  = 3*d*ffn_dim                                          # gate, up, down
+    r              = mlp_per_layer / attn_per_layer
+    N              = n_layers*(attn_per_layer + mlp_per_layer)            # norms, embeddings excluded
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+  """Shape of a LLaMA-style decoder (RMSNorm, RoPE, SwiGLU, GQA, no biases).
+
+  The attention width n_heads*head_dim may differ from d_model (non-square q/k/v/o projections).
+  """
+
+  n_layers: int
+  d_model: int
+  n_heads: int
+  n_kv_heads: int
+  head_dim: int
+  ffn_dim: int
+  vocab_size: int
+  tie_embeddings: bool = True
+
+  def __post_init__(self):
+    for field in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
+                  "vocab_size"):
+      value = getattr(self, field)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"ArchSpec.{field} must be a positive integer, got {value!r}")
+      object.__setattr__(self, field, int(value))
+    if not isinstance(self.tie_embeddings, (bool, np.bool_)):
+      raise ValueError(f"ArchSpec.tie_embeddings must be True or False, got {self.tie_embeddings!r}")
+    if self.n_heads % self.n_kv_heads:
+      divisors = [k for k in range(1, self.n_heads + 1) if self.n_heads % k == 0]
+      raise ValueError(
+          f"ArchSpec.n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}; "
+          f"valid n_kv_heads for n_heads={self.n_heads}: {divisors}")
+
+  # -- widths ---------------------------------------------------------------------------------
+  @property
+  def attn_width(self) -> int:
+    """Query/output projection width n_heads*head_dim (d_q in the paper's FLOPs formula)."""
+    return self.n_heads * self.head_dim
+
+  @property
+  def kv_width(self) -> int:
+    """Key (or value) projection width n_kv_heads*head_dim."""
+    return self.n_kv_heads * self.head_dim
+
+  @property
+  def gqa(self) -> int:
+    """Query heads per KV head ("GQA = g" in the paper)."""
+    return self.n_heads // self.n_kv_heads
+
+  # -- parameters -----------------------------------------------------------------------------
+  @property
+  def attn_params_per_layer(self) -> int:
+    return 2 * self.d_model * self.attn_width + 2 * self.d_model * self.kv_width
+
+  @property
+  def mlp_params_per_layer(self) -> int:
+    return 3 * self.d_model * self.ffn_dim
+
+  @property
+  def non_embedding_params(self) -> int:
+    """N: attention and MLP weights of all layers (norms and embeddings excluded)."""
+    return self.n_layers * (self.attn_params_per_layer + self.mlp_params_per_layer)
+
+  @property
+  def embedding_params(self) -> int:
+    """Token embedding, plus a separate output head when embeddings are not tied."""
+    return self.vocab_size * self.d_model * (1 if self.tie_embeddings else 2)
+
+  @property
+  def norm_params(self) -> int:
+    """RMSNorm scales: two per layer plus the final norm."""
+    return (2 * self.n_layers + 1) * self.d_model
+
+  @property
+  def total_params(self) -> int:
+    return self.non_embedding_params + self.embedding_params + self.norm_params
+
+  @property
+  def mlp_attn_ratio(self) -> float:
+    """r = MLP parameters / attention parameters."""
+    return self.mlp_params_per_layer / self.attn_params_per_layer
+
+  @property
+  def d_over_sqrt_n(self) -> float:
+    """x = d_model / sqrt(N), the paper's normalised hidden size."""
+    return self.d_model / math.sqrt(self.non_embedding_params)
+
+  def describe(self) -> dict:
+    """Shape fields plus every derived number, for tables and JSON."""
+    derived = ("attn_width", "kv_width", "gqa", "attn_params_per_layer", "mlp_params_per_layer",
+               "non_embedding_params", "embedding_params", "norm_params", "total_params",
+               "mlp_attn_ratio", "d_over_sqrt_n")
+    return {**dataclasses.asdict(self), **{name: getattr(self, name) for name in derived}}
+
+  def replace(self, **changes) -> "ArchSpec":
+    return dataclasses.replace(self, **changes)
+
+
+# -- GQA at exact parameter count ----------------------------------------------------------------
+def exact_param_gqa_values(spec: ArchSpec) -> list[int]:
+  """GQA values reachable at fixed d_model and ffn_dim with the parameter count unchanged.
+
+  Attention parameters are 2*d*head_dim*(n_heads + n_kv_heads) = 2*d*head_dim*n_kv*(g + 1), so the
+  head total H = n_heads + n_kv_heads is preserved exactly iff (g + 1) divides H.
+  """
+  total_heads = spec.n_heads + spec.n_kv_heads
+  return [g for g in range(1, total_heads) if total_heads % (g + 1) == 0]
+
+
+def with_gqa(spec: ArchSpec, gqa: int) -> ArchSpec:
+  """`spec` with `gqa` query heads per KV head and exactly the same parameter count."""
+  total_heads = spec.n_heads + spec.n_kv_heads
+  if gqa not in exact_param_gqa_values(spec):
+    raise ValueError(
+        f"gqa={gqa} cannot keep the parameter count of a model with {total_heads} heads in all "
+        f"(n_heads + n_kv_heads); valid gqa values: {exact_param_gqa_values(spec)}")
+  n_kv = total_heads // (gqa + 1)
+  return spec.replace(n_heads=n_kv * gqa, n_kv_heads=n_kv)
+
+
+# -- builders from a budget ----------------------------------------------------------------------
+def _check_budget(n_params: float, n_layers: int, head_dim: int) -> None:
+  if not (np.isfinite(n_params) and n_params > 0):
+    raise ValueError(f"parameter budget must be a positive number, got {n_params!r}")
+  for name, value in (("n_layers", n_layers), ("head_dim", head_dim)):
+    if int(value) != value or value <= 0:
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def from_budget(n_params: float, *, n_layers: int, head_dim: int, d_model: int, r: float,
+                gqa: int, vocab_size: int = 128256, ffn_step: int = 256,
+                tie_embeddings: bool = True) -> ArchSpec:
+  """The integer architecture nearest to (N = n_params, r) at the given depth, width and GQA.
+
+  n_heads is a multiple of `gqa`, ffn_dim a multiple of `ffn_step`. Among the neighbouring integer
+  shapes, the one minimising (relative N error)^2 + (log r error)^2 is returned; read the achieved
+  N and r off the result (`.non_embedding_params`, `.mlp_attn_ratio`).
+  """
+  _check_budget(n_params, n_layers, head_dim)
+  if not r > 0:
+    raise ValueError(f"r (MLP-to-attention ratio) must be positive, got {r!r}")
+  per_layer = n_params / n_layers
+  attn_target = per_layer / (1.0 + r)
+  n_heads_real = attn_target / (2 * d_model * head_dim * (1.0 + 1.0 / gqa))
+  best, best_err = None, math.inf
+  for n_kv in {max(1, math.floor(n_heads_real / gqa)), max(1, math.ceil(n_heads_real / gqa))}:
+    attn = 2 * d_model * head_dim * n_kv * (gqa + 1)
+    ffn_real = max(per_layer - attn, 0.0) / (3 * d_model) / ffn_step
+    for k in {max(1, math.floor(ffn_real)), max(1, math.ceil(ffn_real))}:
+      spec = ArchSpec(n_layers, d_model, n_kv * gqa, n_kv, head_dim, k * ffn_step, vocab_size,
+                      tie_embeddings)
+      err = ((spec.non_embedding_params - n_params) / n_params) ** 2 + math.log(
+          spec.mlp_attn_ratio / r) ** 2
+      if err < best_err:
+        best, best_err = spec, err
+  return best
+
+
+def enumerate_candidates(n_params: float, *, n_layers: int, head_dim: int,
+                         d_models: Iterable[int], gqas: Sequence[int] = (1, 2, 4, 8),
+                         ffn_step: int = 256, tolerance: float = 0.01, vocab_size: int = 128256,
+                         tie_embeddings: bool = True) -> list[ArchSpec]:
+  """Every architecture with N within `tolerance` (relative) of `n_params`.
+
+  Grids: d_model over `d_models`, ffn_dim over multiples of `ffn_step`, GQA over `gqas`. For each
+  (d_model, ffn_dim, gqa) the head count closest to the budget is taken (n_heads a multiple of gqa).
+  """
+  _check_budget(n_params, n_layers, head_dim)
+  if not 0 < tolerance < 1:
+    raise ValueError(f"tolerance is a relative error in (0, 1), got {tolerance!r}")
+  per_layer = n_params / n_layers
+  out = []
+  for d in d_models:
+    max_steps = int(per_layer / (3 * d * ffn_step))
+    for g in gqas:
+      head_group = 2 * d * head_dim * (g + 1)  # attention parameters per KV head
+      for k in range(1, max_steps + 1):
+        n_kv = round((per_layer - 3 * d * k * ffn_step) / head_group)
+        if n_kv < 1:
+          continue
+        spec = ArchSpec(n_layers, d, n_kv * g, n_kv, head_dim, k * ffn_step, vocab_size,
+                        tie_embeddings)
+        if abs(spec.non_embedding_params - n_params) <= tolerance * n_params:
+          out.append(spec)
+  return out
+
+
+# -- named presets -------------------------------------------------------------------------------
+_LLAMA3_VOCAB = 128256
+_QWEN3_VOCAB = 151936
+
+PRESETS: dict[str, ArchSpec] = {
+    # The paper's Table 1 / Table 2 models (d_head 64 at 1B, 128 at 3B).
+    "llama3.2-1b": ArchSpec(16, 2048, 32, 8, 64, 8192, _LLAMA3_VOCAB),
+    "panda-1b": ArchSpec(16, 2560, 72, 18, 64, 4096, _LLAMA3_VOCAB),
+    "surefire-1b": ArchSpec(16, 2560, 36, 4, 64, 6144, _LLAMA3_VOCAB),
+    "llama3.2-3b": ArchSpec(28, 3072, 24, 8, 128, 8192, _LLAMA3_VOCAB),
+    "panda-3b": ArchSpec(28, 4096, 36, 12, 128, 4096, _LLAMA3_VOCAB),
+    "surefire-3b": ArchSpec(28, 4096, 42, 6, 128, 4096, _LLAMA3_VOCAB),
+    "panda-3b-o": ArchSpec(28, 4096, 33, 11, 128, 4608, _LLAMA3_VOCAB),
+    # Qwen3 dense models, from their public config.json files (their per-head q/k RMSNorms are
+    # not part of this architecture family and are not counted).
+    "qwen3-0.6b": ArchSpec(28, 1024, 16, 8, 128, 3072, _QWEN3_VOCAB),
+    "qwen3-1.7b": ArchSpec(28, 2048, 16, 8, 128, 6144, _QWEN3_VOCAB),
+    "qwen3-4b": ArchSpec(36, 2560, 32, 8, 128, 9728, _QWEN3_VOCAB),
+    "qwen3-8b": ArchSpec(36, 4096, 32, 8, 128, 12288, _QWEN3_VOCAB, tie_embeddings=False),
+    # Tiny models for CPU work and tests (vocabulary of the locally trained BPE).
+    "nano": ArchSpec(2, 64, 4, 2, 16, 192, 512),
+    "tiny": ArchSpec(4, 256, 8, 2, 32, 512, 4096),
+    "tiny-wide": ArchSpec(4, 320, 6, 1, 32, 768, 4096),
+    # An 80M-scale model (the paper's smallest scale; depth and width are our choice).
+    "s80m": ArchSpec(12, 768, 12, 4, 64, 2048, _LLAMA3_VOCAB),
+}
+
+
+def preset(name: str) -> ArchSpec:
+  """A named architecture; unknown names raise an error listing the known ones."""
+  try:
+    return PRESETS[name.lower()]
+  except KeyError:
+    raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None

@@ -1,0 +1,9 @@
+"""Test-wide setup: 8 fake CPU devices for sharding tests, set before jax is first imported."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+# The TPU runtime (for ahead-of-time TPU compiles) may be loaded by more than one test process.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
