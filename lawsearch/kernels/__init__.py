@@ -1,0 +1,45 @@
+"""Decode attention kernels with explicit dispatch: `gqa_decode(..., impl="pallas" | "xla")`.
+
+impl="xla" is plain jnp (any backend). impl="pallas" is the flash-decoding Pallas kernel: Mosaic GPU
+on an NVIDIA GPU, Mosaic TPU on a TPU, and on CPU only with `interpret=True` (tests). An unsupported
+backend, dtype or shape raises an error; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from lawsearch.kernels.reference import check_shapes, gqa_decode_reference, gqa_decode_xla
+
+IMPLS = ("xla", "pallas")
+
+
+def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: jax.Array, *,
+               impl: str = "xla", scale: float | None = None, block_sizes=None,
+               interpret: bool = False) -> jax.Array:
+  """Attention of one query token per sequence over a static KV cache.
+
+  Args:
+    q: [batch, n_heads, head_dim], the current token's queries.
+    k_cache, v_cache: [batch, max_len, n_kv_heads, head_dim]; position lengths[b]-1 holds the
+      current token's K/V, positions >= lengths[b] are ignored.
+    lengths: int32 [batch], valid cache positions per sequence (1 <= lengths <= max_len).
+    impl: "xla" (jnp) or "pallas" (flash-decoding kernel).
+    scale: softmax scale, 1/sqrt(head_dim) by default.
+    block_sizes: `BlockSizes` for impl="pallas" (defaults per backend).
+    interpret: run the Pallas kernel in interpret mode (CPU tests).
+  Returns:
+    [batch, n_heads, head_dim] in q's dtype.
+  """
+  if impl == "xla":
+    if block_sizes is not None or interpret:
+      raise ValueError("block_sizes and interpret apply to impl='pallas' only")
+    return gqa_decode_xla(q, k_cache, v_cache, lengths, scale=scale)
+  if impl == "pallas":
+    from lawsearch.kernels import gqa_decode_pallas  # pylint: disable=import-outside-toplevel
+    return gqa_decode_pallas.gqa_decode(q, k_cache, v_cache, lengths, scale=scale,
+                                        block_sizes=block_sizes, interpret=interpret)
+  raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+
+
+__all__ = ["IMPLS", "check_shapes", "gqa_decode", "gqa_decode_reference", "gqa_decode_xla"]

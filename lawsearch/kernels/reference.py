@@ -1,0 +1,80 @@
+"""GQA decode attention in plain jnp: the XLA path and the reference the Pallas kernel is tested on.
+
+One query token per sequence attends to the first `lengths[b]` positions of a static KV cache.
+
+Shapes (B batch, H query heads, K KV heads, G = H // K query heads per KV head, T cache length,
+D head_dim):
+    q        [B, H, D]      query of the current token; head h belongs to KV head h // G
+    k_cache  [B, T, K, D]   keys, positions >= lengths[b] are ignored (may hold anything)
+    v_cache  [B, T, K, D]   values, same
+    lengths  [B] int32      valid positions per sequence, 1 <= lengths[b] <= T
+    returns  [B, H, D]      in q's dtype
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_shapes(q, k_cache, v_cache, lengths) -> tuple[int, int, int, int, int, int]:
+  """Validates the decode-attention operands; returns (B, H, K, G, T, D)."""
+  if q.ndim != 3:
+    raise ValueError(f"q must be [batch, n_heads, head_dim], got shape {q.shape}")
+  if k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
+    raise ValueError(
+        f"k_cache and v_cache must both be [batch, max_len, n_kv_heads, head_dim], got shapes "
+        f"{k_cache.shape} and {v_cache.shape}")
+  b, h, d = q.shape
+  bk, t, k, dk = k_cache.shape
+  if (bk, dk) != (b, d):
+    raise ValueError(
+        f"q {q.shape} and k_cache {k_cache.shape} disagree on batch or head_dim "
+        f"(q is [batch, n_heads, head_dim], the cache [batch, max_len, n_kv_heads, head_dim])")
+  if h % k:
+    raise ValueError(f"n_heads={h} (q.shape[1]) is not a multiple of n_kv_heads={k} "
+                     f"(k_cache.shape[2])")
+  if lengths.shape != (b,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
+    raise ValueError(f"lengths must be an integer array of shape ({b},), got {lengths.dtype} "
+                     f"{lengths.shape}")
+  if not (q.dtype == k_cache.dtype == v_cache.dtype):
+    raise ValueError(f"q, k_cache and v_cache must share one dtype, got {q.dtype}, "
+                     f"{k_cache.dtype}, {v_cache.dtype}")
+  return b, h, k, h // k, t, d
+
+
+def gqa_decode_xla(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: jax.Array, *,
+                   scale: float | None = None) -> jax.Array:
+  """GQA decode attention as XLA ops: scores in f32, masked softmax, f32 accumulation.
+
+  Computes in `acc = promote(q.dtype, float32)`, so a float64 input gives the float64 reference.
+  """
+  b, h, k, g, t, d = check_shapes(q, k_cache, v_cache, lengths)
+  scale = d ** -0.5 if scale is None else scale
+  acc = jnp.promote_types(q.dtype, jnp.float32)
+  qg = q.reshape(b, k, g, d).astype(acc)                                   # [B, K, G, D]
+  s = jnp.einsum("bkgd,btkd->bkgt", qg, k_cache.astype(acc)) * scale       # [B, K, G, T]
+  valid = jnp.arange(t)[None, :] < lengths[:, None]                         # [B, T]
+  s = jnp.where(valid[:, None, None, :], s, -jnp.inf)
+  p = jax.nn.softmax(s, axis=-1)
+  o = jnp.einsum("bkgt,btkd->bkgd", p, v_cache.astype(acc))                # [B, K, G, D]
+  return o.reshape(b, h, d).astype(q.dtype)
+
+
+def gqa_decode_reference(q, k_cache, v_cache, lengths, *, scale: float | None = None) -> np.ndarray:
+  """The float64 numpy reference (independent of the jnp path above); returns [B, H, D] float64."""
+  q, k_cache, v_cache = (np.asarray(x, np.float64) for x in (q, k_cache, v_cache))
+  lengths = np.asarray(lengths)
+  b, h, d = q.shape
+  kv = k_cache.shape[2]
+  scale = d ** -0.5 if scale is None else scale
+  out = np.empty((b, h, d))
+  for i in range(b):
+    n = int(lengths[i])
+    for j in range(h):
+      keys, values = k_cache[i, :n, j // (h // kv)], v_cache[i, :n, j // (h // kv)]  # [n, D]
+      s = keys @ q[i, j] * scale
+      p = np.exp(s - s.max())
+      out[i, j] = p @ values / p.sum()
+  return out
