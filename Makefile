@@ -1,0 +1,23 @@
+# `make demo` and `make test` create or reuse .venv and (re)install the package whenever
+# pyproject.toml changed, then run the demo or the test suite.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,tpu-aot]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lawsearch demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -n 2 --durations=15
+
+# Peers for the CPU benchmarks under experiments/ (torch CPU build, transformers).
+bench-deps: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,tpu-aot,peer]'

@@ -1,0 +1,193 @@
+"""Inference cost of an architecture: FLOPs, bytes, and a roofline model of a generate call.
+
+All shape numbers come from `lawsearch.arch.ArchSpec`. Units: FLOPs, bytes, seconds, tokens/s.
+numpy only.
+
+Per generated token at KV length T (PAPER.md section 2), with d_q = n_heads*head_dim:
+    paper form:    2*N + 2*n_layers*T*d_q             (attention counts q.k only)
+    physical form: 2*N + 4*n_layers*T*d_q + 2*d*V     (q.k and p.v, plus the output-head logits)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+
+from lawsearch.arch import ArchSpec
+
+FlopsForm = Literal["paper", "physical"]
+
+
+def _check_form(form: str) -> None:
+  if form not in ("paper", "physical"):
+    raise ValueError(f"form must be 'paper' or 'physical', got {form!r}")
+
+
+def inference_flops_per_token(arch: ArchSpec, context_len, form: FlopsForm = "paper"):
+  """FLOPs to generate one token attending to `context_len` positions (scalar or array)."""
+  _check_form(form)
+  t = np.asarray(context_len, dtype=np.float64)
+  attn_terms = 1 if form == "paper" else 2
+  flops = 2.0 * arch.non_embedding_params + 2.0 * attn_terms * arch.n_layers * t * arch.attn_width
+  if form == "physical":
+    flops = flops + 2.0 * arch.d_model * arch.vocab_size
+  return flops
+
+
+def prefill_flops(arch: ArchSpec, seq_len: int, form: FlopsForm = "physical") -> float:
+  """FLOPs to prefill one sequence of `seq_len` tokens (causal attention, logits of the last only)."""
+  _check_form(form)
+  attn_terms = 1 if form == "paper" else 2
+  pairs = seq_len * (seq_len + 1) / 2  # causal (query, key) pairs
+  flops = 2.0 * arch.non_embedding_params * seq_len
+  flops += 2.0 * attn_terms * arch.n_layers * pairs * arch.attn_width
+  if form == "physical":
+    flops += 2.0 * arch.d_model * arch.vocab_size
+  return flops
+
+
+def kv_cache_bytes_per_token(arch: ArchSpec, bytes_per_element: float = 2) -> float:
+  """Bytes of K and V cached per token over all layers."""
+  return 2.0 * arch.n_layers * arch.kv_width * bytes_per_element
+
+
+def weight_bytes(arch: ArchSpec, bytes_per_element: float = 2) -> float:
+  """Bytes to hold every parameter."""
+  return float(arch.total_params) * bytes_per_element
+
+
+def weight_bytes_read_per_step(arch: ArchSpec, bytes_per_element: float = 2) -> float:
+  """Weight bytes one decode step streams: all layers, norms and the output head (V x d).
+
+  The embedding lookup reads only a few rows, so a tied or untied model reads the same.
+  """
+  head = arch.vocab_size * arch.d_model
+  return float(arch.non_embedding_params + arch.norm_params + head) * bytes_per_element
+
+
+# -- hardware ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+  """Peak dense bf16 FLOP/s, HBM bandwidth (bytes/s) and HBM capacity (bytes) of one chip."""
+
+  name: str
+  peak_flops: float
+  hbm_bandwidth: float
+  hbm_bytes: float
+
+
+_GiB = 2**30
+HARDWARE: dict[str, Hardware] = {
+    # NVIDIA A100 datasheet (2021): 312 TFLOP/s dense BF16; 40GB HBM2 at 1,555 GB/s; 80GB at 2,039 GB/s.
+    "a100-40gb": Hardware("a100-40gb", 312e12, 1555e9, 40 * _GiB),
+    "a100-80gb": Hardware("a100-80gb", 312e12, 2039e9, 80 * _GiB),
+    # NVIDIA H100 datasheet, SXM5: 989 TFLOP/s dense BF16 (1,979 with sparsity), 3.35 TB/s, 80GB.
+    "h100-sxm": Hardware("h100-sxm", 989e12, 3.35e12, 80 * _GiB),
+    # NVIDIA H200 datasheet, SXM: 989 TFLOP/s dense BF16, 4.8 TB/s, 141GB HBM3e.
+    "h200": Hardware("h200", 989e12, 4.8e12, 141 * _GiB),
+    # Google Cloud TPU docs (system architecture pages), per chip: v5e 197 TFLOP/s bf16, 819 GB/s, 16 GiB.
+    "tpu-v5e": Hardware("tpu-v5e", 197e12, 819e9, 16 * _GiB),
+    # v5p: 459 TFLOP/s bf16, 2,765 GB/s, 95 GiB.
+    "tpu-v5p": Hardware("tpu-v5p", 459e12, 2765e9, 95 * _GiB),
+    # v6e (Trillium): 918 TFLOP/s bf16, 1,640 GB/s, 32 GiB.
+    "tpu-v6e": Hardware("tpu-v6e", 918e12, 1640e9, 32 * _GiB),
+}
+
+
+def hardware(name: str) -> Hardware:
+  """A chip from `HARDWARE`; unknown names raise an error listing the known ones."""
+  try:
+    return HARDWARE[name.lower()]
+  except KeyError:
+    raise ValueError(f"unknown hardware {name!r}; known: {', '.join(HARDWARE)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Efficiency:
+  """Fractions of peak compute and bandwidth a serving stack reaches (1 = the roofline).
+
+  Set them from measurements (`lawsearch bench --calibrate`) to turn the roofline into a forecast.
+  """
+
+  compute: float = 1.0
+  memory: float = 1.0
+
+  def __post_init__(self):
+    for field in ("compute", "memory"):
+      value = getattr(self, field)
+      if not 0 < value <= 1:
+        raise ValueError(f"Efficiency.{field} is a fraction of peak in (0, 1], got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+  """A roofline estimate of one generate call (times in seconds, rates in tokens/s).
+
+  When the weights and the KV cache of the batch do not fit in HBM, `fits` is False and every
+  rate is 0; `max_batch` is then the largest batch that fits (0 if the weights alone do not).
+  """
+
+  batch: int
+  fits: bool
+  max_batch: int
+  memory_bytes: float
+  prefill_s: float
+  decode_s: float
+  output_tokens_per_s: float
+  total_tokens_per_s: float
+
+  @property
+  def total_s(self) -> float:
+    return self.prefill_s + self.decode_s
+
+
+def max_batch(arch: ArchSpec, hw: Hardware, seq_len: int, bytes_per_element: float = 2,
+              memory_fraction: float = 0.9) -> int:
+  """Largest batch whose weights plus KV cache of `seq_len` tokens fit in `memory_fraction` of HBM.
+
+  0.9 matches vLLM's default gpu_memory_utilization.
+  """
+  free = memory_fraction * hw.hbm_bytes - weight_bytes(arch, bytes_per_element)
+  per_seq = seq_len * kv_cache_bytes_per_token(arch, bytes_per_element)
+  return max(int(free // per_seq), 0)
+
+
+def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_len: int = 4096,
+                        output_len: int = 1024, *, bytes_per_element: float = 2,
+                        efficiency: Efficiency = Efficiency(), memory_fraction: float = 0.9,
+                        ) -> Throughput:
+  """Roofline model of one generate call in the paper's protocol.
+
+  A prefill of `batch` prompts of `input_len` tokens yields the first output token; then
+  `output_len - 1` decode steps each attend over a KV cache that grows by one token per step. Each
+  phase takes max(FLOPs / (peak * efficiency.compute), bytes / (bandwidth * efficiency.memory)),
+  where decode bytes are the weights plus the filled KV cache read once per step, and the new K/V
+  written. Physical FLOPs throughout.
+  """
+  hw = hardware(hw) if isinstance(hw, str) else hw
+  if int(batch) != batch or batch < 1:
+    raise ValueError(f"batch must be a positive integer, got {batch!r}")
+  if input_len < 1 or output_len < 1:
+    raise ValueError(f"input_len and output_len must be >= 1, got {input_len}, {output_len}")
+  seq_len = input_len + output_len
+  kv_tok = kv_cache_bytes_per_token(arch, bytes_per_element)
+  memory = weight_bytes(arch, bytes_per_element) + batch * seq_len * kv_tok
+  largest = max_batch(arch, hw, seq_len, bytes_per_element, memory_fraction)
+  flops_rate = hw.peak_flops * efficiency.compute
+  bytes_rate = hw.hbm_bandwidth * efficiency.memory
+  w_bytes = weight_bytes_read_per_step(arch, bytes_per_element)
+
+  prefill_s = max(batch * prefill_flops(arch, input_len) / flops_rate,
+                  (w_bytes + batch * input_len * kv_tok) / bytes_rate)
+  kv_len = input_len + np.arange(1, output_len)  # positions attended at each decode step
+  step_flops = batch * inference_flops_per_token(arch, kv_len, form="physical")
+  step_bytes = w_bytes + batch * kv_len * kv_tok
+  decode_s = float(np.sum(np.maximum(step_flops / flops_rate, step_bytes / bytes_rate)))
+
+  fits = batch <= largest
+  total_s = prefill_s + decode_s
+  out_rate = batch * output_len / total_s if fits else 0.0
+  total_rate = batch * seq_len / total_s if fits else 0.0
+  return Throughput(int(batch), fits, largest, memory, prefill_s, decode_s, out_rate, total_rate)

@@ -1,0 +1,103 @@
+"""Input checks and the L_opt sources shared by the fitters: clear ValueErrors for bad tables.
+
+Every check names what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+
+def check_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+  """ValueError if `df` lacks any of `columns` (listing what it has)."""
+  if not isinstance(df, pd.DataFrame):
+    raise ValueError(f"{what} needs a pandas DataFrame, got {type(df).__name__}")
+  missing = [c for c in columns if c not in df.columns]
+  if missing:
+    raise ValueError(f"{what}: missing column(s) {missing}; the table has {list(df.columns)}")
+
+
+def check_positive_finite(values, name: str) -> np.ndarray:
+  """float64 array of `values`; ValueError on NaN, infinite or non-positive entries."""
+  arr = np.asarray(values, dtype=np.float64)
+  bad = ~np.isfinite(arr) | (arr <= 0)
+  if bad.any():
+    idx = np.flatnonzero(bad.ravel())
+    first = arr.ravel()[idx[0]]
+    kind = "NaN" if np.isnan(first) else "infinite" if np.isinf(first) else "non-positive"
+    raise ValueError(f"{name}: {idx.size} NaN, infinite or non-positive value(s) (first at row "
+                     f"{idx[0]}: {first!r}, {kind}); drop or fix those rows")
+  return arr
+
+
+def check_enough_points(n_points: int, n_coefficients: int, what: str) -> None:
+  """ValueError when there are not more points than coefficients."""
+  if n_points <= n_coefficients:
+    raise ValueError(f"{what}: {n_points} point(s) for {n_coefficients} coefficients; need more "
+                     f"than {n_coefficients} points")
+
+
+def _clusters(values: np.ndarray, rel_tol: float) -> np.ndarray:
+  """Integer labels grouping sorted positive values whose ratio to the group's first is < 1+tol."""
+  order = np.argsort(values, kind="stable")
+  labels = np.empty(values.size, dtype=np.int64)
+  label, first = -1, None
+  for i in order:
+    if first is None or values[i] > first * (1.0 + rel_tol):
+      label, first = label + 1, values[i]
+    labels[i] = label
+  return labels
+
+
+def scale_labels(df: pd.DataFrame, rel_tol: float = 0.1) -> np.ndarray:
+  """One label per row naming its training scale.
+
+  The `scale` column when present; otherwise rows are grouped by n_params and tokens, each
+  clustered geometrically (values within `rel_tol` of their group's smallest share a group), since
+  architectures of one nominal scale differ slightly in N. Labels sort by size.
+  """
+  if "scale" in df.columns:
+    return df["scale"].to_numpy()
+  check_columns(df, ["n_params", "tokens"], "grouping rows into scales")
+  n = _clusters(check_positive_finite(df["n_params"], "n_params"), rel_tol)
+  d = _clusters(check_positive_finite(df["tokens"], "tokens"), rel_tol)
+  return n * (d.max() + 1) + d
+
+
+def scale_order(df: pd.DataFrame, labels: np.ndarray) -> list:
+  """The distinct scale labels sorted by their median n_params (smallest first)."""
+  n = np.asarray(df["n_params"], dtype=np.float64)
+  distinct = list(pd.unique(labels))
+  return sorted(distinct, key=lambda s: float(np.median(n[labels == s])))
+
+
+def resolve_l_opt(df: pd.DataFrame, source) -> np.ndarray:
+  """L_opt(N, D) per row, float64 [rows].
+
+  source: None (the `l_opt` column if present, else "empirical"); "column"; "empirical" (the lowest
+  observed loss in each scale group, the paper's way; see `scale_labels`); a `ChinchillaLaw` (its
+  prediction at n_params, tokens); or a number / per-row array.
+  """
+  if source is None:
+    source = "column" if "l_opt" in df.columns else "empirical"
+  if isinstance(source, str):
+    if source == "column":
+      check_columns(df, ["l_opt"], "l_opt='column'")
+      return check_positive_finite(df["l_opt"], "l_opt")
+    if source == "empirical":
+      check_columns(df, ["loss"], "l_opt='empirical'")
+      loss = check_positive_finite(df["loss"], "loss")
+      labels = scale_labels(df)
+      return pd.Series(loss).groupby(labels).transform("min").to_numpy()
+    raise ValueError(f"unknown L_opt source {source!r}; use 'column', 'empirical', a "
+                     "ChinchillaLaw, or a number")
+  if hasattr(source, "predict") and hasattr(source, "alpha"):
+    check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")
+    n = check_positive_finite(df["n_params"], "n_params")
+    d = check_positive_finite(df["tokens"], "tokens")
+    return np.asarray(source.predict(n, d), dtype=np.float64)
+  values = np.broadcast_to(np.asarray(source, dtype=np.float64), (len(df),))
+  return check_positive_finite(values, "l_opt")
