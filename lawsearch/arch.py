@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -115,6 +115,65 @@ class ArchSpec:
 
   def replace(self, **changes) -> "ArchSpec":
     return dataclasses.replace(self, **changes)
+
+
+# -- many shapes at once -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ShapeArrays:
+  """The derived numbers of many architectures as arrays, one entry per architecture.
+
+  Built from integer specs by `stack`, or from a continuous relaxation by `relaxed` (then the
+  arrays may be jax arrays, differentiable in x and r). `lawsearch.cost` computes on either, as it
+  does on a single `ArchSpec`: same attribute names, arithmetic only.
+  """
+
+  n_layers: Any
+  d_model: Any
+  attn_width: Any
+  kv_width: Any
+  ffn_dim: Any
+  vocab_size: Any
+  non_embedding_params: Any
+  norm_params: Any
+  embedding_params: Any
+
+  @property
+  def total_params(self):
+    return self.non_embedding_params + self.embedding_params + self.norm_params
+
+  @property
+  def mlp_attn_ratio(self):
+    return (3 * self.ffn_dim) / (2 * (self.attn_width + self.kv_width))
+
+  @property
+  def d_over_sqrt_n(self):
+    return self.d_model / self.non_embedding_params ** 0.5
+
+
+def stack(specs: Sequence[ArchSpec]) -> ShapeArrays:
+  """`ShapeArrays` (float64 numpy) of a list of specs, derived through `ArchSpec` itself."""
+  names = [f.name for f in dataclasses.fields(ShapeArrays)]
+  return ShapeArrays(**{n: np.array([getattr(s, n) for s in specs], np.float64) for n in names})
+
+
+def relaxed(n_params, *, n_layers: int, head_dim: int, x, r, gqa, vocab_size: int,
+            tie_embeddings: bool = True) -> ShapeArrays:
+  """The continuous architecture with N = n_params, d/sqrt(N) = x and MLP/attention ratio r.
+
+  Head counts and ffn_dim are real numbers here (the relaxation the search optimises over before
+  projecting onto integer shapes); the accounting is `ArchSpec`'s, solved for the widths:
+  attn = N/L/(1+r) = 2*d*(n_heads + n_kv_heads)*head_dim, mlp = r*attn = 3*d*ffn_dim.
+  Works on numpy or jax arrays.
+  """
+  d = x * n_params ** 0.5
+  attn = n_params / n_layers / (1.0 + r)
+  heads_total = attn / (2.0 * d * head_dim)  # n_heads + n_kv_heads
+  n_kv = heads_total / (gqa + 1.0)
+  return ShapeArrays(
+      n_layers=n_layers + 0.0 * d, d_model=d, attn_width=gqa * n_kv * head_dim,
+      kv_width=n_kv * head_dim, ffn_dim=r * attn / (3.0 * d), vocab_size=vocab_size + 0.0 * d,
+      non_embedding_params=n_params + 0.0 * d, norm_params=(2 * n_layers + 1) * d,
+      embedding_params=vocab_size * d * (1 if tie_embeddings else 2))
 
 
 # -- GQA at exact parameter count ----------------------------------------------------------------

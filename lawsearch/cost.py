@@ -1,7 +1,8 @@
 """Inference cost of an architecture: FLOPs, bytes, and a roofline model of a generate call.
 
-All shape numbers come from `lawsearch.arch.ArchSpec`. Units: FLOPs, bytes, seconds, tokens/s.
-numpy only.
+All shape numbers come from `lawsearch.arch`: every function takes an `ArchSpec` or an
+`arch.ShapeArrays` (many shapes as arrays, or a continuous relaxation as jax arrays) and uses only
+arithmetic on it. Units: FLOPs, bytes, seconds, tokens/s. numpy only.
 
 Per generated token at KV length T (PAPER.md section 2), with d_q = n_heads*head_dim:
     paper form:    2*N + 2*n_layers*T*d_q             (attention counts q.k only)
@@ -15,8 +16,9 @@ from typing import Literal
 
 import numpy as np
 
-from lawsearch.arch import ArchSpec
+from lawsearch.arch import ArchSpec, ShapeArrays
 
+Shape = ArchSpec | ShapeArrays
 FlopsForm = Literal["paper", "physical"]
 
 
@@ -25,10 +27,10 @@ def _check_form(form: str) -> None:
     raise ValueError(f"form must be 'paper' or 'physical', got {form!r}")
 
 
-def inference_flops_per_token(arch: ArchSpec, context_len, form: FlopsForm = "paper"):
+def inference_flops_per_token(arch: Shape, context_len, form: FlopsForm = "paper"):
   """FLOPs to generate one token attending to `context_len` positions (scalar or array)."""
   _check_form(form)
-  t = np.asarray(context_len, dtype=np.float64)
+  t = context_len
   attn_terms = 1 if form == "paper" else 2
   flops = 2.0 * arch.non_embedding_params + 2.0 * attn_terms * arch.n_layers * t * arch.attn_width
   if form == "physical":
@@ -36,7 +38,7 @@ def inference_flops_per_token(arch: ArchSpec, context_len, form: FlopsForm = "pa
   return flops
 
 
-def prefill_flops(arch: ArchSpec, seq_len: int, form: FlopsForm = "physical") -> float:
+def prefill_flops(arch: Shape, seq_len: int, form: FlopsForm = "physical") -> float:
   """FLOPs to prefill one sequence of `seq_len` tokens (causal attention, logits of the last only)."""
   _check_form(form)
   attn_terms = 1 if form == "paper" else 2
@@ -48,23 +50,23 @@ def prefill_flops(arch: ArchSpec, seq_len: int, form: FlopsForm = "physical") ->
   return flops
 
 
-def kv_cache_bytes_per_token(arch: ArchSpec, bytes_per_element: float = 2) -> float:
+def kv_cache_bytes_per_token(arch: Shape, bytes_per_element: float = 2) -> float:
   """Bytes of K and V cached per token over all layers."""
   return 2.0 * arch.n_layers * arch.kv_width * bytes_per_element
 
 
-def weight_bytes(arch: ArchSpec, bytes_per_element: float = 2) -> float:
+def weight_bytes(arch: Shape, bytes_per_element: float = 2) -> float:
   """Bytes to hold every parameter."""
-  return float(arch.total_params) * bytes_per_element
+  return arch.total_params * bytes_per_element
 
 
-def weight_bytes_read_per_step(arch: ArchSpec, bytes_per_element: float = 2) -> float:
+def weight_bytes_read_per_step(arch: Shape, bytes_per_element: float = 2) -> float:
   """Weight bytes one decode step streams: all layers, norms and the output head (V x d).
 
   The embedding lookup reads only a few rows, so a tied or untied model reads the same.
   """
   head = arch.vocab_size * arch.d_model
-  return float(arch.non_embedding_params + arch.norm_params + head) * bytes_per_element
+  return (arch.non_embedding_params + arch.norm_params + head) * bytes_per_element
 
 
 # -- hardware ------------------------------------------------------------------------------------
@@ -143,51 +145,69 @@ class Throughput:
     return self.prefill_s + self.decode_s
 
 
-def max_batch(arch: ArchSpec, hw: Hardware, seq_len: int, bytes_per_element: float = 2,
-              memory_fraction: float = 0.9) -> int:
+def max_batch(arch: Shape, hw: Hardware, seq_len: int, bytes_per_element: float = 2,
+              memory_fraction: float = 0.9, xp=np):
   """Largest batch whose weights plus KV cache of `seq_len` tokens fit in `memory_fraction` of HBM.
 
   0.9 matches vLLM's default gpu_memory_utilization.
   """
   free = memory_fraction * hw.hbm_bytes - weight_bytes(arch, bytes_per_element)
   per_seq = seq_len * kv_cache_bytes_per_token(arch, bytes_per_element)
-  return max(int(free // per_seq), 0)
+  return xp.maximum(xp.floor(free / per_seq), 0)
+
+
+def roofline_times(arch: Shape, hw: Hardware, batch: int, input_len: int, output_len: int, *,
+                   bytes_per_element: float = 2, efficiency: Efficiency = Efficiency(), xp=np):
+  """(prefill seconds, decode seconds) of one generate call; arrays when `arch` holds arrays.
+
+  A prefill of `batch` prompts of `input_len` tokens yields the first output token; then
+  `output_len - 1` decode steps each attend over a KV cache that grows by one token per step. Each
+  phase takes max(FLOPs / (peak * efficiency.compute), bytes / (bandwidth * efficiency.memory)),
+  where decode bytes are the weights plus the filled KV cache read once per step. Physical FLOPs.
+  `xp` is numpy, or jax.numpy for relaxed (differentiable) shapes.
+  """
+  flops_rate = hw.peak_flops * efficiency.compute
+  bytes_rate = hw.hbm_bandwidth * efficiency.memory
+  kv_tok = kv_cache_bytes_per_token(arch, bytes_per_element)
+  w_bytes = weight_bytes_read_per_step(arch, bytes_per_element)
+  prefill_s = xp.maximum(batch * prefill_flops(arch, input_len) / flops_rate,
+                         (w_bytes + batch * input_len * kv_tok) / bytes_rate)
+  # Decode steps along a trailing axis: shape [..., output_len - 1].
+  kv_len = input_len + 1.0 * xp.arange(1, output_len)
+  expand = lambda v: xp.asarray(v)[..., None]
+  step_flops = batch * inference_flops_per_token(_map(arch, expand), kv_len, form="physical")
+  step_bytes = expand(w_bytes) + batch * kv_len * expand(kv_tok)
+  decode_s = xp.sum(xp.maximum(step_flops / flops_rate, step_bytes / bytes_rate), axis=-1)
+  return prefill_s, decode_s
+
+
+def _map(arch: Shape, fn) -> Shape:
+  """`arch` with `fn` applied to every field (a ShapeArrays), or `arch` itself (an ArchSpec)."""
+  if isinstance(arch, ArchSpec):
+    return arch
+  return ShapeArrays(**{f: fn(getattr(arch, f)) for f in arch.__dataclass_fields__})
 
 
 def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_len: int = 4096,
                         output_len: int = 1024, *, bytes_per_element: float = 2,
                         efficiency: Efficiency = Efficiency(), memory_fraction: float = 0.9,
                         ) -> Throughput:
-  """Roofline model of one generate call in the paper's protocol.
-
-  A prefill of `batch` prompts of `input_len` tokens yields the first output token; then
-  `output_len - 1` decode steps each attend over a KV cache that grows by one token per step. Each
-  phase takes max(FLOPs / (peak * efficiency.compute), bytes / (bandwidth * efficiency.memory)),
-  where decode bytes are the weights plus the filled KV cache read once per step, and the new K/V
-  written. Physical FLOPs throughout.
-  """
+  """Roofline model of one generate call in the paper's protocol (see `roofline_times`)."""
   hw = hardware(hw) if isinstance(hw, str) else hw
   if int(batch) != batch or batch < 1:
     raise ValueError(f"batch must be a positive integer, got {batch!r}")
   if input_len < 1 or output_len < 1:
     raise ValueError(f"input_len and output_len must be >= 1, got {input_len}, {output_len}")
   seq_len = input_len + output_len
-  kv_tok = kv_cache_bytes_per_token(arch, bytes_per_element)
-  memory = weight_bytes(arch, bytes_per_element) + batch * seq_len * kv_tok
-  largest = max_batch(arch, hw, seq_len, bytes_per_element, memory_fraction)
-  flops_rate = hw.peak_flops * efficiency.compute
-  bytes_rate = hw.hbm_bandwidth * efficiency.memory
-  w_bytes = weight_bytes_read_per_step(arch, bytes_per_element)
-
-  prefill_s = max(batch * prefill_flops(arch, input_len) / flops_rate,
-                  (w_bytes + batch * input_len * kv_tok) / bytes_rate)
-  kv_len = input_len + np.arange(1, output_len)  # positions attended at each decode step
-  step_flops = batch * inference_flops_per_token(arch, kv_len, form="physical")
-  step_bytes = w_bytes + batch * kv_len * kv_tok
-  decode_s = float(np.sum(np.maximum(step_flops / flops_rate, step_bytes / bytes_rate)))
-
+  memory = weight_bytes(arch, bytes_per_element) + batch * seq_len * kv_cache_bytes_per_token(
+      arch, bytes_per_element)
+  largest = int(max_batch(arch, hw, seq_len, bytes_per_element, memory_fraction))
+  prefill_s, decode_s = (float(t) for t in roofline_times(
+      arch, hw, batch, input_len, output_len, bytes_per_element=bytes_per_element,
+      efficiency=efficiency))
   fits = batch <= largest
   total_s = prefill_s + decode_s
   out_rate = batch * output_len / total_s if fits else 0.0
   total_rate = batch * seq_len / total_s if fits else 0.0
-  return Throughput(int(batch), fits, largest, memory, prefill_s, decode_s, out_rate, total_rate)
+  return Throughput(int(batch), fits, largest, float(memory), prefill_s, decode_s, out_rate,
+                    total_rate)

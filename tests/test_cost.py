@@ -91,3 +91,21 @@ def test_efficiency_scales_time():
   assert np.isclose(half.total_s, 2 * full.total_s)
   with pytest.raises(ValueError, match="fraction of peak"):
     cost.Efficiency(memory=1.5)
+
+
+def test_roofline_on_stacked_and_relaxed_shapes_matches_per_spec():
+  specs = [arch.preset(n) for n in ("llama3.2-1b", "panda-1b", "surefire-1b")]
+  hw = cost.hardware("a100-40gb")
+  prefill, decode = cost.roofline_times(arch.stack(specs), hw, 16, 512, 128)
+  for i, spec in enumerate(specs):
+    t = cost.roofline_throughput(spec, hw, 16, 512, 128)
+    assert np.isclose(prefill[i], t.prefill_s) and np.isclose(decode[i], t.decode_s)
+  # The continuous relaxation through each spec's own (x, r, gqa) gives the same times.
+  x = np.array([s.d_over_sqrt_n for s in specs])
+  r = np.array([s.mlp_attn_ratio for s in specs])
+  g = np.array([s.gqa for s in specs])
+  n = np.array([s.non_embedding_params for s in specs], np.float64)
+  relaxed = arch.relaxed(n, n_layers=16, head_dim=64, x=x, r=r, gqa=g, vocab_size=128256)
+  prefill_r, decode_r = cost.roofline_times(relaxed, hw, 16, 512, 128)
+  np.testing.assert_allclose(prefill_r, prefill, rtol=1e-12)
+  np.testing.assert_allclose(decode_r, decode, rtol=1e-12)
