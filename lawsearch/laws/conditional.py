@@ -1,0 +1,203 @@
+"""The conditional (architecture-aware) scaling law L(x, r | N, D) of PAPER.md section 3.
+
+x = d_model / sqrt(N) (N non-embedding parameters), r = MLP-to-attention parameter ratio,
+L_opt(N, D) the loss of the best architecture at that scale. Forms are in `forms.py`.
+
+    >>> law = ConditionalLaw.paper("80m-297m")
+    >>> [round(v, 3) for v in law.optimum()]
+    [0.08, 1.032]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from lawsearch.laws import _data, forms, lm, optimum as optimum_lib
+from lawsearch.laws.precision import float64
+
+# Published coefficient sets (PAPER.md section 3), a0, a1, a2, b0, b1, b2.
+_PAPER = {
+    "80m-297m": (2.697, 0.0974, 0.0078, 0.3870, 0.0063, 0.0065),  # optimum 0.08, 1.032: Panda-1B
+    "1b-only": (2.319, 0.238, 0.0176, 0.5104, 0.0051, 0.0062),    # optimum 0.074, 1.229: Panda-3B-o
+}
+DEFAULT_R_RANGE = (0.5, 5.0)  # the paper fits only architectures with r in [0.5, 5]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitInfo:
+  """How a law was fitted (absent for named laws)."""
+  objective: float                      # sum of squared residuals of the raw loss, fitted points
+  mse: float                            # objective / n_points
+  n_points: int                         # rows fitted (after the r filter)
+  n_excluded: int                       # rows removed by the r filter
+  r_range: tuple[float, float] | None   # the r filter (None: off)
+  l_opt: str                            # where L_opt came from
+  n_starts: int
+  iterations: int                       # LM iterations of the best start
+  grad_norm: float                      # gradient norm at the end (the convergence test)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionalLaw:
+  """A conditional law: a form and its coefficients (in `forms.FORMS[form].names` order)."""
+  form: str
+  params: tuple[float, ...]
+  name: str | None = None
+  fit_info: FitInfo | None = None
+
+  def __post_init__(self):
+    spec = forms.get_form(self.form)
+    params = tuple(float(p) for p in np.ravel(self.params))
+    if len(params) != len(spec.names):
+      raise ValueError(f"{self.form} law takes {len(spec.names)} coefficients {spec.names}, "
+                       f"got {len(params)}")
+    if not all(np.isfinite(params)):
+      raise ValueError(f"coefficients must be finite, got {params}")
+    object.__setattr__(self, "params", params)
+
+  # -- construction ---------------------------------------------------------------------------
+  @classmethod
+  def paper(cls, name: str) -> "ConditionalLaw":
+    """A published multiplicative law: "80m-297m" or "1b-only"."""
+    if name not in _PAPER:
+      raise ValueError(f"unknown paper law {name!r}; known: {', '.join(_PAPER)}")
+    return cls("multiplicative", _PAPER[name], name=f"paper:{name}")
+
+  @classmethod
+  def from_coefficients(cls, form: str, coefficients: Mapping[str, float], **kw):
+    """A law from a name -> value mapping (every coefficient of the form, nothing else)."""
+    names = forms.get_form(form).names
+    if set(coefficients) != set(names):
+      raise ValueError(f"{form} law needs coefficients {names}, got {sorted(coefficients)}")
+    return cls(form, tuple(coefficients[n] for n in names), **kw)
+
+  @property
+  def coefficients(self) -> dict[str, float]:
+    return dict(zip(forms.get_form(self.form).names, self.params))
+
+  # -- prediction -----------------------------------------------------------------------------
+  def predict_xr(self, x, r, l_opt):
+    """Predicted loss at x = d/sqrt(N), r, l_opt (broadcastable arrays or floats).
+
+    Pure jnp: traceable under jit, vmap and grad; float64 inside `lawsearch.laws.float64()`.
+    """
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    theta = jnp.asarray(self.params)
+    return forms.FORMS[self.form].fn(theta, jnp.asarray(x), jnp.asarray(r), jnp.asarray(l_opt))
+
+  def predict(self, df: pd.DataFrame, l_opt=None) -> np.ndarray:
+    """Predicted loss per row of `df` (columns n_params, d_model, mlp_attn_ratio), float64 [rows].
+
+    l_opt: see `resolve_l_opt` (None: the `l_opt` column, else the lowest loss per scale).
+    """
+    x, r = _xr(df, "predict")
+    lo = _data.resolve_l_opt(df, l_opt)
+    with float64():
+      return np.asarray(self.predict_xr(x, r, lo), dtype=np.float64)
+
+  def optimum(self) -> tuple[float, float]:
+    """(x*, r*) minimising the law: a2/a1, b2/b1 for the separable forms, numeric for joint."""
+    x, r = optimum_lib.optimum_batch(self.form, self.params)
+    if not (np.isfinite(x[0]) and np.isfinite(r[0])):
+      raise ValueError(f"this {self.form} law has no interior minimum: {self.coefficients}")
+    return float(x[0]), float(r[0])
+
+  # -- serialisation --------------------------------------------------------------------------
+  def to_json(self, path: str | os.PathLike | None = None) -> str:
+    """JSON text (form, coefficients, name, fit info); also written to `path` when given."""
+    doc: dict[str, Any] = {"form": self.form, "coefficients": self.coefficients, "name": self.name}
+    if self.fit_info is not None:
+      doc["fit"] = dataclasses.asdict(self.fit_info)
+    text = json.dumps(doc, indent=2)
+    if path is not None:
+      with open(path, "w") as f:
+        f.write(text + "\n")
+    return text
+
+  @classmethod
+  def from_json(cls, source: str | os.PathLike) -> "ConditionalLaw":
+    """A law from JSON text or from a file holding it (as written by `to_json`)."""
+    text = str(source)
+    if not text.lstrip().startswith("{"):
+      with open(source) as f:
+        text = f.read()
+    try:
+      doc = json.loads(text)
+      info = doc.get("fit")
+      if info is not None:
+        info = FitInfo(**{**info, "r_range": None if info["r_range"] is None
+                          else tuple(info["r_range"])})
+      return cls.from_coefficients(doc["form"], doc["coefficients"], name=doc.get("name"),
+                                   fit_info=info)
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+      raise ValueError(f"not a ConditionalLaw JSON document: {e}") from None
+
+  # -- fitting --------------------------------------------------------------------------------
+  @classmethod
+  def fit(cls, df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
+          r_range: tuple[float, float] | None = DEFAULT_R_RANGE, n_starts: int = 8,
+          seed: int = 0, maxiter: int = 200, tol: float = 1e-10) -> "ConditionalLaw":
+    """Least-squares fit (jaxopt Levenberg-Marquardt, float64, `n_starts` starts) on `df`.
+
+    df columns: n_params (non-embedding), d_model, mlp_attn_ratio, loss; tokens (or scale) when
+    L_opt is empirical or comes from a Chinchilla law. l_opt: see `_data.resolve_l_opt`.
+    r_range: keep rows with r inside (inclusive); None keeps all. Raises ValueError on bad input
+    and when no start converges (reporting the best objective reached).
+    """
+    spec = forms.get_form(form)
+    x, r, lo, loss, n_excluded = prepare(df, l_opt, r_range, len(spec.names))
+    res = lm.fit(form, x, r, lo, loss, n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
+    if not res.converged:
+      raise ValueError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
+                       f"(sum of squares) {res.sse:.6g} with gradient norm {res.grad_norm:.3g} "
+                       f"> tol {tol:g}; raise maxiter or check the data")
+    info = FitInfo(objective=res.sse, mse=res.sse / loss.size, n_points=int(loss.size),
+                   n_excluded=n_excluded, r_range=None if r_range is None else tuple(r_range),
+                   l_opt=describe_l_opt(df, l_opt), n_starts=n_starts,
+                   iterations=res.iterations, grad_norm=res.grad_norm)
+    return cls(form, tuple(res.theta), name=None, fit_info=info)
+
+
+def _xr(df: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
+  _data.check_columns(df, ["n_params", "d_model", "mlp_attn_ratio"], what)
+  n = _data.check_positive_finite(df["n_params"], "n_params")
+  d = _data.check_positive_finite(df["d_model"], "d_model")
+  r = _data.check_positive_finite(df["mlp_attn_ratio"], "mlp_attn_ratio")
+  return d / np.sqrt(n), r
+
+
+def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
+  """(x, r, l_opt, loss, n_excluded) float64 arrays of the rows to fit, after checks and r filter.
+
+  L_opt is resolved on the whole table (the lowest loss of a scale counts every architecture).
+  """
+  _data.check_columns(df, ["loss"], "fitting a conditional law")
+  x, r = _xr(df, "fitting a conditional law")
+  loss = _data.check_positive_finite(df["loss"], "loss")
+  lo = _data.resolve_l_opt(df, l_opt)
+  keep = np.ones(len(df), dtype=bool)
+  if r_range is not None:
+    lo_r, hi_r = r_range
+    if not 0 < lo_r < hi_r:
+      raise ValueError(f"r_range must be (low, high) with 0 < low < high, got {r_range!r}")
+    keep = (r >= lo_r) & (r <= hi_r)
+  _data.check_enough_points(int(keep.sum()), n_coefficients,
+                            f"conditional fit (after the r filter {r_range})")
+  return x[keep], r[keep], lo[keep], loss[keep], int((~keep).sum())
+
+
+def describe_l_opt(df: pd.DataFrame, source) -> str:
+  """A short description of an L_opt source, for reports."""
+  if source is None:
+    return "column" if "l_opt" in df.columns else "empirical"
+  if isinstance(source, str):
+    return source
+  if hasattr(source, "alpha"):
+    return f"chinchilla({source!r})"
+  return "given"
