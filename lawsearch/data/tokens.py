@@ -1,0 +1,330 @@
+"""A data config -> flat token files: `train.bin`, `heldout.bin` (uint16 or uint32) and `meta.json`.
+
+Sources (`DataSpec.source`):
+  "default"      the corpus `lawsearch data prepare` builds (see corpus.py), tokenized here
+  "text"         the user's UTF-8 text: one file, a directory (every *.txt under it) or a glob;
+                 each file is one document
+  "arrayrecord"  ArrayRecord shards (a file or glob) whose records are UTF-8 text documents
+  "tokens"       token ids already made: a directory holding meta.json (this module's format, used
+                 in place) or one flat .bin file of `token_dtype` ids below `vocab_size`
+
+Text is tokenized as documents joined by the end-of-text id. The stream is cut into blocks of
+`BLOCK_TOKENS`; blocks 0, k, 2k, ... (k = round(1/heldout_fraction)) go to the held-out split, so
+both splits sample the whole corpus and any corpus has a held-out split. Results are cached under
+`<cache_dir>/tokens/<key>/`, key = a hash of the spec and the input files (name, size, mtime).
+`meta.json` is written last, atomically: a present meta.json means a complete set, and a second
+call does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from lawsearch.data import tokenizer as tokenizer_lib
+
+SOURCES = ("default", "text", "tokens", "arrayrecord")
+SPLITS = ("train", "heldout")
+BLOCK_TOKENS = 4096
+FORMAT_VERSION = 1
+_PARAGRAPH = re.compile(r"(?<=\n\n)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """Where tokens come from; the fields of a config's `data` section that this module reads.
+
+  source: "default" | "text" | "tokens" | "arrayrecord" (see module doc).
+  path: input for "text", "tokens", "arrayrecord"; ignored for "default".
+  tokenizer: "bpe" (trained here on the corpus), "bytes", or a tokenizer file path.
+  vocab_size: BPE vocabulary size to train; for a raw .bin token file, its vocabulary size.
+  token_dtype: a raw .bin token file's dtype, "uint16" or "uint32".
+  heldout_fraction: share of BLOCK_TOKENS-token blocks held out, in [0, 0.5].
+  cache_dir: "" -> $LAWSEARCH_CACHE, else ~/.cache/lawsearch.
+  """
+
+  source: str = "default"
+  path: str = ""
+  tokenizer: str = "bpe"
+  vocab_size: int = 4096
+  token_dtype: str = ""
+  heldout_fraction: float = 0.01
+  cache_dir: str = ""
+
+  def __post_init__(self):
+    if self.source not in SOURCES:
+      raise ValueError(f"data.source={self.source!r} is unknown; use one of {SOURCES}")
+    if self.source != "default" and not self.path:
+      raise ValueError(f"data.source={self.source!r} needs data.path (a file, directory or glob)")
+    if not 0 <= self.heldout_fraction <= 0.5:
+      raise ValueError(f"data.heldout_fraction={self.heldout_fraction} must be in [0, 0.5]")
+    if self.token_dtype not in ("", "uint16", "uint32"):
+      raise ValueError(f"data.token_dtype={self.token_dtype!r} must be 'uint16' or 'uint32'")
+
+  @classmethod
+  def from_config(cls, cfg: Mapping[str, Any]) -> "DataSpec":
+    """From a ConfigDict or dict; keys this class does not know (pipeline knobs) are ignored."""
+    get = cfg.get
+    return cls(**{f.name: get(f.name, f.default) for f in dataclasses.fields(cls)
+                  if get(f.name, None) is not None})
+
+  @property
+  def cache(self) -> Path:
+    return Path(self.cache_dir or os.environ.get("LAWSEARCH_CACHE")
+                or Path.home() / ".cache" / "lawsearch").expanduser()
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSet:
+  """A directory of token files and its meta (vocab_size, eos_id, dtype, n_tokens per split...)."""
+
+  root: Path
+  meta: Mapping[str, Any]
+
+  @property
+  def vocab_size(self) -> int:
+    return int(self.meta["vocab_size"])
+
+  def n_tokens(self, split: str) -> int:
+    return int(self.meta["n_tokens"][split])
+
+  def path(self, split: str) -> Path:
+    if split not in SPLITS:
+      raise ValueError(f"split={split!r} is unknown; use one of {SPLITS}")
+    return self.root / f"{split}.bin"
+
+  def array(self, split: str) -> np.ndarray:
+    """The split's token ids, memory-mapped: [n_tokens] of meta['dtype']."""
+    n = self.n_tokens(split)
+    if n == 0:
+      return np.zeros((0,), self.meta["dtype"])
+    return np.memmap(self.path(split), dtype=self.meta["dtype"], mode="r", shape=(n,))
+
+  def tokenizer(self) -> tokenizer_lib.Tokenizer:
+    """The tokenizer that made these ids (ValueError if they came from a raw token file)."""
+    spec = self.meta.get("tokenizer")
+    if not spec:
+      raise ValueError(f"{self.root} holds tokens from a raw token file; no tokenizer is known")
+    if spec not in ("bytes",) and not Path(spec).is_absolute():
+      spec = str(self.root / spec)
+    return tokenizer_lib.load_tokenizer(spec)
+
+
+def token_dtype(vocab_size: int) -> str:
+  """uint16 when every id fits (vocab_size <= 65536), else uint32."""
+  return "uint16" if vocab_size <= 2**16 else "uint32"
+
+
+def log(msg: str) -> None:
+  print(f"[lawsearch data] {msg}", file=sys.stderr, flush=True)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def _text_files(path: str) -> list[Path]:
+  p = Path(path).expanduser()
+  if p.is_file():
+    files = [p]
+  elif p.is_dir():
+    files = sorted(f for f in p.rglob("*.txt") if f.is_file())
+  else:
+    files = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+  if not files:
+    raise ValueError(f"data.path={path!r}: no such file, directory with *.txt files, or glob "
+                     "match; point data.path at your text, or use data.source='default'")
+  return files
+
+
+def _input_files(spec: DataSpec) -> list[Path]:
+  if spec.source == "arrayrecord":
+    files = sorted(Path(f) for f in glob.glob(str(Path(spec.path).expanduser())))
+    if not files:
+      raise ValueError(f"data.path={spec.path!r} matches no ArrayRecord shard; give a file or a "
+                       "glob such as /data/corpus-*.array_record")
+    return files
+  if spec.source == "tokens":
+    p = Path(spec.path).expanduser()
+    if not p.is_file():
+      raise ValueError(f"data.path={spec.path!r} is not a token file or a directory with "
+                       "meta.json; write one with `lawsearch data prepare` or point at it")
+    return [p]
+  return _text_files(spec.path)
+
+
+def _documents(spec: DataSpec, files: list[Path]) -> Iterator[str]:
+  """The input documents, each cut at blank lines into chunks of at most ~64 KiB."""
+  if spec.source == "arrayrecord":
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    def docs():
+      for f in files:
+        reader = ArrayRecordReader(str(f))
+        try:
+          for i in range(reader.num_records()):
+            yield reader.read([i])[0].decode("utf-8")
+        finally:
+          reader.close()
+  else:
+    def docs():
+      for f in files:
+        yield f.read_text(encoding="utf-8", errors="replace")
+
+  for doc in docs():
+    yield doc
+
+
+def _chunks(doc: str, max_chars: int = 1 << 16) -> list[str]:
+  """`doc` split after blank lines into pieces of at most about `max_chars` (for parallel encode)."""
+  out, cur, size = [], [], 0
+  for para in _PARAGRAPH.split(doc):
+    if size and size + len(para) > max_chars:
+      out.append("".join(cur))
+      cur, size = [], 0
+    cur.append(para)
+    size += len(para)
+  if cur:
+    out.append("".join(cur))
+  return out
+
+
+def _key(spec: DataSpec, files: list[Path]) -> str:
+  fields = dataclasses.asdict(spec)
+  fields.pop("cache_dir")
+  if spec.tokenizer not in ("bpe", "bytes"):
+    tok = Path(spec.tokenizer).expanduser()
+    fields["tokenizer_sha1"] = hashlib.sha1(tok.read_bytes()).hexdigest() if tok.is_file() else ""
+  if spec.tokenizer != "bpe":
+    fields.pop("vocab_size") if spec.source != "tokens" else None
+  fields["files"] = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+  fields["version"] = FORMAT_VERSION
+  return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- writing -----------------------------------------------------------------------------------
+class _SplitWriter:
+  """Appends ids to train/held-out files block by block (every `period`-th block held out)."""
+
+  def __init__(self, root: Path, dtype: str, heldout_fraction: float):
+    self.dtype = np.dtype(dtype)
+    self.period = round(1 / heldout_fraction) if heldout_fraction > 0 else 0
+    self.files = {s: open(root / f"{s}.bin.tmp{os.getpid()}", "wb") for s in SPLITS}
+    self.n = {s: 0 for s in SPLITS}
+    self.pending = np.zeros((0,), self.dtype)
+    self.block = 0
+
+  def add(self, ids: np.ndarray) -> None:
+    self.pending = np.concatenate([self.pending, ids.astype(self.dtype)])
+    full = len(self.pending) // BLOCK_TOKENS
+    for b in range(full):
+      self._write(self.pending[b * BLOCK_TOKENS:(b + 1) * BLOCK_TOKENS])
+    self.pending = self.pending[full * BLOCK_TOKENS:]
+
+  def _write(self, block: np.ndarray) -> None:
+    held = self.period and self.block % self.period == 0
+    split = "heldout" if held else "train"
+    self.files[split].write(block.tobytes())
+    self.n[split] += len(block)
+    self.block += 1
+
+  def close(self, root: Path) -> dict[str, int]:
+    if len(self.pending):
+      self._write(self.pending)
+    for s, f in self.files.items():
+      f.close()
+      os.replace(f.name, root / f"{s}.bin")
+    return self.n
+
+
+def _write_meta(root: Path, meta: Mapping[str, Any]) -> None:
+  tmp = root / f"meta.json.tmp{os.getpid()}"
+  tmp.write_text(json.dumps(meta, indent=2) + "\n")
+  os.replace(tmp, root / "meta.json")
+
+
+def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
+  from tqdm import tqdm
+
+  if spec.tokenizer == "bpe":
+    t0 = time.perf_counter()
+    log(f"training a byte-level BPE, vocab {spec.vocab_size}, on {len(files)} input file(s)")
+    tok = tokenizer_lib.train_bpe(
+        (c for d in _documents(spec, files) for c in _chunks(d)), spec.vocab_size,
+        root / "tokenizer.json")
+    train_s = time.perf_counter() - t0
+    log(f"BPE trained in {train_s:.1f} s")
+    tok_name = "tokenizer.json"
+  else:
+    tok = tokenizer_lib.load_tokenizer(spec.tokenizer)
+    train_s, tok_name = 0.0, tok.name
+  t0 = time.perf_counter()
+  dtype = token_dtype(tok.vocab_size)
+  writer = _SplitWriter(root, dtype, spec.heldout_fraction)
+  n_chars = n_docs = 0
+  with tqdm(desc="tokenizing", unit="doc", file=sys.stderr) as bar:
+    for doc in _documents(spec, files):
+      ids = [i for chunk in tok.encode_batch(_chunks(doc)) for i in chunk]
+      ids.append(tok.eos_id)
+      writer.add(np.asarray(ids, dtype=np.int64))
+      n_chars += len(doc)
+      n_docs += 1
+      bar.update(1)
+  n = writer.close(root)
+  return dict(vocab_size=tok.vocab_size, eos_id=tok.eos_id, dtype=dtype, n_tokens=n,
+              tokenizer=tok_name, n_chars=n_chars, n_documents=n_docs,
+              tokenizer_train_s=round(train_s, 2),
+              tokenize_s=round(time.perf_counter() - t0, 2))
+
+
+def _import_raw(spec: DataSpec, file: Path, root: Path) -> dict[str, Any]:
+  if not spec.token_dtype:
+    raise ValueError(f"{file} is a raw token file: set data.token_dtype ('uint16' or 'uint32') "
+                     "and data.vocab_size to its vocabulary size")
+  ids = np.memmap(file, dtype=spec.token_dtype, mode="r")
+  if len(ids) and int(ids.max()) >= spec.vocab_size:
+    raise ValueError(f"{file} holds token id {int(ids.max())} >= data.vocab_size="
+                     f"{spec.vocab_size}; set data.vocab_size to the file's vocabulary size")
+  writer = _SplitWriter(root, spec.token_dtype, spec.heldout_fraction)
+  step = BLOCK_TOKENS * 256
+  for start in range(0, len(ids), step):
+    writer.add(np.asarray(ids[start:start + step]))
+  return dict(vocab_size=spec.vocab_size, eos_id=None, dtype=spec.token_dtype,
+              n_tokens=writer.close(root), tokenizer="")
+
+
+def build(spec: DataSpec) -> TokenSet:
+  """The token set for `spec`, built and cached on first use (see module doc)."""
+  if spec.source == "tokens":
+    p = Path(spec.path).expanduser()
+    if p.is_dir():
+      if not (p / "meta.json").is_file():
+        raise ValueError(f"data.path={spec.path!r} is a directory without meta.json; point at a "
+                         "token directory written by lawsearch, or at one raw .bin file")
+      return TokenSet(p, json.loads((p / "meta.json").read_text()))
+  if spec.source == "default":
+    from lawsearch.data import corpus
+
+    spec = dataclasses.replace(spec, source="text", path=str(corpus.prepare(spec.cache)))
+  files = _input_files(spec)
+  root = spec.cache / "tokens" / _key(spec, files)
+  if (root / "meta.json").is_file():
+    return TokenSet(root, json.loads((root / "meta.json").read_text()))
+  root.mkdir(parents=True, exist_ok=True)
+  if spec.source == "tokens":
+    meta = _import_raw(spec, files[0], root)
+  else:
+    meta = _tokenize(spec, files, root)
+  meta.update(source=spec.source, path=spec.path, heldout_fraction=spec.heldout_fraction,
+              block_tokens=BLOCK_TOKENS, format_version=FORMAT_VERSION)
+  _write_meta(root, meta)
+  log(f"{root}: {meta['n_tokens']['train']:,} train + {meta['n_tokens']['heldout']:,} held-out "
+      f"tokens, vocab {meta['vocab_size']}")
+  return TokenSet(root, meta)
