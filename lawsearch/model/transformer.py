@@ -1,0 +1,271 @@
+"""A LLaMA-style decoder in Flax NNX, built from an `ArchSpec`.
+
+Token embedding (tied or not), pre-RMSNorm blocks, RoPE, grouped-query attention whose width
+n_heads*head_dim may differ from d_model, SwiGLU MLP, causal mask, no biases. Parameters carry
+logical axis names (see partitioning.py). Axis letters in einsums:
+B batch, T query positions, S key positions, D d_model, K kv heads, G query heads per kv head,
+N query heads (= K*G), H head_dim, F ffn_dim, V vocabulary, M cache length.
+
+Three entry points, all static-shape:
+  model(tokens)                          training forward: [B, T] -> logits [B, T, V]
+  model.prefill(tokens, lengths, max_len) -> logits [B, T, V], KVCache filled up to T
+  model.decode(token, cache)             one token per row: [B] -> logits [B, V], KVCache
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lawsearch.arch import ArchSpec
+from lawsearch.model.partitioning import constrain
+
+ATTENTION_IMPLS = ("xla", "cudnn")  # jax.nn.dot_product_attention implementations
+DECODE_IMPLS = ("xla", "pallas")  # lawsearch.kernels.gqa_decode implementations
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Everything the model needs besides its parameters."""
+
+  arch: ArchSpec
+  max_seq_len: int = 2048  # longest sequence (training window or KV cache length) accepted
+  rope_theta: float = 500_000.0  # LLaMA-3 RoPE base
+  norm_eps: float = 1e-5  # RMSNorm epsilon
+  dtype: str = "float32"  # compute dtype (activations, matmul inputs); bfloat16 on accelerators
+  param_dtype: str = "float32"  # storage dtype of the parameters
+  attention_impl: str = "xla"  # training/prefill attention: "xla" or "cudnn" (GPU, 16-bit only)
+  decode_impl: str = "xla"  # decode attention: lawsearch.kernels.gqa_decode(impl=...)
+  remat: bool = False  # recompute each block's activations in the backward pass
+
+  def __post_init__(self):
+    if not isinstance(self.arch, ArchSpec):
+      raise ValueError(f"ModelConfig.arch must be an ArchSpec, got {type(self.arch).__name__}")
+    if self.max_seq_len <= 0:
+      raise ValueError(f"ModelConfig.max_seq_len must be positive, got {self.max_seq_len}")
+    if self.arch.head_dim % 2:
+      raise ValueError(f"RoPE needs an even head_dim, got {self.arch.head_dim}")
+    for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
+                           ("attention_impl", ATTENTION_IMPLS), ("decode_impl", DECODE_IMPLS)):
+      if getattr(self, field) not in allowed:
+        raise ValueError(f"ModelConfig.{field}={getattr(self, field)!r}; choose one of {allowed}")
+
+
+class KVCache(NamedTuple):
+  """Static-shape KV cache; row b holds `lengths[b]` valid positions.
+
+  k, v: one array per layer, each [batch, max_len, n_kv_heads, head_dim] in the compute dtype.
+  lengths: [batch] int32.
+  """
+
+  k: tuple[jax.Array, ...]
+  v: tuple[jax.Array, ...]
+  lengths: jax.Array
+
+
+def init_cache(config: ModelConfig, batch: int, max_len: int) -> KVCache:
+  """An empty cache (all lengths 0) for `batch` rows of up to `max_len` positions."""
+  a = config.arch
+  shape = (batch, max_len, a.n_kv_heads, a.head_dim)
+  zeros = tuple(jnp.zeros(shape, config.dtype) for _ in range(a.n_layers))
+  return KVCache(zeros, zeros, jnp.zeros((batch,), jnp.int32))
+
+
+def _param(rngs: nnx.Rngs, shape, std: float, axes, dtype) -> nnx.Param:
+  return nnx.Param(std * jax.random.normal(rngs.params(), shape, dtype), logical_axes=axes)
+
+
+def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
+  """Rotary embedding (rotate-half convention, as HF LLaMA). x [B, T, *, H], positions [B, T]."""
+  half = x.shape[-1] // 2
+  inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)  # [H/2]
+  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, T, H/2]
+  cos, sin = jnp.cos(angles)[:, :, None, :], jnp.sin(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
+
+
+class RMSNorm(nnx.Module):
+
+  def __init__(self, config: ModelConfig):
+    self.eps = config.norm_eps
+    self.scale = nnx.Param(jnp.ones((config.arch.d_model,), config.param_dtype),
+                           logical_axes=("norm",))
+
+  def __call__(self, x):  # [..., D] -> [..., D]
+    xf = x.astype(jnp.float32)
+    y = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
+    return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+    a, pd = config.arch, config.param_dtype
+    self.config = config
+    std, out_std = 0.02, 0.02 / math.sqrt(2 * a.n_layers)
+    self.wq = _param(rngs, (a.d_model, a.n_heads, a.head_dim), std, ("embed", "heads", "head_dim"), pd)
+    self.wk = _param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
+                     ("embed", "kv_heads", "head_dim"), pd)
+    self.wv = _param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
+                     ("embed", "kv_heads", "head_dim"), pd)
+    self.wo = _param(rngs, (a.n_heads, a.head_dim, a.d_model), out_std,
+                     ("heads", "head_dim", "embed"), pd)
+
+  def _qkv(self, x, positions):
+    dt, theta = self.config.dtype, self.config.rope_theta
+    q = jnp.einsum("BTD,DNH->BTNH", x, self.wq[...].astype(dt))
+    k = jnp.einsum("BTD,DKH->BTKH", x, self.wk[...].astype(dt))
+    v = jnp.einsum("BTD,DKH->BTKH", x, self.wv[...].astype(dt))
+    q = constrain(rope(q, positions, theta), ("act_batch", "act_seq", "act_heads", None))
+    k = constrain(rope(k, positions, theta), ("act_batch", "act_seq", "act_kv_heads", None))
+    v = constrain(v, ("act_batch", "act_seq", "act_kv_heads", None))
+    return q, k, v
+
+  def _out(self, o):  # [B, T, N, H] -> [B, T, D]
+    return jnp.einsum("BTNH,NHD->BTD", o, self.wo[...].astype(self.config.dtype))
+
+  def __call__(self, x, positions):
+    """Causal self-attention over the whole window. Returns [B, T, D] and this window's K, V."""
+    q, k, v = self._qkv(x, positions)
+    o = jax.nn.dot_product_attention(q, k, v, is_causal=True,
+                                     implementation=self.config.attention_impl)
+    return self._out(o), (k, v)
+
+  def decode(self, x, positions, k_cache, v_cache, lengths):
+    """One new token per row. x [B, 1, D]; caches [B, M, K, H]; lengths [B] count the new token."""
+    from lawsearch.kernels import gqa_decode  # the kernel helper's dispatch (xla | pallas)
+
+    q, k, v = self._qkv(x, positions)
+    rows = jnp.arange(x.shape[0])
+    k_cache = k_cache.at[rows, lengths - 1].set(k[:, 0])
+    v_cache = v_cache.at[rows, lengths - 1].set(v[:, 0])
+    o = gqa_decode(q[:, 0], k_cache, v_cache, lengths, impl=self.config.decode_impl)  # [B, N, H]
+    return self._out(o[:, None]), k_cache, v_cache
+
+
+class MLP(nnx.Module):
+  """SwiGLU: down(silu(x gate) * (x up))."""
+
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+    a, pd = config.arch, config.param_dtype
+    self.dtype = config.dtype
+    self.gate = _param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
+    self.up = _param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
+    self.down = _param(rngs, (a.ffn_dim, a.d_model), 0.02 / math.sqrt(2 * a.n_layers),
+                       ("mlp", "embed"), pd)
+
+  def __call__(self, x):  # [B, T, D] -> [B, T, D]
+    dt = self.dtype
+    h = jax.nn.silu(x @ self.gate[...].astype(dt)) * (x @ self.up[...].astype(dt))  # [B, T, F]
+    h = constrain(h, ("act_batch", "act_seq", "act_mlp"))
+    return h @ self.down[...].astype(dt)
+
+
+class Block(nnx.Module):
+
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+    self.attn_norm = RMSNorm(config)
+    self.attn = Attention(config, rngs)
+    self.mlp_norm = RMSNorm(config)
+    self.mlp = MLP(config, rngs)
+
+  def __call__(self, x, positions):
+    h, kv = self.attn(self.attn_norm(x), positions)
+    x = constrain(x + h, ("act_batch", "act_seq", "act_embed"))
+    x = constrain(x + self.mlp(self.mlp_norm(x)), ("act_batch", "act_seq", "act_embed"))
+    return x, kv
+
+  def decode(self, x, positions, k_cache, v_cache, lengths):
+    h, k_cache, v_cache = self.attn.decode(self.attn_norm(x), positions, k_cache, v_cache, lengths)
+    x = x + h
+    return x + self.mlp(self.mlp_norm(x)), k_cache, v_cache
+
+
+class Transformer(nnx.Module):
+  """The decoder. Its parameter count is exactly `config.arch.total_params`."""
+
+  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+    a, pd = config.arch, config.param_dtype
+    self.config = config
+    self.embed = _param(rngs, (a.vocab_size, a.d_model), 0.02, ("vocab", "embed"), pd)
+    for i in range(a.n_layers):
+      setattr(self, f"layer_{i}", Block(config, rngs))
+    self.final_norm = RMSNorm(config)
+    if not a.tie_embeddings:
+      self.lm_head = _param(rngs, (a.d_model, a.vocab_size), 0.02, ("embed", "vocab"), pd)
+
+  @property
+  def layers(self) -> list[Block]:
+    return [getattr(self, f"layer_{i}") for i in range(self.config.arch.n_layers)]
+
+  def _embed(self, tokens):  # [B, T] int -> [B, T, D]
+    x = jnp.take(self.embed[...].astype(self.config.dtype), tokens, axis=0)
+    return constrain(x, ("act_batch", "act_seq", "act_embed"))
+
+  def _logits(self, x):  # [B, T, D] -> [B, T, V] in float32
+    x = self.final_norm(x)
+    if self.config.arch.tie_embeddings:
+      logits = jnp.einsum("BTD,VD->BTV", x, self.embed[...].astype(self.config.dtype))
+    else:
+      logits = x @ self.lm_head[...].astype(self.config.dtype)
+    return constrain(logits.astype(jnp.float32), ("act_batch", "act_seq", "act_vocab"))
+
+  def _check_len(self, length: int):
+    if length > self.config.max_seq_len:
+      raise ValueError(f"sequence length {length} exceeds the model's max_seq_len="
+                       f"{self.config.max_seq_len}; raise model.max_seq_len or shorten the input")
+
+  def _forward(self, tokens):
+    self._check_len(tokens.shape[1])
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+    run = nnx.remat(Block.__call__) if self.config.remat else Block.__call__
+    x, kvs = self._embed(tokens), []
+    for layer in self.layers:
+      x, kv = run(layer, x, positions)
+      kvs.append(kv)
+    return self._logits(x), kvs
+
+  def __call__(self, tokens: jax.Array) -> jax.Array:
+    """Training forward. tokens [B, T] int32 -> logits [B, T, V] float32."""
+    return self._forward(tokens)[0]
+
+  def prefill(self, tokens: jax.Array, lengths: jax.Array, max_len: int):
+    """Run right-padded prompts and fill a fresh cache.
+
+    tokens [B, T] int32 (row b valid up to lengths[b]; padding is ignored by the causal mask for
+    every valid position), lengths [B] int32, max_len >= T the static cache length.
+    Returns logits [B, T, V] float32 (row b's next-token logits at lengths[b]-1) and a KVCache
+    with `lengths` valid positions per row.
+    """
+    self._check_len(max_len)
+    if tokens.shape[1] > max_len:
+      raise ValueError(f"prompt length {tokens.shape[1]} exceeds the cache length {max_len}")
+    logits, kvs = self._forward(tokens)
+    empty = init_cache(self.config, tokens.shape[0], max_len)
+    ks = tuple(jax.lax.dynamic_update_slice(c, k.astype(c.dtype), (0, 0, 0, 0))
+               for c, (k, _) in zip(empty.k, kvs))
+    vs = tuple(jax.lax.dynamic_update_slice(c, v.astype(c.dtype), (0, 0, 0, 0))
+               for c, (_, v) in zip(empty.v, kvs))
+    return logits, KVCache(ks, vs, lengths.astype(jnp.int32))
+
+  def decode(self, token: jax.Array, cache: KVCache):
+    """Append one token per row. token [B] int32 at position cache.lengths[b] (must be < max_len).
+
+    Returns logits [B, V] float32 and the cache with that token's K/V written and lengths + 1.
+    """
+    lengths = cache.lengths + 1
+    positions = cache.lengths[:, None]  # [B, 1]
+    x = self._embed(token[:, None])
+    ks, vs = [], []
+    for layer, k_cache, v_cache in zip(self.layers, cache.k, cache.v):
+      x, k_cache, v_cache = layer.decode(x, positions, k_cache, v_cache, lengths)
+      ks.append(k_cache)
+      vs.append(v_cache)
+    return self._logits(x)[:, 0], KVCache(tuple(ks), tuple(vs), lengths)
