@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 
+from lawsearch.kernels.gqa_decode_pallas import BlockSizes
 from lawsearch.kernels.reference import check_shapes, gqa_decode_reference, gqa_decode_xla
 
 IMPLS = ("xla", "pallas")
@@ -16,7 +17,7 @@ IMPLS = ("xla", "pallas")
 
 def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: jax.Array, *,
                impl: str = "xla", scale: float | None = None, block_sizes=None,
-               interpret: bool = False) -> jax.Array:
+               interpret: bool = False, backend: str | None = None) -> jax.Array:
   """Attention of one query token per sequence over a static KV cache.
 
   Args:
@@ -28,18 +29,21 @@ def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: ja
     scale: softmax scale, 1/sqrt(head_dim) by default.
     block_sizes: `BlockSizes` for impl="pallas" (defaults per backend).
     interpret: run the Pallas kernel in interpret mode (CPU tests).
+    backend: "gpu" or "tpu" for impl="pallas" (default: jax.default_backend()); name it to lower
+      for another device ahead of time.
   Returns:
     [batch, n_heads, head_dim] in q's dtype.
   """
   if impl == "xla":
-    if block_sizes is not None or interpret:
-      raise ValueError("block_sizes and interpret apply to impl='pallas' only")
+    if block_sizes is not None or interpret or backend is not None:
+      raise ValueError("block_sizes, interpret and backend apply to impl='pallas' only")
     return gqa_decode_xla(q, k_cache, v_cache, lengths, scale=scale)
   if impl == "pallas":
     from lawsearch.kernels import gqa_decode_pallas  # pylint: disable=import-outside-toplevel
     return gqa_decode_pallas.gqa_decode(q, k_cache, v_cache, lengths, scale=scale,
-                                        block_sizes=block_sizes, interpret=interpret)
+                                        block_sizes=block_sizes, interpret=interpret,
+                                        backend=backend)
   raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
-__all__ = ["IMPLS", "check_shapes", "gqa_decode", "gqa_decode_reference", "gqa_decode_xla"]
+__all__ = ["BlockSizes", "IMPLS", "check_shapes", "gqa_decode", "gqa_decode_reference", "gqa_decode_xla"]
