@@ -13,6 +13,8 @@ D head_dim):
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,19 +48,19 @@ def check_shapes(q, k_cache, v_cache, lengths) -> tuple[int, int, int, int, int,
 
 def gqa_decode_xla(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: jax.Array, *,
                    scale: float | None = None) -> jax.Array:
-  """GQA decode attention as XLA ops: scores in f32, masked softmax, f32 accumulation.
+  """GQA decode attention as XLA ops: products in the input dtype with f32 accumulation.
 
-  Computes in `acc = promote(q.dtype, float32)`, so a float64 input gives the float64 reference.
+  Like the kernel: scores and softmax in f32, probabilities cast to the cache dtype for P V.
   """
   b, h, k, g, t, d = check_shapes(q, k_cache, v_cache, lengths)
   scale = d ** -0.5 if scale is None else scale
-  acc = jnp.promote_types(q.dtype, jnp.float32)
-  qg = q.reshape(b, k, g, d).astype(acc)                                   # [B, K, G, D]
-  s = jnp.einsum("bkgd,btkd->bkgt", qg, k_cache.astype(acc)) * scale       # [B, K, G, T]
+  precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
+  einsum = functools.partial(jnp.einsum, precision=precision, preferred_element_type=jnp.float32)
+  s = einsum("bkgd,btkd->bkgt", q.reshape(b, k, g, d), k_cache) * scale    # [B, K, G, T] f32
   valid = jnp.arange(t)[None, :] < lengths[:, None]                         # [B, T]
   s = jnp.where(valid[:, None, None, :], s, -jnp.inf)
   p = jax.nn.softmax(s, axis=-1)
-  o = jnp.einsum("bkgt,btkd->bkgd", p, v_cache.astype(acc))                # [B, K, G, D]
+  o = einsum("bkgt,btkd->bkgd", p.astype(v_cache.dtype), v_cache)          # [B, K, G, D] f32
   return o.reshape(b, h, d).astype(q.dtype)
 
 
