@@ -136,11 +136,43 @@ def _add_demo(sub) -> None:
   p.set_defaults(run=_run_demo)
 
 
+# -- data ----------------------------------------------------------------------------------------
+def _run_data(args) -> None:
+  from lawsearch.data import tokens
+
+  spec = tokens.DataSpec(source=args.source, path=args.path or "", tokenizer=args.tokenizer,
+                         vocab_size=args.vocab_size, token_dtype=args.token_dtype or "",
+                         heldout_fraction=args.heldout_fraction, cache_dir=args.cache_dir or "")
+  toks = tokens.build(spec)
+  meta = toks.meta
+  print(f"tokens: {toks.root}")
+  print(f"  vocab {meta['vocab_size']} ({meta['dtype']}), tokenizer {meta['tokenizer'] or '-'}")
+  print(f"  train {meta['n_tokens']['train']:,} tokens, held-out {meta['n_tokens']['heldout']:,}"
+        + (f", from {meta['n_chars']:,} characters in {meta['n_documents']} documents"
+           if "n_chars" in meta else ""))
+
+
+def _add_data(sub) -> None:
+  p = sub.add_parser("data", help="build the training corpus and its token files")
+  actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+  q = actions.add_parser("prepare", help="fetch, clean, tokenize (cached: a 2nd call does nothing)")
+  q.add_argument("--source", default="default",
+                 choices=("default", "text", "tokens", "arrayrecord"))
+  q.add_argument("--path", help="input of --source text|tokens|arrayrecord: file, dir or glob")
+  q.add_argument("--tokenizer", default="bpe",
+                 help="bpe (train one here), bytes, or a tiktoken/sentencepiece/tokenizers file")
+  q.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary (tiny preset: 4096)")
+  q.add_argument("--token-dtype", choices=("uint16", "uint32"), help="raw .bin token input only")
+  q.add_argument("--heldout-fraction", type=float, default=0.01)
+  q.add_argument("--cache-dir", help="default: $LAWSEARCH_CACHE or ~/.cache/lawsearch")
+  q.set_defaults(run=_run_data)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  for add in (_add_arch, _add_cost, _add_demo):
+  for add in (_add_arch, _add_cost, _add_demo, _add_data):
     add(sub)
   return parser
 

@@ -69,7 +69,7 @@ def _path(root: str | os.PathLike):
 
 
 def run_dir(root: str | os.PathLike, config: Any, name: str = "run"):
-  """The directory of the run of `config` under `root`: root / f"{name}-{hash[:12]}" (not created)."""
+  """The run directory of `config` under `root`: root / f"{name}-{hash[:12]}" (not created)."""
   if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
     raise ValueError(f"run name {name!r} must use only letters, digits, '.', '_' and '-'")
   return _path(root) / f"{name}-{config_hash(config)[:12]}"

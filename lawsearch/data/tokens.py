@@ -161,29 +161,24 @@ def _input_files(spec: DataSpec) -> list[Path]:
 
 
 def _documents(spec: DataSpec, files: list[Path]) -> Iterator[str]:
-  """The input documents, each cut at blank lines into chunks of at most ~64 KiB."""
-  if spec.source == "arrayrecord":
-    from array_record.python.array_record_module import ArrayRecordReader
+  """The input documents: each text file, or each ArrayRecord record (UTF-8)."""
+  if spec.source != "arrayrecord":
+    for f in files:
+      yield f.read_text(encoding="utf-8", errors="replace")
+    return
+  from array_record.python.array_record_module import ArrayRecordReader
 
-    def docs():
-      for f in files:
-        reader = ArrayRecordReader(str(f))
-        try:
-          for i in range(reader.num_records()):
-            yield reader.read([i])[0].decode("utf-8")
-        finally:
-          reader.close()
-  else:
-    def docs():
-      for f in files:
-        yield f.read_text(encoding="utf-8", errors="replace")
-
-  for doc in docs():
-    yield doc
+  for f in files:
+    reader = ArrayRecordReader(str(f))
+    try:
+      for record in reader.read_all():
+        yield record.decode("utf-8", errors="replace")
+    finally:
+      reader.close()
 
 
 def _chunks(doc: str, max_chars: int = 1 << 16) -> list[str]:
-  """`doc` split after blank lines into pieces of at most about `max_chars` (for parallel encode)."""
+  """`doc` cut after blank lines into pieces of about `max_chars` at most (for parallel encode)."""
   out, cur, size = [], [], 0
   for para in _PARAGRAPH.split(doc):
     if size and size + len(para) > max_chars:
@@ -196,14 +191,27 @@ def _chunks(doc: str, max_chars: int = 1 << 16) -> list[str]:
   return out
 
 
+def _batches(docs: Iterator[str], max_chars: int = 1 << 22) -> Iterator[list[str]]:
+  """Consecutive documents grouped into lists of about `max_chars` characters (one encode call)."""
+  batch, size = [], 0
+  for doc in docs:
+    batch.append(doc)
+    size += len(doc)
+    if size >= max_chars:
+      yield batch
+      batch, size = [], 0
+  if batch:
+    yield batch
+
+
 def _key(spec: DataSpec, files: list[Path]) -> str:
   fields = dataclasses.asdict(spec)
   fields.pop("cache_dir")
   if spec.tokenizer not in ("bpe", "bytes"):
     tok = Path(spec.tokenizer).expanduser()
     fields["tokenizer_sha1"] = hashlib.sha1(tok.read_bytes()).hexdigest() if tok.is_file() else ""
-  if spec.tokenizer != "bpe":
-    fields.pop("vocab_size") if spec.source != "tokens" else None
+  if spec.tokenizer != "bpe" and spec.source != "tokens":
+    fields.pop("vocab_size")  # the tokenizer file fixes the vocabulary
   fields["files"] = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
   fields["version"] = FORMAT_VERSION
   return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -269,14 +277,17 @@ def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
   dtype = token_dtype(tok.vocab_size)
   writer = _SplitWriter(root, dtype, spec.heldout_fraction)
   n_chars = n_docs = 0
-  with tqdm(desc="tokenizing", unit="doc", file=sys.stderr) as bar:
-    for doc in _documents(spec, files):
-      ids = [i for chunk in tok.encode_batch(_chunks(doc)) for i in chunk]
-      ids.append(tok.eos_id)
-      writer.add(np.asarray(ids, dtype=np.int64))
-      n_chars += len(doc)
-      n_docs += 1
-      bar.update(1)
+  with tqdm(desc="tokenizing", unit="char", unit_scale=True, file=sys.stderr) as bar:
+    for docs in _batches(_documents(spec, files)):
+      chunked = [_chunks(d) for d in docs]
+      encoded = iter(tok.encode_batch([c for chunks in chunked for c in chunks]))
+      for doc, chunks in zip(docs, chunked):
+        ids = [i for _ in chunks for i in next(encoded)]
+        ids.append(tok.eos_id)
+        writer.add(np.asarray(ids, dtype=np.int64))
+        bar.update(len(doc))
+      n_chars += sum(map(len, docs))
+      n_docs += len(docs)
   n = writer.close(root)
   return dict(vocab_size=tok.vocab_size, eos_id=tok.eos_id, dtype=dtype, n_tokens=n,
               tokenizer=tok_name, n_chars=n_chars, n_documents=n_docs,
