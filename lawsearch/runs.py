@@ -17,6 +17,7 @@ Imports no JAX, Flax, Orbax or Grain.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -68,6 +69,15 @@ def _path(root: str | os.PathLike):
   return Path(root).expanduser()
 
 
+@contextlib.contextmanager
+def _filesystem(where):
+  """Turns a remote filesystem's missing client (ImportError from etils.epath) into a ValueError."""
+  try:
+    yield
+  except ImportError as e:
+    raise ValueError(f"cannot reach {where}: {e} (e.g. pip install gcsfs for gs://)") from e
+
+
 def run_dir(root: str | os.PathLike, config: Any, name: str = "run"):
   """The run directory of `config` under `root`: root / f"{name}-{hash[:12]}" (not created)."""
   if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
@@ -79,6 +89,11 @@ def write_json_atomic(path, record: Mapping[str, Any]) -> None:
   """Writes `record` as JSON to `path` through a temporary file and os.replace."""
   path = _path(path)
   text = json.dumps(_plain(record), indent=2, sort_keys=True, allow_nan=False) + "\n"
+  with _filesystem(path):
+    _write(path, text)
+
+
+def _write(path, text: str) -> None:
   if isinstance(path, Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -115,7 +130,8 @@ def write_result(directory, record: Mapping[str, Any]) -> None:
 def read_result(directory) -> dict[str, Any] | None:
   """The run's result record, or None when it has none (not finished)."""
   path = _path(directory) / RESULT
-  return json.loads(path.read_text()) if path.exists() else None
+  with _filesystem(path):
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def collect(*roots: str | os.PathLike | Iterable):
@@ -130,18 +146,25 @@ def collect(*roots: str | os.PathLike | Iterable):
     roots = tuple(roots[0])
   rows = []
   for root in roots:
-    path = _path(root)
-    if not path.exists():
-      raise ValueError(f"run root {root} does not exist")
-    for f in sorted(path.rglob(RESULT), key=str):
-      try:
-        record = json.loads(f.read_text())
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{f} is not valid JSON ({e}); delete it and re-run that run") from e
-      missing = [k for k in REQUIRED if k not in record]
-      if missing:
-        raise ValueError(f"{f} lacks {missing}; it was not written by runs.write_result")
-      rows.append({**record, "run_dir": str(f.parent)})
+    with _filesystem(root):
+      rows += _records(_path(root))
   if not rows:
     raise ValueError(f"no {RESULT} under {', '.join(map(str, roots))}; train some runs first")
   return pd.DataFrame(rows)
+
+
+def _records(path) -> list[dict[str, Any]]:
+  """The result records under `path`, each with its run_dir."""
+  if not path.exists():
+    raise ValueError(f"run root {path} does not exist")
+  rows = []
+  for f in sorted(path.rglob(RESULT), key=str):
+    try:
+      record = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{f} is not valid JSON ({e}); delete it and re-run that run") from e
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+      raise ValueError(f"{f} lacks {missing}; it was not written by runs.write_result")
+    rows.append({**record, "run_dir": str(f.parent)})
+  return rows

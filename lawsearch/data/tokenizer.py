@@ -90,7 +90,7 @@ class TiktokenTokenizer:
     import tiktoken
 
     ranks = {}
-    for n, line in enumerate(path.read_bytes().splitlines()):
+    for line in path.read_bytes().splitlines():
       if not line.strip():
         continue
       token, rank = line.split()
@@ -142,7 +142,8 @@ class SentencePieceTokenizer:
 def train_bpe(texts: Iterator[str], vocab_size: int, path: str | os.PathLike) -> HFTokenizer:
   """Trains a byte-level BPE of `vocab_size` ids (>= 257) on `texts` and saves it as JSON at `path`.
 
-  Id 0 is "<|endoftext|>"; ids 1..256 are the 256 bytes, so any text encodes.
+  Id 0 is "<|endoftext|>"; ids 1..256 are the 256 bytes, so any text encodes. A text too small to
+  offer vocab_size - 257 merges gives a smaller vocabulary (read `.vocab_size`).
   """
   from tokenizers import Tokenizer as HFTok, decoders, models, pre_tokenizers, trainers
 

@@ -47,7 +47,8 @@ class DataSpec:
   source: "default" | "text" | "tokens" | "arrayrecord" (see module doc).
   path: input for "text", "tokens", "arrayrecord"; ignored for "default".
   tokenizer: "bpe" (trained here on the corpus), "bytes", or a tokenizer file path.
-  vocab_size: BPE vocabulary size to train; for a raw .bin token file, its vocabulary size.
+  vocab_size: BPE vocabulary size to train (at most; a small text may give fewer); for a raw
+    .bin token file, its vocabulary size.
   token_dtype: a raw .bin token file's dtype, "uint16" or "uint32".
   heldout_fraction: share of BLOCK_TOKENS-token blocks held out, in [0, 0.5].
   cache_dir: "" -> $LAWSEARCH_CACHE, else ~/.cache/lawsearch.

@@ -1,0 +1,117 @@
+"""Token files: contents against an independent encoding, held-out blocks, caching, inputs, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lawsearch.data import tokens
+
+DOCS = ["first document: " + "abc " * 3000, "second, ñ, " * 700, "third\n\nwith paragraphs\n\n" * 400]
+
+
+def _expected_stream(docs):
+  """Byte-tokenizer reference: UTF-8 bytes of each document, then end-of-text (256)."""
+  return np.array([b for d in docs for b in list(d.encode()) + [256]], np.int64)
+
+
+@pytest.fixture(scope="module")
+def text_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("text")
+  for i, d in enumerate(DOCS):
+    (root / f"doc{i}.txt").write_text(d, encoding="utf-8")
+  return root
+
+
+def _spec(tmp_path, **kw):
+  return tokens.DataSpec(**{"source": "text", "tokenizer": "bytes", "heldout_fraction": 0.25,
+                            "cache_dir": str(tmp_path / "cache"), **kw})
+
+
+def test_text_to_tokens_matches_reference_with_heldout_blocks(text_dir, tmp_path):
+  toks = tokens.build(_spec(tmp_path, path=str(text_dir)))
+  stream = _expected_stream(DOCS)
+  assert toks.meta["dtype"] == "uint16" and toks.vocab_size == 257
+  # Blocks 0, 4, 8, ... of BLOCK_TOKENS go to held-out (fraction 1/4), the rest to train.
+  blocks = [stream[i:i + tokens.BLOCK_TOKENS] for i in range(0, len(stream), tokens.BLOCK_TOKENS)]
+  np.testing.assert_array_equal(toks.array("heldout"), np.concatenate(blocks[0::4]))
+  np.testing.assert_array_equal(
+      toks.array("train"), np.concatenate([b for i, b in enumerate(blocks) if i % 4]))
+  assert toks.meta["n_documents"] == 3 and toks.meta["n_chars"] == sum(map(len, DOCS))
+  assert toks.tokenizer().decode(toks.array("heldout")[:16]) == DOCS[0][:16]
+
+
+def test_second_build_is_a_cache_hit(text_dir, tmp_path):
+  first = tokens.build(_spec(tmp_path, path=str(text_dir)))
+  stamp = (first.root / "train.bin").stat().st_mtime_ns
+  again = tokens.build(_spec(tmp_path, path=str(text_dir)))
+  assert again.root == first.root and (again.root / "train.bin").stat().st_mtime_ns == stamp
+  # A different held-out fraction is a different token set.
+  other = tokens.build(_spec(tmp_path, path=str(text_dir), heldout_fraction=0.5))
+  assert other.root != first.root
+
+
+def test_bpe_tokens_stay_below_vocab(text_dir, tmp_path):
+  toks = tokens.build(_spec(tmp_path, path=str(text_dir / "doc1.txt"), tokenizer="bpe",
+                            vocab_size=300))
+  ids = np.concatenate([toks.array("train"), toks.array("heldout")])
+  # A small text has fewer merges to learn than asked for: the vocabulary is at most 300.
+  assert 257 < toks.vocab_size <= 300 and ids.max() < toks.vocab_size
+  assert ids[-1] == toks.meta["eos_id"] == 0
+  assert toks.tokenizer().decode(ids[:-1]) == DOCS[1]
+
+
+def test_raw_token_file_import(tmp_path):
+  raw = np.arange(10_000, dtype=np.uint32) % 70_000
+  (tmp_path / "ids.bin").write_bytes(raw.tobytes())
+  spec = _spec(tmp_path, source="tokens", path=str(tmp_path / "ids.bin"), tokenizer="",
+               token_dtype="uint32", vocab_size=70_000, heldout_fraction=0.5)
+  toks = tokens.build(spec)
+  assert toks.meta["dtype"] == "uint32"
+  np.testing.assert_array_equal(np.concatenate([toks.array("heldout")[:4096],
+                                                toks.array("train")[:4096]]), raw[:8192])
+  # The directory it wrote is itself a "tokens" source, used in place.
+  assert tokens.build(_spec(tmp_path, source="tokens", path=str(toks.root))).root == toks.root
+  with pytest.raises(ValueError, match="token id 9999 >= data.vocab_size=1000"):
+    tokens.build(_spec(tmp_path, source="tokens", path=str(tmp_path / "ids.bin"),
+                       token_dtype="uint32", vocab_size=1000))
+  with pytest.raises(ValueError, match="set data.token_dtype"):
+    tokens.build(_spec(tmp_path, source="tokens", path=str(tmp_path / "ids.bin")))
+
+
+def test_arrayrecord_source(tmp_path):
+  from array_record.python.array_record_module import ArrayRecordWriter
+
+  for shard in range(2):
+    writer = ArrayRecordWriter(str(tmp_path / f"docs-{shard}.array_record"), "group_size:1")
+    for d in DOCS[shard::2]:
+      writer.write(d.encode())
+    writer.close()
+  toks = tokens.build(_spec(tmp_path, source="arrayrecord",
+                            path=str(tmp_path / "docs-*.array_record"), heldout_fraction=0))
+  np.testing.assert_array_equal(toks.array("train"), _expected_stream([DOCS[0], DOCS[2], DOCS[1]]))
+  assert toks.n_tokens("heldout") == 0
+
+
+def test_dtype_by_vocab():
+  assert tokens.token_dtype(65536) == "uint16" and tokens.token_dtype(65537) == "uint32"
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(source="text", path="/no/such/dir"), "no such file"),
+    (dict(source="arrayrecord", path="/no/such/*.array_record"), "matches no ArrayRecord"),
+    (dict(source="tokens", path="/no/such.bin"), "not a token file"),
+    (dict(source="text"), "needs data.path"),
+    (dict(source="parquet", path="x"), "unknown"),
+    (dict(source="text", path="x", heldout_fraction=0.9), r"\[0, 0.5\]"),
+])
+def test_bad_specs(tmp_path, kw, message):
+  with pytest.raises(ValueError, match=message):
+    tokens.build(tokens.DataSpec(cache_dir=str(tmp_path), **kw))
+
+
+def test_from_config_ignores_pipeline_keys():
+  spec = tokens.DataSpec.from_config({"source": "text", "path": "a.txt", "num_threads": 4,
+                                      "vocab_size": 512})
+  assert (spec.source, spec.path, spec.vocab_size, spec.tokenizer) == ("text", "a.txt", 512, "bpe")
+  assert json.dumps(tokens.dataclasses.asdict(spec))  # plain fields only

@@ -1,0 +1,85 @@
+"""Run directories, atomic result records and their collection into the fitter's table."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lawsearch import arch, runs
+
+
+def test_config_hash_is_canonical():
+  a = {"model": {"d_model": 256, "n_layers": 4}, "lr": 3e-4}
+  b = {"lr": 3e-4, "model": {"n_layers": 4, "d_model": 256}}
+  assert runs.config_hash(a) == runs.config_hash(b)
+  assert runs.config_hash(a) != runs.config_hash({**a, "lr": 1e-3})
+  ml_collections = pytest.importorskip("ml_collections")
+  assert runs.config_hash(ml_collections.ConfigDict(a)) == runs.config_hash(a)
+
+
+def test_run_dir_names(tmp_path):
+  d = runs.run_dir(tmp_path, {"x": 1}, "tiny")
+  assert d.parent == tmp_path and d.name == "tiny-" + runs.config_hash({"x": 1})[:12]
+  assert not d.exists()
+  with pytest.raises(ValueError, match="run name"):
+    runs.run_dir(tmp_path, {"x": 1}, "a/b")
+
+
+def test_result_record_and_atomic_write(tmp_path):
+  spec = arch.preset("tiny")
+  record = runs.result_record(spec, tokens=2e6, loss=3.5, steps=100)
+  assert record["n_params"] == spec.non_embedding_params
+  assert record["mlp_attn_ratio"] == spec.mlp_attn_ratio and record["d_model"] == spec.d_model
+  d = tmp_path / "run"
+  assert runs.read_result(d) is None
+  runs.write_result(d, record)
+  assert runs.read_result(d) == json.loads(json.dumps(record))
+  assert [p.name for p in d.iterdir()] == ["result.json"]  # no temporary file left behind
+  with pytest.raises(ValueError, match="not finite"):
+    runs.result_record(spec, tokens=2e6, loss=float("nan"))
+  with pytest.raises(ValueError, match="lacks"):
+    runs.write_result(d, {"loss": 3.0})
+
+
+def test_collect_many_roots(tmp_path):
+  specs = [arch.preset("tiny"), arch.preset("tiny-wide")]
+  for i, (root, spec) in enumerate(zip(["a", "b"], specs)):
+    rd = runs.run_dir(tmp_path / root / "sweep", {"i": i}, "r")
+    runs.write_result(rd, runs.result_record(spec, tokens=1e6 * (i + 1), loss=4.0 - i))
+  (tmp_path / "a" / "unfinished").mkdir()
+  df = runs.collect(tmp_path / "a", str(tmp_path / "b"))
+  assert len(df) == 2
+  assert set(runs.REQUIRED) <= set(df.columns) and "run_dir" in df.columns
+  assert sorted(df["n_params"]) == sorted(s.non_embedding_params for s in specs)
+  assert sorted(df["loss"]) == [3.0, 4.0]
+
+
+def test_collect_errors(tmp_path):
+  with pytest.raises(ValueError, match="does not exist"):
+    runs.collect(tmp_path / "missing")
+  with pytest.raises(ValueError, match="no result.json"):
+    runs.collect(tmp_path)
+  (tmp_path / "x").mkdir()
+  (tmp_path / "x" / "result.json").write_text("{broken")
+  with pytest.raises(ValueError, match="not valid JSON"):
+    runs.collect(tmp_path)
+
+
+def test_runs_imports_no_heavy_frameworks():
+  code = ("import sys, lawsearch.runs; "
+          "print([m for m in ('jax', 'flax', 'orbax', 'grain', 'tensorflow') if m in sys.modules])")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "[]"
+
+
+def test_remote_root_without_its_client_is_a_clear_error():
+  pytest.importorskip("etils.epath", reason="etils not installed")
+  try:
+    import gcsfs  # noqa: F401
+  except ImportError:
+    pass
+  else:
+    pytest.skip("gcsfs is installed: a gs:// path would reach the network")
+  with pytest.raises(ValueError, match="cannot reach gs://bucket/sweep: .*gcsfs"):
+    runs.collect("gs://bucket/sweep")
