@@ -2,7 +2,8 @@
 bandwidth against a device-to-device copy and against the XLA path, and end-to-end generation
 throughput of llama3.2-1b against surefire-1b (4096 in / 1024 out) across batch sizes.
 
-    PYTHONPATH=. PYTHONUNBUFFERED=1 python3 experiments/gpu_decode.py [--out DIR] [--skip-e2e]
+    PYTHONPATH=. PYTHONUNBUFFERED=1 python3 experiments/gpu_decode.py [--out DIR] \
+        [--batch-sizes 8 32 64 128] [--trials 5] [--skip-kernel] [--skip-e2e]
 
 Needs jax with CUDA (0.11.2 on the device machine) and flax; no grain/jaxopt/ml_collections.
 Prints a table per section; writes gpu_decode.json under --out.
@@ -22,7 +23,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lawsearch.arch import preset  # noqa: E402
+from lawsearch.bench import BenchConfig, run  # noqa: E402
 from lawsearch.kernels import BlockSizes, gqa_decode, gqa_decode_reference  # noqa: E402
+
+# The paper's end-to-end gains of Surefire over LLaMA-3.2 at 1B (PAPER.md section 2).
+PAPER_RATIOS = {"A100 40GB, vLLM (up to)": 1.42, "H200, SGLang": 12645.55 / 8608.57}
 
 
 def bench(fn, *args, n: int = 20, repeats: int = 5) -> float:
@@ -130,24 +136,64 @@ def kernel_bandwidth(rng, copy_bps: float) -> dict:
   return res
 
 
+def end_to_end(batch_sizes, trials: int, input_len: int, output_len: int) -> dict:
+  """llama3.2-1b vs surefire-1b in the paper's protocol (bf16, Pallas decode, cuDNN prefill)."""
+  res = {}
+  for name in ("llama3.2-1b", "surefire-1b"):
+    cfg = BenchConfig(arch=preset(name), batch_sizes=tuple(batch_sizes), input_len=input_len,
+                      output_len=output_len, trials=trials, decode_impl="pallas",
+                      attention_impl="cudnn")
+    print(f"  {name}: {cfg}", flush=True)
+    res[name] = run(cfg, log=lambda line, name=name: print(f"  {name} {line}", flush=True))
+  res["ratio"] = {r["batch"]: s["output_tokens_per_s"] / r["output_tokens_per_s"]
+                  for r, s in zip(res["llama3.2-1b"], res["surefire-1b"])}
+  return res
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--out", default=os.environ.get("OUT", "."))
   parser.add_argument("--skip-e2e", action="store_true")
+  parser.add_argument("--skip-kernel", action="store_true")
+  parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 64, 128])
+  parser.add_argument("--trials", type=int, default=5)
+  parser.add_argument("--input-len", type=int, default=4096)
+  parser.add_argument("--output-len", type=int, default=1024)
   args = parser.parse_args()
   print(f"jax {jax.__version__}, devices {jax.devices()}", flush=True)
   rng = np.random.default_rng(0)
   report = {"jax": jax.__version__, "device": jax.devices()[0].device_kind}
-  report["copy"] = copy_bandwidth()
-  print(f"copy: {report['copy']}", flush=True)
-  report["check"] = check_kernel(rng)
-  report["kernel"] = kernel_bandwidth(rng, report["copy"]["bytes_per_s"])
+  if not args.skip_kernel:
+    report["copy"] = copy_bandwidth()
+    print(f"copy: {report['copy']}", flush=True)
+    report["check"] = check_kernel(rng)
+    report["kernel"] = kernel_bandwidth(rng, report["copy"]["bytes_per_s"])
   if not args.skip_e2e:
-    from experiments_e2e import end_to_end  # pylint: disable=import-outside-toplevel
-    report["e2e"] = end_to_end()
+    report["e2e"] = end_to_end(args.batch_sizes, args.trials, args.input_len, args.output_len)
   with open(os.path.join(args.out, "gpu_decode.json"), "w") as f:
     json.dump(report, f, indent=1, default=str)
+  if not args.skip_kernel:
+    print_kernel(report)
+  if not args.skip_e2e:
+    print_e2e(report["e2e"])
 
+
+def print_e2e(e2e: dict) -> None:
+  print("\n== end to end, paper protocol (random weights, exact output length, bf16) ==")
+  print(f"  {'model':12s} {'batch':>5s} {'out tok/s':>10s} {'total tok/s':>11s} {'decode tok/s':>12s}"
+        f" {'prefill':>8s} {'decode':>7s} {'MBU':>5s} {'roofline':>8s} {'compile':>8s}")
+  for name in ("llama3.2-1b", "surefire-1b"):
+    for r in e2e[name]:
+      print(f"  {name:12s} {r['batch']:5d} {r['output_tokens_per_s']:10.1f} "
+            f"{r['total_tokens_per_s']:11.1f} {r['decode_tokens_per_s']:12.1f} "
+            f"{r['prefill_s']:7.2f}s {r['decode_s']:6.2f}s {r.get('mbu') or 0:5.0%} "
+            f"{r.get('fraction_of_roofline') or 0:8.0%} {r['compile_s']:7.1f}s")
+  print("  surefire-1b / llama3.2-1b output tokens/s: " + ", ".join(
+      f"batch {b}: {x:.3f}" for b, x in e2e["ratio"].items()))
+  print("  paper: " + ", ".join(f"{k}: {v:.3f}" for k, v in PAPER_RATIOS.items()))
+
+
+def print_kernel(report: dict) -> None:
   print("\n== kernel correctness (rel. error vs float64) ==")
   for r in report["check"]:
     print(f"  G={r['group']:2d} K={r['kv_heads']} D={r['head_dim']} {r['dtype']:8s} "

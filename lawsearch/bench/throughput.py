@@ -1,0 +1,188 @@
+"""Generation throughput in the paper's protocol (PAPER.md section 2), with memory-bandwidth use.
+
+Protocol: randomly initialised weights; for each batch size, prompts of `input_len` random tokens;
+exactly `output_len` new tokens per request (end-of-sequence ignored); one warm-up call, then
+`trials` timed calls; throughput = generated tokens / wall time of the whole call (prefill included),
+averaged over trials. Compilation is timed separately and never counted.
+
+Per batch size it reports output, total (input + output) and decode-only tokens/s, requests/s, the
+prefill/decode split, and the achieved HBM bandwidth of decode: bytes a step must read (weights,
+`cost.weight_bytes_read_per_step`, plus the filled KV cache) summed over the steps, over decode
+time; with its fraction of the chip's peak and the `cost.roofline_throughput` forecast beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lawsearch import cost
+from lawsearch.arch import ArchSpec
+from lawsearch.model import ModelConfig, build
+from lawsearch.model.generate import Engine, Sampling, cache_length
+
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+  """One throughput measurement: an architecture over a list of batch sizes."""
+
+  arch: ArchSpec
+  batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
+  input_len: int = 4096
+  output_len: int = 1024
+  trials: int = 5
+  warmup: int = 1
+  dtype: str = "bfloat16"         # weights, activations and KV cache
+  decode_impl: str = "pallas"     # lawsearch.kernels.gqa_decode impl
+  attention_impl: str = "xla"     # prefill attention (jax.nn.dot_product_attention)
+  prefill_batch: int = 4          # prompts prefilled together (bounds the [rows, T, V] logits)
+  seed: int = 0
+
+  def __post_init__(self):
+    if not self.batch_sizes or any(int(b) != b or b < 1 for b in self.batch_sizes):
+      raise ValueError(f"batch_sizes must be positive integers, got {self.batch_sizes!r}")
+    for name in ("input_len", "output_len", "trials", "prefill_batch"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+    if self.warmup < 0:
+      raise ValueError(f"BenchConfig.warmup must be >= 0, got {self.warmup!r}")
+    if self.dtype not in _BYTES:
+      raise ValueError(f"BenchConfig.dtype must be one of {tuple(_BYTES)}, got {self.dtype!r}")
+
+
+def detect_hardware() -> cost.Hardware | None:
+  """The `cost.HARDWARE` entry of the default device, or None (CPU, or a chip not in the table)."""
+  dev = jax.devices()[0]
+  kind = dev.device_kind.lower()
+  if dev.platform == "gpu":
+    if "h100" in kind:
+      return cost.hardware("h100-sxm")
+    if "h200" in kind:
+      return cost.hardware("h200")
+    if "a100" in kind:
+      return cost.hardware("a100-80gb" if "80" in kind else "a100-40gb")
+  if dev.platform == "tpu":
+    for name in ("v5e", "v5p", "v6e"):
+      if name in kind.replace(" ", "").replace("lite", "e"):
+        return cost.hardware(f"tpu-{name}")
+  return None
+
+
+def decode_bytes(arch: ArchSpec, batch: int, input_len: int, output_len: int,
+                 bytes_per_element: float) -> float:
+  """HBM bytes the output_len - 1 decode steps must read: weights + filled KV cache, per step.
+
+  Step i (1-based) attends over input_len + i positions (the new token's K/V included).
+  """
+  steps = output_len - 1
+  kv_positions = steps * input_len + steps * (steps + 1) / 2
+  return (steps * cost.weight_bytes_read_per_step(arch, bytes_per_element)
+          + batch * kv_positions * cost.kv_cache_bytes_per_token(arch, bytes_per_element))
+
+
+def _timed(fn, *args):
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - t0
+
+
+def run_batch(engine: Engine, cfg: BenchConfig, batch: int,
+              hw: cost.Hardware | None) -> dict:
+  """Measures one batch size; returns a flat record (seconds, tokens/s, bytes/s)."""
+  rng = np.random.default_rng(cfg.seed + batch)
+  tokens = jnp.asarray(rng.integers(0, cfg.arch.vocab_size, (batch, cfg.input_len)), jnp.int32)
+  lengths = jnp.full((batch,), cfg.input_len, jnp.int32)
+  key = jax.random.key(cfg.seed)
+
+  t0 = time.perf_counter()
+  prefill = engine.prefill.lower(engine.state, tokens, lengths).compile()
+  logits, cache = jax.eval_shape(engine.prefill, engine.state, tokens, lengths)
+  decode = engine.decode.lower(engine.state, logits, cache, key).compile()
+  compile_s = time.perf_counter() - t0
+
+  def call():
+    (logits, cache), t_pre = _timed(prefill, engine.state, tokens, lengths)
+    (out, _), t_dec = _timed(decode, engine.state, logits, cache, key)
+    if int(out.num_tokens.min()) != cfg.output_len:
+      raise RuntimeError(f"a request produced {int(out.num_tokens.min())} tokens, not "
+                         f"{cfg.output_len}")
+    return t_pre, t_dec
+
+  for _ in range(cfg.warmup):
+    call()
+  trials = [call() for _ in range(cfg.trials)]
+  prefill_s = statistics.mean(t for t, _ in trials)
+  decode_s = statistics.mean(t for _, t in trials)
+  total_s = prefill_s + decode_s
+  bpe = _BYTES[cfg.dtype]
+  dec_bytes = decode_bytes(cfg.arch, batch, cfg.input_len, cfg.output_len, bpe)
+  rec = dict(
+      batch=batch, input_len=cfg.input_len, output_len=cfg.output_len, trials=cfg.trials,
+      compile_s=compile_s, prefill_s=prefill_s, decode_s=decode_s, total_s=total_s,
+      total_s_min=min(p + d for p, d in trials), total_s_max=max(p + d for p, d in trials),
+      prefill_share=prefill_s / total_s,
+      output_tokens_per_s=batch * cfg.output_len / total_s,
+      total_tokens_per_s=batch * (cfg.input_len + cfg.output_len) / total_s,
+      requests_per_s=batch / total_s,
+      decode_tokens_per_s=batch * (cfg.output_len - 1) / decode_s if cfg.output_len > 1 else None,
+      decode_bytes_per_s=dec_bytes / decode_s if cfg.output_len > 1 else None,
+      prefill_flops_per_s=batch * cost.prefill_flops(cfg.arch, cfg.input_len) / prefill_s,
+  )
+  if hw is not None:
+    roof = cost.roofline_throughput(cfg.arch, hw, batch, cfg.input_len, cfg.output_len,
+                                    bytes_per_element=bpe)
+    rec.update(
+        hardware=hw.name,
+        mbu=rec["decode_bytes_per_s"] / hw.hbm_bandwidth if rec["decode_bytes_per_s"] else None,
+        mfu_prefill=rec["prefill_flops_per_s"] / hw.peak_flops,
+        roofline_output_tokens_per_s=roof.output_tokens_per_s,
+        fraction_of_roofline=(rec["output_tokens_per_s"] / roof.output_tokens_per_s
+                              if roof.fits else None))
+  return rec
+
+
+def run(cfg: BenchConfig, hw: cost.Hardware | None = None, log=print) -> list[dict]:
+  """Builds the model with random weights and measures every batch size."""
+  hw = hw or detect_hardware()
+  max_len = cache_length(cfg.input_len, cfg.output_len)
+  model = build(ModelConfig(arch=cfg.arch, max_seq_len=max_len, dtype=cfg.dtype,
+                            param_dtype=cfg.dtype, attention_impl=cfg.attention_impl,
+                            decode_impl=cfg.decode_impl), seed=cfg.seed)
+  rows = []
+  for batch in cfg.batch_sizes:
+    prefill_batch = max(d for d in range(1, min(cfg.prefill_batch, batch) + 1) if batch % d == 0)
+    engine = Engine(model, max_new_tokens=cfg.output_len, sampling=Sampling(ignore_eos=True),
+                    prefill_batch=prefill_batch)
+    rows.append(run_batch(engine, cfg, batch, hw))
+    log(json.dumps(rows[-1]))
+  return rows
+
+
+def calibrate(rows: list[dict]) -> cost.Efficiency:
+  """Efficiency factors from measurements: the best decode MBU and prefill MFU seen, capped at 1."""
+  mbu = [r["mbu"] for r in rows if r.get("mbu")]
+  mfu = [r["mfu_prefill"] for r in rows if r.get("mfu_prefill")]
+  if not mbu or not mfu:
+    raise ValueError("calibration needs a known chip (cost.HARDWARE) and output_len > 1")
+  return cost.Efficiency(compute=min(max(mfu), 1.0), memory=min(max(mbu), 1.0))
+
+
+def save_efficiency(path: str, hw: cost.Hardware, eff: cost.Efficiency) -> None:
+  """Writes {"hardware", "compute", "memory"} as JSON; `load_efficiency` reads it back."""
+  with open(path, "w") as f:
+    json.dump({"hardware": hw.name, **dataclasses.asdict(eff)}, f, indent=1)
+
+
+def load_efficiency(path: str) -> tuple[str, cost.Efficiency]:
+  """(hardware name, Efficiency) from a file written by `save_efficiency`."""
+  with open(path) as f:
+    rec = json.load(f)
+  return rec["hardware"], cost.Efficiency(compute=rec["compute"], memory=rec["memory"])
