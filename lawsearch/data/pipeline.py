@@ -1,9 +1,12 @@
 """The grain input pipeline: shuffled windows of seq_len+1 tokens -> {"inputs", "targets"} batches.
 
 Window w of a split is tokens[w*seq_len : w*seq_len + seq_len + 1] (consecutive windows share one
-token), read at random from a memory-mapped token file. Process p of P takes windows p, p+P, ...
-(disjoint across processes), shuffles them with `seed` (a new order every epoch), and batches
-global_batch_size/P of them. Batches are assembled in background threads and prefetched.
+token), read from a memory-mapped token file. Process p of P owns windows p, p+P, ... (disjoint
+across processes). Each epoch it permutes them with a generator seeded by (seed, epoch) and cuts
+the permutation into batches of global_batch_size/P windows (a remainder of fewer windows is
+left out of that epoch). Batch b is a pure function of b, so grain's iterator state is just the
+next batch index; batches are gathered in background threads (one numpy gather per batch) and
+prefetched.
 
 The train split repeats forever; the held-out split is one pass in file order (for evaluation).
 The iterator's position is saved with a checkpoint through grain's orbax handler:
@@ -15,6 +18,7 @@ The iterator's position is saved with a checkpoint through grain's orbax handler
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -25,33 +29,43 @@ import numpy as np
 from lawsearch.data import tokens as tokens_lib
 
 
-class WindowSource:
-  """Random access to windows of `window` tokens: source[w] = ids[w*stride : w*stride + window].
+class BatchReader:
+  """Batch index b -> {"inputs", "targets"}: int32 [batch, seq_len] (targets shifted by one).
 
-  Opens the memory map lazily, so it pickles cheaply (for grain worker processes).
+  windows: this process's window indices [n]; batch b of epoch e = b // (n // batch) takes
+  positions (b mod n//batch)*batch ... +batch of the epoch's permutation of `windows` (identity
+  when shuffle is False). The memory map opens lazily, so the reader pickles cheaply.
   """
 
-  def __init__(self, path: Path, dtype: str, n_tokens: int, stride: int):
-    self._path, self._dtype, self._n = path, dtype, n_tokens
-    self._stride = stride
+  def __init__(self, path: Path, dtype: str, n_tokens: int, seq_len: int, windows: np.ndarray,
+               batch: int, seed: int, shuffle: bool):
+    self._path, self._dtype, self._n_tokens = path, dtype, n_tokens
+    self._offsets = np.arange(seq_len + 1)
+    self._seq_len, self._windows, self._batch = seq_len, windows, batch
+    self._seed, self._shuffle = seed, shuffle
+    self.batches_per_epoch = len(windows) // batch
     self._ids = None
+    self._order = (None, windows)  # (epoch, window order); replaced whole, so thread-safe
 
-  def __len__(self) -> int:
-    return (self._n - 1) // self._stride
+  def _epoch_order(self, epoch: int) -> np.ndarray:
+    cached_epoch, order = self._order
+    if cached_epoch != epoch:
+      order = self._windows
+      if self._shuffle:
+        order = order[np.random.default_rng([self._seed, epoch]).permutation(len(order))]
+      self._order = (epoch, order)
+    return order
 
-  def __getitem__(self, w: int) -> np.ndarray:
+  def __call__(self, b: int) -> dict[str, np.ndarray]:
     if self._ids is None:
-      self._ids = np.memmap(self._path, dtype=self._dtype, mode="r", shape=(self._n,))
-    start = w * self._stride
-    return np.asarray(self._ids[start:start + self._stride + 1], dtype=np.int32)
+      self._ids = np.memmap(self._path, dtype=self._dtype, mode="r", shape=(self._n_tokens,))
+    epoch, i = divmod(int(b), self.batches_per_epoch)
+    windows = self._epoch_order(epoch)[i * self._batch:(i + 1) * self._batch]
+    rows = self._ids[windows[:, None] * self._seq_len + self._offsets].astype(np.int32)
+    return {"inputs": rows[:, :-1], "targets": rows[:, 1:]}
 
   def __getstate__(self):
     return {**self.__dict__, "_ids": None}
-
-
-def split_window(batch: np.ndarray) -> dict[str, np.ndarray]:
-  """[B, seq_len+1] int32 -> {"inputs": [B, seq_len], "targets": [B, seq_len]} (shifted by one)."""
-  return {"inputs": batch[:, :-1], "targets": batch[:, 1:]}
 
 
 @dataclasses.dataclass
@@ -132,19 +146,19 @@ def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size:
         f"{toks.vocab_size - 1} would index past the embedding; set data.vocab_size <= "
         f"{model_vocab_size} or give the model vocab_size >= {toks.vocab_size}")
   local_batch = global_batch_size // process_count
-  source = WindowSource(toks.path(split), toks.meta["dtype"], toks.n_tokens(split), seq_len)
-  n_local = len(range(process_index, len(source), process_count))
-  if n_local < local_batch:
+  n_windows = (toks.n_tokens(split) - 1) // seq_len
+  windows = np.arange(process_index, max(n_windows, 0), process_count)
+  if len(windows) < local_batch:
     raise ValueError(
-        f"the {split} split has {toks.n_tokens(split):,} tokens: {len(source)} windows of "
-        f"seq_len+1={seq_len + 1}, {n_local} for process {process_index} of {process_count}, "
-        f"fewer than one local batch of {local_batch}; add text, lower seq_len or the batch "
-        "size, or raise data.heldout_fraction (held-out split)")
-  ds = grain.MapDataset.source(source)[process_index::process_count]
-  if split == "train":
-    ds = ds.shuffle(seed=seed).repeat()
-  ds = ds.batch(local_batch, drop_remainder=True).map(split_window)
+        f"the {split} split has {toks.n_tokens(split):,} tokens: {max(n_windows, 0)} windows of "
+        f"seq_len+1={seq_len + 1}, {len(windows)} for process {process_index} of "
+        f"{process_count}, fewer than one local batch of {local_batch}; add text, lower seq_len "
+        "or the batch size, or raise data.heldout_fraction (held-out split)")
+  train = split == "train"
+  reader = BatchReader(toks.path(split), toks.meta["dtype"], toks.n_tokens(split), seq_len,
+                       windows, local_batch, seed, shuffle=train)
+  ds = grain.MapDataset.range(sys.maxsize if train else reader.batches_per_epoch).map(reader)
   read = grain.ReadOptions(num_threads=int(data_cfg.get("num_threads", 2)),
                            prefetch_buffer_size=int(data_cfg.get("prefetch", 4)))
   it = iter(ds.to_iter_dataset(read))
-  return Loader(it, toks, split, seq_len, local_batch, n_local)
+  return Loader(it, toks, split, seq_len, local_batch, len(windows))
