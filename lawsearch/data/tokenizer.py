@@ -193,7 +193,7 @@ def load_tokenizer(spec: str) -> Tokenizer:
   """
   if spec == "bytes":
     return ByteTokenizer()
-  path = Path(spec).expanduser()
+  path = Path(spec).expanduser().resolve()
   if not path.is_file():
     raise ValueError(f"tokenizer file {spec!r} does not exist; give a tiktoken or sentencepiece "
                      "model file, 'bpe' (train one on the corpus) or 'bytes'")

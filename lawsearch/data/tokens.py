@@ -31,6 +31,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from lawsearch.data import corpus
 from lawsearch.data import tokenizer as tokenizer_lib
 
 SOURCES = ("default", "text", "tokens", "arrayrecord")
@@ -116,7 +117,7 @@ class TokenSet:
     spec = self.meta.get("tokenizer")
     if not spec:
       raise ValueError(f"{self.root} holds tokens from a raw token file; no tokenizer is known")
-    if spec not in ("bytes",) and not Path(spec).is_absolute():
+    if spec != "bytes" and not Path(spec).is_absolute():
       spec = str(self.root / spec)
     return tokenizer_lib.load_tokenizer(spec)
 
@@ -124,10 +125,6 @@ class TokenSet:
 def token_dtype(vocab_size: int) -> str:
   """uint16 when every id fits (vocab_size <= 65536), else uint32."""
   return "uint16" if vocab_size <= 2**16 else "uint32"
-
-
-def log(msg: str) -> None:
-  print(f"[lawsearch data] {msg}", file=sys.stderr, flush=True)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -264,12 +261,12 @@ def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
 
   if spec.tokenizer == "bpe":
     t0 = time.perf_counter()
-    log(f"training a byte-level BPE, vocab {spec.vocab_size}, on {len(files)} input file(s)")
+    corpus.log(f"training a byte-level BPE, vocab {spec.vocab_size}, on {len(files)} input file(s)")
     tok = tokenizer_lib.train_bpe(
         (c for d in _documents(spec, files) for c in _chunks(d)), spec.vocab_size,
         root / "tokenizer.json")
     train_s = time.perf_counter() - t0
-    log(f"BPE trained in {train_s:.1f} s")
+    corpus.log(f"BPE trained in {train_s:.1f} s")
     tok_name = "tokenizer.json"
   else:
     tok = tokenizer_lib.load_tokenizer(spec.tokenizer)
@@ -322,8 +319,6 @@ def build(spec: DataSpec) -> TokenSet:
                          "token directory written by lawsearch, or at one raw .bin file")
       return TokenSet(p, json.loads((p / "meta.json").read_text()))
   if spec.source == "default":
-    from lawsearch.data import corpus
-
     spec = dataclasses.replace(spec, source="text", path=str(corpus.prepare(spec.cache)))
   files = _input_files(spec)
   root = spec.cache / "tokens" / _key(spec, files)
@@ -337,6 +332,7 @@ def build(spec: DataSpec) -> TokenSet:
   meta.update(source=spec.source, path=spec.path, heldout_fraction=spec.heldout_fraction,
               block_tokens=BLOCK_TOKENS, format_version=FORMAT_VERSION)
   _write_meta(root, meta)
-  log(f"{root}: {meta['n_tokens']['train']:,} train + {meta['n_tokens']['heldout']:,} held-out "
-      f"tokens, vocab {meta['vocab_size']}")
+  n = meta["n_tokens"]
+  corpus.log(f"{root}: {n['train']:,} train + {n['heldout']:,} held-out tokens, "
+             f"vocab {meta['vocab_size']}")
   return TokenSet(root, meta)
