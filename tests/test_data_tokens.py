@@ -115,3 +115,17 @@ def test_from_config_ignores_pipeline_keys():
                                       "vocab_size": 512})
   assert (spec.source, spec.path, spec.vocab_size, spec.tokenizer) == ("text", "a.txt", 512, "bpe")
   assert json.dumps(tokens.dataclasses.asdict(spec))  # plain fields only
+
+
+def test_cli_data_prepare(text_dir, tmp_path, capsys):
+  from lawsearch import cli
+
+  argv = ["data", "prepare", "--source", "text", "--path", str(text_dir), "--tokenizer", "bytes",
+          "--cache-dir", str(tmp_path)]
+  assert cli.main(argv) == 0
+  n = len(_expected_stream(DOCS))
+  out = capsys.readouterr().out
+  # Default held-out fraction 0.01: of these < 100 blocks only block 0 is held out.
+  assert "vocab 257 (uint16)" in out and f"train {n - 4096:,} tokens, held-out 4,096" in out
+  assert cli.main(argv[:5] + [str(tmp_path / "missing")] + argv[6:]) == 2
+  assert "no such file" in capsys.readouterr().err
