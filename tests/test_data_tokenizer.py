@@ -81,5 +81,8 @@ def test_unknown_format_and_missing_file(tmp_path):
   bad.write_text("hello world\nnot a tokenizer\n")
   with pytest.raises(ValueError, match="unknown tokenizer file format"):
     tokenizer.load_tokenizer(str(bad))
+  bad.write_text("\nstarts like a sentencepiece protobuf\n")
+  with pytest.raises(ValueError, match="unknown tokenizer file format"):
+    tokenizer.load_tokenizer(str(bad))
   with pytest.raises(ValueError, match="does not exist"):
     tokenizer.load_tokenizer(str(tmp_path / "nope.model"))

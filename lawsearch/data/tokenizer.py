@@ -122,7 +122,12 @@ class SentencePieceTokenizer:
     except ImportError as e:
       raise ValueError(f"{path} is a sentencepiece model; install it: pip install sentencepiece"
                        ) from e
-    self._sp = spm.SentencePieceProcessor(model_file=str(path))
+    try:
+      self._sp = spm.SentencePieceProcessor(model_file=str(path))
+    except RuntimeError as e:
+      raise ValueError(f"unknown tokenizer file format: {path} is not a valid sentencepiece "
+                       f"model ({e}); give a tiktoken, sentencepiece or tokenizers JSON file"
+                       ) from e
     self.name = str(path)
     n = self._sp.get_piece_size()
     eos = self._sp.eos_id()
