@@ -69,7 +69,7 @@ def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int, 
   """
   solver = jaxopt.LevenbergMarquardt(
       functools.partial(_residual, form=form), maxiter=maxiter, tol=tol, solver="cholesky",
-      materialize_jac=True, implicit_diff=False, jit=True)
+      materialize_jac=True, implicit_diff=False, unroll=False)  # stop when all starts converge
 
   def one(theta0, w):
     theta, state = solver.run(theta0, x, r, l_opt, loss, jnp.sqrt(w))
