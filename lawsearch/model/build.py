@@ -9,7 +9,10 @@ from lawsearch.model.transformer import ModelConfig, Transformer
 
 
 def build(config: ModelConfig, seed: int = 0) -> Transformer:
-  """A freshly initialised model; parameters depend only on (config, seed)."""
+  """A freshly initialised model; parameters depend only on (config, seed).
+
+  seed: an int or a jax PRNG key (a key lets one jitted build serve every seed).
+  """
   return Transformer(config, rngs=nnx.Rngs(params=seed))
 
 

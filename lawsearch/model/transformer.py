@@ -206,7 +206,8 @@ class Transformer(nnx.Module):
     return [getattr(self, f"layer_{i}") for i in range(self.config.arch.n_layers)]
 
   def _embed(self, tokens):  # [B, T] int -> [B, T, D]
-    x = jnp.take(self.embed[...].astype(self.config.dtype), tokens, axis=0)
+    table = constrain(self.embed[...].astype(self.config.dtype), (None, "act_embed"))  # all-gather
+    x = jnp.take(table, tokens, axis=0)
     return constrain(x, ("act_batch", "act_seq", "act_embed"))
 
   def _logits(self, x):  # [B, T, D] -> [B, T, V] in float32

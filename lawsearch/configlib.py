@@ -1,0 +1,83 @@
+"""ml-collections configs, big_vision style: `get_config(arg)` files and dotted overrides.
+
+    config = load("configs/train.py:preset=tiny,steps=50", ["--config.train.batch_size=16"])
+
+`parse_arg("preset=tiny,runlocal", preset="s80m", runlocal=False)` types each value after its
+default (a bare name means True); an unknown key is an error. Overrides are typed after the field
+they replace and fail on unknown keys (the config is locked).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+
+import ml_collections
+
+
+def _typed(raw: str, default, key: str):
+  if isinstance(default, bool):
+    if raw.lower() in ("1", "true", "yes", ""):
+      return True
+    if raw.lower() in ("0", "false", "no"):
+      return False
+    raise ValueError(f"{key}={raw!r}: expected true or false")
+  if isinstance(default, (int, float)) and not isinstance(default, bool):
+    try:
+      value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+      raise ValueError(f"{key}={raw!r}: expected a number") from None
+    if isinstance(default, int) and not (isinstance(value, int) or float(value).is_integer()):
+      raise ValueError(f"{key}={raw!r}: expected an integer")
+    return type(default)(value)
+  if isinstance(default, str) or default is None:
+    return raw
+  try:
+    return ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    raise ValueError(f"{key}={raw!r}: expected a Python literal like {default!r}") from None
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+  """Typed fields from "k=v,k2,..." with defaults `spec` (a bare key sets a bool to True)."""
+  result = ml_collections.ConfigDict(dict(spec))
+  for item in filter(None, (arg or "").split(",")):
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if key not in spec:
+      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(spec)}")
+    result[key] = True if ("=" not in item and isinstance(spec[key], bool)) else _typed(
+        raw.strip(), spec[key], key)
+  return result
+
+
+def load(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
+  """Run `get_config(arg)` of the file in "path.py[:arg]" and apply "--config.a.b=v" overrides."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} not found (give --config=path/to/file.py[:arg])")
+  module_spec = importlib.util.spec_from_file_location("_lawsearch_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg or None)
+  config.lock()
+  for item in overrides:
+    apply_override(config, item)
+  return config
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
+  """Apply one "--config.a.b=v" (or "a.b=v") to a locked config, typed after the current value."""
+  key, eq, raw = item.removeprefix("--").removeprefix("config.").partition("=")
+  if not eq:
+    raise ValueError(f"override {item!r} must look like --config.a.b=value")
+  parent, *path = config, *key.split(".")
+  for part in path[:-1]:
+    if part not in parent:
+      raise ValueError(f"unknown config key {key!r} (no {part!r})")
+    parent = parent[part]
+  leaf = path[-1]
+  if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
+    raise ValueError(f"unknown config key {key!r}")
+  parent[leaf] = _typed(raw, parent[leaf], key)

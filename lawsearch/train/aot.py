@@ -1,0 +1,92 @@
+"""Ahead-of-time compile of the sharded train step for a Cloud TPU topology, on a CPU machine.
+
+With the TPU runtime installed (`pip install -e '.[tpu-aot]'`), XLA compiles for a pod described by
+`jax.experimental.topologies` (as MaxText's train_compile does), and `memory_analysis()` says how
+many bytes each chip needs: a user learns whether a config compiles and fits before renting it.
+Run with JAX_PLATFORMS=cpu (only one process may load the runtime unless
+ALLOW_MULTIPLE_LIBTPU_LOAD=1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from lawsearch.cost import HARDWARE
+
+# Accelerator -> (lawsearch.cost.HARDWARE name, TensorCores counted per chip in "-N" names,
+# topology shapes by chip count).
+_V5P_SHAPES = {4: "2x2x1", 8: "2x2x2", 16: "2x2x4", 32: "2x4x4", 64: "4x4x4", 128: "4x4x8",
+               256: "4x8x8", 512: "8x8x8"}
+_LITE_SHAPES = {1: "1x1", 4: "2x2", 8: "2x4", 16: "4x4", 32: "4x8", 64: "8x8", 128: "8x16",
+                256: "16x16"}
+ACCELERATORS = {"v5p": ("tpu-v5p", 2, _V5P_SHAPES), "v5e": ("tpu-v5e", 1, _LITE_SHAPES),
+                "v6e": ("tpu-v6e", 1, _LITE_SHAPES)}
+
+
+def topology_name(name: str) -> tuple[str, str]:
+  """("v5p:2x4x4", hardware name) from "v5p-64" (Cloud TPU names) or "v5p:2x4x4"."""
+  kind, sep, rest = name.replace(":", "-", 1).partition("-") if ":" not in name else (
+      name.partition(":"))
+  if kind not in ACCELERATORS or not sep:
+    raise ValueError(f"unknown TPU topology {name!r}; give e.g. v5p-64, v5e-16, v6e-8 or "
+                     f"v5p:2x2x2 (accelerators: {', '.join(ACCELERATORS)})")
+  hw, cores_per_chip, shapes = ACCELERATORS[kind]
+  if ":" in name:
+    return name, hw
+  try:
+    chips = int(rest) // cores_per_chip
+  except ValueError:
+    raise ValueError(f"TPU topology {name!r}: expected <accelerator>-<size>") from None
+  if chips not in shapes:
+    sizes = ", ".join(f"{kind}-{c * cores_per_chip}" for c in shapes)
+    raise ValueError(f"no {kind} slice named {name!r}; known: {sizes}")
+  return f"{kind}:{shapes[chips]}", hw
+
+
+@dataclasses.dataclass(frozen=True)
+class AotReport:
+  topology: str
+  n_devices: int
+  hardware: str
+  compile_s: float
+  bytes_per_device: int  # arguments + outputs - aliased + temporaries + code
+  hbm_bytes: int
+  memory: dict  # the raw memory_analysis() fields
+
+  @property
+  def fits(self) -> bool:
+    return self.bytes_per_device <= self.hbm_bytes
+
+  def summary(self) -> str:
+    verdict = "fits" if self.fits else "DOES NOT FIT"
+    return (f"{self.topology}: {self.n_devices} chips, compiled in {self.compile_s:.1f}s; "
+            f"{self.bytes_per_device / 2**30:.2f} GiB per chip of {self.hbm_bytes / 2**30:.0f} "
+            f"GiB HBM ({self.hardware}): {verdict}")
+
+
+def compile_for_topology(config, topology: str) -> AotReport:
+  """Compile the config's sharded train step for `topology` and measure its memory per chip."""
+  from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
+
+  from lawsearch.train import loop  # pylint: disable=import-outside-toplevel
+
+  name, hw = topology_name(topology)
+  try:
+    devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
+  except Exception as e:  # pylint: disable=broad-except
+    raise RuntimeError(f"the TPU runtime could not describe {name!r} ({e}); install it with "
+                       "pip install -e '.[tpu-aot]' and set JAX_PLATFORMS=cpu") from e
+  program = loop.build_program(config, devices, platform="tpu")
+  start = time.perf_counter()
+  compiled = program.train_step.lower(program.abstract_state,
+                                      program.abstract_batch(config)).compile()
+  compile_s = time.perf_counter() - start
+  mem = compiled.memory_analysis()
+  fields = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
+            "temp_size_in_bytes", "generated_code_size_in_bytes")
+  raw = {f: int(getattr(mem, f)) for f in fields}
+  used = (raw["argument_size_in_bytes"] + raw["output_size_in_bytes"]
+          - raw["alias_size_in_bytes"] + raw["temp_size_in_bytes"]
+          + raw["generated_code_size_in_bytes"])
+  return AotReport(name, len(devices), hw, compile_s, used, int(HARDWARE[hw].hbm_bytes), raw)

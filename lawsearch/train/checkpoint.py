@@ -1,0 +1,80 @@
+"""Orbax checkpoints of the train state, the data iterator state and the architecture.
+
+Layout: <workdir>/checkpoints/<step>/{state, data, meta}. `meta` records the ArchSpec; restoring
+into a run of another architecture, or from an unreadable checkpoint, raises a ValueError that
+says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Saves every `every` steps (and on demand), keeping the newest `keep` checkpoints."""
+
+  def __init__(self, directory: str, *, every: int, keep: int, meta: dict[str, Any]):
+    if every <= 0 or keep <= 0:
+      raise ValueError(f"checkpoint every={every} and keep={keep} must be positive")
+    self.directory = os.path.abspath(directory)
+    self.every = every
+    self.meta = meta
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, loader=None, *, force: bool = False) -> bool:
+    """Save at multiples of `every` (or always with force). Returns whether it saved."""
+    if not force and step % self.every:
+      return False
+    if step == self.manager.latest_step():
+      return False
+    items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(self.meta))
+    if loader is not None and hasattr(loader, "save_args"):
+      items["data"] = loader.save_args()
+    return self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def _refuse(self, step: int, error: Exception):
+    raise ValueError(
+        f"checkpoint {step} in {self.directory} is corrupt or unreadable "
+        f"({type(error).__name__}: {str(error)[:300]}); delete that step directory to resume from "
+        f"an earlier checkpoint, or start in a fresh --workdir") from error
+
+  def restore(self, abstract_state, loader=None):
+    """(state, step) from the newest checkpoint, or None when there is none.
+
+    abstract_state: a tree of jax.ShapeDtypeStruct (with shardings) like the saved state. The
+    loader's iterator state is restored in place (grain) when it has `restore_args`.
+    """
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    try:
+      meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except
+      self._refuse(step, e)
+    saved_arch, arch = meta["meta"].get("arch"), self.meta.get("arch")
+    if saved_arch != arch:
+      raise ValueError(
+          f"checkpoint {step} in {self.directory} holds another architecture: saved {saved_arch}, "
+          f"this run {arch}; use a fresh --workdir (or the saved run's config)")
+    items = dict(state=ocp.args.StandardRestore(abstract_state))
+    if loader is not None and hasattr(loader, "restore_args"):
+      items["data"] = loader.restore_args()
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as e:  # pylint: disable=broad-except
+      self._refuse(step, e)
+    return restored["state"], step
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()

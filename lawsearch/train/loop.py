@@ -1,0 +1,326 @@
+"""The train loop: config -> run directory (config.json, metrics.jsonl, checkpoints/, result.json).
+
+Top to bottom, big_vision style: distributed setup, validation (before any compile), mesh, model
+shapes, shardings, jit(init, out_shardings), restore, a donated jitted step, the loop with
+metrics, held-out evals and checkpoints, and the result record. Every process runs this same
+program; only process 0 writes records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import math
+import os
+import time
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lawsearch import runs
+from lawsearch.arch import ArchSpec
+from lawsearch.model import ModelConfig
+from lawsearch.train import mesh as mesh_lib
+from lawsearch.train import metrics as metrics_lib
+from lawsearch.train import optimizer as optimizer_lib
+from lawsearch.train import step as step_lib
+
+FILE_SOURCES = ("text", "tokens", "arrayrecord")
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+# -- config -> typed pieces ------------------------------------------------------------------------
+def arch_spec(config) -> ArchSpec:
+  return ArchSpec(**dict(config.model.arch))
+
+
+def model_config(config, platform: str | None = None) -> ModelConfig:
+  m = dict(config.model)
+  platform = platform or jax.default_backend()
+  dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if platform == "cpu" else "bfloat16")
+  return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
+                     rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
+                     attention_impl=m["attention_impl"], decode_impl=m["decode_impl"],
+                     remat=m["remat"])
+
+
+def total_steps(config) -> int:
+  t = config.train
+  if (t.steps > 0) == (t.tokens > 0):
+    raise ValueError(f"give exactly one of train.steps ({t.steps}) and train.tokens ({t.tokens}) "
+                     "as a positive number")
+  return t.steps if t.steps > 0 else math.ceil(t.tokens / (t.batch_size * t.seq_len))
+
+
+def validate(config, n_devices: int) -> dict[str, int]:
+  """Check the config against the devices before anything is compiled; returns the mesh shape."""
+  t = config.train
+  shape = mesh_lib.mesh_shape(config.mesh, n_devices)
+  spec = arch_spec(config)
+  if t.seq_len > config.model.max_seq_len:
+    raise ValueError(f"train.seq_len={t.seq_len} exceeds model.max_seq_len="
+                     f"{config.model.max_seq_len}; shorten the sequence or raise the maximum")
+  rules = dict(config.sharding_rules)
+  target = rules.get("act_batch")
+  axes = () if target is None else (target,) if isinstance(target, str) else tuple(target)
+  shards = math.prod(shape.get(a, 1) for a in axes)
+  accum = t.grad_accum_steps
+  if accum < 1 or t.batch_size % accum:
+    raise ValueError(f"train.batch_size={t.batch_size} must be a multiple of "
+                     f"train.grad_accum_steps={accum}")
+  if (t.batch_size // accum) % shards:
+    raise ValueError(f"train.batch_size={t.batch_size} (micro-batch {t.batch_size // accum}) is "
+                     f"not divisible by the {shards} batch shards of mesh axes {axes} "
+                     f"{ {a: shape.get(a, 1) for a in axes} }; make it a multiple of {shards}")
+  src, path = config.data.source, config.data.path
+  if src in FILE_SOURCES:
+    if not path:
+      raise ValueError(f"data.source={src!r} needs data.path (a file, directory or glob)")
+    if "://" not in path and not (os.path.exists(path) or glob.glob(path)):
+      raise ValueError(f"data.path={path!r} does not exist (data.source={src!r})")
+  if src == "synthetic" and config.data.vocab_size > spec.vocab_size:
+    raise ValueError(f"data.vocab_size={config.data.vocab_size} exceeds the model's vocab_size="
+                     f"{spec.vocab_size}")
+  total_steps(config)
+  return shape
+
+
+# -- data ------------------------------------------------------------------------------------------
+class SyntheticLoader:
+  """Uniform random tokens; global batch i is a pure function of (seed, i), the same on any
+  number of processes (each takes its contiguous rows)."""
+
+  def __init__(self, vocab_size: int, seq_len: int, global_batch_size: int, seed: int,
+               process_index: int = 0, process_count: int = 1):
+    self.vocab, self.seq_len, self.batch, self.seed = vocab_size, seq_len, global_batch_size, seed
+    self.local = global_batch_size // process_count
+    self.rows = slice(process_index * self.local, (process_index + 1) * self.local)
+    self.index = 0
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([self.seed, self.index])
+    window = rng.integers(0, self.vocab, (self.batch, self.seq_len + 1), dtype=np.int32)
+    self.index += 1
+    return {"inputs": window[self.rows, :-1], "targets": window[self.rows, 1:]}
+
+  def get_state(self) -> dict[str, Any]:
+    return {"next_index": self.index}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self.index = int(state["next_index"])
+
+
+def make_loader(config, split: str):
+  t, data = config.train, config.data
+  if data.source == "synthetic":
+    seed = config.seed if split == "train" else config.seed + 10_000
+    return SyntheticLoader(data.vocab_size, t.seq_len, t.batch_size, seed, jax.process_index(),
+                           jax.process_count())
+  from lawsearch.data import pipeline  # pylint: disable=import-outside-toplevel
+
+  return pipeline.make_loader(data, seq_len=t.seq_len, global_batch_size=t.batch_size,
+                              seed=config.seed, split=split,
+                              model_vocab_size=config.model.arch.vocab_size)
+
+
+# -- the program: shapes, shardings and jitted functions ------------------------------------------
+@dataclasses.dataclass
+class Program:
+  spec: ArchSpec
+  model: step_lib.Model
+  mesh: Any
+  shardings: step_lib.TrainState  # of NamedSharding
+  batch_sharding: Any
+  abstract_state: step_lib.TrainState  # of ShapeDtypeStruct with shardings
+  init: Any  # jitted () -> TrainState
+  train_step: Any  # jitted (state, batch) -> (state, metrics), state donated
+  eval_step: Any  # jitted (params, batch) -> loss
+  schedule: Any
+  steps: int
+
+  def abstract_batch(self, config):
+    shape = (config.train.batch_size, config.train.seq_len)
+    x = jax.ShapeDtypeStruct(shape, jnp.int32, sharding=self.batch_sharding)
+    return {"inputs": x, "targets": x}
+
+
+def build_program(config, devices=None, platform: str | None = None) -> Program:
+  """Everything but data and state: validated, no compilation yet."""
+  devices = list(jax.devices() if devices is None else devices)
+  validate(config, len(devices))
+  mesh = mesh_lib.make_mesh(config.mesh, devices)
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  model = step_lib.Model(model_config(config, platform or devices[0].platform))
+  steps = total_steps(config)
+  tx, schedule = optimizer_lib.from_config(config.optimizer, steps)
+  shardings = step_lib.state_shardings(model, tx, mesh, rules)
+  batch_sharding = mesh_lib.batch_sharding(mesh, rules)
+  init = jax.jit(step_lib.make_init(model, tx, config.seed), out_shardings=shardings)
+  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                          jax.eval_shape(init), shardings)
+  batch_shardings = {"inputs": batch_sharding, "targets": batch_sharding}
+  train_step = jax.jit(
+      step_lib.make_train_step(model, tx, schedule, grad_accum_steps=config.train.grad_accum_steps,
+                               mesh=mesh, rules=rules),
+      in_shardings=(shardings, batch_shardings),
+      out_shardings=(shardings, mesh_lib.replicated(mesh)), donate_argnums=0)
+  eval_step = jax.jit(step_lib.make_eval_step(model, mesh=mesh, rules=rules),
+                      in_shardings=(shardings.params, batch_shardings),
+                      out_shardings=mesh_lib.replicated(mesh))
+  return Program(model.config.arch, model, mesh, shardings, batch_sharding, abstract, init,
+                 train_step, eval_step, schedule, steps)
+
+
+def initialize_distributed(config) -> None:
+  """jax.distributed.initialize as config.distributed says ("" = single process)."""
+  d = config.distributed
+  if not d.initialize:
+    return
+  if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if d.initialize == "auto":
+    jax.distributed.initialize()
+  elif d.initialize == "explicit":
+    ids = [int(i) for i in str(d.local_device_ids).split(",") if i.strip()] or None
+    jax.distributed.initialize(coordinator_address=d.coordinator_address,
+                               num_processes=d.num_processes, process_id=d.process_id,
+                               local_device_ids=ids)
+  else:
+    raise ValueError(f"distributed.initialize={d.initialize!r}; use '', 'auto' or 'explicit'")
+
+
+# -- the loop ----------------------------------------------------------------------------------------
+def _global(program: Program, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+  return {k: jax.make_array_from_process_local_data(program.batch_sharding, v)
+          for k, v in local.items()}
+
+
+def heldout_loss(program: Program, config, params) -> float:
+  loader = make_loader(config, "heldout")
+  losses = []
+  for _, batch in zip(range(config.train.eval_batches), loader):
+    losses.append(program.eval_step(params, _global(program, batch)))
+  if not losses:
+    raise ValueError("the held-out split yielded no batch; lower train.batch_size or seq_len")
+  return float(np.mean(jax.device_get(losses)))
+
+
+def train(config, workdir: str, *, progress: bool = True) -> dict:
+  """Train (or resume) the run in `workdir`; returns the result record."""
+  # ---- distributed, validation, program -------------------------------------------------------
+  initialize_distributed(config)
+  program = build_program(config)
+  main = jax.process_index() == 0
+  spec, t = program.spec, config.train
+  tokens_per_step = t.batch_size * t.seq_len
+  if main:
+    os.makedirs(workdir, exist_ok=True)
+    runs.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+  log = metrics_lib.MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=main)
+  flops_per_token = metrics_lib.train_flops_per_token(spec, t.seq_len)
+  peak = metrics_lib.peak_flops(jax.devices()[0].device_kind, t.peak_flops)
+
+  # ---- data, state (fresh or restored) --------------------------------------------------------
+  loader = make_loader(config, "train")
+  ckpt = None
+  if t.checkpoint_every > 0:
+    from lawsearch.train.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
+
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), every=t.checkpoint_every,
+                        keep=t.keep_checkpoints, meta={"arch": dataclasses.asdict(spec)})
+    restored = ckpt.restore(program.abstract_state, loader)
+  else:
+    restored = None
+  if restored is None:
+    state, start = program.init(), 0
+  else:
+    state, start = restored
+    if isinstance(loader, SyntheticLoader):
+      loader.set_state({"next_index": start})
+  log.truncate_after(start)
+  if main:
+    print(f"lawsearch train: {spec} | N={spec.non_embedding_params:,} total={spec.total_params:,}"
+          f" | mesh {dict(program.mesh.shape)} | {tokens_per_step:,} tokens/step x "
+          f"{program.steps} steps" + (f" | resuming at step {start}" if start else ""), flush=True)
+
+  # ---- compile ---------------------------------------------------------------------------------
+  t0 = time.perf_counter()
+  train_step = program.train_step.lower(program.abstract_state,
+                                        program.abstract_batch(config)).compile()
+  compile_s = time.perf_counter() - t0
+
+  # ---- loop ------------------------------------------------------------------------------------
+  bar = None
+  if progress and main:
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+    bar = tqdm(total=program.steps, initial=start, unit="step", dynamic_ncols=True)
+  last_good = ckpt.latest_step() if ckpt else None
+  mark, mark_step, loss = time.perf_counter(), start, float("nan")
+  try:
+    for step in range(start, program.steps):
+      record = {}
+      state, m = train_step(state, _global(program, next(loader)))
+      done = step + 1
+      save = ckpt is not None and (done % t.checkpoint_every == 0 or done == program.steps)
+      if done % t.log_every == 0 or save or done == program.steps:
+        m = jax.device_get(m)
+        loss = float(m["loss"])
+        if not math.isfinite(loss):
+          log.write({"step": done, "loss": loss, "error": "non-finite loss"})
+          raise NonFiniteLossError(
+              f"loss is {loss} at step {done}; stopped. The last good checkpoint is "
+              f"{'step ' + str(last_good) if last_good is not None else 'none'}"
+              f"{' in ' + ckpt.directory if ckpt else ''}; lower optimizer.peak_lr or raise "
+              "warmup, then rerun the same command to resume from it")
+        now = time.perf_counter()
+        tps = (done - mark_step) * tokens_per_step / (now - mark)
+        mark, mark_step = now, done
+        record = {"step": done, "loss": loss, "lr": float(m["lr"]),
+                  "grad_norm": float(m["grad_norm"]), "tokens": done * tokens_per_step,
+                  "tokens_per_s": tps}
+        if peak:
+          record["mfu"] = metrics_lib.mfu(tps, flops_per_token, peak, jax.device_count())
+        if mark_step - start <= t.log_every:  # the first record of this process
+          record["compile_s"] = compile_s
+        if t.eval_every and done % t.eval_every == 0 and done != program.steps:
+          record["heldout_loss"] = heldout_loss(program, config, state.params)
+        log.write(record)
+        if bar is not None:
+          bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+      if save:
+        ckpt.save(done, state, loader, force=True)
+        last_good = done
+      if save or "heldout_loss" in record:  # keep evals and saves out of tokens/s
+        mark = time.perf_counter()
+      if bar is not None:
+        bar.update(1)
+      if os.environ.get("LAWSEARCH_KILL_AT_STEP") == str(done):  # tests: a crash mid-run
+        if ckpt:
+          ckpt.wait()
+        os.kill(os.getpid(), 9)
+  finally:
+    if bar is not None:
+      bar.close()
+    if ckpt is not None:
+      ckpt.close()
+
+  # ---- result ----------------------------------------------------------------------------------
+  final = heldout_loss(program, config, state.params)
+  log.write({"step": program.steps, "heldout_loss": final})
+  record = runs.result_record(spec, tokens=program.steps * tokens_per_step, loss=final,
+                              train_loss=loss, steps=program.steps, seq_len=t.seq_len,
+                              batch_size=t.batch_size, seed=config.seed,
+                              preset=config.model.preset)
+  if main:
+    runs.write_result(workdir, record)
+  return record
