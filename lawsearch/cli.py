@@ -95,10 +95,16 @@ def _run_cost(args) -> None:
   from lawsearch import cost
 
   hw = cost.hardware(args.hardware)
+  efficiency = cost.Efficiency()
+  if args.calibration:
+    from lawsearch.bench import calibration
+
+    efficiency = calibration.load_efficiency(args.calibration, hw.name)
   rows = []
   for name, spec in _specs_from_args(args):
     for batch in args.batch:
-      t = cost.roofline_throughput(spec, hw, batch, args.input_len, args.output_len)
+      t = cost.roofline_throughput(spec, hw, batch, args.input_len, args.output_len,
+                                   efficiency=efficiency)
       rows.append({"name": name, "batch": batch, "fits": t.fits, "max_batch": t.max_batch,
                    "memory_GiB": t.memory_bytes / 2**30, "prefill_s": t.prefill_s,
                    "decode_s": t.decode_s, "output_tok_s": t.output_tokens_per_s,
@@ -118,6 +124,7 @@ def _add_cost(sub) -> None:
   p.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32, 64, 128, 256])
   p.add_argument("--input-len", type=int, default=4096)
   p.add_argument("--output-len", type=int, default=1024)
+  p.add_argument("--calibration", help="efficiency file from `lawsearch bench --calibrate`")
   p.add_argument("--json", action="store_true")
   p.set_defaults(run=_run_cost)
 
@@ -168,18 +175,113 @@ def _add_data(sub) -> None:
   q.set_defaults(run=_run_data)
 
 
+def _run_train(args) -> None:
+  from lawsearch import configlib
+
+  config = configlib.load(args.config, args.config_overrides)
+  if args.aot_topology:
+    from lawsearch.train import aot
+
+    for topology in args.aot_topology:
+      print(aot.compile_for_topology(config, topology).summary())
+    return
+  if not args.workdir:
+    raise UsageError("--workdir is required (the run directory; an existing one resumes)")
+  from lawsearch.train import loop
+
+  try:
+    record = loop.train(config, args.workdir, progress=not args.no_progress)
+  except loop.NonFiniteLossError as e:
+    print(f"lawsearch: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(json.dumps(record))
+
+
+def _add_train(sub) -> None:
+  p = sub.add_parser("train", help="train one model from an ml-collections config (resumes)",
+                     description="Dotted overrides: --config.train.steps=200 (use '=').")
+  p.add_argument("--config", required=True, help="configs/train.py[:ARG], e.g. configs/train.py:preset=tiny")
+  p.add_argument("--workdir", help="run directory: config.json, metrics.jsonl, checkpoints/, result.json")
+  p.add_argument("--aot-topology", action="append", default=[],
+                 help="compile for a TPU slice instead of training (e.g. v5p-64, v5e-16; repeatable)")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.set_defaults(run=_run_train)
+
+
+# -- bench ---------------------------------------------------------------------------------------
+def _run_bench(args) -> None:
+  import jax
+
+  from lawsearch import cost
+  from lawsearch.bench import calibration, throughput
+
+  cpu = jax.default_backend() == "cpu"  # small defaults on CPU
+  hw = cost.hardware(args.hardware) if args.hardware else throughput.detect_hardware()
+  results = []
+  for name, spec in _specs_from_args(args):
+    cfg = throughput.BenchConfig(
+        arch=spec, batch_sizes=tuple(args.batch or ([1, 4] if cpu else [1, 8, 32, 64])),
+        input_len=args.input_len or (128 if cpu else 4096),
+        output_len=args.output_len or (32 if cpu else 1024), trials=args.trials,
+        warmup=args.warmup, dtype=args.dtype or ("float32" if cpu else "bfloat16"),
+        decode_impl=args.decode_impl or ("xla" if cpu else "pallas"),
+        attention_impl=args.attention_impl, prefill_batch=args.prefill_batch, seed=args.seed)
+    results += [{"name": name, **r} for r in throughput.run(cfg, hw, log=lambda _: None)]
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(results, f, indent=1)
+  print(f"generation throughput on {hw.name if hw else jax.devices()[0].device_kind} "
+        f"(random weights, exact output length, mean of {args.trials} trials; compile excluded)")
+  print(_table(results, ["name", "batch", "input_len", "output_len", "output_tokens_per_s",
+                         "total_tokens_per_s", "requests_per_s", "decode_tokens_per_s",
+                         "prefill_s", "decode_s", "compile_s", "mbu",
+                         "roofline_output_tokens_per_s", "fraction_of_roofline"]))
+  if args.calibrate:
+    if hw is None:
+      raise UsageError("--calibrate needs a known chip; pass --hardware (see `lawsearch cost`)")
+    eff = calibration.calibrate(results)
+    calibration.save_efficiency(args.calibrate, hw.name, eff)
+    print(f"calibration for {hw.name}: compute {eff.compute:.3f}, memory {eff.memory:.3f} "
+          f"-> {args.calibrate}")
+
+
+def _add_bench(sub) -> None:
+  p = sub.add_parser("bench", help="measure generation throughput in the paper's protocol")
+  _add_spec_flags(p)
+  p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default 1 8 32 64; CPU: 1 4)")
+  p.add_argument("--input-len", type=int, help="prompt tokens (default 4096; CPU: 128)")
+  p.add_argument("--output-len", type=int, help="generated tokens (default 1024; CPU: 32)")
+  p.add_argument("--trials", type=int, default=5)
+  p.add_argument("--warmup", type=int, default=1)
+  p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                 help="default bfloat16 (CPU: float32)")
+  p.add_argument("--decode-impl", choices=("xla", "pallas"), help="default pallas (CPU: xla)")
+  p.add_argument("--attention-impl", choices=("xla", "cudnn"), default="xla",
+                 help="prefill attention; cudnn on NVIDIA GPUs with 16-bit dtypes")
+  p.add_argument("--prefill-batch", type=int, default=4, help="prompts prefilled together")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--hardware", help="chip in lawsearch.cost (default: detected)")
+  p.add_argument("--out", help="write the records as JSON here")
+  p.add_argument("--calibrate", metavar="FILE",
+                 help="store efficiency factors for `lawsearch cost --calibration FILE`")
+  p.set_defaults(run=_run_bench)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  for add in (_add_arch, _add_cost, _add_demo, _add_data):
+  for add in (_add_arch, _add_cost, _add_demo, _add_data, _add_train, _add_bench):
     add(sub)
   return parser
 
 
 def main(argv=None) -> int:
   try:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if a.startswith("--config.")]  # train: --config.a.b=v
+    args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    args.config_overrides = overrides
     args.run(args)
   except (UsageError, ValueError, FileNotFoundError) as e:
     print(f"lawsearch: error: {e}", file=sys.stderr)
