@@ -24,7 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lawsearch.arch import preset  # noqa: E402
-from lawsearch.bench import BenchConfig, run  # noqa: E402
+from lawsearch.bench.throughput import BenchConfig, run  # noqa: E402
 from lawsearch.kernels import BlockSizes, gqa_decode, gqa_decode_reference  # noqa: E402
 
 # The paper's end-to-end gains of Surefire over LLaMA-3.2 at 1B (PAPER.md section 2).

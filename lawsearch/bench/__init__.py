@@ -1,10 +1,5 @@
 """Decode-throughput benchmark in the paper's protocol, with achieved memory bandwidth (MBU).
 
-    from lawsearch.bench import BenchConfig, run
+    lawsearch.bench.throughput    BenchConfig, run: the measurement (imports jax and flax)
+    lawsearch.bench.calibration   efficiency factors for lawsearch.cost (light: json and cost only)
 """
-
-from lawsearch.bench.throughput import (BenchConfig, calibrate, decode_bytes, detect_hardware,
-                                        load_efficiency, run, run_batch, save_efficiency)
-
-__all__ = ["BenchConfig", "calibrate", "decode_bytes", "detect_hardware", "load_efficiency", "run",
-           "run_batch", "save_efficiency"]

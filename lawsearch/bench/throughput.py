@@ -164,25 +164,3 @@ def run(cfg: BenchConfig, hw: cost.Hardware | None = None, log=print) -> list[di
     rows.append(run_batch(engine, cfg, batch, hw))
     log(json.dumps(rows[-1]))
   return rows
-
-
-def calibrate(rows: list[dict]) -> cost.Efficiency:
-  """Efficiency factors from measurements: the best decode MBU and prefill MFU seen, capped at 1."""
-  mbu = [r["mbu"] for r in rows if r.get("mbu")]
-  mfu = [r["mfu_prefill"] for r in rows if r.get("mfu_prefill")]
-  if not mbu or not mfu:
-    raise ValueError("calibration needs a known chip (cost.HARDWARE) and output_len > 1")
-  return cost.Efficiency(compute=min(max(mfu), 1.0), memory=min(max(mbu), 1.0))
-
-
-def save_efficiency(path: str, hw: cost.Hardware, eff: cost.Efficiency) -> None:
-  """Writes {"hardware", "compute", "memory"} as JSON; `load_efficiency` reads it back."""
-  with open(path, "w") as f:
-    json.dump({"hardware": hw.name, **dataclasses.asdict(eff)}, f, indent=1)
-
-
-def load_efficiency(path: str) -> tuple[str, cost.Efficiency]:
-  """(hardware name, Efficiency) from a file written by `save_efficiency`."""
-  with open(path) as f:
-    rec = json.load(f)
-  return rec["hardware"], cost.Efficiency(compute=rec["compute"], memory=rec["memory"])
