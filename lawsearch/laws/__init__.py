@@ -4,12 +4,16 @@ Fits use jaxopt in float64 inside a scoped context (`float64()`); importing this
 global flag and pulls in no flax, orbax, grain or tensorflow.
 """
 
+from lawsearch.laws.bootstrap import Bootstrap, bootstrap
 from lawsearch.laws.chinchilla import ChinchillaFitInfo, ChinchillaLaw
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, FitInfo
 from lawsearch.laws.forms import FORMS
 from lawsearch.laws.precision import float64
+from lawsearch.laws.synthetic import synthetic_sweep
+from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics, spearman
 
 __all__ = [
-    "ChinchillaFitInfo", "ChinchillaLaw", "ConditionalLaw", "DEFAULT_R_RANGE", "FORMS", "FitInfo",
-    "float64",
+    "Bootstrap", "ChinchillaFitInfo", "ChinchillaLaw", "ConditionalLaw", "DEFAULT_R_RANGE",
+    "FORMS", "FitInfo", "bootstrap", "cross_scale_validation", "float64", "residual_diagnostics",
+    "spearman", "synthetic_sweep",
 ]

@@ -40,7 +40,7 @@ class FitInfo:
   l_opt: str                            # where L_opt came from
   n_starts: int
   iterations: int                       # LM iterations of the best start
-  grad_norm: float                      # gradient norm at the end (the convergence test)
+  grad_norm: float                      # scaled gradient max_j |J_j.res|/(|J_j||res|) at the end
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,20 +142,21 @@ class ConditionalLaw:
   @classmethod
   def fit(cls, df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
           r_range: tuple[float, float] | None = DEFAULT_R_RANGE, n_starts: int = 8,
-          seed: int = 0, maxiter: int = 200, tol: float = 1e-10) -> "ConditionalLaw":
+          seed: int = 0, maxiter: int = 200, tol: float = 1e-6) -> "ConditionalLaw":
     """Least-squares fit (jaxopt Levenberg-Marquardt, float64, `n_starts` starts) on `df`.
 
     df columns: n_params (non-embedding), d_model, mlp_attn_ratio, loss; tokens (or scale) when
     L_opt is empirical or comes from a Chinchilla law. l_opt: see `_data.resolve_l_opt`.
     r_range: keep rows with r inside (inclusive); None keeps all. Raises ValueError on bad input
-    and when no start converges (reporting the best objective reached).
+    and when the best start does not converge: its scaled gradient max_j |J_j.res|/(|J_j||res|)
+    (MINPACK's gtol measure) must end below `tol` (reporting the best objective reached).
     """
     spec = forms.get_form(form)
     x, r, lo, loss, n_excluded = prepare(df, l_opt, r_range, len(spec.names))
     res = lm.fit(form, x, r, lo, loss, n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
     if not res.converged:
       raise ValueError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
-                       f"(sum of squares) {res.sse:.6g} with gradient norm {res.grad_norm:.3g} "
+                       f"(sum of squares) {res.sse:.6g} with scaled gradient {res.grad_norm:.3g} "
                        f"> tol {tol:g}; raise maxiter or check the data")
     info = FitInfo(objective=res.sse, mse=res.sse / loss.size, n_points=int(loss.size),
                    n_excluded=n_excluded, r_range=None if r_range is None else tuple(r_range),

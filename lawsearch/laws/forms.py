@@ -9,6 +9,11 @@ ratio and l_opt = L_opt(N, D) to the predicted loss (same broadcast shape). Natu
 
 The joint (non-separable) form is not given by the paper (a **choice**: the multiplicative form plus
 one interaction term c ln(x) ln(r)).
+
+Gauge: scaling the x-factor by k and the r-factor by 1/k leaves the multiplicative and joint forms
+unchanged, so their coefficients are not identifiable as a set. Fits fix b0 = 1 (`Form.gauge`) and
+solve for the others; published laws keep their own b0. Compare optima and predictions, not raw
+coefficients.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import dataclasses
 from typing import Callable
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def u_curve(c0, c1, c2, z):
@@ -42,16 +48,35 @@ def joint(theta, x, r, l_opt):
 
 @dataclasses.dataclass(frozen=True)
 class Form:
-  """A named functional form: coefficient names and its pure prediction function."""
+  """A named functional form: coefficient names, its pure prediction function, and the
+  coefficients a fit holds fixed (index, value) to remove a scale degeneracy."""
   name: str
   names: tuple[str, ...]
   fn: Callable
+  gauge: tuple[tuple[int, float], ...] = ()
+
+  @property
+  def n_free(self) -> int:
+    return len(self.names) - len(self.gauge)
+
+  def free_mask(self) -> np.ndarray:
+    mask = np.ones(len(self.names), dtype=bool)
+    mask[[i for i, _ in self.gauge]] = False
+    return mask
+
+  def expand(self, free):
+    """Full coefficients [..., k] from free ones [..., n_free] (jnp; the gauge inserted)."""
+    for i, value in self.gauge:
+      free = jnp.concatenate([free[..., :i], jnp.full(free.shape[:-1] + (1,), value, free.dtype),
+                              free[..., i:]], axis=-1)
+    return free
 
 
 FORMS: dict[str, Form] = {
-    "multiplicative": Form("multiplicative", ("a0", "a1", "a2", "b0", "b1", "b2"), multiplicative),
+    "multiplicative": Form("multiplicative", ("a0", "a1", "a2", "b0", "b1", "b2"), multiplicative,
+                           gauge=((3, 1.0),)),
     "additive": Form("additive", ("a0", "a1", "a2", "b1", "b2"), additive),
-    "joint": Form("joint", ("a0", "a1", "a2", "b0", "b1", "b2", "c"), joint),
+    "joint": Form("joint", ("a0", "a1", "a2", "b0", "b1", "b2", "c"), joint, gauge=((3, 1.0),)),
 }
 
 

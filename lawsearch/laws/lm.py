@@ -24,9 +24,9 @@ class LMResult(NamedTuple):
   """Best start of a multi-start fit (host numpy, float64)."""
   theta: np.ndarray       # [k] coefficients of the best start
   sse: float              # its sum of (weighted) squared residuals
-  grad_norm: float        # l2 norm of its gradient J^T res at the end
+  grad_norm: float        # its `optimality` (scale-free gradient) at the end
   iterations: int         # LM iterations the best start took
-  converged: bool         # whether the best start met the gradient tolerance within maxiter
+  converged: bool         # whether that optimality is within the tolerance
   all_sse: np.ndarray     # [n_starts] final SSE of every start
 
 
@@ -35,8 +35,8 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
 
   Start 0 is a linear least-squares fit of the form's linearisation: loss - l_opt on
   [1, ln x, 1/x, ln r, 1/r] for the additive form (exact), ln(loss / l_opt) on the same basis for
-  the multiplicative and joint forms (first order in the factors' deviations). The others multiply
-  start 0 by seeded log-normal factors (sigma 0.5).
+  the multiplicative and joint forms (first order in the factors' deviations; b0 = 1, the gauge).
+  The others multiply the free coefficients of start 0 by seeded log-normal factors (sigma 0.5).
   """
   spec = forms.get_form(form)
   x, r, l_opt, loss = (np.asarray(v, dtype=np.float64) for v in (x, r, l_opt, loss))
@@ -51,51 +51,83 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
   rng = np.random.default_rng(seed)
   factors = np.exp(0.5 * rng.standard_normal((n_starts, base.size)))
   factors[0] = 1.0
+  factors[:, ~spec.free_mask()] = 1.0
   starts = base * factors
   if form == "joint":  # the interaction starts at small values of either sign
     starts[1:, -1] = 0.01 * rng.standard_normal(n_starts - 1)
   return starts
 
 
-def _residual(theta, x, r, l_opt, loss, sqrt_w, *, form):
-  return sqrt_w * (forms.FORMS[form].fn(theta, x, r, l_opt) - loss)
+def _residual(free, x, r, l_opt, loss, sqrt_w, *, form):
+  spec = forms.FORMS[form]
+  return sqrt_w * (spec.fn(spec.expand(free), x, r, l_opt) - loss)
 
 
-@functools.partial(jax.jit, static_argnames=("form", "maxiter", "tol"))
-def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int, tol: float):
+def optimality(free, x, r, l_opt, loss, sqrt_w, *, form):
+  """Scale-free stationarity max_j |J_j^T res| / (|J_j| |res|) (MINPACK's gtol measure)."""
+  res = _residual(free, x, r, l_opt, loss, sqrt_w, form=form)
+  jac = jax.jacfwd(_residual)(free, x, r, l_opt, loss, sqrt_w, form=form)
+  denom = jnp.linalg.norm(jac, axis=0) * jnp.linalg.norm(res)
+  return jnp.max(jnp.abs(jac.T @ res) / jnp.where(denom > 0, denom, 1.0))
+
+
+@functools.partial(jax.jit, static_argnames=("form", "maxiter"))
+def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int):
   """LM from every start [S, k] on every weight row [S, n] (vmapped; float64 under `float64()`).
 
-  Returns (theta [S, k], sse [S], grad_norm [S], iterations [S]).
+  Only the form's free coefficients move (the gauge stays fixed; starts must hold it). A start
+  stops when its step falls to 1e-12 of its coefficients' norm (steps are rejected once the sum of
+  squares stops decreasing in float64) or its gradient vanishes.
+  Returns (theta [S, k], sse [S], optimality [S], iterations [S]).
   """
+  spec = forms.FORMS[form]
+  starts = starts[:, spec.free_mask()]
+  residual = functools.partial(_residual, form=form)
   solver = jaxopt.LevenbergMarquardt(
-      functools.partial(_residual, form=form), maxiter=maxiter, tol=tol, solver="cholesky",
-      materialize_jac=True, implicit_diff=False, unroll=False)  # stop when all starts converge
+      residual, maxiter=maxiter, stop_criterion="madsen-nielsen", xtol=1e-12, gtol=1e-14,
+      solver="cholesky", materialize_jac=True, implicit_diff=False,
+      unroll=False)  # a real while loop: stop when every start has converged
 
   def one(theta0, w):
-    theta, state = solver.run(theta0, x, r, l_opt, loss, jnp.sqrt(w))
-    return theta, 2.0 * state.value, state.error, state.iter_num
+    args = (x, r, l_opt, loss, jnp.sqrt(w))
+    free, state = solver.run(theta0, *args)
+    return (spec.expand(free), 2.0 * state.value, optimality(free, *args, form=form),
+            state.iter_num)
 
   return jax.vmap(one)(starts, weights)
 
 
+def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int):
+  """`solve_batch` on host float64 arrays [n] (weights [S, n]), inside `float64()`; numpy results.
+
+  The points are padded with weight 0 to a power of two (at least 256), so fits share compiles.
+  """
+  n = np.size(x)
+  pad = max(256, 1 << (n - 1).bit_length()) - n  # bucket the size: one compile serves most fits
+  data = [np.pad(np.asarray(v, dtype=np.float64), (0, pad), constant_values=1.0)
+          for v in (x, r, l_opt, loss)]
+  weights = np.pad(np.asarray(weights, dtype=np.float64), ((0, 0), (0, pad)))  # padding: weight 0
+  with float64():
+    out = solve_batch(jnp.asarray(np.asarray(starts, dtype=np.float64)),
+                      *map(jnp.asarray, data), jnp.asarray(weights), form=form, maxiter=int(maxiter))
+    return tuple(np.asarray(v) for v in jax.device_get(out))
+
+
 def fit(form: str, x, r, l_opt, loss, *, starts=None, weights=None, n_starts: int = 8,
-        seed: int = 0, maxiter: int = 200, tol: float = 1e-10) -> LMResult:
+        seed: int = 0, maxiter: int = 200, tol: float = 1e-6) -> LMResult:
   """Least-squares fit of `form` from several starts; the best start (lowest SSE) is returned.
 
   x, r, l_opt, loss: [n] float arrays. starts: [S, k] or None (then `initial_starts`).
-  weights: [n] per-point weights or None. tol: l2 norm of the gradient J^T res at which a start
-  stops (float64, so 1e-10 is reachable).
+  weights: [n] per-point weights or None. tol: the largest `optimality` (scale-free gradient) at
+  which the best start counts as converged.
   """
   data = [np.asarray(v, dtype=np.float64) for v in (x, r, l_opt, loss)]
   if starts is None:
     starts = initial_starts(form, *data, n_starts=n_starts, seed=seed)
   starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
   w = np.ones_like(data[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-  with float64():
-    theta, sse, gnorm, iters = jax.device_get(solve_batch(
-        jnp.asarray(starts), *map(jnp.asarray, data),
-        jnp.broadcast_to(jnp.asarray(w), (starts.shape[0], w.size)),
-        form=form, maxiter=maxiter, tol=tol))
+  theta, sse, gnorm, iters = solve_many(form, *data, starts,
+                                        np.broadcast_to(w, (starts.shape[0], w.size)), maxiter)
   sse = np.where(np.isfinite(sse), sse, np.inf)
   best = int(np.argmin(sse))
   return LMResult(theta=np.asarray(theta[best]), sse=float(sse[best]),
