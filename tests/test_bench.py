@@ -1,0 +1,77 @@
+"""lawsearch.bench: the byte count behind MBU, the records of a (tiny) paper-protocol run, the
+calibration file, and the `lawsearch bench` command."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lawsearch import cli, cost
+from lawsearch.arch import preset
+from lawsearch.bench import calibration
+from lawsearch.bench.throughput import BenchConfig, decode_bytes, run
+
+NANO = preset("nano")
+
+
+def test_decode_bytes_is_the_sum_over_steps():
+  # Step i of output_len - 1 reads all weights once and the KV cache of input_len + i positions.
+  b, n_in, n_out, bpe = 3, 50, 7, 2
+  w = cost.weight_bytes_read_per_step(NANO, bpe)
+  kv = cost.kv_cache_bytes_per_token(NANO, bpe)
+  expected = sum(w + b * (n_in + i) * kv for i in range(1, n_out))
+  assert decode_bytes(NANO, b, n_in, n_out, bpe) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def records():
+  cfg = BenchConfig(arch=NANO, batch_sizes=(2,), input_len=16, output_len=5, trials=2, warmup=1,
+                    dtype="float32", decode_impl="xla")
+  return cfg, run(cfg, cost.hardware("h100-sxm"), log=lambda _: None)
+
+
+def test_records_are_consistent(records):
+  cfg, (r,) = records
+  assert r["batch"] == 2 and r["compile_s"] > 0 and r["prefill_s"] > 0 and r["decode_s"] > 0
+  assert r["total_s"] == pytest.approx(r["prefill_s"] + r["decode_s"])
+  assert r["output_tokens_per_s"] == pytest.approx(2 * 5 / r["total_s"])
+  assert r["total_tokens_per_s"] == pytest.approx(2 * (16 + 5) / r["total_s"])
+  assert r["requests_per_s"] == pytest.approx(2 / r["total_s"])
+  assert r["decode_tokens_per_s"] == pytest.approx(2 * 4 / r["decode_s"])
+  hw = cost.hardware("h100-sxm")
+  assert r["mbu"] == pytest.approx(decode_bytes(NANO, 2, 16, 5, 4) / r["decode_s"] / hw.hbm_bandwidth)
+  roof = cost.roofline_throughput(NANO, hw, 2, 16, 5, bytes_per_element=4)
+  assert r["roofline_output_tokens_per_s"] == pytest.approx(roof.output_tokens_per_s)
+
+
+def test_calibration_round_trip(records, tmp_path):
+  _, rows = records
+  eff = calibration.calibrate(rows)
+  assert eff.memory == pytest.approx(min(rows[0]["mbu"], 1.0))
+  path = str(tmp_path / "cal.json")
+  calibration.save_efficiency(path, "h100-sxm", eff)
+  assert calibration.load_efficiency(path, "h100-sxm") == eff
+  with pytest.raises(ValueError, match="measured on 'h100-sxm'"):
+    calibration.load_efficiency(path, "a100-40gb")
+  with pytest.raises(ValueError, match="needs a chip from cost.HARDWARE"):
+    calibration.calibrate([{"mbu": None}])
+
+
+def test_bench_config_rejects_bad_input():
+  with pytest.raises(ValueError, match="batch_sizes"):
+    BenchConfig(arch=NANO, batch_sizes=(0,))
+  with pytest.raises(ValueError, match="dtype"):
+    BenchConfig(arch=NANO, dtype="int8")
+
+
+def test_cli_bench_writes_json_and_calibrates(tmp_path, capsys):
+  out, cal = tmp_path / "bench.json", tmp_path / "cal.json"
+  argv = ["bench", "--preset", "nano", "--batch", "1", "--input-len", "8", "--output-len", "3",
+          "--trials", "1", "--hardware", "h100-sxm", "--out", str(out), "--calibrate", str(cal)]
+  assert cli.main(argv) == 0
+  assert "output_tokens_per_s" in capsys.readouterr().out
+  rows = json.loads(out.read_text())
+  assert [r["batch"] for r in rows] == [1] and rows[0]["name"] == "nano"
+  assert cli.main(["cost", "--preset", "nano", "--hardware", "h100-sxm", "--batch", "1",
+                   "--calibration", str(cal)]) == 0
+  assert cli.main(["bench", "--preset", "nano", "--batch", "0"]) == 2
