@@ -222,10 +222,6 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   main = jax.process_index() == 0
   spec, t = program.spec, config.train
   tokens_per_step = t.batch_size * t.seq_len
-  if main:
-    os.makedirs(workdir, exist_ok=True)
-    runs.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-  log = metrics_lib.MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=main)
   flops_per_token = metrics_lib.train_flops_per_token(spec, t.seq_len)
   peak = metrics_lib.peak_flops(jax.devices()[0].device_kind, t.peak_flops)
 
@@ -246,6 +242,10 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     state, start = restored
     if isinstance(loader, SyntheticLoader):
       loader.set_state({"next_index": start})
+  if main:
+    os.makedirs(workdir, exist_ok=True)
+    runs.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+  log = metrics_lib.MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=main)
   log.truncate_after(start)
   if main:
     print(f"lawsearch train: {spec} | N={spec.non_embedding_params:,} total={spec.total_params:,}"
