@@ -2,6 +2,7 @@
 
 ARG (comma-separated, all optional):
   preset=tiny          a named ArchSpec (lawsearch arch --list), or
+  arch=out/x.arch.json an ArchSpec JSON file (`lawsearch search` writes them), or
   params=80e6,layers=12,d_model=768,r=4,gqa=4   an ArchSpec built from a budget (arch.from_budget),
                        head_dim from the recipe
   recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/train/recipe.py); "" = none
@@ -34,13 +35,15 @@ SHARDING_RULES = (
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, preset="tiny", params=0.0, layers=0, d_model=0, r=0.0, gqa=0, recipe="",
-                  data="default", runlocal=False)
+  arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
+                  recipe="", data="default", runlocal=False)
   rec = get_recipe(arg.recipe) if arg.recipe else None
   if arg.params:
     head_dim = rec.head_dim(arg.params) if rec else 64
     spec = arch.from_budget(arg.params, n_layers=arg.layers, head_dim=head_dim,
                             d_model=arg.d_model, r=arg.r, gqa=arg.gqa)
+  elif arg.arch:
+    spec = arch.load_json(arg.arch)
   else:
     spec = arch.preset(arg.preset)
   small = spec.vocab_size <= 4096
@@ -48,7 +51,7 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.model = dict(
-      preset="" if arg.params else arg.preset,  # for the record; the shape is model.arch
+      preset="" if (arg.params or arg.arch) else arg.preset,  # for the record; the shape is model.arch
       arch=dict(n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
                 n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim, ffn_dim=spec.ffn_dim,
                 vocab_size=spec.vocab_size, tie_embeddings=spec.tie_embeddings),

@@ -293,6 +293,22 @@ PRESETS: dict[str, ArchSpec] = {
 }
 
 
+def load_json(path: str) -> ArchSpec:
+  """An ArchSpec from a JSON file of its fields (extra keys, e.g. derived numbers, are ignored)."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  try:
+    with open(path) as f:
+      doc = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"cannot read an architecture from {path!r}: {e}") from None
+  fields = [f.name for f in dataclasses.fields(ArchSpec)]
+  missing = [f for f in fields[:-1] if f not in doc]
+  if missing:
+    raise ValueError(f"{path!r} lacks ArchSpec fields {missing}")
+  return ArchSpec(**{f: doc[f] for f in fields if f in doc})
+
+
 def preset(name: str) -> ArchSpec:
   """A named architecture; unknown names raise an error listing the known ones."""
   try:
