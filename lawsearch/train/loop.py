@@ -185,8 +185,7 @@ def initialize_distributed(config) -> None:
   d = config.distributed
   if not d.initialize:
     return
-  if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes only
   if d.initialize == "auto":
     jax.distributed.initialize()
   elif d.initialize == "explicit":

@@ -91,7 +91,7 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
         loss, grads = jax.tree.map(lambda g: g / grad_accum_steps, (loss, grads))
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_l2_norm(grads), "lr": schedule(state.step)}
+    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads), "lr": schedule(state.step)}
     return TrainState(state.step + 1, params, opt_state), metrics
 
   return step

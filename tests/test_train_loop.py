@@ -1,0 +1,133 @@
+"""The train loop end to end (nano model, synthetic tokens, 8 fake CPU devices): the run directory,
+exact resume after SIGKILL, refused checkpoints, NaN stops, and two processes x 4 devices."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lawsearch import configlib
+from lawsearch.train import loop
+from lawsearch.train.metrics import read
+
+CONFIG = "configs/train.py:preset=nano,data=synthetic"
+ARGS = ["--config.train.steps=8", "--config.train.batch_size=8", "--config.train.seq_len=32",
+        "--config.train.log_every=1", "--config.train.checkpoint_every=4",
+        "--config.train.eval_every=4", "--config.train.eval_batches=1",
+        "--config.model.max_seq_len=32"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _losses(workdir):
+  return {r["step"]: r["loss"] for r in read(os.path.join(workdir, "metrics.jsonl"))
+          if "loss" in r}
+
+
+def _cli(workdir, *extra, env=None, **kwargs):
+  cmd = [sys.executable, "-m", "lawsearch.cli", "train", f"--config={CONFIG}", *ARGS, *extra,
+         "--no-progress"] + ([f"--workdir={workdir}"] if workdir else [])
+  return subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
+                        text=True, timeout=240, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """One uninterrupted in-process run: (workdir, result record)."""
+  workdir = str(tmp_path_factory.mktemp("ref"))
+  return workdir, loop.train(configlib.load(CONFIG, ARGS), workdir, progress=False)
+
+
+def test_run_directory_is_the_unit_of_record(reference):
+  workdir, result = reference
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl",
+                                         "result.json"]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
+  on_disk = json.load(open(os.path.join(workdir, "result.json")))
+  assert on_disk == result
+  # The fitter's columns, from ArchSpec: nano has N = 2*(2*64*64 + 2*64*32 + 3*64*192).
+  assert result["n_params"] == 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 192)
+  assert (result["tokens"], result["d_model"], result["mlp_attn_ratio"]) == (8 * 8 * 32, 64, 3.0)
+  records = read(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
+  assert {"loss", "lr", "grad_norm", "tokens_per_s", "compile_s"} <= set(records[0])
+  assert "heldout_loss" in records[3] and records[-1]["heldout_loss"] == result["loss"]
+  # Random tokens: the loss stays near log(vocab).
+  assert abs(result["loss"] - np.log(512)) < 0.2
+  assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 8
+
+
+def test_sigkill_and_restart_reproduce_the_uninterrupted_losses(reference, tmp_path):
+  workdir = str(tmp_path / "run")
+  killed = _cli(workdir, env={"LAWSEARCH_KILL_AT_STEP": "6"})
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  assert max(_losses(workdir)) == 6  # it got past the step-4 checkpoint
+  resumed = _cli(workdir)  # the same command
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resuming at step 4" in resumed.stdout
+  assert _losses(workdir) == _losses(reference[0])  # bitwise, steps 1..8
+  assert json.loads(resumed.stdout.strip().splitlines()[-1])["loss"] == reference[1]["loss"]
+
+
+def test_checkpoint_of_another_architecture_is_refused(reference, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(os.path.join(reference[0], "checkpoints"), os.path.join(workdir, "checkpoints"))
+  other = configlib.load(CONFIG, ARGS + ["--config.model.arch.ffn_dim=128"])
+  with pytest.raises(ValueError, match="holds another architecture"):
+    loop.train(other, workdir, progress=False)
+
+
+def test_corrupt_checkpoint_is_refused(reference, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(os.path.join(reference[0], "checkpoints"), os.path.join(workdir, "checkpoints"))
+  for dirpath, _, files in os.walk(os.path.join(workdir, "checkpoints", "8", "state")):
+    for name in files:
+      with open(os.path.join(dirpath, name), "wb") as f:
+        f.write(b"\x00garbage")
+  with pytest.raises(ValueError, match="checkpoint 8 .* is corrupt or unreadable"):
+    loop.train(configlib.load(CONFIG, ARGS), workdir, progress=False)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  config = configlib.load(CONFIG, ARGS + ["--config.optimizer.peak_lr=1e30",
+                                          "--config.train.checkpoint_every=1",
+                                          "--config.train.eval_every=0"])
+  with pytest.raises(loop.NonFiniteLossError, match=r"at step (\d+).*last good checkpoint is step"):
+    loop.train(config, workdir, progress=False)
+  records = read(os.path.join(workdir, "metrics.jsonl"))
+  bad = records[-1]["step"]
+  assert not np.isfinite(records[-1]["loss"]) and all(np.isfinite(r["loss"]) for r in records[:-1])
+  assert max(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))) == bad - 1
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_of_four_devices_match_one_process_of_eight(reference, tmp_path):
+  workdir = str(tmp_path / "run")
+  port = _free_port()
+  env = {"XLA_FLAGS": os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=4")}
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "lawsearch.cli", "train", f"--config={CONFIG}", *ARGS,
+       "--config.train.checkpoint_every=0", "--config.distributed.initialize=explicit",
+       f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+       "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
+       "--no-progress", f"--workdir={workdir}"],
+      cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  got, want = _losses(workdir), _losses(reference[0])
+  assert sorted(got) == sorted(want)
+  np.testing.assert_allclose([got[s] for s in sorted(got)], [want[s] for s in sorted(want)],
+                             rtol=1e-6)
