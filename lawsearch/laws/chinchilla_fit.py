@@ -28,7 +28,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jaxopt
 import numpy as np
 
 from lawsearch.laws.precision import float64
@@ -141,10 +140,11 @@ def _best(theta, f, k):
 
 
 @functools.partial(jax.jit, static_argnames=("delta", "screen_iters", "keep", "refine_iters",
-                                             "polish", "tol", "maxiter"))
-def _solve(grid, log_n, log_d, log_l, *, delta, screen_iters, keep, refine_iters, polish, tol,
+                                             "polish", "maxiter"))
+def _solve(grid, log_n, log_d, log_l, tol, *, delta, screen_iters, keep, refine_iters, polish,
            maxiter):
   data = (log_n, log_d, log_l)
+  import jaxopt  # pylint: disable=g-import-not-at-top  (lazy: it pulls in scipy.optimize, ~1 s)
   theta, f = _newton(grid, data, delta, screen_iters)
   theta, f = _newton(_best(theta, f, keep), data, delta, refine_iters)
   starts = _best(theta, f, polish)
@@ -185,9 +185,9 @@ def fit_huber(log_n, log_d, log_l, grid, *, delta: float = 1e-3, screen_iters: i
   with float64():
     out = jax.device_get(_solve(
         jnp.asarray(grid), *(jnp.asarray(np.asarray(v, dtype=np.float64))
-                             for v in (log_n, log_d, log_l)),
+                             for v in (log_n, log_d, log_l)), jnp.asarray(tol, jnp.float64),
         delta=float(delta), screen_iters=int(screen_iters), keep=int(keep),
-        refine_iters=int(refine_iters), polish=int(polish), tol=float(tol), maxiter=int(maxiter)))
+        refine_iters=int(refine_iters), polish=int(polish), maxiter=int(maxiter)))
   theta, f, gmax, err, _ = (np.asarray(v) for v in out)
   f = np.where(np.isfinite(f), f, np.inf)
   best = int(np.argmin(f))

@@ -13,7 +13,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jaxopt
 import numpy as np
 
 from lawsearch.laws import forms
@@ -82,6 +81,7 @@ def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int):
   """
   spec = forms.FORMS[form]
   starts = starts[:, spec.free_mask()]
+  import jaxopt  # pylint: disable=g-import-not-at-top  (lazy: it pulls in scipy.optimize, ~1 s)
   residual = functools.partial(_residual, form=form)
   solver = jaxopt.LevenbergMarquardt(
       residual, maxiter=maxiter, stop_criterion="madsen-nielsen", xtol=1e-12, gtol=1e-14,
