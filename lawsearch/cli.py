@@ -129,6 +129,92 @@ def _add_cost(sub) -> None:
   p.set_defaults(run=_run_cost)
 
 
+# -- search --------------------------------------------------------------------------------------
+def _load_law(text: str):
+  from lawsearch.laws import ConditionalLaw
+
+  if text.startswith("paper-"):
+    return ConditionalLaw.paper(text.removeprefix("paper-"))
+  return ConditionalLaw.from_json(text)
+
+
+def _run_search(args) -> None:
+  import os
+
+  from lawsearch import export, search
+  from lawsearch.report import pareto
+
+  if args.measured:
+    with open(args.measured) as f:
+      records = json.load(f)
+    measure = search.MeasuredEfficiency.from_records(
+        records if isinstance(records, list) else records["results"])
+  else:
+    measure = search.RooflineEfficiency(args.hardware, args.batch, args.input_len,
+                                        args.output_len)
+  result = search.search(
+      _load_law(args.law), args.params, args.tokens, args.layers, args.head_dim,
+      loss_target=args.target, baseline=args.baseline, efficiency=measure, l_opt=args.l_opt,
+      tolerance=args.tolerance, max_gqa=args.max_gqa, vocab_size=args.vocab_size)
+  print(format_search(result, args.pareto_points))
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "search.json"), "w") as f:
+    json.dump(result.to_dict(), f, indent=1)
+  png = pareto.pareto_plot(result, os.path.join(args.out, "pareto.png"))
+  written = [os.path.join(args.out, "search.json"), png]
+  for name, spec in result.picks().items():
+    if name == "baseline":
+      continue
+    written += export.export(spec, name, args.out, doc=f"{name} of `lawsearch search` "
+                             f"(N = {args.params:.3g}, D = {args.tokens:.3g})").values()
+  print("\nwrote " + ", ".join(written))
+
+
+def format_search(result, pareto_points: int = 5) -> str:
+  """The short table: the picks and a few Pareto points with their gain over the baseline."""
+  rows = [(name, result.locate(spec)) for name, spec in result.picks().items()]
+  front = result.pareto[result.pareto["meets_target"]]  # the front under the target
+  step = max(1, -(-len(front) // pareto_points))
+  rows += [(f"pareto[{i}]", r.to_dict()) for i, (_, r) in enumerate(front.iterrows())
+           if i % step == 0 or i == len(front) - 1]
+  ref = rows[0][1]["efficiency"] if result.baseline is not None else None
+  table = [{"name": name, "d": r["d_model"], "f": r["ffn_dim"], "heads": r["n_heads"],
+            "kv": r["n_kv_heads"], "N(M)": r["n_params"] / 1e6, "r": r["mlp_attn_ratio"],
+            "d/sqrtN": r["d_over_sqrt_n"], "loss": f"{r['loss']:.5f}",
+            "tok/s": r["efficiency"], "gain": (f"{r['efficiency'] / ref - 1:+.1%}" if ref else ""),
+            "meets": "yes" if r["loss"] <= result.target * (1 + 1e-12) else "no"}
+           for name, r in rows]
+  head = (f"target loss {result.target:.5f} ({result.loss_units}); law optimum d/sqrt(N) = "
+          f"{result.optimum[0]:.3f}, r = {result.optimum[1]:.3f}; efficiency: "
+          f"{result.measure.label}")
+  notes = "".join(f"\nnote: {n}" for n in result.notes)
+  return head + "\n" + _table(table, list(table[0])) + notes
+
+
+def _add_search(sub) -> None:
+  p = sub.add_parser("search", help="Algorithm 1: the most efficient architecture meeting a loss")
+  p.add_argument("--law", default="paper-80m-297m",
+                 help="paper-80m-297m | paper-1b-only | a law JSON file from `lawsearch fit`")
+  p.add_argument("--params", type=float, required=True, help="non-embedding parameter budget N")
+  p.add_argument("--tokens", type=float, required=True, help="training tokens D")
+  p.add_argument("--layers", type=int, required=True)
+  p.add_argument("--head-dim", type=int, required=True)
+  p.add_argument("--baseline", help="preset whose predicted loss is the target")
+  p.add_argument("--target", type=float, help="loss target (absolute with --l-opt)")
+  p.add_argument("--l-opt", type=float, help="L_opt(N, D); without it losses are relative")
+  p.add_argument("--hardware", default="a100-40gb")
+  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--input-len", type=int, default=4096)
+  p.add_argument("--output-len", type=int, default=1024)
+  p.add_argument("--measured", help="JSON of measured throughput records (lawsearch bench)")
+  p.add_argument("--tolerance", type=float, default=0.01)
+  p.add_argument("--max-gqa", type=int, default=16)
+  p.add_argument("--vocab-size", type=int, default=128256)
+  p.add_argument("--pareto-points", type=int, default=5)
+  p.add_argument("--out", default="out/search")
+  p.set_defaults(run=_run_search)
+
+
 # -- demo ----------------------------------------------------------------------------------------
 def _run_demo(args) -> None:
   from lawsearch import demo
@@ -271,7 +357,7 @@ def _add_bench(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  for add in (_add_arch, _add_cost, _add_demo, _add_data, _add_train, _add_bench):
+  for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_bench):
     add(sub)
   return parser
 

@@ -1,0 +1,97 @@
+"""Write a chosen architecture as files users train from directly.
+
+    paths = export(spec, "surefire-1b", "out/")
+
+writes, for one `ArchSpec`:
+  NAME.arch.json       the shape and its derived numbers (`lawsearch arch --json` form)
+  NAME.config.py       an ml-collections config for `lawsearch train --config=out/NAME.config.py`
+                       (configs/train.py with arch=NAME.arch.json; arg as there, e.g. recipe=paper)
+  NAME.hf_config.json  a Hugging Face LlamaForCausalLM config.json (explicit head_dim)
+  NAME.maxtext.yml     a MaxText model file (decoder_block llama2, LLaMA-3 RoPE)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from lawsearch.arch import ArchSpec
+
+ROPE_THETA = 500_000.0  # LLaMA-3 (PAPER.md section 5)
+RMS_NORM_EPS = 1e-5
+
+_TRAIN_CONFIG = '''"""{name}: {doc}
+
+Train it from the repository root:
+  lawsearch train --config={path}:recipe=paper --workdir runs/{name}
+The arg is configs/train.py's (recipe=..., data=..., runlocal); the shape is {arch_file}.
+"""
+
+import os
+
+from lawsearch.configlib import load
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_CONFIG = os.environ.get("LAWSEARCH_TRAIN_CONFIG", "configs/train.py")
+
+
+def get_config(arg=None):
+  arch_arg = "arch=" + os.path.join(HERE, {arch_file!r})
+  return load(TRAIN_CONFIG + ":" + ",".join(filter(None, [arch_arg, arg])))
+'''
+
+
+def hf_llama_config(spec: ArchSpec, max_position_embeddings: int = 131072) -> dict:
+  """A transformers LlamaConfig dict for `spec` (head_dim explicit, so n_heads*head_dim != d ok)."""
+  return {
+      "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+      "hidden_size": spec.d_model, "intermediate_size": spec.ffn_dim,
+      "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
+      "num_key_value_heads": spec.n_kv_heads, "head_dim": spec.head_dim,
+      "vocab_size": spec.vocab_size, "tie_word_embeddings": spec.tie_embeddings,
+      "hidden_act": "silu", "rms_norm_eps": RMS_NORM_EPS, "rope_theta": ROPE_THETA,
+      "max_position_embeddings": max_position_embeddings, "attention_bias": False,
+      "mlp_bias": False, "torch_dtype": "bfloat16",
+  }
+
+
+def maxtext_yaml(spec: ArchSpec, name: str) -> str:
+  """A MaxText model config (the fields of its configs/models/llama3-*.yml files)."""
+  lines = [
+      f"# {name}: written by lawsearch (non-embedding N = {spec.non_embedding_params:,})",
+      f"base_emb_dim: {spec.d_model}",
+      f"base_num_query_heads: {spec.n_heads}",
+      f"base_num_kv_heads: {spec.n_kv_heads}",
+      f"base_mlp_dim: {spec.ffn_dim}",
+      f"base_num_decoder_layers: {spec.n_layers}",
+      f"head_dim: {spec.head_dim}",
+      'mlp_activations: ["silu", "linear"]',
+      f"vocab_size: {spec.vocab_size}",
+      "enable_dropout: False",
+      f"logits_via_embedding: {spec.tie_embeddings}",
+      f"normalization_layer_epsilon: {RMS_NORM_EPS}",
+      f"rope_max_timescale: {int(ROPE_THETA)}",
+      'decoder_block: "llama2"',
+  ]
+  return "\n".join(lines) + "\n"
+
+
+def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture from lawsearch"
+           ) -> dict[str, str]:
+  """Write the four files for `spec` under `out_dir`; returns {kind: path}."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = {kind: os.path.join(out_dir, f"{name}.{suffix}") for kind, suffix in (
+      ("arch", "arch.json"), ("config", "config.py"), ("hf", "hf_config.json"),
+      ("maxtext", "maxtext.yml"))}
+  texts = {
+      "arch": json.dumps(spec.describe(), indent=2) + "\n",
+      "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=paths["config"],
+                                     arch_file=os.path.basename(paths["arch"])),
+      "hf": json.dumps(hf_llama_config(spec), indent=2) + "\n",
+      "maxtext": maxtext_yaml(spec, name),
+  }
+  for kind, path in paths.items():
+    with open(path + ".tmp", "w") as f:
+      f.write(texts[kind])
+    os.replace(path + ".tmp", path)
+  return paths

@@ -1,0 +1,44 @@
+"""The search's picture: predicted loss against efficiency, the Pareto front, the named picks."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def pareto_plot(result, path: str, named: dict | None = None) -> str:
+  """Write a PNG of `result` (a `search.SearchResult`) to `path`; `named`: label -> ArchSpec
+  of extra architectures to mark (e.g. the paper's Surefire)."""
+  c = result.candidates
+  scored = c[c["efficiency"] > 0]
+  fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+  points = ax.scatter(scored["efficiency"], scored["loss"], c=scored["gqa"], cmap="viridis", s=6,
+                      alpha=0.5, norm=matplotlib.colors.LogNorm())
+  fig.colorbar(points, ax=ax, label="GQA (query heads per KV head)")
+  front = result.pareto.sort_values("efficiency")
+  ax.step(front["efficiency"], front["loss"], where="post", color="black", lw=1.2,
+          label="Pareto front")
+  ax.axhline(result.target, color="crimson", ls="--", lw=1, label="loss target")
+  marks = {"Panda": result.panda, "Surefire": result.surefire}
+  if result.baseline is not None:
+    marks["baseline"] = result.baseline
+  marks.update(named or {})
+  for (label, spec), marker in zip(marks.items(), "o*sDv^<>"):
+    row = result.locate(spec)
+    ax.scatter([row["efficiency"]], [row["loss"]], marker=marker, s=90, edgecolor="black",
+               zorder=5, label=f"{label} (d={spec.d_model}, r={row['mlp_attn_ratio']:.2f}, "
+                                f"GQA {spec.gqa})")
+  low = float(c["loss"].min())
+  span = max(result.target - low, 1e-3 * low)
+  ax.set_ylim(low - 0.3 * span, result.target + 3 * span)  # the region around the target
+  ax.set_xlabel(result.measure.label)
+  ax.set_ylabel(f"predicted loss ({result.loss_units})")
+  ax.set_title(f"lawsearch: N = {result.n_params:.3g}, D = {result.tokens:.3g} tokens")
+  ax.legend(fontsize=7, loc="upper right")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path

@@ -1,0 +1,489 @@
+"""Algorithm 1 of the paper: the most inference-efficient architecture that meets a loss target.
+
+    result = search(ConditionalLaw.paper("80m-297m"), n_params=1e9, tokens=1e11, n_layers=16,
+                    head_dim=64, baseline="llama3.2-1b")
+    result.panda, result.surefire, result.candidates, result.pareto, result.gqa_trace
+
+Steps (PAPER.md section 4):
+1. L_opt(N, D): a number, a fitted `ChinchillaLaw`, or None (losses are then relative, L / L_opt,
+   which is all a target given by a baseline architecture needs).
+2. Over (d_model, r): the law's analytic optimum and its nearest feasible shape (Panda); every
+   integer candidate within the parameter tolerance, evaluated together (the law vmapped in
+   float64, the efficiency vectorised); the continuous problem max I(x, r) s.t. L(x, r) <= L_t
+   solved per GQA with jaxopt (projected gradient on a penalty), then checked against the exact
+   integer candidates; the Pareto front of predicted loss against efficiency.
+3. GQA local search at the chosen (d_model, ffn_dim): the exact-parameter GQA values in ascending
+   order from the baseline's GQA, stopping once a candidate's loss falls below the baseline's (only
+   with a `gqa_loss` evaluator; GQA is not in the law, so without one it is assumed loss-neutral,
+   and the result says so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lawsearch import arch, cost
+from lawsearch.laws import FORMS, ChinchillaLaw, ConditionalLaw, float64
+
+# Shape columns of the candidates table, in ArchSpec order.
+SHAPE_COLUMNS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
+                 "vocab_size", "tie_embeddings")
+
+
+# -- efficiency measures -------------------------------------------------------------------------
+class EfficiencyMeasure(Protocol):
+  """An inference-efficiency measure I_N(P): higher is better."""
+
+  label: str
+
+  def many(self, specs: Sequence[arch.ArchSpec]) -> np.ndarray:
+    """Efficiency of each spec, float64 [len(specs)]; NaN where it cannot be scored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RooflineEfficiency:
+  """Roofline output tokens/s of `lawsearch.cost` for one serving scenario (the default measure)."""
+
+  hardware: str = "a100-40gb"
+  batch: int = 64
+  input_len: int = 4096
+  output_len: int = 1024
+  efficiency: cost.Efficiency = cost.Efficiency()
+  memory_fraction: float = 0.9
+
+  @property
+  def label(self) -> str:
+    return (f"roofline output tokens/s, {self.hardware}, batch {self.batch}, "
+            f"{self.input_len} in / {self.output_len} out")
+
+  def rate_and_memory(self, shapes: arch.ShapeArrays, xp=np):
+    """(output tokens/s ignoring memory, memory needed / memory allowed) of stacked or relaxed
+    shapes; numpy or jax.numpy (`xp`), differentiable in the relaxed shape."""
+    hw = cost.hardware(self.hardware)
+    prefill_s, decode_s = cost.roofline_times(
+        shapes, hw, self.batch, self.input_len, self.output_len, efficiency=self.efficiency, xp=xp)
+    seq_len = self.input_len + self.output_len
+    memory = cost.weight_bytes(shapes) + self.batch * seq_len * cost.kv_cache_bytes_per_token(shapes)
+    rate = self.batch * self.output_len / (prefill_s + decode_s)
+    return rate, memory / (self.memory_fraction * hw.hbm_bytes)
+
+  def on_shapes(self, shapes: arch.ShapeArrays, xp=np):
+    """Output tokens/s; 0 where the weights plus the batch's KV cache do not fit."""
+    rate, memory_use = self.rate_and_memory(shapes, xp)
+    return xp.where(memory_use <= 1.0, rate, 0.0)
+
+  def many(self, specs):
+    return np.asarray(self.on_shapes(arch.stack(specs)), np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredEfficiency:
+  """Measured throughput (e.g. `lawsearch bench` output) looked up by shape; NaN if unmeasured."""
+
+  table: dict  # shape tuple (n_layers, d_model, n_heads, n_kv_heads, head_dim, ffn_dim) -> value
+  label: str = "measured output tokens/s"
+
+  @classmethod
+  def from_records(cls, records: Sequence[dict], key: str = "output_tokens_per_s",
+                   label: str | None = None) -> "MeasuredEfficiency":
+    """From dicts holding the six shape fields and `key` (the mean is kept for repeated shapes)."""
+    values: dict = {}
+    for rec in records:
+      missing = [f for f in SHAPE_COLUMNS[:6] + (key,) if f not in rec]
+      if missing:
+        raise ValueError(f"measurement record lacks {missing}: {rec}")
+      values.setdefault(tuple(int(rec[f]) for f in SHAPE_COLUMNS[:6]), []).append(float(rec[key]))
+    return cls({k: float(np.mean(v)) for k, v in values.items()}, label or f"measured {key}")
+
+  def many(self, specs):
+    return np.array([self.table.get(_shape_key(s), np.nan) for s in specs], np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class CallableEfficiency:
+  """Any function ArchSpec -> efficiency (higher is better)."""
+
+  fn: Callable[[arch.ArchSpec], float]
+  label: str = "user efficiency"
+
+  def many(self, specs):
+    return np.array([float(self.fn(s)) for s in specs], np.float64)
+
+
+def _shape_key(spec: arch.ArchSpec) -> tuple:
+  return (spec.n_layers, spec.d_model, spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.ffn_dim)
+
+
+def as_efficiency(efficiency) -> EfficiencyMeasure:
+  if efficiency is None:
+    return RooflineEfficiency()
+  if hasattr(efficiency, "many"):
+    return efficiency
+  if callable(efficiency):
+    return CallableEfficiency(efficiency)
+  raise ValueError("efficiency must be an EfficiencyMeasure (RooflineEfficiency, "
+                   f"MeasuredEfficiency, ...) or a callable ArchSpec -> float, got {efficiency!r}")
+
+
+# -- L_opt -----------------------------------------------------------------------------------------
+def _l_opt(l_opt, n_params: np.ndarray, tokens: float) -> np.ndarray:
+  """L_opt at each candidate's N: a number, a ChinchillaLaw, or None (1: relative losses)."""
+  if l_opt is None:
+    return np.ones_like(n_params)
+  if isinstance(l_opt, ChinchillaLaw):
+    return np.asarray(l_opt.predict(n_params, np.full_like(n_params, tokens)), np.float64)
+  value = float(l_opt)
+  if not (math.isfinite(value) and value > 0):
+    raise ValueError(f"l_opt must be a positive loss, a ChinchillaLaw or None, got {l_opt!r}")
+  return np.full_like(n_params, value)
+
+
+def predict_loss(law: ConditionalLaw, specs: Sequence[arch.ArchSpec], tokens: float,
+                 l_opt=None) -> np.ndarray:
+  """The law's predicted loss of each spec, float64 [len(specs)], all evaluated together."""
+  shapes = arch.stack(specs)
+  lo = _l_opt(l_opt, shapes.non_embedding_params, tokens)
+  with float64():
+    return np.asarray(law.predict_xr(shapes.d_over_sqrt_n, shapes.mlp_attn_ratio, lo), np.float64)
+
+
+# -- the continuous problem ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ContinuousOptimum:
+  """max efficiency(x, r) s.t. L(x, r) <= target at one GQA, in real-valued shapes."""
+
+  gqa: int
+  x: float
+  r: float
+  predicted_loss: float
+  efficiency: float  # 0 when the weights plus the batch's KV cache do not fit
+  feasible: bool     # meets the target (to 1e-6) and fits in memory
+
+
+def solve_continuous(law: ConditionalLaw, measure: RooflineEfficiency, *, n_params: float,
+                     n_layers: int, head_dim: int, vocab_size: int, gqas: Sequence[int],
+                     target: float, l_opt: float, x_bounds: tuple[float, float],
+                     r_bounds: tuple[float, float]) -> list[ContinuousOptimum]:
+  """Solve the relaxed problem at each GQA (jaxopt, float64).
+
+  Variables (ln x, ln r) in the box. Objective: -ln(tokens/s) plus mu * (relu(L/L_t - 1)^2 +
+  relu(memory use - 1)^2), minimised by jaxopt.ProjectedGradient for mu = 1e2 .. 1e8 in turn, each
+  warm-started from the last (a penalty continuation: the optimum lies on L = L_t, since
+  efficiency rises with x and r). Compiled once per (form, measure, depth, head_dim, vocabulary);
+  GQA values are solved one call each (vmapping jaxopt's loops over them ran far slower here).
+  """
+  import jax.numpy as jnp
+
+  with float64():
+    solve = _continuous_solver(law.form, measure, n_layers, head_dim, vocab_size)
+    args = (jnp.asarray(law.params), float(n_params), float(target), float(l_opt),
+            jnp.log(jnp.array([x_bounds[0], r_bounds[0]])),
+            jnp.log(jnp.array([x_bounds[1], r_bounds[1]])))
+    u = np.array([np.asarray(solve(float(g), *args)) for g in gqas])
+    x, r = np.exp(u[:, 0]), np.exp(u[:, 1])
+    loss = np.asarray(law.predict_xr(x, r, l_opt))
+    shapes = arch.relaxed(n_params, n_layers=n_layers, head_dim=head_dim, x=x, r=r,
+                          gqa=np.asarray(gqas, np.float64), vocab_size=vocab_size)
+    rate = measure.on_shapes(shapes)
+  feasible = (loss <= target * (1 + 1e-6)) & (rate > 0)
+  return [ContinuousOptimum(int(gi), float(xi), float(ri), float(li), float(ei), bool(fi))
+          for gi, xi, ri, li, ei, fi in zip(gqas, x, r, loss, rate, feasible)]
+
+
+@functools.lru_cache(maxsize=16)
+def _continuous_solver(form: str, measure: RooflineEfficiency, n_layers: int, head_dim: int,
+                       vocab_size: int):
+  """The jitted solver of `solve_continuous` for one static configuration."""
+  import jax
+  import jax.numpy as jnp
+  import jaxopt
+  from jaxopt.projection import projection_box
+
+  law_fn = FORMS[form].fn
+
+  def objective(u, theta, n_params, target, l_opt, g, mu):
+    x, r = jnp.exp(u[0]), jnp.exp(u[1])
+    shapes = arch.relaxed(n_params, n_layers=n_layers, head_dim=head_dim, x=x, r=r, gqa=g,
+                          vocab_size=vocab_size)
+    rate, memory_use = measure.rate_and_memory(shapes, xp=jnp)
+    excess = jax.nn.relu(law_fn(theta, x, r, l_opt) / target - 1.0)
+    return -jnp.log(rate) + mu * (excess**2 + jax.nn.relu(memory_use - 1.0) ** 2)
+
+  solver = jaxopt.ProjectedGradient(fun=objective, projection=projection_box, maxiter=200,
+                                    tol=1e-10)
+
+  def solve_one(g, theta, n_params, target, l_opt, lower, upper):
+    def stage(u, mu):
+      res = solver.run(u, hyperparams_proj=(lower, upper), theta=theta, n_params=n_params,
+                       target=target, l_opt=l_opt, g=g, mu=mu)
+      return res.params, None
+
+    u, _ = jax.lax.scan(stage, (lower + upper) / 2, jnp.array([1e2, 1e4, 1e6, 1e8]))
+    return u
+
+  return jax.jit(solve_one)
+
+
+# -- Pareto front --------------------------------------------------------------------------------
+def pareto_mask(loss: np.ndarray, efficiency: np.ndarray) -> np.ndarray:
+  """True for points no other point beats on both (lower loss, higher efficiency).
+
+  Points with a non-finite or zero efficiency (unmeasured, or not fitting in memory) are never on
+  the front.
+  """
+  scored = np.isfinite(efficiency) & (efficiency > 0)
+  order = np.lexsort((-efficiency, loss))  # by loss, ties: most efficient first
+  best = -np.inf
+  mask = np.zeros(loss.shape, bool)
+  for i in order:
+    if scored[i] and efficiency[i] > best:
+      mask[i] = True
+      best = efficiency[i]
+  return mask
+
+
+# -- the search ----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class GqaStep:
+  """One step of the GQA local search."""
+
+  start: int         # which step-2 shape this step varies (0 = the most efficient)
+  gqa: int
+  spec: arch.ArchSpec
+  efficiency: float
+  loss: float | None  # from the gqa_loss evaluator; None when GQA is assumed loss-neutral
+  accepted: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+  """Everything the search found; `candidates` holds every feasible shape with its scores."""
+
+  law: ConditionalLaw
+  measure: EfficiencyMeasure
+  l_opt: object                        # as given to `search`
+  n_params: float
+  tokens: float
+  target: float
+  optimum: tuple[float, float]         # the law's analytic (x*, r*)
+  panda: arch.ArchSpec
+  baseline: arch.ArchSpec | None
+  candidates: pd.DataFrame             # shape columns, n_params, gqa, r, x, loss, efficiency, ...
+  continuous: list[ContinuousOptimum]
+  surefire_dr: arch.ArchSpec           # step 2's pick at the step-2 GQA
+  gqa_trace: list[GqaStep]             # step 3, for each of the `gqa_starts` best step-2 shapes
+  surefire: arch.ArchSpec
+  notes: list[str]
+
+  @property
+  def loss_units(self) -> str:
+    return "relative to L_opt" if self.l_opt is None else "absolute"
+
+  @property
+  def pareto(self) -> pd.DataFrame:
+    return self.candidates[self.candidates["pareto"]].sort_values("loss")
+
+  def score(self, specs: Sequence[arch.ArchSpec]) -> pd.DataFrame:
+    """Predicted loss, efficiency and shape numbers of any specs, as for the candidates."""
+    return score(self.law, self.measure, specs, self.tokens, self.l_opt)
+
+  def locate(self, spec: arch.ArchSpec) -> dict:
+    """Where `spec` stands: its scores, whether it meets the target, and the Pareto front's best
+    efficiency at a loss no higher than its own (`front_efficiency`; gap = its own / that)."""
+    row = self.score([spec]).iloc[0].to_dict()
+    front = self.pareto
+    better = front[front["loss"] <= row["loss"]]
+    best = float(better["efficiency"].max()) if not better.empty else float("nan")
+    return {**row, "meets_target": bool(row["loss"] <= self.target * (1 + 1e-12)),
+            "front_efficiency": best, "efficiency_vs_front": row["efficiency"] / best,
+            "dominated": bool(best > row["efficiency"])}
+
+  def picks(self) -> dict[str, arch.ArchSpec]:
+    """The named architectures: baseline (if any), Panda, step 2's pick, Surefire."""
+    named = {"baseline": self.baseline} if self.baseline is not None else {}
+    return {**named, "panda": self.panda, "surefire_step2": self.surefire_dr,
+            "surefire": self.surefire}
+
+  def to_dict(self) -> dict:
+    """Everything, JSON-ready: inputs, target, optimum, picks with scores, continuous optima,
+    the GQA trace, notes and every candidate."""
+    return {
+        "law": json.loads(self.law.to_json()), "efficiency": self.measure.label,
+        "n_params": self.n_params, "tokens": self.tokens, "target": self.target,
+        "loss_units": self.loss_units,
+        "optimum": {"d_over_sqrt_n": self.optimum[0], "mlp_attn_ratio": self.optimum[1]},
+        "picks": {k: _jsonable(self.locate(v)) for k, v in self.picks().items()},
+        "continuous": [dataclasses.asdict(c) for c in self.continuous],
+        "gqa_trace": [{**dataclasses.asdict(s), "spec": dataclasses.asdict(s.spec)}
+                      for s in self.gqa_trace],
+        "notes": self.notes,
+        "candidates": [_jsonable(r) for r in self.candidates.to_dict("records")],
+    }
+
+
+def _jsonable(row: dict) -> dict:
+  return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def _default_d_models(n_params: float, head_dim: int) -> list[int]:
+  """d_model grid: multiples of 2*head_dim with d/sqrt(N) in [0.03, 0.2] (**choice**)."""
+  step = 2 * head_dim
+  lo, hi = 0.03 * math.sqrt(n_params), 0.2 * math.sqrt(n_params)
+  return list(range(max(step, int(math.ceil(lo / step)) * step), int(hi) + 1, step))
+
+
+def _check_inputs(law, n_params, tokens, n_layers, head_dim) -> None:
+  if not isinstance(law, ConditionalLaw):
+    raise ValueError(f"law must be a ConditionalLaw, got {type(law).__name__}")
+  for name, value in (("n_params", n_params), ("tokens", tokens)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value > 0):
+      raise ValueError(f"{name} must be a positive number, got {value!r}")
+  for name, value in (("n_layers", n_layers), ("head_dim", head_dim)):
+    if int(value) != value or value <= 0:
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  # The smallest sensible layer: d_model = 2*head_dim, one query and one KV head, a tiny MLP.
+  smallest = arch.ArchSpec(1, 2 * head_dim, 1, 1, head_dim, head_dim, 1).non_embedding_params
+  if n_params / n_layers < smallest:
+    raise ValueError(
+        f"a budget of {n_params:.4g} parameters over {n_layers} layers leaves "
+        f"{n_params / n_layers:.4g} per layer, less than the smallest layer with head_dim "
+        f"{head_dim} ({smallest}); use fewer layers or a larger budget")
+
+
+def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, head_dim: int, *,
+           loss_target: float | None = None, baseline: arch.ArchSpec | str | None = None,
+           efficiency=None, l_opt=None, d_models: Sequence[int] | None = None,
+           gqas: Sequence[int] = (1, 2, 4, 8, 16), ffn_step: int = 256, tolerance: float = 0.01,
+           vocab_size: int = 128256, baseline_gqa: int | None = None, max_gqa: int = 16,
+           gqa_starts: int = 8, gqa_loss: Callable[[arch.ArchSpec], float] | None = None
+           ) -> SearchResult:
+  """Run Algorithm 1 at budget N = `n_params` and `tokens` training tokens (see module doc).
+
+  loss_target: the loss to meet (absolute when `l_opt` is given, else relative to L_opt); or
+  baseline: an architecture whose predicted loss is the target (e.g. "llama3.2-1b"); with both,
+  the lower. efficiency: an `EfficiencyMeasure` or callable ArchSpec -> float; default the
+  a100-40gb roofline at batch 64, 4096 in / 1024 out. baseline_gqa: the GQA of step 2 (default:
+  the baseline's, else 4). Step 3 varies GQA at exact parameter count from each of the
+  `gqa_starts` most efficient step-2 shapes that meet the target (the paper varied one; a shape
+  whose head count has few divisors offers few GQA values, so several starts are a **choice**),
+  up to max_gqa (**choice**: 16), calling `gqa_loss` (if given) once per variant.
+  """
+  _check_inputs(law, n_params, tokens, n_layers, head_dim)
+  measure = as_efficiency(efficiency)
+  if isinstance(baseline, str):
+    baseline = arch.preset(baseline)
+  if loss_target is None and baseline is None:
+    raise ValueError("give a loss_target or a baseline architecture whose predicted loss is "
+                     "the target")
+  notes = [] if l_opt is not None else ["no L_opt given: losses are relative (L / L_opt)"]
+  l_opt_here = float(_l_opt(l_opt, np.array([float(n_params)]), tokens)[0])
+
+  x_star, r_star = law.optimum()
+  with float64():
+    min_loss = float(law.predict_xr(x_star, r_star, l_opt_here))
+  targets = [float(loss_target)] if loss_target is not None else []
+  if baseline is not None:
+    targets.append(float(predict_loss(law, [baseline], tokens, l_opt)[0]))
+  target = min(targets)
+  if target < min_loss:
+    raise ValueError(f"loss target {target:.6g} is below the law's minimum achievable "
+                     f"{min_loss:.6g} (at d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}); raise the "
+                     "target or the budget")
+
+  step2_gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
+  grid = list(d_models) if d_models is not None else _default_d_models(n_params, head_dim)
+  gqa_grid = sorted(set(gqas) | {step2_gqa})
+  specs = arch.enumerate_candidates(n_params, n_layers=n_layers, head_dim=head_dim, d_models=grid,
+                                    gqas=gqa_grid, ffn_step=ffn_step, tolerance=tolerance,
+                                    vocab_size=vocab_size)
+  panda = _panda(n_params, n_layers, head_dim, x_star, r_star, step2_gqa, grid, ffn_step,
+                 vocab_size)
+  if not specs:
+    raise ValueError(
+        f"no architecture within {tolerance:.1%} of {n_params:.4g} parameters on this grid; the "
+        f"closest to the law's optimum is {panda} with N = {panda.non_embedding_params:.4g}; "
+        "widen the tolerance, refine ffn_step or change the d_model grid")
+
+  table = score(law, measure, specs, tokens, l_opt)
+  table["meets_target"] = table["loss"] <= target * (1 + 1e-12)
+  table["pareto"] = pareto_mask(table["loss"].to_numpy(), table["efficiency"].to_numpy())
+
+  continuous = []
+  if isinstance(measure, RooflineEfficiency):
+    continuous = solve_continuous(
+        law, measure, n_params=n_params, n_layers=n_layers, head_dim=head_dim,
+        vocab_size=vocab_size, gqas=gqa_grid, target=target, l_opt=l_opt_here,
+        x_bounds=(table["d_over_sqrt_n"].min(), table["d_over_sqrt_n"].max()),
+        r_bounds=(table["mlp_attn_ratio"].min(), table["mlp_attn_ratio"].max()))
+
+  at_gqa = table[table["gqa"] == step2_gqa]
+  feasible = at_gqa[at_gqa["meets_target"] & (at_gqa["efficiency"] > 0)]
+  if feasible.empty:
+    raise ValueError(f"no candidate at GQA {step2_gqa} meets the target {target:.6g} with a "
+                     f"positive efficiency on this grid; the lowest predicted loss there is "
+                     f"{at_gqa['loss'].min():.6g}")
+  starts = [_spec_of(row) for _, row in
+            feasible.sort_values("efficiency", ascending=False).head(gqa_starts).iterrows()]
+  surefire_dr = starts[0]
+  trace = [step for i, start in enumerate(starts)
+           for step in _gqa_local_search(i, start, measure, gqa_loss, max_gqa)]
+  if gqa_loss is None:
+    notes.append("GQA is not in the law and no gqa_loss evaluator was given: GQA assumed "
+                 f"loss-neutral up to max_gqa={max_gqa}")
+  surefire = max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
+  return SearchResult(law, measure, l_opt, n_params, tokens, target, (x_star, r_star), panda,
+                      baseline, table, continuous, surefire_dr, trace, surefire, notes)
+
+
+def score(law: ConditionalLaw, measure: EfficiencyMeasure, specs: Sequence[arch.ArchSpec],
+          tokens: float, l_opt=None) -> pd.DataFrame:
+  """One row per spec: shape, N, GQA, r, d/sqrt(N), KV bytes/token, predicted loss, efficiency."""
+  shapes = arch.stack(specs)
+  table = pd.DataFrame({f: [getattr(s, f) for s in specs] for f in SHAPE_COLUMNS})
+  table["n_params"] = shapes.non_embedding_params.astype(np.int64)
+  table["gqa"] = [s.gqa for s in specs]
+  table["mlp_attn_ratio"] = shapes.mlp_attn_ratio
+  table["d_over_sqrt_n"] = shapes.d_over_sqrt_n
+  table["kv_bytes_per_token"] = cost.kv_cache_bytes_per_token(shapes)
+  table["loss"] = predict_loss(law, specs, tokens, l_opt)
+  table["efficiency"] = as_efficiency(measure).many(specs)
+  return table
+
+
+def _spec_of(row) -> arch.ArchSpec:
+  return arch.ArchSpec(**{f: (bool(row[f]) if f == "tie_embeddings" else int(row[f]))
+                          for f in SHAPE_COLUMNS})
+
+
+def _panda(n_params, n_layers, head_dim, x_star, r_star, gqa, grid, ffn_step, vocab_size):
+  """The feasible shape nearest the law's optimum: d_model on the grid nearest x*·sqrt(N)."""
+  d_target = x_star * math.sqrt(n_params)
+  d = min(grid, key=lambda v: abs(math.log(v / d_target)))
+  return arch.from_budget(n_params, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r_star,
+                          gqa=gqa, vocab_size=vocab_size, ffn_step=ffn_step)
+
+
+def _gqa_local_search(index: int, start: arch.ArchSpec, measure, gqa_loss, max_gqa
+                      ) -> list[GqaStep]:
+  """Exact-parameter GQA values from start's upwards (<= max_gqa), in ascending order, stopping
+  at the first whose loss (from `gqa_loss`) is above start's; without `gqa_loss` all are taken."""
+  values = [g for g in arch.exact_param_gqa_values(start) if start.gqa <= g <= max_gqa]
+  variants = [arch.with_gqa(start, g) for g in values]
+  rates = measure.many(variants)
+  base_loss = None if gqa_loss is None else float(gqa_loss(start))
+  trace = []
+  for g, spec, rate in zip(values, variants, rates):
+    loss = base_loss if (gqa_loss is None or g == start.gqa) else float(gqa_loss(spec))
+    accepted = gqa_loss is None or loss <= base_loss
+    trace.append(GqaStep(index, g, spec, float(rate), loss, accepted))
+    if not accepted:
+      break
+  return trace

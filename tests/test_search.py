@@ -1,0 +1,181 @@
+"""Algorithm 1 against the paper (PAPER.md section 4), plus the search's own contracts."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lawsearch import arch, export, search
+from lawsearch.laws import ConditionalLaw
+
+LAW = ConditionalLaw.paper("80m-297m")
+N_1B = arch.preset("llama3.2-1b").non_embedding_params
+N_3B = arch.preset("llama3.2-3b").non_embedding_params
+
+
+@pytest.fixture(scope="module")
+def result_1b():
+  return search.search(LAW, N_1B, 1e11, 16, 64, baseline="llama3.2-1b")
+
+
+@pytest.fixture(scope="module")
+def result_3b_1b_only():
+  return search.search(ConditionalLaw.paper("1b-only"), N_3B, 1e11, 28, 128,
+                       baseline="llama3.2-3b", efficiency=search.RooflineEfficiency("h200", 64))
+
+
+def test_panda_1b_is_the_papers(result_1b):
+  assert result_1b.optimum == pytest.approx((0.080, 1.032), abs=1e-3)
+  assert result_1b.panda == arch.preset("panda-1b")
+
+
+def test_panda_3b_o_close_to_the_papers(result_3b_1b_only):
+  x_star, r_star = result_3b_1b_only.optimum
+  assert x_star == pytest.approx(0.074, abs=1e-3)
+  paper = arch.preset("panda-3b-o")
+  panda = result_3b_1b_only.panda
+  assert abs(panda.d_model - paper.d_model) <= 256  # one step of the d_model grid
+  assert abs(panda.mlp_attn_ratio - paper.mlp_attn_ratio) < 0.06
+  # One KV group of 4 heads of 128 is ~4% of N at d=3840: the paper's own Panda-3B-o is 2.1% off.
+  assert abs(panda.non_embedding_params / N_3B - 1) < 0.03
+
+
+def test_papers_surefire_1b_meets_llama_target(result_1b):
+  # Target: llama3.2-1b's predicted loss. By hand from the law: the d/sqrt(N) and r factors.
+  u = lambda c0, c1, c2, z: c0 + c1 * math.log(z) + c2 / z
+  a0, a1, a2, b0, b1, b2 = LAW.params
+  llama = arch.preset("llama3.2-1b")
+  by_hand = (u(a0, a1, a2, llama.d_over_sqrt_n) * u(b0, b1, b2, llama.mlp_attn_ratio))
+  assert result_1b.target == pytest.approx(by_hand, rel=1e-12)
+  spot = result_1b.locate(arch.preset("surefire-1b"))
+  assert spot["meets_target"]
+  assert spot["efficiency"] > result_1b.locate(llama)["efficiency"]
+
+
+def test_our_surefire_meets_target_and_beats_llama(result_1b):
+  ours = result_1b.locate(result_1b.surefire)
+  llama = result_1b.locate(arch.preset("llama3.2-1b"))
+  assert ours["loss"] <= result_1b.target
+  assert ours["efficiency"] > llama["efficiency"]
+  assert abs(result_1b.surefire.non_embedding_params / N_1B - 1) <= 0.01
+  # Step 3 only changes GQA at exact parameter count.
+  start = result_1b.gqa_trace[0].spec
+  assert result_1b.surefire_dr == start
+  assert all(s.spec.non_embedding_params == result_1b.gqa_trace[
+      [t.start for t in result_1b.gqa_trace].index(s.start)].spec.non_embedding_params
+             for s in result_1b.gqa_trace)
+
+
+def test_candidates_are_exactly_scored(result_1b):
+  c = result_1b.candidates
+  assert (np.abs(c["n_params"] / N_1B - 1) <= 0.01).all()
+  row = c.iloc[len(c) // 2]
+  spec = arch.ArchSpec(*(int(row[f]) for f in search.SHAPE_COLUMNS[:-1]))
+  assert row["mlp_attn_ratio"] == spec.mlp_attn_ratio
+  assert row["loss"] == pytest.approx(float(LAW.predict_xr(spec.d_over_sqrt_n,
+                                                           spec.mlp_attn_ratio, 1.0)), rel=1e-6)
+  rate = search.RooflineEfficiency().many([spec])[0]
+  from lawsearch import cost
+  assert rate == pytest.approx(cost.roofline_throughput(spec, "a100-40gb", 64).output_tokens_per_s)
+
+
+def test_continuous_optimum_agrees_with_discrete_pick(result_1b):
+  [cont] = [c for c in result_1b.continuous if c.gqa == result_1b.surefire_dr.gqa]
+  assert cont.feasible
+  assert cont.predicted_loss == pytest.approx(result_1b.target, rel=1e-6)  # on the boundary
+  pick = result_1b.locate(result_1b.surefire_dr)
+  # The integer pick is within grid resolution of the continuous one, and cannot beat it by much.
+  assert abs(math.log(pick["d_over_sqrt_n"] / cont.x)) < 0.15
+  assert pick["efficiency"] <= cont.efficiency * 1.02
+
+
+def test_pareto_mask_against_brute_force():
+  rng = np.random.default_rng(0)
+  loss, eff = rng.random(300), rng.random(300)
+  eff[:5] = 0.0  # unscored points are never on the front
+  mask = search.pareto_mask(loss, eff)
+  for i in range(300):
+    dominated = np.any((loss <= loss[i]) & (eff >= eff[i]) & ((loss < loss[i]) | (eff > eff[i])))
+    assert mask[i] == (not dominated and eff[i] > 0)
+
+
+def test_gqa_local_search_stops_early_with_an_evaluator():
+  start = arch.preset("surefire-1b").replace(n_heads=32, n_kv_heads=8)  # GQA 4, same params
+  calls = []
+
+  def gqa_loss(spec):  # loss rises past GQA 7
+    calls.append(spec.gqa)
+    return 2.80 if spec.gqa <= 7 else 2.81
+
+  trace = search._gqa_local_search(0, start, search.RooflineEfficiency(), gqa_loss, 16)
+  assert [s.gqa for s in trace] == [4, 7, 9]
+  assert [s.accepted for s in trace] == [True, True, False]
+  assert calls == [4, 7, 9]  # 19 and 39 never evaluated
+  assert all(b.efficiency > a.efficiency for a, b in zip(trace, trace[1:]))
+
+
+def test_measured_and_callable_efficiency():
+  llama, sure = arch.preset("llama3.2-1b"), arch.preset("surefire-1b")
+  records = [{**llama.describe(), "output_tokens_per_s": 100.0},
+             {**llama.describe(), "output_tokens_per_s": 120.0}]
+  measured = search.MeasuredEfficiency.from_records(records)
+  got = measured.many([llama, sure])
+  assert got[0] == 110.0 and np.isnan(got[1])
+  with pytest.raises(ValueError, match="lacks"):
+    search.MeasuredEfficiency.from_records([{"d_model": 1}])
+  assert search.as_efficiency(lambda s: s.gqa).many([sure]).tolist() == [9.0]
+
+
+def test_bad_inputs_say_what_is_wrong():
+  with pytest.raises(ValueError, match="below the law's minimum achievable"):
+    search.search(LAW, N_1B, 1e11, 16, 64, loss_target=0.9)
+  with pytest.raises(ValueError, match="no architecture within .* closest"):
+    search.search(LAW, N_1B, 1e11, 16, 64, baseline="llama3.2-1b", d_models=[2000],
+                  tolerance=1e-6)
+  with pytest.raises(ValueError, match="per layer, less than the smallest layer"):
+    search.search(LAW, 1e5, 1e11, 64, 128, baseline="llama3.2-1b")
+  with pytest.raises(ValueError, match="loss_target or a baseline"):
+    search.search(LAW, N_1B, 1e11, 16, 64)
+
+
+def test_exports_train_config_hf_and_maxtext(tmp_path, monkeypatch):
+  spec = arch.preset("surefire-1b")
+  paths = export.export(spec, "surefire", str(tmp_path))
+  assert arch.load_json(paths["arch"]) == spec
+  hf = json.loads(open(paths["hf"]).read())
+  # Parameter count from the HF config's own fields, by the LLaMA formula.
+  h, i, L, hd = hf["hidden_size"], hf["intermediate_size"], hf["num_hidden_layers"], hf["head_dim"]
+  q, kv = hf["num_attention_heads"] * hd, hf["num_key_value_heads"] * hd
+  assert L * (2 * h * q + 2 * h * kv + 3 * h * i) == spec.non_embedding_params
+  maxtext = dict(line.split(": ", 1) for line in open(paths["maxtext"]).read().splitlines()
+                 if not line.startswith("#"))
+  assert (int(maxtext["base_emb_dim"]), int(maxtext["base_num_query_heads"]),
+          int(maxtext["base_num_kv_heads"]), int(maxtext["base_mlp_dim"]),
+          int(maxtext["head_dim"])) == (2560, 36, 4, 6144, 64)
+  from lawsearch import configlib
+  monkeypatch.setenv("LAWSEARCH_TRAIN_CONFIG", str(
+      __import__("pathlib").Path(__file__).parents[1] / "configs" / "train.py"))
+  config = configlib.load(paths["config"] + ":recipe=paper")
+  assert arch.ArchSpec(**config.model.arch) == spec
+  assert config.train.tokens == 100 * spec.non_embedding_params  # the paper's recipe at this N
+
+
+def test_cli_search_writes_results_and_bad_input_exits_2(tmp_path):
+  out = tmp_path / "s"
+  run = lambda *a: subprocess.run([sys.executable, "-m", "lawsearch.cli", "search", *a],
+                                  capture_output=True, text=True)
+  ok = run("--params", "1e9", "--tokens", "1e11", "--layers", "16", "--head-dim", "64",
+           "--baseline", "llama3.2-1b", "--out", str(out))
+  assert ok.returncode == 0, ok.stderr
+  assert "surefire" in ok.stdout and "panda" in ok.stdout
+  doc = json.loads((out / "search.json").read_text())
+  assert doc["picks"]["surefire"]["meets_target"] and len(doc["candidates"]) > 100
+  assert (out / "pareto.png").stat().st_size > 10_000
+  assert (out / "surefire.hf_config.json").exists()
+  bad = run("--params", "1e9", "--tokens", "1e11", "--layers", "16", "--head-dim", "64",
+            "--target", "0.5", "--out", str(out))
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1].startswith("lawsearch: error: loss target")
