@@ -40,30 +40,28 @@ def check_enough_points(n_points: int, n_coefficients: int, what: str) -> None:
                      f"than {n_coefficients} points")
 
 
-def _clusters(values: np.ndarray, rel_tol: float) -> np.ndarray:
-  """Integer labels grouping sorted positive values whose ratio to the group's first is < 1+tol."""
+def _clusters(values: np.ndarray, gap: float) -> np.ndarray:
+  """Integer labels for positive values: sorted, a new group starts after a ratio gap > 1 + gap."""
   order = np.argsort(values, kind="stable")
+  sorted_values = values[order]
+  starts = np.concatenate([[0], (sorted_values[1:] > sorted_values[:-1] * (1.0 + gap)).astype(int)])
   labels = np.empty(values.size, dtype=np.int64)
-  label, first = -1, None
-  for i in order:
-    if first is None or values[i] > first * (1.0 + rel_tol):
-      label, first = label + 1, values[i]
-    labels[i] = label
+  labels[order] = np.cumsum(starts)
   return labels
 
 
-def scale_labels(df: pd.DataFrame, rel_tol: float = 0.1) -> np.ndarray:
+def scale_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
   """One label per row naming its training scale.
 
-  The `scale` column when present; otherwise rows are grouped by n_params and tokens, each
-  clustered geometrically (values within `rel_tol` of their group's smallest share a group), since
-  architectures of one nominal scale differ slightly in N. Labels sort by size.
+  The `scale` column when present; otherwise rows are grouped by n_params and by tokens, each
+  split where sorted values jump by more than `gap` (relative), since architectures of one nominal
+  scale differ slightly in N. Labels are integers.
   """
   if "scale" in df.columns:
     return df["scale"].to_numpy()
   check_columns(df, ["n_params", "tokens"], "grouping rows into scales")
-  n = _clusters(check_positive_finite(df["n_params"], "n_params"), rel_tol)
-  d = _clusters(check_positive_finite(df["tokens"], "tokens"), rel_tol)
+  n = _clusters(check_positive_finite(df["n_params"], "n_params"), gap)
+  d = _clusters(check_positive_finite(df["tokens"], "tokens"), gap)
   return n * (d.max() + 1) + d
 
 

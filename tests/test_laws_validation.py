@@ -1,0 +1,75 @@
+"""Cross-scale validation, Spearman, residual diagnostics and the bootstrap."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lawsearch.laws import (ChinchillaLaw, ConditionalLaw, bootstrap, cross_scale_validation,
+                            residual_diagnostics, spearman, synthetic_sweep)
+
+
+@pytest.fixture(scope="module")
+def sweep():
+  return synthetic_sweep(scales=("80M", "145M", "297M", "1B"), seed=2)
+
+
+def test_spearman_matches_scipy_with_ties():
+  rng = np.random.default_rng(0)
+  a, b = rng.integers(0, 5, 30), rng.standard_normal(30)
+  assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, rel=1e-12)
+  assert np.isnan(spearman([1.0], [2.0]))
+
+
+def test_progressive_tasks_over_the_scales_present(sweep):
+  table = cross_scale_validation(sweep)
+  assert list(table["task"]) == ["80M -> 145M", "80M+145M -> 297M", "80M+145M+297M -> 1B"]
+  # The data follow the law up to 0.3% noise: extrapolating from one scale costs a few times the
+  # noise variance, from three scales the error is at the noise floor; ranks are preserved.
+  noise_var = (0.003 * sweep["loss"].mean()) ** 2
+  assert (table["mse"] < 10 * noise_var).all() and table["mse"].iloc[-1] < 2 * noise_var
+  assert (table["spearman"] > 0.6).all()
+  held = sweep[(sweep.scale == "1B") & sweep.mlp_attn_ratio.between(0.5, 5.0)]
+  assert table["n_test"].iloc[-1] == len(held)
+
+
+def test_explicit_task_and_grouping_without_a_scale_column(sweep):
+  table = cross_scale_validation(sweep, tasks=[(["1B"], "297M")])
+  assert list(table["task"]) == ["1B -> 297M"]
+  # Without `scale`, rows group by N and tokens: the same three default tasks.
+  assert len(cross_scale_validation(sweep.drop(columns="scale"))) == 3
+
+
+def test_validation_needs_two_scales(sweep):
+  with pytest.raises(ValueError, match="at least two scales"):
+    cross_scale_validation(sweep[sweep.scale == "80M"])
+  with pytest.raises(ValueError, match="unknown scale"):
+    cross_scale_validation(sweep, tasks=[(["80M"], "3B")])
+
+
+def test_residual_diagnostics_flag_an_interaction_but_not_a_true_law():
+  kw = dict(scales=("80M", "145M", "297M"), seed=3)
+  clean = synthetic_sweep(**kw)
+  l_opt = clean["l_opt_true"].to_numpy()
+  law = ConditionalLaw.fit(clean, l_opt=l_opt)
+  assert not residual_diagnostics(law, clean, l_opt=l_opt)["flagged"].any()
+  joint = ConditionalLaw("joint", (2.697, 0.0974, 0.0078, 0.387, 0.0063, 0.0065, 0.01))
+  bent = synthetic_sweep(joint, **kw)
+  diag = residual_diagnostics(ConditionalLaw.fit(bent, l_opt=l_opt), bent, l_opt=l_opt)
+  assert diag.set_index("variable").loc["ln_x*ln_r", "flagged"]
+
+
+def test_bootstrap_intervals_cover_the_truth(sweep):
+  data = sweep[sweep.scale != "1B"]
+  l_opt = ChinchillaLaw.epoch()
+  boot = bootstrap(data, l_opt=l_opt, n_boot=200, seed=0)
+  assert boot.n_failed == 0 and boot.samples.shape == (200, 6)
+  opt = boot.optimum()
+  x0, r0 = ConditionalLaw.paper("80m-297m").optimum()
+  assert opt.loc["x_star", "low"] < x0 < opt.loc["x_star", "high"]
+  assert opt.loc["r_star", "low"] < r0 < opt.loc["r_star", "high"]
+  coef = boot.coefficients()
+  assert (coef["low"] <= coef["estimate"]).all() and (coef["estimate"] <= coef["high"]).all()
+  pred = boot.predictions(data.iloc[:3], l_opt)
+  assert ((pred["low"] < pred["estimate"]) & (pred["estimate"] < pred["high"])).all()
+  # Replicates are real refits: each one's gradient on its own resample vanishes, so they differ.
+  assert boot.samples[:, 1].std() > 0
