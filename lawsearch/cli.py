@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from lawsearch.report.table import format_table
+
 
 class UsageError(Exception):
   """Bad input from the user; reported as one line, exit status 2."""
@@ -51,21 +53,6 @@ def _specs_from_args(args) -> list[tuple[str, "object"]]:
   return specs
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-  """A plain fixed-width table of `rows` (dicts) over `columns`."""
-
-  def fmt(v):
-    if isinstance(v, float):
-      return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}"
-    return str(v)
-
-  cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
-  widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-  lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-  lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-  return "\n".join(lines)
-
-
 # -- arch ----------------------------------------------------------------------------------------
 def _run_arch(args) -> None:
   from lawsearch import arch
@@ -77,7 +64,7 @@ def _run_arch(args) -> None:
   if args.json:
     print(json.dumps(rows, indent=2))
     return
-  print(_table(rows, ["name", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
+  print(format_table(rows, ["name", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
                       "ffn_dim", "gqa", "non_embedding_params", "total_params", "mlp_attn_ratio",
                       "d_over_sqrt_n"]))
 
@@ -113,7 +100,7 @@ def _run_cost(args) -> None:
     print(json.dumps(rows, indent=2))
     return
   print(f"roofline on {hw.name}: {args.input_len} input, {args.output_len} output tokens")
-  print(_table(rows, ["name", "batch", "fits", "max_batch", "memory_GiB", "prefill_s",
+  print(format_table(rows, ["name", "batch", "fits", "max_batch", "memory_GiB", "prefill_s",
                       "decode_s", "output_tok_s", "total_tok_s"]))
 
 
@@ -139,10 +126,8 @@ def _load_law(text: str):
 
 
 def _run_search(args) -> None:
-  import os
-
-  from lawsearch import export, search
-  from lawsearch.report import pareto
+  from lawsearch import search
+  from lawsearch.report import search_report
 
   if args.measured:
     with open(args.measured) as f:
@@ -156,39 +141,8 @@ def _run_search(args) -> None:
       _load_law(args.law), args.params, args.tokens, args.layers, args.head_dim,
       loss_target=args.target, baseline=args.baseline, efficiency=measure, l_opt=args.l_opt,
       tolerance=args.tolerance, max_gqa=args.max_gqa, vocab_size=args.vocab_size)
-  print(format_search(result, args.pareto_points))
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "search.json"), "w") as f:
-    json.dump(result.to_dict(), f, indent=1)
-  png = pareto.pareto_plot(result, os.path.join(args.out, "pareto.png"))
-  written = [os.path.join(args.out, "search.json"), png]
-  for name, spec in result.picks().items():
-    if name == "baseline":
-      continue
-    written += export.export(spec, name, args.out, doc=f"{name} of `lawsearch search` "
-                             f"(N = {args.params:.3g}, D = {args.tokens:.3g})").values()
-  print("\nwrote " + ", ".join(written))
-
-
-def format_search(result, pareto_points: int = 5) -> str:
-  """The short table: the picks and a few Pareto points with their gain over the baseline."""
-  rows = [(name, result.locate(spec)) for name, spec in result.picks().items()]
-  front = result.pareto[result.pareto["meets_target"]]  # the front under the target
-  step = max(1, -(-len(front) // pareto_points))
-  rows += [(f"pareto[{i}]", r.to_dict()) for i, (_, r) in enumerate(front.iterrows())
-           if i % step == 0 or i == len(front) - 1]
-  ref = rows[0][1]["efficiency"] if result.baseline is not None else None
-  table = [{"name": name, "d": r["d_model"], "f": r["ffn_dim"], "heads": r["n_heads"],
-            "kv": r["n_kv_heads"], "N(M)": r["n_params"] / 1e6, "r": r["mlp_attn_ratio"],
-            "d/sqrtN": r["d_over_sqrt_n"], "loss": f"{r['loss']:.5f}",
-            "tok/s": r["efficiency"], "gain": (f"{r['efficiency'] / ref - 1:+.1%}" if ref else ""),
-            "meets": "yes" if r["loss"] <= result.target * (1 + 1e-12) else "no"}
-           for name, r in rows]
-  head = (f"target loss {result.target:.5f} ({result.loss_units}); law optimum d/sqrt(N) = "
-          f"{result.optimum[0]:.3f}, r = {result.optimum[1]:.3f}; efficiency: "
-          f"{result.measure.label}")
-  notes = "".join(f"\nnote: {n}" for n in result.notes)
-  return head + "\n" + _table(table, list(table[0])) + notes
+  print(search_report.summary(result, args.pareto_points))
+  print("\nwrote " + ", ".join(search_report.save(result, args.out)))
 
 
 def _add_search(sub) -> None:
@@ -219,11 +173,12 @@ def _add_search(sub) -> None:
 def _run_demo(args) -> None:
   from lawsearch import demo
 
-  demo.run(args.hardware, args.batch)
+  demo.run(args.out, args.hardware, args.batch)
 
 
 def _add_demo(sub) -> None:
   p = sub.add_parser("demo", help="the main job on the embedded defaults")
+  p.add_argument("--out", default="out/demo")
   p.add_argument("--hardware", default="a100-40gb")
   p.add_argument("--batch", type=int, default=64)
   p.set_defaults(run=_run_demo)
@@ -318,7 +273,7 @@ def _run_bench(args) -> None:
       json.dump(results, f, indent=1)
   print(f"generation throughput on {hw.name if hw else jax.devices()[0].device_kind} "
         f"(random weights, exact output length, mean of {args.trials} trials; compile excluded)")
-  print(_table(results, ["name", "batch", "input_len", "output_len", "output_tokens_per_s",
+  print(format_table(results, ["name", "batch", "input_len", "output_len", "output_tokens_per_s",
                          "total_tokens_per_s", "requests_per_s", "decode_tokens_per_s",
                          "prefill_s", "decode_s", "compile_s", "mbu",
                          "roofline_output_tokens_per_s", "fraction_of_roofline"]))
@@ -353,11 +308,128 @@ def _add_bench(sub) -> None:
   p.set_defaults(run=_run_bench)
 
 
+# -- fit -----------------------------------------------------------------------------------------
+def _read_runs(path: str):
+  """A results table from run directories (searched for result.json) or a table file."""
+  import os
+
+  import pandas as pd
+
+  if os.path.isdir(path):
+    from lawsearch import runs
+    return runs.collect(path)
+  readers = {".csv": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
+             ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True),
+             ".parquet": pd.read_parquet, ".pkl": pd.read_pickle, ".pickle": pd.read_pickle}
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in readers:
+    raise UsageError(f"--runs {path}: not a run directory nor a table file ({', '.join(readers)})")
+  if not os.path.exists(path):
+    raise UsageError(f"--runs {path}: no such file")
+  return readers[ext](path)
+
+
+def _l_opt_source(text: str, df):
+  """--l-opt: empirical | column | epoch | hoffmann | fit | a number."""
+  from lawsearch.laws import ChinchillaLaw
+
+  named = {"empirical": "empirical", "column": "column", "epoch": ChinchillaLaw.epoch(),
+           "hoffmann": ChinchillaLaw.hoffmann()}
+  if text in named:
+    return named[text]
+  if text == "fit":  # Algorithm 1, step 1: a Chinchilla law fitted on the runs themselves
+    from lawsearch.laws import _data
+    _data.check_columns(df, ["n_params", "tokens", "loss"], "--l-opt fit")
+    law = ChinchillaLaw.fit(df["n_params"], df["tokens"], df["loss"])
+    print(f"L_opt from a Chinchilla fit on the runs: {law!r}")
+    return law
+  try:
+    return float(text)
+  except ValueError:
+    raise UsageError(f"--l-opt {text!r}: use empirical, column, epoch, hoffmann, fit or a number"
+                     ) from None
+
+
+def _run_fit(args) -> None:
+  from lawsearch import laws
+
+  df = _read_runs(args.runs)
+  l_opt = _l_opt_source(args.l_opt, df)
+  r_range = None if args.no_r_filter else tuple(args.r_range)
+  law = laws.ConditionalLaw.fit(df, args.form, l_opt=l_opt, r_range=r_range)
+  info = law.fit_info
+  filt = "off" if r_range is None else f"r in [{r_range[0]:g}, {r_range[1]:g}]"
+  print(f"{args.form} law on {info.n_points} runs (r filter {filt}: {info.n_excluded} excluded), "
+        f"L_opt {info.l_opt}")
+  print(f"  sum of squares {info.objective:.6g}, MSE {info.mse:.4g}, "
+        f"scaled gradient {info.grad_norm:.2g}")
+  rows = [{"coefficient": k, "estimate": v} for k, v in law.coefficients.items()]
+  try:
+    opt = dict(zip(("x_star", "r_star"), law.optimum()))
+  except ValueError as e:
+    opt = {}
+    print(f"  {e}")
+  if args.bootstrap:
+    boot = laws.bootstrap(df, args.form, l_opt=l_opt, r_range=r_range, n_boot=args.bootstrap,
+                          seed=args.seed, level=args.level, law=law)
+    intervals = boot.coefficients()
+    for row in rows:
+      row["low"], row["high"] = intervals.loc[row["coefficient"], ["low", "high"]]
+    print(f"\ncoefficients with {args.level:.0%} bootstrap intervals ({args.bootstrap} refits, "
+          f"{boot.n_failed} failed):")
+    print(_table(rows, ["coefficient", "estimate", "low", "high"]))
+    if opt:
+      o = boot.optimum()
+      print(f"optimum: d/sqrt(N) = {opt['x_star']:.4g} [{o.loc['x_star', 'low']:.4g}, "
+            f"{o.loc['x_star', 'high']:.4g}], r = {opt['r_star']:.4g} "
+            f"[{o.loc['r_star', 'low']:.4g}, {o.loc['r_star', 'high']:.4g}]")
+  else:
+    print(_table(rows, ["coefficient", "estimate"]))
+    if opt:
+      print(f"optimum: d/sqrt(N) = {opt['x_star']:.4g}, r = {opt['r_star']:.4g}")
+  if args.validate:
+    try:
+      table = laws.cross_scale_validation(df, form=args.form, l_opt=l_opt, r_range=r_range)
+      print("\ncross-scale validation (fit on smaller scales, predict the next):")
+      print(_table(table.to_dict("records"), list(table.columns)))
+    except ValueError as e:
+      if "at least two scales" not in str(e):
+        raise
+      print(f"\nvalidation skipped: {e}")
+  diag = laws.residual_diagnostics(law, df, l_opt=l_opt, r_range=r_range)
+  flagged = diag[diag["flagged"]]["variable"].tolist()
+  print("\nresidual trends: " + (", ".join(flagged) + " (|z| > 3: the form or L_opt misses "
+                                  "something)" if flagged else "none flagged"))
+  if args.out:
+    law.to_json(args.out)
+    print(f"wrote {args.out}")
+
+
+def _add_fit(sub) -> None:
+  p = sub.add_parser("fit", help="fit the conditional scaling law to a results table")
+  p.add_argument("--runs", required=True,
+                 help="results table (.csv/.tsv/.json/.jsonl/.parquet/.pkl) or a run directory")
+  p.add_argument("--form", default="multiplicative", choices=("multiplicative", "additive", "joint"))
+  p.add_argument("--l-opt", default="empirical",
+                 help="empirical (lowest loss per scale) | column | epoch | hoffmann | fit | number")
+  p.add_argument("--r-range", type=float, nargs=2, default=(0.5, 5.0), metavar=("LOW", "HIGH"),
+                 help="fit only runs with r in [LOW, HIGH] (the paper's filter)")
+  p.add_argument("--no-r-filter", action="store_true", help="fit every run")
+  p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap refits (0: none)")
+  p.add_argument("--level", type=float, default=0.95, help="interval coverage")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--no-validate", dest="validate", action="store_false",
+                 help="skip cross-scale validation")
+  p.add_argument("--out", help="write the law as JSON here (for `lawsearch search --law`)")
+  p.set_defaults(run=_run_fit)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_bench):
+  for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_bench,
+              _add_fit):
     add(sub)
   return parser
 

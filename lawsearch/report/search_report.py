@@ -1,0 +1,49 @@
+"""What a search shows a person: a short table, and the files it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from lawsearch import export
+from lawsearch.report.table import format_table
+
+
+def summary(result, pareto_points: int = 5) -> str:
+  """Baseline, Panda, Surefire and a few Pareto points under the target, with the gain in
+  efficiency over the baseline."""
+  rows = [(name, result.locate(spec)) for name, spec in result.picks().items()]
+  front = result.pareto[result.pareto["meets_target"]]  # the front under the target
+  step = max(1, -(-len(front) // pareto_points))
+  rows += [(f"pareto[{i}]", r.to_dict()) for i, (_, r) in enumerate(front.iterrows())
+           if i % step == 0 or i == len(front) - 1]
+  ref = rows[0][1]["efficiency"] if result.baseline is not None else None
+  table = [{"name": name, "d": r["d_model"], "f": r["ffn_dim"], "heads": r["n_heads"],
+            "kv": r["n_kv_heads"], "N(M)": r["n_params"] / 1e6, "r": r["mlp_attn_ratio"],
+            "d/sqrtN": r["d_over_sqrt_n"], "loss": f"{r['loss']:.5f}",
+            "tok/s": r["efficiency"], "gain": (f"{r['efficiency'] / ref - 1:+.1%}" if ref else ""),
+            "meets": "yes" if r["loss"] <= result.target * (1 + 1e-12) else "no"}
+           for name, r in rows]
+  head = (f"target loss {result.target:.5f} ({result.loss_units}); law optimum d/sqrt(N) = "
+          f"{result.optimum[0]:.3f}, r = {result.optimum[1]:.3f}; efficiency: "
+          f"{result.measure.label}")
+  notes = "".join(f"\nnote: {n}" for n in result.notes)
+  return head + "\n" + format_table(table, list(table[0])) + notes
+
+
+def save(result, out_dir: str, named: dict | None = None) -> list[str]:
+  """search.json (everything), pareto.png, and the train/HF/MaxText files of each pick."""
+  from lawsearch.report import pareto  # matplotlib, only when saving
+
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, "search.json")
+  with open(path + ".tmp", "w") as f:
+    json.dump(result.to_dict(), f, indent=1)
+  os.replace(path + ".tmp", path)
+  written = [path, pareto.pareto_plot(result, os.path.join(out_dir, "pareto.png"), named)]
+  for name, spec in result.picks().items():
+    if name != "baseline":
+      written += export.export(spec, name, out_dir, doc=(
+          f"{name} of `lawsearch search` (N = {result.n_params:.3g}, D = {result.tokens:.3g})"
+      )).values()
+  return written
