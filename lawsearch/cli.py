@@ -377,21 +377,21 @@ def _run_fit(args) -> None:
       row["low"], row["high"] = intervals.loc[row["coefficient"], ["low", "high"]]
     print(f"\ncoefficients with {args.level:.0%} bootstrap intervals ({args.bootstrap} refits, "
           f"{boot.n_failed} failed):")
-    print(_table(rows, ["coefficient", "estimate", "low", "high"]))
+    print(format_table(rows, ["coefficient", "estimate", "low", "high"]))
     if opt:
       o = boot.optimum()
       print(f"optimum: d/sqrt(N) = {opt['x_star']:.4g} [{o.loc['x_star', 'low']:.4g}, "
             f"{o.loc['x_star', 'high']:.4g}], r = {opt['r_star']:.4g} "
             f"[{o.loc['r_star', 'low']:.4g}, {o.loc['r_star', 'high']:.4g}]")
   else:
-    print(_table(rows, ["coefficient", "estimate"]))
+    print(format_table(rows, ["coefficient", "estimate"]))
     if opt:
       print(f"optimum: d/sqrt(N) = {opt['x_star']:.4g}, r = {opt['r_star']:.4g}")
   if args.validate:
     try:
       table = laws.cross_scale_validation(df, form=args.form, l_opt=l_opt, r_range=r_range)
       print("\ncross-scale validation (fit on smaller scales, predict the next):")
-      print(_table(table.to_dict("records"), list(table.columns)))
+      print(format_table(table.to_dict("records"), list(table.columns)))
     except ValueError as e:
       if "at least two scales" not in str(e):
         raise
