@@ -1,0 +1,41 @@
+"""`lawsearch fit`: a results table in, coefficients, validation and a law JSON out."""
+
+import pytest
+
+from lawsearch import cli
+from lawsearch.laws import ConditionalLaw, synthetic_sweep
+
+
+@pytest.fixture(scope="module")
+def results_csv(tmp_path_factory):
+  path = tmp_path_factory.mktemp("fit") / "results.csv"
+  synthetic_sweep(scales=("80M", "145M"), seed=4).to_csv(path, index=False)
+  return path
+
+
+def test_fit_writes_a_law_and_prints_validation(results_csv, tmp_path, capsys):
+  out = tmp_path / "law.json"
+  assert cli.main(["fit", "--runs", str(results_csv), "--bootstrap", "0", "--out", str(out)]) == 0
+  text = capsys.readouterr().out
+  assert "80M -> 145M" in text and "optimum: d/sqrt(N)" in text
+  law = ConditionalLaw.from_json(out)
+  assert law.form == "multiplicative" and law.fit_info.l_opt == "empirical"
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--runs", "missing.csv"], "no such file"),
+    (["--runs", "results.txt"], "not a run directory nor a table file"),
+    (["--l-opt", "best"], "--l-opt 'best'"),
+])
+def test_bad_input_exits_2_with_one_line(results_csv, capsys, argv, match):
+  argv = ["fit", "--runs", str(results_csv), *argv] if argv[0] != "--runs" else ["fit", *argv]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err
+  assert match in err and err.count("\n") == 1
+
+
+def test_too_few_runs_exits_2(results_csv, tmp_path, capsys):
+  small = tmp_path / "small.csv"
+  small.write_text("".join(results_csv.read_text().splitlines(keepends=True)[:5]))
+  assert cli.main(["fit", "--runs", str(small), "--bootstrap", "0"]) == 2
+  assert "4 point(s)" in capsys.readouterr().err
