@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,tpu-aot]'
 	touch $(STAMP)
 
+# The demo is CPU work; without JAX_PLATFORMS the TPU runtime that .venv holds for ahead-of-time
+# TPU compiles would probe for a TPU and log its failure.
 demo: $(STAMP)
-	$(VENV)/bin/lawsearch demo
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(VENV)/bin/lawsearch demo
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --durations=15
