@@ -1,0 +1,144 @@
+"""Decode throughput on CPU: lawsearch's compiled generate against Hugging Face transformers'
+`generate` on PyTorch CPU, same tiny architecture (same weights), batch and lengths, in one run.
+
+    JAX_PLATFORMS=cpu .venv/bin/python experiments/bench_decode_cpu.py [--preset tiny] \
+        [--batch 1 4 16] [--input-len 128] [--output-len 64] [--trials 5] [--peer-threads 1 2]
+
+Needs the `peer` extra (torch CPU build, transformers). Both sides: float32, greedy, exactly
+output_len new tokens, one warm-up then `trials` timed calls, medians. Decode time = generate time
+minus prefill time (the peer's prefill is timed as a generate of one token). The weights of the
+lawsearch model are copied into the transformers model and the two forward passes are compared
+first, so both sides compute the same function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import transformers
+
+from lawsearch.arch import preset
+from lawsearch.model import ModelConfig, build
+from lawsearch.model.generate import Engine, Sampling, cache_length
+
+
+def hf_model(model) -> transformers.LlamaForCausalLM:
+  """A transformers LLaMA with the lawsearch model's shape and weights."""
+  a, cfg = model.config.arch, model.config
+  hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+      vocab_size=a.vocab_size, hidden_size=a.d_model, intermediate_size=a.ffn_dim,
+      num_hidden_layers=a.n_layers, num_attention_heads=a.n_heads,
+      num_key_value_heads=a.n_kv_heads, head_dim=a.head_dim, rms_norm_eps=cfg.norm_eps,
+      rope_theta=cfg.rope_theta, max_position_embeddings=cfg.max_seq_len,
+      tie_word_embeddings=a.tie_embeddings, attention_bias=False, mlp_bias=False))
+  t = lambda x: torch.from_numpy(np.asarray(x[...], np.float32).copy())
+  sd = {"model.embed_tokens.weight": t(model.embed), "model.norm.weight": t(model.final_norm.scale)}
+  for i, layer in enumerate(model.layers):
+    p = f"model.layers.{i}."
+    flat_in = lambda w: t(w).reshape(a.d_model, -1).T  # [D, heads, H] -> [heads*H, D]
+    sd |= {p + "self_attn.q_proj.weight": flat_in(layer.attn.wq),
+           p + "self_attn.k_proj.weight": flat_in(layer.attn.wk),
+           p + "self_attn.v_proj.weight": flat_in(layer.attn.wv),
+           p + "self_attn.o_proj.weight": t(layer.attn.wo).reshape(-1, a.d_model).T,
+           p + "mlp.gate_proj.weight": t(layer.mlp.gate).T, p + "mlp.up_proj.weight": t(layer.mlp.up).T,
+           p + "mlp.down_proj.weight": t(layer.mlp.down).T,
+           p + "input_layernorm.weight": t(layer.attn_norm.scale),
+           p + "post_attention_layernorm.weight": t(layer.mlp_norm.scale)}
+  if not a.tie_embeddings:
+    sd["lm_head.weight"] = t(model.lm_head).T
+  missing, unexpected = hf.load_state_dict(sd, strict=False)
+  missing = [m for m in missing if m != "lm_head.weight" or not a.tie_embeddings]
+  if missing or unexpected:
+    raise RuntimeError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
+  return hf.eval()
+
+
+def compare(model, hf, b: int, n_in: int, n_out: int, trials: int,
+            peer_threads: list[int]) -> list[tuple]:
+  """Interleaved trials of lawsearch and the peer at one batch size; rows of
+  (name, prefill s, total s, decode tokens/s, output tokens/s), medians."""
+  spec = model.config.arch
+  tokens = np.random.default_rng(b).integers(0, spec.vocab_size, (b, n_in)).astype(np.int32)
+  # lawsearch: compiled prefill, then the decode loop as one compiled call.
+  engine = Engine(model, max_new_tokens=n_out, sampling=Sampling(ignore_eos=True))
+  tok, lens, key = jnp.asarray(tokens), jnp.full((b,), n_in, jnp.int32), jax.random.key(0)
+  contenders = {"lawsearch (jax)": {
+      "prefill": lambda: jax.block_until_ready(engine.prefill(engine.state, tok, lens)),
+      "total": lambda: jax.block_until_ready(engine.generate(tok, lens, key))}}
+  # Peer: transformers generate, greedy, forced length (min_new_tokens), KV cache on.
+  ids, mask = torch.from_numpy(tokens).long(), torch.ones((b, n_in), dtype=torch.long)
+
+  def hf_generate(n, threads):
+    torch.set_num_threads(threads)
+    with torch.inference_mode():
+      return hf.generate(ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                         do_sample=False, eos_token_id=None, pad_token_id=0, use_cache=True)
+  for threads in peer_threads:  # the peer's fastest thread count counts
+    contenders[f"transformers, {threads} thread(s)"] = {
+        "prefill": lambda t=threads: hf_generate(1, t), "total": lambda t=threads: hf_generate(n_out, t)}
+  same = np.asarray(engine.generate(tok, lens, key).tokens) == hf_generate(n_out, 1)[:, n_in:].numpy()
+  times = {(name, part): [] for name in contenders for part in ("prefill", "total")}
+  for trial in range(trials + 1):  # the first round is the warm-up
+    for name, fns in contenders.items():  # interleaved, so outside load hits all alike
+      for part, fn in fns.items():
+        t0 = time.perf_counter()
+        fn()
+        if trial:
+          times[name, part].append(time.perf_counter() - t0)
+  rows = []
+  for name in contenders:
+    pre, total = (statistics.median(times[name, p]) for p in ("prefill", "total"))
+    rows.append((name, pre, total, b * (n_out - 1) / (total - pre), b * n_out / total))
+  return rows, float(same.mean())
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--preset", default="tiny")
+  parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 16])
+  parser.add_argument("--input-len", type=int, default=128)
+  parser.add_argument("--output-len", type=int, default=64)
+  parser.add_argument("--trials", type=int, default=5)
+  parser.add_argument("--peer-threads", type=int, nargs="+", default=[1],
+                      help="torch thread counts to try (2 ran 5-20x slower than 1 on a shared "
+                           "2-core machine)")
+  args = parser.parse_args()
+  spec, n_in, n_out = preset(args.preset), args.input_len, args.output_len
+  model = build(ModelConfig(arch=spec, max_seq_len=cache_length(n_in, n_out)), seed=0)
+  hf = hf_model(model)
+
+  # Same function: forward logits agree.
+  probe = np.random.default_rng(0).integers(0, spec.vocab_size, (2, 32)).astype(np.int32)
+  ours_logits = np.asarray(jax.jit(model.__call__)(jnp.asarray(probe)))
+  with torch.inference_mode():
+    hf_logits = hf(torch.from_numpy(probe).long()).logits.numpy()
+  err = np.abs(ours_logits - hf_logits).max() / np.abs(hf_logits).max()
+  print(f"{args.preset}: {spec}\nforward logits, max relative difference lawsearch vs HF: {err:.2e}")
+  if err > 1e-4:
+    raise RuntimeError("the two models differ; the comparison would be meaningless")
+  print(f"transformers {transformers.__version__}, torch {torch.__version__}, jax {jax.__version__};"
+        f" {n_in} input + {n_out} output tokens, float32, greedy, {os.cpu_count()} CPUs; median of "
+        f"{args.trials} interleaved trials after 1 warm-up")
+  summary = []
+  for b in args.batch:
+    rows, same = compare(model, hf, b, n_in, n_out, args.trials, args.peer_threads)
+    peer = max(rows[1:], key=lambda r: r[4])
+    print(f"\nbatch {b} (load average {os.getloadavg()[0]:.1f}; greedy tokens equal at {same:.0%})")
+    print(f"  {'':32s} {'prefill s':>9s} {'total s':>8s} {'decode tok/s':>12s} {'output tok/s':>12s}")
+    for name, pre, total, dec, out in rows:
+      print(f"  {name:32s} {pre:9.3f} {total:8.3f} {dec:12.1f} {out:12.1f}")
+    summary.append((b, rows[0][3] / peer[3], rows[0][4] / peer[4]))
+  print("\nlawsearch / transformers (its fastest thread count):")
+  for b, dec, out in summary:
+    print(f"  batch {b:3d}: decode tokens/s {dec:.2f}x, output tokens/s {out:.2f}x")
+
+
+if __name__ == "__main__":
+  main()
