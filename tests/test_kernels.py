@@ -148,3 +148,7 @@ def test_errors_are_explicit():
     gqa_decode(q.astype(jnp.bfloat16), k, v, lengths)
   with pytest.raises(ValueError, match="positive integer"):
     BlockSizes(block_kv=0)
+  q16, k16, v16, lengths = make_case(1, 1, 2, 128, jnp.bfloat16, [5])
+  with pytest.raises(ValueError, match="shared memory"):  # 3 stages of 128x128 K and V: > 227 KiB
+    gqa_decode(q16, k16, v16, lengths, impl="pallas", backend="gpu",
+               block_sizes=BlockSizes(128, 1, num_stages=3))

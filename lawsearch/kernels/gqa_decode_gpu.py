@@ -27,6 +27,13 @@ from jax.experimental.pallas import mosaic_gpu as plgpu
 ROWS = 64  # rows of a Hopper warpgroup matrix multiply (wgmma M)
 DTYPES = (jnp.bfloat16, jnp.float16)
 LOG2E = math.log2(math.e)
+SMEM_BYTES = 227 * 1024  # shared memory one Hopper thread block may use
+
+
+def smem_bytes(head_dim: int, itemsize: int, block_kv: int, num_stages: int) -> int:
+  """Shared memory of one block: q, the K/V ring, the f32 output tile and (m, l)."""
+  return (ROWS * head_dim * itemsize + 2 * num_stages * block_kv * head_dim * itemsize
+          + ROWS * head_dim * 4 + 2 * ROWS * 4)
 
 
 def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_splits: int,

@@ -119,6 +119,11 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
       raise ValueError(f"the Mosaic GPU kernel needs n_heads/n_kv_heads <= {rows} (got {g}), "
                        f"block_kv a multiple of 64 (got {bs.block_kv}) and head_dim a multiple of "
                        f"64 (got {d})")
+    need = gqa_decode_gpu.smem_bytes(d, q.dtype.itemsize, bs.block_kv, bs.num_stages)
+    if need > gqa_decode_gpu.SMEM_BYTES:
+      raise ValueError(f"block_kv={bs.block_kv} x num_stages={bs.num_stages} at head_dim={d} needs "
+                       f"{need} bytes of shared memory, over the {gqa_decode_gpu.SMEM_BYTES} a "
+                       f"block may use; lower block_kv or num_stages")
     qg = jnp.pad(qg, ((0, 0), (0, 0), (0, rows - g), (0, 0)))                    # [B, K, 64, D]
     acc, m, l = gqa_decode_gpu.partials(qg, k_cache, v_cache, lengths, scale=scale,
                                         block_kv=bs.block_kv, num_splits=splits,
