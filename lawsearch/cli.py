@@ -1,5 +1,7 @@
-"""The `lawsearch` command. Each subcommand is added by one `_add_<name>` function whose handler
-imports its module lazily, so `lawsearch --help` and the light subcommands start fast.
+"""lawsearch: the LLM architecture that meets a loss target at the lowest serving cost.
+
+Each subcommand is added by one `_add_<name>` function whose handler imports its module lazily,
+so `lawsearch --help` and the light subcommands start fast.
 
 Bad input exits with status 2 and a one-line message (never a traceback).
 """
