@@ -47,7 +47,8 @@ def hf_model(model) -> transformers.LlamaForCausalLM:
            p + "self_attn.k_proj.weight": flat_in(layer.attn.wk),
            p + "self_attn.v_proj.weight": flat_in(layer.attn.wv),
            p + "self_attn.o_proj.weight": t(layer.attn.wo).reshape(-1, a.d_model).T,
-           p + "mlp.gate_proj.weight": t(layer.mlp.gate).T, p + "mlp.up_proj.weight": t(layer.mlp.up).T,
+           p + "mlp.gate_proj.weight": t(layer.mlp.gate).T,
+           p + "mlp.up_proj.weight": t(layer.mlp.up).T,
            p + "mlp.down_proj.weight": t(layer.mlp.down).T,
            p + "input_layernorm.weight": t(layer.attn_norm.scale),
            p + "post_attention_layernorm.weight": t(layer.mlp_norm.scale)}
@@ -82,8 +83,10 @@ def compare(model, hf, b: int, n_in: int, n_out: int, trials: int,
                          do_sample=False, eos_token_id=None, pad_token_id=0, use_cache=True)
   for threads in peer_threads:  # the peer's fastest thread count counts
     contenders[f"transformers, {threads} thread(s)"] = {
-        "prefill": lambda t=threads: hf_generate(1, t), "total": lambda t=threads: hf_generate(n_out, t)}
-  same = np.asarray(engine.generate(tok, lens, key).tokens) == hf_generate(n_out, 1)[:, n_in:].numpy()
+        "prefill": lambda t=threads: hf_generate(1, t),
+        "total": lambda t=threads: hf_generate(n_out, t)}
+  ours_tokens = np.asarray(engine.generate(tok, lens, key).tokens)
+  same = ours_tokens == hf_generate(n_out, 1)[:, n_in:].numpy()
   times = {(name, part): [] for name in contenders for part in ("prefill", "total")}
   for trial in range(trials + 1):  # the first round is the warm-up
     for name, fns in contenders.items():  # interleaved, so outside load hits all alike
@@ -120,18 +123,20 @@ def main():
   with torch.inference_mode():
     hf_logits = hf(torch.from_numpy(probe).long()).logits.numpy()
   err = np.abs(ours_logits - hf_logits).max() / np.abs(hf_logits).max()
-  print(f"{args.preset}: {spec}\nforward logits, max relative difference lawsearch vs HF: {err:.2e}")
+  print(f"{args.preset}: {spec}\nforward logits, max relative difference lawsearch vs HF: "
+        f"{err:.2e}")
   if err > 1e-4:
     raise RuntimeError("the two models differ; the comparison would be meaningless")
-  print(f"transformers {transformers.__version__}, torch {torch.__version__}, jax {jax.__version__};"
-        f" {n_in} input + {n_out} output tokens, float32, greedy, {os.cpu_count()} CPUs; median of "
-        f"{args.trials} interleaved trials after 1 warm-up")
+  print(f"transformers {transformers.__version__}, torch {torch.__version__}, "
+        f"jax {jax.__version__}; {n_in} input + {n_out} output tokens, float32, greedy, "
+        f"{os.cpu_count()} CPUs; median of {args.trials} interleaved trials after 1 warm-up")
   summary = []
   for b in args.batch:
     rows, same = compare(model, hf, b, n_in, n_out, args.trials, args.peer_threads)
     peer = max(rows[1:], key=lambda r: r[4])
     print(f"\nbatch {b} (load average {os.getloadavg()[0]:.1f}; greedy tokens equal at {same:.0%})")
-    print(f"  {'':32s} {'prefill s':>9s} {'total s':>8s} {'decode tok/s':>12s} {'output tok/s':>12s}")
+    print(f"  {'':32s} {'prefill s':>9s} {'total s':>8s} {'decode tok/s':>12s} "
+          f"{'output tok/s':>12s}")
     for name, pre, total, dec, out in rows:
       print(f"  {name:32s} {pre:9.3f} {total:8.3f} {dec:12.1f} {out:12.1f}")
     summary.append((b, rows[0][3] / peer[3], rows[0][4] / peer[4]))

@@ -180,8 +180,9 @@ def main():
 
 def print_e2e(e2e: dict) -> None:
   print("\n== end to end, paper protocol (random weights, exact output length, bf16) ==")
-  print(f"  {'model':12s} {'batch':>5s} {'out tok/s':>10s} {'total tok/s':>11s} {'decode tok/s':>12s}"
-        f" {'prefill':>8s} {'decode':>7s} {'MBU':>5s} {'roofline':>8s} {'compile':>8s}")
+  print(f"  {'model':12s} {'batch':>5s} {'out tok/s':>10s} {'total tok/s':>11s} "
+        f"{'decode tok/s':>12s} {'prefill':>8s} {'decode':>7s} {'MBU':>5s} {'roofline':>8s} "
+        f"{'compile':>8s}")
   for name in ("llama3.2-1b", "surefire-1b"):
     for r in e2e[name]:
       print(f"  {name:12s} {r['batch']:5d} {r['output_tokens_per_s']:10.1f} "
@@ -199,13 +200,15 @@ def print_kernel(report: dict) -> None:
     print(f"  G={r['group']:2d} K={r['kv_heads']} D={r['head_dim']} {r['dtype']:8s} "
           f"err={r['rel_err']:.2e} {'ok' if r['ok'] else 'FAIL'}")
   kr = report["kernel"]
-  print(f"\n== decode attention, B=32 H=32 K=8 D=128 T=8192 bf16 ({kr['kv_bytes'] / 1e9:.2f} GB) ==")
+  print(f"\n== decode attention, B=32 H=32 K=8 D=128 T=8192 bf16 "
+        f"({kr['kv_bytes'] / 1e9:.2f} GB) ==")
   print(f"  copy bandwidth {report['copy']['bytes_per_s'] / 1e12:.2f} TB/s; "
         f"XLA path {kr['xla_s'] * 1e3:.3f} ms ({kr['kv_bytes'] / kr['xla_s'] / 1e12:.2f} TB/s)")
   for r in kr["variants"]:
     if "s" in r:
-      print(f"  pallas {r['block_sizes']:50s} {r['s'] * 1e3:.3f} ms {r['bytes_per_s'] / 1e12:.2f} TB/s"
-            f" = {r['frac_of_copy']:.0%} of copy, {r['speedup_vs_xla']:.2f}x XLA, err {r['rel_err']:.1e}")
+      print(f"  pallas {r['block_sizes']:50s} {r['s'] * 1e3:.3f} ms "
+            f"{r['bytes_per_s'] / 1e12:.2f} TB/s = {r['frac_of_copy']:.0%} of copy, "
+            f"{r['speedup_vs_xla']:.2f}x XLA, err {r['rel_err']:.1e}")
     else:
       print(f"  pallas {r['block_sizes']}: {r['error'][:200]}")
 

@@ -46,7 +46,7 @@ CASES = [
     (1, 8, 64, jnp.float32),
     (1, 4, 128, jnp.float16),
 ]
-# Length 1, lengths that are not multiples of the block (one inside the second split), the full cache.
+# Length 1, lengths that are not block multiples (one inside the second split), the full cache.
 LENGTHS = [1, 77, 200, MAX_LEN]
 
 

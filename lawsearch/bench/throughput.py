@@ -2,8 +2,8 @@
 
 Protocol: randomly initialised weights; for each batch size, prompts of `input_len` random tokens;
 exactly `output_len` new tokens per request (end-of-sequence ignored); one warm-up call, then
-`trials` timed calls; throughput = generated tokens / wall time of the whole call (prefill included),
-averaged over trials. Compilation is timed separately and never counted.
+`trials` timed calls; throughput = generated tokens / wall time of the whole call (prefill
+included), averaged over trials. Compilation is timed separately and never counted.
 
 Per batch size it reports output, total (input + output) and decode-only tokens/s, requests/s, the
 prefill/decode split, and the achieved HBM bandwidth of decode: bytes a step must read (weights,

@@ -46,4 +46,5 @@ def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: ja
   raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
-__all__ = ["BlockSizes", "IMPLS", "check_shapes", "gqa_decode", "gqa_decode_reference", "gqa_decode_xla"]
+__all__ = ["BlockSizes", "IMPLS", "check_shapes", "gqa_decode", "gqa_decode_reference",
+           "gqa_decode_xla"]

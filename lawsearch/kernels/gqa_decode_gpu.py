@@ -1,11 +1,11 @@
 """Flash-decoding GQA attention for NVIDIA Hopper GPUs, in Pallas' Mosaic GPU backend.
 
 One CUDA block per (sequence, KV head, split). It keeps the G query heads of its KV group in shared
-memory (zero-padded to the 64 rows of a warpgroup matrix multiply), streams its split of the cache in
-blocks of `block_kv` positions through a `num_stages`-deep ring of TMA copies, and runs an online
-softmax in f32 registers: S = Q K^T and O += P V on the tensor cores (wgmma). Blocks at or beyond the
-sequence's length are neither copied nor computed. Each block writes unnormalised partial results
-(acc, running max m, running sum l); `combine_splits` merges the splits.
+memory (zero-padded to the 64 rows of a warpgroup matrix multiply), streams its split of the cache
+in blocks of `block_kv` positions through a `num_stages`-deep ring of TMA copies, and runs an online
+softmax in f32 registers: S = Q K^T and O += P V on the tensor cores (wgmma). Blocks at or beyond
+the sequence's length are neither copied nor computed. Each block writes unnormalised partial
+results (acc, running max m, running sum l); `combine_splits` merges the splits.
 
 Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_dim, S splits):
     q        [B, K, 64, D]   queries grouped by KV head, rows G..63 zero
@@ -71,7 +71,8 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
         plgpu.wgmma(s_ref, q_smem, plgpu.transpose_ref(k_smem.at[slot], (1, 0)))
         return s_ref[...]
       s = pl.run_scoped(qk, plgpu.ACC((ROWS, block_kv), jnp.float32))  # [64, block_kv]
-      pos = plgpu.layout_cast(lax.broadcasted_iota(jnp.int32, (ROWS, block_kv), 1), plgpu.Layout.WGMMA)
+      pos = plgpu.layout_cast(lax.broadcasted_iota(jnp.int32, (ROWS, block_kv), 1),
+                              plgpu.Layout.WGMMA)
       s = jnp.where(pos + (first + i) * block_kv < length, s * (scale * LOG2E), -jnp.inf)
       m_new = jnp.maximum(m_i, s.max(axis=1))
       alpha = jnp.exp2(m_i - m_new)

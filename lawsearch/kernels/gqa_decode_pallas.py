@@ -74,7 +74,8 @@ def _backend_check(backend: str, dtype, interpret: bool) -> None:
     from lawsearch.kernels.gqa_decode_gpu import DTYPES  # pylint: disable=import-outside-toplevel
     if jnp.dtype(dtype) not in map(jnp.dtype, DTYPES):
       raise ValueError(f"the Mosaic GPU kernel takes bfloat16 or float16 (its tensor cores would "
-                       f"round float32 to tf32), got {jnp.dtype(dtype)}; use impl='xla' for float32")
+                       f"round float32 to tf32), got {jnp.dtype(dtype)}; use impl='xla' for "
+                       f"float32")
     devices = [dev for dev in jax.devices() if dev.platform == "gpu"]
     if devices and float(getattr(devices[0], "compute_capability", "9.0")) < 9.0:
       raise ValueError(f"the Mosaic GPU kernel needs a Hopper or newer GPU (sm_90+), got "

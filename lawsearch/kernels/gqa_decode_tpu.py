@@ -12,7 +12,7 @@ Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_d
     q        [B, K, G, D]
     k, v     [B, T, K, D]    T a multiple of block_kv * num_splits
     lengths  [B] int32
-    returns  acc [B, K, S, G, D] f32, m [B, K, S, G] f32 (natural log domain, scaled), l [B, K, S, G]
+    returns  acc [B, K, S, G, D] f32, m [B, K, S, G] f32 (natural log, scaled), l [B, K, S, G]
 """
 
 from __future__ import annotations
