@@ -267,17 +267,18 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   mark, mark_step, loss = time.perf_counter(), start, float("nan")
   try:
     for step in range(start, program.steps):
-      record = {}
       state, m = train_step(state, _global(program, next(loader)))
       done = step + 1
       save = ckpt is not None and (done % t.checkpoint_every == 0 or done == program.steps)
-      if done % t.log_every == 0 or save or done == program.steps:
+      evaluate = bool(t.eval_every) and done % t.eval_every == 0 and done != program.steps
+      if done % t.log_every == 0 or save or evaluate or done == program.steps:
         m = jax.device_get(m)
         loss = float(m["loss"])
         if not math.isfinite(loss):
           log.write({"step": done, "loss": loss, "error": "non-finite loss"})
           raise NonFiniteLossError(
-              f"loss is {loss} at step {done}; stopped. The last good checkpoint is "
+              f"loss is {loss} at step {done} (finite when last checked, at step {mark_step}); "
+              f"stopped. The last good checkpoint is "
               f"{'step ' + str(last_good) if last_good is not None else 'none'}"
               f"{' in ' + ckpt.directory if ckpt else ''}; lower optimizer.peak_lr or raise "
               "warmup, then rerun the same command to resume from it")
@@ -291,7 +292,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
           record["mfu"] = metrics_lib.mfu(tps, flops_per_token, peak, jax.device_count())
         if mark_step - start <= t.log_every:  # the first record of this process
           record["compile_s"] = compile_s
-        if t.eval_every and done % t.eval_every == 0 and done != program.steps:
+        if evaluate:
           record["heldout_loss"] = heldout_loss(program, config, state.params)
         log.write(record)
         if bar is not None:
@@ -299,7 +300,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
       if save:
         ckpt.save(done, state, loader, force=True)
         last_good = done
-      if save or "heldout_loss" in record:  # keep evals and saves out of tokens/s
+      if save or evaluate:  # keep evals and saves out of tokens/s
         mark = time.perf_counter()
       if bar is not None:
         bar.update(1)
