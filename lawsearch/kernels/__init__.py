@@ -23,7 +23,8 @@ def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: ja
   Args:
     q: [batch, n_heads, head_dim], the current token's queries.
     k_cache, v_cache: [batch, max_len, n_kv_heads, head_dim]; position lengths[b]-1 holds the
-      current token's K/V, positions >= lengths[b] are ignored.
+      current token's K/V, positions >= lengths[b] are ignored (they must be finite: a block
+      straddling the length multiplies them by a zero probability).
     lengths: int32 [batch], valid cache positions per sequence (1 <= lengths <= max_len).
     impl: "xla" (jnp) or "pallas" (flash-decoding kernel).
     scale: softmax scale, 1/sqrt(head_dim) by default.
