@@ -134,8 +134,7 @@ def _run_search(args) -> None:
   if args.measured:
     with open(args.measured) as f:
       records = json.load(f)
-    measure = search.MeasuredEfficiency.from_records(
-        records if isinstance(records, list) else records["results"])
+    measure = search.MeasuredEfficiency.from_records(records, batch=args.batch)
   else:
     measure = search.RooflineEfficiency(args.hardware, args.batch, args.input_len,
                                         args.output_len)
@@ -162,7 +161,8 @@ def _add_search(sub) -> None:
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--input-len", type=int, default=4096)
   p.add_argument("--output-len", type=int, default=1024)
-  p.add_argument("--measured", help="JSON of measured throughput records (lawsearch bench)")
+  p.add_argument("--measured", help="JSON of measured throughput (`lawsearch bench --out`); "
+                 "the records at --batch are used")
   p.add_argument("--tolerance", type=float, default=0.01)
   p.add_argument("--max-gqa", type=int, default=16)
   p.add_argument("--vocab-size", type=int, default=128256)
@@ -243,16 +243,20 @@ def _run_train(args) -> None:
 def _add_train(sub) -> None:
   p = sub.add_parser("train", help="train one model from an ml-collections config (resumes)",
                      description="Dotted overrides: --config.train.steps=200 (use '=').")
-  p.add_argument("--config", required=True, help="configs/train.py[:ARG], e.g. configs/train.py:preset=tiny")
-  p.add_argument("--workdir", help="run directory: config.json, metrics.jsonl, checkpoints/, result.json")
+  p.add_argument("--config", required=True,
+                 help="configs/train.py[:ARG], e.g. configs/train.py:preset=tiny")
+  p.add_argument("--workdir",
+                 help="run directory: config.json, metrics.jsonl, checkpoints/, result.json")
   p.add_argument("--aot-topology", action="append", default=[],
-                 help="compile for a TPU slice instead of training (e.g. v5p-64, v5e-16; repeatable)")
+                 help="compile for a TPU slice instead of training (v5p-64, v5e-16; repeatable)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(run=_run_train)
 
 
 # -- bench ---------------------------------------------------------------------------------------
 def _run_bench(args) -> None:
+  import dataclasses
+
   import jax
 
   from lawsearch import cost
@@ -269,7 +273,8 @@ def _run_bench(args) -> None:
         warmup=args.warmup, dtype=args.dtype or ("float32" if cpu else "bfloat16"),
         decode_impl=args.decode_impl or ("xla" if cpu else "pallas"),
         attention_impl=args.attention_impl, prefill_batch=args.prefill_batch, seed=args.seed)
-    results += [{"name": name, **r} for r in throughput.run(cfg, hw, log=lambda _: None)]
+    shape = dataclasses.asdict(spec)  # so `lawsearch search --measured` can look runs up by shape
+    results += [{"name": name, **shape, **r} for r in throughput.run(cfg, hw, log=lambda _: None)]
   if args.out:
     with open(args.out, "w") as f:
       json.dump(results, f, indent=1)

@@ -92,15 +92,22 @@ class MeasuredEfficiency:
 
   @classmethod
   def from_records(cls, records: Sequence[dict], key: str = "output_tokens_per_s",
-                   label: str | None = None) -> "MeasuredEfficiency":
-    """From dicts holding the six shape fields and `key` (the mean is kept for repeated shapes)."""
+                   batch: int | None = None, label: str | None = None) -> "MeasuredEfficiency":
+    """From dicts holding the six shape fields and `key`, as `lawsearch bench --out` writes them;
+    only those at `batch` if given; the mean is kept for repeated shapes."""
+    if batch is not None:
+      records = [r for r in records if r.get("batch") == batch]
+      if not records:
+        raise ValueError(f"no measurement at batch {batch}; measure it with `lawsearch bench "
+                         f"--batch {batch} --out FILE`")
     values: dict = {}
     for rec in records:
       missing = [f for f in SHAPE_COLUMNS[:6] + (key,) if f not in rec]
       if missing:
         raise ValueError(f"measurement record lacks {missing}: {rec}")
       values.setdefault(tuple(int(rec[f]) for f in SHAPE_COLUMNS[:6]), []).append(float(rec[key]))
-    return cls({k: float(np.mean(v)) for k, v in values.items()}, label or f"measured {key}")
+    at = f" at batch {batch}" if batch is not None else ""
+    return cls({k: float(np.mean(v)) for k, v in values.items()}, label or f"measured {key}{at}")
 
   def many(self, specs):
     return np.array([self.table.get(_shape_key(s), np.nan) for s in specs], np.float64)

@@ -73,6 +73,10 @@ def test_cli_bench_writes_json_and_calibrates(tmp_path, capsys):
   assert "output_tokens_per_s" in capsys.readouterr().out
   rows = json.loads(out.read_text())
   assert [r["batch"] for r in rows] == [1] and rows[0]["name"] == "nano"
+  # The records carry the shape, so the search can use them as its efficiency measure.
+  from lawsearch import arch, search
+  measured = search.MeasuredEfficiency.from_records(rows, batch=1)
+  assert measured.many([arch.preset("nano")])[0] == rows[0]["output_tokens_per_s"]
   assert cli.main(["cost", "--preset", "nano", "--hardware", "h100-sxm", "--batch", "1",
                    "--calibration", str(cal)]) == 0
   assert cli.main(["bench", "--preset", "nano", "--batch", "0"]) == 2

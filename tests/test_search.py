@@ -119,11 +119,14 @@ def test_gqa_local_search_stops_early_with_an_evaluator():
 
 def test_measured_and_callable_efficiency():
   llama, sure = arch.preset("llama3.2-1b"), arch.preset("surefire-1b")
-  records = [{**llama.describe(), "output_tokens_per_s": 100.0},
-             {**llama.describe(), "output_tokens_per_s": 120.0}]
-  measured = search.MeasuredEfficiency.from_records(records)
+  records = [{**llama.describe(), "batch": 8, "output_tokens_per_s": 100.0},
+             {**llama.describe(), "batch": 8, "output_tokens_per_s": 120.0},
+             {**llama.describe(), "batch": 64, "output_tokens_per_s": 999.0}]
+  measured = search.MeasuredEfficiency.from_records(records, batch=8)
   got = measured.many([llama, sure])
   assert got[0] == 110.0 and np.isnan(got[1])
+  with pytest.raises(ValueError, match="no measurement at batch 2"):
+    search.MeasuredEfficiency.from_records(records, batch=2)
   with pytest.raises(ValueError, match="lacks"):
     search.MeasuredEfficiency.from_records([{"d_model": 1}])
   assert search.as_efficiency(lambda s: s.gqa).many([sure]).tolist() == [9.0]
