@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from lawsearch.laws import forms, lm, optimum as optimum_lib
-from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
+from lawsearch.laws import _data, forms, lm, optimum as optimum_lib
+from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, _xr, prepare
+from lawsearch.laws.precision import float64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +47,12 @@ class Bootstrap:
 
   def predictions(self, df: pd.DataFrame, l_opt=None) -> pd.DataFrame:
     """Percentile intervals of the predicted loss per row of `df` (see `ConditionalLaw.predict`)."""
-    per = np.stack([ConditionalLaw(self.law.form, tuple(t)).predict(df, l_opt)
-                    for t in self.samples]) if len(self.samples) else np.empty((0, len(df)))
-    out = self._interval(per, self.law.predict(df, l_opt))
+    x, r = _xr(df, "bootstrap predictions")
+    lo = _data.resolve_l_opt(df, l_opt)
+    with float64():  # every replicate at once: coefficients [B, 1, k] against rows [n]
+      per = np.asarray(forms.FORMS[self.law.form].fn(jnp.asarray(self.samples)[:, None, :], x, r,
+                                                     lo), dtype=np.float64)
+    out = self._interval(per.reshape(len(self.samples), len(df)), self.law.predict(df, l_opt))
     out.index = df.index
     return out
 
