@@ -143,8 +143,8 @@ def _best(theta, f, k):
                                              "polish", "maxiter"))
 def _solve(grid, log_n, log_d, log_l, tol, *, delta, screen_iters, keep, refine_iters, polish,
            maxiter):
-  data = (log_n, log_d, log_l)
   import jaxopt  # pylint: disable=g-import-not-at-top  (lazy: it pulls in scipy.optimize, ~1 s)
+  data = (log_n, log_d, log_l)
   theta, f = _newton(grid, data, delta, screen_iters)
   theta, f = _newton(_best(theta, f, keep), data, delta, refine_iters)
   starts = _best(theta, f, polish)
@@ -158,7 +158,7 @@ def _solve(grid, log_n, log_d, log_l, tol, *, delta, screen_iters, keep, refine_
                        unroll=False)  # a real while loop: stop when every start has converged
   theta, state = jax.vmap(solver.run)(starts)
   f, g = value_and_grad(theta, *data, delta)
-  return theta, f, jnp.max(jnp.abs(g), axis=-1), state.error, state.iter_num
+  return theta, f, jnp.max(jnp.abs(g), axis=-1), state.error
 
 
 class HuberFit(NamedTuple):
@@ -166,7 +166,6 @@ class HuberFit(NamedTuple):
   theta: np.ndarray   # [5] (a, b, e, alpha, beta)
   objective: float    # summed Huber loss
   grad_norm: float    # max |gradient| at theta
-  converged: bool     # jaxopt BFGS met `tol` on the best start
   polished: np.ndarray  # [polish] objectives of the polished starts
 
 
@@ -189,7 +188,7 @@ def fit_huber(log_n, log_d, log_l, grid, *, delta: float = 1e-3, screen_iters: i
                              for v in (log_n, log_d, log_l)), jnp.asarray(tol, jnp.float64),
         delta=float(delta), screen_iters=int(screen_iters), keep=int(keep),
         refine_iters=int(refine_iters), polish=int(polish), maxiter=int(maxiter)))
-  theta, f, gmax, err, _ = (np.asarray(v) for v in out)
+  theta, f, gmax, err = (np.asarray(v) for v in out)
   f = np.where(np.isfinite(f), f, np.inf)
   best = int(np.argmin(f))
   if not np.isfinite(f[best]) or not err[best] <= tol:
@@ -197,4 +196,4 @@ def fit_huber(log_n, log_d, log_l, grid, *, delta: float = 1e-3, screen_iters: i
                      f"gradient norm {err[best]:.3g} > tol {tol:g}; raise refine_iters/maxiter "
                      "or check the data")
   return HuberFit(theta=theta[best], objective=float(f[best]), grad_norm=float(gmax[best]),
-                  converged=True, polished=f)
+                  polished=f)
