@@ -51,7 +51,7 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.model = dict(
-      preset="" if (arg.params or arg.arch) else arg.preset,  # for the record; the shape is model.arch
+      preset="" if (arg.params or arg.arch) else arg.preset,  # the record; shape is model.arch
       arch=dict(n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
                 n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim, ffn_dim=spec.ffn_dim,
                 vocab_size=spec.vocab_size, tie_embeddings=spec.tie_embeddings),

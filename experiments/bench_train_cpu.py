@@ -49,7 +49,8 @@ def torch_step_fn(spec, seq_len: int, lr: float):
                        intermediate_size=spec.ffn_dim, num_hidden_layers=spec.n_layers,
                        num_attention_heads=spec.n_heads, num_key_value_heads=spec.n_kv_heads,
                        head_dim=spec.head_dim, max_position_embeddings=seq_len,
-                       rope_theta=500_000.0, rms_norm_eps=1e-5, tie_word_embeddings=spec.tie_embeddings,
+                       rope_theta=500_000.0, rms_norm_eps=1e-5,
+                       tie_word_embeddings=spec.tie_embeddings,
                        attention_bias=False, mlp_bias=False, torch_dtype=torch.float32)
   config._attn_implementation = "sdpa"  # pylint: disable=protected-access
   model = LlamaForCausalLM(config).train()
@@ -78,6 +79,8 @@ def main():
   parser.add_argument("--seq-len", type=int, default=256)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--torch-threads", type=int, default=0,
+                      help="torch intra-op threads (0: all cores); 1 may be faster when busy")
   args = parser.parse_args()
 
   import jax
@@ -85,7 +88,7 @@ def main():
 
   from lawsearch.arch import preset
 
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(args.torch_threads or os.cpu_count())
   spec = preset(args.preset)
   rng = np.random.default_rng(0)
   window = rng.integers(0, spec.vocab_size, (args.batch, args.seq_len + 1), dtype=np.int32)
@@ -108,12 +111,13 @@ def main():
       times[name].append((time.perf_counter() - t0) / args.steps)
   tokens = args.batch * args.seq_len
   print(f"{args.preset}: {spec}; batch {args.batch} x seq {args.seq_len}, float32, "
-        f"{os.cpu_count()} CPU threads; jax {jax.__version__}, torch {torch.__version__}")
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}; jax {jax.__version__}, "
+        f"torch {torch.__version__}")
   tps = {}
   for name, ts in times.items():
     tps[name] = tokens / statistics.median(ts)
-    print(f"  {name:18s} {tps[name]:10,.0f} tokens/s  (median step {statistics.median(ts) * 1e3:.1f}"
-          f" ms over {args.repeats} x {args.steps} steps)")
+    print(f"  {name:18s} {tps[name]:10,.0f} tokens/s  (median step "
+          f"{statistics.median(ts) * 1e3:.1f} ms over {args.repeats} x {args.steps} steps)")
   a, b = tps.values()
   print(f"  ratio lawsearch / peer: {a / b:.2f}x (target >= 1.3x)")
 

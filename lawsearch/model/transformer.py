@@ -110,7 +110,8 @@ class Attention(nnx.Module):
     a, pd = config.arch, config.param_dtype
     self.config = config
     std, out_std = 0.02, 0.02 / math.sqrt(2 * a.n_layers)
-    self.wq = _param(rngs, (a.d_model, a.n_heads, a.head_dim), std, ("embed", "heads", "head_dim"), pd)
+    self.wq = _param(rngs, (a.d_model, a.n_heads, a.head_dim), std,
+                     ("embed", "heads", "head_dim"), pd)
     self.wk = _param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
                      ("embed", "kv_heads", "head_dim"), pd)
     self.wv = _param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,

@@ -197,7 +197,7 @@ def initialize_distributed(config) -> None:
     raise ValueError(f"distributed.initialize={d.initialize!r}; use '', 'auto' or 'explicit'")
 
 
-# -- the loop ----------------------------------------------------------------------------------------
+# -- the loop --------------------------------------------------------------------------------------
 def _global(program: Program, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
   return {k: jax.make_array_from_process_local_data(program.batch_sharding, v)
           for k, v in local.items()}

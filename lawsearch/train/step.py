@@ -16,6 +16,7 @@ from flax import nnx
 
 from lawsearch.model import ModelConfig, abstract_model, build, logical_axes
 from lawsearch.model.partitioning import Rules, axis_rules
+from lawsearch.train.mesh import replicated, tree_shardings
 
 
 class TrainState(NamedTuple):
@@ -91,7 +92,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
         loss, grads = jax.tree.map(lambda g: g / grad_accum_steps, (loss, grads))
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads), "lr": schedule(state.step)}
+    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads),
+               "lr": schedule(state.step)}
     return TrainState(state.step + 1, params, opt_state), metrics
 
   return step
@@ -111,8 +113,6 @@ def make_eval_step(model: Model, *, mesh=None, rules: Rules = ()):
 def state_shardings(model: Model, tx: optax.GradientTransformation, mesh, rules: Rules):
   """TrainState of NamedShardings: params follow `rules`, Adam moments follow their params,
   counters are replicated."""
-  from lawsearch.train.mesh import replicated, tree_shardings  # pylint: disable=import-outside-toplevel
-
   params = tree_shardings(mesh, rules, model.axes, model.shapes)
   opt_shapes = jax.eval_shape(tx.init, model.shapes)
   opt_state = optax.tree_map_params(tx, lambda _, s: s, opt_shapes, params,
