@@ -131,6 +131,7 @@ def _free_port():
 
 def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
   # Synthetic batches are the same for any process count (grain shards windows per process).
+  # Both processes checkpoint together (orbax multi-process); checkpoints do not change losses.
   args = ARGS + ["--config.train.checkpoint_every=0", "--config.train.eval_every=0",
                  "--config.train.steps=4"]
   reference = str(tmp_path / "one")
@@ -140,7 +141,7 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
   env = {"XLA_FLAGS": os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=4")}
   procs = [subprocess.Popen(
       [sys.executable, "-m", "lawsearch.cli", "train", f"--config={SYNTHETIC}", *args,
-       "--config.distributed.initialize=explicit",
+       "--config.train.checkpoint_every=2", "--config.distributed.initialize=explicit",
        f"--config.distributed.coordinator_address=127.0.0.1:{port}",
        "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
        "--no-progress", f"--workdir={workdir}"],
@@ -149,6 +150,7 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]  # orbax, 2 hosts
   got, want = _losses(workdir), _losses(reference)
   assert sorted(got) == sorted(want)
   np.testing.assert_allclose([got[s] for s in sorted(got)], [want[s] for s in sorted(want)],
