@@ -25,8 +25,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # pylint: disable=g-import-not-at-top
 from scipy import optimize  # pylint: disable=g-import-not-at-top
 
-from lawsearch.laws import ConditionalLaw, bootstrap, synthetic_sweep  # pylint: disable=g-import-not-at-top
-from lawsearch.laws import forms, lm  # pylint: disable=g-import-not-at-top
+from lawsearch.laws import (  # pylint: disable=g-import-not-at-top
+    ConditionalLaw, bootstrap, forms, lm, synthetic_sweep)
 from lawsearch.laws.conditional import prepare  # pylint: disable=g-import-not-at-top
 
 

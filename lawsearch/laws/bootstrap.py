@@ -59,7 +59,8 @@ class Bootstrap:
 
 def bootstrap(df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
               r_range=DEFAULT_R_RANGE, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-              maxiter: int = 100, tol: float = 1e-6, law: ConditionalLaw | None = None) -> Bootstrap:
+              maxiter: int = 100, tol: float = 1e-6,
+              law: ConditionalLaw | None = None) -> Bootstrap:
   """`n_boot` bootstrap refits of the conditional law on `df` (one vmapped LM solve).
 
   law: the full-data fit when already computed (else it is fitted here with the same options).

@@ -68,7 +68,8 @@ class ChinchillaLaw:
   def compute_optimal(self, flops):
     """(N_opt, D_opt) minimising L under C = 6 N D for budget(s) `flops` (closed form).
 
-    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)/N_opt, G = (alpha A/(beta B))^(1/(alpha+beta)).
+    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)/N_opt,
+    G = (alpha A/(beta B))^(1/(alpha+beta)).
     """
     c = _data.check_positive_finite(flops, "flops")
     s = self.alpha + self.beta

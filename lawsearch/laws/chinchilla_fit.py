@@ -105,7 +105,8 @@ def _newton_init(theta, data, delta):
   f, g, h = value_grad_hess(theta, *data, delta)
   f = jnp.where(jnp.isfinite(f), f, jnp.inf)
   s = theta.shape[0]
-  return _Newton(theta, f, g, h, jnp.full((s,), 1e-3, theta.dtype), jnp.full((s,), 2.0, theta.dtype))
+  return _Newton(theta, f, g, h, jnp.full((s,), 1e-3, theta.dtype),
+                 jnp.full((s,), 2.0, theta.dtype))
 
 
 def _newton_step(st: _Newton, data, delta) -> _Newton:

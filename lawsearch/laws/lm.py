@@ -109,7 +109,8 @@ def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int):
   weights = np.pad(np.asarray(weights, dtype=np.float64), ((0, 0), (0, pad)))  # padding: weight 0
   with float64():
     out = solve_batch(jnp.asarray(np.asarray(starts, dtype=np.float64)),
-                      *map(jnp.asarray, data), jnp.asarray(weights), form=form, maxiter=int(maxiter))
+                      *map(jnp.asarray, data), jnp.asarray(weights), form=form,
+                      maxiter=int(maxiter))
     return tuple(np.asarray(v) for v in jax.device_get(out))
 
 

@@ -47,7 +47,8 @@ def _joint(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   _, g, h = _joint_parts(theta, t[:, :1], t[:, 1:])
   g, h = g[:, 0], h[:, 0]
   ok = (np.linalg.norm(g, axis=-1) < 1e-8) & (np.linalg.eigvalsh(h)[:, 0] > 0)
-  ok &= (t[:, 0] > _LOG_X[0]) & (t[:, 0] < _LOG_X[1]) & (t[:, 1] > _LOG_R[0]) & (t[:, 1] < _LOG_R[1])
+  ok &= (t[:, 0] > _LOG_X[0]) & (t[:, 0] < _LOG_X[1])
+  ok &= (t[:, 1] > _LOG_R[0]) & (t[:, 1] < _LOG_R[1])
   return np.where(ok, np.exp(t[:, 0]), np.nan), np.where(ok, np.exp(t[:, 1]), np.nan)
 
 

@@ -62,7 +62,8 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
                          ffn_dim=spec.ffn_dim, mlp_attn_ratio=spec.mlp_attn_ratio,
                          d_over_sqrt_n=spec.d_over_sqrt_n))
   df = pd.DataFrame(rows)
-  df["l_opt_true"] = chinchilla.predict(df["n_params"].to_numpy(float), df["tokens"].to_numpy(float))
+  df["l_opt_true"] = chinchilla.predict(df["n_params"].to_numpy(float),
+                                        df["tokens"].to_numpy(float))
   with float64():
     clean = np.asarray(law.predict_xr(df["d_over_sqrt_n"].to_numpy(float),
                                       df["mlp_attn_ratio"].to_numpy(float),

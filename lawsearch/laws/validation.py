@@ -18,7 +18,7 @@ from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 
 
 def spearman(a, b) -> float:
-  """Spearman rank correlation (average ranks for ties); NaN with fewer than 2 points or no spread."""
+  """Spearman rank correlation (average ranks for ties); NaN below 2 points or with no spread."""
   a, b = pd.Series(np.asarray(a, float)).rank(), pd.Series(np.asarray(b, float)).rank()
   if len(a) < 2 or a.std() == 0 or b.std() == 0:
     return float("nan")
