@@ -76,6 +76,8 @@ def test_run_directory_is_the_unit_of_record(reference):
   # Text learns fast: below log(vocab) = 6.24 nats after 8 steps.
   assert result["loss"] < records[0]["loss"] < np.log(512) + 0.2
   assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 8
+  # Idempotent: a finished run is returned, not retrained.
+  assert loop.train(configlib.load(CONFIG, ARGS), workdir, progress=False) == result
 
 
 def test_sigkill_and_restart_reproduce_the_uninterrupted_losses(reference, data_args, tmp_path):

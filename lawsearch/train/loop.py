@@ -214,9 +214,17 @@ def heldout_loss(program: Program, config, params) -> float:
 
 
 def train(config, workdir: str, *, progress: bool = True) -> dict:
-  """Train (or resume) the run in `workdir`; returns the result record."""
+  """Train (or resume) the run in `workdir`; returns the result record.
+
+  A finished run (its result.json exists) is not retrained: its record is returned.
+  """
   # ---- distributed, validation, program -------------------------------------------------------
   initialize_distributed(config)
+  finished = runs.read_result(workdir) if os.path.isdir(workdir) else None
+  if finished is not None:
+    if jax.process_index() == 0:
+      print(f"lawsearch train: {workdir} is finished (result.json); nothing to do", flush=True)
+    return finished
   program = build_program(config)
   main = jax.process_index() == 0
   spec, t = program.spec, config.train
