@@ -306,7 +306,7 @@ def _add_bench(sub) -> None:
   p.add_argument("--decode-impl", choices=("xla", "pallas"), help="default pallas (CPU: xla)")
   p.add_argument("--attention-impl", choices=("xla", "cudnn"), default="xla",
                  help="prefill attention; cudnn on NVIDIA GPUs with 16-bit dtypes")
-  p.add_argument("--prefill-batch", type=int, default=4, help="prompts prefilled together")
+  p.add_argument("--prefill-batch", type=int, default=16, help="prompts prefilled together")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--hardware", help="chip in lawsearch.cost (default: detected)")
   p.add_argument("--out", help="write the records as JSON here")

@@ -43,7 +43,7 @@ class BenchConfig:
   dtype: str = "bfloat16"         # weights, activations and KV cache
   decode_impl: str = "pallas"     # lawsearch.kernels.gqa_decode impl
   attention_impl: str = "xla"     # prefill attention (jax.nn.dot_product_attention)
-  prefill_batch: int = 4          # prompts prefilled together (bounds the [rows, T, V] logits)
+  prefill_batch: int = 16         # prompts prefilled together (bounds prefill activations)
   seed: int = 0
 
   def __post_init__(self):

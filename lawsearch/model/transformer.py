@@ -8,7 +8,7 @@ N query heads (= K*G), H head_dim, F ffn_dim, V vocabulary, M cache length.
 
 Three entry points, all static-shape:
   model(tokens)                          training forward: [B, T] -> logits [B, T, V]
-  model.prefill(tokens, lengths, max_len) -> logits [B, T, V], KVCache filled up to T
+  model.prefill(tokens, lengths, max_len) -> next-token logits [B, V], KVCache filled up to T
   model.decode(token, cache)             one token per row: [B] -> logits [B, V], KVCache
 """
 
@@ -224,7 +224,8 @@ class Transformer(nnx.Module):
       raise ValueError(f"sequence length {length} exceeds the model's max_seq_len="
                        f"{self.config.max_seq_len}; raise model.max_seq_len or shorten the input")
 
-  def _forward(self, tokens):
+  def _hidden(self, tokens):
+    """tokens [B, T] -> final hidden states [B, T, D] (before the final norm) and each layer's K, V."""
     self._check_len(tokens.shape[1])
     positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
     run = nnx.remat(Block.__call__) if self.config.remat else Block.__call__
@@ -232,24 +233,27 @@ class Transformer(nnx.Module):
     for layer in self.layers:
       x, kv = run(layer, x, positions)
       kvs.append(kv)
-    return self._logits(x), kvs
+    return x, kvs
 
   def __call__(self, tokens: jax.Array) -> jax.Array:
     """Training forward. tokens [B, T] int32 -> logits [B, T, V] float32."""
-    return self._forward(tokens)[0]
+    return self._logits(self._hidden(tokens)[0])
 
   def prefill(self, tokens: jax.Array, lengths: jax.Array, max_len: int):
     """Run right-padded prompts and fill a fresh cache.
 
     tokens [B, T] int32 (row b valid up to lengths[b]; padding is ignored by the causal mask for
     every valid position), lengths [B] int32, max_len >= T the static cache length.
-    Returns logits [B, T, V] float32 (row b's next-token logits at lengths[b]-1) and a KVCache
-    with `lengths` valid positions per row.
+    Returns the next-token logits [B, V] float32 (those at position lengths[b]-1; only that
+    row of the output head is computed, not [B, T, V]) and a KVCache with `lengths` valid
+    positions per row.
     """
     self._check_len(max_len)
     if tokens.shape[1] > max_len:
       raise ValueError(f"prompt length {tokens.shape[1]} exceeds the cache length {max_len}")
-    logits, kvs = self._forward(tokens)
+    x, kvs = self._hidden(tokens)
+    last = jnp.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)  # [B, 1, D]
+    logits = self._logits(last)[:, 0]
     empty = init_cache(self.config, tokens.shape[0], max_len)
     ks = tuple(jax.lax.dynamic_update_slice(c, k.astype(c.dtype), (0, 0, 0, 0))
                for c, (k, _) in zip(empty.k, kvs))
