@@ -33,46 +33,21 @@ from scipy import optimize  # pylint: disable=g-import-not-at-top
 
 from lawsearch.laws import ChinchillaLaw  # pylint: disable=g-import-not-at-top
 from lawsearch.laws.chinchilla_fit import default_grid  # pylint: disable=g-import-not-at-top
+from lawsearch.laws.chinchilla_reference import huber_objective_and_grad  # pylint: disable=g-import-not-at-top
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / (
     "chinchilla_svg_extracted.csv")
 MINIMUM = 1.018274e-3
-DELTA = 1e-3
-
-
-def objective(theta, log_n, log_d, log_l):
-  """Summed Huber(1e-3) of log L - LSE(a - alpha log N, b - beta log D, e): numpy."""
-  a, b, e, alpha, beta = theta
-  z = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-  top = z.max(axis=0)
-  resid = log_l - top - np.log(np.exp(z - top).sum(axis=0))
-  absr = np.abs(resid)
-  return np.where(absr <= DELTA, 0.5 * resid**2, DELTA * (absr - 0.5 * DELTA)).sum()
-
-
-def objective_and_grad(theta, log_n, log_d, log_l):
-  """The objective and its analytic gradient (numpy, one pass)."""
-  a, b, e, alpha, beta = theta
-  z = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-  top = z.max(axis=0)
-  w = np.exp(z - top)
-  total = w.sum(axis=0)
-  resid = log_l - top - np.log(total)
-  p = w / total
-  dr = -np.clip(resid, -DELTA, DELTA)
-  absr = np.abs(resid)
-  value = np.where(absr <= DELTA, 0.5 * resid**2, DELTA * (absr - 0.5 * DELTA)).sum()
-  return value, np.array([dr @ p[0], dr @ p[1], dr @ p[2], -(dr * log_n) @ p[0],
-                          -(dr * log_d) @ p[1]])
 
 
 def scipy_loop(starts, data, analytic: bool):
   best = None
   for s in starts:
     if analytic:
-      r = optimize.minimize(objective_and_grad, s, args=data, jac=True, method="L-BFGS-B")
+      r = optimize.minimize(huber_objective_and_grad, s, args=data, jac=True, method="L-BFGS-B")
     else:
-      r = optimize.minimize(objective, s, args=data, method="L-BFGS-B")
+      r = optimize.minimize(lambda th, *d: huber_objective_and_grad(th, *d)[0], s, args=data,
+                            method="L-BFGS-B")  # finite-difference gradients
     if best is None or r.fun < best.fun:
       best = r
   return best
@@ -115,7 +90,7 @@ def main():
   fd_label = "all starts" if args.fd_stride == 1 else (
       f"{len(fd_starts)} starts, extrapolated to {len(grid)}")
 
-  f_jax = objective(law.log_params, *data)
+  f_jax = huber_objective_and_grad(law.log_params, *data)[0]
   print(f"\nobjective (true minimum {MINIMUM:.6e}):")
   print(f"  jax       {f_jax:.10e}  (|diff| {abs(f_jax - MINIMUM):.1e})  {law!r}")
   print(f"  scipy     {best.fun:.10e}  (|diff| {abs(best.fun - MINIMUM):.1e})")

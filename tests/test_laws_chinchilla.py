@@ -9,6 +9,7 @@ from scipy import optimize, special
 
 from lawsearch.laws import ChinchillaLaw
 from lawsearch.laws import chinchilla_fit
+from lawsearch.laws.chinchilla_reference import huber_objective_and_grad
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / (
     "chinchilla_svg_extracted.csv")
@@ -20,22 +21,6 @@ def huber_objective(theta, log_n, log_d, log_l, delta=1e-3):
   a, b, e, alpha, beta = theta
   pred = special.logsumexp([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)], axis=0)
   return special.huber(delta, log_l - pred).sum()
-
-
-def huber_objective_and_grad(theta, log_n, log_d, log_l, delta=1e-3):
-  """The same objective with its analytic gradient (plain numpy), for scipy's L-BFGS-B."""
-  a, b, e, alpha, beta = theta
-  z = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-  top = z.max(axis=0)
-  w = np.exp(z - top)
-  total = w.sum(axis=0)
-  resid = log_l - top - np.log(total)
-  p = w / total
-  dr = -np.clip(resid, -delta, delta)  # d huber / d prediction
-  grad = np.array([dr @ p[0], dr @ p[1], dr @ p[2], -(dr * log_n) @ p[0], -(dr * log_d) @ p[1]])
-  absr = np.abs(resid)
-  value = np.where(absr <= delta, 0.5 * resid**2, delta * (absr - 0.5 * delta)).sum()
-  return value, grad
 
 
 def test_predict_matches_formula():
