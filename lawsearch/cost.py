@@ -145,6 +145,12 @@ class Throughput:
     return self.prefill_s + self.decode_s
 
 
+def serving_memory_bytes(arch: Shape, batch: int, seq_len: int, bytes_per_element: float = 2):
+  """HBM bytes to serve `batch` sequences of `seq_len` tokens: the weights plus the full KV cache."""
+  return weight_bytes(arch, bytes_per_element) + batch * seq_len * kv_cache_bytes_per_token(
+      arch, bytes_per_element)
+
+
 def max_batch(arch: Shape, hw: Hardware, seq_len: int, bytes_per_element: float = 2,
               memory_fraction: float = 0.9, xp=np):
   """Largest batch whose weights plus KV cache of `seq_len` tokens fit in `memory_fraction` of HBM.
@@ -199,8 +205,7 @@ def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_le
   if input_len < 1 or output_len < 1:
     raise ValueError(f"input_len and output_len must be >= 1, got {input_len}, {output_len}")
   seq_len = input_len + output_len
-  memory = weight_bytes(arch, bytes_per_element) + batch * seq_len * kv_cache_bytes_per_token(
-      arch, bytes_per_element)
+  memory = serving_memory_bytes(arch, batch, seq_len, bytes_per_element)
   largest = int(max_batch(arch, hw, seq_len, bytes_per_element, memory_fraction))
   prefill_s, decode_s = (float(t) for t in roofline_times(
       arch, hw, batch, input_len, output_len, bytes_per_element=bytes_per_element,

@@ -70,7 +70,7 @@ class RooflineEfficiency:
     prefill_s, decode_s = cost.roofline_times(
         shapes, hw, self.batch, self.input_len, self.output_len, efficiency=self.efficiency, xp=xp)
     seq_len = self.input_len + self.output_len
-    memory = cost.weight_bytes(shapes) + self.batch * seq_len * cost.kv_cache_bytes_per_token(shapes)
+    memory = cost.serving_memory_bytes(shapes, self.batch, seq_len)
     rate = self.batch * self.output_len / (prefill_s + decode_s)
     return rate, memory / (self.memory_fraction * hw.hbm_bytes)
 

@@ -3,7 +3,6 @@ calibration file, and the `lawsearch bench` command."""
 
 import json
 
-import numpy as np
 import pytest
 
 from lawsearch import cli, cost

@@ -55,7 +55,7 @@ def _reference_logits(params, tokens, spec: ArchSpec, theta: float, eps: float):
   """Float64 numpy LLaMA forward written from the definitions (no shared code with the model)."""
   p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
   b, t = tokens.shape
-  k_heads, g, hd = spec.n_kv_heads, spec.gqa, spec.head_dim
+  g, hd = spec.gqa, spec.head_dim
 
   def norm(x, scale):
     return x / np.sqrt(np.mean(x * x, -1, keepdims=True) + eps) * scale
