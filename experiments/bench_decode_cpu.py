@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import transformers
 
+from lawsearch import hostmem
 from lawsearch.arch import preset
 from lawsearch.model import ModelConfig, build
 from lawsearch.model.generate import Engine, Sampling, cache_length
@@ -113,6 +114,7 @@ def main():
                       help="torch thread counts to try (2 ran 5-20x slower than 1 on a shared "
                            "2-core machine)")
   args = parser.parse_args()
+  hostmem.keep_freed_memory()  # as the CLI does; one process, so the peer gets it too
   spec, n_in, n_out = preset(args.preset), args.input_len, args.output_len
   model = build(ModelConfig(arch=spec, max_seq_len=cache_length(n_in, n_out)), seed=0)
   hf = hf_model(model)

@@ -20,14 +20,15 @@ import time
 import numpy as np
 
 
-def jax_step_fn(spec, seq_len: int, lr: float):
+def jax_step_fn(spec, seq_len: int, lr: float, attention_impl: str):
   import jax
 
   from lawsearch.model import ModelConfig
   from lawsearch.train import optimizer
   from lawsearch.train import step as step_lib
 
-  model = step_lib.Model(ModelConfig(spec, max_seq_len=seq_len, dtype="float32"))
+  model = step_lib.Model(ModelConfig(spec, max_seq_len=seq_len, dtype="float32",
+                                     attention_impl=attention_impl))
   tx = optimizer.adamw(lambda _: lr)
   state = jax.jit(step_lib.make_init(model, tx, seed=0))()
   train_step = jax.jit(step_lib.make_train_step(model, tx, lambda _: lr), donate_argnums=0)
@@ -81,8 +82,16 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--torch-threads", type=int, default=0,
                       help="torch intra-op threads (0: all cores); 1 may be faster when busy")
+  parser.add_argument("--attention-impl", default="grouped",
+                      help="lawsearch's training attention (lawsearch.model.attention.IMPLS)")
+  parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                      help="keep: lawsearch.hostmem.keep_freed_memory(), as the CLI does (it "
+                      "applies to both sides: one process)")
   args = parser.parse_args()
 
+  from lawsearch import hostmem
+  if args.malloc == "keep":
+    hostmem.keep_freed_memory()
   import jax
   import torch
 
@@ -96,7 +105,7 @@ def main():
                "targets": jax.numpy.asarray(window[:, 1:])}
   torch_batch = (torch.from_numpy(window[:, :-1].astype(np.int64)),
                  torch.from_numpy(window[:, 1:].astype(np.int64)))
-  sides = {"lawsearch (jax)": (*jax_step_fn(spec, args.seq_len, 1e-4), jax_batch),
+  sides = {"lawsearch (jax)": (*jax_step_fn(spec, args.seq_len, 1e-4, args.attention_impl), jax_batch),
            "hf llama (torch)": (*torch_step_fn(spec, args.seq_len, 1e-4), torch_batch)}
   for run, sync, batch in sides.values():  # warmup (and compile)
     for _ in range(2):
@@ -112,7 +121,7 @@ def main():
   tokens = args.batch * args.seq_len
   print(f"{args.preset}: {spec}; batch {args.batch} x seq {args.seq_len}, float32, "
         f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}; jax {jax.__version__}, "
-        f"torch {torch.__version__}")
+        f"torch {torch.__version__}; attention {args.attention_impl}, malloc {args.malloc}")
   tps = {}
   for name, ts in times.items():
     tps[name] = tokens / statistics.median(ts)

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from lawsearch import hostmem
 from lawsearch.report.table import format_table
 
 
@@ -442,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+  hostmem.keep_freed_memory()  # before any JAX computation starts XLA's threads
   try:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]  # train: --config.a.b=v

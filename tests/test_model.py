@@ -92,11 +92,14 @@ def _reference_logits(params, tokens, spec: ArchSpec, theta: float, eps: float):
   return x @ p["embed"].T
 
 
-def test_forward_matches_float64_reference(nano):
+@pytest.mark.parametrize("attention_impl", ["xla", "grouped"])
+def test_forward_matches_float64_reference(nano, attention_impl):
   tokens = np.asarray(jax.random.randint(jax.random.key(1), (2, 12), 0, 512))
   params = nnx.to_pure_dict(nnx.state(nano, nnx.Param))
   want = _reference_logits(params, tokens, NANO.arch, NANO.rope_theta, NANO.norm_eps)
-  got = forward(nano, jnp.asarray(tokens))
+  config = dataclasses.replace(NANO, attention_impl=attention_impl)
+  model = nnx.merge(nnx.graphdef(abstract_model(config)), nnx.state(nano))
+  got = forward(model, jnp.asarray(tokens))
   assert got.shape == (2, 12, 512) and got.dtype == jnp.float32
   np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
 

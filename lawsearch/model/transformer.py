@@ -23,9 +23,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lawsearch.arch import ArchSpec
+from lawsearch.model.attention import IMPLS as ATTENTION_IMPLS
+from lawsearch.model.attention import causal_attention
 from lawsearch.model.partitioning import constrain
 
-ATTENTION_IMPLS = ("xla", "cudnn")  # jax.nn.dot_product_attention implementations
 DECODE_IMPLS = ("xla", "pallas")  # lawsearch.kernels.gqa_decode implementations
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -40,7 +41,7 @@ class ModelConfig:
   norm_eps: float = 1e-5  # RMSNorm epsilon
   dtype: str = "float32"  # compute dtype (activations, matmul inputs); bfloat16 on accelerators
   param_dtype: str = "float32"  # storage dtype of the parameters
-  attention_impl: str = "xla"  # training/prefill attention: "xla" or "cudnn" (GPU, 16-bit only)
+  attention_impl: str = "xla"  # training/prefill attention: attention.IMPLS ("grouped" for CPU)
   decode_impl: str = "xla"  # decode attention: lawsearch.kernels.gqa_decode(impl=...)
   remat: bool = False  # recompute each block's activations in the backward pass
 
@@ -79,6 +80,18 @@ def init_cache(config: ModelConfig, batch: int, max_len: int) -> KVCache:
 
 def _param(rngs: nnx.Rngs, shape, std: float, axes, dtype) -> nnx.Param:
   return nnx.Param(std * jax.random.normal(rngs.params(), shape, dtype), logical_axes=axes)
+
+
+def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
+  """x [..., *in] times w [*in, *out] -> [..., *out], as one 2-D matmul [M, prod(in)] x [prod(in), prod(out)].
+
+  Flattening the leading (batch, position) axes first keeps every gradient a single-axis
+  contraction: with [B, T, D] operands XLA:CPU transposes the activations for the weight
+  gradient, which made the SwiGLU forward+backward 2x slower. On GPU/TPU the reshapes are free.
+  """
+  lead, contract, out = x.shape[:-in_dims], x.shape[-in_dims:], w.shape[in_dims:]
+  y = x.reshape(-1, math.prod(contract)) @ w.reshape(math.prod(contract), -1)
+  return y.reshape(*lead, *out)
 
 
 def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
@@ -121,22 +134,21 @@ class Attention(nnx.Module):
 
   def _qkv(self, x, positions):
     dt, theta = self.config.dtype, self.config.rope_theta
-    q = jnp.einsum("BTD,DNH->BTNH", x, self.wq[...].astype(dt))
-    k = jnp.einsum("BTD,DKH->BTKH", x, self.wk[...].astype(dt))
-    v = jnp.einsum("BTD,DKH->BTKH", x, self.wv[...].astype(dt))
+    q = dense(x, self.wq[...].astype(dt))  # [B, T, N, H]
+    k = dense(x, self.wk[...].astype(dt))  # [B, T, K, H]
+    v = dense(x, self.wv[...].astype(dt))
     q = constrain(rope(q, positions, theta), ("act_batch", "act_seq", "act_heads", None))
     k = constrain(rope(k, positions, theta), ("act_batch", "act_seq", "act_kv_heads", None))
     v = constrain(v, ("act_batch", "act_seq", "act_kv_heads", None))
     return q, k, v
 
   def _out(self, o):  # [B, T, N, H] -> [B, T, D]
-    return jnp.einsum("BTNH,NHD->BTD", o, self.wo[...].astype(self.config.dtype))
+    return dense(o, self.wo[...].astype(self.config.dtype), in_dims=2)
 
   def __call__(self, x, positions):
     """Causal self-attention over the whole window. Returns [B, T, D] and this window's K, V."""
     q, k, v = self._qkv(x, positions)
-    o = jax.nn.dot_product_attention(q, k, v, is_causal=True,
-                                     implementation=self.config.attention_impl)
+    o = causal_attention(q, k, v, self.config.attention_impl)
     return self._out(o), (k, v)
 
   def decode(self, x, positions, k_cache, v_cache, lengths):
@@ -164,9 +176,9 @@ class MLP(nnx.Module):
 
   def __call__(self, x):  # [B, T, D] -> [B, T, D]
     dt = self.dtype
-    h = jax.nn.silu(x @ self.gate[...].astype(dt)) * (x @ self.up[...].astype(dt))  # [B, T, F]
-    h = constrain(h, ("act_batch", "act_seq", "act_mlp"))
-    return h @ self.down[...].astype(dt)
+    h = jax.nn.silu(dense(x, self.gate[...].astype(dt))) * dense(x, self.up[...].astype(dt))
+    h = constrain(h, ("act_batch", "act_seq", "act_mlp"))  # [B, T, F]
+    return dense(h, self.down[...].astype(dt))
 
 
 class Block(nnx.Module):
@@ -214,9 +226,9 @@ class Transformer(nnx.Module):
   def _logits(self, x):  # [B, T, D] -> [B, T, V] in float32
     x = self.final_norm(x)
     if self.config.arch.tie_embeddings:
-      logits = jnp.einsum("BTD,VD->BTV", x, self.embed[...].astype(self.config.dtype))
+      logits = dense(x, self.embed[...].astype(self.config.dtype).T)
     else:
-      logits = x @ self.lm_head[...].astype(self.config.dtype)
+      logits = dense(x, self.lm_head[...].astype(self.config.dtype))
     return constrain(logits.astype(jnp.float32), ("act_batch", "act_seq", "act_vocab"))
 
   def _check_len(self, length: int):

@@ -43,10 +43,14 @@ def arch_spec(config) -> ArchSpec:
 def model_config(config, platform: str | None = None) -> ModelConfig:
   m = dict(config.model)
   platform = platform or jax.default_backend()
-  dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if platform == "cpu" else "bfloat16")
+  cpu = platform == "cpu"
+  dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if cpu else "bfloat16")
+  attention = m["attention_impl"]
+  if attention == "auto":
+    attention = "grouped" if cpu else "xla"
   return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
-                     attention_impl=m["attention_impl"], decode_impl=m["decode_impl"],
+                     attention_impl=attention, decode_impl=m["decode_impl"],
                      remat=m["remat"])
 
 
