@@ -78,8 +78,8 @@ def copy_bandwidth(n_bytes: int = 2 << 30) -> dict:
 
 def make_inputs(rng, b, kh, g, t, d, dtype, lengths):
   q = jnp.asarray(rng.standard_normal((b, kh * g, d)), dtype)
-  k = jnp.asarray(rng.standard_normal((b, t, kh, d)), dtype)
-  v = jnp.asarray(rng.standard_normal((b, t, kh, d)), dtype)
+  k = jnp.asarray(rng.standard_normal((b, kh, t, d)), dtype)
+  v = jnp.asarray(rng.standard_normal((b, kh, t, d)), dtype)
   return q, k, v, jnp.asarray(lengths, jnp.int32)
 
 

@@ -23,9 +23,9 @@ def make_case(seed, n_kv, group, head_dim, dtype, lengths):
   rng = np.random.default_rng(seed)
   b = len(lengths)
   q = rng.standard_normal((b, n_kv * group, head_dim))
-  k = rng.standard_normal((b, MAX_LEN, n_kv, head_dim))
-  v = rng.standard_normal((b, MAX_LEN, n_kv, head_dim))
-  beyond = np.arange(MAX_LEN)[None, :, None, None] >= np.asarray(lengths)[:, None, None, None]
+  k = rng.standard_normal((b, n_kv, MAX_LEN, head_dim))
+  v = rng.standard_normal((b, n_kv, MAX_LEN, head_dim))
+  beyond = np.arange(MAX_LEN)[None, None, :, None] >= np.asarray(lengths)[:, None, None, None]
   k, v = np.where(beyond, 50.0 * k, k), np.where(beyond, 50.0 * v, v)
   return (jnp.asarray(q, dtype), jnp.asarray(k, dtype), jnp.asarray(v, dtype),
           jnp.asarray(lengths, jnp.int32))
@@ -73,7 +73,7 @@ def test_reference_single_position_is_its_value():
   # With one valid position the softmax is 1 on it: the output is that position's value row.
   q, k, v, lengths = make_case(3, 2, 2, 64, jnp.float32, [1, 1])
   ref = gqa_decode_reference(q, k, v, lengths)
-  np.testing.assert_allclose(ref, np.repeat(np.asarray(v[:, 0], np.float64), 2, axis=1), rtol=1e-12)
+  np.testing.assert_allclose(ref, np.repeat(np.asarray(v[:, :, 0], np.float64), 2, axis=1), rtol=1e-12)
 
 
 def test_combine_splits_ignores_empty_splits():
@@ -102,7 +102,7 @@ def _tpu_topology():
 def test_tpu_lowering_compiles_ahead_of_time(head_dim, dtype):
   sharding = jax.sharding.SingleDeviceSharding(_tpu_topology().devices[0])
   b, n_kv, group, t = 4, 8, 4, 1024
-  shapes = [(b, n_kv * group, head_dim), (b, t, n_kv, head_dim), (b, t, n_kv, head_dim)]
+  shapes = [(b, n_kv * group, head_dim), (b, n_kv, t, head_dim), (b, n_kv, t, head_dim)]
   args = [jax.ShapeDtypeStruct(s, dtype, sharding=sharding) for s in shapes]
   args.append(jax.ShapeDtypeStruct((b,), jnp.int32, sharding=sharding))
   fn = jax.jit(lambda *a: gqa_decode(*a, impl="pallas", backend="tpu",
@@ -117,8 +117,8 @@ def test_mosaic_gpu_lowering_exports_for_cuda():
   from jax import export
   b, n_kv, group, d, t = 2, 4, 9, 64, 512
   args = [jax.ShapeDtypeStruct((b, n_kv * group, d), jnp.bfloat16),
-          jax.ShapeDtypeStruct((b, t, n_kv, d), jnp.bfloat16),
-          jax.ShapeDtypeStruct((b, t, n_kv, d), jnp.bfloat16),
+          jax.ShapeDtypeStruct((b, n_kv, t, d), jnp.bfloat16),
+          jax.ShapeDtypeStruct((b, n_kv, t, d), jnp.bfloat16),
           jax.ShapeDtypeStruct((b,), jnp.int32)]
   fn = jax.jit(lambda *a: gqa_decode(*a, impl="pallas", backend="gpu",
                                      block_sizes=BlockSizes(block_kv=128, num_splits=2)))

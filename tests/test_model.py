@@ -113,7 +113,7 @@ def test_prefill_then_decode_matches_full_forward(nano):
   assert logits.shape == (2, 512)  # only the next-token logits of each row
   np.testing.assert_allclose(logits[0], full[0, 4], atol=1e-5)
   np.testing.assert_allclose(logits[1], full[1, 7], atol=1e-5)
-  assert len(cache.k) == 2 and cache.k[0].shape == (2, 16, 2, 16)  # sized by n_kv_heads
+  assert len(cache.k) == 2 and cache.k[0].shape == (2, 2, 16, 16)  # [B, n_kv_heads, len, H]
   decode = nnx.jit(lambda m, tok, c: m.decode(tok, c))
   for step in range(3):
     tok = jnp.stack([tokens[0, 5 + step], tokens[1, 8 + step]])
@@ -125,7 +125,7 @@ def test_prefill_then_decode_matches_full_forward(nano):
 
 def test_init_cache_is_empty():
   cache = init_cache(NANO, batch=3, max_len=7)
-  assert cache.k[0].shape == (3, 7, 2, 16) and int(cache.lengths.sum()) == 0
+  assert cache.k[0].shape == (3, 2, 7, 16) and int(cache.lengths.sum()) == 0
 
 
 def test_bfloat16_compute_close_to_float32(nano):

@@ -22,7 +22,7 @@ def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: ja
 
   Args:
     q: [batch, n_heads, head_dim], the current token's queries.
-    k_cache, v_cache: [batch, max_len, n_kv_heads, head_dim]; position lengths[b]-1 holds the
+    k_cache, v_cache: [batch, n_kv_heads, max_len, head_dim]; position lengths[b]-1 holds the
       current token's K/V, positions >= lengths[b] are ignored (they must be finite: a block
       straddling the length multiplies them by a zero probability).
     lengths: int32 [batch], valid cache positions per sequence (1 <= lengths <= max_len).

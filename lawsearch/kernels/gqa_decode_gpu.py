@@ -9,7 +9,7 @@ results (acc, running max m, running sum l); `combine_splits` merges the splits.
 
 Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_dim, S splits):
     q        [B, K, 64, D]   queries grouped by KV head, rows G..63 zero
-    k, v     [B, T, K, D]    the cache, bf16 or f16
+    k, v     [B, K, T, D]    the cache, bf16 or f16 (a block's [block_kv, D] rows are contiguous)
     lengths  [B] int32
     returns  acc [B, K, S, 64, D] f32, m [B, K, S, 64] f32 (log2 domain, scaled), l [B, K, S, 64]
 """
@@ -40,7 +40,7 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
              num_stages: int):
   """Runs the kernel; see the module docstring for shapes."""
   b, kh, rows, d = q.shape
-  t = k_cache.shape[1]
+  t = k_cache.shape[2]
   n_blocks = pl.cdiv(t, block_kv)
   per_split = n_blocks // num_splits
   dtype = q.dtype
@@ -53,7 +53,7 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
     n = jnp.clip(pl.cdiv(length, block_kv) - first, 0, per_split)  # blocks to process
 
     def fetch(i, slot):
-      window = (bi, pl.ds((first + i) * block_kv, block_kv), hi)
+      window = (bi, hi, pl.ds((first + i) * block_kv, block_kv))
       plgpu.copy_gmem_to_smem(k_ref.at[window], k_smem.at[slot], k_bar.at[slot])
       plgpu.copy_gmem_to_smem(v_ref.at[window], v_smem.at[slot], v_bar.at[slot])
 

@@ -103,7 +103,7 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
   bs = block_sizes or BlockSizes()
   scale = d ** -0.5 if scale is None else float(scale)
   if t % bs.block_kv:
-    raise ValueError(f"max_len={t} (k_cache.shape[1]) must be a multiple of "
+    raise ValueError(f"max_len={t} (k_cache.shape[2]) must be a multiple of "
                      f"block_kv={bs.block_kv}; pad the cache or pass BlockSizes(block_kv=...)")
   n_blocks = t // bs.block_kv
   programs = b * kh if backend == "gpu" else b  # the TPU kernel takes all KV heads per program

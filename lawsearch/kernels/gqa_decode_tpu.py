@@ -1,8 +1,8 @@
 """Flash-decoding GQA attention as a Pallas kernel for TPUs (Mosaic TPU); interpret mode on CPU.
 
 Grid (B, S, P): sequence, split, block within the split. A program takes a cache block of all KV
-heads, [block_kv, K, D] (the Mosaic TPU tiling rule wants the two minor block dims whole, which the
-[B, T, K, D] cache layout gives for any head_dim), and for each KV head multiplies its G query heads
+heads, [K, block_kv, D] (Mosaic TPU tiles the two minor block dims: block_kv a multiple of 8, D
+whole), and for each KV head multiplies its G query heads
 against that head's rows, so K/V are read once per group. The cache block index is clamped to the
 sequence's last valid block, so blocks at or beyond its length are not copied (the pipeline skips a
 copy whose block index repeats) and not computed (`pl.when`). Online softmax in f32 scratch;
@@ -10,7 +10,7 @@ unnormalised partials per split, merged by `gqa_decode_pallas.combine_splits`.
 
 Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_dim, S splits):
     q        [B, K, G, D]
-    k, v     [B, T, K, D]    T a multiple of block_kv * num_splits
+    k, v     [B, K, T, D]    T a multiple of block_kv * num_splits
     lengths  [B] int32
     returns  acc [B, K, S, G, D] f32, m [B, K, S, G] f32 (natural log, scaled), l [B, K, S, G]
 """
@@ -30,7 +30,7 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
              interpret: bool = False):
   """Runs the kernel; see the module docstring for shapes."""
   b, kh, g, d = q.shape
-  t = k_cache.shape[1]
+  t = k_cache.shape[2]
   per_split = t // block_kv // num_splits
   precision = lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
   dot = lambda x, y, dims: lax.dot_general(x, y, (dims, ((), ())), precision=precision,
@@ -50,7 +50,7 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
     @pl.when(start < length)
     def _step():
       for h in range(kh):  # KV heads of the block: K/V rows [block_kv, D] shared by G queries
-        s = dot(q_ref[h], k_ref[:, h, :], ((1,), (1,))) * scale               # [G, block_kv]
+        s = dot(q_ref[h], k_ref[h], ((1,), (1,))) * scale                     # [G, block_kv]
         pos = start + lax.broadcasted_iota(jnp.int32, s.shape, 1)
         s = jnp.where(pos < length, s, -jnp.inf)
         m_prev = m_sc[h]                                                      # [G, 1]
@@ -58,7 +58,7 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
         alpha = jnp.exp(m_prev - m_new)
         p = jnp.exp(s - m_new)
         l_sc[h] = alpha * l_sc[h] + p.sum(axis=1, keepdims=True)
-        acc_sc[h] = alpha * acc_sc[h] + dot(p.astype(v_ref.dtype), v_ref[:, h, :], ((1,), (0,)))
+        acc_sc[h] = alpha * acc_sc[h] + dot(p.astype(v_ref.dtype), v_ref[h], ((1,), (0,)))
         m_sc[h] = m_new
 
     @pl.when(j == per_split - 1)
@@ -69,9 +69,9 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
 
   def kv_index(bi, si, j, len_ref):
     last = jnp.maximum(pl.cdiv(len_ref[bi], block_kv) - 1, 0)  # last block holding valid positions
-    return bi, jnp.minimum(si * per_split + j, last), 0, 0
+    return bi, 0, jnp.minimum(si * per_split + j, last), 0
 
-  kv_spec = pl.BlockSpec((None, block_kv, kh, d), kv_index)
+  kv_spec = pl.BlockSpec((None, kh, block_kv, d), kv_index)
   part_spec = lambda *tail: pl.BlockSpec((None, None, kh, g, *tail),
                                          lambda bi, si, j, _: (bi, si, 0, 0, 0))
   grid_spec = pltpu.PrefetchScalarGridSpec(

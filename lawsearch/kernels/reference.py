@@ -5,8 +5,8 @@ One query token per sequence attends to the first `lengths[b]` positions of a st
 Shapes (B batch, H query heads, K KV heads, G = H // K query heads per KV head, T cache length,
 D head_dim):
     q        [B, H, D]      query of the current token; head h belongs to KV head h // G
-    k_cache  [B, T, K, D]   keys, positions >= lengths[b] are ignored (may hold anything)
-    v_cache  [B, T, K, D]   values, same
+    k_cache  [B, K, T, D]   keys, positions >= lengths[b] are ignored (may hold anything)
+    v_cache  [B, K, T, D]   values, same
     lengths  [B] int32      valid positions per sequence, 1 <= lengths[b] <= T
     returns  [B, H, D]      in q's dtype
 """
@@ -26,17 +26,17 @@ def check_shapes(q, k_cache, v_cache, lengths) -> tuple[int, int, int, int, int,
     raise ValueError(f"q must be [batch, n_heads, head_dim], got shape {q.shape}")
   if k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
     raise ValueError(
-        f"k_cache and v_cache must both be [batch, max_len, n_kv_heads, head_dim], got shapes "
+        f"k_cache and v_cache must both be [batch, n_kv_heads, max_len, head_dim], got shapes "
         f"{k_cache.shape} and {v_cache.shape}")
   b, h, d = q.shape
-  bk, t, k, dk = k_cache.shape
+  bk, k, t, dk = k_cache.shape
   if (bk, dk) != (b, d):
     raise ValueError(
         f"q {q.shape} and k_cache {k_cache.shape} disagree on batch or head_dim "
-        f"(q is [batch, n_heads, head_dim], the cache [batch, max_len, n_kv_heads, head_dim])")
+        f"(q is [batch, n_heads, head_dim], the cache [batch, n_kv_heads, max_len, head_dim])")
   if h % k:
     raise ValueError(f"n_heads={h} (q.shape[1]) is not a multiple of n_kv_heads={k} "
-                     f"(k_cache.shape[2])")
+                     f"(k_cache.shape[1])")
   if lengths.shape != (b,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
     raise ValueError(f"lengths must be an integer array of shape ({b},), got {lengths.dtype} "
                      f"{lengths.shape}")
@@ -56,11 +56,11 @@ def gqa_decode_xla(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths
   scale = d ** -0.5 if scale is None else scale
   precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
   einsum = functools.partial(jnp.einsum, precision=precision, preferred_element_type=jnp.float32)
-  s = einsum("bkgd,btkd->bkgt", q.reshape(b, k, g, d), k_cache) * scale    # [B, K, G, T] f32
+  s = einsum("bkgd,bktd->bkgt", q.reshape(b, k, g, d), k_cache) * scale    # [B, K, G, T] f32
   valid = jnp.arange(t)[None, :] < lengths[:, None]                         # [B, T]
   s = jnp.where(valid[:, None, None, :], s, -jnp.inf)
   p = jax.nn.softmax(s, axis=-1)
-  o = einsum("bkgt,btkd->bkgd", p.astype(v_cache.dtype), v_cache)          # [B, K, G, D] f32
+  o = einsum("bkgt,bktd->bkgd", p.astype(v_cache.dtype), v_cache)          # [B, K, G, D] f32
   return o.reshape(b, h, d).astype(q.dtype)
 
 
@@ -69,13 +69,13 @@ def gqa_decode_reference(q, k_cache, v_cache, lengths, *, scale: float | None = 
   q, k_cache, v_cache = (np.asarray(x, np.float64) for x in (q, k_cache, v_cache))
   lengths = np.asarray(lengths)
   b, h, d = q.shape
-  kv = k_cache.shape[2]
+  kv = k_cache.shape[1]
   scale = d ** -0.5 if scale is None else scale
   out = np.empty((b, h, d))
   for i in range(b):
     n = int(lengths[i])
     for j in range(h):
-      keys, values = k_cache[i, :n, j // (h // kv)], v_cache[i, :n, j // (h // kv)]  # [n, D]
+      keys, values = k_cache[i, j // (h // kv), :n], v_cache[i, j // (h // kv), :n]  # [n, D]
       s = keys @ q[i, j] * scale
       p = np.exp(s - s.max())
       out[i, j] = p @ values / p.sum()

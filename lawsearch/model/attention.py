@@ -55,7 +55,7 @@ def _unstack_groups(x: jax.Array, t: int) -> jax.Array:
   return x.reshape(b, n_kv, -1, t, h).transpose(0, 3, 1, 2, 4).reshape(b, t, -1, h)
 
 
-def _heads_major(x: jax.Array) -> jax.Array:  # [B, T, K, H] -> [B, K, T, H]
+def heads_major(x: jax.Array) -> jax.Array:  # [B, T, K, H] -> [B, K, T, H] (and back)
   return x.transpose(0, 2, 1, 3)
 
 
@@ -64,7 +64,7 @@ def _forward(q, k, v, offset):
   [B, offset+T, K, H] -> [B, T, N, H], and the residuals of the backward."""
   t, n_kv, h = q.shape[1], k.shape[2], k.shape[3]
   qs = _stack_groups(q, n_kv) * jnp.asarray(h ** -0.5, q.dtype)         # [B, K, G*T, H]
-  kh, vh = _heads_major(k), _heads_major(v)                              # [B, K, T, H]
+  kh, vh = heads_major(k), heads_major(v)                              # [B, K, T, H]
   s = jax.lax.dot_general(qs, kh, _ROWS_BY_ROWS, preferred_element_type=jnp.float32)
   rows = jax.lax.broadcasted_iota(jnp.int32, s.shape[2:], 0) % t + offset  # query position
   cols = jax.lax.broadcasted_iota(jnp.int32, s.shape[2:], 1)            # key position
@@ -90,7 +90,7 @@ def _backward(offset, residuals, do):
   dq = jax.lax.dot_general(ds, kh, _ROWS_BY_COLS, preferred_element_type=jnp.float32)
   dk = jax.lax.dot_general(ds, qs, _COLS_BY_COLS, preferred_element_type=jnp.float32)
   dq = _unstack_groups(dq * h ** -0.5, t).astype(qs.dtype)
-  return dq, _heads_major(dk).astype(kh.dtype), _heads_major(dv).astype(vh.dtype)
+  return dq, heads_major(dk).astype(kh.dtype), heads_major(dv).astype(vh.dtype)
 
 
 _grouped.defvjp(_forward, _backward)

@@ -24,7 +24,7 @@ from flax import nnx
 
 from lawsearch.arch import ArchSpec
 from lawsearch.model.attention import IMPLS as ATTENTION_IMPLS
-from lawsearch.model.attention import causal_attention
+from lawsearch.model.attention import causal_attention, heads_major
 from lawsearch.model.partitioning import constrain
 
 DECODE_IMPLS = ("xla", "pallas")  # lawsearch.kernels.gqa_decode implementations
@@ -61,7 +61,9 @@ class ModelConfig:
 class KVCache(NamedTuple):
   """Static-shape KV cache; row b holds `lengths[b]` valid positions.
 
-  k, v: one array per layer, each [batch, max_len, n_kv_heads, head_dim] in the compute dtype.
+  k, v: one array per layer, each [batch, n_kv_heads, max_len, head_dim] in the compute dtype
+    (heads-major: each head's positions are contiguous, so attention reads them without a
+    transpose; on CPU this made decode attention 2.7x faster than [batch, max_len, heads, dim]).
   lengths: [batch] int32.
   """
 
@@ -73,7 +75,7 @@ class KVCache(NamedTuple):
 def init_cache(config: ModelConfig, batch: int, max_len: int) -> KVCache:
   """An empty cache (all lengths 0) for `batch` rows of up to `max_len` positions."""
   a = config.arch
-  shape = (batch, max_len, a.n_kv_heads, a.head_dim)
+  shape = (batch, a.n_kv_heads, max_len, a.head_dim)
   zeros = tuple(jnp.zeros(shape, config.dtype) for _ in range(a.n_layers))
   return KVCache(zeros, zeros, jnp.zeros((batch,), jnp.int32))
 
@@ -152,13 +154,13 @@ class Attention(nnx.Module):
     return self._out(o), (k, v)
 
   def decode(self, x, positions, k_cache, v_cache, lengths):
-    """One new token per row. x [B, 1, D]; caches [B, M, K, H]; lengths [B] count the new token."""
+    """One new token per row. x [B, 1, D]; caches [B, K, M, H]; lengths [B] count the new token."""
     from lawsearch.kernels import gqa_decode  # the kernel helper's dispatch (xla | pallas)
 
     q, k, v = self._qkv(x, positions)
     rows = jnp.arange(x.shape[0])
-    k_cache = k_cache.at[rows, lengths - 1].set(k[:, 0])
-    v_cache = v_cache.at[rows, lengths - 1].set(v[:, 0])
+    k_cache = k_cache.at[rows, :, lengths - 1].set(k[:, 0])  # k [B, 1, K, H]
+    v_cache = v_cache.at[rows, :, lengths - 1].set(v[:, 0])
     o = gqa_decode(q[:, 0], k_cache, v_cache, lengths, impl=self.config.decode_impl)  # [B, N, H]
     return self._out(o[:, None]), k_cache, v_cache
 
@@ -267,10 +269,9 @@ class Transformer(nnx.Module):
     last = jnp.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)  # [B, 1, D]
     logits = self._logits(last)[:, 0]
     empty = init_cache(self.config, tokens.shape[0], max_len)
-    ks = tuple(jax.lax.dynamic_update_slice(c, k.astype(c.dtype), (0, 0, 0, 0))
-               for c, (k, _) in zip(empty.k, kvs))
-    vs = tuple(jax.lax.dynamic_update_slice(c, v.astype(c.dtype), (0, 0, 0, 0))
-               for c, (_, v) in zip(empty.v, kvs))
+    fill = lambda c, x: jax.lax.dynamic_update_slice(c, heads_major(x).astype(c.dtype), (0,) * 4)
+    ks = tuple(fill(c, k) for c, (k, _) in zip(empty.k, kvs))
+    vs = tuple(fill(c, v) for c, (_, v) in zip(empty.v, kvs))
     return logits, KVCache(ks, vs, lengths.astype(jnp.int32))
 
   def decode(self, token: jax.Array, cache: KVCache):
