@@ -6,8 +6,9 @@ row produces exactly `max_new_tokens` (the paper's throughput protocol).
     out = engine.generate(tokens, lengths, key)        # tokens [B, T] right-padded, lengths [B]
     out.tokens [B, max_new_tokens] int32, out.num_tokens [B] int32
 
-The cache holds T + max_new_tokens - 1 positions, rounded up to `cache_multiple` (the decode
-kernel's block). Prefill runs `prefill_batch` rows at a time (default: all), bounding its
+The cache holds T + max_new_tokens - 1 positions, rounded up to `cache_multiple`: by default the
+Pallas kernel's block (128) with decode_impl="pallas", else 8 (the XLA path reads every cache
+position, so less padding is less work: 10% faster decode steps on CPU at 128 + 64 tokens). Prefill runs `prefill_batch` rows at a time (default: all), bounding its
 activation memory.
 """
 
@@ -77,7 +78,7 @@ class Engine:
   """Compiled prefill and decode loop for one model (weights are arguments, not constants)."""
 
   def __init__(self, model: Transformer, *, max_new_tokens: int, sampling: Sampling = Sampling(),
-               prefill_batch: int | None = None, cache_multiple: int = 128,
+               prefill_batch: int | None = None, cache_multiple: int | None = None,
                return_logits: bool = False):
     if max_new_tokens < 1:
       raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -86,6 +87,8 @@ class Engine:
     self.max_new_tokens = max_new_tokens
     self.sampling = sampling
     self.prefill_batch = prefill_batch
+    if cache_multiple is None:
+      cache_multiple = 128 if model.config.decode_impl == "pallas" else 8
     self.cache_multiple = cache_multiple
     self.return_logits = return_logits
     self.prefill = jax.jit(self._prefill)
