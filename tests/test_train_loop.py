@@ -1,5 +1,6 @@
 """The train loop end to end (nano model, synthetic tokens, 8 fake CPU devices): the run directory,
-exact resume after SIGKILL, refused checkpoints, NaN stops, and two processes x 4 devices."""
+exact resume after SIGKILL, refused checkpoints, NaN stops, and two processes x 4 devices (matching
+one process, and resuming after both are killed)."""
 
 import json
 import os
@@ -131,9 +132,10 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
+def test_two_processes_of_four_devices_match_one_process_of_eight_and_resume(tmp_path):
   # Synthetic batches are the same for any process count (grain shards windows per process).
-  # Both processes checkpoint together (orbax multi-process); checkpoints do not change losses.
+  # Both processes checkpoint together (orbax multi-process), are SIGKILLed after step 3, and the
+  # same two commands resume from the step-2 checkpoint: the losses are the one-process run's.
   args = ARGS + ["--config.train.checkpoint_every=0", "--config.train.eval_every=0",
                  "--config.train.steps=4"]
   reference = str(tmp_path / "one")
@@ -141,17 +143,25 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
   workdir = str(tmp_path / "run")
   port = _free_port()
   env = {"XLA_FLAGS": os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=4")}
-  procs = [subprocess.Popen(
-      [sys.executable, "-m", "lawsearch.cli", "train", f"--config={SYNTHETIC}", *args,
-       "--config.train.checkpoint_every=2", "--config.distributed.initialize=explicit",
-       f"--config.distributed.coordinator_address=127.0.0.1:{port}",
-       "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
-       "--no-progress", f"--workdir={workdir}"],
-      cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True) for i in range(2)]
-  outs = [p.communicate(timeout=300) for p in procs]
+
+  def run_both(extra_env):
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "lawsearch.cli", "train", f"--config={SYNTHETIC}", *args,
+         "--config.train.checkpoint_every=2", "--config.distributed.initialize=explicit",
+         f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+         "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
+         "--no-progress", f"--workdir={workdir}"],
+        cwd=ROOT, env={**os.environ, **env, **extra_env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    return procs, [p.communicate(timeout=300) for p in procs]
+
+  procs, outs = run_both({"LAWSEARCH_KILL_AT_STEP": "3"})
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == -signal.SIGKILL, err[-3000:]
+  procs, outs = run_both({})
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
+  assert "resuming at step 2" in outs[0][0]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]  # orbax, 2 hosts
   got, want = _losses(workdir), _losses(reference)
   assert sorted(got) == sorted(want)
