@@ -8,6 +8,9 @@ length, vocabulary, float32, tied embeddings, and the same update: AdamW(0.9, 0.
 global-norm clipping at 1.0. Each side takes a full train step (forward, backward, clip, update)
 on the same random tokens; the two are timed in alternation, `--repeats` windows of `--steps`
 steps each, and the medians are compared. Target: lawsearch >= 1.3x the peer.
+lawsearch runs as `lawsearch train` does on CPU: attention_impl="grouped" and
+`hostmem.keep_freed_memory()` (which the peer, in the same process, gets as well);
+`--attention-impl xla --malloc default` gives session 1's settings.
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ def main():
                "targets": jax.numpy.asarray(window[:, 1:])}
   torch_batch = (torch.from_numpy(window[:, :-1].astype(np.int64)),
                  torch.from_numpy(window[:, 1:].astype(np.int64)))
-  sides = {"lawsearch (jax)": (*jax_step_fn(spec, args.seq_len, 1e-4, args.attention_impl), jax_batch),
+  ours = jax_step_fn(spec, args.seq_len, 1e-4, args.attention_impl)
+  sides = {"lawsearch (jax)": (*ours, jax_batch),
            "hf llama (torch)": (*torch_step_fn(spec, args.seq_len, 1e-4), torch_batch)}
   for run, sync, batch in sides.values():  # warmup (and compile)
     for _ in range(2):

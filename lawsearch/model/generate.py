@@ -8,8 +8,8 @@ row produces exactly `max_new_tokens` (the paper's throughput protocol).
 
 The cache holds T + max_new_tokens - 1 positions, rounded up to `cache_multiple`: by default the
 Pallas kernel's block (128) with decode_impl="pallas", else 8 (the XLA path reads every cache
-position, so less padding is less work: 10% faster decode steps on CPU at 128 + 64 tokens). Prefill runs `prefill_batch` rows at a time (default: all), bounding its
-activation memory.
+position, so less padding is less work: 10% faster decode steps on CPU at 128 + 64 tokens).
+Prefill runs `prefill_batch` rows at a time (default: all), bounding its activation memory.
 """
 
 from __future__ import annotations

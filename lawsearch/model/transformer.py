@@ -85,7 +85,7 @@ def _param(rngs: nnx.Rngs, shape, std: float, axes, dtype) -> nnx.Param:
 
 
 def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
-  """x [..., *in] times w [*in, *out] -> [..., *out], as one 2-D matmul [M, prod(in)] x [prod(in), prod(out)].
+  """x [..., *in] times w [*in, *out] -> [..., *out], as one 2-D matmul [M, in] x [in, out].
 
   Flattening the leading (batch, position) axes first keeps every gradient a single-axis
   contraction: with [B, T, D] operands XLA:CPU transposes the activations for the weight
