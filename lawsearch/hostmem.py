@@ -14,7 +14,6 @@ It changes process-wide malloc settings and does nothing off glibc (macOS, musl)
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc <malloc.h>
@@ -23,11 +22,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc <malloc.h>
 @functools.cache
 def keep_freed_memory() -> bool:
   """Applies the settings above once; True where glibc accepted them."""
-  name = ctypes.util.find_library("c")
   try:
-    libc = ctypes.CDLL(name)
-    mallopt = libc.mallopt
-  except (OSError, AttributeError, TypeError):
+    mallopt = ctypes.CDLL(None).mallopt  # the C library the process already runs on
+  except (OSError, AttributeError):
     return False
   mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
   settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))

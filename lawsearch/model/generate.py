@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lawsearch.kernels import BlockSizes
 from lawsearch.model.transformer import KVCache, Transformer
 
 
@@ -68,7 +69,8 @@ def sample(logits: jax.Array, key: jax.Array, sampling: Sampling) -> jax.Array:
   return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-def cache_length(prompt_len: int, max_new_tokens: int, multiple: int = 128) -> int:
+def cache_length(prompt_len: int, max_new_tokens: int,
+                 multiple: int = BlockSizes.block_kv) -> int:
   """Positions the cache needs: the prompt and every generated token but the last, rounded up."""
   need = prompt_len + max_new_tokens - 1
   return -(-need // multiple) * multiple
@@ -88,7 +90,7 @@ class Engine:
     self.sampling = sampling
     self.prefill_batch = prefill_batch
     if cache_multiple is None:
-      cache_multiple = 128 if model.config.decode_impl == "pallas" else 8
+      cache_multiple = BlockSizes.block_kv if model.config.decode_impl == "pallas" else 8
     self.cache_multiple = cache_multiple
     self.return_logits = return_logits
     self.prefill = jax.jit(self._prefill)

@@ -2,7 +2,7 @@
 
 Token embedding (tied or not), pre-RMSNorm blocks, RoPE, grouped-query attention whose width
 n_heads*head_dim may differ from d_model, SwiGLU MLP, causal mask, no biases. Parameters carry
-logical axis names (see partitioning.py). Axis letters in einsums:
+logical axis names (see partitioning.py). Axis letters in shape comments:
 B batch, T query positions, S key positions, D d_model, K kv heads, G query heads per kv head,
 N query heads (= K*G), H head_dim, F ffn_dim, V vocabulary, M cache length.
 
