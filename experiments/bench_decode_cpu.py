@@ -27,6 +27,7 @@ import transformers
 from lawsearch import hostmem
 from lawsearch.arch import preset
 from lawsearch.model import ModelConfig, build
+from lawsearch.model.attention import default_impl
 from lawsearch.model.generate import Engine, Sampling, cache_length
 
 
@@ -116,7 +117,8 @@ def main():
   args = parser.parse_args()
   hostmem.keep_freed_memory()  # as the CLI does; one process, so the peer gets it too
   spec, n_in, n_out = preset(args.preset), args.input_len, args.output_len
-  model = build(ModelConfig(arch=spec, max_seq_len=cache_length(n_in, n_out)), seed=0)
+  model = build(ModelConfig(arch=spec, max_seq_len=cache_length(n_in, n_out),
+                            attention_impl=default_impl(jax.default_backend())), seed=0)
   hf = hf_model(model)
 
   # Same function: forward logits agree.

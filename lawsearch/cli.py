@@ -15,6 +15,10 @@ import sys
 from lawsearch import hostmem
 from lawsearch.report.table import format_table
 
+# attention.IMPLS plus "auto", repeated here so `lawsearch --help` need not import jax (a test
+# keeps the two lists equal).
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "grouped")
+
 
 class UsageError(Exception):
   """Bad input from the user; reported as one line, exit status 2."""
@@ -262,8 +266,11 @@ def _run_bench(args) -> None:
 
   from lawsearch import cost
   from lawsearch.bench import calibration, throughput
+  from lawsearch.model.attention import default_impl
 
   cpu = jax.default_backend() == "cpu"  # small defaults on CPU
+  attention = args.attention_impl
+  attention = attention if attention != "auto" else default_impl(jax.default_backend())
   hw = cost.hardware(args.hardware) if args.hardware else throughput.detect_hardware()
   results = []
   for name, spec in _specs_from_args(args):
@@ -273,7 +280,7 @@ def _run_bench(args) -> None:
         output_len=args.output_len or (32 if cpu else 1024), trials=args.trials,
         warmup=args.warmup, dtype=args.dtype or ("float32" if cpu else "bfloat16"),
         decode_impl=args.decode_impl or ("xla" if cpu else "pallas"),
-        attention_impl=args.attention_impl, prefill_batch=args.prefill_batch, seed=args.seed)
+        attention_impl=attention, prefill_batch=args.prefill_batch, seed=args.seed)
     shape = dataclasses.asdict(spec)  # so `lawsearch search --measured` can look runs up by shape
     results += [{"name": name, **shape, **r} for r in throughput.run(cfg, hw, log=lambda _: None)]
   if args.out:
@@ -305,8 +312,9 @@ def _add_bench(sub) -> None:
   p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
                  help="default bfloat16 (CPU: float32)")
   p.add_argument("--decode-impl", choices=("xla", "pallas"), help="default pallas (CPU: xla)")
-  p.add_argument("--attention-impl", choices=("xla", "cudnn"), default="xla",
-                 help="prefill attention; cudnn on NVIDIA GPUs with 16-bit dtypes")
+  p.add_argument("--attention-impl", choices=ATTENTION_IMPLS, default="auto",
+                 help="prefill attention: auto (grouped on CPU, else xla) | xla | cudnn (NVIDIA "
+                      "GPUs, 16-bit dtypes) | grouped")
   p.add_argument("--prefill-batch", type=int, default=16, help="prompts prefilled together")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--hardware", help="chip in lawsearch.cost (default: detected)")

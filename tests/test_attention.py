@@ -64,3 +64,11 @@ def test_unknown_impl_is_an_error():
   q, k, v, _ = (jnp.asarray(x, jnp.float32) for x in _inputs(0, 8, 2, 1))
   with pytest.raises(ValueError, match="grouped"):
     causal_attention(q, k, v, "flash")
+
+
+def test_auto_and_the_cli_choices():
+  from lawsearch import cli
+  from lawsearch.model.attention import IMPLS, default_impl
+
+  assert [default_impl(p) for p in ("cpu", "gpu", "tpu")] == ["grouped", "xla", "xla"]
+  assert cli.ATTENTION_IMPLS == ("auto", *IMPLS)  # the CLI's copy, kept without importing jax

@@ -31,6 +31,11 @@ _ROWS_BY_COLS = (((3,), (2,)), _BATCH)   # [.., M, S] x [.., S, H] -> [.., M, H]
 _COLS_BY_COLS = (((2,), (2,)), _BATCH)   # [.., M, S] x [.., M, H] -> [.., S, H]
 
 
+def default_impl(platform: str) -> str:
+  """What attention_impl "auto" stands for on a jax platform: grouped on "cpu", else xla."""
+  return "grouped" if platform == "cpu" else "xla"
+
+
 def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, impl: str) -> jax.Array:
   """Causal GQA attention with softmax scale 1/sqrt(H); query head n uses KV head n // (N/K)."""
   if impl in ("xla", "cudnn"):

@@ -23,6 +23,7 @@ import numpy as np
 from lawsearch import runs
 from lawsearch.arch import ArchSpec
 from lawsearch.model import ModelConfig
+from lawsearch.model.attention import default_impl
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import metrics as metrics_lib
 from lawsearch.train import optimizer as optimizer_lib
@@ -46,7 +47,7 @@ def model_config(config, platform: str | None = None) -> ModelConfig:
   cpu = platform == "cpu"
   dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if cpu else "bfloat16")
   attention = m["attention_impl"]
-  attention = attention if attention != "auto" else ("grouped" if cpu else "xla")
+  attention = attention if attention != "auto" else default_impl(platform)
   return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
                      attention_impl=attention, decode_impl=m["decode_impl"],
