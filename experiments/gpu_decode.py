@@ -8,7 +8,7 @@ throughput of llama3.2-1b against surefire-1b (4096 in / 1024 out) across batch 
 
 Needs jax with CUDA (0.11.2 on the device machine) and flax; no grain/jaxopt/ml_collections.
 Prints a table per section; writes gpu_decode.json under --out. About 7 minutes on an H100 with the
-batch sizes 16 64 128 (kernel sections ~40 s; compiles ~25 s per model and batch size).
+batch sizes 16 64 128 (kernel sections ~60 s; compiles ~20 s per model and batch size).
 """
 
 from __future__ import annotations
