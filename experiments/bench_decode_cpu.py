@@ -66,7 +66,8 @@ def hf_model(model) -> transformers.LlamaForCausalLM:
 def compare(model, hf, b: int, n_in: int, n_out: int, trials: int,
             peer_threads: list[int]) -> list[tuple]:
   """Interleaved trials of lawsearch and the peer at one batch size; rows of
-  (name, prefill s, total s, decode tokens/s, output tokens/s), medians."""
+  (name, prefill s, total s, decode tokens/s, output tokens/s, [decode s of each trial]), medians
+  but the last."""
   spec = model.config.arch
   tokens = np.random.default_rng(b).integers(0, spec.vocab_size, (b, n_in)).astype(np.int32)
   # lawsearch: compiled prefill, then the decode loop as one compiled call.
@@ -100,7 +101,8 @@ def compare(model, hf, b: int, n_in: int, n_out: int, trials: int,
   rows = []
   for name in contenders:
     pre, total = (statistics.median(times[name, p]) for p in ("prefill", "total"))
-    rows.append((name, pre, total, b * (n_out - 1) / (total - pre), b * n_out / total))
+    per_trial = [t - p for p, t in zip(times[name, "prefill"], times[name, "total"])]
+    rows.append((name, pre, total, b * (n_out - 1) / (total - pre), b * n_out / total, per_trial))
   return rows, float(same.mean())
 
 
@@ -141,12 +143,14 @@ def main():
     print(f"\nbatch {b} (load average {os.getloadavg()[0]:.1f}; greedy tokens equal at {same:.0%})")
     print(f"  {'':32s} {'prefill s':>9s} {'total s':>8s} {'decode tok/s':>12s} "
           f"{'output tok/s':>12s}")
-    for name, pre, total, dec, out in rows:
+    for name, pre, total, dec, out, _ in rows:
       print(f"  {name:32s} {pre:9.3f} {total:8.3f} {dec:12.1f} {out:12.1f}")
-    summary.append((b, rows[0][3] / peer[3], rows[0][4] / peer[4]))
+    trial_ratios = [p / o for o, p in zip(rows[0][5], peer[5])]  # same trial, same outside load
+    summary.append((b, rows[0][3] / peer[3], rows[0][4] / peer[4], trial_ratios))
   print("\nlawsearch / transformers (its fastest thread count):")
-  for b, dec, out in summary:
-    print(f"  batch {b:3d}: decode tokens/s {dec:.2f}x, output tokens/s {out:.2f}x")
+  for b, dec, out, trial_ratios in summary:
+    print(f"  batch {b:3d}: decode tokens/s {dec:.2f}x (trials {min(trial_ratios):.2f}-"
+          f"{max(trial_ratios):.2f}x), output tokens/s {out:.2f}x")
 
 
 if __name__ == "__main__":
