@@ -59,7 +59,8 @@ def get_config(arg=None):
       rope_theta=500_000.0,  # LLaMA-3 (PAPER.md section 5, our choice)
       dtype="auto",  # "auto": bfloat16 on GPU/TPU, float32 on CPU
       param_dtype="float32",
-      attention_impl="auto",  # "auto": grouped on CPU, xla on GPU/TPU | "xla" | "cudnn" | "grouped"
+      # "auto": grouped on CPU, cudnn on GPU in 16 bits, else xla | "xla" | "cudnn" | "grouped"
+      attention_impl="auto",
       decode_impl="xla",
       remat=False,
   )

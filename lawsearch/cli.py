@@ -269,8 +269,9 @@ def _run_bench(args) -> None:
   from lawsearch.model.attention import default_impl
 
   cpu = jax.default_backend() == "cpu"  # small defaults on CPU
+  dtype = args.dtype or ("float32" if cpu else "bfloat16")
   attention = args.attention_impl
-  attention = attention if attention != "auto" else default_impl(jax.default_backend())
+  attention = attention if attention != "auto" else default_impl(jax.default_backend(), dtype)
   hw = cost.hardware(args.hardware) if args.hardware else throughput.detect_hardware()
   results = []
   for name, spec in _specs_from_args(args):
@@ -278,7 +279,7 @@ def _run_bench(args) -> None:
         arch=spec, batch_sizes=tuple(args.batch or ([1, 4] if cpu else [1, 8, 32, 64])),
         input_len=args.input_len or (128 if cpu else 4096),
         output_len=args.output_len or (32 if cpu else 1024), trials=args.trials,
-        warmup=args.warmup, dtype=args.dtype or ("float32" if cpu else "bfloat16"),
+        warmup=args.warmup, dtype=dtype,
         decode_impl=args.decode_impl or ("xla" if cpu else "pallas"),
         attention_impl=attention, prefill_batch=args.prefill_batch, seed=args.seed)
     shape = dataclasses.asdict(spec)  # so `lawsearch search --measured` can look runs up by shape
@@ -313,8 +314,8 @@ def _add_bench(sub) -> None:
                  help="default bfloat16 (CPU: float32)")
   p.add_argument("--decode-impl", choices=("xla", "pallas"), help="default pallas (CPU: xla)")
   p.add_argument("--attention-impl", choices=ATTENTION_IMPLS, default="auto",
-                 help="prefill attention: auto (grouped on CPU, else xla) | xla | cudnn (NVIDIA "
-                      "GPUs, 16-bit dtypes) | grouped")
+                 help="prefill attention: auto (grouped on CPU, cudnn on GPU in 16 bits, else "
+                      "xla) | xla | cudnn (NVIDIA GPUs, 16-bit dtypes) | grouped")
   p.add_argument("--prefill-batch", type=int, default=16, help="prompts prefilled together")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--hardware", help="chip in lawsearch.cost (default: detected)")

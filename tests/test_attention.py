@@ -70,5 +70,7 @@ def test_auto_and_the_cli_choices():
   from lawsearch import cli
   from lawsearch.model.attention import IMPLS, default_impl
 
-  assert [default_impl(p) for p in ("cpu", "gpu", "tpu")] == ["grouped", "xla", "xla"]
+  cases = [("cpu", "float32"), ("gpu", "bfloat16"), ("gpu", "float16"), ("gpu", "float32"),
+           ("tpu", "bfloat16")]
+  assert [default_impl(*c) for c in cases] == ["grouped", "cudnn", "cudnn", "xla", "xla"]
   assert cli.ATTENTION_IMPLS == ("auto", *IMPLS)  # the CLI's copy, kept without importing jax

@@ -167,3 +167,12 @@ def test_two_processes_of_four_devices_match_one_process_of_eight_and_resume(tmp
   assert sorted(got) == sorted(want)
   np.testing.assert_allclose([got[s] for s in sorted(got)], [want[s] for s in sorted(want)],
                              rtol=1e-6)
+
+
+def test_auto_dtype_and_attention_follow_the_platform():
+  config = configlib.load(SYNTHETIC, [])
+  picked = {p: loop.model_config(config, p) for p in ("cpu", "gpu", "tpu")}
+  assert [(m.dtype, m.attention_impl) for m in picked.values()] == [
+      ("float32", "grouped"), ("bfloat16", "cudnn"), ("bfloat16", "xla")]
+  config.model.dtype = "float32"  # cuDNN's fused attention takes 16-bit inputs only
+  assert loop.model_config(config, "gpu").attention_impl == "xla"

@@ -47,7 +47,7 @@ def model_config(config, platform: str | None = None) -> ModelConfig:
   cpu = platform == "cpu"
   dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if cpu else "bfloat16")
   attention = m["attention_impl"]
-  attention = attention if attention != "auto" else default_impl(platform)
+  attention = attention if attention != "auto" else default_impl(platform, dtype)
   return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
                      attention_impl=attention, decode_impl=m["decode_impl"],
