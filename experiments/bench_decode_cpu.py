@@ -27,7 +27,7 @@ import transformers
 from lawsearch import hostmem
 from lawsearch.arch import preset
 from lawsearch.model import ModelConfig, build
-from lawsearch.model.attention import default_impl
+from lawsearch.model.attention import resolve_impl
 from lawsearch.model.generate import Engine, Sampling, cache_length
 
 
@@ -120,7 +120,8 @@ def main():
   hostmem.keep_freed_memory()  # as the CLI does; one process, so the peer gets it too
   spec, n_in, n_out = preset(args.preset), args.input_len, args.output_len
   model = build(ModelConfig(arch=spec, max_seq_len=cache_length(n_in, n_out),
-                            attention_impl=default_impl(jax.default_backend(), "float32")), seed=0)
+                            attention_impl=resolve_impl("auto", jax.default_backend(), "float32")),
+                seed=0)
   hf = hf_model(model)
 
   # Same function: forward logits agree.

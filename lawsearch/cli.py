@@ -266,12 +266,11 @@ def _run_bench(args) -> None:
 
   from lawsearch import cost
   from lawsearch.bench import calibration, throughput
-  from lawsearch.model.attention import default_impl
+  from lawsearch.model.attention import resolve_impl
 
   cpu = jax.default_backend() == "cpu"  # small defaults on CPU
   dtype = args.dtype or ("float32" if cpu else "bfloat16")
-  attention = args.attention_impl
-  attention = attention if attention != "auto" else default_impl(jax.default_backend(), dtype)
+  attention = resolve_impl(args.attention_impl, jax.default_backend(), dtype)
   hw = cost.hardware(args.hardware) if args.hardware else throughput.detect_hardware()
   results = []
   for name, spec in _specs_from_args(args):

@@ -31,13 +31,15 @@ _ROWS_BY_COLS = (((3,), (2,)), _BATCH)   # [.., M, S] x [.., S, H] -> [.., M, H]
 _COLS_BY_COLS = (((2,), (2,)), _BATCH)   # [.., M, S] x [.., M, H] -> [.., S, H]
 
 
-def default_impl(platform: str, dtype: str) -> str:
-  """What attention_impl "auto" stands for on a jax platform at a compute dtype.
+def resolve_impl(impl: str, platform: str, dtype: str) -> str:
+  """`impl` itself, or for "auto" the implementation for a jax platform at a compute dtype:
 
   "grouped" on CPU; "cudnn" on GPU in bfloat16 or float16 (cuDNN's fused kernel: the s80m train
   step at 16 x 2048 ran at 4x the tokens/s of "xla" on an H100); "xla" otherwise (TPU, and GPU in
   float32, which the cuDNN kernel does not take).
   """
+  if impl != "auto":
+    return impl
   if platform == "cpu":
     return "grouped"
   return "cudnn" if platform == "gpu" and dtype in ("bfloat16", "float16") else "xla"

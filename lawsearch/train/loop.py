@@ -23,7 +23,7 @@ import numpy as np
 from lawsearch import runs
 from lawsearch.arch import ArchSpec
 from lawsearch.model import ModelConfig
-from lawsearch.model.attention import default_impl
+from lawsearch.model.attention import resolve_impl
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import metrics as metrics_lib
 from lawsearch.train import optimizer as optimizer_lib
@@ -46,8 +46,7 @@ def model_config(config, platform: str | None = None) -> ModelConfig:
   platform = platform or jax.default_backend()
   cpu = platform == "cpu"
   dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if cpu else "bfloat16")
-  attention = m["attention_impl"]
-  attention = attention if attention != "auto" else default_impl(platform, dtype)
+  attention = resolve_impl(m["attention_impl"], platform, dtype)
   return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
                      attention_impl=attention, decode_impl=m["decode_impl"],
