@@ -15,9 +15,10 @@ import sys
 from lawsearch import hostmem
 from lawsearch.report.table import format_table
 
-# attention.IMPLS plus "auto", repeated here so `lawsearch --help` need not import jax (a test
-# keeps the two lists equal).
+# attention.IMPLS and transformer.DTYPES plus "auto", repeated here so `lawsearch --help` need not
+# import jax (tests keep the lists equal).
 ATTENTION_IMPLS = ("auto", "xla", "cudnn", "grouped")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class UsageError(Exception):
@@ -267,9 +268,10 @@ def _run_bench(args) -> None:
   from lawsearch import cost
   from lawsearch.bench import calibration, throughput
   from lawsearch.model.attention import resolve_impl
+  from lawsearch.model.transformer import resolve_dtype
 
   cpu = jax.default_backend() == "cpu"  # small defaults on CPU
-  dtype = args.dtype or ("float32" if cpu else "bfloat16")
+  dtype = resolve_dtype(args.dtype, jax.default_backend())
   attention = resolve_impl(args.attention_impl, jax.default_backend(), dtype)
   hw = cost.hardware(args.hardware) if args.hardware else throughput.detect_hardware()
   results = []
@@ -309,8 +311,8 @@ def _add_bench(sub) -> None:
   p.add_argument("--output-len", type=int, help="generated tokens (default 1024; CPU: 32)")
   p.add_argument("--trials", type=int, default=5)
   p.add_argument("--warmup", type=int, default=1)
-  p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
-                 help="default bfloat16 (CPU: float32)")
+  p.add_argument("--dtype", choices=DTYPES, default="auto",
+                 help="auto: bfloat16 (CPU: float32)")
   p.add_argument("--decode-impl", choices=("xla", "pallas"), help="default pallas (CPU: xla)")
   p.add_argument("--attention-impl", choices=ATTENTION_IMPLS, default="auto",
                  help="prefill attention: auto (grouped on CPU, cudnn on GPU in 16 bits, else "

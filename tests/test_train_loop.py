@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from lawsearch import configlib
+from lawsearch import cli, configlib
+from lawsearch.model.transformer import DTYPES, resolve_dtype
 from lawsearch.train import loop
 from lawsearch.train.metrics import read
 
@@ -176,3 +177,7 @@ def test_auto_dtype_and_attention_follow_the_platform():
       ("float32", "grouped"), ("bfloat16", "cudnn"), ("bfloat16", "xla")]
   config.model.dtype = "float32"  # cuDNN's fused attention takes 16-bit inputs only
   assert loop.model_config(config, "gpu").attention_impl == "xla"
+  # Explicit dtypes pass through; `lawsearch bench --dtype` offers the same choices (its copy is
+  # kept so that `lawsearch --help` imports no jax).
+  assert [resolve_dtype(d, "cpu") for d in DTYPES] == list(DTYPES)
+  assert cli.DTYPES == ("auto", *DTYPES)

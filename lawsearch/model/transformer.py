@@ -31,6 +31,14 @@ DECODE_IMPLS = ("xla", "pallas")  # lawsearch.kernels.gqa_decode implementations
 DTYPES = ("float32", "bfloat16", "float16")
 
 
+def resolve_dtype(dtype: str, platform: str) -> str:
+  """`dtype` itself, or for "auto" the compute dtype for a jax platform: float32 on CPU (no fast
+  16-bit matmuls there), bfloat16 on GPU and TPU."""
+  if dtype != "auto":
+    return dtype
+  return "float32" if platform == "cpu" else "bfloat16"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Everything the model needs besides its parameters."""

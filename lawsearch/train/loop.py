@@ -23,6 +23,7 @@ import numpy as np
 from lawsearch import runs
 from lawsearch.arch import ArchSpec
 from lawsearch.model import ModelConfig
+from lawsearch.model.transformer import resolve_dtype
 from lawsearch.model.attention import resolve_impl
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import metrics as metrics_lib
@@ -44,8 +45,7 @@ def arch_spec(config) -> ArchSpec:
 def model_config(config, platform: str | None = None) -> ModelConfig:
   m = dict(config.model)
   platform = platform or jax.default_backend()
-  cpu = platform == "cpu"
-  dtype = m["dtype"] if m["dtype"] != "auto" else ("float32" if cpu else "bfloat16")
+  dtype = resolve_dtype(m["dtype"], platform)
   attention = resolve_impl(m["attention_impl"], platform, dtype)
   return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
