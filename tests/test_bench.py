@@ -1,7 +1,9 @@
 """lawsearch.bench: the byte count behind MBU, the records of a (tiny) paper-protocol run, the
 calibration file, and the `lawsearch bench` command."""
 
+import dataclasses
 import json
+import os
 
 import pytest
 
@@ -11,6 +13,8 @@ from lawsearch.bench import calibration
 from lawsearch.bench.throughput import BenchConfig, decode_bytes, run
 
 NANO = preset("nano")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+                       "results")
 
 
 def test_decode_bytes_is_the_sum_over_steps():
@@ -55,6 +59,29 @@ def test_calibration_round_trip(records, tmp_path):
     calibration.load_efficiency(path, "a100-40gb")
   with pytest.raises(ValueError, match="needs a chip from cost.HARDWARE"):
     calibration.calibrate([{"mbu": None}])
+
+
+def test_calibrated_forecast_of_held_out_h100_runs():
+  """Calibrated on the H100 runs of the 1B pair (session 3), the cost model forecasts the 3B
+  pair's runs (session 1, through `lawsearch bench`) within 7%, and their Surefire / LLaMA ratio
+  within 3%: the measured records are the independent reference."""
+  with open(os.path.join(RESULTS, "gpu_decode_h100_heads_major.json")) as f:
+    e2e = json.load(f)["e2e"]
+  fit = [{"name": n, **dataclasses.asdict(preset(n)), **r}
+         for n, rs in e2e.items() if n != "ratio" for r in rs]
+  with open(os.path.join(RESULTS, "bench_3b_h100.json")) as f:
+    held = json.load(f)
+  eff = calibration.calibrate(fit)
+  assert eff.compute == pytest.approx(max(r["mfu_prefill"] for r in fit))
+  rows = calibration.forecast(held, "h100-sxm", eff)
+  assert len(rows) == 4 and max(abs(r["error"]) for r in rows) < 0.07
+  by = {(r["name"], r["batch"]): r for r in rows}
+  for b in (16, 64):
+    sure, base = by["surefire-3b", b], by["llama3.2-3b", b]
+    measured, forecast = (sure[k] / base[k] for k in ("measured", "forecast"))
+    assert forecast == pytest.approx(measured, rel=0.03)
+  # Uncalibrated, the roofline is 30-43% above every one of them.
+  assert min(r["error"] for r in calibration.forecast(held, "h100-sxm", cost.Efficiency())) > 0.3
 
 
 def test_bench_config_rejects_bad_input():

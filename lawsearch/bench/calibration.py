@@ -1,4 +1,5 @@
-"""Efficiency factors measured by the benchmark, stored for the cost model (json and cost only).
+"""Efficiency factors measured by the benchmark, stored for the cost model (json, arch and cost
+only), and the forecast they give for benchmark records.
 
     lawsearch bench --preset llama3.2-1b --calibrate h100.json   # measure and store
     lawsearch cost --preset surefire-1b --hardware h100-sxm --calibration h100.json
@@ -10,6 +11,7 @@ import dataclasses
 import json
 
 from lawsearch import cost
+from lawsearch.arch import ArchSpec
 
 
 def calibrate(rows: list[dict]) -> cost.Efficiency:
@@ -36,3 +38,23 @@ def load_efficiency(path: str, hardware: str) -> cost.Efficiency:
     raise ValueError(f"calibration {path} was measured on {rec.get('hardware')!r}, not "
                      f"{hardware!r}; pass --hardware {rec.get('hardware')} or recalibrate")
   return cost.Efficiency(compute=rec["compute"], memory=rec["memory"])
+
+
+def forecast(rows: list[dict], hardware: str, eff: cost.Efficiency,
+             bytes_per_element: float = 2) -> list[dict]:
+  """The cost model's output tokens/s beside the measured, for each benchmark record.
+
+  rows: records as `lawsearch bench --out` writes them (the ArchSpec fields, batch, input_len,
+    output_len, output_tokens_per_s; 16-bit weights and cache unless bytes_per_element says
+    otherwise). Returns {name, batch, measured, forecast, error = forecast / measured - 1}.
+  """
+  fields = [f.name for f in dataclasses.fields(ArchSpec)]
+  out = []
+  for r in rows:
+    t = cost.roofline_throughput(ArchSpec(**{f: r[f] for f in fields}), hardware, r["batch"],
+                                 r["input_len"], r["output_len"],
+                                 bytes_per_element=bytes_per_element, efficiency=eff)
+    measured = r["output_tokens_per_s"]
+    out.append({"name": r.get("name", ""), "batch": r["batch"], "measured": measured,
+                "forecast": t.output_tokens_per_s, "error": t.output_tokens_per_s / measured - 1})
+  return out
