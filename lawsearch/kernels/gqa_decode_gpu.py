@@ -5,13 +5,16 @@ memory (zero-padded to the 64 rows of a warpgroup matrix multiply), streams its 
 in blocks of `block_kv` positions through a `num_stages`-deep ring of TMA copies, and runs an online
 softmax in f32 registers: S = Q K^T and O += P V on the tensor cores (wgmma). Blocks at or beyond
 the sequence's length are neither copied nor computed. Each block writes unnormalised partial
-results (acc, running max m, running sum l); `combine_splits` merges the splits.
+results (acc for its G real rows, running max m, running sum l); `combine_splits` merges the
+splits. The grid is one-dimensional and enumerates the sequences longest first (`order`), so with
+ragged lengths the long sequences' blocks start in the first wave and short ones fill the tail.
 
 Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_dim, S splits):
     q        [B, K, 64, D]   queries grouped by KV head, rows G..63 zero
     k, v     [B, K, T, D]    the cache, bf16 or f16 (a block's [block_kv, D] rows are contiguous)
     lengths  [B] int32
-    returns  acc [B, K, S, 64, D] f32, m [B, K, S, 64] f32 (log2 domain, scaled), l [B, K, S, 64]
+    order    [B] int32       a permutation of the sequences, longest first
+    returns  acc [B, K, S, G, D] f32, m [B, K, S, 64] f32 (log2 domain, scaled), l [B, K, S, 64]
 """
 
 from __future__ import annotations
@@ -36,18 +39,20 @@ def smem_bytes(head_dim: int, itemsize: int, block_kv: int, num_stages: int) -> 
           + ROWS * head_dim * 4 + 2 * ROWS * 4)
 
 
-def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_splits: int,
-             num_stages: int):
-  """Runs the kernel; see the module docstring for shapes."""
+def partials(q, k_cache, v_cache, lengths, order, *, groups: int, scale: float, block_kv: int,
+             num_splits: int, num_stages: int):
+  """Runs the kernel; see the module docstring for shapes (groups = G)."""
   b, kh, rows, d = q.shape
   t = k_cache.shape[2]
   n_blocks = pl.cdiv(t, block_kv)
   per_split = n_blocks // num_splits
   dtype = q.dtype
 
-  def body(q_ref, k_ref, v_ref, len_ref, acc_ref, m_ref, l_ref,
+  def body(q_ref, k_ref, v_ref, len_ref, order_ref, acc_ref, m_ref, l_ref,
            q_smem, k_smem, v_smem, o_smem, ml_smem, q_bar, k_bar, v_bar):
-    bi, hi, si = lax.axis_index("b"), lax.axis_index("h"), lax.axis_index("s")
+    program = lax.axis_index("p")  # (rank, split, head), head fastest
+    hi, si = lax.rem(program, kh), lax.rem(program // kh, num_splits)
+    bi = order_ref[program // (kh * num_splits)]
     length = len_ref[bi]
     first = si * per_split                                      # first block of this split
     n = jnp.clip(pl.cdiv(length, block_kv) - first, 0, per_split)  # blocks to process
@@ -97,12 +102,12 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
     ml_smem[0] = m_i
     ml_smem[1] = l_i
     plgpu.commit_smem()
-    plgpu.copy_smem_to_gmem(o_smem, acc_ref.at[bi, hi, si])
+    plgpu.copy_smem_to_gmem(o_smem.at[pl.ds(0, groups)], acc_ref.at[bi, hi, si])
     plgpu.copy_smem_to_gmem(ml_smem.at[0], m_ref.at[bi, hi, si])
     plgpu.copy_smem_to_gmem(ml_smem.at[1], l_ref.at[bi, hi, si])
     plgpu.wait_smem_to_gmem(0)
 
-  out_type = (jax.ShapeDtypeStruct((b, kh, num_splits, rows, d), jnp.float32),
+  out_type = (jax.ShapeDtypeStruct((b, kh, num_splits, groups, d), jnp.float32),
               jax.ShapeDtypeStruct((b, kh, num_splits, rows), jnp.float32),
               jax.ShapeDtypeStruct((b, kh, num_splits, rows), jnp.float32))
   # 128-byte swizzled tiles, the shared-memory layout wgmma reads without bank conflicts.
@@ -121,8 +126,8 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
           plgpu.Barrier(num_barriers=num_stages),
           plgpu.Barrier(num_barriers=num_stages),
       ),
-      grid=(b, kh, num_splits),
-      grid_names=("b", "h", "s"),
+      grid=(b * num_splits * kh,),
+      grid_names=("p",),
       compiler_params=plgpu.CompilerParams(approx_math=True),
   )
-  return kernel(q, k_cache, v_cache, lengths)
+  return kernel(q, k_cache, v_cache, lengths, order)

@@ -126,10 +126,11 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
                        f"{need} bytes of shared memory, over the {gqa_decode_gpu.SMEM_BYTES} a "
                        f"block may use; lower block_kv or num_stages")
     qg = jnp.pad(qg, ((0, 0), (0, 0), (0, rows - g), (0, 0)))                    # [B, K, 64, D]
-    acc, m, l = gqa_decode_gpu.partials(qg, k_cache, v_cache, lengths, scale=scale,
-                                        block_kv=bs.block_kv, num_splits=splits,
+    order = jnp.argsort(-lengths).astype(jnp.int32)                               # longest first
+    acc, m, l = gqa_decode_gpu.partials(qg, k_cache, v_cache, lengths, order, groups=g,
+                                        scale=scale, block_kv=bs.block_kv, num_splits=splits,
                                         num_stages=bs.num_stages)
-    acc, m, l = acc[..., :g, :], m[..., :g] * math.log(2.0), l[..., :g]         # m to natural log
+    m, l = m[..., :g] * math.log(2.0), l[..., :g]                                 # m to natural log
   else:
     from lawsearch.kernels import gqa_decode_tpu  # pylint: disable=import-outside-toplevel
     if bs.block_kv % 8:
