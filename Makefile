@@ -20,6 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --durations=15
 
-# Peers for the CPU benchmarks under experiments/ (torch CPU build, transformers).
+# Peers for the CPU benchmarks under experiments/ (transformers and torch's CPU build: PyPI's Linux
+# torch wheel is the CUDA build with GBs of CUDA libraries; PyTorch's CPU index serves 2.13.0+cpu,
+# which satisfies the extra's torch==2.13.0 and ranks above it).
 bench-deps: $(STAMP)
-	$(PY) -m pip install -q -e '.[test,tpu-aot,peer]'
+	$(PY) -m pip install -q --extra-index-url https://download.pytorch.org/whl/cpu \
+		-e '.[test,tpu-aot,peer]'
