@@ -4,7 +4,7 @@ ARG (comma-separated, all optional):
   preset=tiny          a named ArchSpec (lawsearch arch --list), or
   arch=out/x.arch.json an ArchSpec JSON file (`lawsearch search` writes them), or
   params=80e6,layers=12,d_model=768,r=4,gqa=4   an ArchSpec built from a budget (arch.from_budget),
-                       head_dim from the recipe
+                       head_dim from the recipe (64 without one) unless head_dim=... is given
   recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/train/recipe.py); "" = none
   data=default         data source: default | text | tokens | arrayrecord | synthetic
   runlocal             shrink everything for a CPU smoke run (seconds)
@@ -36,10 +36,10 @@ SHARDING_RULES = (
 
 def get_config(arg=None):
   arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
-                  recipe="", data="default", runlocal=False)
+                  head_dim=0, recipe="", data="default", runlocal=False)
   rec = get_recipe(arg.recipe) if arg.recipe else None
   if arg.params:
-    head_dim = rec.head_dim(arg.params) if rec else 64
+    head_dim = arg.head_dim or (rec.head_dim(arg.params) if rec else 64)
     spec = arch.from_budget(arg.params, n_layers=arg.layers, head_dim=head_dim,
                             d_model=arg.d_model, r=arg.r, gqa=arg.gqa)
   elif arg.arch:

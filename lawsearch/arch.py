@@ -236,6 +236,30 @@ def from_budget(n_params: float, *, n_layers: int, head_dim: int, d_model: int, 
   return best
 
 
+def sweep_grid(n_params: float, *, n_layers: int, head_dim: int, gqa: int,
+               x_grid: Iterable[float], r_grid: Iterable[float], vocab_size: int = 128256,
+               n_tolerance: float = 0.05, r_tolerance: float = 0.1
+               ) -> list[tuple[float, float, ArchSpec]]:
+  """The buildable shapes of a training sweep at one scale: (x target, r target, ArchSpec).
+
+  For each target d/sqrt(N) = x (d_model rounded to a multiple of head_dim) and MLP-to-attention
+  ratio r, the nearest integer shape (`from_budget`); kept when its N is within `n_tolerance`
+  (relative) of n_params and its r within `r_tolerance` (in log) of the target; each shape once.
+  """
+  out, seen = [], set()
+  for x in x_grid:
+    d = max(head_dim, int(round(x * math.sqrt(n_params) / head_dim)) * head_dim)
+    for r in r_grid:
+      spec = from_budget(n_params, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r, gqa=gqa,
+                         vocab_size=vocab_size)
+      if (abs(spec.non_embedding_params / n_params - 1) > n_tolerance
+          or abs(math.log(spec.mlp_attn_ratio / r)) > r_tolerance or spec in seen):
+        continue  # no integer shape close to this (N, r) at this width, or one already kept
+      seen.add(spec)
+      out.append((x, r, spec))
+  return out
+
+
 def enumerate_candidates(n_params: float, *, n_layers: int, head_dim: int,
                          d_models: Iterable[int], gqas: Sequence[int] = (1, 2, 4, 8),
                          ffn_step: int = 256, tolerance: float = 0.01, vocab_size: int = 128256,

@@ -259,6 +259,33 @@ def _add_train(sub) -> None:
   p.set_defaults(run=_run_train)
 
 
+# -- sweep ---------------------------------------------------------------------------------------
+def _run_sweep(args) -> None:
+  from lawsearch import configlib
+  from lawsearch.train import sweep
+
+  config = configlib.load(args.config, args.config_overrides)
+  records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
+                      progress=not args.no_progress)
+  if records:
+    print(format_table(records, ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n",
+                                 "tokens", "loss", "train_loss"]))
+    print(f"next: lawsearch fit --runs {args.root}")
+
+
+def _add_sweep(sub) -> None:
+  p = sub.add_parser("sweep", help="train every run of a sweep config (continues where it stopped)",
+                     description="Dotted overrides of the sweep config: --config.runs=[...].")
+  p.add_argument("--config", required=True,
+                 help="configs/sweep.py[:ARG], e.g. configs/sweep.py:scales=80M,r=1+2+4")
+  p.add_argument("--root", required=True, help="directory of the sweep's run directories")
+  p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                 help="applied to every run's config, e.g. train.steps=200 (repeatable)")
+  p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
+  p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  p.set_defaults(run=_run_sweep)
+
+
 # -- bench ---------------------------------------------------------------------------------------
 def _run_bench(args) -> None:
   import dataclasses
@@ -446,8 +473,8 @@ def _add_fit(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_bench,
-              _add_fit):
+  for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_sweep,
+              _add_bench, _add_fit):
     add(sub)
   return parser
 

@@ -1,8 +1,8 @@
 """Synthetic architecture sweeps drawn from a known conditional law (demos and recovery tests).
 
-Each scale is a (nominal N, n_layers) pair (head_dim 64, GQA 4: the paper's < 1B setting); the
-architectures are the nearest integer shapes (`lawsearch.arch.from_budget`) to a grid of target
-d/sqrt(N) and r, so N, x and r are the real ones of buildable models. Loss =
+Each scale is a (nominal N, n_layers) pair of the paper recipe (head_dim 64, GQA 4: the paper's
+< 1B setting); the architectures are the paper sweep's (`lawsearch.arch.sweep_grid` over the
+recipe's grids of target d/sqrt(N) and r), so N, x and r are the real ones of buildable models. Loss =
 law(x, r, L_opt) * (1 + noise * eps), eps ~ N(0, 1), with L_opt from a Chinchilla law at the
 architecture's N and D = tokens_per_param * nominal N (the paper trains 100 N tokens per scale).
 """
@@ -16,16 +16,12 @@ from lawsearch import arch
 from lawsearch.laws.chinchilla import ChinchillaLaw
 from lawsearch.laws.conditional import ConditionalLaw
 from lawsearch.laws.precision import float64
+from lawsearch.train.recipe import PAPER
 
-# Scale name -> (nominal non-embedding N, n_layers). Layer counts below 1B are our choice; 1B is
-# LLaMA-3.2-1B's depth.
-SCALES = {"80M": (80e6, 12), "145M": (145e6, 14), "297M": (297e6, 18), "1B": (1e9, 16)}
-X_GRID = (0.04, 0.05, 0.065, 0.08, 0.1, 0.125, 0.16)
-R_GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
 
 
 def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "297M"), *,
-                    x_grid=X_GRID, r_grid=R_GRID, noise: float = 0.003, seed: int = 0,
+                    x_grid=PAPER.x_grid, r_grid=PAPER.r_grid, noise: float = 0.003, seed: int = 0,
                     chinchilla: ChinchillaLaw | None = None, tokens_per_param: float = 100.0,
                     head_dim: int = 64, gqa: int = 4) -> pd.DataFrame:
   """A results table as a sweep would produce it, one row per buildable architecture.
@@ -40,27 +36,15 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
   rng = np.random.default_rng(seed)
   rows = []
   for name in scales:
-    if name not in SCALES:
-      raise ValueError(f"unknown scale {name!r}; known: {', '.join(SCALES)}")
-    n_nominal, n_layers = SCALES[name]
-    d_models = sorted({max(head_dim, int(round(x * np.sqrt(n_nominal) / head_dim)) * head_dim)
-                       for x in x_grid})
-    seen = set()
-    for d in d_models:
-      for r in r_grid:
-        spec = arch.from_budget(n_nominal, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r,
-                                gqa=gqa)
-        n = spec.non_embedding_params
-        if abs(n / n_nominal - 1) > 0.05 or abs(np.log(spec.mlp_attn_ratio / r)) > 0.1:
-          continue  # no integer shape close to this (N, r) at this width
-        if spec in seen:
-          continue
-        seen.add(spec)
-        rows.append(dict(scale=name, n_params=n, tokens=tokens_per_param * n_nominal,
-                         d_model=spec.d_model, n_layers=spec.n_layers, n_heads=spec.n_heads,
-                         n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim,
-                         ffn_dim=spec.ffn_dim, mlp_attn_ratio=spec.mlp_attn_ratio,
-                         d_over_sqrt_n=spec.d_over_sqrt_n))
+    n_nominal, n_layers = PAPER.scale(name)
+    for _, _, spec in arch.sweep_grid(n_nominal, n_layers=n_layers, head_dim=head_dim, gqa=gqa,
+                                      x_grid=x_grid, r_grid=r_grid):
+      rows.append(dict(scale=name, n_params=spec.non_embedding_params,
+                       tokens=tokens_per_param * n_nominal, d_model=spec.d_model,
+                       n_layers=spec.n_layers, n_heads=spec.n_heads,
+                       n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim,
+                       ffn_dim=spec.ffn_dim, mlp_attn_ratio=spec.mlp_attn_ratio,
+                       d_over_sqrt_n=spec.d_over_sqrt_n))
   df = pd.DataFrame(rows)
   df["l_opt_true"] = chinchilla.predict(df["n_params"].to_numpy(float),
                                         df["tokens"].to_numpy(float))

@@ -186,7 +186,7 @@ def build_program(config, devices=None, platform: str | None = None) -> Program:
 def initialize_distributed(config) -> None:
   """jax.distributed.initialize as config.distributed says ("" = single process)."""
   d = config.distributed
-  if not d.initialize:
+  if not d.initialize or jax.distributed.is_initialized():  # a sweep's later runs: already done
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes only
   if d.initialize == "auto":
@@ -275,7 +275,8 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
 
     bar = tqdm(total=program.steps, initial=start, unit="step", dynamic_ncols=True)
   last_good = ckpt.latest_step() if ckpt else None
-  mark, mark_step, loss = time.perf_counter(), start, float("nan")
+  mark, mark_step = time.perf_counter(), start
+  loss = log.last("loss")  # the train loss so far: a run resumed at its last step trains none
   try:
     for step in range(start, program.steps):
       state, m = train_step(state, _global(program, next(loader)))

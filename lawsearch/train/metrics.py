@@ -59,6 +59,13 @@ class MetricsLog:
       f.writelines(keep)
     os.replace(self.path + ".tmp", self.path)
 
+  def last(self, key: str) -> float:
+    """The latest value of `key` in the log (NaN when there is none, or the log is disabled)."""
+    if not (self.enabled and os.path.exists(self.path)):
+      return float("nan")
+    values = [r[key] for r in read(self.path) if key in r]
+    return float(values[-1]) if values else float("nan")
+
   def write(self, record: dict):
     if self.enabled:
       with open(self.path, "a") as f:

@@ -1,0 +1,67 @@
+"""Training sweeps: a sweep config lists `configs/train.py` runs; each trains in its own directory.
+
+    sweep config: train_config (path), runs (one train.py ARG each), overrides (dotted, every run)
+    expand(sweep, overrides) -> [(name, run config)]
+    run(sweep, root, ...)    -> result records, training each run in turn with `loop.train`
+
+A run's directory is `runs.run_dir(root, run config, name)`, a hash of the whole config: running
+the same sweep again skips finished runs (their result.json) and resumes interrupted ones from
+their last checkpoint, so a sweep is continued by repeating its command.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Sequence
+
+import ml_collections
+
+from lawsearch import configlib, runs
+from lawsearch.train import loop
+
+
+def expand(sweep: ml_collections.ConfigDict,
+           overrides: Sequence[str] = ()) -> list[tuple[str, ml_collections.ConfigDict]]:
+  """(name, run config) of every run; `overrides` ("a.b=v") apply after the sweep's own."""
+  if not sweep.runs:
+    raise ValueError("the sweep has no runs: its grids left no buildable architecture; widen "
+                     "the x or r grid (see configs/sweep.py)")
+  out = []
+  for arg in sweep.runs:
+    config = configlib.load(f"{sweep.train_config}:{arg}", [*sweep.overrides, *overrides])
+    spec = loop.arch_spec(config)
+    name = (f"N{spec.non_embedding_params / 1e6:.3g}M-d{spec.d_model}-f{spec.ffn_dim}"
+            f"-h{spec.n_heads}x{spec.n_kv_heads}")
+    out.append((name, config))
+  return out
+
+
+def status(workdir) -> str:
+  """'finished' (result.json), 'started' (the directory exists) or 'new'."""
+  if runs.read_result(workdir) is not None:
+    return "finished"
+  return "started" if os.path.isdir(str(workdir)) else "new"
+
+
+def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str] = (),
+        dry_run: bool = False, progress: bool = True) -> list[dict]:
+  """Trains every run not finished under `root` (or, with dry_run, only lists them); returns the
+  result records of the finished runs, in sweep order."""
+  planned = [(name, config, str(runs.run_dir(root, config, name)))
+             for name, config in expand(sweep, overrides)]
+  counts = {s: sum(status(w) == s for _, _, w in planned) for s in ("finished", "started", "new")}
+  print(f"lawsearch sweep: {len(planned)} runs under {root}: " +
+        ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
+  records, t0 = [], time.perf_counter()
+  for i, (name, config, workdir) in enumerate(planned, 1):
+    state = status(workdir)
+    spec = loop.arch_spec(config)
+    print(f"[{i}/{len(planned)}] {name} (N={spec.non_embedding_params:,}, "
+          f"{loop.total_steps(config)} steps) {state}: {workdir}", flush=True)
+    if dry_run:
+      continue
+    records.append(loop.train(config, workdir, progress=progress))
+    if state != "finished":
+      print(f"  loss {records[-1]['loss']:.4f}; {time.perf_counter() - t0:.0f} s so far", flush=True)
+  return records
