@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from lawsearch import hostmem
@@ -448,6 +449,14 @@ def _run_fit(args) -> None:
   if args.out:
     law.to_json(args.out)
     print(f"wrote {args.out}")
+  if args.plots:
+    from lawsearch.report import fit_plots
+
+    os.makedirs(args.plots, exist_ok=True)
+    u, pvm = (os.path.join(args.plots, f) for f in ("u_curves.png", "predicted_vs_measured.png"))
+    fit_plots.u_curves(law, df, u, l_opt=l_opt)
+    fit_plots.predicted_vs_measured(law, df, pvm, l_opt=l_opt)
+    print(f"wrote {u}, {pvm}")
 
 
 def _add_fit(sub) -> None:
@@ -466,6 +475,8 @@ def _add_fit(sub) -> None:
   p.add_argument("--no-validate", dest="validate", action="store_false",
                  help="skip cross-scale validation")
   p.add_argument("--out", help="write the law as JSON here (for `lawsearch search --law`)")
+  p.add_argument("--plots", metavar="DIR",
+                 help="write u_curves.png and predicted_vs_measured.png (every run) here")
   p.set_defaults(run=_run_fit)
 
 

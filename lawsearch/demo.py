@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from lawsearch import arch, cost
@@ -43,7 +44,7 @@ def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64)
   from lawsearch.laws import ConditionalLaw
   from lawsearch.laws.synthetic import synthetic_sweep
   from lawsearch.laws.validation import cross_scale_validation
-  from lawsearch.report import search_report
+  from lawsearch.report import fit_plots, search_report
 
   t = _step(f"1/3 The paper's models on {hardware} (roofline, batch {batch}, 4096 in / 1024 out)")
   print(paper_models_table(hardware, batch))
@@ -57,6 +58,10 @@ def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64)
         f"MSE {law.fit_info.mse:.3g}")
   print(f"optimum d/sqrt(N), r: fitted {law.optimum()[0]:.4f}, {law.optimum()[1]:.3f}; "
         f"true {true_law.optimum()[0]:.4f}, {true_law.optimum()[1]:.3f}")
+  os.makedirs(out_dir, exist_ok=True)
+  fit_plots.u_curves(law, sweep, os.path.join(out_dir, "u_curves.png"))
+  fit_plots.predicted_vs_measured(law, sweep, os.path.join(out_dir, "predicted_vs_measured.png"))
+  print(f"plots: {out_dir}/u_curves.png, {out_dir}/predicted_vs_measured.png")
   validation = cross_scale_validation(sweep)
   print(format_table(validation.to_dict("records"), ["task", "n_train", "n_test", "mse",
                                                      "spearman", "x_star", "r_star"]))
