@@ -23,8 +23,8 @@ import numpy as np
 from lawsearch import runs
 from lawsearch.arch import ArchSpec
 from lawsearch.model import ModelConfig
-from lawsearch.model.transformer import resolve_dtype
 from lawsearch.model.attention import resolve_impl
+from lawsearch.model.transformer import resolve_dtype
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import metrics as metrics_lib
 from lawsearch.train import optimizer as optimizer_lib
