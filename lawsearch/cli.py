@@ -287,6 +287,24 @@ def _add_sweep(sub) -> None:
   p.set_defaults(run=_run_sweep)
 
 
+# -- eval ----------------------------------------------------------------------------------------
+def _run_eval(args) -> None:
+  from lawsearch.train import evaluate
+
+  record = evaluate.evaluate(args.workdir, args.config_overrides)
+  print(f"{record['workdir']}: step {record['step']}, held-out loss {record['heldout_loss']:.5f} "
+        f"over {record['batches']} batches ({record['tokens']:,} tokens)")
+  print(json.dumps(record))
+
+
+def _add_eval(sub) -> None:
+  p = sub.add_parser("eval", help="held-out loss of a trained run's newest checkpoint",
+                     description="Overrides of the run's config: --config.train.eval_batches=64, "
+                                 "--config.data.path=other.txt (use '=').")
+  p.add_argument("--workdir", required=True, help="the run directory (its config.json)")
+  p.set_defaults(run=_run_eval)
+
+
 # -- bench ---------------------------------------------------------------------------------------
 def _run_bench(args) -> None:
   import dataclasses
@@ -485,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
   for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_sweep,
-              _add_bench, _add_fit):
+              _add_eval, _add_bench, _add_fit):
     add(sub)
   return parser
 

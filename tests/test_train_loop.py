@@ -15,7 +15,7 @@ import pytest
 
 from lawsearch import cli, configlib
 from lawsearch.model.transformer import DTYPES, resolve_dtype
-from lawsearch.train import loop
+from lawsearch.train import evaluate, loop
 from lawsearch.train.metrics import read
 
 CONFIG = "configs/train.py:preset=nano,data=text"
@@ -80,6 +80,16 @@ def test_run_directory_is_the_unit_of_record(reference):
   assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 8
   # Idempotent: a finished run is returned, not retrained.
   assert loop.train(configlib.load(CONFIG, ARGS), workdir, progress=False) == result
+
+
+def test_eval_of_the_run_directory_reproduces_its_final_heldout_loss(reference, tmp_path, capsys):
+  workdir, result = reference
+  record = evaluate.evaluate(workdir)  # restores the step-8 checkpoint into a fresh program
+  assert record["step"] == 8 and record["heldout_loss"] == pytest.approx(result["loss"], rel=1e-6)
+  more = evaluate.evaluate(workdir, ["--config.train.eval_batches=3"])
+  assert more["batches"] == 3 and more["heldout_loss"] != pytest.approx(record["heldout_loss"])
+  assert cli.main(["eval", "--workdir", str(tmp_path)]) == 2
+  assert "not a run directory" in capsys.readouterr().err
 
 
 def test_sigkill_and_restart_reproduce_the_uninterrupted_losses(reference, data_args, tmp_path):
