@@ -26,7 +26,7 @@ import ml_collections
 
 from lawsearch import arch
 from lawsearch.configlib import parse_arg
-from lawsearch.train.recipe import recipe as get_recipe
+from lawsearch.recipe import recipe as get_recipe
 
 TRAIN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 LOCAL_SCALES = ((1e6, 2), (2e6, 2))  # runlocal: (N, layers), head_dim 32, vocabulary 4096

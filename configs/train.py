@@ -5,7 +5,7 @@ ARG (comma-separated, all optional):
   arch=out/x.arch.json an ArchSpec JSON file (`lawsearch search` writes them), or
   params=80e6,layers=12,d_model=768,r=4,gqa=4   an ArchSpec built from a budget (arch.from_budget),
                        head_dim from the recipe (64 without one) unless head_dim=... is given
-  recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/train/recipe.py); "" = none
+  recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/recipe.py); "" = none
   data=default         data source: default | text | tokens | arrayrecord | synthetic
   runlocal             shrink everything for a CPU smoke run (seconds)
 
@@ -20,7 +20,7 @@ import ml_collections
 
 from lawsearch import arch
 from lawsearch.configlib import parse_arg
-from lawsearch.train.recipe import recipe as get_recipe
+from lawsearch.recipe import recipe as get_recipe
 
 # Logical axis -> mesh axes: the ONE sharding table (params, optimizer state, batch, activations).
 # FSDP shards parameters over `fsdp` along d_model; tensor parallelism splits heads, the MLP and

@@ -16,7 +16,7 @@ from lawsearch.train import loop
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import optimizer
 from lawsearch.train import step as step_lib
-from lawsearch.train.recipe import PAPER
+from lawsearch.recipe import PAPER
 
 CONFIG = "configs/train.py:preset=nano,data=synthetic"
 RULES = configlib.load(CONFIG).sharding_rules

@@ -16,7 +16,7 @@ from lawsearch import arch
 from lawsearch.laws.chinchilla import ChinchillaLaw
 from lawsearch.laws.conditional import ConditionalLaw
 from lawsearch.laws.precision import float64
-from lawsearch.train.recipe import PAPER
+from lawsearch.recipe import PAPER
 
 
 
