@@ -471,10 +471,8 @@ def _run_fit(args) -> None:
     from lawsearch.report import fit_plots
 
     os.makedirs(args.plots, exist_ok=True)
-    u, pvm = (os.path.join(args.plots, f) for f in ("u_curves.png", "predicted_vs_measured.png"))
-    fit_plots.u_curves(law, df, u, l_opt=l_opt)
-    fit_plots.predicted_vs_measured(law, df, pvm, l_opt=l_opt)
-    print(f"wrote {u}, {pvm}")
+    written = fit_plots.save(law, df, args.plots, l_opt=l_opt)
+    print(f"wrote {', '.join(written)}")
 
 
 def _add_fit(sub) -> None:
@@ -494,7 +492,7 @@ def _add_fit(sub) -> None:
                  help="skip cross-scale validation")
   p.add_argument("--out", help="write the law as JSON here (for `lawsearch search --law`)")
   p.add_argument("--plots", metavar="DIR",
-                 help="write u_curves.png and predicted_vs_measured.png (every run) here")
+                 help="write u_curves.png, contours.png and predicted_vs_measured.png here")
   p.set_defaults(run=_run_fit)
 
 

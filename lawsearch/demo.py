@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from lawsearch import arch, cost
@@ -58,10 +57,7 @@ def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64)
         f"MSE {law.fit_info.mse:.3g}")
   print(f"optimum d/sqrt(N), r: fitted {law.optimum()[0]:.4f}, {law.optimum()[1]:.3f}; "
         f"true {true_law.optimum()[0]:.4f}, {true_law.optimum()[1]:.3f}")
-  os.makedirs(out_dir, exist_ok=True)
-  fit_plots.u_curves(law, sweep, os.path.join(out_dir, "u_curves.png"))
-  fit_plots.predicted_vs_measured(law, sweep, os.path.join(out_dir, "predicted_vs_measured.png"))
-  print(f"plots: {out_dir}/u_curves.png, {out_dir}/predicted_vs_measured.png")
+  print(f"plots: {', '.join(fit_plots.save(law, sweep, out_dir))}")
   validation = cross_scale_validation(sweep)
   print(format_table(validation.to_dict("records"), ["task", "n_train", "n_test", "mse",
                                                      "spearman", "x_star", "r_star"]))

@@ -19,8 +19,8 @@ def test_fit_writes_a_law_and_prints_validation(results_csv, tmp_path, capsys):
                    "--plots", str(tmp_path / "plots")]) == 0
   text = capsys.readouterr().out
   assert "80M -> 145M" in text and "optimum: d/sqrt(N)" in text
-  assert {p.name for p in (tmp_path / "plots").iterdir()} == {"u_curves.png",
-                                                             "predicted_vs_measured.png"}
+  assert {p.name for p in (tmp_path / "plots").iterdir()} == {
+      "u_curves.png", "contours.png", "predicted_vs_measured.png"}
   law = ConditionalLaw.from_json(out)
   assert law.form == "multiplicative" and law.fit_info.l_opt == "empirical"
 

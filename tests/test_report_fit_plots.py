@@ -1,5 +1,7 @@
 """lawsearch.report.fit_plots: the U-curves and predicted-vs-measured pictures of a fitted law."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -30,3 +32,16 @@ def test_predicted_vs_measured_reports_the_normalised_mse(fitted, tmp_path):
   lo = resolve_l_opt(df, None)
   expected = np.mean((law.predict(df) / lo - df["loss"].to_numpy() / lo) ** 2)
   assert mse == pytest.approx(expected, rel=1e-9) and (tmp_path / "p.png").stat().st_size > 20_000
+
+
+def test_contours_are_lowest_at_the_optimum_and_save_writes_all_three(fitted, tmp_path):
+  law, df = fitted
+  grid = fit_plots.contours(law, df, str(tmp_path / "c.png"))
+  row, col = np.unravel_index(np.argmin(grid["loss"]), grid["loss"].shape)
+  x_star, r_star = law.optimum()
+  assert grid["x"][col] == pytest.approx(x_star, rel=0.03)
+  assert grid["r"][row] == pytest.approx(r_star, rel=0.03)
+  paths = fit_plots.save(law, df, str(tmp_path / "plots"))
+  assert [os.path.basename(p) for p in paths] == ["u_curves.png", "contours.png",
+                                                   "predicted_vs_measured.png"]
+  assert all(os.path.getsize(p) > 20_000 for p in paths)

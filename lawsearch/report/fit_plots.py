@@ -2,7 +2,9 @@
 against measured loss.
 
     u_curves(law, df, path, l_opt=...)            loss / L_opt against d/sqrt(N) and against r
+    contours(law, df, path, l_opt=...)            the law's loss / L_opt over (d/sqrt(N), r)
     predicted_vs_measured(law, df, path, l_opt=...)
+    save(law, df, out_dir, l_opt=...)             all three as PNGs in out_dir
 
 Losses are divided by each run's L_opt (`lawsearch.laws._data.resolve_l_opt`), so the scales
 share one picture; the curves are the law at the other variable's median and the median L_opt
@@ -10,6 +12,8 @@ share one picture; the curves are the law at the other variable's median and the
 """
 
 from __future__ import annotations
+
+import os
 
 import matplotlib
 import matplotlib.ticker
@@ -21,6 +25,13 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from lawsearch.laws import _data  # pylint: disable=g-import-not-at-top,wrong-import-position
 from lawsearch.laws.conditional import _xr  # pylint: disable=g-import-not-at-top
 from lawsearch.laws.precision import float64  # pylint: disable=g-import-not-at-top
+
+
+def _plain_log_ticks(axis) -> None:
+  """Ticks at 1, 2, 5 x 10^k labelled as plain numbers (0.05, 2), no minor labels."""
+  axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+  axis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
+  axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _normalised(law, df, l_opt):
@@ -55,9 +66,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
                  label=f"runs at N ~ {np.median(df['n_params'][rows]) / 1e6:.3g}M")
     ax.plot(grid, curve, color="black", lw=1.3, label=f"fitted {law.form} law at {fixed}")
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel(label)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel("loss / L_opt")
@@ -67,6 +76,38 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   fig.savefig(path)
   plt.close(fig)
   return {"x": grid_x, "loss_x": curve_x, "r": grid_r, "loss_r": curve_r}
+
+
+def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
+  """Filled contours of the law's loss / L_opt over log-spaced (x, r), the runs on top and the
+  law's optimum starred. Returns the drawn grid {"x" [nx], "r" [nr], "loss" [nr, nx]}."""
+  x, r, lo, _, _, _ = _normalised(law, df, l_opt)
+  grid_x = np.geomspace(x.min() * 0.8, x.max() * 1.25, 120)
+  grid_r = np.geomspace(r.min() * 0.8, r.max() * 1.25, 100)
+  lo_mid = float(np.median(lo))
+  with float64():
+    surface = np.asarray(law.predict_xr(grid_x[None, :], grid_r[:, None], lo_mid),
+                         dtype=np.float64) / lo_mid
+  fig, ax = plt.subplots(figsize=(6.4, 5), dpi=120)
+  levels = np.quantile(surface, np.linspace(0.0, 0.9, 12))
+  filled = ax.contourf(grid_x, grid_r, surface, levels=levels, cmap="viridis_r", extend="max")
+  fig.colorbar(filled, ax=ax, label="predicted loss / L_opt", format="%.3f")
+  ax.scatter(x, r, s=10, c="white", edgecolor="black", linewidth=0.5, label=f"{len(df)} runs")
+  try:
+    x_star, r_star = law.optimum()
+    ax.scatter([x_star], [r_star], marker="*", s=220, c="crimson", edgecolor="black",
+               label=f"optimum: d/sqrt(N) {x_star:.3g}, r {r_star:.3g}")
+  except ValueError:  # a law without an interior optimum: nothing to star
+    pass
+  ax.set(xscale="log", yscale="log", xlabel="d / sqrt(N)", ylabel="r (MLP-to-attention)",
+         title=f"{law.form} law over the architecture plane")
+  _plain_log_ticks(ax.xaxis)
+  _plain_log_ticks(ax.yaxis)
+  ax.legend(fontsize=7, loc="upper right")
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return {"x": grid_x, "r": grid_r, "loss": surface}
 
 
 def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
@@ -90,3 +131,13 @@ def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
   fig.savefig(path)
   plt.close(fig)
   return mse
+
+
+def save(law, df, out_dir: str, l_opt=None) -> list[str]:
+  """u_curves.png, contours.png and predicted_vs_measured.png in `out_dir` (created); the paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, f"{name}.png")
+           for name in ("u_curves", "contours", "predicted_vs_measured")]
+  for draw, path in zip((u_curves, contours, predicted_vs_measured), paths):
+    draw(law, df, path, l_opt=l_opt)
+  return paths
