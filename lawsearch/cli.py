@@ -375,8 +375,6 @@ def _add_bench(sub) -> None:
 # -- fit -----------------------------------------------------------------------------------------
 def _read_runs(path: str):
   """A results table from run directories (searched for result.json) or a table file."""
-  import os
-
   import pandas as pd
 
   if os.path.isdir(path):
@@ -475,6 +473,27 @@ def _run_fit(args) -> None:
     print(f"wrote {', '.join(written)}")
 
 
+def _run_report(args) -> None:
+  from lawsearch.laws import ConditionalLaw
+  from lawsearch.report import fit_report
+
+  df = _read_runs(args.runs)
+  if not os.path.isfile(args.law):
+    raise UsageError(f"--law {args.law}: no such file (write one with `lawsearch fit --out`)")
+  law = ConditionalLaw.from_json(args.law)
+  path = fit_report.write(law, df, args.out, l_opt=_l_opt_source(args.l_opt, df))
+  print(f"wrote {path} and its plots")
+
+
+def _add_report(sub) -> None:
+  p = sub.add_parser("report", help="a Markdown report (and plots) of a fitted law on its runs")
+  p.add_argument("--runs", required=True, help="as for `lawsearch fit`")
+  p.add_argument("--law", required=True, help="the law JSON `lawsearch fit --out` wrote")
+  p.add_argument("--l-opt", default="empirical", help="as for `lawsearch fit` (use the fit's)")
+  p.add_argument("--out", required=True, help="directory for report.md and the plots")
+  p.set_defaults(run=_run_report)
+
+
 def _add_fit(sub) -> None:
   p = sub.add_parser("fit", help="fit the conditional scaling law to a results table")
   p.add_argument("--runs", required=True,
@@ -501,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
   for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_sweep,
-              _add_eval, _add_bench, _add_fit):
+              _add_eval, _add_bench, _add_fit, _add_report):
     add(sub)
   return parser
 

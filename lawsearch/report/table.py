@@ -1,16 +1,24 @@
-"""Plain fixed-width text tables for the terminal."""
+"""Tables: fixed-width text for the terminal, Markdown for reports."""
+
+
+def _fmt(v) -> str:
+  """Floats to 4 significant digits; everything else as str."""
+  if isinstance(v, float):
+    return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}"
+  return str(v)
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
   """`rows` (dicts) over `columns`, right-aligned; floats to 4 significant digits."""
-
-  def fmt(v):
-    if isinstance(v, float):
-      return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}"
-    return str(v)
-
-  cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+  cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
   widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
   lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
   lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+  return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+  """`rows` (dicts) over `columns` as a GitHub Markdown table; floats to 4 significant digits."""
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
   return "\n".join(lines)

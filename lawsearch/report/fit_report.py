@@ -1,0 +1,80 @@
+"""A Markdown report of a fitted conditional law on its runs: `lawsearch report`.
+
+    write(law, df, out_dir, l_opt=...) -> out_dir/report.md (+ the fit's three plots beside it)
+
+Sections: the runs per scale, the law (coefficients, optimum, error on the runs), the plots
+(`fit_plots.save`), cross-scale validation (refits on the smaller scales, predicting the next;
+`laws.cross_scale_validation`), residual trends (`laws.residual_diagnostics`) and the best runs of
+each scale. Everything is computed from the law and the table given; nothing is refitted except
+the validation's own refits.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from lawsearch import laws
+from lawsearch.laws import _data
+from lawsearch.report import fit_plots
+from lawsearch.report.table import markdown_table
+
+
+def _runs_section(df, labels) -> list[str]:
+  rows = []
+  for scale in _data.scale_order(df, labels):
+    part = df[labels == scale]
+    rows.append({"scale": f"N ~ {np.median(part['n_params']) / 1e6:.3g}M", "runs": len(part),
+                 "tokens": float(np.median(part["tokens"])), "best loss": float(part["loss"].min()),
+                 "worst loss": float(part["loss"].max())})
+  return ["## Runs", "", markdown_table(rows, list(rows[0])), ""]
+
+
+def _best_section(df, labels, k: int = 3) -> list[str]:
+  rows = []
+  for scale in _data.scale_order(df, labels):
+    for _, run in df[labels == scale].nsmallest(k, "loss").iterrows():
+      rows.append({"N": int(run["n_params"]), "d_model": int(run["d_model"]),
+                   "r": float(run["mlp_attn_ratio"]),
+                   "d/sqrt(N)": float(run["d_model"] / np.sqrt(run["n_params"])),
+                   "loss": float(run["loss"])})
+  return [f"## The best {k} runs of each scale", "", markdown_table(rows, list(rows[0])), ""]
+
+
+def write(law, df, out_dir: str, l_opt=None) -> str:
+  """Writes out_dir/report.md and the plots beside it; returns the report's path. Validation and
+  diagnostics use the law's own r filter (the default one for a law that was not fitted)."""
+  plots = fit_plots.save(law, df, out_dir, l_opt=l_opt)
+  labels = _data.scale_labels(df)
+  info = law.fit_info
+  r_range = info.r_range if info is not None else laws.DEFAULT_R_RANGE
+  lines = [f"# lawsearch report: the {law.form} law on {len(df)} runs", ""]
+  lines += _runs_section(df, labels)
+  lines += ["## The law", ""]
+  if info is not None:
+    lines += [f"Fitted on {info.n_points} runs ({info.n_excluded} outside the r filter "
+              f"{info.r_range}), L_opt {info.l_opt}: MSE {info.mse:.4g} (loss units).", ""]
+  lines += [markdown_table([{"coefficient": k, "value": float(v)}
+                            for k, v in law.coefficients.items()], ["coefficient", "value"]), ""]
+  try:
+    x_star, r_star = law.optimum()
+    lines += [f"Optimum: **d/sqrt(N) = {x_star:.4g}, r = {r_star:.4g}**.", ""]
+  except ValueError as e:
+    lines += [f"No interior optimum: {e}", ""]
+  lines += ["## Plots", ""] + [f"![{os.path.basename(p)[:-4]}]({os.path.basename(p)})"
+                               for p in plots] + [""]
+  lines += ["## Cross-scale validation (fit on the smaller scales, predict the next)", ""]
+  try:
+    table = laws.cross_scale_validation(df, form=law.form, l_opt=l_opt, r_range=r_range)
+    lines += [markdown_table(table.to_dict("records"), list(table.columns)), ""]
+  except ValueError as e:
+    lines += [f"Skipped: {e}", ""]
+  diag = laws.residual_diagnostics(law, df, l_opt=l_opt, r_range=r_range)
+  lines += ["## Residual trends (|z| > 3 is flagged: the form or L_opt misses something)", "",
+            markdown_table(diag.to_dict("records"), list(diag.columns)), ""]
+  lines += _best_section(df, labels)
+  path = os.path.join(out_dir, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines))
+  return path
