@@ -326,11 +326,17 @@ def load_json(path: str) -> ArchSpec:
       doc = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise ValueError(f"cannot read an architecture from {path!r}: {e}") from None
-  fields = [f.name for f in dataclasses.fields(ArchSpec)]
-  missing = [f for f in fields[:-1] if f not in doc]
+  missing = [f.name for f in dataclasses.fields(ArchSpec)[:-1] if f.name not in doc]
   if missing:
     raise ValueError(f"{path!r} lacks ArchSpec fields {missing}")
-  return ArchSpec(**{f: doc[f] for f in fields if f in doc})
+  return from_fields(doc)
+
+
+def from_fields(record) -> ArchSpec:
+  """An ArchSpec from a mapping that holds its fields (a JSON document, a benchmark record); other
+  keys are ignored, and a missing tie_embeddings takes its default."""
+  return ArchSpec(**{f.name: record[f.name] for f in dataclasses.fields(ArchSpec)
+                     if f.name in record})
 
 
 def preset(name: str) -> ArchSpec:

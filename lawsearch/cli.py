@@ -468,7 +468,6 @@ def _run_fit(args) -> None:
   if args.plots:
     from lawsearch.report import fit_plots
 
-    os.makedirs(args.plots, exist_ok=True)
     written = fit_plots.save(law, df, args.plots, l_opt=l_opt)
     print(f"wrote {', '.join(written)}")
 

@@ -60,7 +60,11 @@ def load(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
   module_spec = importlib.util.spec_from_file_location("_lawsearch_config", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
+  return locked(module.get_config(arg or None), overrides)
+
+
+def locked(config: ml_collections.ConfigDict, overrides=()) -> ml_collections.ConfigDict:
+  """`config` locked (no new keys), then the "--config.a.b=v" overrides applied."""
   config.lock()
   for item in overrides:
     apply_override(config, item)

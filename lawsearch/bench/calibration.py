@@ -11,7 +11,7 @@ import dataclasses
 import json
 
 from lawsearch import cost
-from lawsearch.arch import ArchSpec
+from lawsearch.arch import from_fields
 
 
 def calibrate(rows: list[dict]) -> cost.Efficiency:
@@ -48,11 +48,10 @@ def forecast(rows: list[dict], hardware: str, eff: cost.Efficiency,
     output_len, output_tokens_per_s; 16-bit weights and cache unless bytes_per_element says
     otherwise). Returns {name, batch, measured, forecast, error = forecast / measured - 1}.
   """
-  fields = [f.name for f in dataclasses.fields(ArchSpec)]
   out = []
   for r in rows:
-    t = cost.roofline_throughput(ArchSpec(**{f: r[f] for f in fields}), hardware, r["batch"],
-                                 r["input_len"], r["output_len"],
+    t = cost.roofline_throughput(from_fields(r), hardware, r["batch"], r["input_len"],
+                                 r["output_len"],
                                  bytes_per_element=bytes_per_element, efficiency=eff)
     measured = r["output_tokens_per_s"]
     out.append({"name": r.get("name", ""), "batch": r["batch"], "measured": measured,

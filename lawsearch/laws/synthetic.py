@@ -2,9 +2,10 @@
 
 Each scale is a (nominal N, n_layers) pair of the paper recipe (head_dim 64, GQA 4: the paper's
 < 1B setting); the architectures are the paper sweep's (`lawsearch.arch.sweep_grid` over the
-recipe's grids of target d/sqrt(N) and r), so N, x and r are the real ones of buildable models. Loss =
-law(x, r, L_opt) * (1 + noise * eps), eps ~ N(0, 1), with L_opt from a Chinchilla law at the
-architecture's N and D = tokens_per_param * nominal N (the paper trains 100 N tokens per scale).
+recipe's grids of target d/sqrt(N) and r), so N, x and r are the real ones of buildable models.
+Loss = law(x, r, L_opt) * (1 + noise * eps), eps ~ N(0, 1), with L_opt from a Chinchilla law at
+the architecture's N and D = tokens_per_param * nominal N (the paper trains 100 N tokens per
+scale).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from lawsearch.laws.precision import float64
 from lawsearch.recipe import PAPER
 
 
-
 def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "297M"), *,
                     x_grid=PAPER.x_grid, r_grid=PAPER.r_grid, noise: float = 0.003, seed: int = 0,
-                    chinchilla: ChinchillaLaw | None = None, tokens_per_param: float = 100.0,
-                    head_dim: int = 64, gqa: int = 4) -> pd.DataFrame:
+                    chinchilla: ChinchillaLaw | None = None,
+                    tokens_per_param: float = PAPER.tokens_per_param,
+                    head_dim: int = PAPER.head_dim_small, gqa: int = PAPER.sweep_gqa
+                    ) -> pd.DataFrame:
   """A results table as a sweep would produce it, one row per buildable architecture.
 
   Columns: scale, n_params (non-embedding), tokens, d_model, n_layers, n_heads, n_kv_heads,

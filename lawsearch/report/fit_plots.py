@@ -34,6 +34,24 @@ def _plain_log_ticks(axis) -> None:
   axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _span(values: np.ndarray, n: int) -> np.ndarray:
+  """n log-spaced points from a little below the runs' values to a little above."""
+  return np.geomspace(values.min() * 0.8, values.max() * 1.25, n)
+
+
+def _law_normalised(law, x, r, lo: np.ndarray) -> np.ndarray:
+  """The law's loss / L_opt at (x, r) (broadcast), taken at the runs' median L_opt, float64."""
+  lo_mid = float(np.median(lo))
+  with float64():
+    return np.asarray(law.predict_xr(x, r, lo_mid), dtype=np.float64) / lo_mid
+
+
+def _save(fig, path: str) -> None:
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
 def _normalised(law, df, l_opt):
   """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels), float64 [rows]."""
   x, r = _xr(df, "plotting the fit")
@@ -49,12 +67,9 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   median x (loss / L_opt, float64), so callers and tests can read what the picture shows.
   """
   x, r, lo, measured, _, labels = _normalised(law, df, l_opt)
-  grid_x = np.geomspace(x.min() * 0.8, x.max() * 1.25, 200)
-  grid_r = np.geomspace(r.min() * 0.8, r.max() * 1.25, 200)
-  lo_mid = float(np.median(lo))
-  with float64():
-    curve_x = np.asarray(law.predict_xr(grid_x, np.median(r), lo_mid), dtype=np.float64) / lo_mid
-    curve_r = np.asarray(law.predict_xr(np.median(x), grid_r, lo_mid), dtype=np.float64) / lo_mid
+  grid_x, grid_r = _span(x, 200), _span(r, 200)
+  curve_x = _law_normalised(law, grid_x, np.median(r), lo)
+  curve_r = _law_normalised(law, np.median(x), grid_r, lo)
   fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
   for ax, values, grid, curve, label, fixed in (
       (axes[0], x, grid_x, curve_x, "d / sqrt(N)", f"r = {np.median(r):.3g}"),
@@ -72,9 +87,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   axes[0].set_ylabel("loss / L_opt")
   axes[1].legend(fontsize=7)
   fig.suptitle(f"U-curves: {len(df)} runs, {law.form} law")
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
   return {"x": grid_x, "loss_x": curve_x, "r": grid_r, "loss_r": curve_r}
 
 
@@ -82,12 +95,8 @@ def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   """Filled contours of the law's loss / L_opt over log-spaced (x, r), the runs on top and the
   law's optimum starred. Returns the drawn grid {"x" [nx], "r" [nr], "loss" [nr, nx]}."""
   x, r, lo, _, _, _ = _normalised(law, df, l_opt)
-  grid_x = np.geomspace(x.min() * 0.8, x.max() * 1.25, 120)
-  grid_r = np.geomspace(r.min() * 0.8, r.max() * 1.25, 100)
-  lo_mid = float(np.median(lo))
-  with float64():
-    surface = np.asarray(law.predict_xr(grid_x[None, :], grid_r[:, None], lo_mid),
-                         dtype=np.float64) / lo_mid
+  grid_x, grid_r = _span(x, 120), _span(r, 100)
+  surface = _law_normalised(law, grid_x[None, :], grid_r[:, None], lo)
   fig, ax = plt.subplots(figsize=(6.4, 5), dpi=120)
   levels = np.quantile(surface, np.linspace(0.0, 0.9, 12))
   filled = ax.contourf(grid_x, grid_r, surface, levels=levels, cmap="viridis_r", extend="max")
@@ -104,9 +113,7 @@ def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   _plain_log_ticks(ax.xaxis)
   _plain_log_ticks(ax.yaxis)
   ax.legend(fontsize=7, loc="upper right")
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
   return {"x": grid_x, "r": grid_r, "loss": surface}
 
 
@@ -127,9 +134,7 @@ def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
          title=f"{law.form} law: MSE of loss / L_opt {mse:.2g}, {len(df)} runs")
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
   return mse
 
 

@@ -8,7 +8,6 @@ checkpoint's parameters are restored and `loop.heldout_loss` averages the loss o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Sequence
@@ -17,7 +16,6 @@ import ml_collections
 
 from lawsearch import configlib
 from lawsearch.train import loop
-from lawsearch.train.checkpoint import Checkpointer
 
 
 def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -27,11 +25,7 @@ def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.Co
     raise ValueError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
                      "a `lawsearch train` or `lawsearch sweep` run")
   with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  config.lock()
-  for item in overrides:
-    configlib.apply_override(config, item)
-  return config
+    return configlib.locked(ml_collections.ConfigDict(json.load(f)), overrides)
 
 
 def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
@@ -39,9 +33,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
   config = run_config(workdir, overrides)
   loop.initialize_distributed(config)
   program = loop.build_program(config)
-  t = config.train
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), every=max(t.checkpoint_every, 1),
-                      keep=t.keep_checkpoints, meta={"arch": dataclasses.asdict(program.spec)})
+  ckpt = loop.run_checkpointer(config, workdir)
   try:
     restored = ckpt.restore(program.abstract_state)
   finally:
@@ -50,6 +42,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
     raise ValueError(f"{workdir} has no checkpoint to evaluate (train it first, with "
                      "train.checkpoint_every > 0)")
   state, step = restored
+  t = config.train
   return {"workdir": workdir, "step": step,
           "heldout_loss": loop.heldout_loss(program, config, state.params),
           "batches": t.eval_batches, "tokens": t.eval_batches * t.batch_size * t.seq_len}

@@ -183,6 +183,16 @@ def build_program(config, devices=None, platform: str | None = None) -> Program:
                  train_step, eval_step, schedule, steps)
 
 
+def run_checkpointer(config, workdir: str):
+  """The Checkpointer of a run directory: <workdir>/checkpoints at the config's interval and
+  retention, with the architecture as metadata (a checkpoint of another shape is refused)."""
+  from lawsearch.train.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
+
+  t, meta = config.train, {"arch": dataclasses.asdict(arch_spec(config))}
+  return Checkpointer(os.path.join(workdir, "checkpoints"), every=max(t.checkpoint_every, 1),
+                      keep=t.keep_checkpoints, meta=meta)
+
+
 def initialize_distributed(config) -> None:
   """jax.distributed.initialize as config.distributed says ("" = single process)."""
   d = config.distributed
@@ -239,10 +249,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   loader = make_loader(config, "train")
   ckpt = None
   if t.checkpoint_every > 0:
-    from lawsearch.train.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
-
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), every=t.checkpoint_every,
-                        keep=t.keep_checkpoints, meta={"arch": dataclasses.asdict(spec)})
+    ckpt = run_checkpointer(config, workdir)
     restored = ckpt.restore(program.abstract_state, loader)
   else:
     restored = None

@@ -48,14 +48,15 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
         dry_run: bool = False, progress: bool = True) -> list[dict]:
   """Trains every run not finished under `root` (or, with dry_run, only lists them); returns the
   result records of the finished runs, in sweep order."""
-  planned = [(name, config, str(runs.run_dir(root, config, name)))
-             for name, config in expand(sweep, overrides)]
-  counts = {s: sum(status(w) == s for _, _, w in planned) for s in ("finished", "started", "new")}
+  planned = []
+  for name, config in expand(sweep, overrides):
+    workdir = str(runs.run_dir(root, config, name))
+    planned.append((name, config, workdir, status(workdir)))
+  counts = {s: sum(p[3] == s for p in planned) for s in ("finished", "started", "new")}
   print(f"lawsearch sweep: {len(planned)} runs under {root}: " +
         ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
   records, t0 = [], time.perf_counter()
-  for i, (name, config, workdir) in enumerate(planned, 1):
-    state = status(workdir)
+  for i, (name, config, workdir, state) in enumerate(planned, 1):
     spec = loop.arch_spec(config)
     print(f"[{i}/{len(planned)}] {name} (N={spec.non_embedding_params:,}, "
           f"{loop.total_steps(config)} steps) {state}: {workdir}", flush=True)
