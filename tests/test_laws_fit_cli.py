@@ -1,5 +1,6 @@
 """`lawsearch fit`: a results table in, coefficients, validation and a law JSON out."""
 
+import pandas as pd
 import pytest
 
 from lawsearch import cli
@@ -42,3 +43,17 @@ def test_too_few_runs_exits_2(results_csv, tmp_path, capsys):
   small.write_text("".join(results_csv.read_text().splitlines(keepends=True)[:5]))
   assert cli.main(["fit", "--runs", str(small), "--bootstrap", "0"]) == 2
   assert "4 point(s)" in capsys.readouterr().err
+
+
+def test_a_scale_too_small_to_validate_still_writes_the_law(tmp_path, capsys):
+  # 3 runs at 80M cannot be fitted alone (6 coefficients): validation is skipped, the law stands.
+  df = synthetic_sweep(scales=("80M", "145M"), seed=4)
+  df = df[df["mlp_attn_ratio"].between(0.5, 5.0)]
+  few = df[df["scale"] == "80M"].head(3)
+  path = tmp_path / "few.csv"
+  pd.concat([few, df[df["scale"] == "145M"]]).to_csv(path, index=False)
+  out = tmp_path / "law.json"
+  assert cli.main(["fit", "--runs", str(path), "--bootstrap", "0", "--out", str(out)]) == 0
+  text = capsys.readouterr().out
+  assert "validation skipped: task 80M -> 145M:" in text and "3 point(s)" in text
+  assert ConditionalLaw.from_json(out).fit_info.n_points == 3 + (df["scale"] == "145M").sum()

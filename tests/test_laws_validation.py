@@ -1,9 +1,11 @@
 """Cross-scale validation, Spearman, residual diagnostics and the bootstrap."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
+from lawsearch.laws import _data
 from lawsearch.laws import (ChinchillaLaw, ConditionalLaw, bootstrap, cross_scale_validation,
                             residual_diagnostics, spearman, synthetic_sweep)
 
@@ -35,8 +37,22 @@ def test_progressive_tasks_over_the_scales_present(sweep):
 def test_explicit_task_and_grouping_without_a_scale_column(sweep):
   table = cross_scale_validation(sweep, tasks=[(["1B"], "297M")])
   assert list(table["task"]) == ["1B -> 297M"]
-  # Without `scale`, rows group by N and tokens: the same three default tasks.
-  assert len(cross_scale_validation(sweep.drop(columns="scale"))) == 3
+  # Without `scale`, rows group by N and tokens: the same three default tasks, each scale named
+  # by its median N.
+  median = sweep.groupby("scale")["n_params"].median()
+  name = {s: f"{median[s] / 1e6:.3g}M" if median[s] < 1e9 else f"{median[s] / 1e9:.3g}B"
+          for s in median.index}
+  tasks = cross_scale_validation(sweep.drop(columns="scale"))["task"]
+  assert list(tasks) == [f"{name['80M']} -> {name['145M']}",
+                         f"{name['80M']}+{name['145M']} -> {name['297M']}",
+                         f"{name['80M']}+{name['145M']}+{name['297M']} -> {name['1B']}"]
+
+
+def test_scales_of_one_size_and_several_token_budgets_are_named_by_both():
+  df = pd.DataFrame({"n_params": [80e6, 81e6, 80e6, 81e6, 300e6],
+                     "tokens": [8e9, 8e9, 16e9, 16e9, 30e9]})
+  assert list(_data.scale_labels(df)) == ["80.5M@8B tokens", "80.5M@8B tokens",
+                                          "80.5M@16B tokens", "80.5M@16B tokens", "300M"]
 
 
 def test_validation_needs_two_scales(sweep):

@@ -55,14 +55,32 @@ def scale_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
 
   The `scale` column when present; otherwise rows are grouped by n_params and by tokens, each
   split where sorted values jump by more than `gap` (relative), since architectures of one nominal
-  scale differ slightly in N. Labels are integers.
+  scale differ slightly in N. Such a group is named by its median N ("81.4M", "1.2B"), followed by
+  its median tokens ("81.4M@8B tokens") where groups of one N differ in tokens.
   """
   if "scale" in df.columns:
     return df["scale"].to_numpy()
   check_columns(df, ["n_params", "tokens"], "grouping rows into scales")
-  n = _clusters(check_positive_finite(df["n_params"], "n_params"), gap)
-  d = _clusters(check_positive_finite(df["tokens"], "tokens"), gap)
-  return n * (d.max() + 1) + d
+  n_params = check_positive_finite(df["n_params"], "n_params")
+  tokens = check_positive_finite(df["tokens"], "tokens")
+  n, d = _clusters(n_params, gap), _clusters(tokens, gap)
+  names = {}
+  for group in np.unique(n):
+    rows = n == group
+    name = _count(np.median(n_params[rows]))
+    for tokens_group in np.unique(d[rows]):
+      both = rows & (d == tokens_group)
+      names[group, tokens_group] = (name if len(np.unique(d[rows])) == 1 else
+                                    f"{name}@{_count(np.median(tokens[both]))} tokens")
+  return np.array([names[key] for key in zip(n, d)], dtype=object)
+
+
+def _count(value: float) -> str:
+  """A count in the paper's style: 81.4M, 1.2B, 980k."""
+  for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+    if value >= scale:
+      return f"{value / scale:.3g}{unit}"
+  return f"{value:.3g}"
 
 
 def scale_order(df: pd.DataFrame, labels: np.ndarray) -> list:

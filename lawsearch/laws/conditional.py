@@ -105,7 +105,10 @@ class ConditionalLaw:
     """(x*, r*) minimising the law: a2/a1, b2/b1 for the separable forms, numeric for joint."""
     x, r = optimum_lib.optimum_batch(self.form, self.params)
     if not (np.isfinite(x[0]) and np.isfinite(r[0])):
-      raise ValueError(f"this {self.form} law has no interior minimum: {self.coefficients}")
+      coefficients = ", ".join(f"{k}={v:.4g}" for k, v in self.coefficients.items())
+      raise ValueError(f"this {self.form} law has no interior minimum ({coefficients}): its loss "
+                       "does not curve up on both sides in d/sqrt(N) and in r; fit it on more "
+                       "runs whose d/sqrt(N) and r span both sides of the best ones")
     return float(x[0]), float(r[0])
 
   # -- serialisation --------------------------------------------------------------------------

@@ -56,8 +56,11 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
     unknown = [s for s in [*train, test] if s not in order]
     if unknown:
       raise ValueError(f"unknown scale(s) {unknown} in task {train} -> {test}; known: {order}")
-    law = ConditionalLaw.fit(table[np.isin(labels, train)], form, l_opt="column", r_range=r_range,
-                             **fit_options)
+    try:
+      law = ConditionalLaw.fit(table[np.isin(labels, train)], form, l_opt="column",
+                               r_range=r_range, **fit_options)
+    except ValueError as e:  # say which task could not be fitted
+      raise ValueError(f"task {_name(train)} -> {test}: {e}") from e
     held = table[labels == test]
     x, r, lo, loss, _ = prepare(held, "column", r_range, 0)
     pred = np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)
