@@ -232,8 +232,11 @@ def _run_train(args) -> None:
   if args.aot_topology:
     from lawsearch.train import aot
 
-    for topology in args.aot_topology:
-      print(aot.compile_for_topology(config, topology).summary())
+    reports = [aot.compile_for_topology(config, topology) for topology in args.aot_topology]
+    for report in reports:
+      print(report.summary())
+    if not all(report.fits for report in reports):
+      sys.exit(1)
     return
   if not args.workdir:
     raise UsageError("--workdir is required (the run directory; an existing one resumes)")
@@ -255,7 +258,8 @@ def _add_train(sub) -> None:
   p.add_argument("--workdir",
                  help="run directory: config.json, metrics.jsonl, checkpoints/, result.json")
   p.add_argument("--aot-topology", action="append", default=[],
-                 help="compile for a TPU slice instead of training (v5p-64, v5e-16; repeatable)")
+                 help="compile for a TPU slice instead of training and say whether it fits; exit "
+                      "status 1 when one does not (v5p-64, v5e-16; repeatable)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(run=_run_train)
 

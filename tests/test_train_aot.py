@@ -21,6 +21,7 @@ def test_topology_names():
   assert aot.topology_name("v5p-64") == ("v5p:2x4x4", "tpu-v5p")
   assert aot.topology_name("v5e-16") == ("v5e:4x4", "tpu-v5e")
   assert aot.topology_name("v6e:2x4") == ("v6e:2x4", "tpu-v6e")
+  assert aot.topology_name("v5e-1") == ("v5e:1x1", "tpu-v5e")
   with pytest.raises(ValueError, match="no v5p slice named 'v5p-12'"):
     aot.topology_name("v5p-12")
   with pytest.raises(ValueError, match="unknown TPU topology"):
@@ -46,3 +47,17 @@ def test_cli_reports_v5e_4x4_before_renting(capsys):
   assert cli.main(["train", f"--config={CONFIG}", *ARGS, "--aot-topology", "v5e-16"]) == 0
   out = capsys.readouterr().out
   assert out.startswith("v5e:4x4: 16 chips, compiled in") and "GiB HBM (tpu-v5e): fits" in out
+
+
+@needs_runtime
+def test_cli_says_a_config_does_not_fit_and_exits_1(capsys):
+  # 4096 x 2048 tokens on one v5e chip: the compiler itself runs out of HBM; the user gets the
+  # verdict and what to change, not a traceback. A one-chip slice also needs its own host shape.
+  too_big = ["--config.train.steps=10", "--config.train.batch_size=4096",
+             "--config.train.seq_len=2048"]
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["train", f"--config={CONFIG}", *too_big, "--aot-topology", "v5e-1"])
+  assert exit_info.value.code == 1
+  out = capsys.readouterr().out
+  assert out.startswith("v5e:1x1: 1 chips, the compiler ran out of HBM (")
+  assert "DOES NOT FIT; shrink the batch per chip" in out

@@ -10,6 +10,7 @@ ALLOW_MULTIPLE_LIBTPU_LOAD=1).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 from lawsearch.cost import HARDWARE
@@ -44,23 +45,35 @@ def topology_name(name: str) -> tuple[str, str]:
   return f"{kind}:{shapes[chips]}", hw
 
 
+_SHRINK = ("shrink the batch per chip (train.batch_size, or more data/fsdp shards), set "
+           "model.remat=True, or take a larger slice")
+
+
 @dataclasses.dataclass(frozen=True)
 class AotReport:
+  """What one topology's compile says. A compile that ran out of HBM has `out_of_memory` (the
+  compiler's message) and no memory figures."""
+
   topology: str
   n_devices: int
   hardware: str
   compile_s: float
-  bytes_per_device: int  # arguments + outputs - aliased + temporaries + code
+  bytes_per_device: int | None  # arguments + outputs - aliased + temporaries + code
   hbm_bytes: int
   memory: dict  # the raw memory_analysis() fields
+  out_of_memory: str = ""
 
   @property
   def fits(self) -> bool:
-    return self.bytes_per_device <= self.hbm_bytes
+    return not self.out_of_memory and self.bytes_per_device <= self.hbm_bytes
 
   def summary(self) -> str:
-    verdict = "fits" if self.fits else "DOES NOT FIT"
-    return (f"{self.topology}: {self.n_devices} chips, compiled in {self.compile_s:.1f}s; "
+    head = f"{self.topology}: {self.n_devices} chips, "
+    if self.out_of_memory:
+      return (f"{head}the compiler ran out of HBM ({self.out_of_memory}): DOES NOT FIT; "
+              f"{_SHRINK}")
+    verdict = "fits" if self.fits else f"DOES NOT FIT; {_SHRINK}"
+    return (f"{head}compiled in {self.compile_s:.1f}s; "
             f"{self.bytes_per_device / 2**30:.2f} GiB per chip of {self.hbm_bytes / 2**30:.0f} "
             f"GiB HBM ({self.hardware}): {verdict}")
 
@@ -72,15 +85,27 @@ def compile_for_topology(config, topology: str) -> AotReport:
   from lawsearch.train import loop  # pylint: disable=import-outside-toplevel
 
   name, hw = topology_name(topology)
+  dims = tuple(int(n) for n in name.partition(":")[2].split("x"))
+  # The runtime assumes hosts of 2x2x1 chips: a smaller slice is one host of its own shape.
+  host = {"chips_per_host_bounds": dims + (1,) * (3 - len(dims))} if math.prod(dims) < 4 else {}
   try:
-    devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
+    devices = topologies.get_topology_desc(platform="tpu", topology_name=name, **host).devices
   except Exception as e:  # pylint: disable=broad-except
     raise RuntimeError(f"the TPU runtime could not describe {name!r} ({e}); install it with "
                        "pip install -e '.[tpu-aot]' and set JAX_PLATFORMS=cpu") from e
   program = loop.build_program(config, devices, platform="tpu")
+  hbm = int(HARDWARE[hw].hbm_bytes)
   start = time.perf_counter()
-  compiled = program.train_step.lower(program.abstract_state,
-                                      program.abstract_batch(config)).compile()
+  try:
+    compiled = program.train_step.lower(program.abstract_state,
+                                        program.abstract_batch(config)).compile()
+  except Exception as e:  # pylint: disable=broad-except
+    message = str(e)
+    if "RESOURCE_EXHAUSTED" not in message:
+      raise
+    first_line = message.split("RESOURCE_EXHAUSTED:", 1)[1].strip().splitlines()[0].rstrip(".")
+    return AotReport(name, len(devices), hw, time.perf_counter() - start, None, hbm, {},
+                     out_of_memory=first_line)
   compile_s = time.perf_counter() - start
   mem = compiled.memory_analysis()
   fields = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
@@ -89,4 +114,4 @@ def compile_for_topology(config, topology: str) -> AotReport:
   used = (raw["argument_size_in_bytes"] + raw["output_size_in_bytes"]
           - raw["alias_size_in_bytes"] + raw["temp_size_in_bytes"]
           + raw["generated_code_size_in_bytes"])
-  return AotReport(name, len(devices), hw, compile_s, used, int(HARDWARE[hw].hbm_bytes), raw)
+  return AotReport(name, len(devices), hw, compile_s, used, hbm, raw)
