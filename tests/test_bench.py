@@ -55,6 +55,8 @@ def test_calibration_round_trip(records, tmp_path):
   path = str(tmp_path / "cal.json")
   calibration.save_efficiency(path, "h100-sxm", eff)
   assert calibration.load_efficiency(path, "h100-sxm") == eff
+  with pytest.raises(ValueError, match="no such file; write one with `lawsearch bench"):
+    calibration.load_efficiency(tmp_path / "missing.json", "h100-sxm")
   with pytest.raises(ValueError, match="measured on 'h100-sxm'"):
     calibration.load_efficiency(path, "a100-40gb")
   with pytest.raises(ValueError, match="needs a chip from cost.HARDWARE"):

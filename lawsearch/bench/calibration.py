@@ -32,8 +32,15 @@ def save_efficiency(path: str, hardware: str, eff: cost.Efficiency) -> None:
 
 def load_efficiency(path: str, hardware: str) -> cost.Efficiency:
   """The Efficiency stored at `path`, which must have been measured on `hardware`."""
-  with open(path) as f:
-    rec = json.load(f)
+  try:
+    with open(path) as f:
+      rec = json.load(f)
+  except FileNotFoundError:
+    raise ValueError(f"calibration file {path}: no such file; write one with `lawsearch bench "
+                     f"... --calibrate {path}` on the hardware it describes") from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f"calibration file {path} is not JSON ({e}); write it with `lawsearch "
+                     "bench --calibrate`") from None
   if rec.get("hardware") != hardware:
     raise ValueError(f"calibration {path} was measured on {rec.get('hardware')!r}, not "
                      f"{hardware!r}; pass --hardware {rec.get('hardware')} or recalibrate")
