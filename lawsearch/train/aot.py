@@ -80,6 +80,7 @@ class AotReport:
 
 def compile_for_topology(config, topology: str) -> AotReport:
   """Compile the config's sharded train step for `topology` and measure its memory per chip."""
+  import jax  # pylint: disable=import-outside-toplevel
   from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
 
   from lawsearch.train import loop  # pylint: disable=import-outside-toplevel
@@ -99,7 +100,7 @@ def compile_for_topology(config, topology: str) -> AotReport:
   try:
     compiled = program.train_step.lower(program.abstract_state,
                                         program.abstract_batch(config)).compile()
-  except Exception as e:  # pylint: disable=broad-except
+  except jax.errors.JaxRuntimeError as e:
     message = str(e)
     if "RESOURCE_EXHAUSTED" not in message:
       raise
