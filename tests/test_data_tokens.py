@@ -104,6 +104,7 @@ def test_dtype_by_vocab():
     (dict(source="text"), "needs data.path"),
     (dict(source="parquet", path="x"), "unknown"),
     (dict(source="text", path="x", heldout_fraction=0.9), r"\[0, 0.5\]"),
+    (dict(vocab_size=10), "below 257"),  # before any corpus is read or tokenizer trained
 ])
 def test_bad_specs(tmp_path, kw, message):
   with pytest.raises(ValueError, match=message):

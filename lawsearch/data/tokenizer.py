@@ -144,6 +144,13 @@ class SentencePieceTokenizer:
     return self._sp.decode([i for i in ids if i != self.eos_id])
 
 
+def check_bpe_vocab_size(vocab_size: int) -> None:
+  """ValueError unless a byte-level BPE can have `vocab_size` ids (256 bytes + end-of-text)."""
+  if vocab_size < 257:
+    raise ValueError(f"BPE vocab_size={vocab_size} is below 257 (256 bytes + end-of-text); "
+                     "raise data.vocab_size (--vocab-size), or use tokenizer='bytes'")
+
+
 def train_bpe(texts: Iterator[str], vocab_size: int, path: str | os.PathLike) -> HFTokenizer:
   """Trains a byte-level BPE of `vocab_size` ids (>= 257) on `texts` and saves it as JSON at `path`.
 
@@ -152,9 +159,7 @@ def train_bpe(texts: Iterator[str], vocab_size: int, path: str | os.PathLike) ->
   """
   from tokenizers import Tokenizer as HFTok, decoders, models, pre_tokenizers, trainers
 
-  if vocab_size < 257:
-    raise ValueError(f"BPE vocab_size={vocab_size} is below 257 (256 bytes + end-of-text); "
-                     "raise data.vocab_size, or use tokenizer='bytes'")
+  check_bpe_vocab_size(vocab_size)
   tok = HFTok(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()

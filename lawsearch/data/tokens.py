@@ -72,6 +72,8 @@ class DataSpec:
       raise ValueError(f"data.heldout_fraction={self.heldout_fraction} must be in [0, 0.5]")
     if self.token_dtype not in ("", "uint16", "uint32"):
       raise ValueError(f"data.token_dtype={self.token_dtype!r} must be 'uint16' or 'uint32'")
+    if self.tokenizer == "bpe":
+      tokenizer_lib.check_bpe_vocab_size(self.vocab_size)
 
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any]) -> "DataSpec":
