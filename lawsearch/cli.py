@@ -344,6 +344,9 @@ def _run_bench(args) -> None:
                          "total_tokens_per_s", "requests_per_s", "decode_tokens_per_s",
                          "prefill_s", "decode_s", "compile_s", "mbu",
                          "roofline_output_tokens_per_s", "fraction_of_roofline"]))
+  if hw is None:
+    print(f"mbu and roofline left blank: {jax.devices()[0].device_kind} is not a chip in "
+          "lawsearch.cost.HARDWARE; pass --hardware NAME to compare with one")
   if args.calibrate:
     if hw is None:
       raise UsageError("--calibrate needs a known chip; pass --hardware (see `lawsearch cost`)")

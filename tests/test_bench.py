@@ -98,7 +98,8 @@ def test_cli_bench_writes_json_and_calibrates(tmp_path, capsys):
   argv = ["bench", "--preset", "nano", "--batch", "1", "--input-len", "8", "--output-len", "3",
           "--trials", "1", "--hardware", "h100-sxm", "--out", str(out), "--calibrate", str(cal)]
   assert cli.main(argv) == 0
-  assert "output_tokens_per_s" in capsys.readouterr().out
+  text = capsys.readouterr().out
+  assert "output_tokens_per_s" in text and "left blank" not in text
   rows = json.loads(out.read_text())
   assert [r["batch"] for r in rows] == [1] and rows[0]["name"] == "nano"
   # The records carry the shape, so the search can use them as its efficiency measure.
@@ -108,3 +109,10 @@ def test_cli_bench_writes_json_and_calibrates(tmp_path, capsys):
   assert cli.main(["cost", "--preset", "nano", "--hardware", "h100-sxm", "--batch", "1",
                    "--calibration", str(cal)]) == 0
   assert cli.main(["bench", "--preset", "nano", "--batch", "0"]) == 2
+
+
+def test_cli_bench_on_an_unlisted_chip_says_why_mbu_is_blank(capsys):
+  assert cli.main(["bench", "--preset", "nano", "--batch", "1", "--input-len", "8",
+                   "--output-len", "2", "--trials", "1"]) == 0
+  assert "mbu and roofline left blank: cpu is not a chip in lawsearch.cost.HARDWARE" in (
+      capsys.readouterr().out)
