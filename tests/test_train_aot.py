@@ -59,5 +59,5 @@ def test_cli_says_a_config_does_not_fit_and_exits_1(capsys):
     cli.main(["train", f"--config={CONFIG}", *too_big, "--aot-topology", "v5e-1"])
   assert exit_info.value.code == 1
   out = capsys.readouterr().out
-  assert out.startswith("v5e:1x1: 1 chips, the compiler ran out of HBM (")
+  assert out.startswith("v5e:1x1: 1 chip, the compiler ran out of HBM (")
   assert "DOES NOT FIT; shrink the batch per chip" in out

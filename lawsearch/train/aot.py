@@ -68,7 +68,7 @@ class AotReport:
     return not self.out_of_memory and self.bytes_per_device <= self.hbm_bytes
 
   def summary(self) -> str:
-    head = f"{self.topology}: {self.n_devices} chips, "
+    head = f"{self.topology}: {self.n_devices} chip{'s' if self.n_devices > 1 else ''}, "
     if self.out_of_memory:
       return (f"{head}the compiler ran out of HBM ({self.out_of_memory}): DOES NOT FIT; "
               f"{_SHRINK}")
