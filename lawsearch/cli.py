@@ -386,6 +386,12 @@ def _read_runs(path: str):
 
   if os.path.isdir(path):
     from lawsearch import runs
+    pending = runs.unfinished(path)
+    if pending:
+      print(f"note: {len(pending)} run(s) under {path} have no {runs.RESULT} yet (still running, "
+            "or stopped; the same `lawsearch sweep` or `lawsearch train` command finishes them) "
+            f"and are left out: {', '.join(os.path.basename(p) for p in pending[:3])}"
+            f"{', ...' if len(pending) > 3 else ''}")
     return runs.collect(path)
   readers = {".csv": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
              ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True),

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 RESULT = "result.json"
+CONFIG = "config.json"  # written by `lawsearch train` when a run starts
 REQUIRED = ("n_params", "tokens", "loss", "d_model", "mlp_attn_ratio")
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
@@ -151,6 +152,17 @@ def collect(*roots: str | os.PathLike | Iterable):
   if not rows:
     raise ValueError(f"no {RESULT} under {', '.join(map(str, roots))}; train some runs first")
   return pd.DataFrame(rows)
+
+
+def unfinished(root: str | os.PathLike) -> list[str]:
+  """The run directories under `root` (searched recursively) that hold a config.json but no
+  result.json yet: runs still going, or stopped before their end."""
+  with _filesystem(root):
+    path = _path(root)
+    if not path.exists():
+      return []
+    return [str(f.parent) for f in sorted(path.rglob(CONFIG), key=str)
+            if not (f.parent / RESULT).exists()]
 
 
 def _records(path) -> list[dict[str, Any]]:

@@ -57,3 +57,15 @@ def test_a_scale_too_small_to_validate_still_writes_the_law(tmp_path, capsys):
   text = capsys.readouterr().out
   assert "validation skipped: task 80M -> 145M:" in text and "3 point(s)" in text
   assert ConditionalLaw.from_json(out).fit_info.n_points == 3 + (df["scale"] == "145M").sum()
+
+
+def test_a_run_directory_with_unfinished_runs_says_they_are_left_out(tmp_path, capsys):
+  from lawsearch import runs
+
+  for i, row in enumerate(synthetic_sweep(scales=("80M",), seed=5).to_dict("records")):
+    runs.write_result(tmp_path / f"run{i}", row)
+  (tmp_path / "pending").mkdir()
+  (tmp_path / "pending" / runs.CONFIG).write_text("{}")
+  assert cli.main(["fit", "--runs", str(tmp_path), "--bootstrap", "0", "--no-validate"]) == 0
+  out = capsys.readouterr().out
+  assert "note: 1 run(s) under" in out and out.split("\n")[0].endswith("left out: pending")

@@ -48,8 +48,11 @@ def test_collect_many_roots(tmp_path):
     rd = runs.run_dir(tmp_path / root / "sweep", {"i": i}, "r")
     runs.write_result(rd, runs.result_record(spec, tokens=1e6 * (i + 1), loss=4.0 - i))
   (tmp_path / "a" / "unfinished").mkdir()
+  (tmp_path / "a" / "unfinished" / runs.CONFIG).write_text("{}")  # started, no result yet
   df = runs.collect(tmp_path / "a", str(tmp_path / "b"))
   assert len(df) == 2
+  assert runs.unfinished(tmp_path) == [str(tmp_path / "a" / "unfinished")]
+  assert runs.unfinished(tmp_path / "b") == [] and runs.unfinished(tmp_path / "none") == []
   assert set(runs.REQUIRED) <= set(df.columns) and "run_dir" in df.columns
   assert sorted(df["n_params"]) == sorted(s.non_embedding_params for s in specs)
   assert sorted(df["loss"]) == [3.0, 4.0]

@@ -14,13 +14,13 @@ from typing import Sequence
 
 import ml_collections
 
-from lawsearch import configlib
+from lawsearch import configlib, runs
 from lawsearch.train import loop
 
 
 def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """The config a run was trained with (its config.json), with dotted overrides applied."""
-  path = os.path.join(workdir, "config.json")
+  path = os.path.join(workdir, runs.CONFIG)
   if not os.path.isfile(path):
     raise ValueError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
                      "a `lawsearch train` or `lawsearch sweep` run")

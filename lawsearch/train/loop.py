@@ -261,7 +261,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
       loader.set_state({"next_index": start})
   if main:
     os.makedirs(workdir, exist_ok=True)
-    runs.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    runs.write_json_atomic(os.path.join(workdir, runs.CONFIG), json.loads(config.to_json()))
   log = metrics_lib.MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=main)
   log.truncate_after(start)
   if main:
