@@ -53,6 +53,9 @@ def test_scales_of_one_size_and_several_token_budgets_are_named_by_both():
                      "tokens": [8e9, 8e9, 16e9, 16e9, 30e9]})
   assert list(_data.scale_labels(df)) == ["80.5M@8B tokens", "80.5M@8B tokens",
                                           "80.5M@16B tokens", "80.5M@16B tokens", "300M"]
+  # The plots' and report's label of a group: billions in B, not thousands of M.
+  assert _data.median_size(df, np.arange(5) < 4) == "N ~ 80.5M"
+  assert _data.median_size(df.assign(n_params=1.236e9), np.ones(5, bool)) == "N ~ 1.24B"
 
 
 def test_validation_needs_two_scales(sweep):

@@ -67,20 +67,25 @@ def scale_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
   names = {}
   for group in np.unique(n):
     rows = n == group
-    name = _count(np.median(n_params[rows]))
+    name = count(np.median(n_params[rows]))
     for tokens_group in np.unique(d[rows]):
       both = rows & (d == tokens_group)
       names[group, tokens_group] = (name if len(np.unique(d[rows])) == 1 else
-                                    f"{name}@{_count(np.median(tokens[both]))} tokens")
+                                    f"{name}@{count(np.median(tokens[both]))} tokens")
   return np.array([names[key] for key in zip(n, d)], dtype=object)
 
 
-def _count(value: float) -> str:
+def count(value: float) -> str:
   """A count in the paper's style: 81.4M, 1.2B, 980k."""
   for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
     if value >= scale:
       return f"{value / scale:.3g}{unit}"
   return f"{value:.3g}"
+
+
+def median_size(df: pd.DataFrame, rows: np.ndarray) -> str:
+  """The label "N ~ 81.4M" ("N ~ 1.2B"): the median n_params of the rows the mask `rows` selects."""
+  return f"N ~ {count(np.median(df['n_params'].to_numpy(np.float64)[rows]))}"
 
 
 def scale_order(df: pd.DataFrame, labels: np.ndarray) -> list:

@@ -78,7 +78,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
     for scale in _data.scale_order(df, labels):
       rows = labels == scale
       ax.scatter(values[rows], measured[rows], s=14, alpha=0.75,
-                 label=f"runs at N ~ {np.median(df['n_params'][rows]) / 1e6:.3g}M")
+                 label=f"runs at {_data.median_size(df, rows)}")
     ax.plot(grid, curve, color="black", lw=1.3, label=f"fitted {law.form} law at {fixed}")
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
@@ -126,7 +126,7 @@ def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
   for scale in _data.scale_order(df, labels):
     rows = labels == scale
     ax.scatter(measured[rows], predicted[rows], s=14, alpha=0.75,
-               label=f"N ~ {np.median(df['n_params'][rows]) / 1e6:.3g}M")
+               label=_data.median_size(df, rows))
   lo, hi = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
   pad = 0.05 * (hi - lo)
   ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="predicted = measured")

@@ -25,7 +25,7 @@ def _runs_section(df, labels) -> list[str]:
   rows = []
   for scale in _data.scale_order(df, labels):
     part = df[labels == scale]
-    rows.append({"scale": f"N ~ {np.median(part['n_params']) / 1e6:.3g}M", "runs": len(part),
+    rows.append({"scale": _data.median_size(df, labels == scale), "runs": len(part),
                  "tokens": float(np.median(part["tokens"])), "best loss": float(part["loss"].min()),
                  "worst loss": float(part["loss"].max())})
   return ["## Runs", "", markdown_table(rows, list(rows[0])), ""]
