@@ -67,11 +67,11 @@ def scale_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
   names = {}
   for group in np.unique(n):
     rows = n == group
-    name = count(np.median(n_params[rows]))
-    for tokens_group in np.unique(d[rows]):
-      both = rows & (d == tokens_group)
-      names[group, tokens_group] = (name if len(np.unique(d[rows])) == 1 else
-                                    f"{name}@{count(np.median(tokens[both]))} tokens")
+    name, budgets = count(np.median(n_params[rows])), np.unique(d[rows])
+    for budget in budgets:
+      both = rows & (d == budget)
+      names[group, budget] = (name if len(budgets) == 1 else
+                              f"{name}@{count(np.median(tokens[both]))} tokens")
   return np.array([names[key] for key in zip(n, d)], dtype=object)
 
 

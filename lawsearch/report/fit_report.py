@@ -24,8 +24,9 @@ from lawsearch.report.table import markdown_table
 def _runs_section(df, labels) -> list[str]:
   rows = []
   for scale in _data.scale_order(df, labels):
-    part = df[labels == scale]
-    rows.append({"scale": _data.median_size(df, labels == scale), "runs": len(part),
+    mask = labels == scale
+    part = df[mask]
+    rows.append({"scale": _data.median_size(df, mask), "runs": len(part),
                  "tokens": float(np.median(part["tokens"])), "best loss": float(part["loss"].min()),
                  "worst loss": float(part["loss"].max())})
   return ["## Runs", "", markdown_table(rows, list(rows[0])), ""]
