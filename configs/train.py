@@ -4,9 +4,13 @@ ARG (comma-separated, all optional):
   preset=tiny          a named ArchSpec (lawsearch arch --list), or
   arch=out/x.arch.json an ArchSpec JSON file (`lawsearch search` writes them), or
   params=80e6,layers=12,d_model=768,r=4,gqa=4   an ArchSpec built from a budget (arch.from_budget),
-                       head_dim from the recipe (64 without one) unless head_dim=... is given
+                       head_dim, GQA, vocabulary and ffn_dim step from the recipe (without one:
+                       head_dim 64, LLaMA-3's vocabulary) unless head_dim=... or gqa=... is given
   recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/recipe.py); "" = none
+                       recipe=cpu: the CPU replication's (tokens = 20 N, vocabulary 512, seq 128)
   data=default         data source: default | text | tokens | arrayrecord | synthetic
+  seed=0               the initialisation's seed (the data order has its own, data.seed, so
+                       seeds of one shape see the same token stream)
   runlocal             shrink everything for a CPU smoke run (seconds)
 
 Examples:
@@ -19,6 +23,7 @@ Cost: tiny, 200 steps of 8x128 tokens: about 4 minutes on 2 (busy) CPU cores, 1 
 import ml_collections
 
 from lawsearch import arch
+from lawsearch import configlib
 from lawsearch.configlib import parse_arg
 from lawsearch.recipe import recipe as get_recipe
 
@@ -36,11 +41,13 @@ SHARDING_RULES = (
 
 def get_config(arg=None):
   arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
-                  head_dim=0, recipe="", data="default", runlocal=False)
+                  head_dim=0, recipe="", data="default", seed=0, runlocal=False)
   rec = get_recipe(arg.recipe) if arg.recipe else None
-  if arg.params:
-    head_dim = arg.head_dim or (rec.head_dim(arg.params) if rec else 64)
-    spec = arch.from_budget(arg.params, n_layers=arg.layers, head_dim=head_dim,
+  if arg.params and rec:
+    spec = rec.build(arg.params, n_layers=arg.layers, d_model=arg.d_model, r=arg.r, gqa=arg.gqa,
+                     head_dim=arg.head_dim)
+  elif arg.params:
+    spec = arch.from_budget(arg.params, n_layers=arg.layers, head_dim=arg.head_dim or 64,
                             d_model=arg.d_model, r=arg.r, gqa=arg.gqa)
   elif arg.arch:
     spec = arch.load_json(arg.arch)
@@ -49,7 +56,7 @@ def get_config(arg=None):
   small = spec.vocab_size <= 4096
 
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seed = arg.seed
   config.model = dict(
       preset="" if (arg.params or arg.arch) else arg.preset,  # the record; shape is model.arch
       arch=dict(n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
@@ -89,7 +96,8 @@ def get_config(arg=None):
   # tokens (no files; for benchmarks and tests).
   config.data = dict(
       source=arg.data, path="", tokenizer="bpe", vocab_size=spec.vocab_size, token_dtype="",
-      heldout_fraction=0.01, cache_dir="", num_threads=2, prefetch=4)
+      heldout_fraction=0.01, cache_dir="", num_threads=2, prefetch=4,
+      seed=0)  # the order of the training windows (the same for every run of a sweep)
 
   if rec:  # the named recipe: duration, learning rate, sequence length
     n = spec.non_embedding_params
@@ -98,6 +106,8 @@ def get_config(arg=None):
     config.train.seq_len = rec.seq_len
     config.optimizer.peak_lr = rec.peak_lr(n)
     config.optimizer.warmup_steps = rec.warmup_fraction
+    for item in rec.config_overrides:
+      configlib.apply_override(config, item)
 
   if arg.runlocal:
     config.train.update(steps=20, tokens=0, batch_size=8, seq_len=64, log_every=5, eval_every=10,

@@ -238,20 +238,22 @@ def from_budget(n_params: float, *, n_layers: int, head_dim: int, d_model: int, 
 
 def sweep_grid(n_params: float, *, n_layers: int, head_dim: int, gqa: int,
                x_grid: Iterable[float], r_grid: Iterable[float], vocab_size: int = 128256,
-               n_tolerance: float = 0.05, r_tolerance: float = 0.1
-               ) -> list[tuple[float, float, ArchSpec]]:
+               ffn_step: int = 256, d_step: int = 0, n_tolerance: float = 0.05,
+               r_tolerance: float = 0.1) -> list[tuple[float, float, ArchSpec]]:
   """The buildable shapes of a training sweep at one scale: (x target, r target, ArchSpec).
 
-  For each target d/sqrt(N) = x (d_model rounded to a multiple of head_dim) and MLP-to-attention
+  For each target d/sqrt(N) = x (d_model rounded to a multiple of d_step, default head_dim) and
+  MLP-to-attention
   ratio r, the nearest integer shape (`from_budget`); kept when its N is within `n_tolerance`
   (relative) of n_params and its r within `r_tolerance` (in log) of the target; each shape once.
   """
   out, seen = [], set()
+  d_step = d_step or head_dim
   for x in x_grid:
-    d = max(head_dim, int(round(x * math.sqrt(n_params) / head_dim)) * head_dim)
+    d = max(d_step, int(round(x * math.sqrt(n_params) / d_step)) * d_step)
     for r in r_grid:
       spec = from_budget(n_params, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r, gqa=gqa,
-                         vocab_size=vocab_size)
+                         vocab_size=vocab_size, ffn_step=ffn_step)
       if (abs(spec.non_embedding_params / n_params - 1) > n_tolerance
           or abs(math.log(spec.mlp_attn_ratio / r)) > r_tolerance or spec in seen):
         continue  # no integer shape close to this (N, r) at this width, or one already kept

@@ -271,7 +271,7 @@ def _run_sweep(args) -> None:
 
   config = configlib.load(args.config, args.config_overrides)
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, shard=sweep.parse_shard(args.shard))
   if records:
     print(format_table(records, ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n",
                                  "tokens", "loss", "train_loss"]))
@@ -288,6 +288,8 @@ def _add_sweep(sub) -> None:
                  help="applied to every run's config, e.g. train.steps=200 (repeatable)")
   p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  p.add_argument("--shard", default="0/1", metavar="I/N",
+                 help="train only runs I, I+N, I+2N, ... (N workers on one root: 0/N .. N-1/N)")
   p.set_defaults(run=_run_sweep)
 
 
@@ -297,7 +299,7 @@ def _run_eval(args) -> None:
 
   record = evaluate.evaluate(args.workdir, args.config_overrides)
   print(f"{record['workdir']}: step {record['step']}, held-out loss {record['heldout_loss']:.5f} "
-        f"over {record['batches']} batches ({record['tokens']:,} tokens)")
+        f"+- {record['heldout_loss_se']:.5f} over {record['tokens']:,} tokens")
   print(json.dumps(record))
 
 

@@ -5,12 +5,46 @@ head_dim 64 for N <= 1B and 128 above, depth fixed per scale. Our choices where 
 (see BUILD_NOTES.md): the peak learning rate per scale, interpolated log-linearly in N between
 the anchors below (GPT-3 / Pythia-like values), 1% warmup, sequence length 2048, and the sweep:
 the layer count of each scale below 1B and the grids of target d/sqrt(N) and r (GQA 4).
+
+CPU: the paper's design in miniature, sized so that the whole replication (three fitting scales,
+a held-out scale, the trained picks) fits in about 3 hours of a 2-core CPU. The fitting scales
+are the paper's 80M / 145M / 297M divided by 1000, the held-out scale 600k (the paper's was 1B):
+- 4 layers at every scale, head_dim 16: deeper or with narrower heads, the many small matmuls of
+  a tiny model run far below the CPU's matmul rate (head_dim 8 halves tokens/s).
+- A 512-token byte-level BPE (the default corpus's, trained here): the tied embedding (512 * d)
+  stays at 5-50% of N over the grid, and its output matmul at a similar share of the FLOPs; a
+  4,096 vocabulary would outweigh N itself at these widths.
+- Sequence length 128: attention's T x d_q work per token stays under about a third of the
+  6 N matmul work over the grid (the paper's 2048 against N ~ 1e8 sits in the same range).
+- D = 20 N (Chinchilla's compute-optimal budget; the paper's 100 N would need 60 M tokens at
+  600k, four times the corpus), batch 32 x 128, 5% warmup, one LR rule (below) for all shapes.
+- GQA 1 (multi-head) in the sweep: at these widths the head count is small, and GQA 2 or 4
+  would leave only three or four reachable r per d_model; the law has no GQA term (the paper's
+  assumption), and the search's GQA step and the GQA 4 baseline are trained at the held-out
+  scale. d_model moves in steps of 8, ffn_dim in steps of 8, and a shape's r may miss its target
+  by 20% (the law is fitted on each run's own r and d/sqrt(N)).
+- The sweep is the paper's "cross": a hidden-size sweep at fixed r and an r sweep at fixed
+  d_model, which meet at one shape.
+- Held-out loss on the whole held-out split (5% of the corpus's 4,096-token blocks, spread over
+  every source: about 0.8 M tokens), with its block-bootstrap standard error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
+
+from lawsearch import arch
+
+# The CPU recipe's peak learning rate (AdamW, batch 32 x 128): 3e-3 at 145k, the best of a scan of
+# 1.5e-3, 3e-3 and 6e-3 there (BUILD_NOTES.md, "CPU replication"), scaled as N^-1/4 over the
+# recipe's scales (a guess: the scan was at one scale).
+_LR_CPU_145K = 3e-3
+
+
+def _lr_cpu(n_params: float) -> tuple[float, float]:
+  return n_params, _LR_CPU_145K * (n_params / 1.45e5) ** -0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +61,23 @@ class Recipe:
   x_grid: tuple[float, ...] = ()  # sweep targets of d/sqrt(N)
   r_grid: tuple[float, ...] = ()  # sweep targets of the MLP-to-attention ratio
   sweep_gqa: int = 4
+  # The sweep's design: "grid" (every x with every r) or "cross" (x_grid at r = cross_r, and r_grid
+  # at the d_model of x = cross_x: the paper's hidden-size sweep at fixed r and r sweep at fixed d)
+  sweep_design: str = "grid"
+  cross_x: float = 0.0
+  cross_r: float = 0.0
+  # The baseline the search is asked to beat, LLaMA-3.2-1B's shape at any scale: its d/sqrt(N),
+  # its MLP-to-attention ratio and its GQA (PAPER.md, table 1)
+  baseline_x: float = 0.066
+  baseline_r: float = 4.8
+  baseline_gqa: int = 4
+  fit_scales: tuple[str, ...] = ()  # the scales a sweep trains by default (and the law is fit on)
+  heldout_scale: str = ""  # the larger scale the law is validated on and the picks are trained at
+  r_tolerance: float = 0.1  # a sweep shape's r may miss its target by this much (in log)
+  vocab_size: int = 0  # the BPE vocabulary of the data and the model (0: LLaMA-3's 128,256)
+  ffn_step: int = 256  # ffn_dim is a multiple of this
+  d_step: int = 0  # the sweep's d_model is a multiple of this (0: head_dim)
+  config_overrides: tuple[str, ...] = ()  # dotted overrides of configs/train.py it also fixes
 
   def scale(self, name: str) -> tuple[float, int]:
     """(nominal N, n_layers) of a named sweep scale."""
@@ -35,6 +86,57 @@ class Recipe:
         return n_params, n_layers
     raise ValueError(f"unknown scale {name!r} in recipe {self.name!r}; known: "
                      f"{', '.join(s for s, _, _ in self.scales)}")
+
+  @property
+  def model_vocab_size(self) -> int:
+    return self.vocab_size or 128256
+
+  def build(self, n_params: float, *, n_layers: int, d_model: int, r: float, gqa: int = 0,
+            head_dim: int = 0) -> arch.ArchSpec:
+    """The recipe's integer shape nearest to (N, d_model, r): its head_dim, GQA, vocabulary and
+    ffn_dim step unless given (`arch.from_budget`)."""
+    return arch.from_budget(n_params, n_layers=n_layers, head_dim=head_dim or self.head_dim(n_params),
+                            d_model=d_model, r=r, gqa=gqa or self.sweep_gqa,
+                            vocab_size=self.model_vocab_size, ffn_step=self.ffn_step)
+
+  def baseline(self, scale: str) -> arch.ArchSpec:
+    """The LLaMA-3.2-shaped baseline at a named scale (baseline_x, baseline_r, baseline_gqa)."""
+    n_params, n_layers = self.scale(scale)
+    step = self.d_step or self.head_dim(n_params)
+    width = self.baseline_x * math.sqrt(n_params) / step
+    shapes = [self.build(n_params, n_layers=n_layers, d_model=k * step, r=self.baseline_r,
+                         gqa=self.baseline_gqa)
+              for k in {max(1, math.floor(width)), max(1, math.ceil(width))}]
+    return min(shapes, key=lambda s: math.log(s.mlp_attn_ratio / self.baseline_r) ** 2
+               + math.log(s.d_over_sqrt_n / self.baseline_x) ** 2)
+
+  def sweep_shapes(self, scale: str, x_grid: Sequence[float] = (), r_grid: Sequence[float] = ()
+                   ) -> list[tuple[float, float, arch.ArchSpec]]:
+    """(x target, r target, ArchSpec) of every run of the recipe's sweep at one named scale.
+
+    "grid": every x with every r. "cross": x_grid at r = cross_r, then r_grid at the d_model
+    that x = cross_x gives (the paper's hidden-size sweep at fixed r and r sweep at fixed d);
+    the shape where they meet is kept once. Grids default to the recipe's.
+    """
+    n_params, n_layers = self.scale(scale)
+    x_grid, r_grid = tuple(x_grid or self.x_grid), tuple(r_grid or self.r_grid)
+    if self.sweep_design == "grid":
+      designs = [(x_grid, r_grid)]
+    elif self.sweep_design == "cross":
+      designs = [(x_grid, (self.cross_r,)), ((self.cross_x,), r_grid)]
+    else:
+      raise ValueError(f"recipe {self.name!r}: sweep_design={self.sweep_design!r}; use 'grid' or "
+                       "'cross'")
+    out, seen = [], set()
+    for xs, rs in designs:
+      for x, r, spec in arch.sweep_grid(
+          n_params, n_layers=n_layers, head_dim=self.head_dim(n_params), gqa=self.sweep_gqa,
+          x_grid=xs, r_grid=rs, vocab_size=self.model_vocab_size, ffn_step=self.ffn_step,
+          d_step=self.d_step, r_tolerance=self.r_tolerance):
+        if spec not in seen:
+          seen.add(spec)
+          out.append((x, r, spec))
+    return out
 
   def tokens(self, n_params: float) -> int:
     return int(round(self.tokens_per_param * n_params))
@@ -60,9 +162,23 @@ PAPER = Recipe(
     warmup_fraction=0.01, seq_len=2048,
     scales=(("80M", 80e6, 12), ("145M", 145e6, 14), ("297M", 297e6, 18), ("1B", 1e9, 16)),
     x_grid=(0.04, 0.05, 0.065, 0.08, 0.1, 0.125, 0.16),
-    r_grid=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0))
+    r_grid=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0),
+    fit_scales=("80M", "145M", "297M"), heldout_scale="1B")
 
-RECIPES = {"paper": PAPER}
+CPU = Recipe(
+    name="cpu", tokens_per_param=20.0, head_dim_small=16, head_dim_large=16,
+    head_dim_threshold=math.inf,
+    lr_anchors=(_lr_cpu(8e4), _lr_cpu(6e5)),
+    warmup_fraction=0.05, seq_len=128,
+    scales=(("80k", 8e4, 4), ("145k", 1.45e5, 4), ("297k", 2.97e5, 4), ("600k", 6e5, 4)),
+    x_grid=(0.06, 0.08, 0.1, 0.13, 0.17, 0.22, 0.29), r_grid=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+    sweep_gqa=1, sweep_design="cross", cross_x=0.13, cross_r=1.0,
+    fit_scales=("80k", "145k", "297k"), heldout_scale="600k",
+    r_tolerance=0.2, vocab_size=512, ffn_step=8, d_step=8,
+    config_overrides=("train.batch_size=32", "train.eval_every=0", "train.eval_batches=0",
+                      "train.checkpoint_every=500", "data.heldout_fraction=0.05"))
+
+RECIPES = {"paper": PAPER, "cpu": CPU}
 
 
 def recipe(name: str) -> Recipe:

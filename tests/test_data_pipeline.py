@@ -76,6 +76,21 @@ def test_heldout_is_one_ordered_pass(cfg):
   assert len(rows) == (len(ref) // 2) * 2
 
 
+def test_heldout_sample_is_spread_over_the_whole_split(cfg):
+  full = _loader(cfg, split="heldout", global_batch_size=2)
+  ref = _windows(np.asarray(full.tokens.array("heldout")))
+  sample = _loader(cfg, split="heldout", global_batch_size=2, heldout_windows=6)
+  expected = np.unique(np.linspace(0, len(ref) - 1, 6).round().astype(int))
+  np.testing.assert_array_equal(sample.sample, expected)
+  assert expected[0] == 0 and expected[-1] == len(ref) - 1  # first and last window both read
+  np.testing.assert_array_equal(_rows(list(sample)), ref[expected])
+  # Two processes read disjoint halves of the same sample.
+  halves = [_loader(cfg, split="heldout", global_batch_size=2, heldout_windows=6,
+                    process_index=p, process_count=2) for p in (0, 1)]
+  np.testing.assert_array_equal(np.sort(np.concatenate([_rows(list(h)) for h in halves]), 0),
+                                np.sort(ref[expected], 0))
+
+
 def test_orbax_checkpoint_restores_the_position(cfg, tmp_path):
   ocp = pytest.importorskip("orbax.checkpoint")
   loader = _loader(cfg)

@@ -41,6 +41,25 @@ def test_text_to_tokens_matches_reference_with_heldout_blocks(text_dir, tmp_path
   assert toks.tokenizer().decode(toks.array("heldout")[:16]) == DOCS[0][:16]
 
 
+def test_source_spans_name_the_sources_of_heldout_positions(tmp_path):
+  # A corpus laid out as the default one: a folder per source, documents inside.
+  root = tmp_path / "corpus"
+  for source, docs in {"alpha": DOCS[:2], "beta": DOCS[2:]}.items():
+    (root / source).mkdir(parents=True)
+    for i, d in enumerate(docs):
+      (root / source / f"d{i}.txt").write_text(d, encoding="utf-8")
+  toks = tokens.build(_spec(tmp_path, path=str(root)))
+  n_alpha = sum(len(d.encode()) + 1 for d in DOCS[:2])
+  n_all = n_alpha + len(DOCS[2].encode()) + 1
+  assert toks.meta["source_spans"] == [["alpha", 0, n_alpha], ["beta", n_alpha, n_all]]
+  # Held-out block j is stream block 4 j (fraction 1/4): its tokens map back into the stream.
+  held = np.arange(toks.n_tokens("heldout"))
+  stream = toks.heldout_stream_position(held)
+  np.testing.assert_array_equal(_expected_stream(DOCS)[stream], toks.array("heldout"))
+  expected = {"alpha": int(np.sum(stream < n_alpha)), "beta": int(np.sum(stream >= n_alpha))}
+  assert toks.heldout_sources(held) == expected and min(expected.values()) > 0
+
+
 def test_second_build_is_a_cache_hit(text_dir, tmp_path):
   first = tokens.build(_spec(tmp_path, path=str(text_dir)))
   stamp = (first.root / "train.bin").stat().st_mtime_ns

@@ -87,7 +87,9 @@ def test_eval_of_the_run_directory_reproduces_its_final_heldout_loss(reference, 
   record = evaluate.evaluate(workdir)  # restores the step-8 checkpoint into a fresh program
   assert record["step"] == 8 and record["heldout_loss"] == pytest.approx(result["loss"], rel=1e-6)
   more = evaluate.evaluate(workdir, ["--config.train.eval_batches=3"])
-  assert more["batches"] == 3 and more["heldout_loss"] != pytest.approx(record["heldout_loss"])
+  assert more["tokens"] == 3 * result["batch_size"] * result["seq_len"]
+  assert more["heldout_loss"] != pytest.approx(record["heldout_loss"])
+  assert record["heldout_loss_se"] == pytest.approx(result["loss_se"], rel=1e-6)
   assert cli.main(["eval", "--workdir", str(tmp_path)]) == 2
   assert "not a run directory" in capsys.readouterr().err
 

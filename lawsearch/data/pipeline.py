@@ -8,7 +8,9 @@ left out of that epoch). Batch b is a pure function of b, so grain's iterator st
 next batch index; batches are gathered in background threads (one numpy gather per batch) and
 prefetched.
 
-The train split repeats forever; the held-out split is one pass in file order (for evaluation).
+The train split repeats forever; the held-out split is one pass in file order (for evaluation),
+over every window or over a fixed sample of `heldout_windows` windows spread evenly across the whole
+split (so every part of the corpus, not only its first blocks, is measured).
 The iterator's position is saved with a checkpoint through grain's orbax handler:
 
     mngr.save(step, args=ocp.args.Composite(state=..., data=loader.save_args()))
@@ -82,6 +84,8 @@ class Loader:
   seq_len: int
   local_batch_size: int
   n_windows: int  # windows of this process per epoch
+  sample: np.ndarray  # the split's windows read by all processes (window w starts at token
+  #                     w * seq_len of the split); process p of P reads sample[p::P], in order
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self.iterator
@@ -112,7 +116,8 @@ class Loader:
 
 def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size: int, seed: int,
                 process_index: int | None = None, process_count: int | None = None,
-                split: str = "train", model_vocab_size: int | None = None) -> Loader:
+                split: str = "train", model_vocab_size: int | None = None,
+                heldout_windows: int = 0) -> Loader:
   """Builds (or finds cached) the token files of `data_cfg` and a batch iterator over `split`.
 
   Args:
@@ -124,6 +129,8 @@ def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size:
     process_index, process_count: this process's shard; default jax.process_index()/count().
     split: "train" (shuffled, repeats forever) or "heldout" (one pass, in order).
     model_vocab_size: the model's vocabulary; ValueError if the tokens' vocabulary exceeds it.
+    heldout_windows: held-out split only: read this many windows spread evenly over the whole
+      split (a fixed sample, the same for every run); 0 = every window.
   Returns:
     a Loader (iterator of int32 [global_batch_size // process_count, seq_len] pairs).
   """
@@ -147,7 +154,10 @@ def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size:
         f"{model_vocab_size} or give the model vocab_size >= {toks.vocab_size}")
   local_batch = global_batch_size // process_count
   n_windows = (toks.n_tokens(split) - 1) // seq_len
-  windows = np.arange(process_index, max(n_windows, 0), process_count)
+  sample = np.arange(max(n_windows, 0))
+  if split == "heldout" and 0 < heldout_windows < n_windows:
+    sample = np.unique(np.linspace(0, n_windows - 1, heldout_windows).round().astype(np.int64))
+  windows = sample[process_index::process_count]
   if len(windows) < local_batch:
     raise ValueError(
         f"the {split} split has {toks.n_tokens(split):,} tokens: {max(n_windows, 0)} windows of "
@@ -161,4 +171,4 @@ def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size:
   read = grain.ReadOptions(num_threads=int(data_cfg.get("num_threads", 2)),
                            prefetch_buffer_size=int(data_cfg.get("prefetch", 4)))
   it = iter(ds.to_iter_dataset(read))
-  return Loader(it, toks, split, seq_len, local_batch, len(windows))
+  return Loader(it, toks, split, seq_len, local_batch, len(windows), sample)

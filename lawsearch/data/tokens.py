@@ -13,7 +13,9 @@ Text is tokenized as documents joined by the end-of-text id. The stream is cut i
 both splits sample the whole corpus and any corpus has a held-out split. Results are cached under
 `<cache_dir>/tokens/<key>/`, key = a hash of the spec and the input files (name, size, mtime).
 `meta.json` is written last, atomically: a present meta.json means a complete set, and a second
-call does nothing.
+call does nothing. It records where each source (a text directory's top-level folder, or a file)
+lies in the token stream (`source_spans`), so a sample of the held-out split can name the sources
+it covers (`TokenSet.heldout_sources`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from lawsearch.data import tokenizer as tokenizer_lib
 SOURCES = ("default", "text", "tokens", "arrayrecord")
 SPLITS = ("train", "heldout")
 BLOCK_TOKENS = 4096
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta.json records source_spans
 _PARAGRAPH = re.compile(r"(?<=\n\n)")
 
 
@@ -114,6 +116,30 @@ class TokenSet:
       return np.zeros((0,), self.meta["dtype"])
     return np.memmap(self.path(split), dtype=self.meta["dtype"], mode="r", shape=(n,))
 
+  def heldout_stream_position(self, positions: np.ndarray) -> np.ndarray:
+    """Token positions within the held-out split -> positions in the whole token stream (int64).
+
+    The stream is cut into `block_tokens` blocks and block b is held out when b % period == 0
+    (period = round(1 / heldout_fraction)), so held-out block j is stream block j * period.
+    """
+    block = int(self.meta.get("block_tokens", BLOCK_TOKENS))
+    fraction = float(self.meta.get("heldout_fraction", 0.0))
+    period = round(1 / fraction) if fraction > 0 else 0
+    j, offset = np.divmod(np.asarray(positions, np.int64), block)
+    return j * period * block + offset
+
+  def heldout_sources(self, positions: np.ndarray) -> dict[str, int]:
+    """{source: how many of `positions` (token positions in the held-out split) fall in it}, from
+    meta's source_spans; {} for token sets without them (raw token files, format 1)."""
+    spans = self.meta.get("source_spans") or []
+    stream = self.heldout_stream_position(positions)
+    counts: dict[str, int] = {}
+    for source, start, end in spans:
+      hit = int(np.count_nonzero((stream >= start) & (stream < end)))
+      if hit:
+        counts[source] = counts.get(source, 0) + hit
+    return counts
+
   def tokenizer(self) -> tokenizer_lib.Tokenizer:
     """The tokenizer that made these ids (ValueError if they came from a raw token file)."""
     spec = self.meta.get("tokenizer")
@@ -160,11 +186,20 @@ def _input_files(spec: DataSpec) -> list[Path]:
   return _text_files(spec.path)
 
 
-def _documents(spec: DataSpec, files: list[Path]) -> Iterator[str]:
-  """The input documents: each text file, or each ArrayRecord record (UTF-8)."""
+def _source_name(spec: DataSpec, file: Path) -> str:
+  """A file's source: its top-level folder under a directory data.path, else the file's name."""
+  root = Path(spec.path).expanduser()
+  if root.is_dir():
+    parts = file.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else root.name
+  return file.name
+
+
+def _documents(spec: DataSpec, files: list[Path]) -> Iterator[tuple[str, str]]:
+  """(source, text) of each input document: each text file, or each ArrayRecord record (UTF-8)."""
   if spec.source != "arrayrecord":
     for f in files:
-      yield f.read_text(encoding="utf-8", errors="replace")
+      yield _source_name(spec, f), f.read_text(encoding="utf-8", errors="replace")
     return
   from array_record.python.array_record_module import ArrayRecordReader
 
@@ -172,7 +207,7 @@ def _documents(spec: DataSpec, files: list[Path]) -> Iterator[str]:
     reader = ArrayRecordReader(str(f))
     try:
       for record in reader.read_all():
-        yield record.decode("utf-8", errors="replace")
+        yield f.name, record.decode("utf-8", errors="replace")
     finally:
       reader.close()
 
@@ -191,12 +226,14 @@ def _chunks(doc: str, max_chars: int = 1 << 16) -> list[str]:
   return out
 
 
-def _batches(docs: Iterator[str], max_chars: int = 1 << 22) -> Iterator[list[str]]:
-  """Consecutive documents grouped into lists of about `max_chars` characters (one encode call)."""
+def _batches(docs: Iterator[tuple[str, str]],
+             max_chars: int = 1 << 22) -> Iterator[list[tuple[str, str]]]:
+  """Consecutive (source, text) documents grouped into lists of about `max_chars` characters (one
+  encode call)."""
   batch, size = [], 0
   for doc in docs:
     batch.append(doc)
-    size += len(doc)
+    size += len(doc[1])
     if size >= max_chars:
       yield batch
       batch, size = [], 0
@@ -265,7 +302,7 @@ def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     corpus.log(f"training a byte-level BPE, vocab {spec.vocab_size}, on {len(files)} input file(s)")
     tok = tokenizer_lib.train_bpe(
-        (c for d in _documents(spec, files) for c in _chunks(d)), spec.vocab_size,
+        (c for _, d in _documents(spec, files) for c in _chunks(d)), spec.vocab_size,
         root / "tokenizer.json")
     train_s = time.perf_counter() - t0
     corpus.log(f"BPE trained in {train_s:.1f} s")
@@ -276,21 +313,27 @@ def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
   t0 = time.perf_counter()
   dtype = token_dtype(tok.vocab_size)
   writer = _SplitWriter(root, dtype, spec.heldout_fraction)
-  n_chars = n_docs = 0
+  n_chars = n_docs = position = 0
+  spans: list[list] = []  # [source, first token, end token) in the stream, in stream order
   with tqdm(desc="tokenizing", unit="char", unit_scale=True, file=sys.stderr) as bar:
     for docs in _batches(_documents(spec, files)):
-      chunked = [_chunks(d) for d in docs]
+      chunked = [_chunks(text) for _, text in docs]
       encoded = iter(tok.encode_batch([c for chunks in chunked for c in chunks]))
-      for doc, chunks in zip(docs, chunked):
+      for (source, text), chunks in zip(docs, chunked):
         ids = [i for _ in chunks for i in next(encoded)]
         ids.append(tok.eos_id)
         writer.add(np.asarray(ids, dtype=np.int64))
-        bar.update(len(doc))
-      n_chars += sum(map(len, docs))
+        if spans and spans[-1][0] == source:
+          spans[-1][2] = position + len(ids)
+        else:
+          spans.append([source, position, position + len(ids)])
+        position += len(ids)
+        bar.update(len(text))
+      n_chars += sum(len(text) for _, text in docs)
       n_docs += len(docs)
   n = writer.close(root)
   return dict(vocab_size=tok.vocab_size, eos_id=tok.eos_id, dtype=dtype, n_tokens=n,
-              tokenizer=tok_name, n_chars=n_chars, n_documents=n_docs,
+              tokenizer=tok_name, n_chars=n_chars, n_documents=n_docs, source_spans=spans,
               tokenizer_train_s=round(train_s, 2),
               tokenize_s=round(time.perf_counter() - t0, 2))
 

@@ -2,8 +2,9 @@
 
 The run's own config.json rebuilds the model and its data; dotted overrides change what is
 evaluated (`--config.data.path=other.txt`, `--config.train.eval_batches=64`). The newest
-checkpoint's parameters are restored and `loop.heldout_loss` averages the loss over
-`train.eval_batches` batches of the held-out split, as the train loop's own evals do.
+checkpoint's parameters are restored and `loop.heldout_loss` averages the loss over the run's
+fixed held-out sample (`train.eval_batches` batches spread over the split; 0 = all of it), as the
+train loop's own evals do, with its block-bootstrap standard error.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.Co
 
 
 def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
-  """{workdir, step, heldout_loss, batches, tokens} for the newest checkpoint of `workdir`."""
+  """{workdir, step, heldout_loss, heldout_loss_se, tokens, sources} for the newest checkpoint
+  of `workdir`."""
   config = run_config(workdir, overrides)
   loop.initialize_distributed(config)
   program = loop.build_program(config)
@@ -42,7 +44,6 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
     raise ValueError(f"{workdir} has no checkpoint to evaluate (train it first, with "
                      "train.checkpoint_every > 0)")
   state, step = restored
-  t = config.train
-  return {"workdir": workdir, "step": step,
-          "heldout_loss": loop.heldout_loss(program, config, state.params),
-          "batches": t.eval_batches, "tokens": t.eval_batches * t.batch_size * t.seq_len}
+  result = loop.heldout_loss(program, config, state.params)
+  return {"workdir": workdir, "step": step, "heldout_loss": result.loss,
+          "heldout_loss_se": result.se, "tokens": result.tokens, "sources": result.sources}

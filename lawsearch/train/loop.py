@@ -87,6 +87,9 @@ def validate(config, n_devices: int) -> dict[str, int]:
       raise ValueError(f"data.source={src!r} needs data.path (a file, directory or glob)")
     if "://" not in path and not (os.path.exists(path) or glob.glob(path)):
       raise ValueError(f"data.path={path!r} does not exist (data.source={src!r})")
+  if src == "synthetic" and t.eval_batches < 1:
+    raise ValueError("train.eval_batches=0 evaluates the whole held-out split, which synthetic "
+                     "data does not have; give train.eval_batches >= 1")
   if src == "synthetic" and config.data.vocab_size > spec.vocab_size:
     raise ValueError(f"data.vocab_size={config.data.vocab_size} exceeds the model's vocab_size="
                      f"{spec.vocab_size}")
@@ -123,16 +126,19 @@ class SyntheticLoader:
 
 
 def make_loader(config, split: str):
+  """The train loader, or the held-out one over the fixed evaluation sample: train.eval_batches
+  batches of windows spread evenly over the whole held-out split (0: every window)."""
   t, data = config.train, config.data
   if data.source == "synthetic":
-    seed = config.seed if split == "train" else config.seed + 10_000
+    seed = data.seed if split == "train" else data.seed + 10_000
     return SyntheticLoader(data.vocab_size, t.seq_len, t.batch_size, seed, jax.process_index(),
                            jax.process_count())
   from lawsearch.data import pipeline  # pylint: disable=import-outside-toplevel
 
   return pipeline.make_loader(data, seq_len=t.seq_len, global_batch_size=t.batch_size,
-                              seed=config.seed, split=split,
-                              model_vocab_size=config.model.arch.vocab_size)
+                              seed=data.seed, split=split,
+                              model_vocab_size=config.model.arch.vocab_size,
+                              heldout_windows=t.eval_batches * t.batch_size)
 
 
 # -- the program: shapes, shardings and jitted functions ------------------------------------------
@@ -216,14 +222,47 @@ def _global(program: Program, local: dict[str, np.ndarray]) -> dict[str, jax.Arr
           for k, v in local.items()}
 
 
-def heldout_loss(program: Program, config, params) -> float:
+@dataclasses.dataclass(frozen=True)
+class HeldoutLoss:
+  """The held-out loss of one set of parameters on the run's fixed evaluation sample."""
+
+  loss: float  # mean next-token loss, nats per token
+  se: float  # its standard error: block bootstrap over the corpus blocks of the sample's windows
+  windows: int  # sequences evaluated (of seq_len tokens each)
+  tokens: int
+  sources: dict[str, int]  # evaluated tokens per corpus source ({} when the data has no sources)
+
+
+def _sample_blocks(loader, batches: int) -> tuple[np.ndarray, dict[str, int]]:
+  """Corpus block id of each global row of the first `batches` held-out batches, and the tokens
+  per source they hold. Row order is process-major within a batch, as _global assembles it."""
+  if isinstance(loader, SyntheticLoader):  # independent random rows: each its own block
+    return np.arange(batches * loader.batch), {}
+  p_count, local = jax.process_count(), loader.local_batch_size
+  per_process = [loader.sample[p::p_count][:batches * local].reshape(batches, local)
+                 for p in range(p_count)]
+  windows = np.concatenate(per_process, axis=1).reshape(-1)
+  starts = windows * loader.seq_len
+  block_tokens = int(loader.tokens.meta.get("block_tokens", 4096))
+  positions = (starts[:, None] + np.arange(loader.seq_len)).reshape(-1)
+  return starts // block_tokens, loader.tokens.heldout_sources(positions)
+
+
+def heldout_loss(program: Program, config, params) -> HeldoutLoss:
+  """Mean loss over the fixed held-out sample (see make_loader), with its standard error."""
   loader = make_loader(config, "heldout")
-  losses = []
-  for _, batch in zip(range(config.train.eval_batches), loader):
-    losses.append(program.eval_step(params, _global(program, batch)))
-  if not losses:
-    raise ValueError("the held-out split yielded no batch; lower train.batch_size or seq_len")
-  return float(np.mean(jax.device_get(losses)))
+  wanted = config.train.eval_batches or loader.batches_per_epoch
+  rows = [program.eval_step(params, _global(program, batch))
+          for _, batch in zip(range(wanted), loader)]
+  if not rows:
+    raise ValueError("the held-out split yielded no batch; lower train.batch_size or seq_len, or "
+                     "raise data.heldout_fraction")
+  losses = np.concatenate(jax.device_get(rows)).astype(np.float64)
+  blocks, sources = _sample_blocks(loader, len(rows))
+  return HeldoutLoss(loss=float(losses.mean()),
+                     se=metrics_lib.block_bootstrap_se(losses, blocks),
+                     windows=len(losses), tokens=len(losses) * config.train.seq_len,
+                     sources=sources)
 
 
 def train(config, workdir: str, *, progress: bool = True) -> dict:
@@ -283,6 +322,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     bar = tqdm(total=program.steps, initial=start, unit="step", dynamic_ncols=True)
   last_good = ckpt.latest_step() if ckpt else None
   mark, mark_step = time.perf_counter(), start
+  throughputs = []  # tokens/s of each logged interval of this process
   loss = log.last("loss")  # the train loss so far: a run resumed at its last step trains none
   try:
     for step in range(start, program.steps):
@@ -303,6 +343,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
               "warmup, then rerun the same command to resume from it")
         now = time.perf_counter()
         tps = (done - mark_step) * tokens_per_step / (now - mark)
+        throughputs.append(tps)
         mark, mark_step = now, done
         record = {"step": done, "loss": loss, "lr": float(m["lr"]),
                   "grad_norm": float(m["grad_norm"]), "tokens": done * tokens_per_step,
@@ -312,7 +353,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
         if mark_step - start <= t.log_every:  # the first record of this process
           record["compile_s"] = compile_s
         if evaluate:
-          record["heldout_loss"] = heldout_loss(program, config, state.params)
+          record["heldout_loss"] = heldout_loss(program, config, state.params).loss
         log.write(record)
         if bar is not None:
           bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
@@ -335,11 +376,14 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
 
   # ---- result ----------------------------------------------------------------------------------
   final = heldout_loss(program, config, state.params)
-  log.write({"step": program.steps, "heldout_loss": final})
-  record = runs.result_record(spec, tokens=program.steps * tokens_per_step, loss=final,
-                              train_loss=loss, steps=program.steps, seq_len=t.seq_len,
-                              batch_size=t.batch_size, seed=config.seed,
-                              preset=config.model.preset)
+  log.write({"step": program.steps, "heldout_loss": final.loss, "heldout_loss_se": final.se})
+  record = runs.result_record(spec, tokens=program.steps * tokens_per_step, loss=final.loss,
+                              loss_se=final.se, heldout_tokens=final.tokens,
+                              heldout_sources=final.sources, train_loss=loss, steps=program.steps,
+                              seq_len=t.seq_len, batch_size=t.batch_size, seed=config.seed,
+                              preset=config.model.preset,
+                              tokens_per_s=float(np.median(throughputs)) if throughputs else None,
+                              compile_s=compile_s)
   if main:
     runs.write_result(workdir, record)
   return record

@@ -12,12 +12,34 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 from lawsearch.arch import ArchSpec
 
 
 def train_flops_per_token(arch: ArchSpec, seq_len: int) -> float:
   return (6.0 * (arch.non_embedding_params + arch.d_model * arch.vocab_size)
           + 12.0 * arch.n_layers * arch.attn_width * seq_len)
+
+
+def block_bootstrap_se(values, blocks, *, resamples: int = 2000, seed: int = 0) -> float:
+  """Standard error of mean(values) by a block bootstrap: whole blocks are resampled.
+
+  values: [n] per-window mean losses (windows of equal length); blocks: [n] a block id per value
+  (windows of one block of the corpus are correlated, blocks nearly independent). The bootstrap
+  draws as many blocks as there are, with replacement, and takes the std of the resampled means
+  (token-weighted: a block counts with its number of windows). 0.0 for fewer than 2 blocks.
+  """
+  values, blocks = np.asarray(values, np.float64), np.asarray(blocks)
+  _, block_of = np.unique(blocks, return_inverse=True)
+  n_blocks = int(block_of.max()) + 1 if len(values) else 0
+  if n_blocks < 2:
+    return 0.0
+  sums = np.bincount(block_of, weights=values, minlength=n_blocks)
+  counts = np.bincount(block_of, minlength=n_blocks).astype(np.float64)
+  draws = np.random.default_rng(seed).integers(0, n_blocks, (resamples, n_blocks))
+  means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+  return float(means.std(ddof=1))
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops_per_device: float,

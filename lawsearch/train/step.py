@@ -100,11 +100,12 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
 
 
 def make_eval_step(model: Model, *, mesh=None, rules: Rules = ()):
-  """(params, batch) -> mean loss of the batch."""
+  """(params, batch) -> float32 [B]: each sequence's mean next-token loss in nats."""
 
   def eval_step(params, batch):
     with axis_rules(mesh, rules) if mesh is not None else contextlib.nullcontext():
-      return cross_entropy(model.apply(params, batch["inputs"]), batch["targets"])
+      logits = model.apply(params, batch["inputs"])
+      return optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean(-1)
 
   return eval_step
 

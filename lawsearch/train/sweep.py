@@ -32,7 +32,7 @@ def expand(sweep: ml_collections.ConfigDict,
     config = configlib.load(f"{sweep.train_config}:{arg}", [*sweep.overrides, *overrides])
     spec = loop.arch_spec(config)
     name = (f"N{spec.non_embedding_params / 1e6:.3g}M-d{spec.d_model}-f{spec.ffn_dim}"
-            f"-h{spec.n_heads}x{spec.n_kv_heads}")
+            f"-h{spec.n_heads}x{spec.n_kv_heads}" + (f"-s{config.seed}" if config.seed else ""))
     out.append((name, config))
   return out
 
@@ -44,12 +44,27 @@ def status(workdir) -> str:
   return "started" if os.path.isdir(str(workdir)) else "new"
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+  """"i/n" -> (i, n) with 0 <= i < n: the i-th of n static shares of a sweep's runs."""
+  i, _, n = text.partition("/")
+  try:
+    index, count = int(i), int(n)
+  except ValueError:
+    raise ValueError(f"--shard {text!r}: give it as i/n, e.g. 0/2 and 1/2 for two workers") from None
+  if not 0 <= index < count:
+    raise ValueError(f"--shard {text!r}: need 0 <= i < n")
+  return index, count
+
+
 def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str] = (),
-        dry_run: bool = False, progress: bool = True) -> list[dict]:
+        dry_run: bool = False, progress: bool = True,
+        shard: tuple[int, int] = (0, 1)) -> list[dict]:
   """Trains every run not finished under `root` (or, with dry_run, only lists them); returns the
-  result records of the finished runs, in sweep order."""
+  result records of the finished runs, in sweep order. shard=(i, n) takes runs i, i+n, i+2n, ...
+  of the sweep, so n workers given 0/n .. n-1/n share it without overlap."""
   planned = []
-  for name, config in expand(sweep, overrides):
+  index, count = shard
+  for name, config in expand(sweep, overrides)[index::count]:
     workdir = str(runs.run_dir(root, config, name))
     planned.append((name, config, workdir, status(workdir)))
   counts = {s: sum(p[3] == s for p in planned) for s in ("finished", "started", "new")}
