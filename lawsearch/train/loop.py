@@ -231,6 +231,9 @@ class HeldoutLoss:
   windows: int  # sequences evaluated (of seq_len tokens each)
   tokens: int
   sources: dict[str, int]  # evaluated tokens per corpus source ({} when the data has no sources)
+  block_loss: list[float]  # mean loss of the sample's windows in each corpus block, block order
+  block_windows: list[int]  # windows of the sample in each block (paired comparisons of runs on
+  #                           the same sample bootstrap the per-block differences)
 
 
 def _sample_blocks(loader, batches: int) -> tuple[np.ndarray, dict[str, int]]:
@@ -259,10 +262,11 @@ def heldout_loss(program: Program, config, params) -> HeldoutLoss:
                      "raise data.heldout_fraction")
   losses = np.concatenate(jax.device_get(rows)).astype(np.float64)
   blocks, sources = _sample_blocks(loader, len(rows))
-  return HeldoutLoss(loss=float(losses.mean()),
-                     se=metrics_lib.block_bootstrap_se(losses, blocks),
+  _, means, counts = metrics_lib.block_means(losses, blocks)
+  return HeldoutLoss(loss=float(losses.mean()), se=metrics_lib.block_bootstrap_se(means, counts),
                      windows=len(losses), tokens=len(losses) * config.train.seq_len,
-                     sources=sources)
+                     sources=sources, block_loss=[round(float(m), 6) for m in means],
+                     block_windows=[int(c) for c in counts])
 
 
 def train(config, workdir: str, *, progress: bool = True) -> dict:
@@ -379,7 +383,9 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   log.write({"step": program.steps, "heldout_loss": final.loss, "heldout_loss_se": final.se})
   record = runs.result_record(spec, tokens=program.steps * tokens_per_step, loss=final.loss,
                               loss_se=final.se, heldout_tokens=final.tokens,
-                              heldout_sources=final.sources, train_loss=loss, steps=program.steps,
+                              heldout_sources=final.sources, heldout_block_loss=final.block_loss,
+                              heldout_block_windows=final.block_windows, train_loss=loss,
+                              steps=program.steps,
                               seq_len=t.seq_len, batch_size=t.batch_size, seed=config.seed,
                               preset=config.model.preset,
                               tokens_per_s=float(np.median(throughputs)) if throughputs else None,

@@ -22,24 +22,29 @@ def train_flops_per_token(arch: ArchSpec, seq_len: int) -> float:
           + 12.0 * arch.n_layers * arch.attn_width * seq_len)
 
 
-def block_bootstrap_se(values, blocks, *, resamples: int = 2000, seed: int = 0) -> float:
-  """Standard error of mean(values) by a block bootstrap: whole blocks are resampled.
+def block_means(values, blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(block ids, mean of the values in each block, values per block), blocks in sorted order."""
+  ids, block_of = np.unique(np.asarray(blocks), return_inverse=True)
+  counts = np.bincount(block_of, minlength=len(ids))
+  sums = np.bincount(block_of, weights=np.asarray(values, np.float64), minlength=len(ids))
+  return ids, sums / np.maximum(counts, 1), counts
 
-  values: [n] per-window mean losses (windows of equal length); blocks: [n] a block id per value
-  (windows of one block of the corpus are correlated, blocks nearly independent). The bootstrap
-  draws as many blocks as there are, with replacement, and takes the std of the resampled means
-  (token-weighted: a block counts with its number of windows). 0.0 for fewer than 2 blocks.
+
+def block_bootstrap_se(means, counts, *, resamples: int = 2000, seed: int = 0) -> float:
+  """Standard error of a sample's mean by a block bootstrap: whole blocks are resampled.
+
+  means: [n_blocks] mean of each block (e.g. the per-window losses of one 4,096-token corpus block;
+  windows of a block are correlated, blocks nearly independent); counts: [n_blocks] the values
+  (windows) in each, its weight in the overall mean. Draws n_blocks blocks with replacement and
+  returns the std of the resampled weighted means. For a paired comparison of two runs on the same
+  sample, pass the per-block differences. 0.0 for fewer than 2 blocks.
   """
-  values, blocks = np.asarray(values, np.float64), np.asarray(blocks)
-  _, block_of = np.unique(blocks, return_inverse=True)
-  n_blocks = int(block_of.max()) + 1 if len(values) else 0
-  if n_blocks < 2:
+  means, counts = np.asarray(means, np.float64), np.asarray(counts, np.float64)
+  if len(means) < 2:
     return 0.0
-  sums = np.bincount(block_of, weights=values, minlength=n_blocks)
-  counts = np.bincount(block_of, minlength=n_blocks).astype(np.float64)
-  draws = np.random.default_rng(seed).integers(0, n_blocks, (resamples, n_blocks))
-  means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-  return float(means.std(ddof=1))
+  draws = np.random.default_rng(seed).integers(0, len(means), (resamples, len(means)))
+  resampled = (means * counts)[draws].sum(axis=1) / counts[draws].sum(axis=1)
+  return float(resampled.std(ddof=1))
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops_per_device: float,
