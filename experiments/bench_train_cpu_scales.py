@@ -23,26 +23,12 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from lawsearch import configlib, hostmem
+from lawsearch.bench.host import matmul_peak
 from lawsearch.recipe import CPU
 from lawsearch.train import loop
 from lawsearch.train import metrics as metrics_lib
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-  """fp32 FLOP/s of an n x n x n jnp.dot on this process's cores (median of `repeats`)."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  dot(a, a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    dot(a, a).block_until_ready()
-    times.append(time.perf_counter() - t0)
-  return 2 * n ** 3 / statistics.median(times)
 
 
 def shapes():

@@ -51,26 +51,34 @@ class EfficiencyMeasure(Protocol):
 class RooflineEfficiency:
   """Roofline output tokens/s of `lawsearch.cost` for one serving scenario (the default measure)."""
 
-  hardware: str = "a100-40gb"
+  hardware: str | cost.Hardware = "a100-40gb"  # a cost.HARDWARE name, or a measured one
   batch: int = 64
   input_len: int = 4096
   output_len: int = 1024
   efficiency: cost.Efficiency = cost.Efficiency()
   memory_fraction: float = 0.9
+  bytes_per_element: float = 2  # of the served weights and KV cache (bf16; 4 for float32)
+
+  @property
+  def chip(self) -> cost.Hardware:
+    return self.hardware if isinstance(self.hardware, cost.Hardware) else cost.hardware(
+        self.hardware)
 
   @property
   def label(self) -> str:
-    return (f"roofline output tokens/s, {self.hardware}, batch {self.batch}, "
-            f"{self.input_len} in / {self.output_len} out")
+    dtype = {2: "", 4: ", float32"}.get(self.bytes_per_element, f", {self.bytes_per_element} B")
+    return (f"roofline output tokens/s, {self.chip.name}, batch {self.batch}, "
+            f"{self.input_len} in / {self.output_len} out{dtype}")
 
   def rate_and_memory(self, shapes: arch.ShapeArrays, xp=np):
     """(output tokens/s ignoring memory, memory needed / memory allowed) of stacked or relaxed
     shapes; numpy or jax.numpy (`xp`), differentiable in the relaxed shape."""
-    hw = cost.hardware(self.hardware)
+    hw = self.chip
     prefill_s, decode_s = cost.roofline_times(
-        shapes, hw, self.batch, self.input_len, self.output_len, efficiency=self.efficiency, xp=xp)
+        shapes, hw, self.batch, self.input_len, self.output_len,
+        bytes_per_element=self.bytes_per_element, efficiency=self.efficiency, xp=xp)
     seq_len = self.input_len + self.output_len
-    memory = cost.serving_memory_bytes(shapes, self.batch, seq_len)
+    memory = cost.serving_memory_bytes(shapes, self.batch, seq_len, self.bytes_per_element)
     rate = self.batch * self.output_len / (prefill_s + decode_s)
     return rate, memory / (self.memory_fraction * hw.hbm_bytes)
 

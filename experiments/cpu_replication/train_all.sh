@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# The CPU replication's sweeps (issue 13), as two workers pinned to one core each (on 2 cores two
-# single-threaded runs train 1.5-1.7x more tokens/s in all than one run on both cores).
+# The whole CPU replication (issue 13): every training run, and the analysis between them.
 #
 #   experiments/cpu_replication/train_all.sh [ROOT] [LOGS]
 #
-# Phases, each shared by the workers with --shard: the fitting sweep (80k, 145k, 297k: 34 runs),
-# the LLaMA-3.2-shaped baseline at the held-out scale 600k (2 seeds), and a validation grid at
-# 600k (8 shapes). Repeating the command skips finished runs and resumes interrupted ones. The
-# picks (Panda, Surefire) are trained by experiments/cpu_replication/run.py once the law is fitted.
+# Each training phase is shared by two workers pinned to one core each (on 2 cores, two
+# single-threaded runs train 1.2-1.5x the tokens/s of one run on both: bench_train_cpu_scales.py):
+#   1. the fitting sweep: 80k, 145k, 297k (34 runs)              -> run.py table fit search
+#   2. at the held-out scale 600k: the LLaMA-3.2-shaped baseline, Panda and Surefire, 2 seeds each
+#   3. a validation grid at 600k (8 shapes)                        -> run.py table fit bench report
+# A repeated command skips finished runs and resumes interrupted ones from their checkpoints;
+# experiments/cpu_replication/commit_finished.sh commits the records as they arrive.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${1:-experiments/results/cpu_replication}
 LOGS=${2:-/tmp/cpu_replication_logs}
 mkdir -p "$LOGS"
 export JAX_PLATFORMS=cpu
+PY=.venv/bin/python
 
-worker() {  # $1: shard index (= the core it is pinned to)
-  local sweep=(taskset -c "$1" .venv/bin/lawsearch sweep --shard "$1/2" --no-progress)
-  "${sweep[@]}" --config=configs/sweep.py:recipe=cpu --root "$ROOT/fit"
-  "${sweep[@]}" --config=configs/sweep.py:recipe=cpu,scales=600k,shapes=baseline,seeds=2 \
-      --root "$ROOT/heldout"
-  "${sweep[@]}" --config=configs/sweep.py:recipe=cpu,scales=600k,x=0.08+0.1+0.13+0.17+0.22,r=0.5+1.5+3 \
-      --root "$ROOT/heldout"
+phase() {  # $1: phase name, $2: sweep ARG, $3: root; both workers, then wait for both
+  for i in 0 1; do
+    taskset -c "$i" .venv/bin/lawsearch sweep --shard "$i/2" --no-progress \
+        --config="configs/sweep.py:$2" --root "$3" >> "$LOGS/$1.worker$i.log" 2>&1 &
+  done
+  wait
 }
 
-worker 0 > "$LOGS/worker0.log" 2>&1 &
-worker 1 > "$LOGS/worker1.log" 2>&1 &
-wait
+phase fit recipe=cpu "$ROOT/fit"
+$PY experiments/cpu_replication/run.py --root "$ROOT" table fit search >> "$LOGS/analysis.log" 2>&1
+phase picks "recipe=cpu,scales=600k,shapes=baseline,seeds=2" "$ROOT/heldout"
+phase picks "recipe=cpu,arch=$ROOT/search/panda.arch.json+$ROOT/search/surefire.arch.json,seeds=2" \
+    "$ROOT/heldout"
+phase grid "recipe=cpu,scales=600k,x=0.08+0.1+0.13+0.17+0.22,r=0.5+1.5+3" "$ROOT/heldout"
+$PY experiments/cpu_replication/run.py --root "$ROOT" table fit bench report >> "$LOGS/analysis.log" 2>&1
