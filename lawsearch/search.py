@@ -378,8 +378,8 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
            efficiency=None, l_opt=None, d_models: Sequence[int] | None = None,
            gqas: Sequence[int] = (1, 2, 4, 8, 16), ffn_step: int = 256, tolerance: float = 0.01,
            vocab_size: int = 128256, baseline_gqa: int | None = None, max_gqa: int = 16,
-           gqa_starts: int = 8, gqa_loss: Callable[[arch.ArchSpec], float] | None = None
-           ) -> SearchResult:
+           gqa_starts: int = 8, gqa_loss: Callable[[arch.ArchSpec], float] | None = None,
+           r_range: tuple[float, float] | None = None) -> SearchResult:
   """Run Algorithm 1 at budget N = `n_params` and `tokens` training tokens (see module doc).
 
   loss_target: the loss to meet (absolute when `l_opt` is given, else relative to L_opt); or
@@ -389,7 +389,9 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   the baseline's, else 4). Step 3 varies GQA at exact parameter count from each of the
   `gqa_starts` most efficient step-2 shapes that meet the target (the paper varied one; a shape
   whose head count has few divisors offers few GQA values, so several starts are a **choice**),
-  up to max_gqa (**choice**: 16), calling `gqa_loss` (if given) once per variant.
+  up to max_gqa (**choice**: 16), calling `gqa_loss` (if given) once per variant. r_range:
+  keep only candidates whose MLP-to-attention ratio lies inside it (e.g. the law's fitted range,
+  so that no pick rests on the law's extrapolation); None keeps all.
   """
   _check_inputs(law, n_params, tokens, n_layers, head_dim)
   measure = as_efficiency(efficiency)
@@ -427,6 +429,11 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
         f"closest to the law's optimum is {panda} with N = {panda.non_embedding_params:.4g}; "
         "widen the tolerance, refine ffn_step or change the d_model grid")
 
+  if r_range is not None:
+    low, high = r_range
+    specs = [s for s in specs if low <= s.mlp_attn_ratio <= high]
+    if not specs:
+      raise ValueError(f"no candidate has r in [{low:g}, {high:g}]; widen r_range")
   table = score(law, measure, specs, tokens, l_opt)
   table["meets_target"] = table["loss"] <= target * (1 + 1e-12)
   table["pareto"] = pareto_mask(table["loss"].to_numpy(), table["efficiency"].to_numpy())

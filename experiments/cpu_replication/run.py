@@ -193,15 +193,19 @@ def search(root: str):
   from lawsearch.report import search_report
 
   law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
+  fitted = fitting_runs(read_table(root))
   n_params, n_layers = CPU.scale(CPU.heldout_scale)
   head_dim = CPU.head_dim(n_params)
-  step = CPU.d_step
-  d_models = list(range(step * math.ceil(0.03 * math.sqrt(n_params) / step),
-                        int(0.45 * math.sqrt(n_params)) + 1, step))
+  # Candidates inside the region the law was fitted on: d/sqrt(N) within the fitting runs'
+  # range, r within the fit's r filter (the law is not trusted beyond them).
+  step, root_n = CPU.d_step, math.sqrt(n_params)
+  x_low, x_high = fitted["d_over_sqrt_n"].min(), fitted["d_over_sqrt_n"].max()
+  d_models = list(range(step * math.ceil(x_low * root_n / step), int(x_high * root_n) + 1, step))
   result = search_lib.search(
       law, n_params, CPU.tokens(n_params), n_layers, head_dim,
       baseline=CPU.baseline(CPU.heldout_scale), efficiency=efficiency(root), d_models=d_models,
-      gqas=(1, 2, 4, 8), ffn_step=CPU.ffn_step, vocab_size=CPU.model_vocab_size, max_gqa=16)
+      gqas=(1, 2, 4, 8), ffn_step=CPU.ffn_step, vocab_size=CPU.model_vocab_size, max_gqa=16,
+      r_range=law.fit_info.r_range if law.fit_info else None)
   print(search_report.summary(result))
   written = search_report.save(result, os.path.join(root, "search"))
   print("wrote " + ", ".join(written))

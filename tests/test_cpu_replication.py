@@ -1,0 +1,129 @@
+"""The CPU replication (issue 13): the recipe's design, the driver on runs drawn from a known law,
+and the committed results read back (refit -> the committed law's optimum; held-out coverage)."""
+
+import importlib.util
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lawsearch import configlib, runs
+from lawsearch.laws import ConditionalLaw
+from lawsearch.recipe import CPU
+from lawsearch.train import loop, sweep
+
+RESULTS = "experiments/results/cpu_replication"
+DEFAULT_SOURCES = {"gutenberg", "sotu", "brown", "shakespeare"}
+
+
+def _driver():
+  spec = importlib.util.spec_from_file_location("cpu_replication_run",
+                                                "experiments/cpu_replication/run.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+# -- the recipe ------------------------------------------------------------------------------------
+def test_cpu_recipe_is_the_papers_design_in_miniature():
+  fit_runs = [loop.arch_spec(c) for _, c in sweep.expand(configlib.load(
+      "configs/sweep.py:recipe=cpu"))]
+  assert len(fit_runs) == 34
+  for scale in CPU.fit_scales:
+    n_params, n_layers = CPU.scale(scale)
+    shapes = [s for s in fit_runs if abs(s.non_embedding_params / n_params - 1) <= 0.05]
+    assert len(shapes) >= 8 and {s.n_layers for s in shapes} == {n_layers}  # fixed depth
+    assert {s.gqa for s in shapes} == {CPU.sweep_gqa}
+    x = [s.d_over_sqrt_n for s in shapes]
+    r = [s.mlp_attn_ratio for s in shapes]
+    assert min(r) < 0.6 and max(r) > 2.9 and max(x) / min(x) > 2.5
+  first = configlib.load("configs/sweep.py:recipe=cpu")
+  config = sweep.expand(first)[0][1]
+  n = loop.arch_spec(config).non_embedding_params
+  assert config.train.tokens == round(20 * n) and config.train.eval_batches == 0  # whole split
+  assert config.data.vocab_size == config.model.arch.vocab_size == 512
+  # Every run sees the same token stream: the data order's seed is not the init seed.
+  seeds = [c for _, c in sweep.expand(configlib.load(
+      "configs/sweep.py:recipe=cpu,scales=600k,shapes=baseline,seeds=2"))]
+  assert [c.seed for c in seeds] == [0, 1] and {c.data.seed for c in seeds} == {0}
+  baseline = CPU.baseline("600k")
+  assert baseline.gqa == 4 and abs(math.log(baseline.mlp_attn_ratio / 4.8)) < 0.1
+
+
+# -- the driver on a known law -----------------------------------------------------------------------
+TRUE_LAW = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, 0.05, 0.06))  # x* 0.15, r* 1.2
+
+
+def _synthetic_root(root):
+  """Run records at the recipe's shapes with losses from TRUE_LAW (L_opt a power law in N)."""
+  rng = np.random.default_rng(0)
+  shapes = [(s, spec) for s in CPU.fit_scales for _, _, spec in CPU.sweep_shapes(s)]
+  shapes += [(CPU.heldout_scale, spec) for _, _, spec in CPU.sweep_shapes(CPU.heldout_scale)]
+  for scale, spec in shapes:
+    n = spec.non_embedding_params
+    l_opt = 2.0 + 40 * n ** -0.3
+    loss = float(TRUE_LAW.predict_xr(spec.d_over_sqrt_n, spec.mlp_attn_ratio, l_opt))
+    loss *= 1 + 0.0005 * rng.standard_normal()
+    part = "heldout" if scale == CPU.heldout_scale else "fit"
+    directory = root / part / f"{scale}-{spec.d_model}-{spec.ffn_dim}-{spec.n_heads}"
+    directory.mkdir(parents=True)
+    runs.write_result(directory, runs.result_record(
+        spec, tokens=20 * n, loss=loss, loss_se=0.005, train_loss=loss, tokens_per_s=1e4,
+        steps=100, seed=0))
+
+
+def test_driver_recovers_a_known_law_and_searches(tmp_path):
+  run = _driver()
+  _synthetic_root(tmp_path)
+  table = run.table(str(tmp_path))
+  assert set(table["scale"]) == {*CPU.fit_scales, CPU.heldout_scale}
+  fitted = run.fit(str(tmp_path), n_boot=20)
+  opt = fitted["forms"]["multiplicative"]["optimum"]
+  assert opt["d_over_sqrt_n"] == pytest.approx(0.15, rel=0.05)
+  assert opt["mlp_attn_ratio"] == pytest.approx(1.2, rel=0.05)
+  val = pd.read_csv(tmp_path / "validation.csv")
+  assert list(val["task"][val["form"] == "multiplicative"])[-1].endswith(f"-> {CPU.heldout_scale}")
+  assert (val["spearman"] > 0.8).all() and "paper_spearman" in val
+  result = run.search(str(tmp_path))
+  assert result.locate(result.surefire)["loss"] <= result.target * (1 + 1e-9)
+  r = result.candidates["mlp_attn_ratio"]
+  assert r.min() >= 0.5 and r.max() <= 5.0  # no pick rests on the law's extrapolation in r
+  picks = json.loads((tmp_path / "search" / "search.json").read_text())["picks"]
+  assert {"baseline", "panda", "surefire"} <= set(picks)
+  assert (tmp_path / "search" / "panda.arch.json").exists()
+  assert json.loads((tmp_path / "hardware.json").read_text())["peak_flops"] > 1e9
+
+
+# -- the committed results ---------------------------------------------------------------------------
+def _committed():
+  path = os.path.join(RESULTS, "runs.csv")
+  if not os.path.exists(os.path.join(RESULTS, "law_multiplicative.json")):
+    pytest.skip(f"no committed law under {RESULTS} yet (experiments/cpu_replication/train_all.sh)")
+  return pd.read_csv(path)
+
+
+def test_refitting_the_committed_runs_reproduces_the_committed_law():
+  run = _driver()
+  table = _committed()
+  committed = ConditionalLaw.from_json(os.path.join(RESULTS, "law_multiplicative.json"))
+  refit = ConditionalLaw.fit(run.fitting_runs(table), "multiplicative", l_opt="empirical")
+  np.testing.assert_allclose(refit.optimum(), committed.optimum(), rtol=1e-4)
+  assert refit.fit_info.n_points == committed.fit_info.n_points
+
+
+def test_every_committed_run_was_measured_on_every_source_of_the_default_corpus():
+  records = [json.loads(open(os.path.join(d, "result.json")).read())
+             for part in ("fit", "heldout") if os.path.isdir(os.path.join(RESULTS, part))
+             for d in (os.path.join(RESULTS, part, n) for n in os.listdir(os.path.join(RESULTS, part)))
+             if os.path.exists(os.path.join(d, "result.json"))]
+  if not records:
+    pytest.skip(f"no committed run record under {RESULTS} yet")
+  for record in records:
+    sources = record["heldout_sources"]
+    assert set(sources) == DEFAULT_SOURCES, sources
+    assert sum(sources.values()) == record["heldout_tokens"]
+    assert min(sources.values()) > 0.05 * record["heldout_tokens"]  # each a real share
+    assert 0 < record["loss_se"] < 0.05 and len(record["heldout_block_loss"]) > 100
