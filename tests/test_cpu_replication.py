@@ -1,7 +1,6 @@
 """The CPU replication (issue 13): the recipe's design, the driver on runs drawn from a known law,
 and the committed results read back (refit -> the committed law's optimum; held-out coverage)."""
 
-import importlib.util
 import json
 import math
 import os
@@ -10,21 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lawsearch import configlib, runs
+from lawsearch import configlib, replication, runs
 from lawsearch.laws import ConditionalLaw
 from lawsearch.recipe import CPU
 from lawsearch.train import loop, sweep
 
 RESULTS = "experiments/results/cpu_replication"
 DEFAULT_SOURCES = {"gutenberg", "sotu", "brown", "shakespeare"}
-
-
-def _driver():
-  spec = importlib.util.spec_from_file_location("cpu_replication_run",
-                                                "experiments/cpu_replication/run.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 # -- the recipe ------------------------------------------------------------------------------------
@@ -76,7 +67,7 @@ def _synthetic_root(root):
 
 
 def test_driver_recovers_a_known_law_and_searches(tmp_path):
-  run = _driver()
+  run = replication
   _synthetic_root(tmp_path)
   table = run.table(str(tmp_path))
   assert set(table["scale"]) == {*CPU.fit_scales, CPU.heldout_scale}
@@ -106,7 +97,7 @@ def _committed():
 
 
 def test_refitting_the_committed_runs_reproduces_the_committed_law():
-  run = _driver()
+  run = replication
   table = _committed()
   committed = ConditionalLaw.from_json(os.path.join(RESULTS, "law_multiplicative.json"))
   refit = ConditionalLaw.fit(run.fitting_runs(table), "multiplicative", l_opt="empirical")

@@ -1,0 +1,309 @@
+"""The paper's claims on lawsearch's own runs: a sweep's run directories -> the laws, their
+cross-scale validation, Algorithm 1 at the held-out scale, and the picks measured against their
+predictions. Written for the CPU replication (`recipe=cpu`, experiments/cpu_replication/), whose
+results are committed under experiments/results/cpu_replication/:
+
+    table(root)   -> runs.csv      every finished run of root/fit and root/heldout, with its scale
+                                   and role (sweep, baseline, panda, surefire)
+    fit(root)     -> law_*.json, fit.json, validation.csv
+    search(root)  -> search/       (and hardware.json: this CPU, measured)
+    bench(root)   -> bench.json    decode throughput of the picks against the roofline
+    report(root)  -> picks.csv, report/report.md
+
+Each stage reads what the earlier ones wrote; `make demo` reads runs.csv and picks.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+from lawsearch import arch, laws, runs
+from lawsearch.laws import ConditionalLaw
+from lawsearch.recipe import CPU
+
+ROOT = "experiments/results/cpu_replication"  # relative to a checkout
+FORMS = ("multiplicative", "additive")
+# The paper's progressive validation (PAPER.md section 3): 80M -> 145M, 80M+145M -> 297M,
+# 80M..297M -> 1B; ours: 80k -> 145k, 80k+145k -> 297k, 80k..297k -> 600k.
+PAPER_VALIDATION = ((0.0002, 0.8909), (0.0001, 0.7920), (0.0001, 0.7451))
+SHAPE = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim")
+# Serving scenario: the paper's 4096 in / 1024 out at a 2048-token training context, scaled to
+# the recipe's 128 (1/16); float32 weights and KV cache, as the CPU runs them.
+SERVE = dict(batch=32, input_len=256, output_len=64, bytes_per_element=4)
+BENCH_BATCHES = (1, 8, 32)
+
+
+def _shape(row) -> tuple:
+  """The shape of a runs-table row (or a dict of ArchSpec fields) as a tuple."""
+  return tuple(int(row[f]) for f in SHAPE)
+
+
+def _spec_shape(spec: arch.ArchSpec) -> tuple:
+  return tuple(getattr(spec, f) for f in SHAPE)
+
+
+def _write_json(path: str, obj) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=1, default=float)
+  os.replace(path + ".tmp", path)
+
+
+def _scale_of(n_params: float) -> str:
+  return min(CPU.scales, key=lambda s: abs(math.log(n_params / s[1])))[0]
+
+
+def pick_specs(root: str) -> dict[str, arch.ArchSpec]:
+  """baseline, panda, surefire: the recipe's baseline and the search's picks (once searched)."""
+  specs = {"baseline": CPU.baseline(CPU.heldout_scale)}
+  path = os.path.join(root, "search", "search.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      found = json.load(f)["picks"]
+    specs.update({k: arch.from_fields(found[k]) for k in ("panda", "surefire")})
+  return specs
+
+
+# -- table -----------------------------------------------------------------------------------------
+def table(root: str) -> pd.DataFrame:
+  """runs.csv: one row per finished run, with its scale and role."""
+  frames = []
+  for part in ("fit", "heldout"):
+    if os.path.isdir(os.path.join(root, part)):
+      frames.append(runs.collect(os.path.join(root, part)).assign(part=part))
+  df = pd.concat(frames, ignore_index=True)
+  df["scale"] = [_scale_of(n) for n in df["n_params"]]
+  df["gqa"] = df["n_heads"] // df["n_kv_heads"]
+  roles = {_spec_shape(spec): name for name, spec in pick_specs(root).items()}
+  df["role"] = [roles.get(_shape(r), "sweep") if r["part"] == "heldout" else "sweep"
+                for _, r in df.iterrows()]
+  df["run"] = [os.path.basename(p) for p in df["run_dir"]]
+  columns = ["run", "part", "scale", "role", "seed", *SHAPE, "gqa", "vocab_size", "n_params",
+             "total_params", "tokens", "d_over_sqrt_n", "mlp_attn_ratio", "loss", "loss_se",
+             "train_loss", "tokens_per_s", "steps"]
+  df = df[columns].sort_values(["part", "n_params", "d_model", "ffn_dim", "seed"])
+  df.to_csv(os.path.join(root, "runs.csv"), index=False, float_format="%.6g")
+  print(f"runs.csv: {len(df)} runs ({', '.join(f'{k} {v}' for k, v in df['scale'].value_counts().sort_index().items())})")
+  return df
+
+
+def read_table(root: str) -> pd.DataFrame:
+  return pd.read_csv(os.path.join(root, "runs.csv"))
+
+
+def fitting_runs(df: pd.DataFrame) -> pd.DataFrame:
+  return df[df["scale"].isin(CPU.fit_scales)].reset_index(drop=True)
+
+
+def validation_runs(df: pd.DataFrame) -> pd.DataFrame:
+  """The fitting scales and every held-out-scale run (seeds averaged: one point per shape)."""
+  held = df[df["scale"] == CPU.heldout_scale]
+  mean = held.groupby(list(SHAPE), as_index=False).agg(
+      {**{c: "first" for c in held.columns if c not in (*SHAPE, "loss")}, "loss": "mean"})
+  return pd.concat([fitting_runs(df), mean], ignore_index=True)
+
+
+# -- fit ---------------------------------------------------------------------------------------------
+def validation(df: pd.DataFrame, form: str) -> pd.DataFrame:
+  """The paper's progressive cross-scale validation over every scale of the table (the last task
+  predicts the held-out scale), with the paper's MSE and Spearman beside each task."""
+  val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt="empirical")
+  val.insert(0, "form", form)
+  paper = [PAPER_VALIDATION[i] if i < len(PAPER_VALIDATION) else (None, None)
+           for i in range(len(val))]
+  val["paper_mse"], val["paper_spearman"] = [p[0] for p in paper], [p[1] for p in paper]
+  return val
+
+
+def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0) -> tuple[ConditionalLaw, dict]:
+  """The law on the table's fitting scales (L_opt empirical, r in [0.5, 5]) and a summary:
+  coefficients, MSE, the optimum with 95% bootstrap intervals (`n_boot` refits; 0 = none) and
+  the residual trends."""
+  fitting = fitting_runs(df)
+  law = ConditionalLaw.fit(fitting, form, l_opt="empirical")
+  info = law.fit_info
+  summary = {"coefficients": law.coefficients, "mse": info.mse, "n_points": info.n_points,
+             "n_excluded": info.n_excluded}
+  try:
+    x_star, r_star = law.optimum()
+    summary["optimum"] = {"d_over_sqrt_n": x_star, "mlp_attn_ratio": r_star}
+    if n_boot:
+      boot = laws.bootstrap(fitting, form, l_opt="empirical", n_boot=n_boot, seed=0, law=law)
+      bounds = boot.optimum()
+      summary["optimum"].update(
+          d_over_sqrt_n_95=[bounds.loc["x_star", "low"], bounds.loc["x_star", "high"]],
+          mlp_attn_ratio_95=[bounds.loc["r_star", "low"], bounds.loc["r_star", "high"]],
+          bootstrap_refits=n_boot, bootstrap_failed=boot.n_failed)
+  except ValueError as e:  # no interior optimum: said, not raised (the table still says much)
+    summary["optimum"] = {"error": str(e)}
+  diag = laws.residual_diagnostics(law, fitting, l_opt="empirical")
+  summary["residual_trends"] = diag.to_dict("records")
+  return law, summary
+
+
+def fit(root: str, n_boot: int = 1000) -> dict:
+  """Both forms on runs.csv: law_<form>.json, fit.json (summaries) and validation.csv."""
+  df = read_table(root)
+  out = {"n_runs": len(fitting_runs(df)), "scales": list(CPU.fit_scales), "forms": {}}
+  validations = []
+  for form in FORMS:
+    law, summary = fit_law(df, form, n_boot)
+    law.to_json(os.path.join(root, f"law_{form}.json"))
+    out["forms"][form] = summary
+    opt = summary["optimum"]
+    print(f"{form}: {summary['n_points']} runs, MSE {summary['mse']:.3g}; optimum "
+          + (f"d/sqrt(N) {opt['d_over_sqrt_n']:.3f} {np.round(opt.get('d_over_sqrt_n_95'), 3)}, "
+             f"r {opt['mlp_attn_ratio']:.2f} {np.round(opt.get('mlp_attn_ratio_95'), 2)}"
+             if "error" not in opt else opt["error"]))
+    try:
+      validations.append(validation(df, form))
+    except ValueError as e:  # fewer than two scales, or too few runs at the smallest
+      summary["validation_error"] = str(e)
+  if validations:
+    val = pd.concat(validations, ignore_index=True)
+    val.to_csv(os.path.join(root, "validation.csv"), index=False, float_format="%.6g")
+    print(val.to_string(index=False))
+    out["validation"] = val.to_dict("records")
+  _write_json(os.path.join(root, "fit.json"), out)
+  return out
+
+
+# -- search ------------------------------------------------------------------------------------------
+def measured_hardware(root: str):
+  """This CPU (both cores) as a cost.Hardware: root/hardware.json, measured and written there on
+  first use (lawsearch.bench.host.measure), so searches and benchmarks share one measurement."""
+  from lawsearch import cost
+
+  path = os.path.join(root, "hardware.json")
+  if not os.path.exists(path):
+    from lawsearch.bench import host
+
+    hw = host.measure("cpu-2core (measured)")
+    os.makedirs(root, exist_ok=True)
+    _write_json(path, {"name": hw.name, "peak_flops": hw.peak_flops,
+                       "hbm_bandwidth": hw.hbm_bandwidth, "hbm_bytes": hw.hbm_bytes,
+                       "measured_by": "lawsearch.bench.host.measure"})
+  with open(path) as f:
+    rec = json.load(f)
+  return cost.Hardware(rec["name"], rec["peak_flops"], rec["hbm_bandwidth"], rec["hbm_bytes"])
+
+
+def efficiency(root: str):
+  """The search's measure: the roofline of this CPU in the scaled-down serving scenario SERVE."""
+  from lawsearch import search as search_lib
+
+  return search_lib.RooflineEfficiency(measured_hardware(root), **SERVE)
+
+
+def run_search(law: ConditionalLaw, df: pd.DataFrame, measure):
+  """Algorithm 1 at the held-out scale for the recipe's baseline's predicted loss (relative to
+  L_opt), over candidates inside the region the law was fitted on: d/sqrt(N) within the fitting
+  runs' range and r within the fit's r filter (the law is not trusted beyond them)."""
+  from lawsearch import search as search_lib
+
+  fitted = fitting_runs(df)
+  n_params, n_layers = CPU.scale(CPU.heldout_scale)
+  step, root_n = CPU.d_step, math.sqrt(n_params)
+  x_low, x_high = fitted["d_over_sqrt_n"].min(), fitted["d_over_sqrt_n"].max()
+  d_models = list(range(step * math.ceil(x_low * root_n / step), int(x_high * root_n) + 1, step))
+  return search_lib.search(
+      law, n_params, CPU.tokens(n_params), n_layers, CPU.head_dim(n_params),
+      baseline=CPU.baseline(CPU.heldout_scale), efficiency=measure, d_models=d_models,
+      gqas=(1, 2, 4, 8), ffn_step=CPU.ffn_step, vocab_size=CPU.model_vocab_size, max_gqa=16,
+      r_range=law.fit_info.r_range if law.fit_info else None)
+
+
+def search(root: str):
+  """run_search with the committed multiplicative law; writes root/search/."""
+  from lawsearch.report import search_report
+
+  law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
+  result = run_search(law, read_table(root), efficiency(root))
+  print(search_report.summary(result))
+  written = search_report.save(result, os.path.join(root, "search"))
+  print(f"wrote {len(written)} files under {os.path.join(root, 'search')}")
+  return result
+
+
+# -- bench -------------------------------------------------------------------------------------------
+def bench(root: str, trials: int = 5) -> list[dict]:
+  from lawsearch.bench import throughput
+
+  hw = measured_hardware(root)
+  records = []
+  for name, spec in pick_specs(root).items():
+    cfg = throughput.BenchConfig(arch=spec, batch_sizes=BENCH_BATCHES,
+                                 input_len=SERVE["input_len"], output_len=SERVE["output_len"],
+                                 trials=trials, dtype="float32", decode_impl="xla",
+                                 attention_impl="grouped")
+    for rec in throughput.run(cfg, hw, log=lambda _: None):
+      records.append({"name": name, **{f: getattr(spec, f) for f in SHAPE}, **rec})
+      r = records[-1]
+      print(f"{name:9s} batch {r['batch']:3d}: {r['output_tokens_per_s']:9.0f} output tok/s "
+            f"(roofline {r['roofline_output_tokens_per_s']:9.0f})", flush=True)
+  _write_json(os.path.join(root, "bench.json"), records)
+  return records
+
+
+# -- report ------------------------------------------------------------------------------------------
+def picks_table(root: str) -> pd.DataFrame:
+  """Baseline, Panda, Surefire at the held-out scale: predicted and measured loss and speed."""
+  from lawsearch import search as search_lib
+
+  df = read_table(root)
+  held = df[df["scale"] == CPU.heldout_scale]
+  law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
+  l_opt = float(held["loss"].min())  # the paper's empirical L_opt of the held-out scale
+  specs = pick_specs(root)
+  roofline = efficiency(root).many(list(specs.values()))
+  bench_path = os.path.join(root, "bench.json")
+  measured = {}
+  if os.path.exists(bench_path):
+    with open(bench_path) as f:
+      for r in json.load(f):
+        if r["batch"] == SERVE["batch"]:
+          measured[r["name"]] = r["output_tokens_per_s"]
+  rows = []
+  for (name, spec), rate in zip(specs.items(), roofline):
+    trained = held[[_shape(r) == _spec_shape(spec) for _, r in held.iterrows()]]
+    predicted = float(search_lib.predict_loss(law, [spec], CPU.tokens(6e5), l_opt)[0])
+    rows.append({"pick": name, "d_model": spec.d_model, "ffn_dim": spec.ffn_dim,
+                 "n_heads": spec.n_heads, "n_kv_heads": spec.n_kv_heads, "gqa": spec.gqa,
+                 "n_params": spec.non_embedding_params, "r": spec.mlp_attn_ratio,
+                 "d_over_sqrt_n": spec.d_over_sqrt_n, "predicted_loss": predicted,
+                 "seeds": len(trained), "measured_loss": trained["loss"].mean() if len(trained) else None,
+                 "measured_loss_sd": trained["loss"].std() if len(trained) > 1 else None,
+                 "loss_se": trained["loss_se"].mean() if len(trained) else None,
+                 "roofline_tokens_per_s": rate,
+                 "measured_tokens_per_s": measured.get(name)})
+  out = pd.DataFrame(rows)
+  out.to_csv(os.path.join(root, "picks.csv"), index=False, float_format="%.6g")
+  return out
+
+
+def report(root: str) -> str:
+  from lawsearch.report import fit_report
+  from lawsearch.report.table import markdown_table
+
+  df = read_table(root)
+  law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
+  out = os.path.join(root, "report")
+  path = fit_report.write(law, validation_runs(df), out, l_opt="empirical")
+  picks = picks_table(root)
+  lines = ["", "## The picks at the held-out scale (trained)", "",
+           markdown_table(picks.to_dict("records"), list(picks.columns)), ""]
+  if os.path.exists(os.path.join(root, "validation.csv")):
+    val = pd.read_csv(os.path.join(root, "validation.csv"))
+    lines += ["## Validation beside the paper's", "",
+              markdown_table(val.to_dict("records"), list(val.columns)), ""]
+  with open(path, "a") as f:
+    f.write("\n".join(lines))
+  print(f"wrote {path}")
+  print(picks.to_string(index=False))
+  return path
+
+
