@@ -182,14 +182,19 @@ def _add_search(sub) -> None:
 def _run_demo(args) -> None:
   from lawsearch import demo
 
-  demo.run(args.out, args.hardware, args.batch)
+  demo.run(args.out, args.hardware, args.batch, synthetic=args.synthetic, results=args.results)
 
 
 def _add_demo(sub) -> None:
   p = sub.add_parser("demo", help="the main job on the embedded defaults")
   p.add_argument("--out", default="out/demo")
-  p.add_argument("--hardware", default="a100-40gb")
+  p.add_argument("--hardware", default="a100-40gb", help="for the paper's models' table")
   p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--synthetic", action="store_true",
+                 help="fit a synthetic sweep drawn from the paper's law and search at 1B, "
+                      "instead of the CPU replication's real runs")
+  p.add_argument("--results", help="the CPU replication's directory (default: "
+                 "experiments/results/cpu_replication of this checkout)")
   p.set_defaults(run=_run_demo)
 
 

@@ -1,15 +1,22 @@
 """`lawsearch demo`: the whole flow on embedded defaults, in about a minute on a laptop CPU.
 
 1. The paper's seven architectures: parameter arithmetic and roofline serving throughput.
-2. A sweep of small models (80M, 145M, 297M) -> the conditional law, fitted with jaxopt, and its
-   cross-scale validation. The sweep is synthetic (drawn from the paper's published law with
-   noise), standing in for `lawsearch train` runs, which take GPU/TPU hours at these scales.
-3. Algorithm 1 at the 1B scale with the fitted law: Panda, Surefire, the Pareto front against
-   LLaMA-3.2-1B's predicted loss, written out as a plot and as configs to train the picks.
+2. The conditional law, fitted with jaxopt on the CPU replication's runs: models lawsearch trained
+   itself at 80k, 145k and 297k non-embedding parameters (`recipe=cpu`, committed under
+   experiments/results/cpu_replication/runs.csv), with its cross-scale validation up to the
+   held-out 600k scale, beside the paper's optimum and validation figures.
+3. Algorithm 1 at 600k with that law, against the LLaMA-3.2-shaped baseline's predicted loss on
+   this CPU's measured roofline: Panda, Surefire, the Pareto front, and next to them what the
+   trained picks measured (held-out loss over seeds, decode tokens/s), written out as a plot and
+   as configs to train the picks.
+`--synthetic` (and any run without the replication's table, e.g. an installed package outside a
+checkout) runs steps 2-3 instead on a SYNTHETIC sweep at 80M, 145M, 297M drawn from the paper's
+published law with noise, and searches at 1B against LLaMA-3.2-1B.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from lawsearch import arch, cost
@@ -38,18 +45,88 @@ def paper_models_table(hardware: str, batch: int) -> str:
   return format_table(rows, list(rows[0]))
 
 
-def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64) -> None:
+def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64,
+        synthetic: bool = False, results: str | None = None) -> None:
+  """The demo; `results`: the replication's directory (default: the checkout's committed one)."""
+  from lawsearch import replication
+
+  t = _step(f"1/3 The paper's models on {hardware} (roofline, batch {batch}, 4096 in / 1024 out)")
+  print(paper_models_table(hardware, batch))
+  results = results or replication.ROOT
+  table = os.path.join(results, "runs.csv")
+  if synthetic:
+    synthetic_demo(out_dir, hardware, batch)
+  elif not os.path.exists(table):
+    print(f"\n(no {table}: this is not a lawsearch checkout with the CPU replication's results; "
+          "running the SYNTHETIC demo instead)")
+    synthetic_demo(out_dir, hardware, batch)
+  else:
+    replication_demo(results, out_dir)
+
+
+def _paper_optimum() -> str:
+  from lawsearch.laws import ConditionalLaw
+
+  x_star, r_star = ConditionalLaw.paper("80m-297m").optimum()
+  return f"{x_star:.3f}, {r_star:.3f}"
+
+
+def replication_demo(results: str, out_dir: str) -> None:
+  """Steps 2-3 on the replication's committed runs table."""
+  from lawsearch import replication
+  from lawsearch.report import fit_plots, search_report
+
+  df = replication.read_table(results)
+  fitting = replication.fitting_runs(df)
+  t = _step(f"2/3 Fit the conditional law on {len(fitting)} runs lawsearch trained itself "
+            f"({', '.join(replication.CPU.fit_scales)} non-embedding parameters, 4 layers, "
+            f"D = 20 N; {results}/runs.csv)")
+  law, summary = replication.fit_law(df, "multiplicative")
+  opt = summary["optimum"]
+  print(f"multiplicative law on {summary['n_points']} runs (r in [0.5, 5]): MSE "
+        f"{summary['mse']:.3g}")
+  if "error" in opt:
+    print(f"no interior optimum yet: {opt['error']}")
+    return
+  print(f"optimum d/sqrt(N), r: {opt['d_over_sqrt_n']:.3f}, {opt['mlp_attn_ratio']:.3f} "
+        f"(the paper's 80M-297M law: {_paper_optimum()}; intervals: fit.json)")
+  plot_runs = replication.validation_runs(df)
+  print(f"plots: {', '.join(fit_plots.save(law, plot_runs, out_dir, l_opt='empirical'))}")
+  try:
+    val = replication.validation(df, "multiplicative")
+    print(format_table(val.to_dict("records"), ["task", "n_train", "n_test", "mse", "spearman",
+                                                "paper_mse", "paper_spearman"]))
+  except ValueError as e:
+    print(f"validation skipped: {e}")
+  print(f"({time.perf_counter() - t:.1f} s)")
+
+  scale = replication.CPU.heldout_scale
+  t = _step(f"3/3 Search at {scale} (4 layers, head_dim 16) for the LLaMA-3.2-shaped baseline's "
+            "predicted loss")
+  hw_root = results if os.path.exists(os.path.join(results, "hardware.json")) else out_dir
+  result = replication.run_search(law, df, replication.efficiency(hw_root))
+  print(search_report.summary(result))
+  search_report.save(result, out_dir)
+  print(f"wrote pareto.png, search.json and each pick's configs under {out_dir}/")
+  picks = replication.picks_table(df, results, law)
+  print(f"\nthe committed search's picks at {scale}, predicted by this law and as trained "
+        f"(loss over seeds; decode tokens/s at batch {replication.SERVE['batch']}):")
+  print(format_table(picks.to_dict("records"), list(picks.columns)))
+  if not picks["seeds"].any():
+    print("(not trained yet: experiments/cpu_replication/train_all.sh trains them)")
+  print(f"({time.perf_counter() - t:.1f} s)")
+
+
+def synthetic_demo(out_dir: str, hardware: str, batch: int) -> None:
+  """Steps 2-3 on a SYNTHETIC sweep drawn from the paper's law, searching at 1B."""
   from lawsearch import search
   from lawsearch.laws import ConditionalLaw
   from lawsearch.laws.synthetic import synthetic_sweep
   from lawsearch.laws.validation import cross_scale_validation
   from lawsearch.report import fit_plots, search_report
 
-  t = _step(f"1/3 The paper's models on {hardware} (roofline, batch {batch}, 4096 in / 1024 out)")
-  print(paper_models_table(hardware, batch))
-
-  t = _step("2/3 Fit the conditional law on a sweep at 80M, 145M, 297M "
-            "(synthetic: the paper's law + 0.3% noise)")
+  t = _step("2/3 Fit the conditional law on a SYNTHETIC sweep at 80M, 145M, 297M "
+            "(the paper's law + 0.3% noise)")
   sweep = synthetic_sweep(scales=("80M", "145M", "297M"), seed=0)
   law = ConditionalLaw.fit(sweep, "multiplicative")
   true_law = ConditionalLaw.paper("80m-297m")

@@ -250,52 +250,57 @@ def bench(root: str, trials: int = 5) -> list[dict]:
 
 
 # -- report ------------------------------------------------------------------------------------------
-def picks_table(root: str) -> pd.DataFrame:
-  """Baseline, Panda, Surefire at the held-out scale: predicted and measured loss and speed."""
+def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFrame:
+  """Baseline, Panda and Surefire at the held-out scale (the committed search's picks): the law's
+  predicted loss (L_opt: the scale's lowest measured loss, the paper's empirical L_opt) and the
+  roofline's tokens/s (once hardware.json exists), beside the trained runs' mean held-out loss
+  over seeds (its spread, and each run's standard error) and the measured decode tokens/s at the
+  serving batch (bench.json)."""
   from lawsearch import search as search_lib
 
-  df = read_table(root)
   held = df[df["scale"] == CPU.heldout_scale]
-  law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
-  l_opt = float(held["loss"].min())  # the paper's empirical L_opt of the held-out scale
+  l_opt = float(held["loss"].min()) if len(held) else float("nan")
   specs = pick_specs(root)
-  roofline = efficiency(root).many(list(specs.values()))
-  bench_path = os.path.join(root, "bench.json")
+  has_hw = os.path.exists(os.path.join(root, "hardware.json"))
+  roofline = efficiency(root).many(list(specs.values())) if has_hw else [None] * len(specs)
   measured = {}
-  if os.path.exists(bench_path):
-    with open(bench_path) as f:
-      for r in json.load(f):
-        if r["batch"] == SERVE["batch"]:
-          measured[r["name"]] = r["output_tokens_per_s"]
+  if os.path.exists(os.path.join(root, "bench.json")):
+    with open(os.path.join(root, "bench.json")) as f:
+      measured = {r["name"]: r["output_tokens_per_s"] for r in json.load(f)
+                  if r["batch"] == SERVE["batch"]}
+  predicted = search_lib.predict_loss(law, list(specs.values()), CPU.tokens(6e5), l_opt)
   rows = []
-  for (name, spec), rate in zip(specs.items(), roofline):
+  for (name, spec), rate, loss in zip(specs.items(), roofline, predicted):
     trained = held[[_shape(r) == _spec_shape(spec) for _, r in held.iterrows()]]
-    predicted = float(search_lib.predict_loss(law, [spec], CPU.tokens(6e5), l_opt)[0])
     rows.append({"pick": name, "d_model": spec.d_model, "ffn_dim": spec.ffn_dim,
-                 "n_heads": spec.n_heads, "n_kv_heads": spec.n_kv_heads, "gqa": spec.gqa,
-                 "n_params": spec.non_embedding_params, "r": spec.mlp_attn_ratio,
-                 "d_over_sqrt_n": spec.d_over_sqrt_n, "predicted_loss": predicted,
-                 "seeds": len(trained), "measured_loss": trained["loss"].mean() if len(trained) else None,
-                 "measured_loss_sd": trained["loss"].std() if len(trained) > 1 else None,
+                 "heads": f"{spec.n_heads}x{spec.n_kv_heads}", "gqa": spec.gqa,
+                 "r": round(spec.mlp_attn_ratio, 3), "d/sqrtN": round(spec.d_over_sqrt_n, 4),
+                 "predicted_loss": float(loss), "seeds": len(trained),
+                 "loss": trained["loss"].mean() if len(trained) else None,
+                 "loss_sd": trained["loss"].std() if len(trained) > 1 else None,
                  "loss_se": trained["loss_se"].mean() if len(trained) else None,
-                 "roofline_tokens_per_s": rate,
-                 "measured_tokens_per_s": measured.get(name)})
-  out = pd.DataFrame(rows)
-  out.to_csv(os.path.join(root, "picks.csv"), index=False, float_format="%.6g")
-  return out
+                 "roofline_tok_s": rate, "measured_tok_s": measured.get(name)})
+  return pd.DataFrame(rows)
 
 
 def report(root: str) -> str:
   from lawsearch.report import fit_report
+  from lawsearch.report.picks import picks_plot
   from lawsearch.report.table import markdown_table
 
   df = read_table(root)
   law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
   out = os.path.join(root, "report")
   path = fit_report.write(law, validation_runs(df), out, l_opt="empirical")
-  picks = picks_table(root)
-  lines = ["", "## The picks at the held-out scale (trained)", "",
-           markdown_table(picks.to_dict("records"), list(picks.columns)), ""]
+  picks = picks_table(df, root, law)
+  picks.to_csv(os.path.join(root, "picks.csv"), index=False, float_format="%.6g")
+  held = df[df["scale"] == CPU.heldout_scale]
+  picks_plot(picks, held, os.path.join(out, "picks.png"))
+  lines = ["", f"## The picks at the held-out scale {CPU.heldout_scale}, trained", "",
+           "The search (Algorithm 1 with the multiplicative law, this CPU's roofline; "
+           "../search/search.json) and its Pareto front:", "", "![pareto](../search/pareto.png)",
+           "", markdown_table(picks.to_dict("records"), list(picks.columns)), "",
+           "![picks](picks.png)", ""]
   if os.path.exists(os.path.join(root, "validation.csv")):
     val = pd.read_csv(os.path.join(root, "validation.csv"))
     lines += ["## Validation beside the paper's", "",

@@ -86,6 +86,25 @@ def test_driver_recovers_a_known_law_and_searches(tmp_path):
   assert {"baseline", "panda", "surefire"} <= set(picks)
   assert (tmp_path / "search" / "panda.arch.json").exists()
   assert json.loads((tmp_path / "hardware.json").read_text())["peak_flops"] > 1e9
+  # The picks trained (two seeds of each, losses from the true law): the report puts them beside
+  # the law's predictions.
+  for name, spec in run.pick_specs(str(tmp_path)).items():
+    for seed in (0, 1):
+      n = spec.non_embedding_params
+      loss = float(TRUE_LAW.predict_xr(spec.d_over_sqrt_n, spec.mlp_attn_ratio, 2.0 + 40 * n ** -0.3))
+      directory = tmp_path / "heldout" / f"{name}-{seed}"
+      directory.mkdir()
+      runs.write_result(directory, runs.result_record(
+          spec, tokens=20 * n, loss=loss + 0.001 * seed, loss_se=0.005, train_loss=loss,
+          tokens_per_s=1e4, steps=100, seed=seed))
+  run.table(str(tmp_path))
+  report = run.report(str(tmp_path))
+  picks = pd.read_csv(tmp_path / "picks.csv").set_index("pick")
+  assert (picks["seeds"] == 2).all() and (tmp_path / "report" / "picks.png").exists()
+  # Measured and predicted agree to the noise (L_opt is the held-out scale's best run).
+  np.testing.assert_allclose(picks["loss"], picks["predicted_loss"], rtol=3e-3)
+  assert picks.loc["panda", "loss"] < picks.loc["baseline", "loss"]
+  assert "## The picks at the held-out scale" in open(report).read()
 
 
 # -- the committed results ---------------------------------------------------------------------------
