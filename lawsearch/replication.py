@@ -27,7 +27,7 @@ from lawsearch.laws import ConditionalLaw
 from lawsearch.recipe import CPU
 
 ROOT = "experiments/results/cpu_replication"  # relative to a checkout
-FORMS = ("multiplicative", "additive")
+FORMS = ("multiplicative", "additive", "joint")  # joint: the separability check
 # The paper's progressive validation (PAPER.md section 3): 80M -> 145M, 80M+145M -> 297M,
 # 80M..297M -> 1B; ours: 80k -> 145k, 80k+145k -> 297k, 80k..297k -> 600k.
 PAPER_VALIDATION = ((0.0002, 0.8909), (0.0001, 0.7920), (0.0001, 0.7451))
@@ -82,13 +82,60 @@ def table(root: str) -> pd.DataFrame:
   df["role"] = [roles.get(_shape(r), "sweep") if r["part"] == "heldout" else "sweep"
                 for _, r in df.iterrows()]
   df["run"] = [os.path.basename(p) for p in df["run_dir"]]
+  df["paired_se"] = paired_standard_errors(df)
   columns = ["run", "part", "scale", "role", "seed", *SHAPE, "gqa", "vocab_size", "n_params",
              "total_params", "tokens", "d_over_sqrt_n", "mlp_attn_ratio", "loss", "loss_se",
-             "train_loss", "tokens_per_s", "steps"]
+             "paired_se", "train_loss", "tokens_per_s", "steps"]
   df = df[columns].sort_values(["part", "n_params", "d_model", "ffn_dim", "seed"])
   df.to_csv(os.path.join(root, "runs.csv"), index=False, float_format="%.6g")
   print(f"runs.csv: {len(df)} runs ({', '.join(f'{k} {v}' for k, v in df['scale'].value_counts().sort_index().items())})")
   return df
+
+
+def paired_standard_errors(df: pd.DataFrame) -> np.ndarray:
+  """Per run, the standard error of its loss minus the loss of its scale's best run, both on the
+  same held-out sample: a block bootstrap of the per-block differences (`heldout_block_loss`).
+  Far below a run's own `loss_se`, since most of the sample's spread is shared by every model."""
+  from lawsearch.train.metrics import block_bootstrap_se  # numpy only
+
+  out = np.full(len(df), np.nan)
+  if "heldout_block_loss" not in df:
+    return out
+  for _, group in df.groupby("scale"):
+    best = group.loc[group["loss"].idxmin()]
+    for i, row in group.iterrows():
+      if not isinstance(row["heldout_block_loss"], list):
+        continue
+      diff = np.subtract(row["heldout_block_loss"], best["heldout_block_loss"])
+      out[df.index.get_loc(i)] = block_bootstrap_se(diff, row["heldout_block_windows"])
+  return out
+
+
+def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
+  """Per fitting scale: the smallest loss difference the law predicts between neighbouring grid
+  points (along the x sweep at fixed r and the r sweep at fixed d_model, as measured) against the
+  median standard errors of a run's loss and of a paired difference; the issue's bar is an
+  error at most a quarter of that difference."""
+  from lawsearch.laws import _data
+
+  rows = []
+  fitting = fitting_runs(df)
+  l_opt = _data.resolve_l_opt(fitting, "empirical")
+  predicted = np.asarray(law.predict_xr(fitting["d_over_sqrt_n"], fitting["mlp_attn_ratio"],
+                                        l_opt))
+  for scale, group in fitting.groupby("scale", sort=False):
+    pred = pd.Series(predicted[group.index], index=group.index)
+    cross_d = group["d_model"].value_counts().idxmax()  # the r sweep's d_model
+    r_sweep = group[group["d_model"] == cross_d].sort_values("mlp_attn_ratio").index
+    x_sweep = group[(group["mlp_attn_ratio"] - CPU.cross_r).abs() < 0.25].sort_values(
+        "d_over_sqrt_n").index
+    gaps = [abs(np.diff(pred[idx].to_numpy())) for idx in (x_sweep, r_sweep) if len(idx) > 1]
+    smallest = float(np.concatenate(gaps).min()) if gaps else float("nan")
+    rows.append({"scale": scale, "smallest_neighbour_difference": smallest,
+                 "median_loss_se": float(group["loss_se"].median()),
+                 "median_paired_se": float(group["paired_se"].median()),
+                 "paired_se_within_a_quarter": bool(group["paired_se"].median() <= smallest / 4)})
+  return pd.DataFrame(rows)
 
 
 def read_table(root: str) -> pd.DataFrame:
@@ -154,6 +201,8 @@ def fit(root: str, n_boot: int = 1000) -> dict:
     law, summary = fit_law(df, form, n_boot)
     law.to_json(os.path.join(root, f"law_{form}.json"))
     out["forms"][form] = summary
+    if form == "multiplicative":
+      out["resolution"] = resolution(df, law).to_dict("records")
     opt = summary["optimum"]
     print(f"{form}: {summary['n_points']} runs, MSE {summary['mse']:.3g}; optimum "
           + (f"d/sqrt(N) {opt['d_over_sqrt_n']:.3f} {np.round(opt.get('d_over_sqrt_n_95'), 3)}, "

@@ -48,6 +48,18 @@ def test_cpu_recipe_is_the_papers_design_in_miniature():
 TRUE_LAW = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, 0.05, 0.06))  # x* 0.15, r* 1.2
 
 
+BLOCKS = np.random.default_rng(9).normal(0.0, 0.5, 200)  # the held-out sample's shared spread
+
+
+def _record(spec, loss, rng, **extra):
+  """A run record whose held-out blocks share BLOCKS (as every model sees the same text)."""
+  blocks = loss + BLOCKS + 0.01 * rng.standard_normal(len(BLOCKS))
+  n = spec.non_embedding_params
+  return runs.result_record(spec, tokens=20 * n, loss=loss, loss_se=0.035, train_loss=loss,
+                            tokens_per_s=1e4, steps=100, heldout_block_loss=blocks.tolist(),
+                            heldout_block_windows=[32] * len(BLOCKS), **extra)
+
+
 def _synthetic_root(root):
   """Run records at the recipe's shapes with losses from TRUE_LAW (L_opt a power law in N)."""
   rng = np.random.default_rng(0)
@@ -61,9 +73,7 @@ def _synthetic_root(root):
     part = "heldout" if scale == CPU.heldout_scale else "fit"
     directory = root / part / f"{scale}-{spec.d_model}-{spec.ffn_dim}-{spec.n_heads}"
     directory.mkdir(parents=True)
-    runs.write_result(directory, runs.result_record(
-        spec, tokens=20 * n, loss=loss, loss_se=0.005, train_loss=loss, tokens_per_s=1e4,
-        steps=100, seed=0))
+    runs.write_result(directory, _record(spec, loss, rng, seed=0))
 
 
 def test_driver_recovers_a_known_law_and_searches(tmp_path):
@@ -71,6 +81,9 @@ def test_driver_recovers_a_known_law_and_searches(tmp_path):
   _synthetic_root(tmp_path)
   table = run.table(str(tmp_path))
   assert set(table["scale"]) == {*CPU.fit_scales, CPU.heldout_scale}
+  # A paired difference on the shared sample is ~0.01 * sqrt(2 / 200), not the runs' own 0.035.
+  paired = table["paired_se"][table["loss"] > table.groupby("scale")["loss"].transform("min")]
+  assert paired.between(0.0005, 0.0015).all()
   fitted = run.fit(str(tmp_path), n_boot=20)
   opt = fitted["forms"]["multiplicative"]["optimum"]
   assert opt["d_over_sqrt_n"] == pytest.approx(0.15, rel=0.05)
@@ -94,9 +107,8 @@ def test_driver_recovers_a_known_law_and_searches(tmp_path):
       loss = float(TRUE_LAW.predict_xr(spec.d_over_sqrt_n, spec.mlp_attn_ratio, 2.0 + 40 * n ** -0.3))
       directory = tmp_path / "heldout" / f"{name}-{seed}"
       directory.mkdir()
-      runs.write_result(directory, runs.result_record(
-          spec, tokens=20 * n, loss=loss + 0.001 * seed, loss_se=0.005, train_loss=loss,
-          tokens_per_s=1e4, steps=100, seed=seed))
+      runs.write_result(directory, _record(spec, loss + 0.001 * seed,
+                                           np.random.default_rng(seed), seed=seed))
   run.table(str(tmp_path))
   report = run.report(str(tmp_path))
   picks = pd.read_csv(tmp_path / "picks.csv").set_index("pick")
