@@ -301,7 +301,8 @@ def bench(root: str, trials: int = 5) -> list[dict]:
 # -- report ------------------------------------------------------------------------------------------
 def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFrame:
   """Baseline, Panda and Surefire at the held-out scale (the committed search's picks): the law's
-  predicted loss (L_opt: the scale's lowest measured loss, the paper's empirical L_opt) and the
+  predicted loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss, the
+  paper's empirical L_opt; NaN before any run of that scale has finished) and the
   roofline's tokens/s (once hardware.json exists), beside the trained runs' mean held-out loss
   over seeds (its spread, and each run's standard error) and the measured decode tokens/s at the
   serving batch (bench.json)."""
@@ -317,14 +318,15 @@ def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFram
     with open(os.path.join(root, "bench.json")) as f:
       measured = {r["name"]: r["output_tokens_per_s"] for r in json.load(f)
                   if r["batch"] == SERVE["batch"]}
-  predicted = search_lib.predict_loss(law, list(specs.values()), CPU.tokens(6e5), l_opt)
+  relative = search_lib.predict_loss(law, list(specs.values()), CPU.tokens(6e5), None)
   rows = []
-  for (name, spec), rate, loss in zip(specs.items(), roofline, predicted):
+  for (name, spec), rate, rel in zip(specs.items(), roofline, relative):
     trained = held[[_shape(r) == _spec_shape(spec) for _, r in held.iterrows()]]
     rows.append({"pick": name, "d_model": spec.d_model, "ffn_dim": spec.ffn_dim,
                  "heads": f"{spec.n_heads}x{spec.n_kv_heads}", "gqa": spec.gqa,
                  "r": round(spec.mlp_attn_ratio, 3), "d/sqrtN": round(spec.d_over_sqrt_n, 4),
-                 "predicted_loss": float(loss), "seeds": len(trained),
+                 "predicted_rel": float(rel), "predicted_loss": float(rel) * l_opt,
+                 "seeds": len(trained),
                  "loss": trained["loss"].mean() if len(trained) else None,
                  "loss_sd": trained["loss"].std() if len(trained) > 1 else None,
                  "loss_se": trained["loss_se"].mean() if len(trained) else None,
