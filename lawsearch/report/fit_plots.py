@@ -63,21 +63,28 @@ def _normalised(law, df, l_opt):
 def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   """Two panels, loss / L_opt against x = d/sqrt(N) and against r, the runs coloured by scale.
 
-  Returns the drawn law curves: {"x", "loss_x"} at the median r and {"r", "loss_r"} at the
-  median x (loss / L_opt, float64), so callers and tests can read what the picture shows.
+  The curves are the law at the other variable's median. Each run is drawn moved to that median
+  by the law (its measured loss / L_opt times law(x, r_median) / law(x, r) in the x panel, and
+  likewise in r), so a run of the r sweep does not pose as a point of the x curve: its distance
+  from the curve is its residual. Returns the drawn law curves: {"x", "loss_x"} at the median r
+  and {"r", "loss_r"} at the median x (loss / L_opt, float64).
   """
   x, r, lo, measured, _, labels = _normalised(law, df, l_opt)
   grid_x, grid_r = _span(x, 200), _span(r, 200)
-  curve_x = _law_normalised(law, grid_x, np.median(r), lo)
-  curve_r = _law_normalised(law, np.median(x), grid_r, lo)
+  x_mid, r_mid = np.median(x), np.median(r)
+  curve_x = _law_normalised(law, grid_x, r_mid, lo)
+  curve_r = _law_normalised(law, x_mid, grid_r, lo)
+  here = _law_normalised(law, x, r, lo)
+  moved_x = measured * _law_normalised(law, x, r_mid, lo) / here
+  moved_r = measured * _law_normalised(law, x_mid, r, lo) / here
   fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
-  for ax, values, grid, curve, label, fixed in (
-      (axes[0], x, grid_x, curve_x, "d / sqrt(N)", f"r = {np.median(r):.3g}"),
-      (axes[1], r, grid_r, curve_r, "r (MLP-to-attention parameters)",
-       f"d/sqrt(N) = {np.median(x):.3g}")):
+  for ax, values, points, grid, curve, label, fixed in (
+      (axes[0], x, moved_x, grid_x, curve_x, "d / sqrt(N)", f"r = {r_mid:.3g}"),
+      (axes[1], r, moved_r, grid_r, curve_r, "r (MLP-to-attention parameters)",
+       f"d/sqrt(N) = {x_mid:.3g}")):
     for scale in _data.scale_order(df, labels):
       rows = labels == scale
-      ax.scatter(values[rows], measured[rows], s=14, alpha=0.75,
+      ax.scatter(values[rows], points[rows], s=14, alpha=0.75,
                  label=f"runs at {_data.median_size(df, rows)}")
     ax.plot(grid, curve, color="black", lw=1.3, label=f"fitted {law.form} law at {fixed}")
     ax.set_xscale("log")
@@ -86,7 +93,8 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
     ax.grid(alpha=0.3)
   axes[0].set_ylabel("loss / L_opt")
   axes[1].legend(fontsize=7)
-  fig.suptitle(f"U-curves: {len(df)} runs, {law.form} law")
+  fig.suptitle(f"U-curves: {len(df)} runs, {law.form} law (each run moved by the law to the "
+               "curve's value of the other variable)", fontsize=10)
   _save(fig, path)
   return {"x": grid_x, "loss_x": curve_x, "r": grid_r, "loss_r": curve_r}
 
