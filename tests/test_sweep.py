@@ -56,3 +56,10 @@ def test_bad_sweeps_are_clear_errors(tmp_path, capsys):
   assert cli.main(["sweep", "--config=configs/sweep.py:runlocal", "--root", str(tmp_path),
                    "--override", "train.nonsense=1", "--dry-run"]) == 2
   assert "unknown config key 'train.nonsense'" in capsys.readouterr().err
+
+
+def test_equal_runs_are_listed_once():
+  one = configlib.load("configs/sweep.py:runlocal,data=synthetic")
+  twice = configlib.load("configs/sweep.py:runlocal,data=synthetic",
+                         ["--config.runs=" + repr([one.runs[0], one.runs[1], one.runs[0]])])
+  assert [name for name, _ in sweep.expand(twice)] == [name for name, _ in sweep.expand(one)][:2]

@@ -23,17 +23,22 @@ from lawsearch.train import loop
 
 def expand(sweep: ml_collections.ConfigDict,
            overrides: Sequence[str] = ()) -> list[tuple[str, ml_collections.ConfigDict]]:
-  """(name, run config) of every run; `overrides` ("a.b=v") apply after the sweep's own."""
+  """(name, run config) of every run; `overrides` ("a.b=v") apply after the sweep's own. Runs
+  whose configs are equal (two picks of one shape) are listed once, so no two workers of a
+  sharded sweep ever train the same run directory."""
   if not sweep.runs:
     raise ValueError("the sweep has no runs: its grids left no buildable architecture; widen "
                      "the x or r grid (see configs/sweep.py)")
-  out = []
+  out, seen = [], set()
   for arg in sweep.runs:
     config = configlib.load(f"{sweep.train_config}:{arg}", [*sweep.overrides, *overrides])
     spec = loop.arch_spec(config)
     name = (f"N{spec.non_embedding_params / 1e6:.3g}M-d{spec.d_model}-f{spec.ffn_dim}"
             f"-h{spec.n_heads}x{spec.n_kv_heads}" + (f"-s{config.seed}" if config.seed else ""))
-    out.append((name, config))
+    key = runs.config_hash(config)
+    if key not in seen:
+      seen.add(key)
+      out.append((name, config))
   return out
 
 
