@@ -403,9 +403,43 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   notes = [] if l_opt is not None else ["no L_opt given: losses are relative (L / L_opt)"]
   l_opt_here = float(_l_opt(l_opt, np.array([float(n_params)]), tokens)[0])
 
-  x_star, r_star = law.optimum()
-  with float64():
-    min_loss = float(law.predict_xr(x_star, r_star, l_opt_here))
+  step2_gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
+  grid = list(d_models) if d_models is not None else _default_d_models(n_params, head_dim)
+  gqa_grid = sorted(set(gqas) | {step2_gqa})
+  specs = arch.enumerate_candidates(n_params, n_layers=n_layers, head_dim=head_dim, d_models=grid,
+                                    gqas=gqa_grid, ffn_step=ffn_step, tolerance=tolerance,
+                                    vocab_size=vocab_size)
+  if r_range is not None:
+    specs = [s for s in specs if r_range[0] <= s.mlp_attn_ratio <= r_range[1]]
+  if not specs:
+    try:
+      closest = _panda(n_params, n_layers, head_dim, *law.optimum(), step2_gqa, grid, ffn_step,
+                       vocab_size)
+      hint = (f"; the closest to the law's optimum is {closest} with N = "
+              f"{closest.non_embedding_params:.4g}")
+    except ValueError:
+      hint = ""
+    raise ValueError(
+        f"no architecture within {tolerance:.1%} of {n_params:.4g} parameters on this grid"
+        + (f" with r in [{r_range[0]:g}, {r_range[1]:g}]" if r_range is not None else "")
+        + f"{hint}; widen the tolerance or r_range, refine ffn_step or change the d_model grid")
+  table = score(law, measure, specs, tokens, l_opt)
+
+  try:
+    x_star, r_star = law.optimum()
+    with float64():
+      min_loss = float(law.predict_xr(x_star, r_star, l_opt_here))
+    panda = _panda(n_params, n_layers, head_dim, x_star, r_star, step2_gqa, grid, ffn_step,
+                   vocab_size)
+  except ValueError as e:  # no interior minimum: Panda is the law's argmin over the candidates
+    at_gqa = table[table["gqa"] == step2_gqa]
+    best = (at_gqa if len(at_gqa) else table).sort_values("loss").iloc[0]
+    panda = _spec_of(best)
+    x_star, r_star = float(best["d_over_sqrt_n"]), float(best["mlp_attn_ratio"])
+    min_loss = float(table["loss"].min())
+    notes.append(f"{str(e).split(':')[0]}: Panda is the lowest predicted loss among the "
+                 f"candidates (d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}), at the edge of the "
+                 "searched region")
   targets = [float(loss_target)] if loss_target is not None else []
   if baseline is not None:
     targets.append(float(predict_loss(law, [baseline], tokens, l_opt)[0]))
@@ -414,27 +448,6 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
     raise ValueError(f"loss target {target:.6g} is below the law's minimum achievable "
                      f"{min_loss:.6g} (at d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}); raise the "
                      "target or the budget")
-
-  step2_gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
-  grid = list(d_models) if d_models is not None else _default_d_models(n_params, head_dim)
-  gqa_grid = sorted(set(gqas) | {step2_gqa})
-  specs = arch.enumerate_candidates(n_params, n_layers=n_layers, head_dim=head_dim, d_models=grid,
-                                    gqas=gqa_grid, ffn_step=ffn_step, tolerance=tolerance,
-                                    vocab_size=vocab_size)
-  panda = _panda(n_params, n_layers, head_dim, x_star, r_star, step2_gqa, grid, ffn_step,
-                 vocab_size)
-  if not specs:
-    raise ValueError(
-        f"no architecture within {tolerance:.1%} of {n_params:.4g} parameters on this grid; the "
-        f"closest to the law's optimum is {panda} with N = {panda.non_embedding_params:.4g}; "
-        "widen the tolerance, refine ffn_step or change the d_model grid")
-
-  if r_range is not None:
-    low, high = r_range
-    specs = [s for s in specs if low <= s.mlp_attn_ratio <= high]
-    if not specs:
-      raise ValueError(f"no candidate has r in [{low:g}, {high:g}]; widen r_range")
-  table = score(law, measure, specs, tokens, l_opt)
   table["meets_target"] = table["loss"] <= target * (1 + 1e-12)
   table["pareto"] = pareto_mask(table["loss"].to_numpy(), table["efficiency"].to_numpy())
 

@@ -10,8 +10,10 @@ import pytest
 
 from lawsearch import arch, export, search
 from lawsearch.laws import ConditionalLaw
+from lawsearch.recipe import CPU as CPU_RECIPE
 
 LAW = ConditionalLaw.paper("80m-297m")
+CPU_BASELINE = CPU_RECIPE.baseline("600k")
 N_1B = arch.preset("llama3.2-1b").non_embedding_params
 N_3B = arch.preset("llama3.2-3b").non_embedding_params
 
@@ -182,3 +184,21 @@ def test_cli_search_writes_results_and_bad_input_exits_2(tmp_path):
             "--target", "0.5", "--out", str(out))
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1].startswith("lawsearch: error: loss target")
+
+
+def test_a_law_without_interior_minimum_still_searches():
+  # b1 < 0: the r factor falls over the whole range, so the law has no optimum in r; Panda is then
+  # the candidates' lowest predicted loss, at the searched region's edge in r, and said so.
+  law = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, -0.002, 0.07))
+  with pytest.raises(ValueError, match="no interior minimum"):
+    law.optimum()
+  result = search.search(law, 6e5, 1.2e7, 4, 16, baseline=CPU_BASELINE, gqas=(1, 2, 4),
+                         ffn_step=8, vocab_size=512, r_range=(0.5, 5.0),
+                         d_models=list(range(40, 200, 8)))
+  table = result.candidates
+  best = table.loc[table["loss"].idxmin()]
+  assert result.locate(result.panda)["loss"] == pytest.approx(
+      table[table["gqa"] == CPU_BASELINE.gqa]["loss"].min())
+  assert best["mlp_attn_ratio"] > 4  # the edge of r in [0.5, 5]
+  assert any("no interior minimum" in n for n in result.notes)
+  assert result.locate(result.surefire)["loss"] <= result.target * (1 + 1e-12)
