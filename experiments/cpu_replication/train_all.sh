@@ -5,11 +5,11 @@
 #
 # Each training phase is shared by two workers pinned to one core each (on 2 cores, two
 # single-threaded runs train 1.2-1.5x the tokens/s of one run on both: bench_train_cpu_scales.py):
-#   1. the fitting sweep: 80k, 145k, 297k (34 runs), and one shape of r ~ 7-11 at each scale,
-#      outside the fit's r filter [0.5, 5] as in the paper        -> run.py table fit search
+#   1. the fitting sweep: 80k, 145k, 297k (34 runs)              -> run.py table fit search
 #   2. at the held-out scale 600k: the LLaMA-3.2-shaped baseline, Panda and Surefire, 2 seeds each
 #                                                                  -> run.py table fit bench report
-#   3. a validation grid at 600k (8 shapes)                        -> run.py table fit report
+#   3. one shape of r ~ 7-11 at each fitting scale (outside the fit's r filter [0.5, 5], as the
+#      paper's outliers), and a validation grid at 600k (8 shapes) -> run.py table fit report
 # A repeated command skips finished runs and resumes interrupted ones from their checkpoints;
 # experiments/cpu_replication/commit_finished.sh commits the records as they arrive.
 set -euo pipefail
@@ -29,11 +29,11 @@ phase() {  # $1: phase name, $2: sweep ARG, $3: root; both workers, then wait fo
 }
 
 phase fit recipe=cpu "$ROOT/fit"
-phase fit "recipe=cpu,r=7+11" "$ROOT/fit"  # r beyond the paper's filter: the r curve's far side
 $PY experiments/cpu_replication/run.py --root "$ROOT" table fit search >> "$LOGS/analysis.log" 2>&1
 phase picks "recipe=cpu,scales=600k,shapes=baseline,seeds=2" "$ROOT/heldout"
 phase picks "recipe=cpu,arch=$ROOT/search/panda.arch.json+$ROOT/search/surefire.arch.json,seeds=2" \
     "$ROOT/heldout"
 $PY experiments/cpu_replication/run.py --root "$ROOT" table fit bench report >> "$LOGS/analysis.log" 2>&1
+phase fit "recipe=cpu,r=7+11" "$ROOT/fit"  # r beyond the paper's filter: the r curve's far side
 phase grid "recipe=cpu,scales=600k,x=0.08+0.1+0.13+0.17+0.22,r=0.5+1.5+3" "$ROOT/heldout"
 $PY experiments/cpu_replication/run.py --root "$ROOT" table fit report >> "$LOGS/analysis.log" 2>&1
