@@ -427,19 +427,27 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
 
   try:
     x_star, r_star = law.optimum()
+    outside = [f"{name} = {value:.3g} is outside [{low:.3g}, {high:.3g}]" for name, value, low, high
+               in (("d/sqrt(N)", x_star, *_bounds(table["d_over_sqrt_n"])),
+                   ("r", r_star, *(r_range or _bounds(table["mlp_attn_ratio"]))))
+               if not low <= value <= high]
+    problem = (f"the law's optimum lies outside the searched region ({'; '.join(outside)})"
+               if outside else None)
+  except ValueError as e:
+    problem = str(e).split(":")[0]
+  if problem is None:
     with float64():
       min_loss = float(law.predict_xr(x_star, r_star, l_opt_here))
     panda = _panda(n_params, n_layers, head_dim, x_star, r_star, step2_gqa, grid, ffn_step,
                    vocab_size)
-  except ValueError as e:  # no interior minimum: Panda is the law's argmin over the candidates
+  else:  # Panda is the law's argmin over the candidates (at step 2's GQA)
     at_gqa = table[table["gqa"] == step2_gqa]
     best = (at_gqa if len(at_gqa) else table).sort_values("loss").iloc[0]
     panda = _spec_of(best)
     x_star, r_star = float(best["d_over_sqrt_n"]), float(best["mlp_attn_ratio"])
     min_loss = float(table["loss"].min())
-    notes.append(f"{str(e).split(':')[0]}: Panda is the lowest predicted loss among the "
-                 f"candidates (d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}), at the edge of the "
-                 "searched region")
+    notes.append(f"{problem}: Panda is the lowest predicted loss among the candidates "
+                 f"(d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f})")
   targets = [float(loss_target)] if loss_target is not None else []
   if baseline is not None:
     targets.append(float(predict_loss(law, [baseline], tokens, l_opt)[0]))
@@ -491,6 +499,10 @@ def score(law: ConditionalLaw, measure: EfficiencyMeasure, specs: Sequence[arch.
   table["loss"] = predict_loss(law, specs, tokens, l_opt)
   table["efficiency"] = as_efficiency(measure).many(specs)
   return table
+
+
+def _bounds(values) -> tuple[float, float]:
+  return float(np.min(values)), float(np.max(values))
 
 
 def _spec_of(row) -> arch.ArchSpec:

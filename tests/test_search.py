@@ -202,3 +202,15 @@ def test_a_law_without_interior_minimum_still_searches():
   assert best["mlp_attn_ratio"] > 4  # the edge of r in [0.5, 5]
   assert any("no interior minimum" in n for n in result.notes)
   assert result.locate(result.surefire)["loss"] <= result.target * (1 + 1e-12)
+
+
+def test_an_optimum_outside_the_searched_region_gives_the_regions_best_panda():
+  # r* = b2 / b1 = 12 lies beyond r_range: Panda is the region's lowest predicted loss, not a shape
+  # built at the law's extrapolated optimum.
+  law = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, 0.005, 0.06))
+  assert law.optimum()[1] == pytest.approx(12.0)
+  result = search.search(law, 6e5, 1.2e7, 4, 16, baseline=CPU_BASELINE, gqas=(1, 2, 4),
+                         ffn_step=8, vocab_size=512, r_range=(0.5, 5.0),
+                         d_models=list(range(40, 200, 8)))
+  assert result.panda.mlp_attn_ratio <= 5.0
+  assert any("outside the searched region" in n for n in result.notes)
