@@ -90,7 +90,10 @@ def replication_demo(results: str, out_dir: str) -> None:
           "search takes the lowest predicted loss on its grid as Panda")
   else:
     print(f"optimum d/sqrt(N), r: {opt['d_over_sqrt_n']:.3f}, {opt['mlp_attn_ratio']:.3f} "
-          f"(the paper's 80M-297M law: {_paper_optimum()}; intervals: fit.json)")
+          f"(the paper's 80M-297M law: {_paper_optimum()}; the runs span d/sqrt(N) "
+          f"{fitting['d_over_sqrt_n'].min():.3f}-{fitting['d_over_sqrt_n'].max():.3f} and r "
+          f"{fitting['mlp_attn_ratio'].min():.2f}-{fitting['mlp_attn_ratio'].max():.2f}; "
+          f"bootstrap intervals in {results}/fit.json)")
   plot_runs = replication.validation_runs(df)
   print(f"plots: {', '.join(fit_plots.save(law, plot_runs, out_dir, l_opt='empirical'))}")
   try:

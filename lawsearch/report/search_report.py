@@ -24,7 +24,8 @@ def summary(result, pareto_points: int = 5) -> str:
             "tok/s": r["efficiency"], "gain": (f"{r['efficiency'] / ref - 1:+.1%}" if ref else ""),
             "meets": "yes" if r["loss"] <= result.target * (1 + 1e-12) else "no"}
            for name, r in rows]
-  head = (f"target loss {result.target:.5f} ({result.loss_units}); law optimum d/sqrt(N) = "
+  head = (f"target loss {result.target:.5f} ({result.loss_units}); the law's optimum in the "
+          f"searched region: d/sqrt(N) = "
           f"{result.optimum[0]:.3f}, r = {result.optimum[1]:.3f}; efficiency: "
           f"{result.measure.label}")
   notes = "".join(f"\nnote: {n}" for n in result.notes)
