@@ -360,6 +360,23 @@ def report(root: str) -> str:
     val = pd.read_csv(os.path.join(root, "validation.csv"))
     lines += ["## Validation beside the paper's", "",
               markdown_table(val.to_dict("records"), list(val.columns)), ""]
+  if os.path.exists(os.path.join(root, "fit.json")):
+    with open(os.path.join(root, "fit.json")) as f:
+      fitted = json.load(f)
+    def interval(bounds):
+      return "" if bounds is None else f"[{bounds[0]:.3g}, {bounds[1]:.3g}]"
+
+    forms = [{"form": form, "runs": e["n_points"], "mse": e["mse"],
+              "d/sqrt(N)*": e["optimum"].get("d_over_sqrt_n"),
+              "95%": interval(e["optimum"].get("d_over_sqrt_n_95")),
+              "r*": e["optimum"].get("mlp_attn_ratio"),
+              "95% ": interval(e["optimum"].get("mlp_attn_ratio_95")),
+              "interior optimum": "error" not in e["optimum"]}
+             for form, e in fitted["forms"].items()]
+    lines += ["## The forms side by side (fit.json; 95% bootstrap intervals)", "",
+              markdown_table(forms, list(forms[0])), "",
+              "## Resolution: the law's smallest neighbouring difference against the errors", "",
+              markdown_table(fitted["resolution"], list(fitted["resolution"][0])), ""]
   with open(path, "a") as f:
     f.write("\n".join(lines))
   print(f"wrote {path}")
