@@ -322,7 +322,8 @@ def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFram
     with open(os.path.join(root, "bench.json")) as f:
       measured = {r["name"]: r["output_tokens_per_s"] for r in json.load(f)
                   if r["batch"] == SERVE["batch"]}
-  relative = search_lib.predict_loss(law, list(specs.values()), CPU.tokens(6e5), None)
+  n_params = CPU.scale(CPU.heldout_scale)[0]
+  relative = search_lib.predict_loss(law, list(specs.values()), CPU.tokens(n_params), None)
   rows = []
   for (name, spec), rate, rel in zip(specs.items(), roofline, relative):
     trained = held[[_shape(r) == _spec_shape(spec) for _, r in held.iterrows()]]
