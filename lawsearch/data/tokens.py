@@ -116,13 +116,18 @@ class TokenSet:
       return np.zeros((0,), self.meta["dtype"])
     return np.memmap(self.path(split), dtype=self.meta["dtype"], mode="r", shape=(n,))
 
+  @property
+  def block_tokens(self) -> int:
+    """Tokens per block of the stream (the unit the splits are cut in)."""
+    return int(self.meta.get("block_tokens", BLOCK_TOKENS))
+
   def heldout_stream_position(self, positions: np.ndarray) -> np.ndarray:
     """Token positions within the held-out split -> positions in the whole token stream (int64).
 
     The stream is cut into `block_tokens` blocks and block b is held out when b % period == 0
     (period = round(1 / heldout_fraction)), so held-out block j is stream block j * period.
     """
-    block = int(self.meta.get("block_tokens", BLOCK_TOKENS))
+    block = self.block_tokens
     fraction = float(self.meta.get("heldout_fraction", 0.0))
     period = round(1 / fraction) if fraction > 0 else 0
     j, offset = np.divmod(np.asarray(positions, np.int64), block)

@@ -246,9 +246,8 @@ def _sample_blocks(loader, batches: int) -> tuple[np.ndarray, dict[str, int]]:
                  for p in range(p_count)]
   windows = np.concatenate(per_process, axis=1).reshape(-1)
   starts = windows * loader.seq_len
-  block_tokens = int(loader.tokens.meta.get("block_tokens", 4096))
   positions = (starts[:, None] + np.arange(loader.seq_len)).reshape(-1)
-  return starts // block_tokens, loader.tokens.heldout_sources(positions)
+  return starts // loader.tokens.block_tokens, loader.tokens.heldout_sources(positions)
 
 
 def heldout_loss(program: Program, config, params) -> HeldoutLoss:
