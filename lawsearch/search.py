@@ -2,7 +2,7 @@
 
     result = search(ConditionalLaw.paper("80m-297m"), n_params=1e9, tokens=1e11, n_layers=16,
                     head_dim=64, baseline="llama3.2-1b")
-    result.panda, result.surefire, result.candidates, result.pareto, result.gqa_trace
+    result.panda, result.surefire, result.algorithm1, result.candidates, result.pareto
 
 Steps (PAPER.md section 4):
 1. L_opt(N, D): a number, a fitted `ChinchillaLaw`, or None (losses are then relative, L / L_opt,
@@ -16,6 +16,12 @@ Steps (PAPER.md section 4):
    order from the baseline's GQA, stopping once a candidate's loss falls below the baseline's (only
    with a `gqa_loss` evaluator; GQA is not in the law, so without one it is assumed loss-neutral,
    and the result says so).
+4. Surefire, the recommendation: the most efficient candidate that meets the target among all
+   that step 2 scored and step 3 visited, under the same GQA assumption (loss-neutral up to
+   max_gqa; with an evaluator, only the step-2 GQA and the variants it accepted). It is on the
+   Pareto front by construction. Algorithm 1's own pick (`algorithm1`) is reported beside it:
+   step 3 varies GQA only at exact parameter count from a few step-2 shapes, whose head counts
+   may allow few GQA values, so it can sit inside the front.
 """
 
 from __future__ import annotations
@@ -292,9 +298,10 @@ class SearchResult:
   baseline: arch.ArchSpec | None
   candidates: pd.DataFrame             # shape columns, n_params, gqa, r, x, loss, efficiency, ...
   continuous: list[ContinuousOptimum]
-  surefire_dr: arch.ArchSpec           # step 2's pick at the step-2 GQA
+  algorithm1_step2: arch.ArchSpec      # step 2's pick at the step-2 GQA
   gqa_trace: list[GqaStep]             # step 3, for each of the `gqa_starts` best step-2 shapes
-  surefire: arch.ArchSpec
+  algorithm1: arch.ArchSpec            # Algorithm 1's Surefire: the best of step 3
+  surefire: arch.ArchSpec              # the recommendation: the front's best meeting the target
   notes: list[str]
 
   @property
@@ -321,10 +328,11 @@ class SearchResult:
             "dominated": bool(best > row["efficiency"])}
 
   def picks(self) -> dict[str, arch.ArchSpec]:
-    """The named architectures: baseline (if any), Panda, step 2's pick, Surefire."""
+    """The named architectures: baseline (if any), Panda, Algorithm 1's step-2 and final picks,
+    and Surefire (the recommendation)."""
     named = {"baseline": self.baseline} if self.baseline is not None else {}
-    return {**named, "panda": self.panda, "surefire_step2": self.surefire_dr,
-            "surefire": self.surefire}
+    return {**named, "panda": self.panda, "algorithm1_step2": self.algorithm1_step2,
+            "algorithm1": self.algorithm1, "surefire": self.surefire}
 
   def to_dict(self) -> dict:
     """Everything, JSON-ready: inputs, target, optimum, picks with scores, continuous optima,
@@ -457,7 +465,6 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
                      f"{min_loss:.6g} (at d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}); raise the "
                      "target or the budget")
   table["meets_target"] = table["loss"] <= target * (1 + 1e-12)
-  table["pareto"] = pareto_mask(table["loss"].to_numpy(), table["efficiency"].to_numpy())
 
   continuous = []
   if isinstance(measure, RooflineEfficiency):
@@ -475,15 +482,58 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
                      f"{at_gqa['loss'].min():.6g}")
   starts = [_spec_of(row) for _, row in
             feasible.sort_values("efficiency", ascending=False).head(gqa_starts).iterrows()]
-  surefire_dr = starts[0]
   trace = [step for i, start in enumerate(starts)
            for step in _gqa_local_search(i, start, measure, gqa_loss, max_gqa)]
   if gqa_loss is None:
     notes.append("GQA is not in the law and no gqa_loss evaluator was given: GQA assumed "
                  f"loss-neutral up to max_gqa={max_gqa}")
-  surefire = max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
+  algorithm1 = max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
+
+  table = _with_trace(table, trace, law, measure, tokens, l_opt, target)
+  if gqa_loss is None:
+    table["admissible"] = table["gqa"] <= max_gqa
+  else:  # only what the evaluator vouched for beyond the step-2 GQA
+    accepted = {_shape_key(s.spec) for s in trace if s.accepted}
+    table["admissible"] = (table["gqa"] == step2_gqa) | np.array(
+        [_shape_key(_spec_of(row)) in accepted for _, row in table.iterrows()])
+  table["pareto"] = table["admissible"] & pareto_mask(
+      table["loss"].to_numpy(), table["efficiency"].to_numpy(np.float64)
+      * table["admissible"].to_numpy())
+  surefire = most_efficient_meeting_target(table)
+  if surefire != algorithm1:
+    notes.append(_why_they_differ(table, surefire, algorithm1, trace))
   return SearchResult(law, measure, l_opt, n_params, tokens, target, (x_star, r_star), panda,
-                      baseline, table, continuous, surefire_dr, trace, surefire, notes)
+                      baseline, table, continuous, starts[0], trace, algorithm1, surefire, notes)
+
+
+def most_efficient_meeting_target(table: pd.DataFrame) -> arch.ArchSpec:
+  """The admissible candidate of highest efficiency that meets the target (ties: lower loss);
+  no admissible point beats it on both axes, so it is on the Pareto front."""
+  ok = table[table["admissible"] & table["meets_target"] & (table["efficiency"] > 0)]
+  return _spec_of(ok.sort_values(["efficiency", "loss"], ascending=[False, True]).iloc[0])
+
+
+def _with_trace(table, trace, law, measure, tokens, l_opt, target) -> pd.DataFrame:
+  """The candidates plus step 3's GQA variants that step 2 did not score (other GQA values)."""
+  known = {_shape_key(_spec_of(row)) for _, row in table.iterrows()}
+  extra = list({_shape_key(s.spec): s.spec for s in trace
+                if _shape_key(s.spec) not in known}.values())
+  if not extra:
+    return table
+  more = score(law, measure, extra, tokens, l_opt)
+  more["meets_target"] = more["loss"] <= target * (1 + 1e-12)
+  return pd.concat([table, more], ignore_index=True)
+
+
+def _why_they_differ(table, surefire, algorithm1, trace) -> str:
+  rate = {_shape_key(_spec_of(r)): r["efficiency"] for _, r in table.iterrows()}
+  gain = rate[_shape_key(surefire)] / rate[_shape_key(algorithm1)] - 1
+  gqas = sorted({s.gqa for s in trace})
+  return (f"Surefire (d={surefire.d_model}, f={surefire.ffn_dim}, GQA {surefire.gqa}) is "
+          f"{gain:+.1%} over Algorithm 1's pick (d={algorithm1.d_model}, GQA {algorithm1.gqa}): "
+          f"step 3 varies GQA only at exact parameter count from step 2's best shapes, whose head "
+          f"counts allowed GQA {gqas}; Surefire is the front's most efficient shape meeting the "
+          "target")
 
 
 def score(law: ConditionalLaw, measure: EfficiencyMeasure, specs: Sequence[arch.ArchSpec],

@@ -160,3 +160,29 @@ def test_every_committed_run_was_measured_on_every_source_of_the_default_corpus(
     assert sum(sources.values()) == record["heldout_tokens"]
     assert min(sources.values()) > 0.05 * record["heldout_tokens"]  # each a real share
     assert 0 < record["loss_se"] < 0.05 and len(record["heldout_block_loss"]) > 100
+
+
+def test_the_committed_search_recommends_a_front_point_meeting_the_target():
+  # The demo's inputs: the committed law, runs and measured hardware, searched at 600k.
+  table = _committed()
+  law = ConditionalLaw.from_json(os.path.join(RESULTS, "law_multiplicative.json"))
+  result = replication.run_search(law, table, replication.efficiency(RESULTS))
+  spot = result.locate(result.surefire)
+  assert spot["meets_target"] and not spot["dominated"]
+  c = result.candidates
+  best = c[c["meets_target"] & c["admissible"]]["efficiency"].max()
+  assert spot["efficiency"] == pytest.approx(best, rel=1e-12)
+  assert spot["efficiency"] >= result.locate(result.algorithm1)["efficiency"]
+
+
+def test_measured_rates_are_the_median_over_sittings_of_the_picks_current_shape(tmp_path):
+  base = CPU.baseline(CPU.heldout_scale)
+  shape = {f: getattr(base, f) for f in replication.SHAPE}
+  other = {**shape, "d_model": shape["d_model"] + 8}  # a stale record of another shape
+  records = [{"name": "baseline", **shape, "batch": 32, "output_tokens_per_s": v}
+             for v in (100.0, 300.0, 200.0)]
+  records += [{"name": "baseline", **shape, "batch": 1, "output_tokens_per_s": 7.0},
+              {"name": "baseline", **other, "batch": 32, "output_tokens_per_s": 1e6}]
+  (tmp_path / "bench.json").write_text(json.dumps(records))
+  assert replication.measured_rates(str(tmp_path), 32) == {"baseline": (200.0, 3)}
+  assert replication.measured_rates(str(tmp_path / "absent"), 32) == {}

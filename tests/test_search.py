@@ -57,18 +57,63 @@ def test_papers_surefire_1b_meets_llama_target(result_1b):
   assert spot["efficiency"] > result_1b.locate(llama)["efficiency"]
 
 
-def test_our_surefire_meets_target_and_beats_llama(result_1b):
-  ours = result_1b.locate(result_1b.surefire)
+def test_algorithm1_pick_meets_target_and_beats_llama(result_1b):
+  ours = result_1b.locate(result_1b.algorithm1)
   llama = result_1b.locate(arch.preset("llama3.2-1b"))
   assert ours["loss"] <= result_1b.target
   assert ours["efficiency"] > llama["efficiency"]
-  assert abs(result_1b.surefire.non_embedding_params / N_1B - 1) <= 0.01
+  assert abs(result_1b.algorithm1.non_embedding_params / N_1B - 1) <= 0.01
   # Step 3 only changes GQA at exact parameter count.
   start = result_1b.gqa_trace[0].spec
-  assert result_1b.surefire_dr == start
+  assert result_1b.algorithm1_step2 == start
   assert all(s.spec.non_embedding_params == result_1b.gqa_trace[
       [t.start for t in result_1b.gqa_trace].index(s.start)].spec.non_embedding_params
              for s in result_1b.gqa_trace)
+
+
+def _assert_surefire_on_the_front(result, max_gqa=16):
+  """Surefire meets the target, is on the front, and no admissible candidate meeting the target
+  is more efficient (brute force over the table, step 3's variants included)."""
+  c = result.candidates
+  spot = result.locate(result.surefire)
+  assert spot["meets_target"] and not spot["dominated"]
+  front = result.pareto
+  assert ((front["d_model"] == result.surefire.d_model) & (front["ffn_dim"] == result.surefire.ffn_dim)
+          & (front["n_kv_heads"] == result.surefire.n_kv_heads)).any()
+  ok = c[(c["loss"] <= result.target * (1 + 1e-12)) & (c["gqa"] <= max_gqa)]
+  assert spot["efficiency"] == pytest.approx(ok["efficiency"].max(), rel=1e-12)
+  assert spot["efficiency"] >= result.locate(result.algorithm1)["efficiency"]
+  for step in result.gqa_trace:  # every variant step 3 visited is scored in the table
+    assert ((c["d_model"] == step.spec.d_model) & (c["ffn_dim"] == step.spec.ffn_dim)
+            & (c["n_heads"] == step.spec.n_heads)
+            & (c["n_kv_heads"] == step.spec.n_kv_heads)).any()
+
+
+def test_surefire_is_on_the_front_at_1b_and_3b(result_1b, result_3b_1b_only):
+  _assert_surefire_on_the_front(result_1b)
+  _assert_surefire_on_the_front(result_3b_1b_only)
+  # The paper's law at 3B, against LLaMA-3.2-3B, with a smaller GQA cap.
+  result_3b = search.search(LAW, N_3B, 1e11, 28, 128, baseline="llama3.2-3b", max_gqa=8)
+  _assert_surefire_on_the_front(result_3b, max_gqa=8)
+  assert result_3b.surefire.gqa <= 8
+
+
+def test_surefire_and_algorithm1_differences_are_explained(result_1b):
+  if result_1b.surefire == result_1b.algorithm1:
+    pytest.skip("they agree at 1B on this grid")
+  [note] = [n for n in result_1b.notes if n.startswith("Surefire (")]
+  assert "Algorithm 1's pick" in note and "exact parameter count" in note
+
+
+def test_with_an_evaluator_surefire_keeps_to_the_verdicts():
+  def gqa_loss(spec):  # GQA above 4 costs loss: only the step-2 GQA (4) is vouched for
+    return 1.0 if spec.gqa <= 4 else 1.1
+
+  result = search.search(LAW, N_1B, 1e11, 16, 64, baseline="llama3.2-1b", gqa_loss=gqa_loss)
+  assert result.surefire.gqa <= 4 and result.algorithm1.gqa <= 4
+  c = result.candidates
+  assert not c[c["pareto"]]["gqa"].gt(4).any()
+  assert result.locate(result.surefire)["meets_target"]
 
 
 def test_candidates_are_exactly_scored(result_1b):
@@ -85,10 +130,10 @@ def test_candidates_are_exactly_scored(result_1b):
 
 
 def test_continuous_optimum_agrees_with_discrete_pick(result_1b):
-  [cont] = [c for c in result_1b.continuous if c.gqa == result_1b.surefire_dr.gqa]
+  [cont] = [c for c in result_1b.continuous if c.gqa == result_1b.algorithm1_step2.gqa]
   assert cont.feasible
   assert cont.predicted_loss == pytest.approx(result_1b.target, rel=1e-6)  # on the boundary
-  pick = result_1b.locate(result_1b.surefire_dr)
+  pick = result_1b.locate(result_1b.algorithm1_step2)
   # The integer pick is within grid resolution of the continuous one, and cannot beat it by much.
   assert abs(math.log(pick["d_over_sqrt_n"] / cont.x)) < 0.15
   assert pick["efficiency"] <= cont.efficiency * 1.02

@@ -22,6 +22,8 @@ def pareto_plot(result, path: str, named: dict | None = None) -> str:
           label="Pareto front")
   ax.axhline(result.target, color="crimson", ls="--", lw=1, label="loss target")
   marks = {"Panda": result.panda, "Surefire": result.surefire}
+  if result.algorithm1 != result.surefire:
+    marks["Algorithm 1's pick"] = result.algorithm1
   if result.baseline is not None:
     marks["baseline"] = result.baseline
   marks.update(named or {})
