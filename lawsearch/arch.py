@@ -304,6 +304,14 @@ PRESETS: dict[str, ArchSpec] = {
     "panda-3b": ArchSpec(28, 4096, 36, 12, 128, 4096, _LLAMA3_VOCAB),
     "surefire-3b": ArchSpec(28, 4096, 42, 6, 128, 4096, _LLAMA3_VOCAB),
     "panda-3b-o": ArchSpec(28, 4096, 33, 11, 128, 4608, _LLAMA3_VOCAB),
+    # LLaMA-3.1 (public config.json files; untied output head) and SmolLM, LLaMA-architecture
+    # models at 135M and 360M (public config.json files; tied): the family of `lawsearch.regimes`.
+    "smollm-135m": ArchSpec(30, 576, 9, 3, 64, 1536, 49152),
+    "smollm-360m": ArchSpec(32, 960, 15, 5, 64, 2560, 49152),
+    "llama3.1-8b": ArchSpec(32, 4096, 32, 8, 128, 14336, _LLAMA3_VOCAB, tie_embeddings=False),
+    "llama3.1-70b": ArchSpec(80, 8192, 64, 8, 128, 28672, _LLAMA3_VOCAB, tie_embeddings=False),
+    "llama3.1-405b": ArchSpec(126, 16384, 128, 8, 128, 53248, _LLAMA3_VOCAB,
+                              tie_embeddings=False),
     # Qwen3 dense models, from their public config.json files (their per-head q/k RMSNorms are
     # not part of this architecture family and are not counted).
     "qwen3-0.6b": ArchSpec(28, 1024, 16, 8, 128, 3072, _QWEN3_VOCAB),

@@ -90,6 +90,9 @@ def _add_arch(sub) -> None:
 def _run_cost(args) -> None:
   from lawsearch import cost
 
+  if args.breakdown:
+    return _run_cost_breakdown(args)
+  args.batch = args.batch or [1, 8, 32, 64, 128, 256]
   hw = cost.hardware(args.hardware)
   efficiency = cost.Efficiency()
   if args.calibration:
@@ -113,11 +116,50 @@ def _run_cost(args) -> None:
                       "decode_s", "output_tok_s", "total_tok_s"]))
 
 
+def _run_cost_breakdown(args) -> None:
+  """`lawsearch cost --breakdown`: each component's share of a decode step, and the claims."""
+  from lawsearch import cost, regimes
+
+  hw = cost.hardware(args.hardware)
+  specs = dict(_specs_from_args(args)) if (args.preset or args.d_model) else regimes.family()
+  table = regimes.breakdown_table(specs, hw, args.context, args.batch or regimes.BATCHES)
+  if args.json:
+    print(table.to_json(orient="records", indent=1))
+    return
+  print(f"one decode step on {hw.name}: share of roofline time per component (FLOP shares "
+        "when compute-bound, byte shares when memory-bound); attention over the cache = reading "
+        "the KV cache")
+  rows = [{"name": r["name"], "total(B)": r["total_params"] / 1e9, "context": r["context"],
+           "batch": r["batch"], "bound": r["bound"], "step_ms": r["step_ms"],
+           **{label: f"{r['time:' + k]:.0%}" for k, label in cost.COMPONENTS.items()},
+           "MLP FLOPs": f"{r['flops:mlp']:.0%}"} for _, r in table.iterrows()]
+  print(format_table(rows, list(rows[0])))
+  print("\nthe brief's claims on these models ('dominates': more than half):")
+  verdicts = regimes.claims(table)
+  verdicts["holds"] = verdicts["holds"].map({True: "yes", False: "NO", None: "-"})
+  print(format_table(verdicts.to_dict("records"), ["claim", "scenario", "holds", "evidence",
+                                                   "crossover"]))
+  if args.plots:
+    from lawsearch.report import regimes as plots
+
+    os.makedirs(args.plots, exist_ok=True)
+    for what in ("time", "flops"):
+      print("wrote " + plots.breakdown_plot(table, os.path.join(args.plots, f"{what}.png"), what))
+
+
 def _add_cost(sub) -> None:
-  p = sub.add_parser("cost", help="roofline generation throughput across batch sizes")
+  p = sub.add_parser("cost", help="roofline generation throughput across batch sizes, or "
+                     "(--breakdown) where a decode step's cost goes")
   _add_spec_flags(p)
   p.add_argument("--hardware", default="a100-40gb")
-  p.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32, 64, 128, 256])
+  p.add_argument("--batch", type=int, nargs="+",
+                 help="batch sizes (default 1 8 32 64 128 256; --breakdown: 1 64 256)")
+  p.add_argument("--breakdown", action="store_true",
+                 help="share of decode FLOPs, bytes and time per component at --context, for the "
+                      "presets given or the LLaMA family from 135M to 405B")
+  p.add_argument("--context", type=int, nargs="+", default=[4096, 32768, 131072],
+                 help="KV lengths of --breakdown")
+  p.add_argument("--plots", metavar="DIR", help="--breakdown: write time.png and flops.png here")
   p.add_argument("--input-len", type=int, default=4096)
   p.add_argument("--output-len", type=int, default=1024)
   p.add_argument("--calibration", help="efficiency file from `lawsearch bench --calibrate`")

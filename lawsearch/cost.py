@@ -98,6 +98,18 @@ HARDWARE: dict[str, Hardware] = {
 }
 
 
+def node(hw: Hardware | str, chips: int) -> Hardware:
+  """`chips` of `hw` serving one model together (tensor parallel), as one roofline: peak,
+  bandwidth and memory add up (communication is not modelled)."""
+  hw = hardware(hw) if isinstance(hw, str) else hw
+  if int(chips) != chips or chips < 1:
+    raise ValueError(f"chips must be a positive integer, got {chips!r}")
+  if chips == 1:
+    return hw
+  return Hardware(f"{chips}x {hw.name}", chips * hw.peak_flops, chips * hw.hbm_bandwidth,
+                  chips * hw.hbm_bytes)
+
+
 def hardware(name: str) -> Hardware:
   """A chip from `HARDWARE`; unknown names raise an error listing the known ones."""
   try:
@@ -216,3 +228,69 @@ def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_le
   total_rate = batch * seq_len / total_s if fits else 0.0
   return Throughput(int(batch), fits, largest, float(memory), prefill_s, decode_s, out_rate,
                     total_rate)
+
+
+# -- where a decode step's cost goes ---------------------------------------------------------------
+COMPONENTS = {"attn_proj": "attention projections", "attn_cache": "attention over the cache",
+              "mlp": "MLP", "head": "embedding/output head"}  # key -> label
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeBreakdown:
+  """One decode step of `batch` sequences at KV length `context_len`, split by component.
+
+  flops: per component for the whole batch (physical form: attention over the cache counts q.k
+  and p.v; the head is the logits' d x V matmul). bytes: what the step streams from HBM: each
+  component's weights once (norm scales with the head), and for "attention over the cache" the
+  batch's KV cache. Time: the roofline step time max(FLOPs / peak, bytes / bandwidth), shared out
+  by the binding resource (FLOP shares when compute-bound, byte shares when memory-bound).
+  """
+
+  context_len: int
+  batch: int
+  hardware: str
+  flops: dict[str, float]  # COMPONENTS key -> FLOPs of the step
+  bytes: dict[str, float]  # COMPONENTS key -> bytes the step streams
+  compute_s: float   # all FLOPs at the chip's peak
+  memory_s: float    # all bytes at the chip's bandwidth
+
+  @property
+  def bound(self) -> str:
+    return "compute" if self.compute_s > self.memory_s else "memory"
+
+  @property
+  def step_s(self) -> float:
+    return max(self.compute_s, self.memory_s)
+
+  def shares(self, what: str) -> dict[str, float]:
+    """Fractions (summing to 1) of "flops", "bytes" or "time" per component."""
+    if what == "time":
+      what = "flops" if self.bound == "compute" else "bytes"
+    if what not in ("flops", "bytes"):
+      raise ValueError(f"shares of 'flops', 'bytes' or 'time', got {what!r}")
+    parts = getattr(self, what)
+    total = sum(parts.values())
+    return {k: v / total for k, v in parts.items()}
+
+
+def decode_breakdown(arch: ArchSpec, hw: Hardware | str, batch: int, context_len: int, *,
+                     bytes_per_element: float = 2) -> DecodeBreakdown:
+  """Where one decode step's FLOPs, bytes and roofline time go (see `DecodeBreakdown`); the
+  totals are those of `roofline_times`'s step at the same KV length. Memory capacity is not
+  checked: shares are the same on one chip or split over many by tensor parallelism."""
+  hw = hardware(hw) if isinstance(hw, str) else hw
+  if int(batch) != batch or batch < 1 or int(context_len) != context_len or context_len < 1:
+    raise ValueError(f"batch and context_len must be positive integers, got {batch!r}, "
+                     f"{context_len!r}")
+  b, layers = float(batch), arch.n_layers
+  flops = {"attn_proj": 2 * b * layers * arch.attn_params_per_layer,
+           "attn_cache": 4 * b * layers * context_len * arch.attn_width,
+           "mlp": 2 * b * layers * arch.mlp_params_per_layer,
+           "head": 2 * b * arch.d_model * arch.vocab_size}
+  nbytes = {"attn_proj": layers * arch.attn_params_per_layer * bytes_per_element,
+            "attn_cache": b * context_len * kv_cache_bytes_per_token(arch, bytes_per_element),
+            "mlp": layers * arch.mlp_params_per_layer * bytes_per_element,
+            "head": (arch.vocab_size * arch.d_model + arch.norm_params) * bytes_per_element}
+  return DecodeBreakdown(int(context_len), int(batch), hw.name, flops, nbytes,
+                         sum(flops.values()) / hw.peak_flops,
+                         sum(nbytes.values()) / hw.hbm_bandwidth)

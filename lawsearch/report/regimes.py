@@ -1,0 +1,48 @@
+"""The breakdown's picture: each component's share of a decode step against model size, one
+panel per (context, batch) scenario."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from lawsearch import cost  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str:
+  """Stacked shares of `what` ("flops", "bytes" or "time") against total parameters, from a
+  `regimes.breakdown_table` of one group of models; compute-bound steps marked with a dot."""
+  contexts, batches = sorted(set(table["context"])), sorted(set(table["batch"]))
+  fig, axes = plt.subplots(len(contexts), len(batches), figsize=(3.4 * len(batches),
+                           2.6 * len(contexts)), dpi=110, sharex=True, sharey=True,
+                           squeeze=False)
+  colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
+  for i, context in enumerate(contexts):
+    for j, batch in enumerate(batches):
+      ax = axes[i][j]
+      t = table[(table["context"] == context) & (table["batch"] == batch)].sort_values(
+          "total_params")
+      ax.stackplot(t["total_params"], *[t[f"{what}:{k}"] for k in cost.COMPONENTS],
+                   labels=list(cost.COMPONENTS.values()), colors=colors, alpha=0.85)
+      bound = t[t["bound"] == "compute"]
+      ax.scatter(bound["total_params"], [1.02] * len(bound), s=12, color="black",
+                 clip_on=False, label="compute-bound step")
+      ax.axhline(0.5, color="white", lw=0.8, ls="--")
+      ax.set_xscale("log")
+      ax.set_ylim(0, 1)
+      ax.set_title(f"context {context // 1024}k, batch {batch}", fontsize=8)
+      if j == 0:
+        ax.set_ylabel(f"share of {what}", fontsize=8)
+      if i == len(contexts) - 1:
+        ax.set_xlabel("total parameters", fontsize=8)
+      ax.tick_params(labelsize=7)
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7)
+  fig.suptitle(title or f"decode step {what} by component ({table['name'].iloc[0]} ... "
+               f"{table['name'].iloc[-1]})", fontsize=9)
+  fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+  fig.savefig(path)
+  plt.close(fig)
+  return path
