@@ -192,7 +192,27 @@ def _run_search(args) -> None:
       loss_target=args.target, baseline=args.baseline, efficiency=measure, l_opt=args.l_opt,
       tolerance=args.tolerance, max_gqa=args.max_gqa, vocab_size=args.vocab_size)
   print(search_report.summary(result, args.pareto_points))
-  print("\nwrote " + ", ".join(search_report.save(result, args.out)))
+  picks = None
+  if args.lambdas:
+    from lawsearch import cost, tradeoff
+
+    power = args.power_w
+    if power is None and args.cost_unit == "J/token" and not args.measured:
+      power = cost.hardware(args.hardware).power_w
+    costs = tradeoff.InferenceCost(args.cost_unit, power, args.price_per_hour)
+    picks = tradeoff.penalised(result, args.lambdas, costs)
+    print(search_report.penalised_summary(picks, result))
+  print("\nwrote " + ", ".join(search_report.save(result, args.out, penalised=picks)))
+
+
+def _lambdas(text: str) -> list[float]:
+  try:
+    values = [float(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"--lambda takes comma-separated numbers, got {text!r}")
+  if not values or any(not v >= 0 for v in values):
+    raise argparse.ArgumentTypeError(f"--lambda values must be >= 0, got {text!r}")
+  return values
 
 
 def _add_search(sub) -> None:
@@ -216,6 +236,14 @@ def _add_search(sub) -> None:
   p.add_argument("--max-gqa", type=int, default=16)
   p.add_argument("--vocab-size", type=int, default=128256)
   p.add_argument("--pareto-points", type=int, default=5)
+  p.add_argument("--lambda", dest="lambdas", type=_lambdas, metavar="L1,L2,...",
+                 help="also minimise loss + lambda * cost / (baseline's cost) for each lambda")
+  p.add_argument("--cost-unit", choices=("s/token", "J/token", "$/Mtoken"), default="s/token",
+                 help="the cost --lambda reports (all normalise to the same picks)")
+  p.add_argument("--power-w", type=float, help="serving system's watts for J/token (default: "
+                 "the chip's datasheet maximum)")
+  p.add_argument("--price-per-hour", type=float, help="serving system's dollars per hour for "
+                 "$/Mtoken")
   p.add_argument("--out", default="out/search")
   p.set_defaults(run=_run_search)
 

@@ -72,23 +72,27 @@ def weight_bytes_read_per_step(arch: Shape, bytes_per_element: float = 2) -> flo
 # -- hardware ------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Hardware:
-  """Peak dense bf16 FLOP/s, HBM bandwidth (bytes/s) and HBM capacity (bytes) of one chip."""
+  """Peak dense bf16 FLOP/s, HBM bandwidth (bytes/s), HBM capacity (bytes) and board power
+  (W, the datasheet's maximum; None where unpublished) of one chip."""
 
   name: str
   peak_flops: float
   hbm_bandwidth: float
   hbm_bytes: float
+  power_w: float | None = None
 
 
 _GiB = 2**30
 HARDWARE: dict[str, Hardware] = {
     # NVIDIA A100 datasheet (2021): 312 TFLOP/s dense BF16; 40GB HBM2 at 1,555 GB/s; 80GB at 2,039 GB/s.
-    "a100-40gb": Hardware("a100-40gb", 312e12, 1555e9, 40 * _GiB),
-    "a100-80gb": Hardware("a100-80gb", 312e12, 2039e9, 80 * _GiB),
-    # NVIDIA H100 datasheet, SXM5: 989 TFLOP/s dense BF16 (1,979 with sparsity), 3.35 TB/s, 80GB.
-    "h100-sxm": Hardware("h100-sxm", 989e12, 3.35e12, 80 * _GiB),
-    # NVIDIA H200 datasheet, SXM: 989 TFLOP/s dense BF16, 4.8 TB/s, 141GB HBM3e.
-    "h200": Hardware("h200", 989e12, 4.8e12, 141 * _GiB),
+    # SXM4 maximum TDP 400 W (both memory sizes).
+    "a100-40gb": Hardware("a100-40gb", 312e12, 1555e9, 40 * _GiB, 400),
+    "a100-80gb": Hardware("a100-80gb", 312e12, 2039e9, 80 * _GiB, 400),
+    # NVIDIA H100 datasheet, SXM5: 989 TFLOP/s dense BF16 (1,979 with sparsity), 3.35 TB/s, 80GB,
+    # up to 700 W.
+    "h100-sxm": Hardware("h100-sxm", 989e12, 3.35e12, 80 * _GiB, 700),
+    # NVIDIA H200 datasheet, SXM: 989 TFLOP/s dense BF16, 4.8 TB/s, 141GB HBM3e, up to 700 W.
+    "h200": Hardware("h200", 989e12, 4.8e12, 141 * _GiB, 700),
     # Google Cloud TPU docs (system architecture pages), per chip: v5e 197 TFLOP/s bf16, 819 GB/s, 16 GiB.
     "tpu-v5e": Hardware("tpu-v5e", 197e12, 819e9, 16 * _GiB),
     # v5p: 459 TFLOP/s bf16, 2,765 GB/s, 95 GiB.
@@ -107,7 +111,7 @@ def node(hw: Hardware | str, chips: int) -> Hardware:
   if chips == 1:
     return hw
   return Hardware(f"{chips}x {hw.name}", chips * hw.peak_flops, chips * hw.hbm_bandwidth,
-                  chips * hw.hbm_bytes)
+                  chips * hw.hbm_bytes, None if hw.power_w is None else chips * hw.power_w)
 
 
 def hardware(name: str) -> Hardware:

@@ -14,7 +14,7 @@ import pytest
 from lawsearch import arch, cost, regimes
 from lawsearch.laws import ConditionalLaw
 
-RESULTS = os.path.join(os.path.dirname(__file__), "..", "experiments", "results", "cost_breakdown")
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "experiments", "results", "inference_scaling")
 
 
 def test_breakdown_of_llama_1b_by_hand():
@@ -139,7 +139,7 @@ def test_cost_breakdown_cli(tmp_path):
 def test_committed_breakdown_matches_the_code():
   path = os.path.join(RESULTS, "breakdown.csv")
   if not os.path.exists(path):
-    pytest.skip("no committed breakdown (.venv/bin/python experiments/cost_breakdown.py)")
+    pytest.skip("no committed breakdown (.venv/bin/python experiments/inference_scaling.py)")
   committed = pd.read_csv(path)
   llama = committed[committed["group"] == "LLaMA family"].reset_index(drop=True)
   fresh = regimes.breakdown_table(regimes.family(), "h200")

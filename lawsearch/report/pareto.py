@@ -8,9 +8,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def pareto_plot(result, path: str, named: dict | None = None) -> str:
+def pareto_plot(result, path: str, named: dict | None = None, penalised=None) -> str:
   """Write a PNG of `result` (a `search.SearchResult`) to `path`; `named`: label -> ArchSpec
-  of extra architectures to mark (e.g. the paper's Surefire)."""
+  of extra architectures to mark (e.g. the paper's Surefire); `penalised`: the minimisers of
+  `tradeoff.penalised`, each marked with the lambdas that pick it."""
   c = result.candidates
   scored = c[c["efficiency"] > 0]
   fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
@@ -32,6 +33,11 @@ def pareto_plot(result, path: str, named: dict | None = None) -> str:
     ax.scatter([row["efficiency"]], [row["loss"]], marker=marker, s=90, edgecolor="black",
                zorder=5, label=f"{label} (d={spec.d_model}, r={row['mlp_attn_ratio']:.2f}, "
                                 f"GQA {spec.gqa})")
+  if penalised is not None:
+    for (eff, loss), group in penalised.groupby(["efficiency", "loss"], sort=False):
+      ax.scatter([eff], [loss], marker="x", s=50, color="crimson", zorder=6)
+      ax.annotate("λ=" + ",".join(f"{v:g}" for v in group["lambda"]), (eff, loss), fontsize=6,
+                  xytext=(4, 4), textcoords="offset points", color="crimson")
   low = float(c["loss"].min())
   span = max(result.target - low, 1e-3 * low)
   ax.set_ylim(low - 0.3 * span, result.target + 3 * span)  # the region around the target

@@ -46,3 +46,33 @@ def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str
   fig.savefig(path)
   plt.close(fig)
   return path
+
+
+def exponents_plot(points, table, path: str) -> str:
+  """Performance against inference cost per token (log-log), one colour per group of
+  `tradeoff.family_points`, with each group's fitted slope alpha / eta (`tradeoff.exponents`)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+  fits = table.set_index("group")
+  for name, g in points.groupby("group"):
+    g = g.sort_values("n_params")
+    line, = ax.plot(g["cost"], g["performance"], "o", ms=4)
+    if name in fits.index:
+      f = fits.loc[name]
+      c = np.log(g["cost"].to_numpy())
+      p = np.log(g["performance"].to_numpy())
+      fitted = np.exp(p.mean() + f["alpha_over_eta"] * (c - c.mean()))
+      ax.plot(g["cost"], fitted, "-", color=line.get_color(), lw=1,
+              label=f"{name}: alpha {f['alpha']:.3f}, eta {f['eta']:.3f}, "
+                    f"alpha/eta {f['alpha_over_eta']:.3f}")
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel("inference cost per output token")
+  ax.set_ylabel("performance 1 / (L - E)")
+  ax.legend(fontsize=7)
+  ax.grid(alpha=0.3, which="both")
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path

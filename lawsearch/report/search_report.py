@@ -32,8 +32,22 @@ def summary(result, pareto_points: int = 5) -> str:
   return head + "\n" + format_table(table, list(table[0])) + notes
 
 
-def save(result, out_dir: str, named: dict | None = None) -> list[str]:
-  """search.json (everything), pareto.png, and the train/HF/MaxText files of each pick."""
+def penalised_summary(picks, result) -> str:
+  """The penalised objective's minimiser per lambda (`tradeoff.penalised`), as a table."""
+  cost_column = next(c for c in picks.columns if c.startswith("cost ("))
+  rows = [{"lambda": r["lambda"], "d": r["d_model"], "f": r["ffn_dim"], "heads": r["n_heads"],
+           "kv": r["n_kv_heads"], "r": r["mlp_attn_ratio"], "loss": f"{r['loss']:.5f}",
+           "tok/s": r["efficiency"], cost_column: r[cost_column],
+           "cost/ref": f"{r['relative_cost']:.3f}", "meets": "yes" if r["meets_target"] else "no"}
+          for _, r in picks.iterrows()]
+  ref = "the baseline's" if result.baseline is not None else "Panda's"
+  return (f"\npenalised objective: loss ({result.loss_units}) + lambda * cost / {ref} cost\n"
+          + format_table(rows, list(rows[0])))
+
+
+def save(result, out_dir: str, named: dict | None = None, penalised=None) -> list[str]:
+  """search.json (everything), pareto.png, the train/HF/MaxText files of each pick, and with
+  `penalised` (`tradeoff.penalised`) penalised.csv, its picks marked on the plot."""
   from lawsearch.report import pareto  # matplotlib, only when saving
 
   os.makedirs(out_dir, exist_ok=True)
@@ -41,7 +55,11 @@ def save(result, out_dir: str, named: dict | None = None) -> list[str]:
   with open(path + ".tmp", "w") as f:
     json.dump(result.to_dict(), f, indent=1)
   os.replace(path + ".tmp", path)
-  written = [path, pareto.pareto_plot(result, os.path.join(out_dir, "pareto.png"), named)]
+  written = [path, pareto.pareto_plot(result, os.path.join(out_dir, "pareto.png"), named,
+                                      penalised)]
+  if penalised is not None:
+    written.append(os.path.join(out_dir, "penalised.csv"))
+    penalised.to_csv(written[-1], index=False)
   for name, spec in result.picks().items():
     if name != "baseline":
       written += export.export(spec, name, out_dir, doc=(
