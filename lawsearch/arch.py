@@ -20,6 +20,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from lawsearch import inputs
+from lawsearch.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class ArchSpec:
@@ -42,13 +45,13 @@ class ArchSpec:
                   "vocab_size"):
       value = getattr(self, field)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"ArchSpec.{field} must be a positive integer, got {value!r}")
+        raise UserError(f"ArchSpec.{field} must be a positive integer, got {value!r}")
       object.__setattr__(self, field, int(value))
     if not isinstance(self.tie_embeddings, (bool, np.bool_)):
-      raise ValueError(f"ArchSpec.tie_embeddings must be True or False, got {self.tie_embeddings!r}")
+      raise UserError(f"ArchSpec.tie_embeddings must be True or False, got {self.tie_embeddings!r}")
     if self.n_heads % self.n_kv_heads:
       divisors = [k for k in range(1, self.n_heads + 1) if self.n_heads % k == 0]
-      raise ValueError(
+      raise UserError(
           f"ArchSpec.n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}; "
           f"valid n_kv_heads for n_heads={self.n_heads}: {divisors}")
 
@@ -191,7 +194,7 @@ def with_gqa(spec: ArchSpec, gqa: int) -> ArchSpec:
   """`spec` with `gqa` query heads per KV head and exactly the same parameter count."""
   total_heads = spec.n_heads + spec.n_kv_heads
   if gqa not in exact_param_gqa_values(spec):
-    raise ValueError(
+    raise UserError(
         f"gqa={gqa} cannot keep the parameter count of a model with {total_heads} heads in all "
         f"(n_heads + n_kv_heads); valid gqa values: {exact_param_gqa_values(spec)}")
   n_kv = total_heads // (gqa + 1)
@@ -201,10 +204,10 @@ def with_gqa(spec: ArchSpec, gqa: int) -> ArchSpec:
 # -- builders from a budget ----------------------------------------------------------------------
 def _check_budget(n_params: float, n_layers: int, head_dim: int) -> None:
   if not (np.isfinite(n_params) and n_params > 0):
-    raise ValueError(f"parameter budget must be a positive number, got {n_params!r}")
+    raise UserError(f"parameter budget must be a positive number, got {n_params!r}")
   for name, value in (("n_layers", n_layers), ("head_dim", head_dim)):
     if int(value) != value or value <= 0:
-      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+      raise UserError(f"{name} must be a positive integer, got {value!r}")
 
 
 def from_budget(n_params: float, *, n_layers: int, head_dim: int, d_model: int, r: float,
@@ -218,7 +221,7 @@ def from_budget(n_params: float, *, n_layers: int, head_dim: int, d_model: int, 
   """
   _check_budget(n_params, n_layers, head_dim)
   if not r > 0:
-    raise ValueError(f"r (MLP-to-attention ratio) must be positive, got {r!r}")
+    raise UserError(f"r (MLP-to-attention ratio) must be positive, got {r!r}")
   per_layer = n_params / n_layers
   attn_target = per_layer / (1.0 + r)
   n_heads_real = attn_target / (2 * d_model * head_dim * (1.0 + 1.0 / gqa))
@@ -273,7 +276,7 @@ def enumerate_candidates(n_params: float, *, n_layers: int, head_dim: int,
   """
   _check_budget(n_params, n_layers, head_dim)
   if not 0 < tolerance < 1:
-    raise ValueError(f"tolerance is a relative error in (0, 1), got {tolerance!r}")
+    raise UserError(f"tolerance is a relative error in (0, 1), got {tolerance!r}")
   per_layer = n_params / n_layers
   out = []
   for d in d_models:
@@ -329,17 +332,13 @@ PRESETS: dict[str, ArchSpec] = {
 
 def load_json(path: str) -> ArchSpec:
   """An ArchSpec from a JSON file of its fields (extra keys, e.g. derived numbers, are ignored)."""
-  import json  # pylint: disable=g-import-not-at-top
-
+  doc = inputs.read_json(path, "architecture file")
+  fields = {f.name: "integer" for f in dataclasses.fields(ArchSpec)[:-1]}
+  inputs.require(doc, f"architecture file {path}", fields)
   try:
-    with open(path) as f:
-      doc = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"cannot read an architecture from {path!r}: {e}") from None
-  missing = [f.name for f in dataclasses.fields(ArchSpec)[:-1] if f.name not in doc]
-  if missing:
-    raise ValueError(f"{path!r} lacks ArchSpec fields {missing}")
-  return from_fields(doc)
+    return from_fields(doc)
+  except UserError as e:
+    raise UserError(f"architecture file {path}: {e}") from None
 
 
 def from_fields(record) -> ArchSpec:
@@ -354,4 +353,4 @@ def preset(name: str) -> ArchSpec:
   try:
     return PRESETS[name.lower()]
   except KeyError:
-    raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+    raise UserError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None

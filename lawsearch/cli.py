@@ -3,17 +3,20 @@
 Each subcommand is added by one `_add_<name>` function whose handler imports its module lazily,
 so `lawsearch --help` and the light subcommands start fast.
 
-Bad input exits with status 2 and a one-line message (never a traceback).
+Bad input (a `lawsearch.errors.UserError`, or a path that does not exist or is the wrong kind)
+exits with status 2 and a one-line message; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
-from lawsearch import hostmem
+from lawsearch import hostmem, inputs
+from lawsearch.errors import UserError
 from lawsearch.report.table import format_table
 
 # attention.IMPLS and transformer.DTYPES plus "auto", repeated here so `lawsearch --help` need not
@@ -22,8 +25,8 @@ ATTENTION_IMPLS = ("auto", "xla", "cudnn", "grouped")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-class UsageError(Exception):
-  """Bad input from the user; reported as one line, exit status 2."""
+class UsageError(UserError):
+  """A bad command line; reported as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +37,44 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- shared argument helpers ---------------------------------------------------------------------
+def _int_at_least(low: int):
+  """argparse type: an integer >= low (the error names the flag)."""
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+      raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+  return parse
+
+
+def _positive(text: str) -> float:
+  """argparse type: a finite number > 0."""
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+  if not (math.isfinite(value) and value > 0):
+    raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+  return value
+
+
+def _held_out_fraction(text: str) -> float:
+  """argparse type: a number in [0, 1) (0: no held-out split)."""
+  value = 0.0 if text.strip() in ("0", "0.0") else _fraction(text)
+  return value
+
+
+def _fraction(text: str) -> float:
+  """argparse type: a number strictly between 0 and 1."""
+  value = _positive(text)
+  if value >= 1:
+    raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+  return value
+
+
 def _add_spec_flags(p: argparse.ArgumentParser) -> None:
   """Flags describing one architecture: a preset, or explicit fields (which override the preset)."""
   p.add_argument("--preset", action="append", default=[],
@@ -121,6 +162,8 @@ def _run_cost_breakdown(args) -> None:
   from lawsearch import cost, regimes
 
   hw = cost.hardware(args.hardware)
+  if args.plots:
+    inputs.output_dir(args.plots, "--plots")
   specs = dict(_specs_from_args(args)) if (args.preset or args.d_model) else regimes.family()
   table = regimes.breakdown_table(specs, hw, args.context, args.batch or regimes.BATCHES)
   if args.json:
@@ -152,16 +195,16 @@ def _add_cost(sub) -> None:
                      "(--breakdown) where a decode step's cost goes")
   _add_spec_flags(p)
   p.add_argument("--hardware", default="a100-40gb")
-  p.add_argument("--batch", type=int, nargs="+",
+  p.add_argument("--batch", type=_int_at_least(1), nargs="+",
                  help="batch sizes (default 1 8 32 64 128 256; --breakdown: 1 64 256)")
   p.add_argument("--breakdown", action="store_true",
                  help="share of decode FLOPs, bytes and time per component at --context, for the "
                       "presets given or the LLaMA family from 135M to 405B")
-  p.add_argument("--context", type=int, nargs="+", default=[4096, 32768, 131072],
+  p.add_argument("--context", type=_int_at_least(1), nargs="+", default=[4096, 32768, 131072],
                  help="KV lengths of --breakdown")
   p.add_argument("--plots", metavar="DIR", help="--breakdown: write time.png and flops.png here")
-  p.add_argument("--input-len", type=int, default=4096)
-  p.add_argument("--output-len", type=int, default=1024)
+  p.add_argument("--input-len", type=_int_at_least(1), default=4096)
+  p.add_argument("--output-len", type=_int_at_least(1), default=1024)
   p.add_argument("--calibration", help="efficiency file from `lawsearch bench --calibrate`")
   p.add_argument("--json", action="store_true")
   p.set_defaults(run=_run_cost)
@@ -180,10 +223,13 @@ def _run_search(args) -> None:
   from lawsearch import search
   from lawsearch.report import search_report
 
+  inputs.output_dir(args.out, "--out")
   if args.measured:
-    with open(args.measured) as f:
-      records = json.load(f)
-    measure = search.MeasuredEfficiency.from_records(records, batch=args.batch)
+    records = inputs.read_json(args.measured, "measurements file", "list")
+    try:
+      measure = search.MeasuredEfficiency.from_records(records, batch=args.batch)
+    except UserError as e:
+      raise UserError(f"measurements file {args.measured}: {e}") from None
   else:
     measure = search.RooflineEfficiency(args.hardware, args.batch, args.input_len,
                                         args.output_len)
@@ -219,30 +265,30 @@ def _add_search(sub) -> None:
   p = sub.add_parser("search", help="Algorithm 1: the most efficient architecture meeting a loss")
   p.add_argument("--law", default="paper-80m-297m",
                  help="paper-80m-297m | paper-1b-only | a law JSON file from `lawsearch fit`")
-  p.add_argument("--params", type=float, required=True, help="non-embedding parameter budget N")
-  p.add_argument("--tokens", type=float, required=True, help="training tokens D")
-  p.add_argument("--layers", type=int, required=True)
-  p.add_argument("--head-dim", type=int, required=True)
+  p.add_argument("--params", type=_positive, required=True, help="non-embedding parameter budget N")
+  p.add_argument("--tokens", type=_positive, required=True, help="training tokens D")
+  p.add_argument("--layers", type=_int_at_least(1), required=True)
+  p.add_argument("--head-dim", type=_int_at_least(1), required=True)
   p.add_argument("--baseline", help="preset whose predicted loss is the target")
-  p.add_argument("--target", type=float, help="loss target (absolute with --l-opt)")
-  p.add_argument("--l-opt", type=float, help="L_opt(N, D); without it losses are relative")
+  p.add_argument("--target", type=_positive, help="loss target (absolute with --l-opt)")
+  p.add_argument("--l-opt", type=_positive, help="L_opt(N, D); without it losses are relative")
   p.add_argument("--hardware", default="a100-40gb")
-  p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--input-len", type=int, default=4096)
-  p.add_argument("--output-len", type=int, default=1024)
+  p.add_argument("--batch", type=_int_at_least(1), default=64)
+  p.add_argument("--input-len", type=_int_at_least(1), default=4096)
+  p.add_argument("--output-len", type=_int_at_least(1), default=1024)
   p.add_argument("--measured", help="JSON of measured throughput (`lawsearch bench --out`); "
                  "the records at --batch are used")
-  p.add_argument("--tolerance", type=float, default=0.01)
-  p.add_argument("--max-gqa", type=int, default=16)
-  p.add_argument("--vocab-size", type=int, default=128256)
-  p.add_argument("--pareto-points", type=int, default=5)
+  p.add_argument("--tolerance", type=_fraction, default=0.01)
+  p.add_argument("--max-gqa", type=_int_at_least(1), default=16)
+  p.add_argument("--vocab-size", type=_int_at_least(1), default=128256)
+  p.add_argument("--pareto-points", type=_int_at_least(1), default=5)
   p.add_argument("--lambda", dest="lambdas", type=_lambdas, metavar="L1,L2,...",
                  help="also minimise loss + lambda * cost / (baseline's cost) for each lambda")
   p.add_argument("--cost-unit", choices=("s/token", "J/token", "$/Mtoken"), default="s/token",
                  help="the cost --lambda reports (all normalise to the same picks)")
-  p.add_argument("--power-w", type=float, help="serving system's watts for J/token (default: "
+  p.add_argument("--power-w", type=_positive, help="serving system's watts for J/token (default: "
                  "the chip's datasheet maximum)")
-  p.add_argument("--price-per-hour", type=float, help="serving system's dollars per hour for "
+  p.add_argument("--price-per-hour", type=_positive, help="serving system's dollars per hour for "
                  "$/Mtoken")
   p.add_argument("--out", default="out/search")
   p.set_defaults(run=_run_search)
@@ -252,6 +298,7 @@ def _add_search(sub) -> None:
 def _run_demo(args) -> None:
   from lawsearch import demo
 
+  inputs.output_dir(args.out, "--out")
   demo.run(args.out, args.hardware, args.batch, synthetic=args.synthetic, results=args.results)
 
 
@@ -259,7 +306,7 @@ def _add_demo(sub) -> None:
   p = sub.add_parser("demo", help="the main job on the embedded defaults")
   p.add_argument("--out", default="out/demo")
   p.add_argument("--hardware", default="a100-40gb", help="for the paper's models' table")
-  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--batch", type=_int_at_least(1), default=64)
   p.add_argument("--synthetic", action="store_true",
                  help="fit a synthetic sweep drawn from the paper's law and search at 1B, "
                       "instead of the CPU replication's real runs")
@@ -293,9 +340,9 @@ def _add_data(sub) -> None:
   q.add_argument("--path", help="input of --source text|tokens|arrayrecord: file, dir or glob")
   q.add_argument("--tokenizer", default="bpe",
                  help="bpe (train one here), bytes, or a tiktoken/sentencepiece/tokenizers file")
-  q.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary (tiny preset: 4096)")
+  q.add_argument("--vocab-size", type=_int_at_least(2), default=4096, help="BPE vocabulary (tiny preset: 4096)")
   q.add_argument("--token-dtype", choices=("uint16", "uint32"), help="raw .bin token input only")
-  q.add_argument("--heldout-fraction", type=float, default=0.01)
+  q.add_argument("--heldout-fraction", type=_held_out_fraction, default=0.01)
   q.add_argument("--cache-dir", help="default: $LAWSEARCH_CACHE or ~/.cache/lawsearch")
   q.set_defaults(run=_run_data)
 
@@ -344,6 +391,8 @@ def _run_sweep(args) -> None:
   from lawsearch import configlib
   from lawsearch.train import sweep
 
+  if os.path.exists(args.root) and not os.path.isdir(args.root):
+    raise UsageError(f"--root {args.root} is a file; give the sweep's directory")
   config = configlib.load(args.config, args.config_overrides)
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
                       progress=not args.no_progress, shard=sweep.parse_shard(args.shard))
@@ -397,7 +446,13 @@ def _run_bench(args) -> None:
   from lawsearch.model.attention import resolve_impl
   from lawsearch.model.transformer import resolve_dtype
 
+  for flag, path in (("--out", args.out), ("--calibrate", args.calibrate)):
+    if path:
+      inputs.output_file(path, flag)
   cpu = jax.default_backend() == "cpu"  # small defaults on CPU
+  if cpu and args.decode_impl == "pallas":
+    raise UsageError("--decode-impl pallas: the Pallas decode kernel runs on GPU or TPU, not on "
+                     "this CPU; use --decode-impl xla")
   dtype = resolve_dtype(args.dtype, jax.default_backend())
   attention = resolve_impl(args.attention_impl, jax.default_backend(), dtype)
   hw = cost.hardware(args.hardware) if args.hardware else throughput.detect_hardware()
@@ -436,18 +491,18 @@ def _run_bench(args) -> None:
 def _add_bench(sub) -> None:
   p = sub.add_parser("bench", help="measure generation throughput in the paper's protocol")
   _add_spec_flags(p)
-  p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default 1 8 32 64; CPU: 1 4)")
-  p.add_argument("--input-len", type=int, help="prompt tokens (default 4096; CPU: 128)")
-  p.add_argument("--output-len", type=int, help="generated tokens (default 1024; CPU: 32)")
-  p.add_argument("--trials", type=int, default=5)
-  p.add_argument("--warmup", type=int, default=1)
+  p.add_argument("--batch", type=_int_at_least(1), nargs="+", help="batch sizes (default 1 8 32 64; CPU: 1 4)")
+  p.add_argument("--input-len", type=_int_at_least(1), help="prompt tokens (default 4096; CPU: 128)")
+  p.add_argument("--output-len", type=_int_at_least(1), help="generated tokens (default 1024; CPU: 32)")
+  p.add_argument("--trials", type=_int_at_least(1), default=5)
+  p.add_argument("--warmup", type=_int_at_least(0), default=1)
   p.add_argument("--dtype", choices=DTYPES, default="auto",
                  help="auto: bfloat16 (CPU: float32)")
   p.add_argument("--decode-impl", choices=("xla", "pallas"), help="default pallas (CPU: xla)")
   p.add_argument("--attention-impl", choices=ATTENTION_IMPLS, default="auto",
                  help="prefill attention: auto (grouped on CPU, cudnn on GPU in 16 bits, else "
                       "xla) | xla | cudnn (NVIDIA GPUs, 16-bit dtypes) | grouped")
-  p.add_argument("--prefill-batch", type=int, default=16, help="prompts prefilled together")
+  p.add_argument("--prefill-batch", type=_int_at_least(1), default=16, help="prompts prefilled together")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--hardware", help="chip in lawsearch.cost (default: detected)")
   p.add_argument("--out", help="write the records as JSON here")
@@ -461,15 +516,16 @@ def _read_runs(path: str):
   """A results table from run directories (searched for result.json) or a table file."""
   import pandas as pd
 
+  from lawsearch import runs
+
   if os.path.isdir(path):
-    from lawsearch import runs
     pending = runs.unfinished(path)
     if pending:
       print(f"note: {len(pending)} run(s) under {path} have no {runs.RESULT} yet (still running, "
             "or stopped; the same `lawsearch sweep` or `lawsearch train` command finishes them) "
             f"and are left out: {', '.join(os.path.basename(p) for p in pending[:3])}"
             f"{', ...' if len(pending) > 3 else ''}")
-    return runs.collect(path)
+    return runs.check_table(runs.collect(path), f"--runs {path}")
   readers = {".csv": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
              ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True),
              ".parquet": pd.read_parquet, ".pkl": pd.read_pickle, ".pickle": pd.read_pickle}
@@ -478,7 +534,11 @@ def _read_runs(path: str):
     raise UsageError(f"--runs {path}: not a run directory nor a table file ({', '.join(readers)})")
   if not os.path.exists(path):
     raise UsageError(f"--runs {path}: no such file")
-  return readers[ext](path)
+  try:
+    df = readers[ext](path)
+  except (ValueError, pd.errors.ParserError) as e:  # pandas: empty or malformed files
+    raise UsageError(f"--runs {path}: cannot read it as a {ext} table ({_one_line(e)})") from None
+  return runs.check_table(df, f"--runs {path}")
 
 
 def _l_opt_source(text: str, df):
@@ -505,9 +565,16 @@ def _l_opt_source(text: str, df):
 def _run_fit(args) -> None:
   from lawsearch import laws
 
+  if args.out:
+    inputs.output_file(args.out, "--out")
+  if args.plots:
+    inputs.output_dir(args.plots, "--plots")
+  low, high = args.r_range
+  if not 0 < low < high:
+    raise UsageError(f"--r-range {low:g} {high:g}: give LOW HIGH with 0 < LOW < HIGH")
   df = _read_runs(args.runs)
   l_opt = _l_opt_source(args.l_opt, df)
-  r_range = None if args.no_r_filter else tuple(args.r_range)
+  r_range = None if args.no_r_filter else (low, high)
   law = laws.ConditionalLaw.fit(df, args.form, l_opt=l_opt, r_range=r_range)
   info = law.fit_info
   filt = "off" if r_range is None else f"r in [{r_range[0]:g}, {r_range[1]:g}]"
@@ -564,6 +631,7 @@ def _run_report(args) -> None:
   from lawsearch.laws import ConditionalLaw
   from lawsearch.report import fit_report
 
+  inputs.output_dir(args.out, "--out")
   df = _read_runs(args.runs)
   if not os.path.isfile(args.law):
     raise UsageError(f"--law {args.law}: no such file (write one with `lawsearch fit --out`)")
@@ -591,8 +659,8 @@ def _add_fit(sub) -> None:
   p.add_argument("--r-range", type=float, nargs=2, default=(0.5, 5.0), metavar=("LOW", "HIGH"),
                  help="fit only runs with r in [LOW, HIGH] (the paper's filter)")
   p.add_argument("--no-r-filter", action="store_true", help="fit every run")
-  p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap refits (0: none)")
-  p.add_argument("--level", type=float, default=0.95, help="interval coverage")
+  p.add_argument("--bootstrap", type=_int_at_least(0), default=1000, help="bootstrap refits (0: none)")
+  p.add_argument("--level", type=_fraction, default=0.95, help="interval coverage")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no-validate", dest="validate", action="store_false",
                  help="skip cross-scale validation")
@@ -618,12 +686,26 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]  # train: --config.a.b=v
     args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    if overrides and args.command not in CONFIG_COMMANDS:
+      raise UsageError(f"{overrides[0]}: `lawsearch {args.command}` takes no config; --config.* "
+                       f"overrides apply to {', '.join(CONFIG_COMMANDS)}")
     args.config_overrides = overrides
     args.run(args)
-  except (UsageError, ValueError, FileNotFoundError) as e:
-    print(f"lawsearch: error: {e}", file=sys.stderr)
+  except UserError as e:
+    print(f"lawsearch: error: {_one_line(e)}", file=sys.stderr)
+    return 2
+  except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+    # Paths come from the user: a missing file or a file where a directory belongs is their slip.
+    print(f"lawsearch: error: {e.strerror}: {e.filename}", file=sys.stderr)
     return 2
   return 0
+
+
+CONFIG_COMMANDS = ("train", "sweep", "eval")
+
+
+def _one_line(error: Exception) -> str:
+  return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

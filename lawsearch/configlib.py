@@ -15,6 +15,8 @@ import os
 
 import ml_collections
 
+from lawsearch.errors import UserError
+
 
 def _typed(raw: str, default, key: str):
   if isinstance(default, bool):
@@ -22,21 +24,21 @@ def _typed(raw: str, default, key: str):
       return True
     if raw.lower() in ("0", "false", "no"):
       return False
-    raise ValueError(f"{key}={raw!r}: expected true or false")
+    raise UserError(f"{key}={raw!r}: expected true or false")
   if isinstance(default, (int, float)) and not isinstance(default, bool):
     try:
       value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
-      raise ValueError(f"{key}={raw!r}: expected a number") from None
+      raise UserError(f"{key}={raw!r}: expected a number") from None
     if isinstance(default, int) and not (isinstance(value, int) or float(value).is_integer()):
-      raise ValueError(f"{key}={raw!r}: expected an integer")
+      raise UserError(f"{key}={raw!r}: expected an integer")
     return type(default)(value)
   if isinstance(default, str) or default is None:
     return raw
   try:
     return ast.literal_eval(raw)
   except (ValueError, SyntaxError):
-    raise ValueError(f"{key}={raw!r}: expected a Python literal like {default!r}") from None
+    raise UserError(f"{key}={raw!r}: expected a Python literal like {default!r}") from None
 
 
 def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
@@ -46,7 +48,7 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
     key, _, raw = item.partition("=")
     key = key.strip()
     if key not in spec:
-      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(spec)}")
+      raise UserError(f"unknown config argument {key!r}; known: {', '.join(spec)}")
     result[key] = True if ("=" not in item and isinstance(spec[key], bool)) else _typed(
         raw.strip(), spec[key], key)
   return result
@@ -56,10 +58,15 @@ def load(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
   """Run `get_config(arg)` of the file in "path.py[:arg]" and apply "--config.a.b=v" overrides."""
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
-    raise ValueError(f"config file {path!r} not found (give --config=path/to/file.py[:arg])")
+    raise UserError(f"config file {path!r} not found (give --config=path/to/file.py[:arg])")
   module_spec = importlib.util.spec_from_file_location("_lawsearch_config", path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise UserError(f"config file {path}: {e.msg} at line {e.lineno}") from None
+  if not callable(getattr(module, "get_config", None)):
+    raise UserError(f"config file {path} has no get_config(arg) function (see configs/train.py)")
   return locked(module.get_config(arg or None), overrides)
 
 
@@ -75,13 +82,19 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
   """Apply one "--config.a.b=v" (or "a.b=v") to a locked config, typed after the current value."""
   key, eq, raw = item.removeprefix("--").removeprefix("config.").partition("=")
   if not eq:
-    raise ValueError(f"override {item!r} must look like --config.a.b=value")
+    raise UserError(f"override {item!r} must look like --config.a.b=value")
   parent, *path = config, *key.split(".")
   for part in path[:-1]:
     if part not in parent:
-      raise ValueError(f"unknown config key {key!r} (no {part!r})")
+      raise UserError(f"unknown config key {key!r} (no {part!r})")
     parent = parent[part]
   leaf = path[-1]
   if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
-    raise ValueError(f"unknown config key {key!r}")
-  parent[leaf] = _typed(raw, parent[leaf], key)
+    raise UserError(f"unknown config key {key!r}")
+  if isinstance(parent[leaf], ml_collections.ConfigDict):
+    raise UserError(f"config key {key!r} is a group of settings; override one of them: "
+                    + ", ".join(f"{key}.{k}" for k in parent[leaf]))
+  try:
+    parent[leaf] = _typed(raw, parent[leaf], key)
+  except TypeError as e:  # ml_collections refuses a value of another type
+    raise UserError(f"{key}={raw!r}: {e}") from None

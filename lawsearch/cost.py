@@ -16,7 +16,9 @@ from typing import Literal
 
 import numpy as np
 
+from lawsearch import inputs
 from lawsearch.arch import ArchSpec, ShapeArrays
+from lawsearch.errors import UserError
 
 Shape = ArchSpec | ShapeArrays
 FlopsForm = Literal["paper", "physical"]
@@ -24,7 +26,7 @@ FlopsForm = Literal["paper", "physical"]
 
 def _check_form(form: str) -> None:
   if form not in ("paper", "physical"):
-    raise ValueError(f"form must be 'paper' or 'physical', got {form!r}")
+    raise UserError(f"form must be 'paper' or 'physical', got {form!r}")
 
 
 def inference_flops_per_token(arch: Shape, context_len, form: FlopsForm = "paper"):
@@ -107,7 +109,7 @@ def node(hw: Hardware | str, chips: int) -> Hardware:
   bandwidth and memory add up (communication is not modelled)."""
   hw = hardware(hw) if isinstance(hw, str) else hw
   if int(chips) != chips or chips < 1:
-    raise ValueError(f"chips must be a positive integer, got {chips!r}")
+    raise UserError(f"chips must be a positive integer, got {chips!r}")
   if chips == 1:
     return hw
   return Hardware(f"{chips}x {hw.name}", chips * hw.peak_flops, chips * hw.hbm_bandwidth,
@@ -119,7 +121,7 @@ def hardware(name: str) -> Hardware:
   try:
     return HARDWARE[name.lower()]
   except KeyError:
-    raise ValueError(f"unknown hardware {name!r}; known: {', '.join(HARDWARE)}") from None
+    raise UserError(f"unknown hardware {name!r}; known: {', '.join(HARDWARE)}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Efficiency:
     for field in ("compute", "memory"):
       value = getattr(self, field)
       if not 0 < value <= 1:
-        raise ValueError(f"Efficiency.{field} is a fraction of peak in (0, 1], got {value!r}")
+        raise UserError(f"Efficiency.{field} is a fraction of peak in (0, 1], got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,16 +212,19 @@ def _map(arch: Shape, fn) -> Shape:
   return ShapeArrays(**{f: fn(getattr(arch, f)) for f in arch.__dataclass_fields__})
 
 
+def check_scenario(batch, input_len, output_len) -> None:
+  """A serving scenario's batch and lengths are integers >= 1 (UserError naming the bad one)."""
+  for name, value in (("batch", batch), ("input_len", input_len), ("output_len", output_len)):
+    inputs.positive_int(value, name)
+
+
 def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_len: int = 4096,
                         output_len: int = 1024, *, bytes_per_element: float = 2,
                         efficiency: Efficiency = Efficiency(), memory_fraction: float = 0.9,
                         ) -> Throughput:
   """Roofline model of one generate call in the paper's protocol (see `roofline_times`)."""
   hw = hardware(hw) if isinstance(hw, str) else hw
-  if int(batch) != batch or batch < 1:
-    raise ValueError(f"batch must be a positive integer, got {batch!r}")
-  if input_len < 1 or output_len < 1:
-    raise ValueError(f"input_len and output_len must be >= 1, got {input_len}, {output_len}")
+  check_scenario(batch, input_len, output_len)
   seq_len = input_len + output_len
   memory = serving_memory_bytes(arch, batch, seq_len, bytes_per_element)
   largest = int(max_batch(arch, hw, seq_len, bytes_per_element, memory_fraction))
@@ -271,7 +276,7 @@ class DecodeBreakdown:
     if what == "time":
       what = "flops" if self.bound == "compute" else "bytes"
     if what not in ("flops", "bytes"):
-      raise ValueError(f"shares of 'flops', 'bytes' or 'time', got {what!r}")
+      raise UserError(f"shares of 'flops', 'bytes' or 'time', got {what!r}")
     parts = getattr(self, what)
     total = sum(parts.values())
     return {k: v / total for k, v in parts.items()}
@@ -283,9 +288,8 @@ def decode_breakdown(arch: ArchSpec, hw: Hardware | str, batch: int, context_len
   totals are those of `roofline_times`'s step at the same KV length. Memory capacity is not
   checked: shares are the same on one chip or split over many by tensor parallelism."""
   hw = hardware(hw) if isinstance(hw, str) else hw
-  if int(batch) != batch or batch < 1 or int(context_len) != context_len or context_len < 1:
-    raise ValueError(f"batch and context_len must be positive integers, got {batch!r}, "
-                     f"{context_len!r}")
+  inputs.positive_int(batch, "batch")
+  inputs.positive_int(context_len, "context_len")
   b, layers = float(batch), arch.n_layers
   flops = {"attn_proj": 2 * b * layers * arch.attn_params_per_layer,
            "attn_cache": 4 * b * layers * context_len * arch.attn_width,

@@ -36,6 +36,7 @@ import math
 from typing import Sequence
 
 from lawsearch import arch
+from lawsearch.errors import UserError
 
 # The CPU recipe's peak learning rate (AdamW, batch 32 x 128): 3e-3 at 145k, the best of a scan of
 # 1.5e-3, 3e-3 and 6e-3 there (BUILD_NOTES.md, "CPU replication"), scaled as N^-1/4 over the
@@ -84,7 +85,7 @@ class Recipe:
     for scale, n_params, n_layers in self.scales:
       if scale == name:
         return n_params, n_layers
-    raise ValueError(f"unknown scale {name!r} in recipe {self.name!r}; known: "
+    raise UserError(f"unknown scale {name!r} in recipe {self.name!r}; known: "
                      f"{', '.join(s for s, _, _ in self.scales)}")
 
   @property
@@ -125,7 +126,7 @@ class Recipe:
     elif self.sweep_design == "cross":
       designs = [(x_grid, (self.cross_r,)), ((self.cross_x,), r_grid)]
     else:
-      raise ValueError(f"recipe {self.name!r}: sweep_design={self.sweep_design!r}; use 'grid' or "
+      raise UserError(f"recipe {self.name!r}: sweep_design={self.sweep_design!r}; use 'grid' or "
                        "'cross'")
     out, seen = [], set()
     for xs, rs in designs:
@@ -185,4 +186,4 @@ def recipe(name: str) -> Recipe:
   try:
     return RECIPES[name]
   except KeyError:
-    raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None
+    raise UserError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None

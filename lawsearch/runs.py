@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from lawsearch.errors import UserError
+
 RESULT = "result.json"
 CONFIG = "config.json"  # written by `lawsearch train` when a run starts
 REQUIRED = ("n_params", "tokens", "loss", "d_model", "mlp_attn_ratio")
@@ -47,7 +49,7 @@ def _plain(config: Any) -> Any:
     return config
   if hasattr(config, "item"):  # numpy scalars
     return config.item()
-  raise ValueError(f"config value {config!r} of type {type(config).__name__} is not JSON-able; "
+  raise UserError(f"config value {config!r} of type {type(config).__name__} is not JSON-able; "
                    "use numbers, strings, lists and dicts in configs")
 
 
@@ -64,7 +66,7 @@ def _path(root: str | os.PathLike):
     try:
       from etils import epath
     except ImportError as e:
-      raise ValueError(f"{root} is a remote path; install etils (pip install 'etils[epath]') "
+      raise UserError(f"{root} is a remote path; install etils (pip install 'etils[epath]') "
                        "and the filesystem's client (e.g. gcsfs) to read it") from e
     return epath.Path(root)
   return Path(root).expanduser()
@@ -76,14 +78,73 @@ def _filesystem(where):
   try:
     yield
   except ImportError as e:
-    raise ValueError(f"cannot reach {where}: {e} (e.g. pip install gcsfs for gs://)") from e
+    raise UserError(f"cannot reach {where}: {e} (e.g. pip install gcsfs for gs://)") from e
 
 
 def run_dir(root: str | os.PathLike, config: Any, name: str = "run"):
   """The run directory of `config` under `root`: root / f"{name}-{hash[:12]}" (not created)."""
   if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-    raise ValueError(f"run name {name!r} must use only letters, digits, '.', '_' and '-'")
+    raise UserError(f"run name {name!r} must use only letters, digits, '.', '_' and '-'")
   return _path(root) / f"{name}-{config_hash(config)[:12]}"
+
+
+# Config fields that may change when a run resumes: how it is logged, checkpointed, launched,
+# laid out on devices and computed, never what is trained. Everything else belongs to the run.
+SAFE_ON_RESUME = ("train.log_every", "train.eval_every", "train.checkpoint_every",
+                  "train.keep_checkpoints", "train.peak_flops", "data.num_threads",
+                  "data.prefetch", "data.cache_dir", "distributed.*", "mesh.*",
+                  "model.attention_impl", "model.decode_impl", "model.remat")
+HISTORY = "config_history.jsonl"  # one line per resume that changed a SAFE_ON_RESUME field
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+  if isinstance(tree, Mapping):
+    return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+  return {prefix[:-1]: tree}
+
+
+def _safe(key: str) -> bool:
+  return any(key == f or (f.endswith(".*") and key.startswith(f[:-1])) for f in SAFE_ON_RESUME)
+
+
+def config_changes(workdir, config: Any) -> dict[str, tuple[Any, Any]]:
+  """Dotted key -> (recorded, given) for each field of `config` that differs from the workdir's
+  config.json (fields the record lacks, from older versions, are not compared); {} for a new
+  workdir. A UserError names every changed field outside SAFE_ON_RESUME: a workdir belongs to
+  one config."""
+  path = _path(workdir) / CONFIG
+  with _filesystem(path):
+    if not path.exists():
+      return {}
+    try:
+      recorded = _leaves(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+      raise UserError(f"{path} is not valid JSON ({e}); it is the run's record of its config: "
+                      "restore it, or train in a new --workdir") from None
+  given = _leaves(_plain(config))
+  changes = {k: (recorded[k], v) for k, v in given.items() if k in recorded and recorded[k] != v}
+  refused = {k: c for k, c in changes.items() if not _safe(k)}
+  if refused:
+    listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(refused.items()))
+    raise UserError(f"{workdir} was trained with another config ({listed}); a run directory "
+                    "belongs to one config: use a new --workdir, or the recorded values (only "
+                    f"{', '.join(SAFE_ON_RESUME)} may change on resume)")
+  return changes
+
+
+def append_config_history(workdir, step: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
+  """Records that the run resumed at `step` with `changes` (see config_changes)."""
+  path = _path(workdir) / HISTORY
+  line = json.dumps({"step": step, "changes": {k: list(v) for k, v in _plain(changes).items()}})
+  with _filesystem(path):
+    old = path.read_text() if path.exists() else ""
+    _write(path, old + line + "\n")
+
+
+def read_config_history(workdir) -> list[dict[str, Any]]:
+  path = _path(workdir) / HISTORY
+  with _filesystem(path):
+    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
 def write_json_atomic(path, record: Mapping[str, Any]) -> None:
@@ -112,9 +173,9 @@ def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str
   field, and `extra` (e.g. steps, wall time). ValueError for a non-finite loss or tokens <= 0.
   """
   if not (isinstance(loss, (int, float)) and math.isfinite(loss)):
-    raise ValueError(f"loss={loss!r} is not finite; a diverged run has no result record")
+    raise UserError(f"loss={loss!r} is not finite; a diverged run has no result record")
   if not tokens > 0:
-    raise ValueError(f"tokens={tokens!r} must be positive")
+    raise UserError(f"tokens={tokens!r} must be positive")
   return {**dataclasses.asdict(spec), "n_params": spec.non_embedding_params,
           "total_params": spec.total_params, "mlp_attn_ratio": spec.mlp_attn_ratio,
           "d_over_sqrt_n": spec.d_over_sqrt_n, "tokens": tokens, "loss": float(loss), **extra}
@@ -124,7 +185,7 @@ def write_result(directory, record: Mapping[str, Any]) -> None:
   """Writes `record` atomically as directory/result.json. It must hold the REQUIRED keys."""
   missing = [k for k in REQUIRED if k not in record]
   if missing:
-    raise ValueError(f"result record lacks {missing}; build it with runs.result_record(spec, ...)")
+    raise UserError(f"result record lacks {missing}; build it with runs.result_record(spec, ...)")
   write_json_atomic(_path(directory) / RESULT, record)
 
 
@@ -150,8 +211,35 @@ def collect(*roots: str | os.PathLike | Iterable):
     with _filesystem(root):
       rows += _records(_path(root))
   if not rows:
-    raise ValueError(f"no {RESULT} under {', '.join(map(str, roots))}; train some runs first")
+    raise UserError(f"no {RESULT} under {', '.join(map(str, roots))}; train some runs first")
   return pd.DataFrame(rows)
+
+
+def check_table(df, source: str):
+  """`df` (a runs table) with its REQUIRED columns as float64, or a UserError from `source` naming
+  the missing column, the non-numeric cell, or the NaN/infinite one."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+
+  if len(df) == 0:
+    raise UserError(f"{source}: the table has no rows")
+  missing = [c for c in REQUIRED if c not in df.columns]
+  if missing:
+    raise UserError(f"{source}: missing column(s) {missing}; the table has {list(df.columns)}")
+  df = df.copy()
+  for column in REQUIRED:
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna()
+    if bad.any():
+      row = int(np.flatnonzero(bad.to_numpy())[0])
+      raise UserError(f"{source}: column {column!r} holds {df[column].iloc[row]!r} at row {row}; "
+                      "expected numbers")
+    bad = ~np.isfinite(values.to_numpy(np.float64))
+    if bad.any():
+      raise UserError(f"{source}: column {column!r} has {int(bad.sum())} missing or infinite "
+                      f"value(s) (first at row {int(np.flatnonzero(bad)[0])}); fix or drop them")
+    df[column] = values.astype(np.float64)
+  return df
 
 
 def unfinished(root: str | os.PathLike) -> list[str]:
@@ -168,15 +256,18 @@ def unfinished(root: str | os.PathLike) -> list[str]:
 def _records(path) -> list[dict[str, Any]]:
   """The result records under `path`, each with its run_dir."""
   if not path.exists():
-    raise ValueError(f"run root {path} does not exist")
+    raise UserError(f"run root {path} does not exist")
   rows = []
   for f in sorted(path.rglob(RESULT), key=str):
     try:
       record = json.loads(f.read_text())
     except json.JSONDecodeError as e:
-      raise ValueError(f"{f} is not valid JSON ({e}); delete it and re-run that run") from e
+      raise UserError(f"{f} is not valid JSON ({e}); delete it and re-run that run") from None
+    if not isinstance(record, dict):
+      raise UserError(f"{f} holds a JSON {type(record).__name__}, not a run record; delete it "
+                      "and re-run that run")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
-      raise ValueError(f"{f} lacks {missing}; it was not written by runs.write_result")
+      raise UserError(f"{f} lacks {missing}; it was not written by runs.write_result")
     rows.append({**record, "run_dir": str(f.parent)})
   return rows

@@ -35,7 +35,8 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-from lawsearch import arch, cost
+from lawsearch import arch, cost, inputs
+from lawsearch.errors import UserError
 from lawsearch.laws import FORMS, ChinchillaLaw, ConditionalLaw, float64
 
 # Shape columns of the candidates table, in ArchSpec order.
@@ -64,6 +65,13 @@ class RooflineEfficiency:
   efficiency: cost.Efficiency = cost.Efficiency()
   memory_fraction: float = 0.9
   bytes_per_element: float = 2  # of the served weights and KV cache (bf16; 4 for float32)
+
+  def __post_init__(self):
+    cost.check_scenario(self.batch, self.input_len, self.output_len)
+    if not 0 < self.memory_fraction <= 1:
+      raise UserError(f"memory_fraction must be in (0, 1], got {self.memory_fraction!r}")
+    if not self.bytes_per_element > 0:
+      raise UserError(f"bytes_per_element must be > 0, got {self.bytes_per_element!r}")
 
   @property
   def chip(self) -> cost.Hardware:
@@ -112,13 +120,13 @@ class MeasuredEfficiency:
     if batch is not None:
       records = [r for r in records if r.get("batch") == batch]
       if not records:
-        raise ValueError(f"no measurement at batch {batch}; measure it with `lawsearch bench "
+        raise UserError(f"no measurement at batch {batch}; measure it with `lawsearch bench "
                          f"--batch {batch} --out FILE`")
     values: dict = {}
     for rec in records:
       missing = [f for f in SHAPE_COLUMNS[:6] + (key,) if f not in rec]
       if missing:
-        raise ValueError(f"measurement record lacks {missing}: {rec}")
+        raise UserError(f"measurement record lacks {missing}: {rec}")
       values.setdefault(tuple(int(rec[f]) for f in SHAPE_COLUMNS[:6]), []).append(float(rec[key]))
     at = f" at batch {batch}" if batch is not None else ""
     return cls({k: float(np.mean(v)) for k, v in values.items()}, label or f"measured {key}{at}")
@@ -149,7 +157,7 @@ def as_efficiency(efficiency) -> EfficiencyMeasure:
     return efficiency
   if callable(efficiency):
     return CallableEfficiency(efficiency)
-  raise ValueError("efficiency must be an EfficiencyMeasure (RooflineEfficiency, "
+  raise UserError("efficiency must be an EfficiencyMeasure (RooflineEfficiency, "
                    f"MeasuredEfficiency, ...) or a callable ArchSpec -> float, got {efficiency!r}")
 
 
@@ -162,7 +170,7 @@ def _l_opt(l_opt, n_params: np.ndarray, tokens: float) -> np.ndarray:
     return np.asarray(l_opt.predict(n_params, np.full_like(n_params, tokens)), np.float64)
   value = float(l_opt)
   if not (math.isfinite(value) and value > 0):
-    raise ValueError(f"l_opt must be a positive loss, a ChinchillaLaw or None, got {l_opt!r}")
+    raise UserError(f"l_opt must be a positive loss, a ChinchillaLaw or None, got {l_opt!r}")
   return np.full_like(n_params, value)
 
 
@@ -362,20 +370,32 @@ def _default_d_models(n_params: float, head_dim: int) -> list[int]:
   return list(range(max(step, int(math.ceil(lo / step)) * step), int(hi) + 1, step))
 
 
-def _check_inputs(law, n_params, tokens, n_layers, head_dim) -> None:
+MAX_PARAMS = 1e14  # the largest budget whose candidate grid the search enumerates
+
+
+def _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa, vocab_size
+                  ) -> None:
   if not isinstance(law, ConditionalLaw):
-    raise ValueError(f"law must be a ConditionalLaw, got {type(law).__name__}")
+    raise UserError(f"law must be a ConditionalLaw, got {type(law).__name__}")
   for name, value in (("n_params", n_params), ("tokens", tokens)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
         math.isfinite(value) and value > 0):
-      raise ValueError(f"{name} must be a positive number, got {value!r}")
+      raise UserError(f"{name} must be a positive number, got {value!r}")
   for name, value in (("n_layers", n_layers), ("head_dim", head_dim)):
-    if int(value) != value or value <= 0:
-      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    inputs.positive_int(value, name)
+  if head_dim % 2:
+    raise UserError(f"head_dim must be even (RoPE rotates pairs of dimensions), got {head_dim}")
+  if n_params > MAX_PARAMS:
+    raise UserError(f"n_params {n_params:.4g} is beyond the {MAX_PARAMS:.0e} parameters the "
+                    "search enumerates; give a budget in parameters (e.g. 7e9)")
+  if not 0 < tolerance < 1:
+    raise UserError(f"tolerance is a fraction of n_params in (0, 1), got {tolerance!r}")
+  for name, value in (("max_gqa", max_gqa), ("vocab_size", vocab_size)):
+    inputs.positive_int(value, name)
   # The smallest sensible layer: d_model = 2*head_dim, one query and one KV head, a tiny MLP.
   smallest = arch.ArchSpec(1, 2 * head_dim, 1, 1, head_dim, head_dim, 1).non_embedding_params
   if n_params / n_layers < smallest:
-    raise ValueError(
+    raise UserError(
         f"a budget of {n_params:.4g} parameters over {n_layers} layers leaves "
         f"{n_params / n_layers:.4g} per layer, less than the smallest layer with head_dim "
         f"{head_dim} ({smallest}); use fewer layers or a larger budget")
@@ -401,17 +421,20 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   keep only candidates whose MLP-to-attention ratio lies inside it (e.g. the law's fitted range,
   so that no pick rests on the law's extrapolation); None keeps all.
   """
-  _check_inputs(law, n_params, tokens, n_layers, head_dim)
+  _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa, vocab_size)
   measure = as_efficiency(efficiency)
   if isinstance(baseline, str):
     baseline = arch.preset(baseline)
   if loss_target is None and baseline is None:
-    raise ValueError("give a loss_target or a baseline architecture whose predicted loss is "
+    raise UserError("give a loss_target or a baseline architecture whose predicted loss is "
                      "the target")
   notes = [] if l_opt is not None else ["no L_opt given: losses are relative (L / L_opt)"]
   l_opt_here = float(_l_opt(l_opt, np.array([float(n_params)]), tokens)[0])
 
   step2_gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
+  if step2_gqa > max_gqa:
+    raise UserError(f"max_gqa={max_gqa} is below step 2's GQA {step2_gqa} (the baseline's, or "
+                    "baseline_gqa): step 3 would have no GQA to try; raise max_gqa")
   grid = list(d_models) if d_models is not None else _default_d_models(n_params, head_dim)
   gqa_grid = sorted(set(gqas) | {step2_gqa})
   specs = arch.enumerate_candidates(n_params, n_layers=n_layers, head_dim=head_dim, d_models=grid,
@@ -427,7 +450,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
               f"{closest.non_embedding_params:.4g}")
     except ValueError:
       hint = ""
-    raise ValueError(
+    raise UserError(
         f"no architecture within {tolerance:.1%} of {n_params:.4g} parameters on this grid"
         + (f" with r in [{r_range[0]:g}, {r_range[1]:g}]" if r_range is not None else "")
         + f"{hint}; widen the tolerance or r_range, refine ffn_step or change the d_model grid")
@@ -461,7 +484,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
     targets.append(float(predict_loss(law, [baseline], tokens, l_opt)[0]))
   target = min(targets)
   if target < min_loss:
-    raise ValueError(f"loss target {target:.6g} is below the law's minimum achievable "
+    raise UserError(f"loss target {target:.6g} is below the law's minimum achievable "
                      f"{min_loss:.6g} (at d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}); raise the "
                      "target or the budget")
   table["meets_target"] = table["loss"] <= target * (1 + 1e-12)
@@ -477,7 +500,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   at_gqa = table[table["gqa"] == step2_gqa]
   feasible = at_gqa[at_gqa["meets_target"] & (at_gqa["efficiency"] > 0)]
   if feasible.empty:
-    raise ValueError(f"no candidate at GQA {step2_gqa} meets the target {target:.6g} with a "
+    raise UserError(f"no candidate at GQA {step2_gqa} meets the target {target:.6g} with a "
                      f"positive efficiency on this grid; the lowest predicted loss there is "
                      f"{at_gqa['loss'].min():.6g}")
   starts = [_spec_of(row) for _, row in

@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from lawsearch.errors import UserError
 from lawsearch.search import SHAPE_COLUMNS, SearchResult
 
 UNITS = ("s/token", "J/token", "$/Mtoken")
@@ -53,14 +54,14 @@ class InferenceCost:
 
   def __post_init__(self):
     if self.unit not in UNITS:
-      raise ValueError(f"cost unit must be one of {', '.join(UNITS)}, got {self.unit!r}")
+      raise UserError(f"cost unit must be one of {', '.join(UNITS)}, got {self.unit!r}")
     need = {"J/token": ("power_w", "--power-w WATTS (the serving system's power)"),
             "$/Mtoken": ("price_per_hour", "--price-per-hour DOLLARS (the system's hourly "
                                            "price)")}.get(self.unit)
     if need is not None:
       value = getattr(self, need[0])
       if value is None or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"a cost in {self.unit} needs a positive {need[1]}, got {value!r}")
+        raise UserError(f"a cost in {self.unit} needs a positive {need[1]}, got {value!r}")
 
   def per_token(self, tokens_per_s) -> np.ndarray:
     """Cost of one output token at `tokens_per_s`; inf where the rate is 0 or unmeasured."""
@@ -93,12 +94,12 @@ def penalised(result: SearchResult, lambdas: Sequence[float],
   lambdas = [float(v) for v in lambdas]
   bad = [v for v in lambdas if not (np.isfinite(v) and v >= 0)]
   if bad or not lambdas:
-    raise ValueError(f"lambda values must be finite and >= 0, got {bad or 'none'}")
+    raise UserError(f"lambda values must be finite and >= 0, got {bad or 'none'}")
   table = _admissible(result)
   reference = result.baseline if result.baseline is not None else result.panda
   ref_cost = float(costs.per_token([result.locate(reference)["efficiency"]])[0])
   if not np.isfinite(ref_cost):
-    raise ValueError(f"the reference {reference} has no efficiency to normalise the cost by "
+    raise UserError(f"the reference {reference} has no efficiency to normalise the cost by "
                      "(unmeasured, or it does not fit in memory)")
   cost = costs.per_token(table["efficiency"])
   loss = table["loss"].to_numpy(np.float64)
@@ -123,7 +124,7 @@ def family_points(results: Sequence[SearchResult], chinchilla, tokens_per_param:
   rows = []
   for result in results:
     if result.l_opt is not None:
-      raise ValueError("family_points needs searches with relative losses (l_opt=None): the "
+      raise UserError("family_points needs searches with relative losses (l_opt=None): the "
                        "Chinchilla law supplies L_opt at each candidate's N")
     table = _admissible(result)
     table = table[table["meets_target"]]
@@ -170,6 +171,6 @@ def exponents(points: pd.DataFrame, by: str = "group", n_boot: int = 1000, level
                  alpha / eta, "alpha_lo": lo[0], "alpha_hi": hi[0], "eta_lo": lo[1],
                  "eta_hi": hi[1], "ratio_lo": lo[2], "ratio_hi": hi[2]})
   if not rows:
-    raise ValueError(f"no {by} has points at {max(3, min_sizes)} or more sizes; search at more "
+    raise UserError(f"no {by} has points at {max(3, min_sizes)} or more sizes; search at more "
                      "budgets")
   return pd.DataFrame(rows)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lawsearch.data import tokens
+from lawsearch.errors import UserError
 
 DOCS = ["first document: " + "abc " * 3000, "second, ñ, " * 700, "third\n\nwith paragraphs\n\n" * 400]
 
@@ -72,12 +73,23 @@ def test_second_build_is_a_cache_hit(text_dir, tmp_path):
 
 def test_bpe_tokens_stay_below_vocab(text_dir, tmp_path):
   toks = tokens.build(_spec(tmp_path, path=str(text_dir / "doc1.txt"), tokenizer="bpe",
-                            vocab_size=300))
+                            vocab_size=300, heldout_fraction=0))  # one document: all train
   ids = np.concatenate([toks.array("train"), toks.array("heldout")])
   # A small text has fewer merges to learn than asked for: the vocabulary is at most 300.
   assert 257 < toks.vocab_size <= 300 and ids.max() < toks.vocab_size
   assert ids[-1] == toks.meta["eos_id"] == 0
   assert toks.tokenizer().decode(ids[:-1]) == DOCS[1]
+
+
+def test_a_corpus_too_small_for_its_splits_is_refused_and_not_cached(text_dir, tmp_path):
+  spec = _spec(tmp_path, path=str(text_dir / "doc1.txt"), tokenizer="bpe",
+               vocab_size=300)  # one block: all of it held out
+  with pytest.raises(UserError, match="gives 0 train .* held-out tokens at heldout_fraction=0.25"):
+    tokens.build(spec)
+  assert not list((tmp_path / "cache" / "tokens").iterdir())
+  (tmp_path / "empty.txt").write_text("")
+  with pytest.raises(UserError, match="holds no text"):
+    tokens.build(_spec(tmp_path, path=str(tmp_path / "empty.txt")))
 
 
 def test_raw_token_file_import(tmp_path):

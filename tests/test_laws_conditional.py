@@ -79,8 +79,10 @@ def test_json_round_trip(tmp_path, sweep):
   assert json.loads(text)["fit"]["n_points"] == law.fit_info.n_points
   assert ConditionalLaw.from_json(path) == law
   assert ConditionalLaw.from_json(text) == law
-  with pytest.raises(ValueError, match="not a ConditionalLaw"):
+  with pytest.raises(ValueError, match="law JSON lacks 'coefficients'"):
     ConditionalLaw.from_json('{"form": "multiplicative"}')
+  with pytest.raises(ValueError, match="coefficients must be finite numbers"):
+    ConditionalLaw.from_json('{"form": "multiplicative", "coefficients": {"a0": NaN}}')
 
 
 def test_multiplicative_recovers_the_true_optimum(sweep):

@@ -50,7 +50,7 @@ def test_a_compute_bound_step_shares_time_as_flops():
   assert b.bound == "compute" and b.shares("time") == b.shares("flops")
   with pytest.raises(ValueError, match="'flops', 'bytes' or 'time'"):
     b.shares("joules")
-  with pytest.raises(ValueError, match="positive integers"):
+  with pytest.raises(ValueError, match="batch must be an integer >= 1"):
     cost.decode_breakdown(arch.preset("nano"), "h200", 0, 10)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from lawsearch import cli, configlib
+from lawsearch.errors import UserError
 from lawsearch.model.transformer import DTYPES, resolve_dtype
 from lawsearch.train import evaluate, loop
 from lawsearch.train.metrics import read
@@ -61,7 +62,7 @@ def reference(tmp_path_factory, data_args):
   return workdir, loop.train(configlib.load(CONFIG, ARGS + data_args), workdir, progress=False)
 
 
-def test_run_directory_is_the_unit_of_record(reference):
+def test_run_directory_is_the_unit_of_record(reference, data_args):
   workdir, result = reference
   assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl",
                                          "result.json"]
@@ -79,7 +80,37 @@ def test_run_directory_is_the_unit_of_record(reference):
   assert result["loss"] < records[0]["loss"] < np.log(512) + 0.2
   assert json.load(open(os.path.join(workdir, "config.json")))["train"]["steps"] == 8
   # Idempotent: a finished run is returned, not retrained.
-  assert loop.train(configlib.load(CONFIG, ARGS), workdir, progress=False) == result
+  assert loop.train(configlib.load(CONFIG, ARGS + data_args), workdir, progress=False) == result
+
+
+def test_a_workdir_belongs_to_one_config(reference, data_args):
+  workdir, result = reference
+  # A finished run asked for more steps, or another model, is refused with the fields named.
+  for extra, field in ((["--config.train.steps=16"], "train.steps: 8 -> 16"),
+                       (["--config.optimizer.peak_lr=0.1"], "optimizer.peak_lr")):
+    with pytest.raises(UserError, match=field):
+      loop.train(configlib.load(CONFIG, ARGS + data_args + extra), workdir, progress=False)
+  before = open(os.path.join(workdir, "config.json")).read()
+  assert cli.main(["train", f"--config={CONFIG}", *ARGS, *data_args, "--config.train.steps=16",
+                   f"--workdir={workdir}", "--no-progress"]) == 2
+  assert open(os.path.join(workdir, "config.json")).read() == before  # nothing rewritten
+
+
+def test_a_resume_may_change_only_the_safe_fields_and_keeps_their_history(reference, data_args,
+                                                                          tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(reference[0], workdir)
+  os.remove(os.path.join(workdir, "result.json"))
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "8"))  # interrupted after step 4's checkpoint
+  with pytest.raises(UserError, match="optimizer.warmup_steps"):  # a trained field: refused
+    loop.train(configlib.load(CONFIG, ARGS + data_args + ["--config.optimizer.warmup_steps=3"]),
+               workdir, progress=False)
+  safe = ["--config.train.log_every=2", "--config.train.eval_every=0"]
+  result = loop.train(configlib.load(CONFIG, ARGS + data_args + safe), workdir, progress=False)
+  assert result["loss"] == reference[1]["loss"]  # logging changes nothing trained
+  assert result["config_history"] == [{"step": 4, "changes": {"train.eval_every": [4, 0],
+                                                              "train.log_every": [1, 2]}}]
+  assert json.load(open(os.path.join(workdir, "config.json")))["train"]["log_every"] == 2
 
 
 def test_eval_of_the_run_directory_reproduces_its_final_heldout_loss(reference, tmp_path, capsys):

@@ -12,6 +12,8 @@ import json
 
 from lawsearch import cost
 from lawsearch.arch import from_fields
+from lawsearch import inputs
+from lawsearch.errors import UserError
 
 
 def calibrate(rows: list[dict]) -> cost.Efficiency:
@@ -19,7 +21,7 @@ def calibrate(rows: list[dict]) -> cost.Efficiency:
   mbu = [r["mbu"] for r in rows if r.get("mbu")]
   mfu = [r["mfu_prefill"] for r in rows if r.get("mfu_prefill")]
   if not mbu or not mfu:
-    raise ValueError("calibration needs a chip from cost.HARDWARE (pass --hardware on an unknown "
+    raise UserError("calibration needs a chip from cost.HARDWARE (pass --hardware on an unknown "
                      "one) and output_len > 1")
   return cost.Efficiency(compute=min(max(mfu), 1.0), memory=min(max(mbu), 1.0))
 
@@ -32,17 +34,12 @@ def save_efficiency(path: str, hardware: str, eff: cost.Efficiency) -> None:
 
 def load_efficiency(path: str, hardware: str) -> cost.Efficiency:
   """The Efficiency stored at `path`, which must have been measured on `hardware`."""
-  try:
-    with open(path) as f:
-      rec = json.load(f)
-  except FileNotFoundError:
-    raise ValueError(f"calibration file {path}: no such file; write one with `lawsearch bench "
-                     f"... --calibrate {path}` on the hardware it describes") from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"calibration file {path} is not JSON ({e}); write it with `lawsearch "
-                     "bench --calibrate`") from None
+  rec = inputs.read_json(path, "calibration file", hint=(
+      f"write one with `lawsearch bench ... --calibrate {path}` on the hardware it describes"))
+  inputs.require(rec, f"calibration file {path}", {"hardware": "string", "compute": "number",
+                                                   "memory": "number"})
   if rec.get("hardware") != hardware:
-    raise ValueError(f"calibration {path} was measured on {rec.get('hardware')!r}, not "
+    raise UserError(f"calibration {path} was measured on {rec.get('hardware')!r}, not "
                      f"{hardware!r}; pass --hardware {rec.get('hardware')} or recalibrate")
   return cost.Efficiency(compute=rec["compute"], memory=rec["memory"])
 

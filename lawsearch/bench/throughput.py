@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import time
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from lawsearch import cost
 from lawsearch.arch import ArchSpec
+from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig, build
 from lawsearch.model.generate import Engine, Sampling, cache_length
 
@@ -48,14 +50,14 @@ class BenchConfig:
 
   def __post_init__(self):
     if not self.batch_sizes or any(int(b) != b or b < 1 for b in self.batch_sizes):
-      raise ValueError(f"batch_sizes must be positive integers, got {self.batch_sizes!r}")
+      raise UserError(f"batch_sizes must be positive integers, got {self.batch_sizes!r}")
     for name in ("input_len", "output_len", "trials", "prefill_batch"):
       if getattr(self, name) < 1:
-        raise ValueError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        raise UserError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)!r}")
     if self.warmup < 0:
-      raise ValueError(f"BenchConfig.warmup must be >= 0, got {self.warmup!r}")
+      raise UserError(f"BenchConfig.warmup must be >= 0, got {self.warmup!r}")
     if self.dtype not in _BYTES:
-      raise ValueError(f"BenchConfig.dtype must be one of {tuple(_BYTES)}, got {self.dtype!r}")
+      raise UserError(f"BenchConfig.dtype must be one of {tuple(_BYTES)}, got {self.dtype!r}")
 
 
 def detect_hardware() -> cost.Hardware | None:
@@ -149,8 +151,38 @@ def run_batch(engine: Engine, cfg: BenchConfig, batch: int,
   return rec
 
 
+def memory_needed(cfg: BenchConfig, batch: int) -> float:
+  """Bytes one batch of the benchmark holds at its peak: the weights, the batch's KV cache, and
+  the prefill's attention scores where the attention materialises them (all but cuDNN's)."""
+  bpe = _BYTES[cfg.dtype]
+  max_len = cache_length(cfg.input_len, cfg.output_len)
+  prefill_batch = min(cfg.prefill_batch, batch)
+  scores = 0 if cfg.attention_impl == "cudnn" else (
+      prefill_batch * cfg.arch.n_heads * cfg.input_len ** 2 * 4)
+  return (cost.weight_bytes(cfg.arch, bpe) + batch * max_len *
+          cost.kv_cache_bytes_per_token(cfg.arch, bpe) + scores)
+
+
+def device_memory() -> float:
+  """Bytes the default device can hold: its allocator's limit, or the host's RAM on CPU."""
+  stats = jax.devices()[0].memory_stats() or {}
+  if "bytes_limit" in stats:
+    return float(stats["bytes_limit"])
+  return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 def run(cfg: BenchConfig, hw: cost.Hardware | None = None, log=print) -> list[dict]:
-  """Builds the model with random weights and measures every batch size."""
+  """Builds the model with random weights and measures every batch size; refuses up front a
+  batch that cannot fit in the device's memory (`memory_needed`)."""
+  available = device_memory()
+  for batch in cfg.batch_sizes:
+    need = memory_needed(cfg, batch)
+    if need > 0.9 * available:
+      raise UserError(
+          f"batch {batch} with a {cfg.input_len}-token prompt and {cfg.output_len} new tokens "
+          f"needs ~{need / 2**30:.3g} GiB ({cfg.attention_impl} prefill attention), more than "
+          f"90% of the device's {available / 2**30:.3g} GiB; shorten --input-len, lower --batch "
+          "or --prefill-batch")
   hw = hw or detect_hardware()
   max_len = cache_length(cfg.input_len, cfg.output_len)
   model = build(ModelConfig(arch=cfg.arch, max_seq_len=max_len, dtype=cfg.dtype,

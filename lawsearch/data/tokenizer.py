@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
+from lawsearch.errors import UserError
+
 EOT = "<|endoftext|>"
 # LLaMA-3's pre-tokenizer pattern (the cl100k pattern with digit groups of at most three).
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?"
@@ -70,7 +72,7 @@ class HFTokenizer:
     self.vocab_size = tok.get_vocab_size()
     eos = tok.token_to_id(EOT)
     if eos is None:
-      raise ValueError(f"tokenizer {name} has no {EOT!r} token; add it as a special token")
+      raise UserError(f"tokenizer {name} has no {EOT!r} token; add it as a special token")
     self.eos_id = eos
 
   def encode(self, text: str) -> list[int]:
@@ -120,12 +122,12 @@ class SentencePieceTokenizer:
     try:
       import sentencepiece as spm
     except ImportError as e:
-      raise ValueError(f"{path} is a sentencepiece model; install it: pip install sentencepiece"
+      raise UserError(f"{path} is a sentencepiece model; install it: pip install sentencepiece"
                        ) from e
     try:
       self._sp = spm.SentencePieceProcessor(model_file=str(path))
     except RuntimeError as e:
-      raise ValueError(f"unknown tokenizer file format: {path} is not a valid sentencepiece "
+      raise UserError(f"unknown tokenizer file format: {path} is not a valid sentencepiece "
                        f"model ({e}); give a tiktoken, sentencepiece or tokenizers JSON file"
                        ) from e
     self.name = str(path)
@@ -147,7 +149,7 @@ class SentencePieceTokenizer:
 def check_bpe_vocab_size(vocab_size: int) -> None:
   """ValueError unless a byte-level BPE can have `vocab_size` ids (256 bytes + end-of-text)."""
   if vocab_size < 257:
-    raise ValueError(f"BPE vocab_size={vocab_size} is below 257 (256 bytes + end-of-text); "
+    raise UserError(f"BPE vocab_size={vocab_size} is below 257 (256 bytes + end-of-text); "
                      "raise data.vocab_size (--vocab-size), or use tokenizer='bytes'")
 
 
@@ -189,7 +191,7 @@ def sniff_format(path: Path) -> str:
   # A sentencepiece ModelProto starts with field 1 (repeated SentencePiece, length-delimited): 0x0a.
   if head[:1] == b"\n":
     return "sentencepiece"
-  raise ValueError(
+  raise UserError(
       f"unknown tokenizer file format: {path} is neither a tiktoken ranks file "
       "('<base64> <rank>' lines), a sentencepiece .model, nor a tokenizers JSON; give one of "
       "those, or tokenizer='bpe' to train one here")
@@ -205,7 +207,7 @@ def load_tokenizer(spec: str) -> Tokenizer:
     return ByteTokenizer()
   path = Path(spec).expanduser().resolve()
   if not path.is_file():
-    raise ValueError(f"tokenizer file {spec!r} does not exist; give a tiktoken or sentencepiece "
+    raise UserError(f"tokenizer file {spec!r} does not exist; give a tiktoken or sentencepiece "
                      "model file, 'bpe' (train one on the corpus) or 'bytes'")
   kind = sniff_format(path)
   if kind == "tiktoken":

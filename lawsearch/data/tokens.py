@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ import numpy as np
 
 from lawsearch.data import corpus
 from lawsearch.data import tokenizer as tokenizer_lib
+from lawsearch.errors import UserError
 
 SOURCES = ("default", "text", "tokens", "arrayrecord")
 SPLITS = ("train", "heldout")
@@ -67,13 +69,13 @@ class DataSpec:
 
   def __post_init__(self):
     if self.source not in SOURCES:
-      raise ValueError(f"data.source={self.source!r} is unknown; use one of {SOURCES}")
+      raise UserError(f"data.source={self.source!r} is unknown; use one of {SOURCES}")
     if self.source != "default" and not self.path:
-      raise ValueError(f"data.source={self.source!r} needs data.path (a file, directory or glob)")
+      raise UserError(f"data.source={self.source!r} needs data.path (a file, directory or glob)")
     if not 0 <= self.heldout_fraction <= 0.5:
-      raise ValueError(f"data.heldout_fraction={self.heldout_fraction} must be in [0, 0.5]")
+      raise UserError(f"data.heldout_fraction={self.heldout_fraction} must be in [0, 0.5]")
     if self.token_dtype not in ("", "uint16", "uint32"):
-      raise ValueError(f"data.token_dtype={self.token_dtype!r} must be 'uint16' or 'uint32'")
+      raise UserError(f"data.token_dtype={self.token_dtype!r} must be 'uint16' or 'uint32'")
     if self.tokenizer == "bpe":
       tokenizer_lib.check_bpe_vocab_size(self.vocab_size)
 
@@ -106,7 +108,7 @@ class TokenSet:
 
   def path(self, split: str) -> Path:
     if split not in SPLITS:
-      raise ValueError(f"split={split!r} is unknown; use one of {SPLITS}")
+      raise UserError(f"split={split!r} is unknown; use one of {SPLITS}")
     return self.root / f"{split}.bin"
 
   def array(self, split: str) -> np.ndarray:
@@ -149,7 +151,7 @@ class TokenSet:
     """The tokenizer that made these ids (ValueError if they came from a raw token file)."""
     spec = self.meta.get("tokenizer")
     if not spec:
-      raise ValueError(f"{self.root} holds tokens from a raw token file; no tokenizer is known")
+      raise UserError(f"{self.root} holds tokens from a raw token file; no tokenizer is known")
     if spec != "bytes" and not Path(spec).is_absolute():
       spec = str(self.root / spec)
     return tokenizer_lib.load_tokenizer(spec)
@@ -170,7 +172,7 @@ def _text_files(path: str) -> list[Path]:
   else:
     files = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
   if not files:
-    raise ValueError(f"data.path={path!r}: no such file, directory with *.txt files, or glob "
+    raise UserError(f"data.path={path!r}: no such file, directory with *.txt files, or glob "
                      "match; point data.path at your text, or use data.source='default'")
   return files
 
@@ -179,13 +181,13 @@ def _input_files(spec: DataSpec) -> list[Path]:
   if spec.source == "arrayrecord":
     files = sorted(Path(f) for f in glob.glob(str(Path(spec.path).expanduser())))
     if not files:
-      raise ValueError(f"data.path={spec.path!r} matches no ArrayRecord shard; give a file or a "
+      raise UserError(f"data.path={spec.path!r} matches no ArrayRecord shard; give a file or a "
                        "glob such as /data/corpus-*.array_record")
     return files
   if spec.source == "tokens":
     p = Path(spec.path).expanduser()
     if not p.is_file():
-      raise ValueError(f"data.path={spec.path!r} is not a token file or a directory with "
+      raise UserError(f"data.path={spec.path!r} is not a token file or a directory with "
                        "meta.json; write one with `lawsearch data prepare` or point at it")
     return [p]
   return _text_files(spec.path)
@@ -345,11 +347,11 @@ def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
 
 def _import_raw(spec: DataSpec, file: Path, root: Path) -> dict[str, Any]:
   if not spec.token_dtype:
-    raise ValueError(f"{file} is a raw token file: set data.token_dtype ('uint16' or 'uint32') "
+    raise UserError(f"{file} is a raw token file: set data.token_dtype ('uint16' or 'uint32') "
                      "and data.vocab_size to its vocabulary size")
   ids = np.memmap(file, dtype=spec.token_dtype, mode="r")
   if len(ids) and int(ids.max()) >= spec.vocab_size:
-    raise ValueError(f"{file} holds token id {int(ids.max())} >= data.vocab_size="
+    raise UserError(f"{file} holds token id {int(ids.max())} >= data.vocab_size="
                      f"{spec.vocab_size}; set data.vocab_size to the file's vocabulary size")
   writer = _SplitWriter(root, spec.token_dtype, spec.heldout_fraction)
   step = BLOCK_TOKENS * 256
@@ -365,12 +367,15 @@ def build(spec: DataSpec) -> TokenSet:
     p = Path(spec.path).expanduser()
     if p.is_dir():
       if not (p / "meta.json").is_file():
-        raise ValueError(f"data.path={spec.path!r} is a directory without meta.json; point at a "
+        raise UserError(f"data.path={spec.path!r} is a directory without meta.json; point at a "
                          "token directory written by lawsearch, or at one raw .bin file")
       return TokenSet(p, json.loads((p / "meta.json").read_text()))
   if spec.source == "default":
     spec = dataclasses.replace(spec, source="text", path=str(corpus.prepare(spec.cache)))
   files = _input_files(spec)
+  if spec.source == "text" and sum(os.path.getsize(f) for f in files) == 0:
+    raise UserError(f"data.path={spec.path!r} holds no text (0 bytes in {len(files)} file(s)); "
+                    "point at the corpus")
   root = spec.cache / "tokens" / _key(spec, files)
   if (root / "meta.json").is_file():
     return TokenSet(root, json.loads((root / "meta.json").read_text()))
@@ -381,8 +386,13 @@ def build(spec: DataSpec) -> TokenSet:
     meta = _tokenize(spec, files, root)
   meta.update(source=spec.source, path=spec.path, heldout_fraction=spec.heldout_fraction,
               block_tokens=BLOCK_TOKENS, format_version=FORMAT_VERSION)
-  _write_meta(root, meta)
   n = meta["n_tokens"]
+  if not n["train"] or (spec.heldout_fraction > 0 and not n["heldout"]):
+    shutil.rmtree(root)  # nothing cached that a later call would take for a corpus
+    raise UserError(f"data.path={spec.path!r} gives {n['train']:,} train and {n['heldout']:,} "
+                    f"held-out tokens at heldout_fraction={spec.heldout_fraction}; each split "
+                    "asked for needs tokens: give a larger corpus")
+  _write_meta(root, meta)
   corpus.log(f"{root}: {n['train']:,} train + {n['heldout']:,} held-out tokens, "
              f"vocab {meta['vocab_size']}")
   return TokenSet(root, meta)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 
+from lawsearch.errors import UserError
 from lawsearch.kernels.gqa_decode_pallas import BlockSizes
 from lawsearch.kernels.reference import check_shapes, gqa_decode_reference, gqa_decode_xla
 
@@ -37,14 +38,14 @@ def gqa_decode(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths: ja
   """
   if impl == "xla":
     if block_sizes is not None or interpret or backend is not None:
-      raise ValueError("block_sizes, interpret and backend apply to impl='pallas' only")
+      raise UserError("block_sizes, interpret and backend apply to impl='pallas' only")
     return gqa_decode_xla(q, k_cache, v_cache, lengths, scale=scale)
   if impl == "pallas":
     from lawsearch.kernels import gqa_decode_pallas  # pylint: disable=import-outside-toplevel
     return gqa_decode_pallas.gqa_decode(q, k_cache, v_cache, lengths, scale=scale,
                                         block_sizes=block_sizes, interpret=interpret,
                                         backend=backend)
-  raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+  raise UserError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
 __all__ = ["BlockSizes", "IMPLS", "check_shapes", "gqa_decode", "gqa_decode_reference",

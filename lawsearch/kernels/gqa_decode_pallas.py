@@ -15,6 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from lawsearch.errors import UserError
 from lawsearch.kernels.reference import check_shapes
 
 BACKENDS = ("gpu", "tpu")
@@ -39,11 +40,11 @@ class BlockSizes:
   def __post_init__(self):
     for name in ("block_kv", "num_stages"):
       if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-        raise ValueError(f"BlockSizes.{name} must be a positive integer, got "
+        raise UserError(f"BlockSizes.{name} must be a positive integer, got "
                          f"{getattr(self, name)!r}")
     if self.num_splits is not None and (int(self.num_splits) != self.num_splits
                                         or self.num_splits < 1):
-      raise ValueError(f"BlockSizes.num_splits must be a positive integer or None, got "
+      raise UserError(f"BlockSizes.num_splits must be a positive integer or None, got "
                        f"{self.num_splits!r}")
 
 
@@ -64,26 +65,26 @@ def combine_splits(acc, m, l):
 
 def _backend_check(backend: str, dtype, interpret: bool) -> None:
   if backend not in BACKENDS:
-    raise ValueError(
+    raise UserError(
         f"the Pallas gqa_decode kernel runs on GPU (Mosaic GPU) or TPU (Mosaic TPU), not on "
         f"{backend!r}; use impl='xla', or interpret=True for tests on CPU")
   if backend == "gpu":
     if interpret:
-      raise ValueError("interpret=True runs the TPU kernel's program; the Mosaic GPU kernel has no "
+      raise UserError("interpret=True runs the TPU kernel's program; the Mosaic GPU kernel has no "
                        "CPU interpreter for its wgmma operands; pass backend='tpu' or omit it")
     from lawsearch.kernels.gqa_decode_gpu import DTYPES  # pylint: disable=import-outside-toplevel
     if jnp.dtype(dtype) not in map(jnp.dtype, DTYPES):
-      raise ValueError(f"the Mosaic GPU kernel takes bfloat16 or float16 (its tensor cores would "
+      raise UserError(f"the Mosaic GPU kernel takes bfloat16 or float16 (its tensor cores would "
                        f"round float32 to tf32), got {jnp.dtype(dtype)}; use impl='xla' for "
                        f"float32")
     devices = [dev for dev in jax.devices() if dev.platform == "gpu"]
     if devices and float(getattr(devices[0], "compute_capability", "9.0")) < 9.0:
-      raise ValueError(f"the Mosaic GPU kernel needs a Hopper or newer GPU (sm_90+), got "
+      raise UserError(f"the Mosaic GPU kernel needs a Hopper or newer GPU (sm_90+), got "
                        f"{devices[0].device_kind}; use impl='xla'")
   else:
     from lawsearch.kernels.gqa_decode_tpu import DTYPES  # pylint: disable=import-outside-toplevel
     if jnp.dtype(dtype) not in map(jnp.dtype, DTYPES):
-      raise ValueError(f"the TPU kernel takes float32, bfloat16 or float16, got {jnp.dtype(dtype)}")
+      raise UserError(f"the TPU kernel takes float32, bfloat16 or float16, got {jnp.dtype(dtype)}")
 
 
 def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
@@ -98,18 +99,18 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
   if backend is None:
     backend = "tpu" if interpret else jax.default_backend()
   if interpret and jax.default_backend() != "cpu":
-    raise ValueError("interpret=True is for tests on CPU; on an accelerator call the kernel itself")
+    raise UserError("interpret=True is for tests on CPU; on an accelerator call the kernel itself")
   _backend_check(backend, q.dtype, interpret)
   bs = block_sizes or BlockSizes()
   scale = d ** -0.5 if scale is None else float(scale)
   if t % bs.block_kv:
-    raise ValueError(f"max_len={t} (k_cache.shape[2]) must be a multiple of "
+    raise UserError(f"max_len={t} (k_cache.shape[2]) must be a multiple of "
                      f"block_kv={bs.block_kv}; pad the cache or pass BlockSizes(block_kv=...)")
   n_blocks = t // bs.block_kv
   programs = b * kh if backend == "gpu" else b  # the TPU kernel takes all KV heads per program
   splits = bs.num_splits or default_num_splits(programs, n_blocks, backend)
   if n_blocks % splits:
-    raise ValueError(f"num_splits={splits} must divide the {n_blocks} blocks of the cache "
+    raise UserError(f"num_splits={splits} must divide the {n_blocks} blocks of the cache "
                      f"(max_len={t} / block_kv={bs.block_kv})")
   lengths = jnp.minimum(lengths.astype(jnp.int32), t)
   qg = q.reshape(b, kh, g, d)                                                   # [B, K, G, D]
@@ -117,12 +118,12 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
     from lawsearch.kernels import gqa_decode_gpu  # pylint: disable=import-outside-toplevel
     rows = gqa_decode_gpu.ROWS
     if g > rows or bs.block_kv % 64 or d % 64:
-      raise ValueError(f"the Mosaic GPU kernel needs n_heads/n_kv_heads <= {rows} (got {g}), "
+      raise UserError(f"the Mosaic GPU kernel needs n_heads/n_kv_heads <= {rows} (got {g}), "
                        f"block_kv a multiple of 64 (got {bs.block_kv}) and head_dim a multiple of "
                        f"64 (got {d})")
     need = gqa_decode_gpu.smem_bytes(d, q.dtype.itemsize, bs.block_kv, bs.num_stages)
     if need > gqa_decode_gpu.SMEM_BYTES:
-      raise ValueError(f"block_kv={bs.block_kv} x num_stages={bs.num_stages} at head_dim={d} needs "
+      raise UserError(f"block_kv={bs.block_kv} x num_stages={bs.num_stages} at head_dim={d} needs "
                        f"{need} bytes of shared memory, over the {gqa_decode_gpu.SMEM_BYTES} a "
                        f"block may use; lower block_kv or num_stages")
     qg = jnp.pad(qg, ((0, 0), (0, 0), (0, rows - g), (0, 0)))                    # [B, K, 64, D]
@@ -134,7 +135,7 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
   else:
     from lawsearch.kernels import gqa_decode_tpu  # pylint: disable=import-outside-toplevel
     if bs.block_kv % 8:
-      raise ValueError(f"the TPU kernel needs block_kv a multiple of 8, got {bs.block_kv}")
+      raise UserError(f"the TPU kernel needs block_kv a multiple of 8, got {bs.block_kv}")
     acc, m, l = gqa_decode_tpu.partials(qg, k_cache, v_cache, lengths, scale=scale,
                                         block_kv=bs.block_kv, num_splits=splits,
                                         interpret=interpret)

@@ -19,29 +19,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lawsearch.errors import UserError
+
 
 def check_shapes(q, k_cache, v_cache, lengths) -> tuple[int, int, int, int, int, int]:
   """Validates the decode-attention operands; returns (B, H, K, G, T, D)."""
   if q.ndim != 3:
-    raise ValueError(f"q must be [batch, n_heads, head_dim], got shape {q.shape}")
+    raise UserError(f"q must be [batch, n_heads, head_dim], got shape {q.shape}")
   if k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
-    raise ValueError(
+    raise UserError(
         f"k_cache and v_cache must both be [batch, n_kv_heads, max_len, head_dim], got shapes "
         f"{k_cache.shape} and {v_cache.shape}")
   b, h, d = q.shape
   bk, k, t, dk = k_cache.shape
   if (bk, dk) != (b, d):
-    raise ValueError(
+    raise UserError(
         f"q {q.shape} and k_cache {k_cache.shape} disagree on batch or head_dim "
         f"(q is [batch, n_heads, head_dim], the cache [batch, n_kv_heads, max_len, head_dim])")
   if h % k:
-    raise ValueError(f"n_heads={h} (q.shape[1]) is not a multiple of n_kv_heads={k} "
+    raise UserError(f"n_heads={h} (q.shape[1]) is not a multiple of n_kv_heads={k} "
                      f"(k_cache.shape[1])")
   if lengths.shape != (b,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
-    raise ValueError(f"lengths must be an integer array of shape ({b},), got {lengths.dtype} "
+    raise UserError(f"lengths must be an integer array of shape ({b},), got {lengths.dtype} "
                      f"{lengths.shape}")
   if not (q.dtype == k_cache.dtype == v_cache.dtype):
-    raise ValueError(f"q, k_cache and v_cache must share one dtype, got {q.dtype}, "
+    raise UserError(f"q, k_cache and v_cache must share one dtype, got {q.dtype}, "
                      f"{k_cache.dtype}, {v_cache.dtype}")
   return b, h, k, h // k, t, d
 

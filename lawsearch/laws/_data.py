@@ -10,14 +10,16 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from lawsearch.errors import UserError
+
 
 def check_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
   """ValueError if `df` lacks any of `columns` (listing what it has)."""
   if not isinstance(df, pd.DataFrame):
-    raise ValueError(f"{what} needs a pandas DataFrame, got {type(df).__name__}")
+    raise UserError(f"{what} needs a pandas DataFrame, got {type(df).__name__}")
   missing = [c for c in columns if c not in df.columns]
   if missing:
-    raise ValueError(f"{what}: missing column(s) {missing}; the table has {list(df.columns)}")
+    raise UserError(f"{what}: missing column(s) {missing}; the table has {list(df.columns)}")
 
 
 def check_positive_finite(values, name: str) -> np.ndarray:
@@ -28,7 +30,7 @@ def check_positive_finite(values, name: str) -> np.ndarray:
     idx = np.flatnonzero(bad.ravel())
     first = arr.ravel()[idx[0]]
     kind = "NaN" if np.isnan(first) else "infinite" if np.isinf(first) else "non-positive"
-    raise ValueError(f"{name}: {idx.size} NaN, infinite or non-positive value(s) (first at row "
+    raise UserError(f"{name}: {idx.size} NaN, infinite or non-positive value(s) (first at row "
                      f"{idx[0]}: {first!r}, {kind}); drop or fix those rows")
   return arr
 
@@ -36,7 +38,7 @@ def check_positive_finite(values, name: str) -> np.ndarray:
 def check_enough_points(n_points: int, n_coefficients: int, what: str) -> None:
   """ValueError when there are not more points than coefficients."""
   if n_points <= n_coefficients:
-    raise ValueError(f"{what}: {n_points} point(s) for {n_coefficients} coefficients; need more "
+    raise UserError(f"{what}: {n_points} point(s) for {n_coefficients} coefficients; need more "
                      f"than {n_coefficients} points")
 
 
@@ -113,7 +115,7 @@ def resolve_l_opt(df: pd.DataFrame, source) -> np.ndarray:
       loss = check_positive_finite(df["loss"], "loss")
       labels = scale_labels(df)
       return pd.Series(loss).groupby(labels).transform("min").to_numpy()
-    raise ValueError(f"unknown L_opt source {source!r}; use 'column', 'empirical', a "
+    raise UserError(f"unknown L_opt source {source!r}; use 'column', 'empirical', a "
                      "ChinchillaLaw, or a number")
   if hasattr(source, "predict") and hasattr(source, "alpha"):
     check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from lawsearch.errors import UserError
 from lawsearch.laws import _data, forms, lm, optimum as optimum_lib
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, _xr, prepare
 from lawsearch.laws.precision import float64
@@ -66,9 +67,9 @@ def bootstrap(df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
   law: the full-data fit when already computed (else it is fitted here with the same options).
   """
   if not 0 < level < 1:
-    raise ValueError(f"level is a coverage in (0, 1), got {level!r}")
+    raise UserError(f"level is a coverage in (0, 1), got {level!r}")
   if n_boot < 1:
-    raise ValueError(f"n_boot must be positive, got {n_boot!r}")
+    raise UserError(f"n_boot must be positive, got {n_boot!r}")
   spec = forms.get_form(form)
   law = ConditionalLaw.fit(df, form, l_opt=l_opt, r_range=r_range) if law is None else law
   x, r, lo, loss, _ = prepare(df, l_opt, r_range, spec.n_free)

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from lawsearch.errors import UserError
 from lawsearch.laws import _data
 
 
@@ -40,7 +41,7 @@ class ChinchillaLaw:
     for name in ("E", "A", "B", "alpha", "beta"):
       value = float(getattr(self, name))
       if not math.isfinite(value):
-        raise ValueError(f"ChinchillaLaw.{name} must be finite, got {value!r}")
+        raise UserError(f"ChinchillaLaw.{name} must be finite, got {value!r}")
       object.__setattr__(self, name, value)
 
   @classmethod
@@ -95,10 +96,10 @@ class ChinchillaLaw:
     d = _data.check_positive_finite(tokens, "tokens")
     l = _data.check_positive_finite(loss, "loss")
     if not n.shape == d.shape == l.shape or n.ndim != 1:
-      raise ValueError(f"n_params, tokens and loss must be 1-D of one length, got shapes "
+      raise UserError(f"n_params, tokens and loss must be 1-D of one length, got shapes "
                        f"{n.shape}, {d.shape}, {l.shape}")
     if not 0 <= drop_highest < n.size:
-      raise ValueError(f"drop_highest must be in [0, {n.size}), got {drop_highest}")
+      raise UserError(f"drop_highest must be in [0, {n.size}), got {drop_highest}")
     keep = np.sort(np.argsort(l, kind="stable")[:n.size - drop_highest])
     _data.check_enough_points(keep.size, 5, "Chinchilla fit")
     grid = chinchilla_fit.default_grid() if grid is None else np.asarray(grid, dtype=np.float64)

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lawsearch.errors import UserError
 from lawsearch.laws.precision import float64
 
 _UPPER = [(i, j) for i in range(5) for j in range(i, 5)]  # upper triangle of the 5x5 Hessian
@@ -180,7 +181,7 @@ def fit_huber(log_n, log_d, log_l, grid, *, delta: float = 1e-3, screen_iters: i
   """
   grid = np.atleast_2d(np.asarray(grid, dtype=np.float64))
   if grid.ndim != 2 or grid.shape[1] != 5 or not np.isfinite(grid).all():
-    raise ValueError(f"grid must be finite starts [S, 5] (a, b, e, alpha, beta), got {grid.shape}")
+    raise UserError(f"grid must be finite starts [S, 5] (a, b, e, alpha, beta), got {grid.shape}")
   keep = min(keep, len(grid))
   polish = min(polish, keep)
   with float64():
@@ -193,7 +194,7 @@ def fit_huber(log_n, log_d, log_l, grid, *, delta: float = 1e-3, screen_iters: i
   f = np.where(np.isfinite(f), f, np.inf)
   best = int(np.argmin(f))
   if not np.isfinite(f[best]) or not err[best] <= tol:
-    raise ValueError(f"the Chinchilla fit did not converge: best objective {f[best]:.9g} with "
+    raise UserError(f"the Chinchilla fit did not converge: best objective {f[best]:.9g} with "
                      f"gradient norm {err[best]:.3g} > tol {tol:g}; raise refine_iters/maxiter "
                      "or check the data")
   return HuberFit(theta=theta[best], objective=float(f[best]), grad_norm=float(gmax[best]),

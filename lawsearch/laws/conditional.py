@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from lawsearch import inputs
+from lawsearch.errors import UserError
 from lawsearch.laws import _data, forms, lm, optimum as optimum_lib
 from lawsearch.laws.precision import float64
 
@@ -55,10 +58,10 @@ class ConditionalLaw:
     spec = forms.get_form(self.form)
     params = tuple(float(p) for p in np.ravel(self.params))
     if len(params) != len(spec.names):
-      raise ValueError(f"{self.form} law takes {len(spec.names)} coefficients {spec.names}, "
+      raise UserError(f"{self.form} law takes {len(spec.names)} coefficients {spec.names}, "
                        f"got {len(params)}")
     if not all(np.isfinite(params)):
-      raise ValueError(f"coefficients must be finite, got {params}")
+      raise UserError(f"coefficients must be finite, got {params}")
     object.__setattr__(self, "params", params)
 
   # -- construction ---------------------------------------------------------------------------
@@ -66,7 +69,7 @@ class ConditionalLaw:
   def paper(cls, name: str) -> "ConditionalLaw":
     """A published multiplicative law: "80m-297m" or "1b-only"."""
     if name not in _PAPER:
-      raise ValueError(f"unknown paper law {name!r}; known: {', '.join(_PAPER)}")
+      raise UserError(f"unknown paper law {name!r}; known: {', '.join(_PAPER)}")
     return cls("multiplicative", _PAPER[name], name=f"paper:{name}")
 
   @classmethod
@@ -74,7 +77,7 @@ class ConditionalLaw:
     """A law from a name -> value mapping (every coefficient of the form, nothing else)."""
     names = forms.get_form(form).names
     if set(coefficients) != set(names):
-      raise ValueError(f"{form} law needs coefficients {names}, got {sorted(coefficients)}")
+      raise UserError(f"{form} law needs coefficients {names}, got {sorted(coefficients)}")
     return cls(form, tuple(coefficients[n] for n in names), **kw)
 
   @property
@@ -106,7 +109,7 @@ class ConditionalLaw:
     x, r = optimum_lib.optimum_batch(self.form, self.params)
     if not (np.isfinite(x[0]) and np.isfinite(r[0])):
       coefficients = ", ".join(f"{k}={v:.4g}" for k, v in self.coefficients.items())
-      raise ValueError(f"this {self.form} law has no interior minimum ({coefficients}): its loss "
+      raise UserError(f"this {self.form} law has no interior minimum ({coefficients}): its loss "
                        "does not curve up on both sides in d/sqrt(N) and in r; fit it on more "
                        "runs whose d/sqrt(N) and r span both sides of the best ones")
     return float(x[0]), float(r[0])
@@ -127,19 +130,32 @@ class ConditionalLaw:
   def from_json(cls, source: str | os.PathLike) -> "ConditionalLaw":
     """A law from JSON text or from a file holding it (as written by `to_json`)."""
     text = str(source)
-    if not text.lstrip().startswith("{"):
-      with open(source) as f:
-        text = f.read()
+    if text.lstrip().startswith("{"):
+      where = "law JSON"
+      try:
+        doc = json.loads(text)
+      except json.JSONDecodeError as e:
+        raise UserError(f"law JSON is not JSON ({e})") from None
+    else:
+      where = f"law file {text}"
+      doc = inputs.read_json(text, "law file")
+    inputs.require(doc, where, {"form": "string", "coefficients": "object"})
+    bad = {k: v for k, v in doc["coefficients"].items() if not isinstance(v, (int, float))
+           or isinstance(v, bool) or not math.isfinite(v)}
+    if bad:
+      raise UserError(f"{where}: coefficients must be finite numbers, got {bad}")
     try:
-      doc = json.loads(text)
       info = doc.get("fit")
       if info is not None:
         info = FitInfo(**{**info, "r_range": None if info["r_range"] is None
                           else tuple(info["r_range"])})
       return cls.from_coefficients(doc["form"], doc["coefficients"], name=doc.get("name"),
                                    fit_info=info)
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-      raise ValueError(f"not a ConditionalLaw JSON document: {e}") from None
+    except (KeyError, TypeError) as e:
+      raise UserError(f"{where}: its 'fit' record is malformed ({e}); write it with "
+                      "`lawsearch fit --out`") from None
+    except UserError as e:
+      raise UserError(f"{where}: {e}") from None
 
   # -- fitting --------------------------------------------------------------------------------
   @classmethod
@@ -158,7 +174,7 @@ class ConditionalLaw:
     x, r, lo, loss, n_excluded = prepare(df, l_opt, r_range, len(spec.names))
     res = lm.fit(form, x, r, lo, loss, n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
     if not res.converged:
-      raise ValueError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
+      raise UserError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
                        f"(sum of squares) {res.sse:.6g} with scaled gradient {res.grad_norm:.3g} "
                        f"> tol {tol:g}; raise maxiter or check the data")
     info = FitInfo(objective=res.sse, mse=res.sse / loss.size, n_points=int(loss.size),
@@ -189,7 +205,7 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
   if r_range is not None:
     lo_r, hi_r = r_range
     if not 0 < lo_r < hi_r:
-      raise ValueError(f"r_range must be (low, high) with 0 < low < high, got {r_range!r}")
+      raise UserError(f"r_range must be (low, high) with 0 < low < high, got {r_range!r}")
     keep = (r >= lo_r) & (r <= hi_r)
   _data.check_enough_points(int(keep.sum()), n_coefficients,
                             f"conditional fit (after the r filter {r_range})")

@@ -24,6 +24,8 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 
+from lawsearch.errors import UserError
+
 
 def u_curve(c0, c1, c2, z):
   """The paper's U-shaped factor c0 + c1 ln z + c2 / z (minimum at z = c2/c1 when c1, c2 > 0)."""
@@ -85,4 +87,4 @@ def get_form(name: str) -> Form:
   try:
     return FORMS[name]
   except (KeyError, TypeError):
-    raise ValueError(f"unknown form {name!r}; known forms: {', '.join(FORMS)}") from None
+    raise UserError(f"unknown form {name!r}; known forms: {', '.join(FORMS)}") from None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lawsearch.errors import UserError
+
 # Search box of the numeric optimum (natural logs): x in [1e-3, 1], r in [1e-2, 1e2].
 _LOG_X = (np.log(1e-3), 0.0)
 _LOG_R = (np.log(1e-2), np.log(1e2))
@@ -62,7 +64,7 @@ def optimum_batch(form: str, theta) -> tuple[np.ndarray, np.ndarray]:
   elif form == "additive":
     (a0, a1, a2, b1, b2), b0 = theta.T, np.zeros(len(theta))
   else:
-    raise ValueError(f"unknown form {form!r}")
+    raise UserError(f"unknown form {form!r}")
   with np.errstate(divide="ignore", invalid="ignore"):
     x, r = a2 / a1, b2 / b1
     ok = (a1 > 0) & (a2 > 0) & (b1 > 0) & (b2 > 0)

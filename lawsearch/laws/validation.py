@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from lawsearch.errors import UserError
 from lawsearch.laws import _data
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 
@@ -44,7 +45,7 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
   labels = _data.scale_labels(df)
   order = _data.scale_order(df, labels)
   if len(order) < 2:
-    raise ValueError(f"cross-scale validation needs at least two scales, the table has one "
+    raise UserError(f"cross-scale validation needs at least two scales, the table has one "
                      f"({order[0] if order else 'none'}); add runs at another scale or give a "
                      "`scale` column")
   if tasks is None:
@@ -55,12 +56,12 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
     train = list(train)
     unknown = [s for s in [*train, test] if s not in order]
     if unknown:
-      raise ValueError(f"unknown scale(s) {unknown} in task {train} -> {test}; known: {order}")
+      raise UserError(f"unknown scale(s) {unknown} in task {train} -> {test}; known: {order}")
     try:
       law = ConditionalLaw.fit(table[np.isin(labels, train)], form, l_opt="column",
                                r_range=r_range, **fit_options)
     except ValueError as e:  # say which task could not be fitted
-      raise ValueError(f"task {_name(train)} -> {test}: {e}") from e
+      raise UserError(f"task {_name(train)} -> {test}: {e}") from e
     held = table[labels == test]
     x, r, lo, loss, _ = prepare(held, "column", r_range, 0)
     pred = np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)

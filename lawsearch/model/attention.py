@@ -21,6 +21,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from lawsearch.errors import UserError
+
 IMPLS = ("xla", "cudnn", "grouped")
 CHUNK = 64  # query positions per chunk of impl="grouped" (fastest of 32/64/128/256 on CPU at T=256)
 
@@ -38,6 +40,11 @@ def resolve_impl(impl: str, platform: str, dtype: str) -> str:
   step at 16 x 2048 ran at 4x the tokens/s of "xla" on an H100); "xla" otherwise (TPU, and GPU in
   float32, which the cuDNN kernel does not take).
   """
+  if impl not in IMPLS + ("auto",):
+    raise UserError(f"attention impl must be auto or one of {IMPLS}, got {impl!r}")
+  if impl == "cudnn" and (platform != "gpu" or dtype not in ("bfloat16", "float16")):
+    raise UserError(f"attention impl 'cudnn' (cuDNN's fused kernel) needs an NVIDIA GPU and a "
+                    f"16-bit dtype; this is {platform!r} with {dtype!r}: use auto, xla or grouped")
   if impl != "auto":
     return impl
   if platform == "cpu":
@@ -54,7 +61,7 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, impl: str) -> jax
     chunks = [_grouped(q[:, start:start + CHUNK], k[:, :start + CHUNK], v[:, :start + CHUNK], start)
               for start in range(0, t, CHUNK)]
     return jnp.concatenate(chunks, axis=1)
-  raise ValueError(f"attention impl must be one of {IMPLS}, got {impl!r}")
+  raise UserError(f"attention impl must be one of {IMPLS}, got {impl!r}")
 
 
 def _stack_groups(x: jax.Array, n_kv: int) -> jax.Array:

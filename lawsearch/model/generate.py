@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lawsearch.errors import UserError
 from lawsearch.kernels import BlockSizes
 from lawsearch.model.transformer import KVCache, Transformer
 
@@ -44,9 +45,9 @@ class Sampling:
 
   def __post_init__(self):
     if not self.temperature >= 0:
-      raise ValueError(f"Sampling.temperature must be >= 0, got {self.temperature!r}")
+      raise UserError(f"Sampling.temperature must be >= 0, got {self.temperature!r}")
     if self.top_k < 0:
-      raise ValueError(f"Sampling.top_k must be >= 0 (0: no top-k), got {self.top_k!r}")
+      raise UserError(f"Sampling.top_k must be >= 0 (0: no top-k), got {self.top_k!r}")
 
 
 class Generated(NamedTuple):
@@ -83,7 +84,7 @@ class Engine:
                prefill_batch: int | None = None, cache_multiple: int | None = None,
                return_logits: bool = False):
     if max_new_tokens < 1:
-      raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+      raise UserError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     self.graphdef, self.state = nnx.split(model)
     self.config = model.config
     self.max_new_tokens = max_new_tokens
@@ -103,11 +104,11 @@ class Engine:
     b, t = tokens.shape
     max_len = cache_length(t, self.max_new_tokens, self.cache_multiple)
     if max_len > self.config.max_seq_len:
-      raise ValueError(f"prompt {t} + {self.max_new_tokens} new tokens need a cache of {max_len} "
+      raise UserError(f"prompt {t} + {self.max_new_tokens} new tokens need a cache of {max_len} "
                        f"positions; the model's max_seq_len is {self.config.max_seq_len}")
     mb = min(self.prefill_batch or b, b)
     if b % mb:
-      raise ValueError(f"batch {b} must be a multiple of prefill_batch={mb}")
+      raise UserError(f"batch {b} must be a multiple of prefill_batch={mb}")
     model = nnx.merge(self.graphdef, state)
 
     def rows(args):  # a micro-batch of mb rows

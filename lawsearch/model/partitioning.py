@@ -16,6 +16,8 @@ from typing import Sequence
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lawsearch.errors import UserError
+
 Rules = Sequence[tuple[str, "str | tuple[str, ...] | None"]]
 
 _CONTEXT: contextvars.ContextVar = contextvars.ContextVar("lawsearch_axis_rules", default=None)
@@ -37,7 +39,7 @@ def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh | None
       spec.append(None)
       continue
     if name not in table:
-      raise ValueError(f"logical axis {name!r} has no entry in the sharding rules; add "
+      raise UserError(f"logical axis {name!r} has no entry in the sharding rules; add "
                        f"({name!r}, <mesh axis or None>) to config.sharding_rules")
     target = table[name]
     axes = () if target is None else (target,) if isinstance(target, str) else tuple(target)
@@ -47,7 +49,7 @@ def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh | None
         continue
       if mesh is not None:
         if axis not in mesh.shape:
-          raise ValueError(f"sharding rule {name!r} -> {axis!r}: mesh has no axis {axis!r} "
+          raise UserError(f"sharding rule {name!r} -> {axis!r}: mesh has no axis {axis!r} "
                            f"(mesh axes: {tuple(mesh.shape)})")
         size = mesh.shape[axis]
         prod = size

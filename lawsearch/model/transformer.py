@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lawsearch.arch import ArchSpec
+from lawsearch.errors import UserError
 from lawsearch.model.attention import IMPLS as ATTENTION_IMPLS
 from lawsearch.model.attention import causal_attention, heads_major
 from lawsearch.model.partitioning import constrain
@@ -55,15 +56,15 @@ class ModelConfig:
 
   def __post_init__(self):
     if not isinstance(self.arch, ArchSpec):
-      raise ValueError(f"ModelConfig.arch must be an ArchSpec, got {type(self.arch).__name__}")
+      raise UserError(f"ModelConfig.arch must be an ArchSpec, got {type(self.arch).__name__}")
     if self.max_seq_len <= 0:
-      raise ValueError(f"ModelConfig.max_seq_len must be positive, got {self.max_seq_len}")
+      raise UserError(f"ModelConfig.max_seq_len must be positive, got {self.max_seq_len}")
     if self.arch.head_dim % 2:
-      raise ValueError(f"RoPE needs an even head_dim, got {self.arch.head_dim}")
+      raise UserError(f"RoPE needs an even head_dim, got {self.arch.head_dim}")
     for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
                            ("attention_impl", ATTENTION_IMPLS), ("decode_impl", DECODE_IMPLS)):
       if getattr(self, field) not in allowed:
-        raise ValueError(f"ModelConfig.{field}={getattr(self, field)!r}; choose one of {allowed}")
+        raise UserError(f"ModelConfig.{field}={getattr(self, field)!r}; choose one of {allowed}")
 
 
 class KVCache(NamedTuple):
@@ -243,7 +244,7 @@ class Transformer(nnx.Module):
 
   def _check_len(self, length: int):
     if length > self.config.max_seq_len:
-      raise ValueError(f"sequence length {length} exceeds the model's max_seq_len="
+      raise UserError(f"sequence length {length} exceeds the model's max_seq_len="
                        f"{self.config.max_seq_len}; raise model.max_seq_len or shorten the input")
 
   def _hidden(self, tokens):
@@ -272,7 +273,7 @@ class Transformer(nnx.Module):
     """
     self._check_len(max_len)
     if tokens.shape[1] > max_len:
-      raise ValueError(f"prompt length {tokens.shape[1]} exceeds the cache length {max_len}")
+      raise UserError(f"prompt length {tokens.shape[1]} exceeds the cache length {max_len}")
     x, kvs = self._hidden(tokens)
     last = jnp.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)  # [B, 1, D]
     logits = self._logits(last)[:, 0]

@@ -14,6 +14,7 @@ import math
 import time
 
 from lawsearch.cost import HARDWARE
+from lawsearch.errors import UserError
 
 # Accelerator -> (lawsearch.cost.HARDWARE name, TensorCores counted per chip in "-N" names,
 # topology shapes by chip count).
@@ -30,7 +31,7 @@ def topology_name(name: str) -> tuple[str, str]:
   kind, sep, rest = name.replace(":", "-", 1).partition("-") if ":" not in name else (
       name.partition(":"))
   if kind not in ACCELERATORS or not sep:
-    raise ValueError(f"unknown TPU topology {name!r}; give e.g. v5p-64, v5e-16, v6e-8 or "
+    raise UserError(f"unknown TPU topology {name!r}; give e.g. v5p-64, v5e-16, v6e-8 or "
                      f"v5p:2x2x2 (accelerators: {', '.join(ACCELERATORS)})")
   hw, cores_per_chip, shapes = ACCELERATORS[kind]
   if ":" in name:
@@ -38,10 +39,10 @@ def topology_name(name: str) -> tuple[str, str]:
   try:
     chips = int(rest) // cores_per_chip
   except ValueError:
-    raise ValueError(f"TPU topology {name!r}: expected <accelerator>-<size>") from None
+    raise UserError(f"TPU topology {name!r}: expected <accelerator>-<size>") from None
   if chips not in shapes:
     sizes = ", ".join(f"{kind}-{c * cores_per_chip}" for c in shapes)
-    raise ValueError(f"no {kind} slice named {name!r}; known: {sizes}")
+    raise UserError(f"no {kind} slice named {name!r}; known: {sizes}")
   return f"{kind}:{shapes[chips]}", hw
 
 

@@ -12,13 +12,15 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
+from lawsearch.errors import UserError
+
 
 class Checkpointer:
   """Saves every `every` steps (and on demand), keeping the newest `keep` checkpoints."""
 
   def __init__(self, directory: str, *, every: int, keep: int, meta: dict[str, Any]):
     if every <= 0 or keep <= 0:
-      raise ValueError(f"checkpoint every={every} and keep={keep} must be positive")
+      raise UserError(f"checkpoint every={every} and keep={keep} must be positive")
     self.directory = os.path.abspath(directory)
     self.every = every
     self.meta = meta
@@ -40,7 +42,7 @@ class Checkpointer:
     return self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
   def _refuse(self, step: int, error: Exception):
-    raise ValueError(
+    raise UserError(
         f"checkpoint {step} in {self.directory} is corrupt or unreadable "
         f"({type(error).__name__}: {str(error)[:300]}); delete that step directory to resume from "
         f"an earlier checkpoint, or start in a fresh --workdir") from error
@@ -60,7 +62,7 @@ class Checkpointer:
       self._refuse(step, e)
     saved_arch, arch = meta["meta"].get("arch"), self.meta.get("arch")
     if saved_arch != arch:
-      raise ValueError(
+      raise UserError(
           f"checkpoint {step} in {self.directory} holds another architecture: saved {saved_arch}, "
           f"this run {arch}; use a fresh --workdir (or the saved run's config)")
     items = dict(state=ocp.args.StandardRestore(abstract_state))

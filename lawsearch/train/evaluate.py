@@ -16,6 +16,7 @@ from typing import Sequence
 import ml_collections
 
 from lawsearch import configlib, runs
+from lawsearch.errors import UserError
 from lawsearch.train import loop
 
 
@@ -23,7 +24,7 @@ def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.Co
   """The config a run was trained with (its config.json), with dotted overrides applied."""
   path = os.path.join(workdir, runs.CONFIG)
   if not os.path.isfile(path):
-    raise ValueError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
+    raise UserError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
                      "a `lawsearch train` or `lawsearch sweep` run")
   with open(path) as f:
     return configlib.locked(ml_collections.ConfigDict(json.load(f)), overrides)
@@ -41,7 +42,7 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
   finally:
     ckpt.close()
   if restored is None:
-    raise ValueError(f"{workdir} has no checkpoint to evaluate (train it first, with "
+    raise UserError(f"{workdir} has no checkpoint to evaluate (train it first, with "
                      "train.checkpoint_every > 0)")
   state, step = restored
   result = loop.heldout_loss(program, config, state.params)

@@ -22,6 +22,7 @@ import numpy as np
 
 from lawsearch import runs
 from lawsearch.arch import ArchSpec
+from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig
 from lawsearch.model.attention import resolve_impl
 from lawsearch.model.transformer import resolve_dtype
@@ -56,7 +57,7 @@ def model_config(config, platform: str | None = None) -> ModelConfig:
 def total_steps(config) -> int:
   t = config.train
   if (t.steps > 0) == (t.tokens > 0):
-    raise ValueError(f"give exactly one of train.steps ({t.steps}) and train.tokens ({t.tokens}) "
+    raise UserError(f"give exactly one of train.steps ({t.steps}) and train.tokens ({t.tokens}) "
                      "as a positive number")
   return t.steps if t.steps > 0 else math.ceil(t.tokens / (t.batch_size * t.seq_len))
 
@@ -67,7 +68,7 @@ def validate(config, n_devices: int) -> dict[str, int]:
   shape = mesh_lib.mesh_shape(config.mesh, n_devices)
   spec = arch_spec(config)
   if t.seq_len > config.model.max_seq_len:
-    raise ValueError(f"train.seq_len={t.seq_len} exceeds model.max_seq_len="
+    raise UserError(f"train.seq_len={t.seq_len} exceeds model.max_seq_len="
                      f"{config.model.max_seq_len}; shorten the sequence or raise the maximum")
   rules = dict(config.sharding_rules)
   target = rules.get("act_batch")
@@ -75,23 +76,23 @@ def validate(config, n_devices: int) -> dict[str, int]:
   shards = math.prod(shape.get(a, 1) for a in axes)
   accum = t.grad_accum_steps
   if accum < 1 or t.batch_size % accum:
-    raise ValueError(f"train.batch_size={t.batch_size} must be a multiple of "
+    raise UserError(f"train.batch_size={t.batch_size} must be a multiple of "
                      f"train.grad_accum_steps={accum}")
   if (t.batch_size // accum) % shards:
-    raise ValueError(f"train.batch_size={t.batch_size} (micro-batch {t.batch_size // accum}) is "
+    raise UserError(f"train.batch_size={t.batch_size} (micro-batch {t.batch_size // accum}) is "
                      f"not divisible by the {shards} batch shards of mesh axes {axes} "
                      f"{ {a: shape.get(a, 1) for a in axes} }; make it a multiple of {shards}")
   src, path = config.data.source, config.data.path
   if src in FILE_SOURCES:
     if not path:
-      raise ValueError(f"data.source={src!r} needs data.path (a file, directory or glob)")
+      raise UserError(f"data.source={src!r} needs data.path (a file, directory or glob)")
     if "://" not in path and not (os.path.exists(path) or glob.glob(path)):
-      raise ValueError(f"data.path={path!r} does not exist (data.source={src!r})")
+      raise UserError(f"data.path={path!r} does not exist (data.source={src!r})")
   if src == "synthetic" and t.eval_batches < 1:
-    raise ValueError("train.eval_batches=0 evaluates the whole held-out split, which synthetic "
+    raise UserError("train.eval_batches=0 evaluates the whole held-out split, which synthetic "
                      "data does not have; give train.eval_batches >= 1")
   if src == "synthetic" and config.data.vocab_size > spec.vocab_size:
-    raise ValueError(f"data.vocab_size={config.data.vocab_size} exceeds the model's vocab_size="
+    raise UserError(f"data.vocab_size={config.data.vocab_size} exceeds the model's vocab_size="
                      f"{spec.vocab_size}")
   total_steps(config)
   return shape
@@ -213,7 +214,7 @@ def initialize_distributed(config) -> None:
                                num_processes=d.num_processes, process_id=d.process_id,
                                local_device_ids=ids)
   else:
-    raise ValueError(f"distributed.initialize={d.initialize!r}; use '', 'auto' or 'explicit'")
+    raise UserError(f"distributed.initialize={d.initialize!r}; use '', 'auto' or 'explicit'")
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def heldout_loss(program: Program, config, params) -> HeldoutLoss:
   rows = [program.eval_step(params, _global(program, batch))
           for _, batch in zip(range(wanted), loader)]
   if not rows:
-    raise ValueError("the held-out split yielded no batch; lower train.batch_size or seq_len, or "
+    raise UserError("the held-out split yielded no batch; lower train.batch_size or seq_len, or "
                      "raise data.heldout_fraction")
   losses = np.concatenate(jax.device_get(rows)).astype(np.float64)
   blocks, sources = _sample_blocks(loader, len(rows))
@@ -271,10 +272,16 @@ def heldout_loss(program: Program, config, params) -> HeldoutLoss:
 def train(config, workdir: str, *, progress: bool = True) -> dict:
   """Train (or resume) the run in `workdir`; returns the result record.
 
-  A finished run (its result.json exists) is not retrained: its record is returned.
+  A finished run (its result.json exists) is not retrained: its record is returned. A workdir
+  belongs to one config: one that differs from its config.json outside runs.SAFE_ON_RESUME is
+  refused (UserError naming the fields); allowed changes are kept in its config_history.jsonl
+  and the result record.
   """
   # ---- distributed, validation, program -------------------------------------------------------
   initialize_distributed(config)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file; give a directory (new or a run's)")
+  changes = runs.config_changes(workdir, config)
   finished = runs.read_result(workdir) if os.path.isdir(workdir) else None
   if finished is not None:
     if jax.process_index() == 0:
@@ -303,6 +310,8 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
       loader.set_state({"next_index": start})
   if main:
     os.makedirs(workdir, exist_ok=True)
+    if changes:
+      runs.append_config_history(workdir, start, changes)
     runs.write_json_atomic(os.path.join(workdir, runs.CONFIG), json.loads(config.to_json()))
   log = metrics_lib.MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=main)
   log.truncate_after(start)
@@ -389,6 +398,9 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
                               preset=config.model.preset,
                               tokens_per_s=float(np.median(throughputs)) if throughputs else None,
                               compile_s=compile_s)
+  history = runs.read_config_history(workdir)
+  if history:
+    record["config_history"] = history
   if main:
     runs.write_result(workdir, record)
   return record

@@ -15,6 +15,7 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lawsearch.errors import UserError
 from lawsearch.model.partitioning import Rules, logical_to_spec
 
 BATCH_AXES = ("act_batch", "act_seq")  # logical names of a [batch, seq] token array
@@ -25,15 +26,15 @@ def mesh_shape(axes: Mapping[str, int], n_devices: int) -> dict[str, int]:
   axes = {str(k): int(v) for k, v in dict(axes).items()}
   free = [k for k, v in axes.items() if v == -1]
   if len(free) > 1 or any(v == 0 or v < -1 for v in axes.values()):
-    raise ValueError(f"config.mesh sizes must be positive with at most one -1, got {axes}")
+    raise UserError(f"config.mesh sizes must be positive with at most one -1, got {axes}")
   fixed = math.prod(v for v in axes.values() if v != -1)
   if free:
     if n_devices % fixed:
-      raise ValueError(f"config.mesh {axes}: fixed axes ({fixed} devices) do not divide the "
+      raise UserError(f"config.mesh {axes}: fixed axes ({fixed} devices) do not divide the "
                        f"{n_devices} devices available")
     axes[free[0]] = n_devices // fixed
   if math.prod(axes.values()) != n_devices:
-    raise ValueError(f"config.mesh {axes} has {math.prod(axes.values())} devices but "
+    raise UserError(f"config.mesh {axes} has {math.prod(axes.values())} devices but "
                      f"{n_devices} are available; make the product of the sizes {n_devices} "
                      f"or set one size to -1")
   return axes

@@ -11,16 +11,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lawsearch.errors import UserError
+
 
 def learning_rate(peak: float, warmup_steps: int, total_steps: int,
                   final_fraction: float = 0.1) -> optax.Schedule:
   """Warmup then cosine decay from `peak` to `final_fraction * peak` at `total_steps`."""
   if not peak > 0:
-    raise ValueError(f"peak learning rate must be positive, got {peak}")
+    raise UserError(f"peak learning rate must be positive, got {peak}")
   if not 0 <= warmup_steps < total_steps:
-    raise ValueError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps=} {total_steps=}")
+    raise UserError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps=} {total_steps=}")
   if not 0 <= final_fraction <= 1:
-    raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction}")
+    raise UserError(f"final_fraction must be in [0, 1], got {final_fraction}")
   decay = total_steps - warmup_steps
 
   def schedule(step):

@@ -18,6 +18,7 @@ from typing import Sequence
 import ml_collections
 
 from lawsearch import configlib, runs
+from lawsearch.errors import UserError
 from lawsearch.train import loop
 
 
@@ -27,7 +28,7 @@ def expand(sweep: ml_collections.ConfigDict,
   whose configs are equal (two picks of one shape) are listed once, so no two workers of a
   sharded sweep ever train the same run directory."""
   if not sweep.runs:
-    raise ValueError("the sweep has no runs: its grids left no buildable architecture; widen "
+    raise UserError("the sweep has no runs: its grids left no buildable architecture; widen "
                      "the x or r grid (see configs/sweep.py)")
   out, seen = [], set()
   for arg in sweep.runs:
@@ -55,9 +56,9 @@ def parse_shard(text: str) -> tuple[int, int]:
   try:
     index, count = int(i), int(n)
   except ValueError:
-    raise ValueError(f"--shard {text!r}: give it as i/n, e.g. 0/2 and 1/2 for two workers") from None
+    raise UserError(f"--shard {text!r}: give it as i/n, e.g. 0/2 and 1/2 for two workers") from None
   if not 0 <= index < count:
-    raise ValueError(f"--shard {text!r}: need 0 <= i < n")
+    raise UserError(f"--shard {text!r}: need 0 <= i < n")
   return index, count
 
 

@@ -1,0 +1,217 @@
+"""Hostile and mistaken input across every subcommand: each case must exit with status 2, print
+exactly one line on stderr that names the offending argument or file, show no traceback, and
+leave every file the user already had unchanged."""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from lawsearch import cli
+
+SEARCH = ["search", "--params", "1e9", "--tokens", "1e11", "--layers", "16", "--head-dim", "64",
+          "--baseline", "llama3.2-1b"]
+NANO = "configs/train.py:preset=nano,data=synthetic"
+GOOD_RUNS = "\n".join(["n_params,tokens,loss,d_model,mlp_attn_ratio"] + [
+    f"{n},{20 * n},{3 + 1e3 / n ** 0.5 + 0.01 * i},{d},{r}"
+    for i, (n, d, r) in enumerate([(1e5, 64, 1), (1e5, 96, 2), (1e5, 48, 4), (2e5, 96, 1),
+                                   (2e5, 128, 2), (2e5, 64, 4), (4e5, 128, 1), (4e5, 160, 3),
+                                   (4e5, 96, 5)])])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+  """A user's directory of files, good and bad."""
+  root = tmp_path_factory.mktemp("user")
+  write = lambda name, text: (root / name).write_text(text)
+  write("law_list.json", "[1, 2, 3]")
+  names = ("a0", "a1", "a2", "b0", "b1", "b2")
+  write("law_missing.json", json.dumps({"form": "multiplicative"}))
+  write("law_strings.json", json.dumps({"form": "multiplicative",
+                                        "coefficients": {n: "x" for n in names}}))
+  write("law_badform.json", json.dumps({"form": "cubic",
+                                        "coefficients": {n: 1.0 for n in names}}))
+  write("law_short.json", json.dumps({"form": "multiplicative",
+                                      "coefficients": {"a0": 1.0, "a1": 2.0}}))
+  write("not_json.txt", "hello, world")
+  write("calib_list.json", "[0.5]")
+  write("calib_missing.json", json.dumps({"h100-sxm": {"compute": 0.5}}))
+  write("measured_dict.json", json.dumps({"batch": 64}))
+  write("measured_keys.json", json.dumps([{"batch": 64, "output_tokens_per_s": 5.0}]))
+  write("runs_ok.csv", GOOD_RUNS)
+  write("runs_empty.csv", "n_params,tokens,loss,d_model,mlp_attn_ratio\n")
+  write("runs_missing_cols.csv", "n_params,tokens,loss\n1e5,2e6,3.1\n")
+  rows = GOOD_RUNS.splitlines()
+  write("runs_strings.csv", "\n".join(rows[:2] + [",".join(rows[2].split(",")[:2] + ["abc"] +
+                                                             rows[2].split(",")[3:])] + rows[3:]))
+  write("runs_nan.csv", "\n".join(rows[:3] + ["nan" + rows[3][rows[3].index(","):]] + rows[4:]))
+  write("a_file", "I am a file")
+  write("empty_corpus.txt", "")
+  write("config_syntax.py", "def get_config(:\n")
+  write("config_noget.py", "x = 1\n")
+  write("arch_bad.json", json.dumps({"n_layers": 2, "d_model": 64, "n_heads": 6, "n_kv_heads": 4,
+                                     "head_dim": 16, "ffn_dim": 64, "vocab_size": 256}))
+  (root / "a_dir").mkdir()
+  (root / "empty_dir").mkdir()
+  corrupt = root / "corrupt_root" / "run-1"
+  corrupt.mkdir(parents=True)
+  (corrupt / "result.json").write_text("{garbage")
+  return root
+
+
+CASES = [
+    # arch
+    ("arch-unknown-preset", ["arch", "--preset", "nope"], "nope"),
+    ("arch-zero-layers", ["arch", "--preset", "tiny", "--n-layers", "0"], "n_layers"),
+    ("arch-heads-not-divisible", ["arch", "--preset", "tiny", "--n-kv-heads", "3"], "n_kv_heads"),
+    ("arch-nothing", ["arch"], "--preset"),
+    ("arch-not-a-number", ["arch", "--d-model", "abc"], "--d-model"),
+    ("arch-config-override", ["arch", "--preset", "tiny", "--config.train.steps=5"],
+     "--config.train.steps"),
+    ("unknown-command", ["fly"], "fly"),
+    # cost
+    ("cost-unknown-hardware", ["cost", "--preset", "tiny", "--hardware", "tpu-v9"], "tpu-v9"),
+    ("cost-zero-batch", ["cost", "--preset", "tiny", "--batch", "0"], "batch"),
+    ("cost-negative-batch", ["cost", "--preset", "tiny", "--batch", "-3"], "batch"),
+    ("cost-zero-input", ["cost", "--preset", "tiny", "--input-len", "0"], "--input-len"),
+    ("cost-missing-calibration", ["cost", "--preset", "tiny", "--calibration", "{d}/missing.json"],
+     "missing.json"),
+    ("cost-list-calibration", ["cost", "--preset", "tiny", "--calibration", "{d}/calib_list.json"],
+     "calib_list.json"),
+    ("cost-calibration-lacks-key", ["cost", "--preset", "tiny", "--hardware", "h100-sxm",
+                                    "--calibration", "{d}/calib_missing.json"], "calib_missing"),
+    ("breakdown-zero-context", ["cost", "--breakdown", "--context", "0"], "context"),
+    ("breakdown-plots-on-a-file", ["cost", "--breakdown", "--plots", "{d}/a_file"], "a_file"),
+    # search
+    ("search-negative-params", [*SEARCH[:2], "-1", *SEARCH[3:]], "--params"),
+    ("search-nan-params", [*SEARCH[:2], "nan", *SEARCH[3:]], "--params"),
+    ("search-huge-params", [*SEARCH[:2], "1e30", *SEARCH[3:]], "1e+30"),
+    ("search-zero-layers", [*SEARCH[:6], "0", *SEARCH[7:]], "--layers"),
+    ("search-odd-head-dim", [*SEARCH[:8], "15", *SEARCH[9:]], "head_dim"),
+    ("search-no-target", SEARCH[:-2], "baseline"),
+    ("search-unknown-baseline", [*SEARCH[:-1], "nope"], "nope"),
+    ("search-missing-law", [*SEARCH, "--law", "{d}/missing.json"], "missing.json"),
+    ("search-law-is-a-list", [*SEARCH, "--law", "{d}/law_list.json"], "law_list.json"),
+    ("search-law-lacks-coefficients", [*SEARCH, "--law", "{d}/law_missing.json"],
+     "coefficients"),
+    ("search-law-strings", [*SEARCH, "--law", "{d}/law_strings.json"], "law_strings.json"),
+    ("search-law-not-json", [*SEARCH, "--law", "{d}/not_json.txt"], "not_json.txt"),
+    ("search-law-bad-form", [*SEARCH, "--law", "{d}/law_badform.json"], "cubic"),
+    ("search-law-short", [*SEARCH, "--law", "{d}/law_short.json"], "law_short.json"),
+    ("search-law-is-a-dir", [*SEARCH, "--law", "{d}/a_dir"], "a_dir"),
+    ("search-target-below-minimum", [*SEARCH[:-2], "--target", "0.5"], "below the law's minimum"),
+    ("search-unknown-hardware", [*SEARCH, "--hardware", "abacus"], "abacus"),
+    ("search-zero-batch", [*SEARCH, "--batch", "0"], "batch"),
+    ("search-missing-measured", [*SEARCH, "--measured", "{d}/missing.json"], "missing.json"),
+    ("search-measured-dict", [*SEARCH, "--measured", "{d}/measured_dict.json"],
+     "measured_dict.json"),
+    ("search-measured-lacks-shape", [*SEARCH, "--measured", "{d}/measured_keys.json"],
+     "measured_keys.json"),
+    ("search-negative-tolerance", [*SEARCH, "--tolerance", "-0.1"], "--tolerance"),
+    ("search-zero-max-gqa", [*SEARCH, "--max-gqa", "0"], "--max-gqa"),
+    ("search-negative-lambda", [*SEARCH, "--lambda", "-1"], "--lambda"),
+    ("search-dollars-without-price", [*SEARCH, "--lambda", "1", "--cost-unit", "$/Mtoken"],
+     "--price-per-hour"),
+    ("search-out-on-a-file", [*SEARCH, "--out", "{d}/a_file"], "a_file"),
+    ("search-zero-vocab", [*SEARCH, "--vocab-size", "0"], "--vocab-size"),
+    ("search-negative-l-opt", [*SEARCH, "--l-opt", "-1"], "--l-opt"),
+    # fit and report
+    ("fit-missing-runs", ["fit", "--runs", "{d}/missing.csv"], "missing.csv"),
+    ("fit-empty-table", ["fit", "--runs", "{d}/runs_empty.csv"], "runs_empty.csv"),
+    ("fit-missing-columns", ["fit", "--runs", "{d}/runs_missing_cols.csv"], "d_model"),
+    ("fit-strings", ["fit", "--runs", "{d}/runs_strings.csv"], "runs_strings.csv"),
+    ("fit-nan", ["fit", "--runs", "{d}/runs_nan.csv"], "runs_nan.csv"),
+    ("fit-empty-dir", ["fit", "--runs", "{d}/empty_dir"], "empty_dir"),
+    ("fit-negative-bootstrap", ["fit", "--runs", "{d}/runs_ok.csv", "--bootstrap", "-1"],
+     "--bootstrap"),
+    ("fit-level-above-one", ["fit", "--runs", "{d}/runs_ok.csv", "--level", "1.5"], "--level"),
+    ("fit-r-range-reversed", ["fit", "--runs", "{d}/runs_ok.csv", "--r-range", "5", "0.5"],
+     "--r-range"),
+    ("fit-out-on-a-dir", ["fit", "--runs", "{d}/runs_ok.csv", "--bootstrap", "0", "--out",
+                          "{d}/a_dir"], "a_dir"),
+    ("fit-plots-on-a-file", ["fit", "--runs", "{d}/runs_ok.csv", "--bootstrap", "0", "--plots",
+                             "{d}/a_file"], "a_file"),
+    ("fit-corrupt-record", ["fit", "--runs", "{d}/corrupt_root"], "result.json"),
+    ("fit-bad-l-opt", ["fit", "--runs", "{d}/runs_ok.csv", "--l-opt", "nonsense"], "nonsense"),
+    ("report-law-is-a-list", ["report", "--runs", "{d}/runs_ok.csv", "--law",
+                              "{d}/law_list.json", "--out", "{d}/report"], "law_list.json"),
+    ("report-out-on-a-file", ["report", "--runs", "{d}/runs_ok.csv", "--law",
+                              "{d}/law_missing.json", "--out", "{d}/a_file"], "a_file"),
+    # train, sweep, eval
+    ("train-missing-config", ["train", "--config", "{d}/missing.py", "--workdir", "{d}/w"],
+     "missing.py"),
+    ("train-config-syntax", ["train", "--config", "{d}/config_syntax.py", "--workdir", "{d}/w"],
+     "config_syntax.py"),
+    ("train-config-no-get-config", ["train", "--config", "{d}/config_noget.py", "--workdir",
+                                    "{d}/w"], "get_config"),
+    ("train-unknown-preset", ["train", "--config", "configs/train.py:preset=nope", "--workdir",
+                              "{d}/w"], "nope"),
+    ("train-workdir-is-a-file", ["train", "--config", NANO, "--workdir", "{d}/a_file"],
+     "a_file"),
+    ("train-negative-steps", ["train", "--config", NANO, "--config.train.steps=-1", "--workdir",
+                              "{d}/w"], "steps"),
+    ("train-unknown-override", ["train", "--config", NANO, "--config.nope=1", "--workdir",
+                                "{d}/w"], "nope"),
+    ("train-no-workdir", ["train", "--config", NANO], "--workdir"),
+    ("train-bad-arch-file", ["train", "--config", f"configs/train.py:arch={{d}}/arch_bad.json",
+                             "--workdir", "{d}/w"], "n_kv_heads"),
+    ("train-cudnn-on-cpu", ["train", "--config", NANO, "--config.model.attention_impl=cudnn",
+                            "--workdir", "{d}/w"], "cudnn"),
+    ("train-group-override", ["train", "--config", NANO, "--config.train=5", "--workdir",
+                              "{d}/w"], "train.steps"),
+    ("sweep-unknown-scale", ["sweep", "--config", "configs/sweep.py:scales=7Q", "--root",
+                             "{d}/sweep"], "7Q"),
+    ("sweep-root-is-a-file", ["sweep", "--config", "configs/sweep.py:runlocal", "--root",
+                              "{d}/a_file"], "a_file"),
+    ("sweep-bad-shard", ["sweep", "--config", "configs/sweep.py:runlocal", "--root",
+                         "{d}/sweep", "--shard", "3/2"], "shard"),
+    ("sweep-shard-not-numbers", ["sweep", "--config", "configs/sweep.py:runlocal", "--root",
+                                 "{d}/sweep", "--shard", "x"], "shard"),
+    ("eval-not-a-run", ["eval", "--workdir", "{d}/empty_dir"], "empty_dir"),
+    ("eval-missing", ["eval", "--workdir", "{d}/missing_run"], "missing_run"),
+    # bench and data
+    ("bench-zero-batch", ["bench", "--preset", "nano", "--batch", "0"], "batch"),
+    ("bench-prompt-too-long", ["bench", "--preset", "nano", "--input-len", "100000"],
+     "100000"),
+    ("bench-unknown-hardware", ["bench", "--preset", "nano", "--hardware", "abacus"], "abacus"),
+    ("bench-cudnn-on-cpu", ["bench", "--preset", "nano", "--attention-impl", "cudnn"], "cudnn"),
+    ("bench-pallas-on-cpu", ["bench", "--preset", "nano", "--decode-impl", "pallas", "--batch",
+                             "1", "--input-len", "16", "--output-len", "4"], "--decode-impl"),
+    ("bench-out-on-a-dir", ["bench", "--preset", "nano", "--out", "{d}/a_dir"], "a_dir"),
+    ("bench-zero-trials", ["bench", "--preset", "nano", "--trials", "0"], "trials"),
+    ("data-empty-corpus", ["data", "prepare", "--source", "text", "--path",
+                           "{d}/empty_corpus.txt", "--cache-dir", "{d}/cache"],
+     "empty_corpus.txt"),
+    ("data-missing-corpus", ["data", "prepare", "--source", "text", "--path", "{d}/missing.txt",
+                             "--cache-dir", "{d}/cache"], "missing.txt"),
+    ("data-vocab-one", ["data", "prepare", "--vocab-size", "1", "--cache-dir", "{d}/cache"],
+     "vocab"),
+    ("data-heldout-above-one", ["data", "prepare", "--heldout-fraction", "1.5", "--cache-dir",
+                                "{d}/cache"], "heldout"),
+]
+
+
+def _snapshot(root) -> dict:
+  """Relative path -> SHA-256 of every file under root."""
+  paths = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names]
+  return {os.path.relpath(p, root): hashlib.sha256(open(p, "rb").read()).hexdigest()
+          for p in paths}
+
+
+def test_there_are_enough_cases():
+  assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name,argv,names", CASES, ids=[c[0] for c in CASES])
+def test_hostile_input_is_one_line_exit_2(name, argv, names, files, capsys, monkeypatch):
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  before = _snapshot(files)
+  code = cli.main([a.format(d=files) for a in argv])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2, (name, err)
+  assert len(err) == 1 and err[0].startswith("lawsearch: error: "), err
+  assert names.format(d=files) in err[0], err[0]
+  assert "Traceback" not in err[0]
+  assert _snapshot(files) == {**before, **{k: v for k, v in _snapshot(files).items()
+                                           if k not in before}}  # only new files, none changed
