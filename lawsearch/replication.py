@@ -226,6 +226,55 @@ def fit(root: str, n_boot: int = 1000) -> dict:
   return out
 
 
+def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, dict]:
+  """Does the law, fitted on the fitting scales, pick the held-out scale's best run?
+
+  Every shape trained at the held-out scale (grid, baseline, picks; seeds averaged), the law's
+  predicted loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss) beside
+  the measured one, and both ranks; and a summary: the Spearman correlation, the measured best
+  shape, the law's best among the trained shapes with its measured rank and its gap to the best
+  in units of the paired standard error, and where the law's own optimum lies."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+
+  held = df[df["scale"] == CPU.heldout_scale]
+  if held.empty:
+    raise ValueError(f"no run at the held-out scale {CPU.heldout_scale} yet")
+  shapes = held.groupby(list(SHAPE), as_index=False).agg(
+      role=("role", "first"), seeds=("loss", "size"), d_over_sqrt_n=("d_over_sqrt_n", "first"),
+      mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
+      paired_se=("paired_se", "max"))
+  l_opt = float(held["loss"].min())
+  with laws.float64():
+    shapes["predicted_rel"] = np.asarray(law.predict_xr(
+        shapes["d_over_sqrt_n"].to_numpy(), shapes["mlp_attn_ratio"].to_numpy(), 1.0))
+  shapes["predicted_loss"] = shapes["predicted_rel"] * l_opt
+  shapes["measured_rank"] = shapes["loss"].rank(method="min").astype(int)
+  shapes["predicted_rank"] = shapes["predicted_rel"].rank(method="min").astype(int)
+  shapes = shapes.sort_values("loss").reset_index(drop=True)
+  best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
+  gap = float(chosen["loss"] - best["loss"])
+  summary = {
+      "shapes": len(shapes), "spearman": float(stats.spearmanr(shapes["predicted_rel"],
+                                                               shapes["loss"])[0]),
+      "measured_best": {"d_model": int(best["d_model"]), "ffn_dim": int(best["ffn_dim"]),
+                        "gqa": int(best["gqa"]), "role": best["role"],
+                        "d_over_sqrt_n": float(best["d_over_sqrt_n"]),
+                        "mlp_attn_ratio": float(best["mlp_attn_ratio"]),
+                        "loss": float(best["loss"])},
+      "law_best_trained": {"d_model": int(chosen["d_model"]), "ffn_dim": int(chosen["ffn_dim"]),
+                           "gqa": int(chosen["gqa"]), "role": chosen["role"],
+                           "measured_rank": int(chosen["measured_rank"]),
+                           "loss": float(chosen["loss"]), "gap_to_best": gap,
+                           "gap_in_paired_se": (gap / float(chosen["paired_se"])
+                                                if chosen["paired_se"] > 0 else 0.0)}}
+  try:
+    x_star, r_star = law.optimum()
+    summary["law_optimum"] = {"d_over_sqrt_n": x_star, "mlp_attn_ratio": r_star}
+  except ValueError as e:
+    summary["law_optimum"] = {"error": str(e).split(":")[0]}
+  return shapes, summary
+
+
 # -- search ------------------------------------------------------------------------------------------
 def measured_hardware(root: str):
   """This CPU (both cores) as a cost.Hardware: root/hardware.json, measured and written there on
@@ -385,6 +434,23 @@ def report(root: str) -> str:
            "Measured tok/s: the median over bench.json's sittings.", "", "![pareto](../search/pareto.png)",
            "", markdown_table(picks.to_dict("records"), list(picks.columns)), "",
            "![picks](picks.png)", ""]
+  try:
+    shapes, check = heldout_check(df, law)
+    shapes.to_csv(os.path.join(root, "heldout_check.csv"), index=False, float_format="%.6g")
+    _write_json(os.path.join(root, "heldout_check.json"), check)
+    b, c = check["measured_best"], check["law_best_trained"]
+    lines += [f"## Does the law pick the best run at {CPU.heldout_scale}?", "",
+              f"{check['shapes']} shapes trained there (seeds averaged); Spearman of predicted "
+              f"against measured loss {check['spearman']:.2f}. Measured best: d {b['d_model']}, "
+              f"f {b['ffn_dim']}, GQA {b['gqa']} ({b['role']}; d/sqrt(N) "
+              f"{b['d_over_sqrt_n']:.3f}, r {b['mlp_attn_ratio']:.2f}), loss {b['loss']:.4f}. "
+              f"The law's best of the trained shapes: d {c['d_model']}, f {c['ffn_dim']} "
+              f"({c['role']}), measured rank {c['measured_rank']}, {c['gap_to_best']:+.4f} from "
+              f"the best ({c['gap_in_paired_se']:.1f} paired standard errors). "
+              "(heldout_check.csv, heldout_check.json)", "",
+              markdown_table(shapes.to_dict("records"), list(shapes.columns)), ""]
+  except ValueError as e:
+    lines += [f"(no held-out check: {e})", ""]
   if os.path.exists(os.path.join(root, "validation.csv")):
     val = pd.read_csv(os.path.join(root, "validation.csv"))
     lines += ["## Validation beside the paper's", "",

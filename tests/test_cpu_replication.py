@@ -117,6 +117,14 @@ def test_driver_recovers_a_known_law_and_searches(tmp_path):
   np.testing.assert_allclose(picks["loss"], picks["predicted_loss"], rtol=3e-3)
   assert picks.loc["panda", "loss"] < picks.loc["baseline", "loss"]
   assert "## The picks at the held-out scale" in open(report).read()
+  # The held-out check: losses drawn from the true law, so the law's ranking is the measured one.
+  check = json.loads((tmp_path / "heldout_check.json").read_text())
+  shapes = pd.read_csv(tmp_path / "heldout_check.csv")
+  assert check["shapes"] == len(shapes) > 8 and check["spearman"] > 0.9
+  assert check["law_best_trained"]["measured_rank"] <= 2
+  l_opt = shapes["predicted_loss"] / shapes["predicted_rel"]  # one L_opt: the scale's best loss
+  np.testing.assert_allclose(l_opt, shapes["loss"].min(), rtol=1e-5)
+  assert f"## Does the law pick the best run at {CPU.heldout_scale}?" in open(report).read()
 
 
 # -- the committed results ---------------------------------------------------------------------------
