@@ -122,8 +122,9 @@ def test_driver_recovers_a_known_law_and_searches(tmp_path):
   shapes = pd.read_csv(tmp_path / "heldout_check.csv")
   assert check["shapes"] == len(shapes) > 8 and check["spearman"] > 0.9
   assert check["law_best_trained"]["measured_rank"] <= 2
-  l_opt = shapes["predicted_loss"] / shapes["predicted_rel"]  # one L_opt: the scale's best loss
-  np.testing.assert_allclose(l_opt, shapes["loss"].min(), rtol=1e-5)
+  l_opt = shapes["predicted_loss"] / shapes["predicted_rel"]  # one L_opt: the scale's best run
+  np.testing.assert_allclose(l_opt, l_opt.mean(), rtol=2e-5)
+  assert l_opt.mean() <= shapes["loss"].min()
   assert f"## Does the law pick the best run at {CPU.heldout_scale}?" in open(report).read()
 
 
