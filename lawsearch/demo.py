@@ -118,6 +118,16 @@ def replication_demo(results: str, out_dir: str) -> None:
   print(format_table(picks.to_dict("records"), list(picks.columns)))
   if not picks["seeds"].any():
     print("(not trained yet: experiments/cpu_replication/train_all.sh trains them)")
+  try:
+    _, check = replication.heldout_check(df, law)
+    b, c = check["measured_best"], check["law_best_trained"]
+    print(f"\nat {scale}, {check['shapes']} shapes trained: the law ranks them with Spearman "
+          f"{check['spearman']:.2f}; the measured best is d {b['d_model']}, f {b['ffn_dim']}, "
+          f"GQA {b['gqa']} ({b['role']}, loss {b['loss']:.4f}); the law's best of them is d "
+          f"{c['d_model']}, f {c['ffn_dim']} ({c['role']}), measured rank {c['measured_rank']}, "
+          f"{c['gap_in_paired_se']:.1f} paired standard errors from the best")
+  except ValueError as e:
+    print(f"(no held-out check: {e})")
   print(f"({time.perf_counter() - t:.1f} s)")
 
 
