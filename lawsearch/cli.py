@@ -15,7 +15,7 @@ import math
 import os
 import sys
 
-from lawsearch import hostmem, inputs
+from lawsearch import compilation_cache, hostmem, inputs
 from lawsearch.errors import UserError
 from lawsearch.report.table import format_table
 
@@ -682,6 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   hostmem.keep_freed_memory()  # before any JAX computation starts XLA's threads
+  compilation_cache.enable()  # a second call's first fit or search need not compile again
   try:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]  # train: --config.a.b=v
