@@ -76,11 +76,9 @@ def main():
       print(f"{name:12s} {pair:28s} {b:5d} {meas:9.3f} {pred:9.3f} {pred / meas - 1:+7.1%}")
 
   if a.plot:
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    from lawsearch.report.figure import subplots  # pylint: disable=import-outside-toplevel
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = subplots(figsize=(5.5, 5))
     for (name, rows), marker in zip(sets.items(), ("o", "s")):
       for model in sorted({r["name"] for r in rows}):
         pts = [(r["measured"], r["forecast"]) for r in rows if r["name"] == model]

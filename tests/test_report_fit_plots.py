@@ -45,3 +45,20 @@ def test_contours_are_lowest_at_the_optimum_and_save_writes_all_three(fitted, tm
   assert [os.path.basename(p) for p in paths] == ["u_curves.png", "contours.png",
                                                    "predicted_vs_measured.png"]
   assert all(os.path.getsize(p) > 20_000 for p in paths)
+
+
+def test_plotting_leaves_matplotlibs_global_backend_alone():
+  # A notebook's inline backend must survive importing and using lawsearch's plots.
+  import subprocess
+  import sys
+
+  program = ("import matplotlib; matplotlib.use('svg'); "
+             "from lawsearch.report import fit_plots, pareto, picks, regimes, figure; "
+             "fig, ax = figure.subplots(figsize=(2, 2)); ax.plot([1, 2]); "
+             "import io; fig.savefig(io.BytesIO(), format='png'); "
+             "import sys; print(matplotlib.get_backend()); "
+             "print('matplotlib.pyplot' in sys.modules)")
+  done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                        timeout=120)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split() == ["svg", "False"]

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from lawsearch.laws import _data  # pylint: disable=g-import-not-at-top,wrong-import-position
-from lawsearch.laws.conditional import _xr  # pylint: disable=g-import-not-at-top
-from lawsearch.laws.precision import float64  # pylint: disable=g-import-not-at-top
+from lawsearch.laws import _data
+from lawsearch.laws.conditional import _xr
+from lawsearch.laws.precision import float64
+from lawsearch.report.figure import subplots
 
 
 def _plain_log_ticks(axis) -> None:
@@ -49,7 +46,6 @@ def _law_normalised(law, x, r, lo: np.ndarray) -> np.ndarray:
 def _save(fig, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
 
 
 def _normalised(law, df, l_opt):
@@ -77,7 +73,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   here = _law_normalised(law, x, r, lo)
   moved_x = measured * _law_normalised(law, x, r_mid, lo) / here
   moved_r = measured * _law_normalised(law, x_mid, r, lo) / here
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
+  fig, axes = subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
   for ax, values, points, grid, curve, label, fixed in (
       (axes[0], x, moved_x, grid_x, curve_x, "d / sqrt(N)", f"r = {r_mid:.3g}"),
       (axes[1], r, moved_r, grid_r, curve_r, "r (MLP-to-attention parameters)",
@@ -105,7 +101,7 @@ def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   x, r, lo, _, _, _ = _normalised(law, df, l_opt)
   grid_x, grid_r = _span(x, 120), _span(r, 100)
   surface = _law_normalised(law, grid_x[None, :], grid_r[:, None], lo)
-  fig, ax = plt.subplots(figsize=(6.4, 5), dpi=120)
+  fig, ax = subplots(figsize=(6.4, 5), dpi=120)
   levels = np.quantile(surface, np.linspace(0.0, 0.9, 12))
   filled = ax.contourf(grid_x, grid_r, surface, levels=levels, cmap="viridis_r", extend="max")
   fig.colorbar(filled, ax=ax, label="predicted loss / L_opt", format="%.3f")
@@ -130,7 +126,7 @@ def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
   normalised losses (loss / L_opt) over all rows of `df`."""
   _, _, _, measured, predicted, labels = _normalised(law, df, l_opt)
   mse = float(np.mean((predicted - measured) ** 2))
-  fig, ax = plt.subplots(figsize=(5.2, 5), dpi=120)
+  fig, ax = subplots(figsize=(5.2, 5), dpi=120)
   for scale in _data.scale_order(df, labels):
     rows = labels == scale
     ax.scatter(measured[rows], predicted[rows], s=14, alpha=0.75,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.colors
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lawsearch.report.figure import subplots
 
 
 def pareto_plot(result, path: str, named: dict | None = None, penalised=None) -> str:
@@ -14,7 +13,7 @@ def pareto_plot(result, path: str, named: dict | None = None, penalised=None) ->
   `tradeoff.penalised`, each marked with the lambdas that pick it."""
   c = result.candidates
   scored = c[c["efficiency"] > 0]
-  fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+  fig, ax = subplots(figsize=(8, 5.5), dpi=120)
   points = ax.scatter(scored["efficiency"], scored["loss"], c=scored["gqa"], cmap="viridis", s=6,
                       alpha=0.5, norm=matplotlib.colors.LogNorm())
   fig.colorbar(points, ax=ax, label="GQA (query heads per KV head)")
@@ -48,5 +47,4 @@ def pareto_plot(result, path: str, named: dict | None = None, penalised=None) ->
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
   return path

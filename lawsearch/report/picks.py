@@ -9,15 +9,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lawsearch.report.figure import subplots
 
 
 def picks_plot(picks, runs, path: str) -> str:
-  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+  fig, (left, right) = subplots(1, 2, figsize=(11, 4.5), dpi=120)
   measured_any = False
   for (_, pick), marker in zip(picks.iterrows(), "sD*o^v"):
     seeds = runs[(runs["role"] == pick["pick"])]
@@ -48,5 +46,4 @@ def picks_plot(picks, runs, path: str) -> str:
   right.set_title("decode throughput: CPU roofline vs lawsearch bench")
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
   return path

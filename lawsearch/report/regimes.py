@@ -3,19 +3,17 @@ panel per (context, batch) scenario."""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from lawsearch import cost  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lawsearch import cost
+from lawsearch.report.figure import subplots
 
 
 def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str:
   """Stacked shares of `what` ("flops", "bytes" or "time") against total parameters, from a
   `regimes.breakdown_table` of one group of models; compute-bound steps marked with a dot."""
   contexts, batches = sorted(set(table["context"])), sorted(set(table["batch"]))
-  fig, axes = plt.subplots(len(contexts), len(batches), figsize=(3.4 * len(batches),
+  fig, axes = subplots(len(contexts), len(batches), figsize=(3.4 * len(batches),
                            2.6 * len(contexts)), dpi=110, sharex=True, sharey=True,
                            squeeze=False)
   colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
@@ -44,16 +42,13 @@ def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str
                f"{table['name'].iloc[-1]})", fontsize=9)
   fig.tight_layout(rect=(0, 0.05, 1, 0.97))
   fig.savefig(path)
-  plt.close(fig)
   return path
 
 
 def exponents_plot(points, table, path: str) -> str:
   """Performance against inference cost per token (log-log), one colour per group of
   `tradeoff.family_points`, with each group's fitted slope alpha / eta (`tradeoff.exponents`)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+  fig, ax = subplots(figsize=(7, 5), dpi=110)
   fits = table.set_index("group")
   for name, g in points.groupby("group"):
     g = g.sort_values("n_params")
@@ -74,5 +69,4 @@ def exponents_plot(points, table, path: str) -> str:
   ax.grid(alpha=0.3, which="both")
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
   return path
