@@ -104,6 +104,23 @@ HARDWARE: dict[str, Hardware] = {
 }
 
 
+def hardware_for_device(device_kind: str) -> Hardware | None:
+  """The `HARDWARE` entry of a JAX device kind ("NVIDIA H100 80GB HBM3", "TPU v5 lite", ...), or
+  None for a device not in the table (a CPU, another chip). The one place that maps kinds."""
+  kind = device_kind.lower()
+  for needle, name in (("h200", "h200"), ("h100", "h100-sxm")):
+    if needle in kind:
+      return HARDWARE[name]
+  if "a100" in kind:
+    return HARDWARE["a100-80gb" if "80" in kind else "a100-40gb"]
+  if "tpu" in kind:
+    if "v6" in kind:
+      return HARDWARE["tpu-v6e"]
+    if "v5" in kind:
+      return HARDWARE["tpu-v5e" if ("lite" in kind or "v5e" in kind) else "tpu-v5p"]
+  return None
+
+
 def node(hw: Hardware | str, chips: int) -> Hardware:
   """`chips` of `hw` serving one model together (tensor parallel), as one roofline: peak,
   bandwidth and memory add up (communication is not modelled)."""

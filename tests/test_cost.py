@@ -109,3 +109,16 @@ def test_roofline_on_stacked_and_relaxed_shapes_matches_per_spec():
   prefill_r, decode_r = cost.roofline_times(relaxed, hw, 16, 512, 128)
   np.testing.assert_allclose(prefill_r, prefill, rtol=1e-12)
   np.testing.assert_allclose(decode_r, decode, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind,name", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"), ("NVIDIA H200", "h200"),
+    ("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+    ("TPU v5 lite", "tpu-v5e"), ("TPU v5e", "tpu-v5e"), ("TPU v5", "tpu-v5p"),
+    ("TPU v5p", "tpu-v5p"), ("TPU v6 lite", "tpu-v6e"), ("cpu", None), ("NVIDIA L4", None)])
+def test_one_map_from_device_kind_to_hardware(kind, name):
+  from lawsearch.train.metrics import peak_flops
+
+  hw = cost.hardware_for_device(kind)
+  assert (hw.name if hw else None) == name
+  assert peak_flops(kind) == (hw.peak_flops if hw else None)

@@ -62,20 +62,7 @@ class BenchConfig:
 
 def detect_hardware() -> cost.Hardware | None:
   """The `cost.HARDWARE` entry of the default device, or None (CPU, or a chip not in the table)."""
-  dev = jax.devices()[0]
-  kind = dev.device_kind.lower()
-  if dev.platform == "gpu":
-    if "h100" in kind:
-      return cost.hardware("h100-sxm")
-    if "h200" in kind:
-      return cost.hardware("h200")
-    if "a100" in kind:
-      return cost.hardware("a100-80gb" if "80" in kind else "a100-40gb")
-  if dev.platform == "tpu":
-    for name in ("v5e", "v5p", "v6e"):
-      if name in kind.replace(" ", "").replace("lite", "e"):
-        return cost.hardware(f"tpu-{name}")
-  return None
+  return cost.hardware_for_device(jax.devices()[0].device_kind)
 
 
 def decode_bytes(arch: ArchSpec, batch: int, input_len: int, output_len: int,

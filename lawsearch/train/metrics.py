@@ -58,16 +58,10 @@ def peak_flops(device_kind: str, override: float = 0.0) -> float | None:
   device kind (H100, H200, A100, TPU v5e/v5p/v6e); None when unknown (e.g. CPU)."""
   if override > 0:
     return float(override)
-  from lawsearch.cost import HARDWARE  # pylint: disable=import-outside-toplevel
+  from lawsearch.cost import hardware_for_device  # pylint: disable=import-outside-toplevel
 
-  kind = device_kind.lower()
-  table = (("h100", "h100-sxm"), ("h200", "h200"), ("a100", "a100-80gb"),
-           ("v5 lite", "tpu-v5e"), ("v5e", "tpu-v5e"), ("v5p", "tpu-v5p"), ("tpu v5", "tpu-v5p"),
-           ("v6", "tpu-v6e"))
-  for needle, name in table:
-    if needle in kind:
-      return HARDWARE[name].peak_flops
-  return None
+  hw = hardware_for_device(device_kind)
+  return None if hw is None else hw.peak_flops
 
 
 class MetricsLog:
