@@ -575,48 +575,35 @@ def _run_fit(args) -> None:
   df = _read_runs(args.runs)
   l_opt = _l_opt_source(args.l_opt, df)
   r_range = None if args.no_r_filter else (low, high)
-  law = laws.ConditionalLaw.fit(df, args.form, l_opt=l_opt, r_range=r_range)
-  info = law.fit_info
+  fitted = laws.fit_runs(df, args.form, l_opt=l_opt, r_range=r_range, n_boot=args.bootstrap,
+                         level=args.level, seed=args.seed, validate=args.validate)
+  law, info = fitted.law, fitted.law.fit_info
   filt = "off" if r_range is None else f"r in [{r_range[0]:g}, {r_range[1]:g}]"
   print(f"{args.form} law on {info.n_points} runs (r filter {filt}: {info.n_excluded} excluded), "
         f"L_opt {info.l_opt}")
   print(f"  sum of squares {info.objective:.6g}, MSE {info.mse:.4g}, "
         f"scaled gradient {info.grad_norm:.2g}")
-  rows = [{"coefficient": k, "estimate": v} for k, v in law.coefficients.items()]
-  try:
-    opt = dict(zip(("x_star", "r_star"), law.optimum()))
-  except ValueError as e:
-    opt = {}
-    print(f"  {e}")
+  if fitted.no_optimum:
+    print(f"  {fitted.no_optimum}")
+  rows = fitted.coefficients.to_dict("records")
   if args.bootstrap:
-    boot = laws.bootstrap(df, args.form, l_opt=l_opt, r_range=r_range, n_boot=args.bootstrap,
-                          seed=args.seed, level=args.level, law=law)
-    intervals = boot.coefficients()
-    for row in rows:
-      row["low"], row["high"] = intervals.loc[row["coefficient"], ["low", "high"]]
     print(f"\ncoefficients with {args.level:.0%} bootstrap intervals ({args.bootstrap} refits, "
-          f"{boot.n_failed} failed):")
-    print(format_table(rows, ["coefficient", "estimate", "low", "high"]))
-    if opt:
-      o = boot.optimum()
-      print(f"optimum: d/sqrt(N) = {opt['x_star']:.4g} [{o.loc['x_star', 'low']:.4g}, "
-            f"{o.loc['x_star', 'high']:.4g}], r = {opt['r_star']:.4g} "
-            f"[{o.loc['r_star', 'low']:.4g}, {o.loc['r_star', 'high']:.4g}]")
-  else:
-    print(format_table(rows, ["coefficient", "estimate"]))
-    if opt:
-      print(f"optimum: d/sqrt(N) = {opt['x_star']:.4g}, r = {opt['r_star']:.4g}")
-  if args.validate:
-    try:
-      table = laws.cross_scale_validation(df, form=args.form, l_opt=l_opt, r_range=r_range)
-      print("\ncross-scale validation (fit on smaller scales, predict the next):")
-      print(format_table(table.to_dict("records"), list(table.columns)))
-    except ValueError as e:  # too few scales or runs to validate; the law itself stands
-      print(f"\nvalidation skipped: {e}")
-  diag = laws.residual_diagnostics(law, df, l_opt=l_opt, r_range=r_range)
-  flagged = diag[diag["flagged"]]["variable"].tolist()
-  print("\nresidual trends: " + (", ".join(flagged) + " (|z| > 3: the form or L_opt misses "
-                                  "something)" if flagged else "none flagged"))
+          f"{fitted.n_failed} failed):")
+  print(format_table(rows, list(fitted.coefficients.columns)))
+  if fitted.optimum is not None:
+    (x_star, r_star), o = fitted.optimum, fitted.optimum_interval
+    print(f"optimum: d/sqrt(N) = {x_star:.4g}" + (
+        f" [{o.loc['x_star', 'low']:.4g}, {o.loc['x_star', 'high']:.4g}]" if o is not None else "")
+          + f", r = {r_star:.4g}" + (
+        f" [{o.loc['r_star', 'low']:.4g}, {o.loc['r_star', 'high']:.4g}]" if o is not None else ""))
+  checked = fitted.assessment
+  if checked.validation is not None:
+    print("\ncross-scale validation (fit on smaller scales, predict the next):")
+    print(format_table(checked.validation.to_dict("records"), list(checked.validation.columns)))
+  elif args.validate:
+    print(f"\nvalidation skipped: {checked.validation_skipped}")
+  print("\nresidual trends: " + (", ".join(checked.flagged) + " (|z| > 3: the form or L_opt "
+                                  "misses something)" if checked.flagged else "none flagged"))
   if args.out:
     law.to_json(args.out)
     print(f"wrote {args.out}")

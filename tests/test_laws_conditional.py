@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
+from lawsearch import laws
 from lawsearch.laws import ChinchillaLaw, ConditionalLaw, FORMS, float64, lm, synthetic_sweep
 from lawsearch.laws.conditional import prepare
 
@@ -174,3 +175,19 @@ def test_bad_input_is_a_clear_error(sweep, change, match):
 def test_non_convergence_reports_the_best_objective(sweep):
   with pytest.raises(ValueError, match="did not converge .* best objective"):
     ConditionalLaw.fit(sweep, tol=0.0)
+
+
+def test_fit_runs_is_the_fit_stage(sweep):
+  summary = laws.fit_runs(sweep, "multiplicative", l_opt="empirical", n_boot=40)
+  law = ConditionalLaw.fit(sweep, "multiplicative", l_opt="empirical")
+  assert summary.law == law and summary.optimum == law.optimum()
+  c = summary.coefficients.set_index("coefficient")
+  assert list(c.index) == list(law.coefficients)
+  assert (c["low"] <= c["estimate"]).all() and (c["estimate"] <= c["high"]).all()
+  o = summary.optimum_interval
+  assert o.loc["x_star", "low"] <= summary.optimum[0] <= o.loc["x_star", "high"]
+  assert summary.assessment.validation is not None and len(summary.assessment.validation) == 2
+  doc = json.loads(json.dumps(summary.to_dict()))
+  assert doc["optimum"]["bootstrap_refits"] == 40 and doc["n_points"] == law.fit_info.n_points
+  skipped = laws.fit_runs(sweep, validate=False)
+  assert skipped.assessment.validation is None and "residual_trends" in skipped.to_dict()

@@ -49,7 +49,6 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
   plots = fit_plots.save(law, df, out_dir, l_opt=l_opt)
   labels = _data.scale_labels(df)
   info = law.fit_info
-  r_range = info.r_range if info is not None else laws.DEFAULT_R_RANGE
   lines = [f"# lawsearch report: the {law.form} law on {len(df)} runs", ""]
   lines += _runs_section(df, labels)
   lines += ["## The law", ""]
@@ -65,13 +64,14 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
     lines += [f"No interior optimum: {e}", ""]
   lines += ["## Plots", ""] + [f"![{os.path.basename(p)[:-4]}]({os.path.basename(p)})"
                                for p in plots] + [""]
+  checked = laws.assess(law, df, l_opt=l_opt)
   lines += ["## Cross-scale validation (fit on the smaller scales, predict the next)", ""]
-  try:
-    table = laws.cross_scale_validation(df, form=law.form, l_opt=l_opt, r_range=r_range)
-    lines += [markdown_table(table.to_dict("records"), list(table.columns)), ""]
-  except ValueError as e:
-    lines += [f"Skipped: {e}", ""]
-  diag = laws.residual_diagnostics(law, df, l_opt=l_opt, r_range=r_range)
+  if checked.validation is not None:
+    lines += [markdown_table(checked.validation.to_dict("records"),
+                             list(checked.validation.columns)), ""]
+  else:
+    lines += [f"Skipped: {checked.validation_skipped}", ""]
+  diag = checked.diagnostics
   lines += ["## Residual trends (|z| > 3 is flagged: the form or L_opt misses something)", "",
             markdown_table(diag.to_dict("records"), list(diag.columns)), ""]
   lines += _best_section(df, labels)
