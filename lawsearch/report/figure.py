@@ -3,7 +3,19 @@ registry, so importing lawsearch.report leaves a notebook's inline plots as they
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
+import io
+
+from matplotlib.figure import Figure as _MatplotlibFigure
+
+
+class Figure(_MatplotlibFigure):
+  """A matplotlib Figure that a notebook shows inline as PNG (IPython's `_repr_png_`), with no
+  backend of its own to set."""
+
+  def _repr_png_(self) -> bytes:
+    buffer = io.BytesIO()
+    self.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi: int = 120, **kwargs):
