@@ -57,8 +57,12 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
 def load(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
   """Run `get_config(arg)` of the file in "path.py[:arg]" and apply "--config.a.b=v" overrides."""
   path, _, arg = spec.partition(":")
+  from lawsearch import configs  # pylint: disable=import-outside-toplevel
+
+  path = configs.PACKAGED.get(path, path)
   if not os.path.isfile(path):
-    raise UserError(f"config file {path!r} not found (give --config=path/to/file.py[:arg])")
+    raise UserError(f"config file {path!r} not found (give --config=path/to/file.py[:arg], or "
+                    f"{' or '.join(configs.PACKAGED)}[:arg] for the package's own)")
   module_spec = importlib.util.spec_from_file_location("_lawsearch_config", path)
   module = importlib.util.module_from_spec(module_spec)
   try:

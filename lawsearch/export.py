@@ -5,7 +5,7 @@
 writes, for one `ArchSpec`:
   NAME.arch.json       the shape and its derived numbers (`lawsearch arch --json` form)
   NAME.config.py       an ml-collections config for `lawsearch train --config=out/NAME.config.py`
-                       (configs/train.py with arch=NAME.arch.json; arg as there, e.g. recipe=paper)
+                       (lawsearch/configs/train.py with arch=NAME.arch.json; arg as there)
   NAME.hf_config.json  a Hugging Face LlamaForCausalLM config.json (explicit head_dim)
   NAME.maxtext.yml     a MaxText model file (decoder_block llama2, LLaMA-3 RoPE)
 """
@@ -22,17 +22,18 @@ RMS_NORM_EPS = 1e-5
 
 _TRAIN_CONFIG = '''"""{name}: {doc}
 
-Train it from the repository root:
+Train it (from any directory, with lawsearch installed):
   lawsearch train --config={path}:recipe=paper --workdir runs/{name}
-The arg is configs/train.py's (recipe=..., data=..., runlocal); the shape is {arch_file}.
+The arg is lawsearch/configs/train.py's (recipe=..., data=..., runlocal); the shape is {arch_file}.
 """
 
 import os
 
+from lawsearch import configs
 from lawsearch.configlib import load
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TRAIN_CONFIG = os.environ.get("LAWSEARCH_TRAIN_CONFIG", "configs/train.py")
+TRAIN_CONFIG = os.environ.get("LAWSEARCH_TRAIN_CONFIG", configs.TRAIN)
 
 
 def get_config(arg=None):

@@ -1,0 +1,115 @@
+"""Train one model: `lawsearch train --config=configs/train.py:ARG --workdir runs/NAME`.
+
+ARG (comma-separated, all optional):
+  preset=tiny          a named ArchSpec (lawsearch arch --list), or
+  arch=out/x.arch.json an ArchSpec JSON file (`lawsearch search` writes them), or
+  params=80e6,layers=12,d_model=768,r=4,gqa=4   an ArchSpec built from a budget (arch.from_budget),
+                       head_dim, GQA, vocabulary and ffn_dim step from the recipe (without one:
+                       head_dim 64, LLaMA-3's vocabulary) unless head_dim=... or gqa=... is given
+  recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/recipe.py); "" = none
+                       recipe=cpu: the CPU replication's (tokens = 20 N, vocabulary 512, seq 128)
+  data=default         data source: default | text | tokens | arrayrecord | synthetic
+  seed=0               the initialisation's seed (the data order has its own, data.seed, so
+                       seeds of one shape see the same token stream)
+  runlocal             shrink everything for a CPU smoke run (seconds)
+
+Examples:
+  lawsearch train --config=configs/train.py:preset=tiny --config.train.steps=200 --workdir runs/x
+  lawsearch train --config=configs/train.py:preset=s80m,recipe=paper --workdir gs://b/runs/s80m
+  lawsearch train --config=configs/train.py:preset=llama3.2-1b --aot-topology v5p-64
+Cost: tiny, 200 steps of 8x128 tokens: about 4 minutes on 2 (busy) CPU cores, 1 s per step.
+"""
+
+import ml_collections
+
+from lawsearch import arch
+from lawsearch import configlib
+from lawsearch.configlib import parse_arg
+from lawsearch.recipe import recipe as get_recipe
+
+# Logical axis -> mesh axes: the ONE sharding table (params, optimizer state, batch, activations).
+# FSDP shards parameters over `fsdp` along d_model; tensor parallelism splits heads, the MLP and
+# the vocabulary over `tensor`; the batch is split over `data` and `fsdp`.
+SHARDING_RULES = (
+    ("vocab", "tensor"), ("embed", "fsdp"), ("heads", "tensor"), ("kv_heads", "tensor"),
+    ("mlp", "tensor"), ("head_dim", None), ("norm", None),
+    ("act_batch", ("data", "fsdp")), ("act_seq", None), ("act_embed", None),
+    ("act_heads", "tensor"), ("act_kv_heads", "tensor"), ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
+)
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
+                  head_dim=0, recipe="", data="default", seed=0, runlocal=False)
+  rec = get_recipe(arg.recipe) if arg.recipe else None
+  if arg.params and rec:
+    spec = rec.build(arg.params, n_layers=arg.layers, d_model=arg.d_model, r=arg.r, gqa=arg.gqa,
+                     head_dim=arg.head_dim)
+  elif arg.params:
+    spec = arch.from_budget(arg.params, n_layers=arg.layers, head_dim=arg.head_dim or 64,
+                            d_model=arg.d_model, r=arg.r, gqa=arg.gqa)
+  elif arg.arch:
+    spec = arch.load_json(arg.arch)
+  else:
+    spec = arch.preset(arg.preset)
+  small = spec.vocab_size <= 4096
+
+  config = ml_collections.ConfigDict()
+  config.seed = arg.seed
+  config.model = dict(
+      preset="" if (arg.params or arg.arch) else arg.preset,  # the record; shape is model.arch
+      arch=dict(n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
+                n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim, ffn_dim=spec.ffn_dim,
+                vocab_size=spec.vocab_size, tie_embeddings=spec.tie_embeddings),
+      max_seq_len=2048,
+      rope_theta=500_000.0,  # LLaMA-3 (PAPER.md section 5, our choice)
+      dtype="auto",  # "auto": bfloat16 on GPU/TPU, float32 on CPU
+      param_dtype="float32",
+      # "auto": grouped on CPU, cudnn on GPU in 16 bits, else xla | "xla" | "cudnn" | "grouped"
+      attention_impl="auto",
+      decode_impl="xla",
+      remat=False,
+  )
+  config.train = dict(
+      steps=1000,  # exactly one of steps / tokens > 0
+      tokens=0,
+      batch_size=8 if small else 256,  # global, in sequences
+      seq_len=128 if small else 2048,
+      grad_accum_steps=1,
+      log_every=10,
+      eval_every=200,  # held-out loss every this many steps (and at the end); 0 = only at the end
+      eval_batches=8,
+      checkpoint_every=200,
+      keep_checkpoints=3,
+      peak_flops=0.0,  # per-device peak FLOP/s for MFU; 0 = lawsearch.cost.HARDWARE by device
+  )
+  config.optimizer = dict(peak_lr=3e-3 if small else 1e-3, warmup_steps=0.01,  # <1: fraction
+                          final_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
+                          clip_norm=1.0)
+  config.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: all remaining devices
+  config.sharding_rules = SHARDING_RULES
+  config.distributed = dict(
+      initialize="",  # "" single process | "auto" (TPU pods, SLURM) | "explicit" (fields below)
+      coordinator_address="", num_processes=1, process_id=0, local_device_ids="")
+  # Data: lawsearch/data (the `lawsearch data prepare` corpus by default); "synthetic" = random
+  # tokens (no files; for benchmarks and tests).
+  config.data = dict(
+      source=arg.data, path="", tokenizer="bpe", vocab_size=spec.vocab_size, token_dtype="",
+      heldout_fraction=0.01, cache_dir="", num_threads=2, prefetch=4,
+      seed=0)  # the order of the training windows (the same for every run of a sweep)
+
+  if rec:  # the named recipe: duration, learning rate, sequence length
+    n = spec.non_embedding_params
+    config.train.steps = 0
+    config.train.tokens = rec.tokens(n)
+    config.train.seq_len = rec.seq_len
+    config.optimizer.peak_lr = rec.peak_lr(n)
+    config.optimizer.warmup_steps = rec.warmup_fraction
+    for item in rec.config_overrides:
+      configlib.apply_override(config, item)
+
+  if arg.runlocal:
+    config.train.update(steps=20, tokens=0, batch_size=8, seq_len=64, log_every=5, eval_every=10,
+                        eval_batches=2, checkpoint_every=10)
+  return config
