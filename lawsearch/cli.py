@@ -271,7 +271,8 @@ def _add_search(sub) -> None:
   p.add_argument("--head-dim", type=_int_at_least(1), required=True)
   p.add_argument("--baseline", help="preset whose predicted loss is the target")
   p.add_argument("--target", type=_positive, help="loss target (absolute with --l-opt)")
-  p.add_argument("--l-opt", type=_positive, help="L_opt(N, D); without it losses are relative")
+  p.add_argument("--l-opt", type=_positive, help="L_opt(N, D) at the budget; without it losses "
+                 "are relative")
   p.add_argument("--hardware", default="a100-40gb")
   p.add_argument("--batch", type=_int_at_least(1), default=64)
   p.add_argument("--input-len", type=_int_at_least(1), default=4096)
@@ -542,24 +543,18 @@ def _read_runs(path: str):
 
 
 def _l_opt_source(text: str, df):
-  """--l-opt: empirical | column | epoch | hoffmann | fit | a number."""
-  from lawsearch.laws import ChinchillaLaw
+  """--l-opt text as an L_opt source (`lawsearch.laws.l_opt`); "fit" fits the Chinchilla law on
+  the runs once, here, and says what it found."""
+  from lawsearch.laws import l_opt
 
-  named = {"empirical": "empirical", "column": "column", "epoch": ChinchillaLaw.epoch(),
-           "hoffmann": ChinchillaLaw.hoffmann()}
-  if text in named:
-    return named[text]
-  if text == "fit":  # Algorithm 1, step 1: a Chinchilla law fitted on the runs themselves
-    from lawsearch.laws import _data
-    _data.check_columns(df, ["n_params", "tokens", "loss"], "--l-opt fit")
-    law = ChinchillaLaw.fit(df["n_params"], df["tokens"], df["loss"])
-    print(f"L_opt from a Chinchilla fit on the runs: {law!r}")
-    return law
   try:
-    return float(text)
-  except ValueError:
-    raise UsageError(f"--l-opt {text!r}: use empirical, column, epoch, hoffmann, fit or a number"
-                     ) from None
+    source = l_opt.parse(text)
+  except UserError as e:
+    raise UsageError(f"--l-opt: {e}") from None
+  if source == "fit":  # Algorithm 1, step 1: a Chinchilla law fitted on the runs themselves
+    source = l_opt.fit_chinchilla(df)
+    print(f"L_opt from a Chinchilla fit on the runs: {source!r}")
+  return source
 
 
 def _run_fit(args) -> None:

@@ -121,7 +121,7 @@ def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
 
   rows = []
   fitting = fitting_runs(df)
-  l_opt = _data.resolve_l_opt(fitting, "empirical")
+  l_opt = laws.l_opt.for_table(fitting, "empirical")
   predicted = np.asarray(law.predict_xr(fitting["d_over_sqrt_n"], fitting["mlp_attn_ratio"],
                                         l_opt))
   for scale, group in fitting.groupby("scale", sort=False):

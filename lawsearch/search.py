@@ -37,7 +37,7 @@ import pandas as pd
 
 from lawsearch import arch, cost, inputs
 from lawsearch.errors import UserError
-from lawsearch.laws import FORMS, ChinchillaLaw, ConditionalLaw, float64
+from lawsearch.laws import FORMS, ConditionalLaw, float64, l_opt as l_opt_lib
 
 # Shape columns of the candidates table, in ArchSpec order.
 SHAPE_COLUMNS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
@@ -161,24 +161,12 @@ def as_efficiency(efficiency) -> EfficiencyMeasure:
                    f"MeasuredEfficiency, ...) or a callable ArchSpec -> float, got {efficiency!r}")
 
 
-# -- L_opt -----------------------------------------------------------------------------------------
-def _l_opt(l_opt, n_params: np.ndarray, tokens: float) -> np.ndarray:
-  """L_opt at each candidate's N: a number, a ChinchillaLaw, or None (1: relative losses)."""
-  if l_opt is None:
-    return np.ones_like(n_params)
-  if isinstance(l_opt, ChinchillaLaw):
-    return np.asarray(l_opt.predict(n_params, np.full_like(n_params, tokens)), np.float64)
-  value = float(l_opt)
-  if not (math.isfinite(value) and value > 0):
-    raise UserError(f"l_opt must be a positive loss, a ChinchillaLaw or None, got {l_opt!r}")
-  return np.full_like(n_params, value)
-
-
+# -- predicted loss -------------------------------------------------------------------------------
 def predict_loss(law: ConditionalLaw, specs: Sequence[arch.ArchSpec], tokens: float,
                  l_opt=None) -> np.ndarray:
   """The law's predicted loss of each spec, float64 [len(specs)], all evaluated together."""
   shapes = arch.stack(specs)
-  lo = _l_opt(l_opt, shapes.non_embedding_params, tokens)
+  lo = l_opt_lib.at(l_opt, shapes.non_embedding_params, tokens)
   with float64():
     return np.asarray(law.predict_xr(shapes.d_over_sqrt_n, shapes.mlp_attn_ratio, lo), np.float64)
 
@@ -314,7 +302,7 @@ class SearchResult:
 
   @property
   def loss_units(self) -> str:
-    return "relative to L_opt" if self.l_opt is None else "absolute"
+    return "relative to L_opt" if self.l_opt in (None, "relative") else "absolute"
 
   @property
   def pareto(self) -> pd.DataFrame:
@@ -428,8 +416,9 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   if loss_target is None and baseline is None:
     raise UserError("give a loss_target or a baseline architecture whose predicted loss is "
                      "the target")
-  notes = [] if l_opt is not None else ["no L_opt given: losses are relative (L / L_opt)"]
-  l_opt_here = float(_l_opt(l_opt, np.array([float(n_params)]), tokens)[0])
+  notes = ([] if l_opt not in (None, "relative")
+           else ["no L_opt given: losses are relative (L / L_opt)"])
+  l_opt_here = float(l_opt_lib.at(l_opt, np.array([float(n_params)]), tokens)[0])
 
   step2_gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
   if step2_gqa > max_gqa:

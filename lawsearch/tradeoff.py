@@ -123,7 +123,7 @@ def family_points(results: Sequence[SearchResult], chinchilla, tokens_per_param:
   Searches must be in relative losses (no l_opt)."""
   rows = []
   for result in results:
-    if result.l_opt is not None:
+    if result.l_opt not in (None, "relative"):
       raise UserError("family_points needs searches with relative losses (l_opt=None): the "
                        "Chinchilla law supplies L_opt at each candidate's N")
     table = _admissible(result)

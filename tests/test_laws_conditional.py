@@ -191,3 +191,23 @@ def test_fit_runs_is_the_fit_stage(sweep):
   assert doc["optimum"]["bootstrap_refits"] == 40 and doc["n_points"] == law.fit_info.n_points
   skipped = laws.fit_runs(sweep, validate=False)
   assert skipped.assessment.validation is None and "residual_trends" in skipped.to_dict()
+
+
+def test_l_opt_has_one_meaning_per_value(sweep):
+  from lawsearch.laws import l_opt
+
+  n = sweep["n_params"].to_numpy()
+  chin = ChinchillaLaw.epoch()
+  np.testing.assert_allclose(l_opt.for_table(sweep, "epoch"), chin.predict(n, sweep["tokens"]))
+  np.testing.assert_allclose(l_opt.for_table(sweep, l_opt.parse("2.5")), 2.5)
+  assert (l_opt.for_table(sweep, "relative") == 1).all()
+  empirical = l_opt.for_table(sweep, "empirical")
+  assert (empirical <= sweep["loss"].to_numpy()).all() and len(set(np.round(empirical, 9))) == 3
+  np.testing.assert_array_equal(l_opt.for_table(sweep, None), empirical)  # no l_opt column
+  np.testing.assert_array_equal(l_opt.at(None, n[:3], 1e9), 1.0)
+  np.testing.assert_allclose(l_opt.at("hoffmann", n[:3], 1e9),
+                             ChinchillaLaw.hoffmann().predict(n[:3], 1e9))
+  with pytest.raises(ValueError, match="needs a runs table"):
+    l_opt.at("empirical", n[:3], 1e9)
+  with pytest.raises(ValueError, match="use empirical, column, relative, fit"):
+    l_opt.parse("best")

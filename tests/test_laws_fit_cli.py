@@ -29,7 +29,7 @@ def test_fit_writes_a_law_and_prints_validation(results_csv, tmp_path, capsys):
 @pytest.mark.parametrize("argv, match", [
     (["--runs", "missing.csv"], "no such file"),
     (["--runs", "results.txt"], "not a run directory nor a table file"),
-    (["--l-opt", "best"], "--l-opt 'best'"),
+    (["--l-opt", "best"], "--l-opt: L_opt 'best'"),
 ])
 def test_bad_input_exits_2_with_one_line(results_csv, capsys, argv, match):
   argv = ["fit", "--runs", str(results_csv), *argv] if argv[0] != "--runs" else ["fit", *argv]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lawsearch.laws import ConditionalLaw, synthetic_sweep
-from lawsearch.laws._data import resolve_l_opt
+from lawsearch.laws.l_opt import for_table as resolve_l_opt
 from lawsearch.report import fit_plots
 
 

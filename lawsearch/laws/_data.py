@@ -95,32 +95,3 @@ def scale_order(df: pd.DataFrame, labels: np.ndarray) -> list:
   n = np.asarray(df["n_params"], dtype=np.float64)
   distinct = list(pd.unique(labels))
   return sorted(distinct, key=lambda s: float(np.median(n[labels == s])))
-
-
-def resolve_l_opt(df: pd.DataFrame, source) -> np.ndarray:
-  """L_opt(N, D) per row, float64 [rows].
-
-  source: None (the `l_opt` column if present, else "empirical"); "column"; "empirical" (the lowest
-  observed loss in each scale group, the paper's way; see `scale_labels`); a `ChinchillaLaw` (its
-  prediction at n_params, tokens); or a number / per-row array.
-  """
-  if source is None:
-    source = "column" if "l_opt" in df.columns else "empirical"
-  if isinstance(source, str):
-    if source == "column":
-      check_columns(df, ["l_opt"], "l_opt='column'")
-      return check_positive_finite(df["l_opt"], "l_opt")
-    if source == "empirical":
-      check_columns(df, ["loss"], "l_opt='empirical'")
-      loss = check_positive_finite(df["loss"], "loss")
-      labels = scale_labels(df)
-      return pd.Series(loss).groupby(labels).transform("min").to_numpy()
-    raise UserError(f"unknown L_opt source {source!r}; use 'column', 'empirical', a "
-                     "ChinchillaLaw, or a number")
-  if hasattr(source, "predict") and hasattr(source, "alpha"):
-    check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")
-    n = check_positive_finite(df["n_params"], "n_params")
-    d = check_positive_finite(df["tokens"], "tokens")
-    return np.asarray(source.predict(n, d), dtype=np.float64)
-  values = np.broadcast_to(np.asarray(source, dtype=np.float64), (len(df),))
-  return check_positive_finite(values, "l_opt")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from lawsearch import inputs
 from lawsearch.errors import UserError
-from lawsearch.laws import _data, forms, lm, optimum as optimum_lib
+from lawsearch.laws import _data, forms, lm, l_opt as l_opt_lib, optimum as optimum_lib
 from lawsearch.laws.precision import float64
 
 # Published coefficient sets (PAPER.md section 3), a0, a1, a2, b0, b1, b2.
@@ -97,10 +97,10 @@ class ConditionalLaw:
   def predict(self, df: pd.DataFrame, l_opt=None) -> np.ndarray:
     """Predicted loss per row of `df` (columns n_params, d_model, mlp_attn_ratio), float64 [rows].
 
-    l_opt: see `resolve_l_opt` (None: the `l_opt` column, else the lowest loss per scale).
+    l_opt: see `lawsearch.laws.l_opt` (None: the `l_opt` column, else the lowest loss per scale).
     """
     x, r = _xr(df, "predict")
-    lo = _data.resolve_l_opt(df, l_opt)
+    lo = l_opt_lib.for_table(df, l_opt)
     with float64():
       return np.asarray(self.predict_xr(x, r, lo), dtype=np.float64)
 
@@ -165,7 +165,7 @@ class ConditionalLaw:
     """Least-squares fit (jaxopt Levenberg-Marquardt, float64, `n_starts` starts) on `df`.
 
     df columns: n_params (non-embedding), d_model, mlp_attn_ratio, loss; tokens (or scale) when
-    L_opt is empirical or comes from a Chinchilla law. l_opt: see `_data.resolve_l_opt`.
+    L_opt is empirical or comes from a Chinchilla law. l_opt: see `lawsearch.laws.l_opt`.
     r_range: keep rows with r inside (inclusive); None keeps all. Raises ValueError on bad input
     and when the best start does not converge: its scaled gradient max_j |J_j.res|/(|J_j||res|)
     (MINPACK's gtol measure) must end below `tol` (reporting the best objective reached).
@@ -179,7 +179,7 @@ class ConditionalLaw:
                        f"> tol {tol:g}; raise maxiter or check the data")
     info = FitInfo(objective=res.sse, mse=res.sse / loss.size, n_points=int(loss.size),
                    n_excluded=n_excluded, r_range=None if r_range is None else tuple(r_range),
-                   l_opt=describe_l_opt(df, l_opt), n_starts=n_starts,
+                   l_opt=l_opt_lib.describe(df, l_opt), n_starts=n_starts,
                    iterations=res.iterations, grad_norm=res.grad_norm)
     return cls(form, tuple(res.theta), name=None, fit_info=info)
 
@@ -200,7 +200,7 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
   _data.check_columns(df, ["loss"], "fitting a conditional law")
   x, r = _xr(df, "fitting a conditional law")
   loss = _data.check_positive_finite(df["loss"], "loss")
-  lo = _data.resolve_l_opt(df, l_opt)
+  lo = l_opt_lib.for_table(df, l_opt)
   keep = np.ones(len(df), dtype=bool)
   if r_range is not None:
     lo_r, hi_r = r_range
@@ -210,14 +210,3 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
   _data.check_enough_points(int(keep.sum()), n_coefficients,
                             f"conditional fit (after the r filter {r_range})")
   return x[keep], r[keep], lo[keep], loss[keep], int((~keep).sum())
-
-
-def describe_l_opt(df: pd.DataFrame, source) -> str:
-  """A short description of an L_opt source, for reports."""
-  if source is None:
-    return "column" if "l_opt" in df.columns else "empirical"
-  if isinstance(source, str):
-    return source
-  if hasattr(source, "alpha"):
-    return f"chinchilla({source!r})"
-  return "given"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lawsearch.errors import UserError
-from lawsearch.laws import _data
+from lawsearch.laws import _data, l_opt as l_opt_lib
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 
 
@@ -50,7 +50,7 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
                      "`scale` column")
   if tasks is None:
     tasks = [(order[:i], order[i]) for i in range(1, len(order))]
-  table = df.assign(l_opt=_data.resolve_l_opt(df, l_opt))
+  table = df.assign(l_opt=l_opt_lib.for_table(df, l_opt))
   rows = []
   for train, test in tasks:
     train = list(train)

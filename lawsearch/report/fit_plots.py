@@ -6,7 +6,7 @@ against measured loss.
     predicted_vs_measured(law, df, path, l_opt=...)
     save(law, df, out_dir, l_opt=...)             all three as PNGs in out_dir
 
-Losses are divided by each run's L_opt (`lawsearch.laws._data.resolve_l_opt`), so the scales
+Losses are divided by each run's L_opt (`lawsearch.laws.l_opt.for_table`), so the scales
 share one picture; the curves are the law at the other variable's median and the median L_opt
 (for the multiplicative and joint forms the normalised curve does not depend on L_opt).
 """
@@ -18,7 +18,7 @@ import os
 import matplotlib.ticker
 import numpy as np
 
-from lawsearch.laws import _data
+from lawsearch.laws import _data, l_opt as l_opt_lib
 from lawsearch.laws.conditional import _xr
 from lawsearch.laws.precision import float64
 from lawsearch.report.figure import subplots
@@ -51,7 +51,7 @@ def _save(fig, path: str) -> None:
 def _normalised(law, df, l_opt):
   """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels), float64 [rows]."""
   x, r = _xr(df, "plotting the fit")
-  lo = _data.resolve_l_opt(df, l_opt)
+  lo = l_opt_lib.for_table(df, l_opt)
   return (x, r, lo, df["loss"].to_numpy(float) / lo, law.predict(df, l_opt) / lo,
           _data.scale_labels(df))
 
