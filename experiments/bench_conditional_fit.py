@@ -26,7 +26,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from scipy import optimize  # pylint: disable=g-import-not-at-top
 
 from lawsearch.laws import (  # pylint: disable=g-import-not-at-top
-    ConditionalLaw, bootstrap, forms, lm, synthetic_sweep)
+    ConditionalLaw, bootstrap, forms, synthetic_sweep)
+from lawsearch.laws import levenberg_marquardt as lm  # pylint: disable=g-import-not-at-top
 from lawsearch.laws.conditional import prepare  # pylint: disable=g-import-not-at-top
 
 

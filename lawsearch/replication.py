@@ -117,7 +117,7 @@ def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
   points (along the x sweep at fixed r and the r sweep at fixed d_model, as measured) against the
   median standard errors of a run's loss and of a paired difference; the issue's bar is an
   error at most a quarter of that difference."""
-  from lawsearch.laws import _data
+  from lawsearch.laws import runs_table
 
   rows = []
   fitting = fitting_runs(df)

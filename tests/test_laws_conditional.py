@@ -9,7 +9,8 @@ import pytest
 from scipy import optimize
 
 from lawsearch import laws
-from lawsearch.laws import ChinchillaLaw, ConditionalLaw, FORMS, float64, lm, synthetic_sweep
+from lawsearch.laws import ChinchillaLaw, ConditionalLaw, FORMS, float64, synthetic_sweep
+from lawsearch.laws import levenberg_marquardt as lm
 from lawsearch.laws.conditional import prepare
 
 

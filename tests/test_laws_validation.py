@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lawsearch.laws import _data
+from lawsearch.laws import runs_table
 from lawsearch.laws import (ChinchillaLaw, ConditionalLaw, bootstrap, cross_scale_validation,
                             residual_diagnostics, spearman, synthetic_sweep)
 
@@ -51,11 +51,11 @@ def test_explicit_task_and_grouping_without_a_scale_column(sweep):
 def test_scales_of_one_size_and_several_token_budgets_are_named_by_both():
   df = pd.DataFrame({"n_params": [80e6, 81e6, 80e6, 81e6, 300e6],
                      "tokens": [8e9, 8e9, 16e9, 16e9, 30e9]})
-  assert list(_data.scale_labels(df)) == ["80.5M@8B tokens", "80.5M@8B tokens",
+  assert list(runs_table.scale_labels(df)) == ["80.5M@8B tokens", "80.5M@8B tokens",
                                           "80.5M@16B tokens", "80.5M@16B tokens", "300M"]
   # The plots' and report's label of a group: billions in B, not thousands of M.
-  assert _data.median_size(df, np.arange(5) < 4) == "N ~ 80.5M"
-  assert _data.median_size(df.assign(n_params=1.236e9), np.ones(5, bool)) == "N ~ 1.24B"
+  assert runs_table.median_size(df, np.arange(5) < 4) == "N ~ 80.5M"
+  assert runs_table.median_size(df.assign(n_params=1.236e9), np.ones(5, bool)) == "N ~ 1.24B"
 
 
 def test_validation_needs_two_scales(sweep):

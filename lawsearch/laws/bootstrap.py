@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from lawsearch.errors import UserError
-from lawsearch.laws import _data, forms, lm, l_opt as l_opt_lib, optimum as optimum_lib
-from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, _xr, prepare
+from lawsearch.laws import forms, l_opt as l_opt_lib, optimum as optimum_lib
+from lawsearch.laws import levenberg_marquardt as lm
+from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, x_and_r, prepare
 from lawsearch.laws.precision import float64
 
 
@@ -48,7 +49,7 @@ class Bootstrap:
 
   def predictions(self, df: pd.DataFrame, l_opt=None) -> pd.DataFrame:
     """Percentile intervals of the predicted loss per row of `df` (see `ConditionalLaw.predict`)."""
-    x, r = _xr(df, "bootstrap predictions")
+    x, r = x_and_r(df, "bootstrap predictions")
     lo = l_opt_lib.for_table(df, l_opt)
     with float64():  # every replicate at once: coefficients [B, 1, k] against rows [n]
       per = np.asarray(forms.FORMS[self.law.form].fn(jnp.asarray(self.samples)[:, None, :], x, r,

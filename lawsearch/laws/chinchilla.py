@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from lawsearch.errors import UserError
-from lawsearch.laws import _data
+from lawsearch.laws import runs_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +72,7 @@ class ChinchillaLaw:
     N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)/N_opt,
     G = (alpha A/(beta B))^(1/(alpha+beta)).
     """
-    c = _data.check_positive_finite(flops, "flops")
+    c = runs_table.check_positive_finite(flops, "flops")
     s = self.alpha + self.beta
     g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / s)
     n = g * (c / 6.0) ** (self.beta / s)
@@ -92,16 +92,16 @@ class ChinchillaLaw:
     solver_options: passed to `chinchilla_fit.fit_huber`.
     """
     from lawsearch.laws import chinchilla_fit  # pylint: disable=g-import-not-at-top
-    n = _data.check_positive_finite(n_params, "n_params")
-    d = _data.check_positive_finite(tokens, "tokens")
-    l = _data.check_positive_finite(loss, "loss")
+    n = runs_table.check_positive_finite(n_params, "n_params")
+    d = runs_table.check_positive_finite(tokens, "tokens")
+    l = runs_table.check_positive_finite(loss, "loss")
     if not n.shape == d.shape == l.shape or n.ndim != 1:
       raise UserError(f"n_params, tokens and loss must be 1-D of one length, got shapes "
                        f"{n.shape}, {d.shape}, {l.shape}")
     if not 0 <= drop_highest < n.size:
       raise UserError(f"drop_highest must be in [0, {n.size}), got {drop_highest}")
     keep = np.sort(np.argsort(l, kind="stable")[:n.size - drop_highest])
-    _data.check_enough_points(keep.size, 5, "Chinchilla fit")
+    runs_table.check_enough_points(keep.size, 5, "Chinchilla fit")
     grid = chinchilla_fit.default_grid() if grid is None else np.asarray(grid, dtype=np.float64)
     res = chinchilla_fit.fit_huber(np.log(n[keep]), np.log(d[keep]), np.log(l[keep]), grid,
                                    **solver_options)

@@ -21,7 +21,8 @@ import pandas as pd
 
 from lawsearch import inputs
 from lawsearch.errors import UserError
-from lawsearch.laws import _data, forms, lm, l_opt as l_opt_lib, optimum as optimum_lib
+from lawsearch.laws import forms, l_opt as l_opt_lib, optimum as optimum_lib, runs_table
+from lawsearch.laws import levenberg_marquardt as lm
 from lawsearch.laws.precision import float64
 
 # Published coefficient sets (PAPER.md section 3), a0, a1, a2, b0, b1, b2.
@@ -99,7 +100,7 @@ class ConditionalLaw:
 
     l_opt: see `lawsearch.laws.l_opt` (None: the `l_opt` column, else the lowest loss per scale).
     """
-    x, r = _xr(df, "predict")
+    x, r = x_and_r(df, "predict")
     lo = l_opt_lib.for_table(df, l_opt)
     with float64():
       return np.asarray(self.predict_xr(x, r, lo), dtype=np.float64)
@@ -184,11 +185,11 @@ class ConditionalLaw:
     return cls(form, tuple(res.theta), name=None, fit_info=info)
 
 
-def _xr(df: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
-  _data.check_columns(df, ["n_params", "d_model", "mlp_attn_ratio"], what)
-  n = _data.check_positive_finite(df["n_params"], "n_params")
-  d = _data.check_positive_finite(df["d_model"], "d_model")
-  r = _data.check_positive_finite(df["mlp_attn_ratio"], "mlp_attn_ratio")
+def x_and_r(df: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
+  runs_table.check_columns(df, ["n_params", "d_model", "mlp_attn_ratio"], what)
+  n = runs_table.check_positive_finite(df["n_params"], "n_params")
+  d = runs_table.check_positive_finite(df["d_model"], "d_model")
+  r = runs_table.check_positive_finite(df["mlp_attn_ratio"], "mlp_attn_ratio")
   return d / np.sqrt(n), r
 
 
@@ -197,9 +198,9 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
 
   L_opt is resolved on the whole table (the lowest loss of a scale counts every architecture).
   """
-  _data.check_columns(df, ["loss"], "fitting a conditional law")
-  x, r = _xr(df, "fitting a conditional law")
-  loss = _data.check_positive_finite(df["loss"], "loss")
+  runs_table.check_columns(df, ["loss"], "fitting a conditional law")
+  x, r = x_and_r(df, "fitting a conditional law")
+  loss = runs_table.check_positive_finite(df["loss"], "loss")
   lo = l_opt_lib.for_table(df, l_opt)
   keep = np.ones(len(df), dtype=bool)
   if r_range is not None:
@@ -207,6 +208,6 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
     if not 0 < lo_r < hi_r:
       raise UserError(f"r_range must be (low, high) with 0 < low < high, got {r_range!r}")
     keep = (r >= lo_r) & (r <= hi_r)
-  _data.check_enough_points(int(keep.sum()), n_coefficients,
+  runs_table.check_enough_points(int(keep.sum()), n_coefficients,
                             f"conditional fit (after the r filter {r_range})")
   return x[keep], r[keep], lo[keep], loss[keep], int((~keep).sum())

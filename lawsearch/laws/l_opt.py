@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lawsearch.errors import UserError
-from lawsearch.laws import _data
+from lawsearch.laws import runs_table
 from lawsearch.laws.chinchilla import ChinchillaLaw
 
 NAMES = ("empirical", "column", "relative", "fit", "epoch", "hoffmann")
@@ -56,24 +56,24 @@ def for_table(df: pd.DataFrame, source) -> np.ndarray:
     source = "column" if "l_opt" in df.columns else "empirical"
   if isinstance(source, str):
     if source == "column":
-      _data.check_columns(df, ["l_opt"], "l_opt='column'")
-      return _data.check_positive_finite(df["l_opt"], "l_opt")
+      runs_table.check_columns(df, ["l_opt"], "l_opt='column'")
+      return runs_table.check_positive_finite(df["l_opt"], "l_opt")
     if source == "empirical":
-      _data.check_columns(df, ["loss"], "l_opt='empirical'")
-      loss = _data.check_positive_finite(df["loss"], "loss")
-      return pd.Series(loss).groupby(_data.scale_labels(df)).transform("min").to_numpy()
+      runs_table.check_columns(df, ["loss"], "l_opt='empirical'")
+      loss = runs_table.check_positive_finite(df["loss"], "loss")
+      return pd.Series(loss).groupby(runs_table.scale_labels(df)).transform("min").to_numpy()
     if source == "relative":
       return np.ones(len(df))
     if source == "fit":
       return for_table(df, fit_chinchilla(df))
     return for_table(df, parse(source))  # "epoch", "hoffmann", or a number as text
   if _chinchilla(source):
-    _data.check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")
-    n = _data.check_positive_finite(df["n_params"], "n_params")
-    d = _data.check_positive_finite(df["tokens"], "tokens")
+    runs_table.check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")
+    n = runs_table.check_positive_finite(df["n_params"], "n_params")
+    d = runs_table.check_positive_finite(df["tokens"], "tokens")
     return np.asarray(source.predict(n, d), dtype=np.float64)
   values = np.broadcast_to(np.asarray(source, dtype=np.float64), (len(df),))
-  return _data.check_positive_finite(values, "l_opt")
+  return runs_table.check_positive_finite(values, "l_opt")
 
 
 def at(source, n_params: np.ndarray, tokens: float) -> np.ndarray:
@@ -97,7 +97,7 @@ def at(source, n_params: np.ndarray, tokens: float) -> np.ndarray:
 
 def fit_chinchilla(df: pd.DataFrame) -> ChinchillaLaw:
   """A Chinchilla law fitted on a runs table's n_params, tokens and loss ("fit")."""
-  _data.check_columns(df, ["n_params", "tokens", "loss"], "L_opt 'fit'")
+  runs_table.check_columns(df, ["n_params", "tokens", "loss"], "L_opt 'fit'")
   return ChinchillaLaw.fit(df["n_params"], df["tokens"], df["loss"])
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lawsearch.errors import UserError
-from lawsearch.laws import _data, l_opt as l_opt_lib
+from lawsearch.laws import l_opt as l_opt_lib, runs_table
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 
 
@@ -36,14 +36,14 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
   """Fit on smaller scales, predict a larger one: one row per task.
 
   df: a results table (see `ConditionalLaw.fit`); scales come from its `scale` column, else from
-  grouping n_params and tokens (`_data.scale_labels`). tasks: (train scales, test scale) pairs of
+  grouping n_params and tokens (`runs_table.scale_labels`). tasks: (train scales, test scale) pairs of
   scale labels; default the progressive scheme over the scales present. L_opt is resolved on the
   whole table first (the empirical L_opt of the held-out scale is its lowest observed loss, as in
   the paper). The r filter applies to training and held-out rows alike.
   Returns columns task, n_train, n_test, mse, spearman, x_star, r_star.
   """
-  labels = _data.scale_labels(df)
-  order = _data.scale_order(df, labels)
+  labels = runs_table.scale_labels(df)
+  order = runs_table.scale_order(df, labels)
   if len(order) < 2:
     raise UserError(f"cross-scale validation needs at least two scales, the table has one "
                      f"({order[0] if order else 'none'}); add runs at another scale or give a "

@@ -18,8 +18,8 @@ import os
 import matplotlib.ticker
 import numpy as np
 
-from lawsearch.laws import _data, l_opt as l_opt_lib
-from lawsearch.laws.conditional import _xr
+from lawsearch.laws import l_opt as l_opt_lib, runs_table
+from lawsearch.laws.conditional import x_and_r
 from lawsearch.laws.precision import float64
 from lawsearch.report.figure import subplots
 
@@ -50,10 +50,10 @@ def _save(fig, path: str) -> None:
 
 def _normalised(law, df, l_opt):
   """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels), float64 [rows]."""
-  x, r = _xr(df, "plotting the fit")
+  x, r = x_and_r(df, "plotting the fit")
   lo = l_opt_lib.for_table(df, l_opt)
   return (x, r, lo, df["loss"].to_numpy(float) / lo, law.predict(df, l_opt) / lo,
-          _data.scale_labels(df))
+          runs_table.scale_labels(df))
 
 
 def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
@@ -78,10 +78,10 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
       (axes[0], x, moved_x, grid_x, curve_x, "d / sqrt(N)", f"r = {r_mid:.3g}"),
       (axes[1], r, moved_r, grid_r, curve_r, "r (MLP-to-attention parameters)",
        f"d/sqrt(N) = {x_mid:.3g}")):
-    for scale in _data.scale_order(df, labels):
+    for scale in runs_table.scale_order(df, labels):
       rows = labels == scale
       ax.scatter(values[rows], points[rows], s=14, alpha=0.75,
-                 label=f"runs at {_data.median_size(df, rows)}")
+                 label=f"runs at {runs_table.median_size(df, rows)}")
     ax.plot(grid, curve, color="black", lw=1.3, label=f"fitted {law.form} law at {fixed}")
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
@@ -127,10 +127,10 @@ def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
   _, _, _, measured, predicted, labels = _normalised(law, df, l_opt)
   mse = float(np.mean((predicted - measured) ** 2))
   fig, ax = subplots(figsize=(5.2, 5), dpi=120)
-  for scale in _data.scale_order(df, labels):
+  for scale in runs_table.scale_order(df, labels):
     rows = labels == scale
     ax.scatter(measured[rows], predicted[rows], s=14, alpha=0.75,
-               label=_data.median_size(df, rows))
+               label=runs_table.median_size(df, rows))
   lo, hi = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
   pad = 0.05 * (hi - lo)
   ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="predicted = measured")

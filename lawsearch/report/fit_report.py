@@ -16,17 +16,17 @@ import os
 import numpy as np
 
 from lawsearch import laws
-from lawsearch.laws import _data
+from lawsearch.laws import runs_table
 from lawsearch.report import fit_plots
 from lawsearch.report.table import markdown_table
 
 
 def _runs_section(df, labels) -> list[str]:
   rows = []
-  for scale in _data.scale_order(df, labels):
+  for scale in runs_table.scale_order(df, labels):
     mask = labels == scale
     part = df[mask]
-    rows.append({"scale": _data.median_size(df, mask), "runs": len(part),
+    rows.append({"scale": runs_table.median_size(df, mask), "runs": len(part),
                  "tokens": float(np.median(part["tokens"])), "best loss": float(part["loss"].min()),
                  "worst loss": float(part["loss"].max())})
   return ["## Runs", "", markdown_table(rows, list(rows[0])), ""]
@@ -34,7 +34,7 @@ def _runs_section(df, labels) -> list[str]:
 
 def _best_section(df, labels, k: int = 3) -> list[str]:
   rows = []
-  for scale in _data.scale_order(df, labels):
+  for scale in runs_table.scale_order(df, labels):
     for _, run in df[labels == scale].nsmallest(k, "loss").iterrows():
       rows.append({"N": int(run["n_params"]), "d_model": int(run["d_model"]),
                    "r": float(run["mlp_attn_ratio"]),
@@ -47,7 +47,7 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
   """Writes out_dir/report.md and the plots beside it; returns the report's path. Validation and
   diagnostics use the law's own r filter (the default one for a law that was not fitted)."""
   plots = fit_plots.save(law, df, out_dir, l_opt=l_opt)
-  labels = _data.scale_labels(df)
+  labels = runs_table.scale_labels(df)
   info = law.fit_info
   lines = [f"# lawsearch report: the {law.form} law on {len(df)} runs", ""]
   lines += _runs_section(df, labels)

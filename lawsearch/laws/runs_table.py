@@ -1,7 +1,5 @@
-"""Input checks and the L_opt sources shared by the fitters: clear ValueErrors for bad tables.
-
-Every check names what is wrong and how to fix it.
-"""
+"""Runs tables as the fitters read them: column and value checks (each naming what is wrong and
+how to fix it) and the grouping of runs into scales. L_opt sources live in `laws.l_opt`."""
 
 from __future__ import annotations
 
