@@ -366,11 +366,11 @@ def _run_train(args) -> None:
   from lawsearch.train import loop
 
   try:
-    record = loop.train(config, args.workdir, progress=not args.no_progress)
+    record = loop.run(config, args.workdir, progress=not args.no_progress)
   except loop.NonFiniteLossError as e:
     print(f"lawsearch: {e}", file=sys.stderr)
     sys.exit(1)
-  print(json.dumps(record))
+  print(json.dumps(record.to_dict()))
 
 
 def _add_train(sub) -> None:
@@ -398,7 +398,7 @@ def _run_sweep(args) -> None:
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
                       progress=not args.no_progress, shard=sweep.parse_shard(args.shard))
   if records:
-    print(format_table(records, ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n",
+    print(format_table([r.to_dict() for r in records], ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n",
                                  "tokens", "loss", "train_loss"]))
     print(f"next: lawsearch fit --runs {args.root}")
 

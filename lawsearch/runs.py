@@ -181,6 +181,51 @@ def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str
           "d_over_sqrt_n": spec.d_over_sqrt_n, "tokens": tokens, "loss": float(loss), **extra}
 
 
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+  """A finished run, typed: its directory, architecture and measured numbers (result.json).
+
+  loss: the held-out loss (nats/token) and loss_se its block-bootstrap standard error; tokens:
+  training tokens; train_loss: the last logged train loss; tokens_per_s: the median training
+  throughput of the process; config_history: the allowed config changes on resume
+  (runs.config_changes). `record` is the whole result.json, every key kept."""
+
+  run_dir: str
+  spec: Any  # arch.ArchSpec
+  tokens: float
+  loss: float
+  loss_se: float | None
+  train_loss: float | None
+  steps: int | None
+  seed: int | None
+  tokens_per_s: float | None
+  config_history: tuple
+  record: Mapping[str, Any]
+
+  @classmethod
+  def from_dict(cls, record: Mapping[str, Any], run_dir) -> "RunRecord":
+    from lawsearch import arch  # pylint: disable=import-outside-toplevel
+
+    return cls(str(run_dir), arch.from_fields(record), float(record["tokens"]),
+               float(record["loss"]), record.get("loss_se"), record.get("train_loss"),
+               record.get("steps"), record.get("seed"), record.get("tokens_per_s"),
+               tuple(record.get("config_history", ())), dict(record))
+
+  @classmethod
+  def read(cls, run_dir) -> "RunRecord | None":
+    """The run's record, or None when it has not finished."""
+    record = read_result(run_dir)
+    return None if record is None else cls.from_dict(record, run_dir)
+
+  @property
+  def n_params(self) -> int:
+    return self.spec.non_embedding_params
+
+  def to_dict(self) -> dict[str, Any]:
+    """result.json as written."""
+    return dict(self.record)
+
+
 def write_result(directory, record: Mapping[str, Any]) -> None:
   """Writes `record` atomically as directory/result.json. It must hold the REQUIRED keys."""
   missing = [k for k in REQUIRED if k not in record]

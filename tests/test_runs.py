@@ -86,3 +86,17 @@ def test_remote_root_without_its_client_is_a_clear_error():
     pytest.skip("gcsfs is installed: a gs:// path would reach the network")
   with pytest.raises(ValueError, match="cannot reach gs://bucket/sweep: .*gcsfs"):
     runs.collect("gs://bucket/sweep")
+
+
+def test_run_record_is_the_result_typed(tmp_path):
+  from lawsearch import arch
+
+  spec = arch.preset("nano")
+  record = runs.result_record(spec, tokens=1e6, loss=3.25, loss_se=0.01, steps=10, seed=2)
+  runs.write_result(tmp_path, record)
+  typed = runs.RunRecord.read(tmp_path)
+  assert typed.spec == spec and typed.n_params == spec.non_embedding_params
+  assert (typed.loss, typed.loss_se, typed.steps, typed.seed, typed.tokens) == (
+      3.25, 0.01, 10, 2, 1e6)
+  assert typed.to_dict() == record and typed.config_history == ()
+  assert runs.RunRecord.read(tmp_path / "none") is None

@@ -31,9 +31,11 @@ def test_sweep_trains_skips_finished_and_resumes_interrupted(tmp_path):
                               "configs/sweep.py:runlocal,data=synthetic").runs[:2])])
   root, steps = str(tmp_path), ["train.steps=3", "train.eval_batches=1"]
   first = sweep.run(config, root, overrides=steps, progress=False)
-  assert len(first) == 2 and all(r["steps"] == 3 for r in first)
+  assert len(first) == 2 and all(r.steps == 3 for r in first)
+  assert all(isinstance(r, runs.RunRecord) and r.to_dict() == runs.read_result(r.run_dir)
+             for r in first)
   table = runs.collect(root)
-  assert sorted(table["n_params"]) == sorted(r["n_params"] for r in first)
+  assert sorted(table["n_params"]) == sorted(r.n_params for r in first)
 
   # Interrupted after its last checkpoint: no result.json; the same command finishes it.
   (name, run_config), = sweep.expand(config, steps)[1:]
@@ -42,7 +44,7 @@ def test_sweep_trains_skips_finished_and_resumes_interrupted(tmp_path):
   assert sweep.status(workdir) == "started"
   again = sweep.run(config, root, overrides=steps, progress=False)
   assert again[0] == first[0]  # finished: read back, not retrained
-  assert again[1]["loss"] == pytest.approx(first[1]["loss"], rel=1e-6)  # resumed at step 3
+  assert again[1].loss == pytest.approx(first[1].loss, rel=1e-6)  # resumed at step 3
   assert [sweep.status(runs.run_dir(root, c, n)) for n, c in sweep.expand(config, steps)] == [
       "finished", "finished"]
 

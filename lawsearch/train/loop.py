@@ -269,6 +269,11 @@ def heldout_loss(program: Program, config, params) -> HeldoutLoss:
                      block_windows=[int(c) for c in counts])
 
 
+def run(config, workdir: str, *, progress: bool = True) -> runs.RunRecord:
+  """The training stage's entry point: `train`, its record typed (`runs.RunRecord`)."""
+  return runs.RunRecord.from_dict(train(config, workdir, progress=progress), workdir)
+
+
 def train(config, workdir: str, *, progress: bool = True) -> dict:
   """Train (or resume) the run in `workdir`; returns the result record.
 

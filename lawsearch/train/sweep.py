@@ -2,7 +2,7 @@
 
     sweep config: train_config (path), runs (one train.py ARG each), overrides (dotted, every run)
     expand(sweep, overrides) -> [(name, run config)]
-    run(sweep, root, ...)    -> result records, training each run in turn with `loop.train`
+    run(sweep, root, ...)    -> RunRecords, training each run in turn with `loop.run`
 
 A run's directory is `runs.run_dir(root, run config, name)`, a hash of the whole config: running
 the same sweep again skips finished runs (their result.json) and resumes interrupted ones from
@@ -64,9 +64,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str] = (),
         dry_run: bool = False, progress: bool = True,
-        shard: tuple[int, int] = (0, 1)) -> list[dict]:
+        shard: tuple[int, int] = (0, 1)) -> list[runs.RunRecord]:
   """Trains every run not finished under `root` (or, with dry_run, only lists them); returns the
-  result records of the finished runs, in sweep order. shard=(i, n) takes runs i, i+n, i+2n, ...
+  RunRecords of the finished runs, in sweep order. shard=(i, n) takes runs i, i+n, i+2n, ...
   of the sweep, so n workers given 0/n .. n-1/n share it without overlap."""
   planned = []
   index, count = shard
@@ -83,7 +83,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
           f"{loop.total_steps(config)} steps) {state}: {workdir}", flush=True)
     if dry_run:
       continue
-    records.append(loop.train(config, workdir, progress=progress))
+    records.append(loop.run(config, workdir, progress=progress))
     if state != "finished":
-      print(f"  loss {records[-1]['loss']:.4f}; {time.perf_counter() - t0:.0f} s so far", flush=True)
+      print(f"  loss {records[-1].loss:.4f}; {time.perf_counter() - t0:.0f} s so far", flush=True)
   return records
