@@ -9,12 +9,12 @@ results (acc for its G real rows, running max m, running sum l); `combine_splits
 splits. The grid is one-dimensional and enumerates the sequences longest first (`order`), so with
 ragged lengths the long sequences' blocks start in the first wave and short ones fill the tail.
 
-Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_dim, S splits):
-    q        [B, K, 64, D]   queries grouped by KV head, rows G..63 zero
-    k, v     [B, K, T, D]    the cache, bf16 or f16 (a block's [block_kv, D] rows are contiguous)
+Shapes (B batch, K KV heads, G query heads per KV head, M cache length, H head_dim, S splits):
+    q        [B, K, 64, H]   queries grouped by KV head, rows G..63 zero
+    k, v     [B, K, M, H]    the cache, bf16 or f16 (a block's [block_kv, H] rows are contiguous)
     lengths  [B] int32
     order    [B] int32       a permutation of the sequences, longest first
-    returns  acc [B, K, S, G, D] f32, m [B, K, S, 64] f32 (log2 domain, scaled), l [B, K, S, 64]
+    returns  acc [B, K, S, G, H] f32, m [B, K, S, 64] f32 (log2 domain, scaled), l [B, K, S, 64]
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def partials(q, k_cache, v_cache, lengths, order, *, groups: int, scale: float, 
       def pv(o_ref):
         plgpu.wgmma(o_ref, p.astype(dtype), v_smem.at[slot])
         return o_ref[...]
-      o = pl.run_scoped(pv, plgpu.ACC((ROWS, d), jnp.float32))        # [64, D]
+      o = pl.run_scoped(pv, plgpu.ACC((ROWS, d), jnp.float32))        # [64, H]
       acc = acc * lax.broadcast_in_dim(alpha, acc.shape, [0]) + o
       pl.when(i + num_stages < n)(lambda: fetch(i + num_stages, slot))
       return acc, m_new, l_i

@@ -57,7 +57,7 @@ def default_num_splits(programs: int, n_blocks: int, backend: str) -> int:
 
 
 def combine_splits(acc, m, l):
-  """Merges per-split partials: acc [..., S, R, D], m and l [..., S, R] -> [..., R, D] f32."""
+  """Merges per-split partials: acc [..., S, R, H], m and l [..., S, R] -> [..., R, H] f32."""
   m_max = m.max(axis=-2, keepdims=True)                        # finite: lengths >= 1
   w = jnp.exp(m - m_max)                                       # 0 for empty splits (m = -inf)
   return (w[..., None] * acc).sum(axis=-3) / (w * l).sum(axis=-2)[..., None]
@@ -113,7 +113,7 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
     raise UserError(f"num_splits={splits} must divide the {n_blocks} blocks of the cache "
                      f"(max_len={t} / block_kv={bs.block_kv})")
   lengths = jnp.minimum(lengths.astype(jnp.int32), t)
-  qg = q.reshape(b, kh, g, d)                                                   # [B, K, G, D]
+  qg = q.reshape(b, kh, g, d)                                                   # [B, K, G, H]
   if backend == "gpu":
     from lawsearch.kernels import gqa_decode_gpu  # pylint: disable=import-outside-toplevel
     rows = gqa_decode_gpu.ROWS
@@ -126,7 +126,7 @@ def gqa_decode(q, k_cache, v_cache, lengths, *, scale: float | None = None,
       raise UserError(f"block_kv={bs.block_kv} x num_stages={bs.num_stages} at head_dim={d} needs "
                        f"{need} bytes of shared memory, over the {gqa_decode_gpu.SMEM_BYTES} a "
                        f"block may use; lower block_kv or num_stages")
-    qg = jnp.pad(qg, ((0, 0), (0, 0), (0, rows - g), (0, 0)))                    # [B, K, 64, D]
+    qg = jnp.pad(qg, ((0, 0), (0, 0), (0, rows - g), (0, 0)))                    # [B, K, 64, H]
     order = jnp.argsort(-lengths).astype(jnp.int32)                               # longest first
     acc, m, l = gqa_decode_gpu.partials(qg, k_cache, v_cache, lengths, order, groups=g,
                                         scale=scale, block_kv=bs.block_kv, num_splits=splits,

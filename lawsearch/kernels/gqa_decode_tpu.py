@@ -1,18 +1,18 @@
 """Flash-decoding GQA attention as a Pallas kernel for TPUs (Mosaic TPU); interpret mode on CPU.
 
 Grid (B, S, P): sequence, split, block within the split. A program takes a cache block of all KV
-heads, [K, block_kv, D] (Mosaic TPU tiles the two minor block dims: block_kv a multiple of 8, D
+heads, [K, block_kv, H] (Mosaic TPU tiles the two minor block dims: block_kv a multiple of 8, H
 whole), and for each KV head multiplies its G query heads
 against that head's rows, so K/V are read once per group. The cache block index is clamped to the
 sequence's last valid block, so blocks at or beyond its length are not copied (the pipeline skips a
 copy whose block index repeats) and not computed (`pl.when`). Online softmax in f32 scratch;
 unnormalised partials per split, merged by `gqa_decode_pallas.combine_splits`.
 
-Shapes (B batch, K KV heads, G query heads per KV head, T cache length, D head_dim, S splits):
-    q        [B, K, G, D]
-    k, v     [B, K, T, D]    T a multiple of block_kv * num_splits
+Shapes (B batch, K KV heads, G query heads per KV head, M cache length, H head_dim, S splits):
+    q        [B, K, G, H]
+    k, v     [B, K, M, H]    M a multiple of block_kv * num_splits
     lengths  [B] int32
-    returns  acc [B, K, S, G, D] f32, m [B, K, S, G] f32 (natural log, scaled), l [B, K, S, G]
+    returns  acc [B, K, S, G, H] f32, m [B, K, S, G] f32 (natural log, scaled), l [B, K, S, G]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
 
     @pl.when(start < length)
     def _step():
-      for h in range(kh):  # KV heads of the block: K/V rows [block_kv, D] shared by G queries
+      for h in range(kh):  # KV heads of the block: K/V rows [block_kv, H] shared by G queries
         s = dot(q_ref[h], k_ref[h], ((1,), (1,))) * scale                     # [G, block_kv]
         pos = start + lax.broadcasted_iota(jnp.int32, s.shape, 1)
         s = jnp.where(pos < length, s, -jnp.inf)

@@ -2,13 +2,13 @@
 
 One query token per sequence attends to the first `lengths[b]` positions of a static KV cache.
 
-Shapes (B batch, H query heads, K KV heads, G = H // K query heads per KV head, T cache length,
-D head_dim):
-    q        [B, H, D]      query of the current token; head h belongs to KV head h // G
-    k_cache  [B, K, T, D]   keys, positions >= lengths[b] are ignored (may hold anything)
-    v_cache  [B, K, T, D]   values, same
-    lengths  [B] int32      valid positions per sequence, 1 <= lengths[b] <= T
-    returns  [B, H, D]      in q's dtype
+Shapes, in the model's alphabet (B batch, N query heads, K KV heads, G = N // K query heads per KV
+head, M cache length, H head_dim):
+    q        [B, N, H]      query of the current token; head n belongs to KV head n // G
+    k_cache  [B, K, M, H]   keys, positions >= lengths[b] are ignored (may hold anything)
+    v_cache  [B, K, M, H]   values, same
+    lengths  [B] int32      valid positions per sequence, 1 <= lengths[b] <= M
+    returns  [B, N, H]      in q's dtype
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from lawsearch.errors import UserError
 
 
 def check_shapes(q, k_cache, v_cache, lengths) -> tuple[int, int, int, int, int, int]:
-  """Validates the decode-attention operands; returns (B, H, K, G, T, D)."""
+  """Validates the decode-attention operands; returns (B, N, K, G, M, H)."""
   if q.ndim != 3:
     raise UserError(f"q must be [batch, n_heads, head_dim], got shape {q.shape}")
   if k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
@@ -58,16 +58,16 @@ def gqa_decode_xla(q: jax.Array, k_cache: jax.Array, v_cache: jax.Array, lengths
   scale = d ** -0.5 if scale is None else scale
   precision = jax.lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
   einsum = functools.partial(jnp.einsum, precision=precision, preferred_element_type=jnp.float32)
-  s = einsum("bkgd,bktd->bkgt", q.reshape(b, k, g, d), k_cache) * scale    # [B, K, G, T] f32
-  valid = jnp.arange(t)[None, :] < lengths[:, None]                         # [B, T]
+  s = einsum("bkgd,bktd->bkgt", q.reshape(b, k, g, d), k_cache) * scale    # [B, K, G, M] f32
+  valid = jnp.arange(t)[None, :] < lengths[:, None]                         # [B, M]
   s = jnp.where(valid[:, None, None, :], s, -jnp.inf)
   p = jax.nn.softmax(s, axis=-1)
-  o = einsum("bkgt,bktd->bkgd", p.astype(v_cache.dtype), v_cache)          # [B, K, G, D] f32
+  o = einsum("bkgt,bktd->bkgd", p.astype(v_cache.dtype), v_cache)          # [B, K, G, H] f32
   return o.reshape(b, h, d).astype(q.dtype)
 
 
 def gqa_decode_reference(q, k_cache, v_cache, lengths, *, scale: float | None = None) -> np.ndarray:
-  """The float64 numpy reference (independent of the jnp path above); returns [B, H, D] float64."""
+  """The float64 numpy reference (independent of the jnp path above); returns [B, N, H] float64."""
   q, k_cache, v_cache = (np.asarray(x, np.float64) for x in (q, k_cache, v_cache))
   lengths = np.asarray(lengths)
   b, h, d = q.shape
@@ -77,7 +77,7 @@ def gqa_decode_reference(q, k_cache, v_cache, lengths, *, scale: float | None = 
   for i in range(b):
     n = int(lengths[i])
     for j in range(h):
-      keys, values = k_cache[i, j // (h // kv), :n], v_cache[i, j // (h // kv), :n]  # [n, D]
+      keys, values = k_cache[i, j // (h // kv), :n], v_cache[i, j // (h // kv), :n]  # [n, H]
       s = keys @ q[i, j] * scale
       p = np.exp(s - s.max())
       out[i, j] = p @ values / p.sum()
