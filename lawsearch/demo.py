@@ -125,7 +125,8 @@ def replication_demo(results: str, out_dir: str) -> None:
           f"{check['spearman']:.2f}; the measured best is d {b['d_model']}, f {b['ffn_dim']}, "
           f"GQA {b['gqa']} ({b['role']}, loss {b['loss']:.4f}); the law's best of them is d "
           f"{c['d_model']}, f {c['ffn_dim']} ({c['role']}), measured rank {c['measured_rank']}, "
-          f"{c['gap_in_paired_se']:.1f} paired standard errors from the best")
+          f"{c['gap_to_best']:.4f} from the best (two seeds of one shape differ by up to "
+          f"{check['seed_spread']:.4f})")
   except ValueError as e:
     print(f"(no held-out check: {e})")
   print(f"({time.perf_counter() - t:.1f} s)")

@@ -217,7 +217,9 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, 
   predicted loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss) beside
   the measured one, and both ranks; and a summary: the Spearman correlation, the measured best
   shape, the law's best among the trained shapes with its measured rank and its gap to the best
-  in units of the paired standard error, and where the law's own optimum lies."""
+  in units of the paired standard error (held-out sampling only) beside the largest difference
+  between two seeds of one shape (the noise that dominates), and where the law's own optimum
+  lies."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
 
   held = df[df["scale"] == CPU.heldout_scale]
@@ -226,7 +228,7 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, 
   shapes = held.groupby(list(SHAPE), as_index=False).agg(
       role=("role", "first"), seeds=("loss", "size"), d_over_sqrt_n=("d_over_sqrt_n", "first"),
       mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
-      paired_se=("paired_se", "max"))
+      paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())))
   l_opt = float(held["loss"].min())
   with laws.float64():
     shapes["predicted_rel"] = np.asarray(law.predict_xr(
@@ -238,7 +240,7 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, 
   best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
   gap = float(chosen["loss"] - best["loss"])
   summary = {
-      "shapes": len(shapes), "spearman": float(stats.spearmanr(shapes["predicted_rel"],
+      "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()), "spearman": float(stats.spearmanr(shapes["predicted_rel"],
                                                                shapes["loss"])[0]),
       "measured_best": {"d_model": int(best["d_model"]), "ffn_dim": int(best["ffn_dim"]),
                         "gqa": int(best["gqa"]), "role": best["role"],
@@ -430,7 +432,8 @@ def report(root: str) -> str:
               f"{b['d_over_sqrt_n']:.3f}, r {b['mlp_attn_ratio']:.2f}), loss {b['loss']:.4f}. "
               f"The law's best of the trained shapes: d {c['d_model']}, f {c['ffn_dim']} "
               f"({c['role']}), measured rank {c['measured_rank']}, {c['gap_to_best']:+.4f} from "
-              f"the best ({c['gap_in_paired_se']:.1f} paired standard errors). "
+              f"the best ({c['gap_in_paired_se']:.1f} paired standard errors of the held-out "
+              f"sample; two seeds of one shape differ by up to {check['seed_spread']:.4f}). "
               "(heldout_check.csv, heldout_check.json)", "",
               markdown_table(shapes.to_dict("records"), list(shapes.columns)), ""]
   except ValueError as e:
