@@ -150,6 +150,11 @@ def _shape_key(spec: arch.ArchSpec) -> tuple:
   return (spec.n_layers, spec.d_model, spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.ffn_dim)
 
 
+def _table_keys(table: pd.DataFrame) -> list[tuple]:
+  """`_shape_key` of every row of a candidates table, read off its columns."""
+  return list(table[list(SHAPE_COLUMNS[:6])].itertuples(index=False, name=None))
+
+
 def as_efficiency(efficiency) -> EfficiencyMeasure:
   if efficiency is None:
     return RooflineEfficiency()
@@ -319,7 +324,7 @@ class SearchResult:
     front = self.pareto
     better = front[front["loss"] <= row["loss"]]
     best = float(better["efficiency"].max()) if not better.empty else float("nan")
-    return {**row, "meets_target": bool(row["loss"] <= self.target * (1 + 1e-12)),
+    return {**row, "meets_target": bool(meets(row["loss"], self.target)),
             "front_efficiency": best, "efficiency_vs_front": row["efficiency"] / best,
             "dominated": bool(best > row["efficiency"])}
 
@@ -476,7 +481,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
     raise UserError(f"loss target {target:.6g} is below the law's minimum achievable "
                      f"{min_loss:.6g} (at d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}); raise the "
                      "target or the budget")
-  table["meets_target"] = table["loss"] <= target * (1 + 1e-12)
+  table["meets_target"] = meets(table["loss"], target)
 
   continuous = []
   if isinstance(measure, RooflineEfficiency):
@@ -507,7 +512,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   else:  # only what the evaluator vouched for beyond the step-2 GQA
     accepted = {_shape_key(s.spec) for s in trace if s.accepted}
     table["admissible"] = (table["gqa"] == step2_gqa) | np.array(
-        [_shape_key(_spec_of(row)) in accepted for _, row in table.iterrows()])
+        [key in accepted for key in _table_keys(table)])
   table["pareto"] = table["admissible"] & pareto_mask(
       table["loss"].to_numpy(), table["efficiency"].to_numpy(np.float64)
       * table["admissible"].to_numpy())
@@ -516,6 +521,11 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
     notes.append(_why_they_differ(table, surefire, algorithm1, trace))
   return SearchResult(law, measure, l_opt, n_params, tokens, target, (x_star, r_star), panda,
                       baseline, table, continuous, starts[0], trace, algorithm1, surefire, notes)
+
+
+def meets(loss, target: float):
+  """Whether `loss` (a number or an array) meets `target`, up to float64 rounding."""
+  return loss <= target * (1 + 1e-12)
 
 
 def most_efficient_meeting_target(table: pd.DataFrame) -> arch.ArchSpec:
@@ -527,18 +537,18 @@ def most_efficient_meeting_target(table: pd.DataFrame) -> arch.ArchSpec:
 
 def _with_trace(table, trace, law, measure, tokens, l_opt, target) -> pd.DataFrame:
   """The candidates plus step 3's GQA variants that step 2 did not score (other GQA values)."""
-  known = {_shape_key(_spec_of(row)) for _, row in table.iterrows()}
+  known = set(_table_keys(table))
   extra = list({_shape_key(s.spec): s.spec for s in trace
                 if _shape_key(s.spec) not in known}.values())
   if not extra:
     return table
   more = score(law, measure, extra, tokens, l_opt)
-  more["meets_target"] = more["loss"] <= target * (1 + 1e-12)
+  more["meets_target"] = meets(more["loss"], target)
   return pd.concat([table, more], ignore_index=True)
 
 
 def _why_they_differ(table, surefire, algorithm1, trace) -> str:
-  rate = {_shape_key(_spec_of(r)): r["efficiency"] for _, r in table.iterrows()}
+  rate = dict(zip(_table_keys(table), table["efficiency"]))
   gain = rate[_shape_key(surefire)] / rate[_shape_key(algorithm1)] - 1
   gqas = sorted({s.gqa for s in trace})
   return (f"Surefire (d={surefire.d_model}, f={surefire.ffn_dim}, GQA {surefire.gqa}) is "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from lawsearch import export
+from lawsearch import export, search
 from lawsearch.report.table import format_table
 
 
@@ -22,7 +22,7 @@ def summary(result, pareto_points: int = 5) -> str:
             "kv": r["n_kv_heads"], "N(M)": r["n_params"] / 1e6, "r": r["mlp_attn_ratio"],
             "d/sqrtN": r["d_over_sqrt_n"], "loss": f"{r['loss']:.5f}",
             "tok/s": r["efficiency"], "gain": (f"{r['efficiency'] / ref - 1:+.1%}" if ref else ""),
-            "meets": "yes" if r["loss"] <= result.target * (1 + 1e-12) else "no"}
+            "meets": "yes" if search.meets(r["loss"], result.target) else "no"}
            for name, r in rows]
   head = (f"target loss {result.target:.5f} ({result.loss_units}); the law's optimum in the "
           f"searched region: d/sqrt(N) = "
