@@ -63,8 +63,12 @@ def _positive(text: str) -> float:
 
 def _held_out_fraction(text: str) -> float:
   """argparse type: a number in [0, 1) (0: no held-out split)."""
-  value = 0.0 if text.strip() in ("0", "0.0") else _fraction(text)
-  return value
+  try:
+    if float(text) == 0:
+      return 0.0
+  except ValueError:
+    pass  # _fraction says what is wrong
+  return _fraction(text)
 
 
 def _fraction(text: str) -> float:
@@ -185,7 +189,6 @@ def _run_cost_breakdown(args) -> None:
   if args.plots:
     from lawsearch.report import regimes as plots
 
-    os.makedirs(args.plots, exist_ok=True)
     for what in ("time", "flops"):
       print("wrote " + plots.breakdown_plot(table, os.path.join(args.plots, f"{what}.png"), what))
 
@@ -341,7 +344,8 @@ def _add_data(sub) -> None:
   q.add_argument("--path", help="input of --source text|tokens|arrayrecord: file, dir or glob")
   q.add_argument("--tokenizer", default="bpe",
                  help="bpe (train one here), bytes, or a tiktoken/sentencepiece/tokenizers file")
-  q.add_argument("--vocab-size", type=_int_at_least(2), default=4096, help="BPE vocabulary (tiny preset: 4096)")
+  q.add_argument("--vocab-size", type=_int_at_least(2), default=4096,
+                 help="BPE vocabulary (tiny preset: 4096)")
   q.add_argument("--token-dtype", choices=("uint16", "uint32"), help="raw .bin token input only")
   q.add_argument("--heldout-fraction", type=_held_out_fraction, default=0.01)
   q.add_argument("--cache-dir", help="default: $LAWSEARCH_CACHE or ~/.cache/lawsearch")
@@ -398,8 +402,9 @@ def _run_sweep(args) -> None:
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
                       progress=not args.no_progress, shard=sweep.parse_shard(args.shard))
   if records:
-    print(format_table([r.to_dict() for r in records], ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n",
-                                 "tokens", "loss", "train_loss"]))
+    print(format_table([r.to_dict() for r in records],
+                       ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
+                        "train_loss"]))
     print(f"next: lawsearch fit --runs {args.root}")
 
 
@@ -492,9 +497,12 @@ def _run_bench(args) -> None:
 def _add_bench(sub) -> None:
   p = sub.add_parser("bench", help="measure generation throughput in the paper's protocol")
   _add_spec_flags(p)
-  p.add_argument("--batch", type=_int_at_least(1), nargs="+", help="batch sizes (default 1 8 32 64; CPU: 1 4)")
-  p.add_argument("--input-len", type=_int_at_least(1), help="prompt tokens (default 4096; CPU: 128)")
-  p.add_argument("--output-len", type=_int_at_least(1), help="generated tokens (default 1024; CPU: 32)")
+  p.add_argument("--batch", type=_int_at_least(1), nargs="+",
+                 help="batch sizes (default 1 8 32 64; CPU: 1 4)")
+  p.add_argument("--input-len", type=_int_at_least(1),
+                 help="prompt tokens (default 4096; CPU: 128)")
+  p.add_argument("--output-len", type=_int_at_least(1),
+                 help="generated tokens (default 1024; CPU: 32)")
   p.add_argument("--trials", type=_int_at_least(1), default=5)
   p.add_argument("--warmup", type=_int_at_least(0), default=1)
   p.add_argument("--dtype", choices=DTYPES, default="auto",
@@ -503,7 +511,8 @@ def _add_bench(sub) -> None:
   p.add_argument("--attention-impl", choices=ATTENTION_IMPLS, default="auto",
                  help="prefill attention: auto (grouped on CPU, cudnn on GPU in 16 bits, else "
                       "xla) | xla | cudnn (NVIDIA GPUs, 16-bit dtypes) | grouped")
-  p.add_argument("--prefill-batch", type=_int_at_least(1), default=16, help="prompts prefilled together")
+  p.add_argument("--prefill-batch", type=_int_at_least(1), default=16,
+                 help="prompts prefilled together")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--hardware", help="chip in lawsearch.cost (default: detected)")
   p.add_argument("--out", help="write the records as JSON here")
@@ -641,7 +650,8 @@ def _add_fit(sub) -> None:
   p.add_argument("--r-range", type=float, nargs=2, default=(0.5, 5.0), metavar=("LOW", "HIGH"),
                  help="fit only runs with r in [LOW, HIGH] (the paper's filter)")
   p.add_argument("--no-r-filter", action="store_true", help="fit every run")
-  p.add_argument("--bootstrap", type=_int_at_least(0), default=1000, help="bootstrap refits (0: none)")
+  p.add_argument("--bootstrap", type=_int_at_least(0), default=1000,
+                 help="bootstrap refits (0: none)")
   p.add_argument("--level", type=_fraction, default=0.95, help="interval coverage")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no-validate", dest="validate", action="store_false",

@@ -117,8 +117,6 @@ def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
   points (along the x sweep at fixed r and the r sweep at fixed d_model, as measured) against the
   median standard errors of a run's loss and of a paired difference; the issue's bar is an
   error at most a quarter of that difference."""
-  from lawsearch.laws import runs_table
-
   rows = []
   fitting = fitting_runs(df)
   l_opt = laws.l_opt.for_table(fitting, "empirical")
@@ -240,8 +238,8 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, 
   best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
   gap = float(chosen["loss"] - best["loss"])
   summary = {
-      "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()), "spearman": float(stats.spearmanr(shapes["predicted_rel"],
-                                                               shapes["loss"])[0]),
+      "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()),
+      "spearman": float(stats.spearmanr(shapes["predicted_rel"], shapes["loss"])[0]),
       "measured_best": {"d_model": int(best["d_model"]), "ffn_dim": int(best["ffn_dim"]),
                         "gqa": int(best["gqa"]), "role": best["role"],
                         "d_over_sqrt_n": float(best["d_over_sqrt_n"]),
@@ -417,7 +415,8 @@ def report(root: str) -> str:
            "The search (the multiplicative law, this CPU's roofline; ../search/search.json): "
            "Surefire is the most efficient candidate meeting the baseline's predicted loss, on "
            "the Pareto front; Algorithm 1's own pick is beside it in search.json. "
-           "Measured tok/s: the median over bench.json's sittings.", "", "![pareto](../search/pareto.png)",
+           "Measured tok/s: the median over bench.json's sittings.", "",
+           "![pareto](../search/pareto.png)",
            "", markdown_table(picks.to_dict("records"), list(picks.columns)), "",
            "![picks](picks.png)", ""]
   try:

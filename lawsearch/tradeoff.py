@@ -89,8 +89,9 @@ def minimisers(loss, cost, lambdas: Sequence[float]) -> np.ndarray:
 def penalised(result: SearchResult, lambdas: Sequence[float],
               costs: InferenceCost = InferenceCost()) -> pd.DataFrame:
   """The minimiser of L + lambda * c / c_ref over the search's admissible candidates, one row per
-  lambda (ties: lower loss, then lower cost): its shape, loss, efficiency, cost (in `costs.unit` and relative to
-  the reference), objective, and whether it meets the search's target and is on the front."""
+  lambda (ties: lower loss, then lower cost): its shape, loss, efficiency, cost (in `costs.unit`
+  and relative to the reference), objective, and whether it meets the target and is on the
+  front."""
   lambdas = [float(v) for v in lambdas]
   bad = [v for v in lambdas if not (np.isfinite(v) and v >= 0)]
   if bad or not lambdas:
@@ -102,16 +103,17 @@ def penalised(result: SearchResult, lambdas: Sequence[float],
     raise UserError(f"the reference {reference} has no efficiency to normalise the cost by "
                      "(unmeasured, or it does not fit in memory)")
   cost = costs.per_token(table["efficiency"])
+  relative = cost / ref_cost
   loss = table["loss"].to_numpy(np.float64)
   rows = []
-  for lam, best in zip(lambdas, minimisers(loss, cost / ref_cost, lambdas)):
+  for lam, best in zip(lambdas, minimisers(loss, relative, lambdas)):
     row = table.iloc[best]
     rows.append({"lambda": lam, **{f: row[f] for f in SHAPE_COLUMNS}, "gqa": row["gqa"],
                  "n_params": row["n_params"], "mlp_attn_ratio": row["mlp_attn_ratio"],
                  "loss": row["loss"], "efficiency": row["efficiency"],
-                 f"cost ({costs.unit})": cost[best], "relative_cost": cost[best] / ref_cost,
-                 "objective": loss[best] + lam * cost[best] / ref_cost, "meets_target": bool(row["meets_target"]),
-                 "pareto": bool(row["pareto"])})
+                 f"cost ({costs.unit})": cost[best], "relative_cost": relative[best],
+                 "objective": loss[best] + lam * relative[best],
+                 "meets_target": bool(row["meets_target"]), "pareto": bool(row["pareto"])})
   return pd.DataFrame(rows)
 
 

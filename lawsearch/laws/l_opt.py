@@ -1,4 +1,4 @@
-"""L_opt(N, D), the loss of the best architecture at N parameters and D tokens, resolved in one place.
+"""L_opt(N, D), the loss of the best architecture at N parameters and D tokens, in one place.
 
 The conditional law predicts L = L_opt(N, D) * f(d/sqrt(N), r). Every value lawsearch accepts as
 an L_opt source, with its one meaning:
