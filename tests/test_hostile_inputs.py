@@ -154,7 +154,7 @@ CASES = [
     ("train-unknown-override", ["train", "--config", NANO, "--config.nope=1", "--workdir",
                                 "{d}/w"], "nope"),
     ("train-no-workdir", ["train", "--config", NANO], "--workdir"),
-    ("train-bad-arch-file", ["train", "--config", f"configs/train.py:arch={{d}}/arch_bad.json",
+    ("train-bad-arch-file", ["train", "--config", "configs/train.py:arch={d}/arch_bad.json",
                              "--workdir", "{d}/w"], "n_kv_heads"),
     ("train-cudnn-on-cpu", ["train", "--config", NANO, "--config.model.attention_impl=cudnn",
                             "--workdir", "{d}/w"], "cudnn"),

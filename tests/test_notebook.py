@@ -1,7 +1,6 @@
 """experiments/quickstart.ipynb runs headless (nbclient) and imports only the light modules."""
 
 import os
-import sys
 
 import pytest
 
