@@ -240,7 +240,12 @@ def _run_search(args) -> None:
       _load_law(args.law), args.params, args.tokens, args.layers, args.head_dim,
       loss_target=args.target, baseline=args.baseline, efficiency=measure, l_opt=args.l_opt,
       tolerance=args.tolerance, max_gqa=args.max_gqa, vocab_size=args.vocab_size)
-  print(search_report.summary(result, args.pareto_points))
+  accuracy = None
+  if args.accuracy_law:
+    from lawsearch.laws.accuracy import AccuracyLaw
+
+    accuracy = AccuracyLaw.from_json(args.accuracy_law)
+  print(search_report.summary(result, args.pareto_points, accuracy))
   picks = None
   if args.lambdas:
     from lawsearch import cost, tradeoff
@@ -294,6 +299,8 @@ def _add_search(sub) -> None:
                  "the chip's datasheet maximum)")
   p.add_argument("--price-per-hour", type=_positive, help="serving system's dollars per hour for "
                  "$/Mtoken")
+  p.add_argument("--accuracy-law", metavar="FILE", help="from `lawsearch fit-accuracy`: print "
+                 "each pick's predicted mean accuracy (needs absolute losses: --l-opt)")
   p.add_argument("--out", default="out/search")
   p.set_defaults(run=_run_search)
 
@@ -425,6 +432,8 @@ def _add_sweep(sub) -> None:
 
 # -- eval ----------------------------------------------------------------------------------------
 def _run_eval(args) -> None:
+  if args.tasks:
+    return _run_eval_tasks(args)
   from lawsearch.train import evaluate
 
   record = evaluate.evaluate(args.workdir, args.config_overrides)
@@ -438,7 +447,40 @@ def _add_eval(sub) -> None:
                      description="Overrides of the run's config: --config.train.eval_batches=64, "
                                  "--config.data.path=other.txt (use '=').")
   p.add_argument("--workdir", required=True, help="the run directory (its config.json)")
+  p.add_argument("--tasks", metavar="all|NAME,...", help="score the downstream tasks instead "
+                 "(arc_easy, arc_challenge, lambada, hellaswag, openbookqa, piqa, sciq, "
+                 "winogrande, coqa) and record them in the run's result.json")
+  p.add_argument("--limit", type=_int_at_least(0), default=0,
+                 help="--tasks: the first N items of each task (0: all)")
+  p.add_argument("--batch-size", type=_int_at_least(1), default=64,
+                 help="--tasks: requests per batch")
+  p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(run=_run_eval)
+
+
+def _run_eval_tasks(args) -> None:
+  """`lawsearch eval --tasks`: the per-task table with the mean, and where the scores went."""
+  from lawsearch.downstream import evaluate
+
+  result = evaluate.evaluate(args.workdir, args.tasks, limit=args.limit,
+                             overrides=args.config_overrides, batch_size=args.batch_size,
+                             progress=not args.no_progress)
+  fmt = lambda v: "" if v is None else f"{v:.4f}"
+  rows = [{"task": s.task, "n": s.n, "metric": s.metric or "bits/byte",
+           "score": fmt(s.accuracy if s.metric else s.bits_per_byte),
+           "se": fmt(getattr(s, f"{s.metric}_se") if s.metric else None),
+           "chance": fmt(s.chance), "acc": fmt(s.acc), "acc_norm": fmt(s.acc_norm),
+           "perplexity": fmt(s.perplexity), "truncated": s.truncated} for s in result.scores]
+  if result.mean is not None:
+    rows.append({"task": "mean", "n": "", "metric": "accuracy", "score": fmt(result.mean),
+                 "se": "", "chance": fmt(result.mean_chance), "acc": "", "acc_norm": "",
+                 "perplexity": "", "truncated": ""})
+  print(f"{result.workdir}: step {result.step}, window {result.window} tokens (longer requests "
+        f"cut from the left: 'truncated'), tokenizer {result.tokenizer}"
+        + (f", first {result.limit} items per task" if result.limit else ""))
+  print(format_table(rows, list(rows[0])))
+  print(f"recorded in {os.path.join(result.workdir, 'result.json')}" if result.recorded else
+        "not recorded: the run has no result.json yet (it has not finished)")
 
 
 # -- bench ---------------------------------------------------------------------------------------
@@ -640,6 +682,40 @@ def _add_report(sub) -> None:
   p.set_defaults(run=_run_report)
 
 
+def _run_fit_accuracy(args) -> None:
+  from lawsearch.laws import accuracy
+
+  if args.out:
+    inputs.output_file(args.out, "--out")
+  df = _read_runs(args.runs)
+  law = accuracy.fit_table(df, args.form, n_boot=args.bootstrap, level=args.level,
+                           seed=args.seed)
+  print(f"{args.form} accuracy law: {law.describe()}")
+  losses = [law.loss_range[0], sum(law.loss_range) / 2, law.loss_range[1]]
+  rows = [{"loss": loss, "predicted mean accuracy": float(law.predict(loss)),
+           **(dict(zip((f"{args.level:.0%} low", "high"),
+                       (float(b) for b in law.interval(loss)))) if law.boot else {})}
+          for loss in losses]
+  print(format_table(rows, list(rows[0])))
+  if args.out:
+    law.to_json(args.out)
+    print(f"wrote {args.out}")
+
+
+def _add_fit_accuracy(sub) -> None:
+  p = sub.add_parser("fit-accuracy", help="fit mean downstream accuracy against held-out loss "
+                     "on runs scored with `lawsearch eval --tasks all`")
+  p.add_argument("--runs", required=True, help="as for `lawsearch fit`")
+  p.add_argument("--form", default="linear", choices=("linear", "sigmoid"))
+  p.add_argument("--bootstrap", type=_int_at_least(0), default=1000,
+                 help="bootstrap refits over runs for intervals (0: none)")
+  p.add_argument("--level", type=_fraction, default=0.95, help="interval coverage")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", help="write the law as JSON here (for `lawsearch search "
+                 "--accuracy-law`)")
+  p.set_defaults(run=_run_fit_accuracy)
+
+
 def _add_fit(sub) -> None:
   p = sub.add_parser("fit", help="fit the conditional scaling law to a results table")
   p.add_argument("--runs", required=True,
@@ -667,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
   for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_sweep,
-              _add_eval, _add_bench, _add_fit, _add_report):
+              _add_eval, _add_bench, _add_fit, _add_fit_accuracy, _add_report):
     add(sub)
   return parser
 

@@ -43,6 +43,24 @@ def _best_section(df, labels, k: int = 3) -> list[str]:
   return [f"## The best {k} runs of each scale", "", markdown_table(rows, list(rows[0])), ""]
 
 
+def _downstream_section(df) -> list[str]:
+  """The runs scored on the downstream tasks (`lawsearch eval --tasks`), best loss first: each
+  task's headline accuracy and the mean; [] when no run was scored."""
+  tasks = [c for c in df.columns if c.startswith("acc_") and c not in ("acc_mean",
+                                                                        "acc_mean_chance")]
+  scored = df[df[tasks].notna().any(axis=1)] if tasks else df.iloc[:0]
+  if scored.empty:
+    return []
+  rows = [{"N": int(run["n_params"]), "d_model": int(run["d_model"]),
+           "r": float(run["mlp_attn_ratio"]), "loss": float(run["loss"]),
+           **{c.removeprefix("acc_"): float(run[c]) for c in tasks},
+           **({"mean": float(run["acc_mean"]), "chance": float(run["acc_mean_chance"])}
+              if "acc_mean" in run else {})}
+          for _, run in scored.sort_values("loss").iterrows()]
+  return ["## Downstream accuracy (`lawsearch eval --tasks`; headline metric per task)", "",
+          markdown_table(rows, list(rows[0])), ""]
+
+
 def write(law, df, out_dir: str, l_opt=None) -> str:
   """Writes out_dir/report.md and the plots beside it; returns the report's path. Validation and
   diagnostics use the law's own r filter (the default one for a law that was not fitted)."""
@@ -75,6 +93,7 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
   lines += ["## Residual trends (|z| > 3 is flagged: the form or L_opt misses something)", "",
             markdown_table(diag.to_dict("records"), list(diag.columns)), ""]
   lines += _best_section(df, labels)
+  lines += _downstream_section(df)
   path = os.path.join(out_dir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))

@@ -6,12 +6,17 @@ import json
 import os
 
 from lawsearch import export, search
+from lawsearch.errors import UserError
 from lawsearch.report.table import format_table
 
 
-def summary(result, pareto_points: int = 5) -> str:
+def summary(result, pareto_points: int = 5, accuracy=None) -> str:
   """Baseline, Panda, Surefire and a few Pareto points under the target, with the gain in
-  efficiency over the baseline."""
+  efficiency over the baseline; with `accuracy` (a `laws.accuracy.AccuracyLaw`), each row's
+  predicted mean accuracy and its interval from the predicted loss (absolute losses only)."""
+  if accuracy is not None and result.loss_units != "absolute":
+    raise UserError("predicted accuracy needs absolute losses: give the search --l-opt (or use "
+                    "a law fitted with an absolute L_opt)")
   rows = [(name, result.locate(spec)) for name, spec in result.picks().items()]
   front = result.pareto[result.pareto["meets_target"]]  # the front under the target
   step = max(1, -(-len(front) // pareto_points))
@@ -22,7 +27,8 @@ def summary(result, pareto_points: int = 5) -> str:
             "kv": r["n_kv_heads"], "N(M)": r["n_params"] / 1e6, "r": r["mlp_attn_ratio"],
             "d/sqrtN": r["d_over_sqrt_n"], "loss": f"{r['loss']:.5f}",
             "tok/s": r["efficiency"], "gain": (f"{r['efficiency'] / ref - 1:+.1%}" if ref else ""),
-            "meets": "yes" if search.meets(r["loss"], result.target) else "no"}
+            "meets": "yes" if search.meets(r["loss"], result.target) else "no",
+            **({"acc": _accuracy(accuracy, r["loss"])} if accuracy is not None else {})}
            for name, r in rows]
   head = (f"target loss {result.target:.5f} ({result.loss_units}); the law's optimum in the "
           f"searched region: d/sqrt(N) = "
@@ -30,6 +36,15 @@ def summary(result, pareto_points: int = 5) -> str:
           f"{result.measure.label}")
   notes = "".join(f"\nnote: {n}" for n in result.notes)
   return head + "\n" + format_table(table, list(table[0])) + notes
+
+
+def _accuracy(law, loss: float) -> str:
+  """Predicted mean accuracy at `loss` with its bootstrap interval, in percent."""
+  text = f"{float(law.predict(loss)):.1%}"
+  if law.boot:
+    low, high = law.interval(loss)
+    text += f" [{float(low):.1%}, {float(high):.1%}]"
+  return text
 
 
 def penalised_summary(picks, result) -> str:

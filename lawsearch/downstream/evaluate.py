@@ -1,0 +1,156 @@
+"""A trained run on the downstream tasks: `lawsearch eval --workdir RUN --tasks all [--limit N]`.
+
+The run's config.json rebuilds its model, mesh and tokenizer (the one its data were tokenized
+with: the BPE trained for its corpus, a tokenizer file, or bytes); the newest checkpoint's
+parameters are restored and every task's requests are scored with the model's trained window
+(train.seq_len tokens; longer contexts are cut from the left). The scores go into the run's
+result.json (when it has one) as flat keys, so `lawsearch.runs.collect` carries them as columns:
+
+    acc_<task>      the task's headline accuracy (acc or acc_norm, see tasks.TASKS), 0..1
+    ppl_lambada     LAMBADA's per-word perplexity
+    bpb_coqa        CoQA's bits per byte of the gold answer
+    acc_mean        the mean headline accuracy over the eight accuracy tasks (only when all eight
+                    were scored); acc_mean_chance the same mean for a uniform random pick
+    downstream      the details: step, limit, window, tokenizer and every TaskScore field
+
+An evaluation replaces the downstream keys of an earlier one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from lawsearch import runs
+from lawsearch.data import tokens as tokens_lib
+from lawsearch.downstream import scoring, tasks as tasks_lib
+from lawsearch.errors import UserError
+from lawsearch.train import loop
+from lawsearch.train import mesh as mesh_lib
+from lawsearch.train.evaluate import run_config
+
+ACCURACY_TASKS = tuple(t.name for t in tasks_lib.TASKS.values() if t.metric)
+RECORD_PREFIXES = ("acc_", "ppl_", "bpb_")
+
+
+@dataclasses.dataclass(frozen=True)
+class DownstreamResult:
+  """A run's scores on the tasks. step: the checkpoint scored; window: tokens the model saw per
+  request; limit: items per task (0: all); mean/mean_chance: the headline accuracy averaged over
+  the accuracy tasks scored, and the same for a uniform random pick; recorded: whether
+  result.json was updated (a run without one is scored but not recorded)."""
+
+  workdir: str
+  step: int
+  tokenizer: str
+  window: int
+  limit: int
+  scores: tuple[scoring.TaskScore, ...]
+  recorded: bool
+
+  @property
+  def mean(self) -> float | None:
+    accs = [s.accuracy for s in self.scores if s.accuracy is not None]
+    return float(np.mean(accs)) if accs else None
+
+  @property
+  def mean_chance(self) -> float | None:
+    chances = [s.chance for s in self.scores if s.accuracy is not None]
+    return float(np.mean(chances)) if chances else None
+
+  def record_keys(self) -> dict:
+    """The keys this evaluation puts into result.json (see module doc)."""
+    keys = {}
+    for s in self.scores:
+      if s.accuracy is not None:
+        keys[f"acc_{s.task}"] = s.accuracy
+      if s.perplexity is not None:
+        keys[f"ppl_{s.task}"] = s.perplexity
+      if s.bits_per_byte is not None:
+        keys[f"bpb_{s.task}"] = s.bits_per_byte
+    if set(ACCURACY_TASKS) <= {s.task for s in self.scores}:
+      keys["acc_mean"], keys["acc_mean_chance"] = self.mean, self.mean_chance
+    keys["downstream"] = {"step": self.step, "limit": self.limit, "window": self.window,
+                          "tokenizer": self.tokenizer,
+                          "tasks": {s.task: dataclasses.asdict(s) for s in self.scores}}
+    return keys
+
+
+def _tokenizer(config):
+  """The tokenizer the run's data were tokenized with."""
+  if config.data.source == "synthetic":
+    raise UserError("the run was trained on synthetic token ids, which have no tokenizer; "
+                    "downstream tasks need text: evaluate a run trained on text")
+  return tokens_lib.build(tokens_lib.DataSpec.from_config(config.data)).tokenizer()
+
+
+def restore(workdir: str, overrides: Sequence[str] = ()):
+  """(config, program, params, step) of the newest checkpoint of `workdir`."""
+  config = run_config(workdir, overrides)
+  loop.initialize_distributed(config)
+  program = loop.build_program(config)
+  ckpt = loop.run_checkpointer(config, workdir)
+  try:
+    restored = ckpt.restore(program.abstract_state)
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise UserError(f"{workdir} has no checkpoint to evaluate (train it first, with "
+                    "train.checkpoint_every > 0)")
+  state, step = restored
+  return config, program, state.params, step
+
+
+def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
+             overrides: Sequence[str] = (), batch_size: int = 64, progress: bool = True,
+             cache: str | os.PathLike | None = None) -> DownstreamResult:
+  """Scores the newest checkpoint of `workdir` on the tasks `task_spec` names ("all" or
+  comma-separated names) and records the scores in its result.json.
+
+  limit: the first `limit` items of each task (0: all); batch_size: requests per batch (rounded
+  up to a multiple of the batch shards); cache: the lawsearch cache holding the tasks (default:
+  the data cache, $LAWSEARCH_CACHE or ~/.cache/lawsearch).
+  """
+  chosen = tasks_lib.select(task_spec)
+  if limit < 0:
+    raise UserError(f"--limit must be >= 0 (0: every item), got {limit}")
+  cache = Path(cache) if cache else tokens_lib.DataSpec().cache
+  config, program, params, step = restore(workdir, overrides)
+  tok = _tokenizer(config)
+  window = min(config.train.seq_len, config.model.max_seq_len)
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  shards = mesh_lib.batch_shards(program.mesh, rules)
+  scorer = scoring.Scorer(program.model.apply, params, mesh=program.mesh, rules=rules,
+                          param_shardings=program.shardings.params,
+                          batch_spec=program.batch_sharding.spec,
+                          batch_size=-(-batch_size // shards) * shards)
+  main = jax.process_index() == 0
+  scores = []
+  for task in chosen:
+    items = tasks_lib.load(task, cache, limit)
+    requests = scoring.tokenize(tok, scoring.pairs(items), window)
+    bar = None
+    if progress and main:
+      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+      bar = tqdm(total=len(requests), desc=task.name, unit="req", dynamic_ncols=True)
+    try:
+      ll, greedy = scorer(requests, bar.update if bar else None)
+    finally:
+      if bar is not None:
+        bar.close()
+    scores.append(scoring.task_score(task, items, ll, greedy, requests.truncated))
+  result = DownstreamResult(workdir, step, tok.name, window, limit, tuple(scores), False)
+  record = runs.read_result(workdir)
+  if record is None:
+    return result
+  if main:
+    kept = {k: v for k, v in record.items()
+            if k != "downstream" and not k.startswith(RECORD_PREFIXES)}
+    runs.write_result(workdir, {**kept, **result.record_keys()})
+  return dataclasses.replace(result, recorded=True)

