@@ -465,3 +465,63 @@ def report(root: str) -> str:
   return path
 
 
+
+
+# -- downstream ------------------------------------------------------------------------------------
+def downstream(root: str, every: bool = False) -> pd.DataFrame:
+  """downstream.csv: the held-out scale's picks (`every`: all its runs) on the nine zero-shot
+  tasks, scored with `lawsearch.downstream.evaluate` into each run's result.json (a run already
+  scored on every task is not scored again): each task's headline accuracy beside its chance
+  level, LAMBADA's perplexity, CoQA's bits per byte, the mean accuracy over the eight accuracy
+  tasks, and per role the mean over seeds. accuracy_law.json: mean accuracy against held-out loss
+  (linear, 1000 bootstrap refits) over the scored runs, once there are three."""
+  from lawsearch.downstream import evaluate as downstream_eval
+  from lawsearch.downstream import tasks as downstream_tasks
+  from lawsearch.laws import accuracy
+
+  heldout = os.path.join(root, "heldout")
+  roles = {_spec_shape(spec): name for name, spec in pick_specs(root).items()}
+  df = runs.collect(heldout)
+  df["role"] = [roles.get(_shape(r), "sweep") for _, r in df.iterrows()]
+  for _, row in df.iterrows():
+    if (every or row["role"] != "sweep") and not isinstance(row.get("downstream"), dict):
+      print(f"scoring {os.path.basename(row['run_dir'])} ({row['role']})", flush=True)
+      downstream_eval.evaluate(row["run_dir"], "all", progress=False)
+  df = runs.collect(heldout)
+  df["role"] = [roles.get(_shape(r), "sweep") for _, r in df.iterrows()]
+  df = df[df["downstream"].apply(lambda d: isinstance(d, dict))]
+  rows = []
+  for _, r in df.sort_values(["role", "seed"]).iterrows():
+    scores = r["downstream"]["tasks"]
+    row = {"run": os.path.basename(r["run_dir"]), "role": r["role"], "seed": r["seed"],
+           "d_model": r["d_model"], "ffn_dim": r["ffn_dim"],
+           "heads": f"{r['n_heads']}x{r['n_kv_heads']}", "loss": r["loss"]}
+    for task in (t for t in downstream_tasks.TASKS if t in scores):
+      s = scores[task]
+      if s["metric"]:
+        row[f"{task} ({s['metric']})"] = s[s["metric"]]
+        row[f"{task} chance"] = s["chance"]
+    row["lambada perplexity"] = scores["lambada"]["perplexity"]
+    row["coqa bits/byte"] = scores["coqa"]["bits_per_byte"]
+    row["mean accuracy"], row["mean chance"] = r["acc_mean"], r["acc_mean_chance"]
+    row["items"] = "all" if not r["downstream"]["limit"] else r["downstream"]["limit"]
+    rows.append(row)
+  table = pd.DataFrame(rows)
+  means = (table.groupby("role", sort=False).mean(numeric_only=True).reset_index()
+           .assign(run="mean over seeds", seed=np.nan))
+  table = pd.concat([table, means[[c for c in table.columns if c in means]]], ignore_index=True)
+  table.to_csv(os.path.join(root, "downstream.csv"), index=False, float_format="%.6g")
+  print(table[["run", "role", "seed", "loss", "mean accuracy", "mean chance"]].to_string(
+      index=False))
+  by_role = means.set_index("role")["mean accuracy"]
+  if "baseline" in by_role:
+    print("mean accuracy against the baseline's (means over seeds): " + ", ".join(
+        f"{role} {acc - by_role['baseline']:+.4f}" for role, acc in by_role.items()
+        if role != "baseline"))
+  scored = table[table["run"] != "mean over seeds"]
+  if scored["loss"].nunique() >= 3:
+    law = accuracy.fit(scored["loss"], scored["mean accuracy"], "linear",
+                       chance=float(scored["mean chance"].mean()))
+    law.to_json(os.path.join(root, "accuracy_law.json"))
+    print(f"accuracy law: {law.describe()}")
+  return table

@@ -325,3 +325,26 @@ def test_search_prints_predicted_accuracy(tmp_path, capsys):
   # Relative losses cannot be mapped to accuracy: a clear error.
   assert cli.main(args + ["--accuracy-law", str(tmp_path / "acc.json")]) == 2
   assert "needs absolute losses" in capsys.readouterr().err
+
+
+def test_replication_stage_tabulates_scored_runs(tmp_path):
+  """replication.downstream on three already-scored baseline runs (records only, no checkpoint
+  needed): accuracies beside their chance levels, the mean over seeds, the linear law."""
+  from lawsearch import replication
+  from lawsearch.recipe import CPU
+
+  spec = CPU.baseline(CPU.heldout_scale)
+  task_scores = {t.name: {"metric": t.metric, "acc": 0.3, "acc_norm": 0.2, "chance": 0.25,
+                          "perplexity": 9.0, "bits_per_byte": 2.0} for t in tasks.TASKS.values()}
+  for seed, (loss, mean) in enumerate([(2.6, 0.30), (2.7, 0.28), (2.9, 0.27)]):
+    record = runs.result_record(spec, tokens=1e6, loss=loss, seed=seed, acc_mean=mean,
+                                acc_mean_chance=0.28, downstream={"limit": 0, "tasks": task_scores})
+    runs.write_result(tmp_path / "heldout" / f"run{seed}", record)
+  table = replication.downstream(str(tmp_path))
+  assert list(table["run"]) == ["run0", "run1", "run2", "mean over seeds"]
+  assert table.loc[0, "piqa (acc_norm)"] == 0.2 and table.loc[0, "piqa chance"] == 0.25
+  assert table.loc[0, "sciq (acc)"] == 0.3 and table.loc[0, "coqa bits/byte"] == 2.0
+  assert table.loc[3, "mean accuracy"] == pytest.approx((0.30 + 0.28 + 0.27) / 3)
+  law = accuracy.AccuracyLaw.from_json(tmp_path / "accuracy_law.json")
+  slope, intercept = np.polyfit([2.6, 2.7, 2.9], [0.30, 0.28, 0.27], 1)
+  np.testing.assert_allclose(law.params, (intercept, slope), rtol=1e-9)

@@ -16,6 +16,9 @@ experiments/results/cpu_replication; `train_all.sh` runs them between its traini
            (bench.json)
   report   picks.csv (measured against predicted loss and throughput) and report/report.md with
            the fit report's plots
+  downstream  the held-out picks on the paper's nine zero-shot tasks (`lawsearch eval --tasks
+           all` into each run's result.json; about 25 min a run on 2 cores), downstream.csv, and
+           accuracy_law.json (mean accuracy against loss); --every: all held-out runs
 The stages are `lawsearch.replication`'s functions.
 """
 
@@ -25,18 +28,24 @@ import sys
 from lawsearch import hostmem, replication
 
 STAGES = {"table": replication.table, "fit": replication.fit, "search": replication.search,
-          "bench": replication.bench, "report": replication.report}
+          "bench": replication.bench, "report": replication.report,
+          "downstream": replication.downstream}
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("stages", nargs="+", choices=STAGES)
   parser.add_argument("--root", default=replication.ROOT)
+  parser.add_argument("--every", action="store_true",
+                      help="downstream: score every held-out run, not only the picks")
   args = parser.parse_args(argv)
   hostmem.keep_freed_memory()
   for stage in args.stages:
     print(f"== {stage}", flush=True)
-    STAGES[stage](args.root)
+    if stage == "downstream":
+      replication.downstream(args.root, every=args.every)
+    else:
+      STAGES[stage](args.root)
 
 
 if __name__ == "__main__":
