@@ -100,6 +100,24 @@ def test_greedy_flag_on_a_continuation_the_model_predicts(mesh):
   assert greedy.tolist() == [False, True]
 
 
+def test_decoder_loglik_equals_the_train_steps_cross_entropy(mesh):
+  # On the real decoder (random weights, sharded batch) a request with an empty context scores
+  # every token after end-of-text: -sum of the eval step's per-token cross entropy (optax).
+  spec = ArchSpec(n_layers=2, d_model=32, n_heads=2, n_kv_heads=1, head_dim=16, ffn_dim=64,
+                  vocab_size=257)
+  model = step_lib.Model(ModelConfig(spec, max_seq_len=32, attention_impl="xla"))
+  params = model.init(3)
+  scorer = scoring.Scorer(model.apply, params, mesh=mesh, batch_spec=PartitionSpec("data"),
+                          batch_size=8)
+  texts = ["lawsearch scores continuations", "in jax", "x"]
+  ll, _ = scorer(scoring.tokenize(TOK, [("", t) for t in texts], 32))
+  for text, got in zip(texts, ll):
+    ids = np.array([[TOK.eos_id] + TOK.encode(text)], np.int32)
+    per_token = step_lib.make_eval_step(model)(params, {"inputs": ids[:, :-1],
+                                                        "targets": ids[:, 1:]})
+    assert got == pytest.approx(-float(per_token[0]) * (ids.shape[1] - 1), rel=1e-5)
+
+
 def test_encode_pair_moves_trailing_spaces_like_the_harness():
   assert scoring.encode_pair(TOK, "a b ", "c") == ([97, 32, 98], [32, 99])
   assert scoring.encode_pair(TOK, "", "hi") == ([256], [104, 105])
@@ -348,3 +366,18 @@ def test_replication_stage_tabulates_scored_runs(tmp_path):
   law = accuracy.AccuracyLaw.from_json(tmp_path / "accuracy_law.json")
   slope, intercept = np.polyfit([2.6, 2.7, 2.9], [0.30, 0.28, 0.27], 1)
   np.testing.assert_allclose(law.params, (intercept, slope), rtol=1e-9)
+
+
+def test_report_shows_the_scored_runs():
+  import pandas as pd
+
+  from lawsearch.report import fit_report
+
+  df = pd.DataFrame({"n_params": [6e5, 6e5], "d_model": [56, 192], "mlp_attn_ratio": [4.6, 3.9],
+                     "loss": [2.62, 2.55], "acc_piqa": [0.48, np.nan],
+                     "acc_mean": [0.2754, np.nan], "acc_mean_chance": [0.2813, np.nan]})
+  lines = fit_report._downstream_section(df)
+  rows = [l for l in "\n".join(lines).splitlines() if l.startswith("|")]
+  assert "piqa" in rows[0] and "mean" in rows[0] and "chance" in rows[0]
+  assert len(rows) == 3 and "0.2754" in rows[2] and "0.48" in rows[2]  # header, rule, one run
+  assert fit_report._downstream_section(df.drop(columns=["acc_piqa", "acc_mean"])) == []
