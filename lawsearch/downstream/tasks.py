@@ -58,7 +58,8 @@ class Task:
     have no accuracy).
   split, size: the split the requests were built from and its number of items.
   paper_split: the split lm-evaluation-harness (the paper's harness) evaluates.
-  license: the dataset's licence as its dataset card (or source) states it.
+  license: the dataset's licence as its dataset card (or, where the card states none, its source
+    repository) states it.
   """
 
   name: str
@@ -86,15 +87,15 @@ TASKS = {t.name: t for t in (
     Task("lambada", "LAMBADA (OpenAI)", "lambada", "bpb_0shot", "test", 5153, "test (5,153)",
          "MIT", "acc"),
     Task("hellaswag", "HellaSwag", "choice", "rc_0shot", "validation", 10042,
-         "validation (10,042)", "MIT", "acc_norm"),
+         "validation (10,042)", "MIT (source repository; the card states none)", "acc_norm"),
     Task("openbookqa", "OpenBookQA", "choice", "rc_0shot", "validation", 500, "test (500)",
-         "Apache-2.0", "acc_norm"),
+         "unknown (its card)", "acc_norm"),
     Task("piqa", "PIQA", "choice", "rc_0shot", "validation", 1838, "validation (1,838)",
-         "AFL-3.0", "acc_norm"),
+         "AFL-3.0 (source repository; the card: unknown)", "acc_norm"),
     Task("sciq", "SciQ", "choice", "rc_0shot", "validation", 1000, "test (1,000)",
          "CC-BY-NC-3.0", "acc"),
     Task("winogrande", "WinoGrande (xl)", "choice", "rc_0shot", "validation", 1267,
-         "validation (1,267)", "CC-BY", "acc"),
+         "validation (1,267)", "CC-BY (source repository; the card states none)", "acc"),
     Task("coqa", "CoQA", "bpb", "bpb_0shot", "validation", 7983,
          "validation (500 stories, generated answers scored by F1)",
          "CC-BY-SA-4.0 / MSR-LA / RACE / Apache-2.0 by source domain", ""),
