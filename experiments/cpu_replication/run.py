@@ -17,7 +17,7 @@ experiments/results/cpu_replication; `train_all.sh` runs them between its traini
   report   picks.csv (measured against predicted loss and throughput) and report/report.md with
            the fit report's plots
   downstream  the held-out picks on the paper's nine zero-shot tasks (`lawsearch eval --tasks
-           all` into each run's result.json; about 25 min a run on 2 cores), downstream.csv, and
+           all` into each run's result.json; about 8 min a run on 2 busy cores), downstream.csv, and
            accuracy_law.json (mean accuracy against loss); --every: all held-out runs
 The stages are `lawsearch.replication`'s functions.
 """

@@ -1,4 +1,4 @@
-"""From held-out loss to mean downstream accuracy: a law fitted on a sweep's runs (beyond the paper).
+"""From held-out loss to mean downstream accuracy: a law fitted on a sweep's runs, beyond the paper.
 
 Two forms in the held-out loss L (nats per token):
 
