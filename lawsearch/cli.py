@@ -400,10 +400,10 @@ def _add_train(sub) -> None:
 
 # -- sweep ---------------------------------------------------------------------------------------
 def _run_sweep(args) -> None:
-  from lawsearch import configlib
+  from lawsearch import configlib, paths
   from lawsearch.train import sweep
 
-  if os.path.exists(args.root) and not os.path.isdir(args.root):
+  if paths.exists(args.root) and not paths.is_dir(args.root):
     raise UsageError(f"--root {args.root} is a file; give the sweep's directory")
   config = configlib.load(args.config, args.config_overrides)
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
@@ -564,33 +564,18 @@ def _add_bench(sub) -> None:
 
 
 # -- fit -----------------------------------------------------------------------------------------
-def _read_runs(path: str):
-  """A results table from run directories (searched for result.json) or a table file."""
-  import pandas as pd
+def _read_runs(source: str):
+  """runs.read_table(source), noting the runs under a run root that have not finished."""
+  from lawsearch import paths, runs
 
-  from lawsearch import runs
-
-  if os.path.isdir(path):
-    pending = runs.unfinished(path)
+  if paths.is_dir(source):
+    pending = runs.unfinished(source)
     if pending:
-      print(f"note: {len(pending)} run(s) under {path} have no {runs.RESULT} yet (still running, "
-            "or stopped; the same `lawsearch sweep` or `lawsearch train` command finishes them) "
-            f"and are left out: {', '.join(os.path.basename(p) for p in pending[:3])}"
+      print(f"note: {len(pending)} run(s) under {source} have no {runs.RESULT} yet (still "
+            "running, or stopped; the same `lawsearch sweep` or `lawsearch train` command "
+            f"finishes them) and are left out: {', '.join(paths.path(p).name for p in pending[:3])}"
             f"{', ...' if len(pending) > 3 else ''}")
-    return runs.check_table(runs.collect(path), f"--runs {path}")
-  readers = {".csv": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
-             ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True),
-             ".parquet": pd.read_parquet, ".pkl": pd.read_pickle, ".pickle": pd.read_pickle}
-  ext = os.path.splitext(path)[1].lower()
-  if ext not in readers:
-    raise UsageError(f"--runs {path}: not a run directory nor a table file ({', '.join(readers)})")
-  if not os.path.exists(path):
-    raise UsageError(f"--runs {path}: no such file")
-  try:
-    df = readers[ext](path)
-  except (ValueError, pd.errors.ParserError) as e:  # pandas: empty or malformed files
-    raise UsageError(f"--runs {path}: cannot read it as a {ext} table ({_one_line(e)})") from None
-  return runs.check_table(df, f"--runs {path}")
+  return runs.read_table(source)
 
 
 def _l_opt_source(text: str, df):
@@ -666,8 +651,6 @@ def _run_report(args) -> None:
 
   inputs.output_dir(args.out, "--out")
   df = _read_runs(args.runs)
-  if not os.path.isfile(args.law):
-    raise UsageError(f"--law {args.law}: no such file (write one with `lawsearch fit --out`)")
   law = ConditionalLaw.from_json(args.law)
   path = fit_report.write(law, df, args.out, l_opt=_l_opt_source(args.l_opt, df))
   print(f"wrote {path} and its plots")

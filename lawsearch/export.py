@@ -13,8 +13,8 @@ writes, for one `ArchSpec`:
 from __future__ import annotations
 
 import json
-import os
 
+from lawsearch import paths
 from lawsearch.arch import ArchSpec
 
 ROPE_THETA = 500_000.0  # LLaMA-3 (PAPER.md section 5)
@@ -80,19 +80,16 @@ def maxtext_yaml(spec: ArchSpec, name: str) -> str:
 def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture from lawsearch"
            ) -> dict[str, str]:
   """Write the four files for `spec` under `out_dir`; returns {kind: path}."""
-  os.makedirs(out_dir, exist_ok=True)
-  paths = {kind: os.path.join(out_dir, f"{name}.{suffix}") for kind, suffix in (
+  written = {kind: str(paths.path(out_dir) / f"{name}.{suffix}") for kind, suffix in (
       ("arch", "arch.json"), ("config", "config.py"), ("hf", "hf_config.json"),
       ("maxtext", "maxtext.yml"))}
   texts = {
       "arch": json.dumps(spec.describe(), indent=2) + "\n",
-      "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=paths["config"],
-                                     arch_file=os.path.basename(paths["arch"])),
+      "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=written["config"],
+                                     arch_file=f"{name}.arch.json"),
       "hf": json.dumps(hf_llama_config(spec), indent=2) + "\n",
       "maxtext": maxtext_yaml(spec, name),
   }
-  for kind, path in paths.items():
-    with open(path + ".tmp", "w") as f:
-      f.write(texts[kind])
-    os.replace(path + ".tmp", path)
-  return paths
+  for kind, path in written.items():
+    paths.write_text(path, texts[kind])
+  return written

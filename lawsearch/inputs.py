@@ -9,6 +9,7 @@ import math
 import os
 from typing import Any, Mapping
 
+from lawsearch import paths
 from lawsearch.errors import UserError
 
 # Kinds a schema may ask for, with the check and the words for the error message.
@@ -26,11 +27,10 @@ def read_json(path: str | os.PathLike, what: str, top: str = "object", hint: str
   """The JSON document in `path` (a `what`, e.g. "law file"), whose top level must be `top`
   ("object" or "list"); `hint` (how to make one) ends the message of a missing file."""
   path = os.fspath(path)
-  if os.path.isdir(path):
+  if paths.is_dir(path):
     raise UserError(f"{what} {path} is a directory; give the file")
   try:
-    with open(path) as f:
-      doc = json.load(f)
+    doc = json.loads(paths.read_text(path))
   except FileNotFoundError:
     raise UserError(f"{what} {path}: no such file" + (f"; {hint}" if hint else "")) from None
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -65,8 +65,11 @@ def _a(value) -> str:
 
 
 def output_dir(path: str | os.PathLike, flag: str) -> str:
-  """`path` as a writable directory (created if new), or a UserError naming `flag`."""
+  """`path` as a writable directory (created if new; a gs:// URL as it is), or a UserError
+  naming `flag`."""
   path = os.fspath(path)
+  if paths.is_remote(path):
+    return path
   if os.path.exists(path) and not os.path.isdir(path):
     raise UserError(f"{flag} {path} is a file; give a directory")
   try:
@@ -79,8 +82,10 @@ def output_dir(path: str | os.PathLike, flag: str) -> str:
 
 
 def output_file(path: str | os.PathLike, flag: str) -> str:
-  """`path` as a file that can be written (its directory created if new)."""
+  """`path` as a file that can be written (its directory created if new; a URL as it is)."""
   path = os.fspath(path)
+  if paths.is_remote(path):
+    return path
   if os.path.isdir(path):
     raise UserError(f"{flag} {path} is a directory; give a file name")
   output_dir(os.path.dirname(path) or ".", flag)

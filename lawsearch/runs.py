@@ -2,10 +2,10 @@
 
 A run directory is `<root>/<name>-<hash>`, the hash taken over the run's whole config, so the same
 config always lands in the same directory (sweeps are idempotent: a directory holding result.json
-is a finished run). `result.json` is written atomically (a temporary file, then os.replace): a
-reader sees the old record or the new one, never half of one. `collect` gathers every result.json
-under one or more roots (local paths, or gs:// and other remote paths through etils.epath) into
-the pandas table the fitter reads:
+is a finished run). Roots are local paths or gs:// (and other) URLs: every file goes through
+lawsearch.paths. `result.json` is written atomically: a reader sees the old record or the new one,
+never half of one. `collect` gathers every result.json under one or more roots into the pandas
+table the fitter reads:
 
     n_params        N, non-embedding parameters (ArchSpec.non_embedding_params)
     tokens          D, training tokens
@@ -17,22 +17,20 @@ Imports no JAX, Flax, Orbax or Grain.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import re
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from lawsearch import paths
 from lawsearch.errors import UserError
 
 RESULT = "result.json"
 CONFIG = "config.json"  # written by `lawsearch train` when a run starts
 REQUIRED = ("n_params", "tokens", "loss", "d_model", "mlp_attn_ratio")
-_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
 def _plain(config: Any) -> Any:
@@ -59,33 +57,11 @@ def config_hash(config: Any) -> str:
   return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _path(root: str | os.PathLike):
-  """A local Path, or an etils.epath.Path for remote URLs (gs://...)."""
-  root = os.fspath(root)
-  if _REMOTE.match(root):
-    try:
-      from etils import epath
-    except ImportError as e:
-      raise UserError(f"{root} is a remote path; install etils (pip install 'etils[epath]') "
-                       "and the filesystem's client (e.g. gcsfs) to read it") from e
-    return epath.Path(root)
-  return Path(root).expanduser()
-
-
-@contextlib.contextmanager
-def _filesystem(where):
-  """Turns a remote filesystem's missing client (ImportError from etils.epath) into a ValueError."""
-  try:
-    yield
-  except ImportError as e:
-    raise UserError(f"cannot reach {where}: {e} (e.g. pip install gcsfs for gs://)") from e
-
-
 def run_dir(root: str | os.PathLike, config: Any, name: str = "run"):
   """The run directory of `config` under `root`: root / f"{name}-{hash[:12]}" (not created)."""
   if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
     raise UserError(f"run name {name!r} must use only letters, digits, '.', '_' and '-'")
-  return _path(root) / f"{name}-{config_hash(config)[:12]}"
+  return paths.path(root) / f"{name}-{config_hash(config)[:12]}"
 
 
 # Config fields that may change when a run resumes: how it is logged, checkpointed, launched,
@@ -112,8 +88,8 @@ def config_changes(workdir, config: Any) -> dict[str, tuple[Any, Any]]:
   config.json (fields the record lacks, from older versions, are not compared); {} for a new
   workdir. A UserError names every changed field outside SAFE_ON_RESUME: a workdir belongs to
   one config."""
-  path = _path(workdir) / CONFIG
-  with _filesystem(path):
+  path = paths.path(workdir) / CONFIG
+  with paths.reach(path):
     if not path.exists():
       return {}
     try:
@@ -134,36 +110,19 @@ def config_changes(workdir, config: Any) -> dict[str, tuple[Any, Any]]:
 
 def append_config_history(workdir, step: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
   """Records that the run resumed at `step` with `changes` (see config_changes)."""
-  path = _path(workdir) / HISTORY
   line = json.dumps({"step": step, "changes": {k: list(v) for k, v in _plain(changes).items()}})
-  with _filesystem(path):
-    old = path.read_text() if path.exists() else ""
-    _write(path, old + line + "\n")
+  paths.append_text(paths.path(workdir) / HISTORY, line + "\n")
 
 
 def read_config_history(workdir) -> list[dict[str, Any]]:
-  path = _path(workdir) / HISTORY
-  with _filesystem(path):
+  path = paths.path(workdir) / HISTORY
+  with paths.reach(path):
     return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
 def write_json_atomic(path, record: Mapping[str, Any]) -> None:
-  """Writes `record` as JSON to `path` through a temporary file and os.replace."""
-  path = _path(path)
-  text = json.dumps(_plain(record), indent=2, sort_keys=True, allow_nan=False) + "\n"
-  with _filesystem(path):
-    _write(path, text)
-
-
-def _write(path, text: str) -> None:
-  if isinstance(path, Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-  else:  # object stores write whole objects: a single write is already atomic there.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+  """Writes `record` as JSON to `path` atomically (paths.write_text)."""
+  paths.write_text(path, json.dumps(_plain(record), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str, Any]:
@@ -231,13 +190,13 @@ def write_result(directory, record: Mapping[str, Any]) -> None:
   missing = [k for k in REQUIRED if k not in record]
   if missing:
     raise UserError(f"result record lacks {missing}; build it with runs.result_record(spec, ...)")
-  write_json_atomic(_path(directory) / RESULT, record)
+  write_json_atomic(paths.path(directory) / RESULT, record)
 
 
 def read_result(directory) -> dict[str, Any] | None:
   """The run's result record, or None when it has none (not finished)."""
-  path = _path(directory) / RESULT
-  with _filesystem(path):
+  path = paths.path(directory) / RESULT
+  with paths.reach(path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -253,11 +212,40 @@ def collect(*roots: str | os.PathLike | Iterable):
     roots = tuple(roots[0])
   rows = []
   for root in roots:
-    with _filesystem(root):
-      rows += _records(_path(root))
+    with paths.reach(root):
+      rows += _records(paths.path(root))
   if not rows:
     raise UserError(f"no {RESULT} under {', '.join(map(str, roots))}; train some runs first")
   return pd.DataFrame(rows)
+
+
+def read_table(source):
+  """The runs table of `source`, checked (check_table): a run root (every finished run's
+  result.json under it, see collect) or a table file (.csv, .tsv, .json, .jsonl, .parquet,
+  .pkl), local or a URL."""
+  import io  # pylint: disable=g-import-not-at-top
+
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+
+  where = f"--runs {source}"
+  if paths.is_dir(source):
+    return check_table(collect(source), where)
+  readers = {".csv": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
+             ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True),
+             ".parquet": pd.read_parquet, ".pkl": pd.read_pickle, ".pickle": pd.read_pickle}
+  suffix = paths.path(source).suffix.lower()
+  if suffix not in readers:
+    raise UserError(f"{where}: not a run directory nor a table file ({', '.join(readers)})")
+  if not paths.exists(source):
+    raise UserError(f"{where}: no such file")
+  with paths.reach(source):
+    data = paths.path(source).read_bytes()
+  try:
+    df = readers[suffix](io.BytesIO(data))
+  except (ValueError, pd.errors.ParserError) as e:  # pandas: empty or malformed files
+    raise UserError(f"{where}: cannot read it as a {suffix} table "
+                    f"({' '.join(str(e).split())[:300]})") from None
+  return check_table(df, where)
 
 
 def check_table(df, source: str):
@@ -290,12 +278,11 @@ def check_table(df, source: str):
 def unfinished(root: str | os.PathLike) -> list[str]:
   """The run directories under `root` (searched recursively) that hold a config.json but no
   result.json yet: runs still going, or stopped before their end."""
-  with _filesystem(root):
-    path = _path(root)
+  with paths.reach(root):
+    path = paths.path(root)
     if not path.exists():
       return []
-    return [str(f.parent) for f in sorted(path.rglob(CONFIG), key=str)
-            if not (f.parent / RESULT).exists()]
+    return [str(f.parent) for f in paths.find(path, CONFIG) if not (f.parent / RESULT).exists()]
 
 
 def _records(path) -> list[dict[str, Any]]:
@@ -303,7 +290,7 @@ def _records(path) -> list[dict[str, Any]]:
   if not path.exists():
     raise UserError(f"run root {path} does not exist")
   rows = []
-  for f in sorted(path.rglob(RESULT), key=str):
+  for f in paths.find(path, RESULT):
     try:
       record = json.loads(f.read_text())
     except json.JSONDecodeError as e:

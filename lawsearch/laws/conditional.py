@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from lawsearch import inputs
+from lawsearch import inputs, paths
 from lawsearch.errors import UserError
 from lawsearch.laws import forms, l_opt as l_opt_lib, optimum as optimum_lib, runs_table
 from lawsearch.laws import levenberg_marquardt as lm
@@ -123,8 +123,7 @@ class ConditionalLaw:
       doc["fit"] = dataclasses.asdict(self.fit_info)
     text = json.dumps(doc, indent=2)
     if path is not None:
-      with open(path, "w") as f:
-        f.write(text + "\n")
+      paths.write_text(path, text + "\n")
     return text
 
   @classmethod
@@ -139,7 +138,7 @@ class ConditionalLaw:
         raise UserError(f"law JSON is not JSON ({e})") from None
     else:
       where = f"law file {text}"
-      doc = inputs.read_json(text, "law file")
+      doc = inputs.read_json(text, "law file", hint="write one with `lawsearch fit --out`")
     inputs.require(doc, where, {"form": "string", "coefficients": "object"})
     bad = {k: v for k, v in doc["coefficients"].items() if not isinstance(v, (int, float))
            or isinstance(v, bool) or not math.isfinite(v)}

@@ -94,12 +94,17 @@ def assess(law: ConditionalLaw, df: pd.DataFrame, l_opt=None, r_range=None,
                                                               r_range=r_range))
 
 
-def fit_runs(df: pd.DataFrame, form: str = "multiplicative", l_opt="empirical",
+def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
              r_range=DEFAULT_R_RANGE, n_boot: int = 0, level: float = 0.95, seed: int = 0,
              validate: bool = True) -> FitSummary:
-  """Fit `form` on the runs table `df` (L_opt as `ConditionalLaw.fit` takes it; r_range None =
-  every run), with `n_boot` bootstrap refits for intervals (0: none) and, with `validate`, the
+  """Fit `form` on the runs table `df` (a DataFrame, or a run root or table file, local or gs://,
+  as `runs.read_table` reads it; L_opt as `ConditionalLaw.fit` takes it; r_range None = every
+  run), with `n_boot` bootstrap refits for intervals (0: none) and, with `validate`, the
   cross-scale validation; residual trends always."""
+  if not isinstance(df, pd.DataFrame):
+    from lawsearch import runs  # pylint: disable=import-outside-toplevel
+
+    df = runs.read_table(df)
   law = ConditionalLaw.fit(df, form, l_opt=l_opt, r_range=r_range)
   coefficients = pd.DataFrame({"coefficient": list(law.coefficients),
                                "estimate": list(law.coefficients.values())})

@@ -18,6 +18,16 @@ class Figure(_MatplotlibFigure):
     return buffer.getvalue()
 
 
+def save(fig, p) -> str:
+  """Writes `fig` as a PNG to `p` (a local path or a gs:// URL, through lawsearch.paths)."""
+  from lawsearch import paths  # pylint: disable=import-outside-toplevel
+
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png")
+  paths.write_bytes(p, buffer.getvalue())
+  return str(p)
+
+
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi: int = 120, **kwargs):
   """(Figure, axes) as pyplot.subplots would give, on a Figure of its own (`fig.savefig` writes
   it; a notebook displays a returned Figure inline)."""

@@ -13,14 +13,14 @@ share one picture; the curves are the law at the other variable's median and the
 
 from __future__ import annotations
 
-import os
-
 import matplotlib.ticker
 import numpy as np
 
+from lawsearch import paths
 from lawsearch.laws import l_opt as l_opt_lib, runs_table
 from lawsearch.laws.conditional import x_and_r
 from lawsearch.laws.precision import float64
+from lawsearch.report import figure
 from lawsearch.report.figure import subplots
 
 
@@ -45,7 +45,7 @@ def _law_normalised(law, x, r, lo: np.ndarray) -> np.ndarray:
 
 def _save(fig, path: str) -> None:
   fig.tight_layout()
-  fig.savefig(path)
+  figure.save(fig, path)
 
 
 def _normalised(law, df, l_opt):
@@ -144,9 +144,8 @@ def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
 
 def save(law, df, out_dir: str, l_opt=None) -> list[str]:
   """u_curves.png, contours.png and predicted_vs_measured.png in `out_dir` (created); the paths."""
-  os.makedirs(out_dir, exist_ok=True)
-  paths = [os.path.join(out_dir, f"{name}.png")
-           for name in ("u_curves", "contours", "predicted_vs_measured")]
-  for draw, path in zip((u_curves, contours, predicted_vs_measured), paths):
+  written = [str(paths.path(out_dir) / f"{name}.png")
+             for name in ("u_curves", "contours", "predicted_vs_measured")]
+  for draw, path in zip((u_curves, contours, predicted_vs_measured), written):
     draw(law, df, path, l_opt=l_opt)
-  return paths
+  return written

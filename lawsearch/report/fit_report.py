@@ -11,11 +11,9 @@ the validation's own refits.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from lawsearch import laws
+from lawsearch import laws, paths
 from lawsearch.laws import runs_table
 from lawsearch.report import fit_plots
 from lawsearch.report.table import markdown_table
@@ -80,7 +78,7 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
     lines += [f"Optimum: **d/sqrt(N) = {x_star:.4g}, r = {r_star:.4g}**.", ""]
   except ValueError as e:
     lines += [f"No interior optimum: {e}", ""]
-  lines += ["## Plots", ""] + [f"![{os.path.basename(p)[:-4]}]({os.path.basename(p)})"
+  lines += ["## Plots", ""] + [f"![{paths.path(p).stem}]({paths.path(p).name})"
                                for p in plots] + [""]
   checked = laws.assess(law, df, l_opt=l_opt)
   lines += ["## Cross-scale validation (fit on the smaller scales, predict the next)", ""]
@@ -94,7 +92,6 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
             markdown_table(diag.to_dict("records"), list(diag.columns)), ""]
   lines += _best_section(df, labels)
   lines += _downstream_section(df)
-  path = os.path.join(out_dir, "report.md")
-  with open(path, "w") as f:
-    f.write("\n".join(lines))
+  path = str(paths.path(out_dir) / "report.md")
+  paths.write_text(path, "\n".join(lines))
   return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.colors
 
-from lawsearch.report.figure import subplots
+from lawsearch.report.figure import save, subplots
 
 
 def pareto_plot(result, path: str, named: dict | None = None, penalised=None) -> str:
@@ -46,5 +46,4 @@ def pareto_plot(result, path: str, named: dict | None = None, penalised=None) ->
   ax.legend(fontsize=7, loc="upper right")
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path)
-  return path
+  return save(fig, path)

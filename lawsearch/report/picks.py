@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lawsearch.report.figure import subplots
+from lawsearch.report.figure import save, subplots
 
 
 def picks_plot(picks, runs, path: str) -> str:
@@ -45,5 +45,4 @@ def picks_plot(picks, runs, path: str) -> str:
   left.set_title("loss: law (L_opt = the scale's best run) vs trained seeds")
   right.set_title("decode throughput: CPU roofline vs lawsearch bench")
   fig.tight_layout()
-  fig.savefig(path)
-  return path
+  return save(fig, path)

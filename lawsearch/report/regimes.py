@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from lawsearch import cost
-from lawsearch.report.figure import subplots
+from lawsearch.report.figure import save, subplots
 
 
 def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str:
@@ -41,8 +41,7 @@ def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str
   fig.suptitle(title or f"decode step {what} by component ({table['name'].iloc[0]} ... "
                f"{table['name'].iloc[-1]})", fontsize=9)
   fig.tight_layout(rect=(0, 0.05, 1, 0.97))
-  fig.savefig(path)
-  return path
+  return save(fig, path)
 
 
 def exponents_plot(points, table, path: str) -> str:
@@ -68,5 +67,4 @@ def exponents_plot(points, table, path: str) -> str:
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3, which="both")
   fig.tight_layout()
-  fig.savefig(path)
-  return path
+  return save(fig, path)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
-from lawsearch import export, search
+from lawsearch import export, paths, search
 from lawsearch.errors import UserError
 from lawsearch.report.table import format_table
 
@@ -65,16 +64,13 @@ def save(result, out_dir: str, named: dict | None = None, penalised=None) -> lis
   `penalised` (`tradeoff.penalised`) penalised.csv, its picks marked on the plot."""
   from lawsearch.report import pareto  # matplotlib, only when saving
 
-  os.makedirs(out_dir, exist_ok=True)
-  path = os.path.join(out_dir, "search.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(result.to_dict(), f, indent=1)
-  os.replace(path + ".tmp", path)
-  written = [path, pareto.pareto_plot(result, os.path.join(out_dir, "pareto.png"), named,
-                                      penalised)]
+  out = paths.path(out_dir)
+  written = [str(out / "search.json"), str(out / "pareto.png")]
+  paths.write_text(written[0], json.dumps(result.to_dict(), indent=1))
+  pareto.pareto_plot(result, written[1], named, penalised)
   if penalised is not None:
-    written.append(os.path.join(out_dir, "penalised.csv"))
-    penalised.to_csv(written[-1], index=False)
+    written.append(str(out / "penalised.csv"))
+    paths.write_text(written[-1], penalised.to_csv(index=False))
   for name, spec in result.picks().items():
     if name != "baseline":
       written += export.export(spec, name, out_dir, doc=(

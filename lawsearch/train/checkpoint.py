@@ -7,11 +7,11 @@ says what is wrong and what to do.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orbax.checkpoint as ocp
 
+from lawsearch import paths
 from lawsearch.errors import UserError
 
 
@@ -21,7 +21,7 @@ class Checkpointer:
   def __init__(self, directory: str, *, every: int, keep: int, meta: dict[str, Any]):
     if every <= 0 or keep <= 0:
       raise UserError(f"checkpoint every={every} and keep={keep} must be positive")
-    self.directory = os.path.abspath(directory)
+    self.directory = paths.absolute(directory)  # local or gs:// (orbax writes both)
     self.every = every
     self.meta = meta
     self.manager = ocp.CheckpointManager(

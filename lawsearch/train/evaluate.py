@@ -10,24 +10,22 @@ train loop's own evals do, with its block-bootstrap standard error.
 from __future__ import annotations
 
 import json
-import os
 from typing import Sequence
 
 import ml_collections
 
-from lawsearch import configlib, runs
+from lawsearch import configlib, paths, runs
 from lawsearch.errors import UserError
 from lawsearch.train import loop
 
 
 def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """The config a run was trained with (its config.json), with dotted overrides applied."""
-  path = os.path.join(workdir, runs.CONFIG)
-  if not os.path.isfile(path):
+  path = paths.path(workdir) / runs.CONFIG
+  if not paths.exists(path):
     raise UserError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
                      "a `lawsearch train` or `lawsearch sweep` run")
-  with open(path) as f:
-    return configlib.locked(ml_collections.ConfigDict(json.load(f)), overrides)
+  return configlib.locked(ml_collections.ConfigDict(json.loads(paths.read_text(path))), overrides)
 
 
 def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:

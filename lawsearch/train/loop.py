@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawsearch import runs
+from lawsearch import paths, runs
 from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig
@@ -86,7 +86,7 @@ def validate(config, n_devices: int) -> dict[str, int]:
   if src in FILE_SOURCES:
     if not path:
       raise UserError(f"data.source={src!r} needs data.path (a file, directory or glob)")
-    if "://" not in path and not (os.path.exists(path) or glob.glob(path)):
+    if not paths.is_remote(path) and not (os.path.exists(path) or glob.glob(path)):
       raise UserError(f"data.path={path!r} does not exist (data.source={src!r})")
   if src == "synthetic" and t.eval_batches < 1:
     raise UserError("train.eval_batches=0 evaluates the whole held-out split, which synthetic "
@@ -196,7 +196,7 @@ def run_checkpointer(config, workdir: str):
   from lawsearch.train.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
 
   t, meta = config.train, {"arch": dataclasses.asdict(arch_spec(config))}
-  return Checkpointer(os.path.join(workdir, "checkpoints"), every=max(t.checkpoint_every, 1),
+  return Checkpointer(paths.path(workdir) / "checkpoints", every=max(t.checkpoint_every, 1),
                       keep=t.keep_checkpoints, meta=meta)
 
 
@@ -284,10 +284,10 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   """
   # ---- distributed, validation, program -------------------------------------------------------
   initialize_distributed(config)
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  if paths.exists(workdir) and not paths.is_dir(workdir):
     raise UserError(f"--workdir {workdir} is a file; give a directory (new or a run's)")
   changes = runs.config_changes(workdir, config)
-  finished = runs.read_result(workdir) if os.path.isdir(workdir) else None
+  finished = runs.read_result(workdir)
   if finished is not None:
     if jax.process_index() == 0:
       print(f"lawsearch train: {workdir} is finished (result.json); nothing to do", flush=True)
@@ -314,11 +314,11 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     if isinstance(loader, SyntheticLoader):
       loader.set_state({"next_index": start})
   if main:
-    os.makedirs(workdir, exist_ok=True)
+    paths.make_dirs(workdir)
     if changes:
       runs.append_config_history(workdir, start, changes)
-    runs.write_json_atomic(os.path.join(workdir, runs.CONFIG), json.loads(config.to_json()))
-  log = metrics_lib.MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=main)
+    runs.write_json_atomic(paths.path(workdir) / runs.CONFIG, json.loads(config.to_json()))
+  log = metrics_lib.MetricsLog(paths.path(workdir) / "metrics.jsonl", enabled=main)
   log.truncate_after(start)
   if main:
     print(f"lawsearch train: {spec} | N={spec.non_embedding_params:,} total={spec.total_params:,}"

@@ -10,10 +10,10 @@ backward of every matmul, plus the attention scores and values over the full T x
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
+from lawsearch import paths
 from lawsearch.arch import ArchSpec
 
 
@@ -65,34 +65,32 @@ def peak_flops(device_kind: str, override: float = 0.0) -> float | None:
 
 
 class MetricsLog:
-  """Appends one JSON object per line to <workdir>/metrics.jsonl (no-op when not `enabled`)."""
+  """Appends one JSON object per line to <workdir>/metrics.jsonl (no-op when not `enabled`).
 
-  def __init__(self, path: str, enabled: bool = True):
+  `path` is local or a URL (lawsearch.paths)."""
+
+  def __init__(self, path, enabled: bool = True):
     self.path, self.enabled = path, enabled
 
   def truncate_after(self, step: int):
     """Drop records of steps > `step` (a resumed run rewrites them)."""
-    if not (self.enabled and os.path.exists(self.path)):
+    if not (self.enabled and paths.exists(self.path)):
       return
-    with open(self.path) as f:
-      keep = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-    with open(self.path + ".tmp", "w") as f:
-      f.writelines(keep)
-    os.replace(self.path + ".tmp", self.path)
+    keep = [r for r in read(self.path) if r.get("step", 0) <= step]
+    paths.write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
 
   def last(self, key: str) -> float:
     """The latest value of `key` in the log (NaN when there is none, or the log is disabled)."""
-    if not (self.enabled and os.path.exists(self.path)):
+    if not (self.enabled and paths.exists(self.path)):
       return float("nan")
     values = [r[key] for r in read(self.path) if key in r]
     return float(values[-1]) if values else float("nan")
 
   def write(self, record: dict):
     if self.enabled:
-      with open(self.path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+      paths.append_text(self.path, json.dumps(record) + "\n")
 
 
-def read(path: str) -> list[dict]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+def read(path) -> list[dict]:
+  """The records of a metrics log (local path or URL)."""
+  return [json.loads(line) for line in paths.read_text(path).splitlines() if line.strip()]

@@ -11,13 +11,12 @@ their last checkpoint, so a sweep is continued by repeating its command.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Sequence
 
 import ml_collections
 
-from lawsearch import configlib, runs
+from lawsearch import configlib, paths, runs
 from lawsearch.errors import UserError
 from lawsearch.train import loop
 
@@ -47,7 +46,7 @@ def status(workdir) -> str:
   """'finished' (result.json), 'started' (the directory exists) or 'new'."""
   if runs.read_result(workdir) is not None:
     return "finished"
-  return "started" if os.path.isdir(str(workdir)) else "new"
+  return "started" if paths.is_dir(workdir) else "new"
 
 
 def parse_shard(text: str) -> tuple[int, int]:

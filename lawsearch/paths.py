@@ -1,0 +1,136 @@
+"""The one path layer: every file of a run, a sweep, a fit or a report goes through it, so a local
+directory and a Cloud Storage bucket (gs://, or any URL etils.epath knows) behave the same.
+
+    p = paths.path("gs://bucket/run") / "result.json"   # an etils.epath.Path (local: pathlib.Path)
+    paths.write_text(p, text)                           # atomic: readers see old or new, not half
+    paths.append_text(p.parent / "metrics.jsonl", line)
+
+Object stores have no rename and no append. A single object write is already atomic there, so
+`write_text` writes once; `append_text` rewrites the object with the line added (logs are small:
+a line per logged step). Local files are written through a temporary file and os.replace, and
+appended in place. Remote paths need etils and the store's client (gcsfs for gs://); a missing
+client is a UserError that says what to install. For tests and emulators, gcsfs reads
+STORAGE_EMULATOR_HOST, and orbax's tensorstore TENSORSTORE_GCS_HTTP_URL.
+
+Imports no JAX.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+from lawsearch.errors import UserError
+
+_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def is_remote(p: str | os.PathLike) -> bool:
+  """Whether `p` is a URL (gs://bucket/...) rather than a local path."""
+  return bool(_REMOTE.match(os.fspath(p)))
+
+
+def path(p: str | os.PathLike):
+  """A pathlib.Path for a local path (~ expanded), an etils.epath.Path for a URL."""
+  if isinstance(p, Path):
+    return p
+  if is_remote(p):
+    try:
+      from etils import epath  # pylint: disable=import-outside-toplevel
+    except ImportError as e:
+      raise UserError(f"{p} is a remote path; install etils (pip install 'etils[epath]') and the "
+                      "store's client (pip install gcsfs for gs://) to use it") from e
+    _fresh_listings(os.fspath(p).split("://")[0])
+    return epath.Path(os.fspath(p))
+  return Path(os.fspath(p)).expanduser()
+
+
+def _fresh_listings(scheme: str) -> None:
+  """No cached directory listings for `scheme`'s fsspec filesystem (its default caches them, and
+  an object's cached size truncates reads once another process rewrites it: a resumed run's
+  metrics, a worker's records)."""
+  try:
+    import fsspec.config  # pylint: disable=import-outside-toplevel
+  except ImportError:  # path() reports the missing client when the store is first used
+    return
+  fsspec.config.conf.setdefault(scheme, {}).setdefault("use_listings_cache", False)
+
+
+def absolute(p: str | os.PathLike) -> str:
+  """`p` as an absolute path string (a URL unchanged): what orbax and tensorstore take."""
+  return os.fspath(p) if is_remote(p) else os.path.abspath(os.path.expanduser(os.fspath(p)))
+
+
+@contextlib.contextmanager
+def reach(where):
+  """Turns a remote store's missing client (an ImportError inside etils.epath) into a UserError."""
+  try:
+    yield
+  except ImportError as e:
+    raise UserError(f"cannot reach {where}: {e} (pip install gcsfs for gs://)") from e
+
+
+def is_dir(p) -> bool:
+  with reach(p):
+    return path(p).is_dir()
+
+
+def exists(p) -> bool:
+  with reach(p):
+    return path(p).exists()
+
+
+def make_dirs(p) -> None:
+  """Creates directory `p` and its parents (a no-op where it exists; object stores have none)."""
+  with reach(p):
+    path(p).mkdir(parents=True, exist_ok=True)
+
+
+def read_text(p) -> str:
+  with reach(p):
+    return path(p).read_text()
+
+
+def write_bytes(p, data: bytes) -> None:
+  """Writes `data` to `p` atomically, creating its directory."""
+  p = path(p)
+  with reach(p):
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(p, Path):
+      tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+      tmp.write_bytes(data)
+      os.replace(tmp, p)
+    else:  # object stores write whole objects: one write is already atomic
+      p.write_bytes(data)
+
+
+def write_text(p, text: str) -> None:
+  """Writes `text` (UTF-8) to `p` atomically, creating its directory."""
+  write_bytes(p, text.encode())
+
+
+def append_text(p, text: str) -> None:
+  """Appends `text` to `p` (created when missing)."""
+  p = path(p)
+  with reach(p):
+    if isinstance(p, Path):
+      p.parent.mkdir(parents=True, exist_ok=True)
+      with open(p, "a") as f:
+        f.write(text)
+    else:
+      write_text(p, (p.read_text() if p.exists() else "") + text)
+
+
+def find(root, name: str) -> list:
+  """Every file called `name` under directory `root`, at any depth, sorted (one listing per
+  directory: object stores refuse recursive globs)."""
+  root = path(root)
+  with reach(root):
+    if isinstance(root, Path):
+      return sorted(root.rglob(name), key=str)
+    scheme = os.fspath(root).split("://")[0]
+    # etils' walk drops the scheme from the directories it yields (gs://b/r -> b/r)
+    return sorted((path(f"{scheme}://{str(top).split('://')[-1]}") / name
+                   for top, _, files in root.walk() if name in files), key=str)
