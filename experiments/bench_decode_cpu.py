@@ -23,41 +23,27 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 import transformers
+from flax import nnx
 
 from lawsearch import hostmem
 from lawsearch.arch import preset
+from lawsearch.hf import hf_config, weights
 from lawsearch.model import ModelConfig, build
 from lawsearch.model.attention import resolve_impl
 from lawsearch.model.generate import Engine, Sampling, cache_length
 
 
-def hf_model(model) -> transformers.LlamaForCausalLM:
-  """A transformers LLaMA with the lawsearch model's shape and weights."""
-  a, cfg = model.config.arch, model.config
-  hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-      vocab_size=a.vocab_size, hidden_size=a.d_model, intermediate_size=a.ffn_dim,
-      num_hidden_layers=a.n_layers, num_attention_heads=a.n_heads,
-      num_key_value_heads=a.n_kv_heads, head_dim=a.head_dim, rms_norm_eps=cfg.norm_eps,
-      rope_theta=cfg.rope_theta, max_position_embeddings=cfg.max_seq_len,
-      tie_word_embeddings=a.tie_embeddings, attention_bias=False, mlp_bias=False))
-  t = lambda x: torch.from_numpy(np.asarray(x[...], np.float32).copy())
-  sd = {"model.embed_tokens.weight": t(model.embed), "model.norm.weight": t(model.final_norm.scale)}
-  for i, layer in enumerate(model.layers):
-    p = f"model.layers.{i}."
-    flat_in = lambda w: t(w).reshape(a.d_model, -1).T  # [D, heads, H] -> [heads*H, D]
-    sd |= {p + "self_attn.q_proj.weight": flat_in(layer.attn.wq),
-           p + "self_attn.k_proj.weight": flat_in(layer.attn.wk),
-           p + "self_attn.v_proj.weight": flat_in(layer.attn.wv),
-           p + "self_attn.o_proj.weight": t(layer.attn.wo).reshape(-1, a.d_model).T,
-           p + "mlp.gate_proj.weight": t(layer.mlp.gate).T,
-           p + "mlp.up_proj.weight": t(layer.mlp.up).T,
-           p + "mlp.down_proj.weight": t(layer.mlp.down).T,
-           p + "input_layernorm.weight": t(layer.attn_norm.scale),
-           p + "post_attention_layernorm.weight": t(layer.mlp_norm.scale)}
-  if not a.tie_embeddings:
-    sd["lm_head.weight"] = t(model.lm_head).T
-  missing, unexpected = hf.load_state_dict(sd, strict=False)
-  missing = [m for m in missing if m != "lm_head.weight" or not a.tie_embeddings]
+def hf_model(model) -> transformers.PreTrainedModel:
+  """A transformers model with the lawsearch model's shape and weights: the class and tensors
+  `lawsearch export-hf` writes (lawsearch.hf)."""
+  cfg = model.config
+  hf = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**hf_config(
+      cfg.arch, rope_theta=cfg.rope_theta, norm_eps=cfg.norm_eps,
+      max_position_embeddings=cfg.max_seq_len, dtype="float32")))
+  tensors = weights.to_hf(nnx.to_pure_dict(nnx.state(model, nnx.Param)), cfg.arch)
+  missing, unexpected = hf.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()},
+                                           strict=False)
+  missing = [m for m in missing if m != "lm_head.weight" or not cfg.arch.tie_embeddings]
   if missing or unexpected:
     raise RuntimeError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
   return hf.eval()

@@ -87,10 +87,24 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
                 "vocab-size"):
     p.add_argument(f"--{field}", type=int)
   p.add_argument("--untied", action="store_true", help="separate output head (not tied)")
+  p.add_argument("--workdir", action="append", default=[],
+                 help="a run directory's shape (its config.json; repeatable), e.g. an imported "
+                      "model's (lawsearch import-hf)")
+
+
+def _run_spec(workdir: str):
+  """The ArchSpec of a run directory, from its config.json."""
+  from lawsearch import arch, runs
+
+  path = os.path.join(workdir, runs.CONFIG)
+  doc = inputs.read_json(path, "run config", hint="give a `lawsearch train` or import-hf run")
+  inputs.require(doc, f"run config {path}", {"model": "object"})
+  inputs.require(doc["model"], f"run config {path} (model)", {"arch": "object"})
+  return arch.from_fields(doc["model"]["arch"])
 
 
 def _specs_from_args(args) -> list[tuple[str, "object"]]:
-  """(name, ArchSpec) pairs from --preset flags and/or explicit shape flags."""
+  """(name, ArchSpec) pairs from --preset and --workdir flags and/or explicit shape flags."""
   from lawsearch import arch
 
   fields = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim", "vocab_size")
@@ -98,6 +112,8 @@ def _specs_from_args(args) -> list[tuple[str, "object"]]:
   if args.untied:
     given["tie_embeddings"] = False
   specs = [(name, arch.preset(name).replace(**given)) for name in args.preset]
+  specs += [(os.path.basename(os.path.normpath(w)), _run_spec(w).replace(**given))
+            for w in args.workdir]
   if not specs:
     missing = [f for f in fields if f not in given]
     if missing:
@@ -483,6 +499,49 @@ def _run_eval_tasks(args) -> None:
         "not recorded: the run has no result.json yet (it has not finished)")
 
 
+# -- export-hf, import-hf -----------------------------------------------------------------------
+def _run_export_hf(args) -> None:
+  from lawsearch.hf import bridge
+
+  done = bridge.export_hf(args.workdir, args.out, args.step, tokenizer=not args.no_tokenizer)
+  print(f"{done.workdir} step {done.step} -> {done.out_dir}: {done.model_type} architecture, "
+        f"{done.n_params:,} parameters")
+  print("\n".join(f"  {f}" for f in done.files))
+
+
+def _add_export_hf(sub) -> None:
+  p = sub.add_parser("export-hf", help="a run's checkpoint as a Hugging Face model directory "
+                     "(safetensors, config.json, tokenizer)")
+  p.add_argument("--workdir", required=True, help="the run directory (its config.json)")
+  p.add_argument("--out", required=True, help="the directory to write")
+  p.add_argument("--step", type=_int_at_least(0), help="checkpoint step (default: the newest)")
+  p.add_argument("--no-tokenizer", action="store_true",
+                 help="weights and config only (runs on synthetic tokens; tiktoken or "
+                      "sentencepiece tokenizers)")
+  p.set_defaults(run=_run_export_hf)
+
+
+def _run_import_hf(args) -> None:
+  from lawsearch.hf import bridge
+
+  done = bridge.import_hf(args.source, args.workdir)
+  m = done.model
+  print(f"{done.source} ({m.model_type}) -> {done.workdir}: {m.spec}, N={m.spec.total_params:,}"
+        f" in all, RoPE theta {m.rope_theta:g}{' (llama3 scaling)' if m.rope_scaling else ''}, "
+        f"context {m.max_seq_len:,}")
+  print(f"tokenizer: {done.tokenizer}" if done.tokenizer else
+        "no tokenizer.json or tokenizer.model in the source: pass --config.data.tokenizer=FILE "
+        "to `lawsearch eval`")
+
+
+def _add_import_hf(sub) -> None:
+  p = sub.add_parser("import-hf", help="a local Llama/Mistral model directory (config.json, "
+                     "safetensors) as a lawsearch run directory")
+  p.add_argument("source", help="the model directory (as save_pretrained writes it)")
+  p.add_argument("--workdir", required=True, help="the run directory to create")
+  p.set_defaults(run=_run_import_hf)
+
+
 # -- bench ---------------------------------------------------------------------------------------
 def _run_bench(args) -> None:
   import dataclasses
@@ -726,7 +785,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
   for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_sweep,
-              _add_eval, _add_bench, _add_fit, _add_fit_accuracy, _add_report):
+              _add_eval, _add_export_hf, _add_import_hf,
+              _add_bench, _add_fit, _add_fit_accuracy, _add_report):
     add(sub)
   return parser
 

@@ -6,7 +6,8 @@ writes, for one `ArchSpec`:
   NAME.arch.json       the shape and its derived numbers (`lawsearch arch --json` form)
   NAME.config.py       an ml-collections config for `lawsearch train --config=out/NAME.config.py`
                        (lawsearch/configs/train.py with arch=NAME.arch.json; arg as there)
-  NAME.hf_config.json  a Hugging Face LlamaForCausalLM config.json (explicit head_dim)
+  NAME.hf_config.json  a Hugging Face config.json (explicit head_dim; LlamaForCausalLM for square
+                       attention, else MistralForCausalLM: lawsearch.hf.config.model_type)
   NAME.maxtext.yml     a MaxText model file (decoder_block llama2, LLaMA-3 RoPE)
 """
 
@@ -16,9 +17,7 @@ import json
 
 from lawsearch import paths
 from lawsearch.arch import ArchSpec
-
-ROPE_THETA = 500_000.0  # LLaMA-3 (PAPER.md section 5)
-RMS_NORM_EPS = 1e-5
+from lawsearch.hf.config import RMS_NORM_EPS, ROPE_THETA, hf_config
 
 _TRAIN_CONFIG = '''"""{name}: {doc}
 
@@ -40,20 +39,6 @@ def get_config(arg=None):
   arch_arg = "arch=" + os.path.join(HERE, {arch_file!r})
   return load(TRAIN_CONFIG + ":" + ",".join(filter(None, [arch_arg, arg])))
 '''
-
-
-def hf_llama_config(spec: ArchSpec, max_position_embeddings: int = 131072) -> dict:
-  """A transformers LlamaConfig dict for `spec` (head_dim explicit, so n_heads*head_dim != d ok)."""
-  return {
-      "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-      "hidden_size": spec.d_model, "intermediate_size": spec.ffn_dim,
-      "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
-      "num_key_value_heads": spec.n_kv_heads, "head_dim": spec.head_dim,
-      "vocab_size": spec.vocab_size, "tie_word_embeddings": spec.tie_embeddings,
-      "hidden_act": "silu", "rms_norm_eps": RMS_NORM_EPS, "rope_theta": ROPE_THETA,
-      "max_position_embeddings": max_position_embeddings, "attention_bias": False,
-      "mlp_bias": False, "torch_dtype": "bfloat16",
-  }
 
 
 def maxtext_yaml(spec: ArchSpec, name: str) -> str:
@@ -87,7 +72,7 @@ def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture 
       "arch": json.dumps(spec.describe(), indent=2) + "\n",
       "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=written["config"],
                                      arch_file=f"{name}.arch.json"),
-      "hf": json.dumps(hf_llama_config(spec), indent=2) + "\n",
+      "hf": json.dumps(hf_config(spec), indent=2) + "\n",
       "maxtext": maxtext_yaml(spec, name),
   }
   for kind, path in written.items():

@@ -25,6 +25,9 @@ from typing import Iterable, Iterator, Protocol, Sequence
 from lawsearch.errors import UserError
 
 EOT = "<|endoftext|>"
+# End-of-text tokens of tokenizers JSON files: lawsearch's and GPT-2's, LLaMA-3's, LLaMA-2's and
+# Mistral's, Gemma's.
+EOS_TOKENS = (EOT, "<|end_of_text|>", "</s>", "<eos>")
 # LLaMA-3's pre-tokenizer pattern (the cl100k pattern with digit groups of at most three).
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?"
                   r"[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -64,15 +67,17 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-  """A Hugging Face `tokenizers` tokenizer (JSON file); end-of-text is the token "<|endoftext|>"."""
+  """A Hugging Face `tokenizers` tokenizer (JSON file); end-of-text is the first of EOS_TOKENS
+  it has ("<|endoftext|>" in those trained here)."""
 
   def __init__(self, tok, name: str):
     self._tok = tok
     self.name = name
     self.vocab_size = tok.get_vocab_size()
-    eos = tok.token_to_id(EOT)
+    eos = next((i for i in map(tok.token_to_id, EOS_TOKENS) if i is not None), None)
     if eos is None:
-      raise UserError(f"tokenizer {name} has no {EOT!r} token; add it as a special token")
+      raise UserError(f"tokenizer {name} has none of the end-of-text tokens {EOS_TOKENS}; add "
+                      f"{EOT!r} as a special token")
     self.eos_id = eos
 
   def encode(self, text: str) -> list[int]:

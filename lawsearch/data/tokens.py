@@ -396,3 +396,12 @@ def build(spec: DataSpec) -> TokenSet:
   corpus.log(f"{root}: {n['train']:,} train + {n['heldout']:,} held-out tokens, "
              f"vocab {meta['vocab_size']}")
   return TokenSet(root, meta)
+
+
+def run_tokenizer(data: Mapping[str, Any]) -> tokenizer_lib.Tokenizer:
+  """The tokenizer of a run's `data` config section (not "synthetic"): the file it names (or
+  "bytes"), loaded directly; for "bpe", the one trained with the run's token set (built first if
+  it is not cached)."""
+  if data["tokenizer"] != "bpe":
+    return tokenizer_lib.load_tokenizer(data["tokenizer"])
+  return build(DataSpec.from_config(data)).tokenizer()

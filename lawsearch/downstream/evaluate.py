@@ -86,7 +86,7 @@ def _tokenizer(config):
   if config.data.source == "synthetic":
     raise UserError("the run was trained on synthetic token ids, which have no tokenizer; "
                     "downstream tasks need text: evaluate a run trained on text")
-  return tokens_lib.build(tokens_lib.DataSpec.from_config(config.data)).tokenizer()
+  return tokens_lib.run_tokenizer(config.data)
 
 
 def restore(workdir: str, overrides: Sequence[str] = ()):
@@ -96,14 +96,14 @@ def restore(workdir: str, overrides: Sequence[str] = ()):
   program = loop.build_program(config)
   ckpt = loop.run_checkpointer(config, workdir)
   try:
-    restored = ckpt.restore(program.abstract_state)
+    restored = ckpt.restore_params(program.abstract_state.params)  # an imported run's too
   finally:
     ckpt.close()
   if restored is None:
     raise UserError(f"{workdir} has no checkpoint to evaluate (train it first, with "
                     "train.checkpoint_every > 0)")
-  state, step = restored
-  return config, program, state.params, step
+  params, step = restored
+  return config, program, params, step
 
 
 def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,

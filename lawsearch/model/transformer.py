@@ -47,6 +47,7 @@ class ModelConfig:
   arch: ArchSpec
   max_seq_len: int = 2048  # longest sequence (training window or KV cache length) accepted
   rope_theta: float = 500_000.0  # LLaMA-3 RoPE base
+  rope_scaling: Llama3RopeScaling | None = None  # LLaMA-3.1+'s long-context frequencies
   norm_eps: float = 1e-5  # RMSNorm epsilon
   dtype: str = "float32"  # compute dtype (activations, matmul inputs); bfloat16 on accelerators
   param_dtype: str = "float32"  # storage dtype of the parameters
@@ -105,10 +106,39 @@ def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
   return y.reshape(*lead, *out)
 
 
-def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
+@dataclasses.dataclass(frozen=True)
+class Llama3RopeScaling:
+  """LLaMA-3.1/3.2's RoPE frequency scaling (Hugging Face rope_type "llama3"): wavelengths above
+  original_max_position_embeddings / low_freq_factor (tokens) are stretched by `factor`, those
+  below original / high_freq_factor kept, the band between interpolated."""
+
+  factor: float
+  low_freq_factor: float
+  high_freq_factor: float
+  original_max_position_embeddings: float
+
+
+def rope_frequencies(head_dim: int, theta: float,
+                     scaling: Llama3RopeScaling | None = None) -> jax.Array:
+  """Inverse wavelengths theta^(-2i/H), i < H/2 [H/2] float32 (radians per position), scaled."""
+  half = head_dim // 2
+  inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  if scaling is None:
+    return inv_freq
+  s = scaling
+  wavelen = 2 * math.pi / inv_freq
+  smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (
+      s.high_freq_factor - s.low_freq_factor)
+  scaled = (1 - smooth) * inv_freq / s.factor + smooth * inv_freq  # the band between
+  long = wavelen > s.original_max_position_embeddings / s.low_freq_factor
+  short = wavelen < s.original_max_position_embeddings / s.high_freq_factor
+  return jnp.where(long, inv_freq / s.factor, jnp.where(short, inv_freq, scaled))
+
+
+def rope(x: jax.Array, positions: jax.Array, theta: float,
+         scaling: Llama3RopeScaling | None = None) -> jax.Array:
   """Rotary embedding (rotate-half convention, as HF LLaMA). x [B, T, *, H], positions [B, T]."""
-  half = x.shape[-1] // 2
-  inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)  # [H/2]
+  inv_freq = rope_frequencies(x.shape[-1], theta, scaling)  # [H/2]
   angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, T, H/2]
   cos, sin = jnp.cos(angles)[:, :, None, :], jnp.sin(angles)[:, :, None, :]
   x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
@@ -144,12 +174,13 @@ class Attention(nnx.Module):
                      ("heads", "head_dim", "embed"), pd)
 
   def _qkv(self, x, positions):
-    dt, theta = self.config.dtype, self.config.rope_theta
+    dt, theta, scaling = self.config.dtype, self.config.rope_theta, self.config.rope_scaling
     q = dense(x, self.wq[...].astype(dt))  # [B, T, N, H]
     k = dense(x, self.wk[...].astype(dt))  # [B, T, K, H]
     v = dense(x, self.wv[...].astype(dt))
-    q = constrain(rope(q, positions, theta), ("act_batch", "act_seq", "act_heads", None))
-    k = constrain(rope(k, positions, theta), ("act_batch", "act_seq", "act_kv_heads", None))
+    q = constrain(rope(q, positions, theta, scaling), ("act_batch", "act_seq", "act_heads", None))
+    k = constrain(rope(k, positions, theta, scaling),
+                  ("act_batch", "act_seq", "act_kv_heads", None))
     v = constrain(v, ("act_batch", "act_seq", "act_kv_heads", None))
     return q, k, v
 

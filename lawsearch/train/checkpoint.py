@@ -56,6 +56,17 @@ class Checkpointer:
     step = self.manager.latest_step()
     if step is None:
       return None
+    self._check_arch(step)
+    items = dict(state=ocp.args.StandardRestore(abstract_state))
+    if loader is not None and hasattr(loader, "restore_args"):
+      items["data"] = loader.restore_args()
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as e:  # pylint: disable=broad-except
+      self._refuse(step, e)
+    return restored["state"], step
+
+  def _check_arch(self, step: int) -> None:
     try:
       meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     except Exception as e:  # pylint: disable=broad-except
@@ -65,14 +76,28 @@ class Checkpointer:
       raise UserError(
           f"checkpoint {step} in {self.directory} holds another architecture: saved {saved_arch}, "
           f"this run {arch}; use a fresh --workdir (or the saved run's config)")
-    items = dict(state=ocp.args.StandardRestore(abstract_state))
-    if loader is not None and hasattr(loader, "restore_args"):
-      items["data"] = loader.restore_args()
+
+  def restore_params(self, abstract_params, step: int | None = None):
+    """(params, step): only the parameters of checkpoint `step` (default the newest), or None
+    when there is none. Reads a training checkpoint (TrainState) or an imported one (params
+    only, `lawsearch import-hf`). abstract_params: a tree of jax.ShapeDtypeStruct whose shardings
+    say where each array goes (any mesh, or one device, whatever mesh saved it)."""
+    steps = self.manager.all_steps()
+    step = self.manager.latest_step() if step is None else step
+    if step is None:
+      return None
+    if step not in steps:
+      raise UserError(f"no checkpoint {step} in {self.directory}; it holds steps "
+                      f"{sorted(steps)}")
+    self._check_arch(step)
+    item = {"params": abstract_params}
+    args = ocp.args.PyTreeRestore(item=item, partial_restore=True,
+                                  restore_args=ocp.checkpoint_utils.construct_restore_args(item))
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+      restored = self.manager.restore(step, args=ocp.args.Composite(state=args))
     except Exception as e:  # pylint: disable=broad-except
       self._refuse(step, e)
-    return restored["state"], step
+    return restored["state"]["params"], step
 
   def wait(self):
     self.manager.wait_until_finished()

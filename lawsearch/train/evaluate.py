@@ -36,13 +36,13 @@ def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
   program = loop.build_program(config)
   ckpt = loop.run_checkpointer(config, workdir)
   try:
-    restored = ckpt.restore(program.abstract_state)
+    restored = ckpt.restore_params(program.abstract_state.params)  # an imported run's too
   finally:
     ckpt.close()
   if restored is None:
     raise UserError(f"{workdir} has no checkpoint to evaluate (train it first, with "
                      "train.checkpoint_every > 0)")
-  state, step = restored
-  result = loop.heldout_loss(program, config, state.params)
+  params, step = restored
+  result = loop.heldout_loss(program, config, params)
   return {"workdir": workdir, "step": step, "heldout_loss": result.loss,
           "heldout_loss_se": result.se, "tokens": result.tokens, "sources": result.sources}

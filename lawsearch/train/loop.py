@@ -25,7 +25,7 @@ from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig
 from lawsearch.model.attention import resolve_impl
-from lawsearch.model.transformer import resolve_dtype
+from lawsearch.model.transformer import Llama3RopeScaling, resolve_dtype
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import metrics as metrics_lib
 from lawsearch.train import optimizer as optimizer_lib
@@ -48,10 +48,13 @@ def model_config(config, platform: str | None = None) -> ModelConfig:
   platform = platform or jax.default_backend()
   dtype = resolve_dtype(m["dtype"], platform)
   attention = resolve_impl(m["attention_impl"], platform, dtype)
+  # An imported model's config (lawsearch import-hf) also sets norm_eps and rope_scaling.
+  scaling = m.get("rope_scaling")
   return ModelConfig(arch=arch_spec(config), max_seq_len=m["max_seq_len"],
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
                      attention_impl=attention, decode_impl=m["decode_impl"],
-                     remat=m["remat"])
+                     remat=m["remat"], norm_eps=m.get("norm_eps", ModelConfig.norm_eps),
+                     rope_scaling=Llama3RopeScaling(**scaling) if scaling else None)
 
 
 def total_steps(config) -> int:

@@ -1,0 +1,183 @@
+"""The two entry points: a run's checkpoint as a Hugging Face model directory, and back.
+
+    export_hf("runs/surefire", "out/surefire-hf")   # HFExport: model.safetensors, config.json,
+                                                     # generation_config.json, tokenizer files
+    import_hf("Llama-3.2-1B/", "runs/llama3.2-1b")  # HFImport: a run directory lawsearch opens
+
+Export restores one checkpoint's parameters (any step; a checkpoint a sharded run wrote restores
+onto one device) and writes them with safetensors' numpy API (no torch) in the run's parameter
+dtype. Import reads a local Llama/Mistral directory (model.safetensors or sharded files with
+model.safetensors.index.json; nothing is downloaded) and writes a run directory: config.json
+(configs/train.py for the shape, with the model's RoPE, norm epsilon and context), arch.json, the
+tokenizer, the parameters as checkpoint 0 (params only, no optimizer state) and imported.json
+naming the source. `lawsearch eval` and `lawsearch bench --workdir` open it like a trained run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import numpy as np
+
+from lawsearch import configlib, configs, inputs, runs
+from lawsearch.data import tokens
+from lawsearch.errors import UserError
+from lawsearch.hf import config as hf_config_lib
+from lawsearch.hf import tokenizer as hf_tokenizer
+from lawsearch.hf import weights
+
+WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+IMPORTED = "imported.json"  # where an imported run came from
+
+
+@dataclasses.dataclass(frozen=True)
+class HFExport:
+  """A checkpoint written as a Hugging Face model directory.
+
+  model_type: "llama" (square attention) or "mistral" (hf.config.model_type); files: every path
+  written; n_params: scalars in model.safetensors.
+  """
+
+  workdir: str
+  out_dir: str
+  step: int
+  model_type: str
+  n_params: int
+  files: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class HFImport:
+  """A Hugging Face model directory written as a lawsearch run directory.
+
+  tokenizer: the tokenizer file the run's data.tokenizer names, or None when the source had none.
+  """
+
+  source: str
+  workdir: str
+  model: hf_config_lib.HFModel
+  tokenizer: str | None
+
+
+def _abstract_params(model_config, sharding):
+  """The params tree of ShapeDtypeStruct for `model_config`, every leaf placed by `sharding`."""
+  from lawsearch.train import step as step_lib  # pylint: disable=import-outside-toplevel
+
+  shapes = step_lib.Model(model_config).shapes
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def export_hf(workdir: str, out_dir: str, step: int | None = None,
+              tokenizer: bool = True) -> HFExport:
+  """Writes checkpoint `step` (default the newest) of run `workdir` under `out_dir` as
+  model.safetensors, config.json (hf.config.hf_config), generation_config.json and, with
+  `tokenizer`, tokenizer.json and tokenizer_config.json."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+
+  from lawsearch.train import evaluate, loop  # pylint: disable=import-outside-toplevel
+
+  config = evaluate.run_config(workdir)
+  model_config = loop.model_config(config, "cpu")
+  spec = model_config.arch
+  if tokenizer and config.data.source == "synthetic":
+    raise UserError(f"{workdir} trained on synthetic tokens and has no tokenizer; export with "
+                    "--no-tokenizer (weights and config only)")
+  tok = tokens.run_tokenizer(config.data) if tokenizer else None  # refuse before any work
+  out_dir = inputs.output_dir(out_dir, "--out")
+  ckpt = loop.run_checkpointer(config, workdir)
+  try:
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    restored = ckpt.restore_params(_abstract_params(model_config, sharding), step)
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise UserError(f"{workdir} has no checkpoint to export (train it with "
+                    "train.checkpoint_every > 0)")
+  params, step = restored
+  tensors = weights.to_hf(jax.device_get(params), spec)
+  files = [os.path.join(out_dir, WEIGHTS)]
+  save_file(tensors, files[0], metadata={"format": "pt"})
+  scaling = model_config.rope_scaling
+  eos = tok.eos_id if tok else None
+  docs = {
+      "config.json": hf_config_lib.hf_config(
+          spec, rope_theta=model_config.rope_theta, norm_eps=model_config.norm_eps,
+          rope_scaling=dataclasses.asdict(scaling) if scaling else None,
+          max_position_embeddings=model_config.max_seq_len, dtype=model_config.param_dtype,
+          eos_token_id=eos, bos_token_id=eos),
+      "generation_config.json": {"bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos,
+                                 "do_sample": False},
+  }
+  for name, doc in docs.items():
+    files.append(os.path.join(out_dir, name))
+    with open(files[-1], "w") as f:
+      json.dump(doc, f, indent=2)
+  if tok is not None:
+    files += hf_tokenizer.write_tokenizer(tok, out_dir, model_config.max_seq_len)
+  return HFExport(workdir, out_dir, step, hf_config_lib.model_type(spec),
+                  sum(int(t.size) for t in tensors.values()), tuple(files))
+
+
+def read_safetensors(src_dir: str) -> dict[str, np.ndarray]:
+  """Every tensor of a model directory's safetensors file(s), as float32 numpy arrays."""
+  from safetensors import safe_open  # pylint: disable=import-outside-toplevel
+
+  if os.path.isfile(os.path.join(src_dir, INDEX)):
+    index = inputs.read_json(os.path.join(src_dir, INDEX), "safetensors index")
+    inputs.require(index, f"safetensors index in {src_dir}", {"weight_map": "object"})
+    files = sorted(set(index["weight_map"].values()))
+  elif os.path.isfile(os.path.join(src_dir, WEIGHTS)):
+    files = [WEIGHTS]
+  else:
+    raise UserError(f"{src_dir} holds neither {WEIGHTS} nor {INDEX}; give a directory written "
+                    "by save_pretrained (safetensors weights)")
+  tensors = {}
+  for name in files:
+    with safe_open(os.path.join(src_dir, name), framework="flax") as f:  # flax: bfloat16 too
+      for key in f.keys():
+        tensors[key] = np.asarray(f.get_tensor(key), np.float32)
+  return tensors
+
+
+def import_hf(src_dir: str, workdir: str) -> HFImport:
+  """Writes the Llama/Mistral model in `src_dir` (config.json + safetensors) as run `workdir`."""
+  from lawsearch.train import loop  # pylint: disable=import-outside-toplevel
+
+  if not os.path.isdir(src_dir):
+    raise UserError(f"{src_dir} is not a directory; give a Hugging Face model directory "
+                    "(config.json and safetensors weights)")
+  model = hf_config_lib.read_hf_config(os.path.join(src_dir, "config.json"))
+  if os.path.exists(os.path.join(workdir, runs.CONFIG)):
+    raise UserError(f"--workdir {workdir} already holds a run (config.json); give a new one")
+  tensors = read_safetensors(src_dir)  # every refusal before anything is written
+  workdir = inputs.output_dir(workdir, "--workdir")
+  arch_path = os.path.join(os.path.abspath(workdir), "arch.json")
+  runs.write_json_atomic(arch_path, model.spec.describe())
+  tok_path = hf_tokenizer.copy_tokenizer(src_dir, workdir)
+  config = configlib.load(f"{configs.TRAIN}:arch={arch_path}")
+  with config.unlocked():
+    config.model.rope_theta = model.rope_theta
+    config.model.max_seq_len = model.max_seq_len
+    config.model.norm_eps = model.norm_eps
+    if model.rope_scaling:
+      config.model.rope_scaling = model.rope_scaling
+    config.train.seq_len = min(config.train.seq_len, model.max_seq_len)
+    if tok_path:
+      config.data.tokenizer = os.path.abspath(tok_path)
+  model_config = loop.model_config(config, "cpu")
+  params = weights.from_hf(tensors, model.spec,
+                           _abstract_params(model_config, None), model_config.param_dtype)
+  ckpt = loop.run_checkpointer(config, workdir)
+  try:
+    ckpt.save(0, {"params": params}, force=True)
+  finally:
+    ckpt.close()
+  runs.write_json_atomic(os.path.join(workdir, runs.CONFIG), json.loads(config.to_json()))
+  runs.write_json_atomic(os.path.join(workdir, IMPORTED), {
+      "source": os.path.abspath(src_dir), "model_type": model.model_type,
+      "tokenizer": tok_path and os.path.basename(tok_path)})
+  return HFImport(os.path.abspath(src_dir), workdir, model, tok_path)

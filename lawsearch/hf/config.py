@@ -1,0 +1,139 @@
+"""An `ArchSpec` as a Hugging Face `config.json`, and back: the architecture-class choice.
+
+Current transformers (5.x) refuses a LlamaConfig whose hidden_size is not a multiple of
+num_attention_heads, even with an explicit head_dim, which rules out the paper's non-square shapes
+(Panda, Surefire). MistralForCausalLM with `sliding_window: null` is the same computation (pre-
+RMSNorm blocks, rotate-half RoPE, GQA, SwiGLU, no biases) and takes any head_dim, and vLLM and
+SGLang read the same configs. So the class is chosen by the shape:
+
+    n_heads * head_dim == d_model   LlamaForCausalLM    ("square" attention)
+    otherwise                       MistralForCausalLM  (sliding_window null)
+
+`hf_config` writes every field explicitly (head_dim included). `read_hf_config` takes a Llama- or
+Mistral-architecture config.json (e.g. LLaMA-3.2-1B's) and says what lawsearch would compute with it,
+refusing what lawsearch's decoder cannot compute (biases, another activation, a sliding window
+shorter than the context, RoPE scalings other than LLaMA-3's). No JAX, no transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from lawsearch import inputs
+from lawsearch.arch import ArchSpec
+from lawsearch.errors import UserError
+
+ROPE_THETA = 500_000.0  # LLaMA-3 (PAPER.md section 5)
+RMS_NORM_EPS = 1e-5
+LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor",
+                       "original_max_position_embeddings")
+_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
+
+
+def model_type(spec: ArchSpec) -> str:
+  """"llama" for square attention (n_heads * head_dim == d_model), else "mistral"."""
+  return "llama" if spec.attn_width == spec.d_model else "mistral"
+
+
+def hf_config(spec: ArchSpec, *, rope_theta: float = ROPE_THETA, norm_eps: float = RMS_NORM_EPS,
+              rope_scaling: Mapping[str, float] | None = None,
+              max_position_embeddings: int = 131072, dtype: str = "bfloat16",
+              eos_token_id: int | None = None, bos_token_id: int | None = None) -> dict:
+  """The config.json dict of `spec` in the class `model_type(spec)` picks.
+
+  rope_scaling: LLaMA-3's {factor, low_freq_factor, high_freq_factor,
+  original_max_position_embeddings}, or None. RoPE is written both ways: `rope_parameters`
+  (transformers 5) and `rope_theta` / `rope_scaling` (transformers 4, older vLLM).
+  """
+  kind = model_type(spec)
+  rope = {"rope_type": "default", "rope_theta": float(rope_theta)}
+  if rope_scaling:
+    rope = {**rope, "rope_type": "llama3", **{k: rope_scaling[k] for k in LLAMA3_SCALING_KEYS}}
+  config = {
+      "architectures": [_CLASSES[kind]], "model_type": kind,
+      "hidden_size": spec.d_model, "intermediate_size": spec.ffn_dim,
+      "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
+      "num_key_value_heads": spec.n_kv_heads, "head_dim": spec.head_dim,
+      "vocab_size": spec.vocab_size, "tie_word_embeddings": spec.tie_embeddings,
+      "hidden_act": "silu", "rms_norm_eps": norm_eps, "rope_parameters": rope,
+      "rope_theta": float(rope_theta),
+      "rope_scaling": {**rope, "rope_type": "llama3"} if rope_scaling else None,
+      "max_position_embeddings": max_position_embeddings, "torch_dtype": dtype,
+      "bos_token_id": bos_token_id, "eos_token_id": eos_token_id,
+  }
+  if kind == "llama":
+    config.update(attention_bias=False, mlp_bias=False)
+  else:
+    config.update(sliding_window=None)
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class HFModel:
+  """What a Llama/Mistral config.json asks lawsearch's decoder to compute.
+
+  rope_scaling: LLaMA-3's frequency scaling (LLAMA3_SCALING_KEYS) or None; max_seq_len: the
+  longest context it may run (max_position_embeddings, or a shorter sliding window); eos_token_id:
+  the first end-of-sequence id, or None.
+  """
+
+  spec: ArchSpec
+  model_type: str
+  rope_theta: float
+  norm_eps: float
+  rope_scaling: dict[str, float] | None
+  max_seq_len: int
+  eos_token_id: int | None
+
+
+def _rope(config: Mapping[str, Any], source: str) -> tuple[float, dict | None]:
+  """(theta, LLaMA-3 scaling or None) from transformers 5's rope_parameters or 4's rope_*."""
+  rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+  theta = float(rope.get("rope_theta", config.get("rope_theta", 10_000.0)))
+  kind = rope.get("rope_type", rope.get("type", "default"))
+  if kind == "default":
+    return theta, None
+  if kind != "llama3":
+    raise UserError(f"{source}: RoPE scaling {kind!r} is not supported (lawsearch computes the "
+                    "plain rotation and LLaMA-3's scaling); convert a model without it")
+  missing = [k for k in LLAMA3_SCALING_KEYS if k not in rope]
+  if missing:
+    raise UserError(f"{source}: llama3 RoPE scaling lacks {missing}")
+  return theta, {k: float(rope[k]) for k in LLAMA3_SCALING_KEYS}
+
+
+def read_hf_config(path: str) -> HFModel:
+  """The model a Llama- or Mistral-architecture config.json describes, or a UserError naming the
+  field lawsearch cannot compute."""
+  config = inputs.read_json(path, "Hugging Face config")
+  kind = config.get("model_type")
+  if kind not in _CLASSES:
+    raise UserError(f"Hugging Face config {path}: model_type {kind!r} is not supported; "
+                    f"lawsearch imports {' and '.join(_CLASSES)} checkpoints")
+  source = f"Hugging Face config {path}"
+  inputs.require(config, source, {k: "integer" for k in (
+      "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+      "vocab_size")})
+  for flag in ("attention_bias", "mlp_bias"):
+    if config.get(flag):
+      raise UserError(f"{source}: {flag} is true; lawsearch's decoder has no biases")
+  if config.get("hidden_act", "silu") != "silu":
+    raise UserError(f"{source}: hidden_act {config['hidden_act']!r}; lawsearch's MLP is SwiGLU "
+                    "(silu)")
+  heads = config["num_attention_heads"]
+  spec = ArchSpec(
+      n_layers=config["num_hidden_layers"], d_model=config["hidden_size"], n_heads=heads,
+      n_kv_heads=config.get("num_key_value_heads") or heads,
+      head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+      ffn_dim=config["intermediate_size"], vocab_size=config["vocab_size"],
+      tie_embeddings=bool(config.get("tie_word_embeddings", False)))  # both classes' default
+  theta, scaling = _rope(config, source)
+  max_len = int(config.get("max_position_embeddings", 2048))
+  window = config.get("sliding_window") if kind == "mistral" else None
+  if window:  # full attention within the window is the same computation
+    max_len = min(max_len, int(window))
+  eos = config.get("eos_token_id")
+  eos = eos[0] if isinstance(eos, list) and eos else eos
+  return HFModel(spec, kind, theta, float(config.get("rms_norm_eps", 1e-6)),  # both defaults
+                 scaling, max_len, eos if isinstance(eos, int) else None)

@@ -1,0 +1,278 @@
+"""The Hugging Face bridge against transformers itself (torch, CPU, float32): a trained run exported
+with `lawsearch export-hf` loads with AutoModelForCausalLM and AutoTokenizer and gives lawsearch's
+logits and ids; random Llama and Mistral models saved by transformers import with `lawsearch
+import-hf` and give transformers' logits; export(import(x)) returns x's tensors."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from lawsearch import arch, cli, configlib, export  # noqa: E402
+from lawsearch.data import tokenizer as tokenizer_lib  # noqa: E402
+from lawsearch.downstream import evaluate as downstream  # noqa: E402
+from lawsearch.downstream import tasks as downstream_tasks  # noqa: E402
+from lawsearch.errors import UserError  # noqa: E402
+from lawsearch.hf import bridge, hf_config, model_type  # noqa: E402
+from lawsearch.hf import tokenizer as hf_tokenizer  # noqa: E402
+from lawsearch.model.transformer import Llama3RopeScaling, rope_frequencies  # noqa: E402
+from lawsearch.train import evaluate, loop  # noqa: E402
+from lawsearch.train import step as step_lib  # noqa: E402
+
+TOL = 1e-4  # float32 logits of the same computation in two frameworks
+TEXT = "Scaling laws meet model shape: how many heads, how wide a layer?\n\tÜber 日本 42."
+WORDS = "the law of scaling meets model shape and every width asks how many heads".split()
+
+
+def _torch_logits(model, ids: np.ndarray) -> np.ndarray:
+  with torch.no_grad():
+    return model(torch.tensor(ids)).logits.numpy()
+
+
+def _lawsearch_logits(workdir: str, ids: np.ndarray, step=None, **changes) -> np.ndarray:
+  """The run's own forward pass on one device (its checkpoint `step`, default the newest)."""
+  config = evaluate.run_config(workdir)
+  mc = loop.model_config(config, "cpu")
+  mc = dataclasses.replace(mc, **changes)
+  ckpt = loop.run_checkpointer(config, workdir)
+  params, _ = ckpt.restore_params(bridge._abstract_params(  # pylint: disable=protected-access
+      mc, jax.sharding.SingleDeviceSharding(jax.devices()[0])), step)
+  ckpt.close()
+  return np.asarray(step_lib.Model(mc).apply(params, jnp.asarray(ids)))
+
+
+# -- the architecture-class choice -----------------------------------------------------------------
+def test_config_class_is_llama_for_square_attention_and_mistral_otherwise(tmp_path):
+  surefire, llama = arch.preset("surefire-1b"), arch.preset("llama3.2-1b")
+  assert surefire.n_heads * surefire.head_dim != surefire.d_model  # 36 x 64 = 2304 != 2560
+  assert (model_type(surefire), model_type(llama)) == ("mistral", "llama")
+  # Why: current transformers refuses this shape as a LlamaConfig, explicit head_dim or not.
+  with pytest.raises(Exception, match="not a multiple of the number of attention heads"):
+    transformers.LlamaConfig(**{k: v for k, v in hf_config(surefire).items()
+                                if k not in ("architectures", "model_type")})
+  # The file `lawsearch search` / `make demo` writes for a Surefire-1B-like pick loads.
+  paths = export.export(surefire.replace(d_model=3712, n_heads=20, n_kv_heads=4), "sf", tmp_path)
+  (tmp_path / "sf").mkdir()
+  os.replace(paths["hf"], tmp_path / "sf" / "config.json")
+  loaded = transformers.AutoConfig.from_pretrained(tmp_path / "sf")
+  assert type(loaded).__name__ == "MistralConfig" and loaded.sliding_window is None
+  assert (loaded.hidden_size, loaded.num_attention_heads, loaded.head_dim) == (3712, 20, 64)
+  assert loaded.rope_parameters["rope_theta"] == 500_000.0
+
+
+# -- export ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+  root = tmp_path_factory.mktemp("text")
+  rng = np.random.default_rng(0)
+  (root / "corpus.txt").write_text(
+      "\n".join(" ".join(rng.choice(WORDS, 12)) + "." for _ in range(400)))
+  return root
+
+
+def _train(root, text_file, arch_overrides):
+  """Two steps of the train loop on all 8 fake devices (fsdp), a checkpoint after each."""
+  workdir = str(root)
+  overrides = ["--config.train.steps=2", "--config.train.batch_size=8",
+               "--config.train.seq_len=16", "--config.train.checkpoint_every=1",
+               "--config.train.eval_batches=1", "--config.model.max_seq_len=64",
+               "--config.optimizer.peak_lr=0.05", "--config.data.tokenizer=bytes",
+               "--config.data.vocab_size=257", f"--config.data.path={text_file / 'corpus.txt'}",
+               f"--config.data.cache_dir={text_file / 'cache'}", "--config.data.heldout_fraction=0.1",
+               "--config.model.arch.vocab_size=257"] + arch_overrides
+  config = configlib.load("train:preset=nano,data=text", overrides)
+  assert dict(config.mesh) == {"data": 1, "fsdp": -1, "tensor": 1} and jax.device_count() == 8
+  loop.train(config, workdir, progress=False)
+  return workdir
+
+
+@pytest.mark.parametrize("shape, kind", [
+    (["--config.model.arch.d_model=48", "--config.model.arch.tie_embeddings=False"], "mistral"),
+    ([], "llama"),  # nano: 4 heads x 16 = d_model 64
+])
+def test_export_gives_transformers_the_same_logits_and_token_ids(tmp_path, text_file, shape,
+                                                                 kind):
+  workdir = _train(tmp_path / "run", text_file, shape)
+  out = tmp_path / "hf"
+  assert cli.main(["export-hf", "--workdir", workdir, "--out", str(out), "--step", "1"]) == 0
+  files = sorted(os.listdir(out))
+  assert files == ["config.json", "generation_config.json", "model.safetensors",
+                   "tokenizer.json", "tokenizer_config.json"]
+  config = json.loads((out / "config.json").read_text())
+  assert config["model_type"] == kind and config["head_dim"] == 16
+  model = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+  assert type(model).__name__ == {"llama": "LlamaForCausalLM",
+                                  "mistral": "MistralForCausalLM"}[kind]
+  tok = transformers.AutoTokenizer.from_pretrained(out)
+  texts = (TEXT, "the law of scaling " * 3)
+  assert [tok(t).input_ids for t in texts] == [list(t.encode()) for t in texts]  # bytes
+  ids = np.array([list(t.encode()[:40]) for t in texts])
+  theirs = _torch_logits(model, ids)
+  np.testing.assert_allclose(_lawsearch_logits(workdir, ids, step=1), theirs, atol=TOL)
+  # The newest step is another set of weights: --step chose step 1.
+  assert np.abs(_lawsearch_logits(workdir, ids) - theirs).max() > 100 * TOL
+  # Greedy generation from transformers continues as lawsearch's argmax says.
+  generated = model.generate(torch.tensor(ids[:1, :12]), max_new_tokens=6, do_sample=False)
+  full = generated.numpy()
+  assert (full[0, 12:] == _lawsearch_logits(workdir, full, step=1)[0, 11:-1].argmax(-1)).all()
+
+
+def test_bpe_tokenizer_exports_with_the_same_ids(tmp_path):
+  tok = tokenizer_lib.train_bpe(iter([TEXT * 20, " ".join(WORDS) * 50]), 300,
+                                tmp_path / "bpe.json")
+  out = tmp_path / "out"
+  out.mkdir()
+  hf_tokenizer.write_tokenizer(tok, str(out), 128)
+  loaded = transformers.AutoTokenizer.from_pretrained(out)
+  for text in (TEXT, " ".join(WORDS), "unseen words: quixotic zephyr"):
+    assert loaded(text).input_ids == tok.encode(text)
+  assert loaded.eos_token_id == tok.eos_id == 0
+
+
+def test_tokenizers_without_an_export_are_refused(tmp_path):
+  import base64  # pylint: disable=import-outside-toplevel
+
+  ranks = tmp_path / "ranks.tiktoken"
+  ranks.write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)))
+  with pytest.raises(UserError, match="TiktokenTokenizer; only tokenizers JSON"):
+    hf_tokenizer.write_tokenizer(tokenizer_lib.load_tokenizer(str(ranks)), str(tmp_path), 64)
+  run = tmp_path / "synthetic"
+  run.mkdir()
+  (run / "config.json").write_text(configlib.load("train:preset=nano,data=synthetic").to_json())
+  with pytest.raises(UserError, match="synthetic tokens and has no tokenizer.*--no-tokenizer"):
+    bridge.export_hf(str(run), str(tmp_path / "out"))
+
+
+# -- import ----------------------------------------------------------------------------------------
+SCALING = dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+               original_max_position_embeddings=32)
+
+
+def _hf_model(kind: str, directory, **save):
+  """A random transformers model saved with save_pretrained, with a byte-level tokenizer.json."""
+  common = dict(vocab_size=257, intermediate_size=56, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+  if kind == "llama":  # square, tied, LLaMA-3 RoPE scaling, eps 1e-5
+    config = transformers.LlamaConfig(
+        hidden_size=64, tie_word_embeddings=True, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 10_000.0, **SCALING}, **common)
+  else:  # non-square (4 x 8 != 40), untied, eps 1e-6
+    config = transformers.MistralConfig(hidden_size=40, head_dim=8, sliding_window=None,
+                                        tie_word_embeddings=False, **common)
+  torch.manual_seed(0)
+  model = transformers.AutoModelForCausalLM.from_config(config).eval()
+  with torch.no_grad():  # norms away from 1 so their weights count
+    for name, p in model.named_parameters():
+      if "norm" in name:
+        p.copy_(1 + 0.5 * torch.randn_like(p))
+  model.save_pretrained(directory, **save)
+  (directory / "tokenizer.json").write_text(hf_tokenizer._byte_tokenizer_json())  # pylint: disable=protected-access
+  return transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+
+
+@pytest.mark.parametrize("kind, save", [
+    ("llama", {"max_shard_size": "40KB"}),  # sharded safetensors with an index
+    ("mistral", {}),
+])
+def test_import_gives_lawsearch_the_logits_of_transformers(tmp_path, kind, save):
+  model = _hf_model(kind, tmp_path / "src", **save)
+  assert (tmp_path / "src" / "model.safetensors.index.json").exists() == bool(save)
+  run = tmp_path / "run"
+  assert cli.main(["import-hf", str(tmp_path / "src"), "--workdir", str(run)]) == 0
+  ids = np.random.default_rng(1).integers(0, 257, (2, 60))
+  theirs = _torch_logits(model, ids)
+  np.testing.assert_allclose(_lawsearch_logits(str(run), ids), theirs, atol=TOL)
+  if kind == "llama":  # the scaling matters at these wavelengths: without it, logits differ
+    assert np.abs(_lawsearch_logits(str(run), ids, rope_scaling=None) - theirs).max() > 30 * TOL
+  assert tokenizer_lib.load_tokenizer(str(run / "tokenizer.json")).encode(TEXT) == list(
+      TEXT.encode())
+  # export(import(x)) writes x's tensors.
+  assert cli.main(["export-hf", "--workdir", str(run), "--out", str(tmp_path / "back")]) == 0
+  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+
+  back = load_file(tmp_path / "back" / "model.safetensors")
+  original = {k: v.numpy() for k, v in model.state_dict().items()
+              if not (kind == "llama" and k == "lm_head.weight")}  # tied: not saved
+  assert sorted(back) == sorted(original)
+  for name, tensor in original.items():
+    assert np.array_equal(back[name], tensor), name
+  again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "back", dtype=torch.float32)
+  np.testing.assert_allclose(_torch_logits(again, ids), theirs, atol=TOL)
+
+
+def test_llama3_rope_frequencies_match_transformers():
+  from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # pylint: disable=import-outside-toplevel
+
+  config = transformers.LlamaConfig(
+      hidden_size=256, num_attention_heads=2, max_position_embeddings=131072,
+      rope_parameters={"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 32.0,
+                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                       "original_max_position_embeddings": 8192})
+  theirs, _ = ROPE_INIT_FUNCTIONS["llama3"](config, "cpu")
+  ours = rope_frequencies(128, 500_000.0, Llama3RopeScaling(32.0, 1.0, 4.0, 8192))
+  np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), rtol=1e-6)
+
+
+def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
+  model = _hf_model("mistral", tmp_path / "src")
+  run = str(tmp_path / "run")
+  bridge.import_hf(str(tmp_path / "src"), run)
+  # Downstream accuracy (lawsearch eval --tasks) equals the pick of transformers' log-likelihoods.
+  rng = np.random.default_rng(2)
+  items = [{"id": i, "context": " ".join(rng.choice(WORDS, 5)),
+            "choices": [" " + " ".join(rng.choice(WORDS, 2)) for _ in range(3)], "gold": i % 3}
+           for i in range(12)]
+  task_dir = downstream_tasks.directory(tmp_path / "cache")
+  task_dir.mkdir(parents=True)
+  (task_dir / "tasks.json").write_text("{}")
+  (task_dir / "arc_easy.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+  scores = downstream.evaluate(run, "arc_easy", cache=tmp_path / "cache", progress=False)
+  picks = []
+  for item in items:
+    context = list(item["context"].encode())
+    logliks = []
+    for choice in item["choices"]:
+      ids = context + list(choice.encode())
+      logp = torch.log_softmax(torch.tensor(_torch_logits(model, np.array([ids]))[0]), -1)
+      logliks.append(sum(float(logp[t - 1, ids[t]]) for t in range(len(context), len(ids))))
+    picks.append(int(np.argmax(logliks)))
+  [score] = scores.scores
+  assert len(set(picks)) > 1  # the picks follow the weights, not a position
+  assert scores.step == 0 and scores.tokenizer.endswith("run/tokenizer.json")
+  assert score.acc == np.mean([p == i["gold"] for p, i in zip(picks, items)])
+  record = evaluate.evaluate(run, ["--config.data.source=text",
+                                   f"--config.data.path={text_file / 'corpus.txt'}",
+                                   f"--config.data.cache_dir={tmp_path / 'cache'}",
+                                   "--config.train.batch_size=8", "--config.train.seq_len=32",
+                                   "--config.train.eval_batches=1"])
+  assert record["step"] == 0 and 0 < record["heldout_loss"] < 2 * np.log(257)
+  out = tmp_path / "bench.json"
+  assert cli.main(["bench", "--workdir", run, "--batch", "1", "--input-len", "8",
+                   "--output-len", "4", "--trials", "1", "--warmup", "0", "--out", str(out)]) == 0
+  [record] = json.loads(out.read_text())
+  assert (record["name"], record["d_model"], record["head_dim"]) == ("run", 40, 8)
+  assert record["output_tokens_per_s"] > 0
+
+
+def test_import_refuses_what_lawsearch_cannot_compute(tmp_path):
+  src = tmp_path / "src"
+  src.mkdir()
+  base = hf_config(arch.ArchSpec(2, 64, 4, 2, 16, 56, 257))
+  for change, words in (({"attention_bias": True}, "attention_bias is true"),
+                        ({"hidden_act": "gelu"}, "SwiGLU"),
+                        ({"model_type": "gpt2"}, "model_type 'gpt2' is not supported"),
+                        ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0}},
+                         "RoPE scaling 'yarn'")):
+    (src / "config.json").write_text(json.dumps({**base, **change}))
+    with pytest.raises(UserError, match=words):
+      bridge.import_hf(str(src), str(tmp_path / "run"))
+  (src / "config.json").write_text(json.dumps(base))
+  with pytest.raises(UserError, match="neither model.safetensors nor"):
+    bridge.import_hf(str(src), str(tmp_path / "run2"))
