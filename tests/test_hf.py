@@ -20,7 +20,7 @@ from lawsearch.data import tokenizer as tokenizer_lib  # noqa: E402
 from lawsearch.downstream import evaluate as downstream  # noqa: E402
 from lawsearch.downstream import tasks as downstream_tasks  # noqa: E402
 from lawsearch.errors import UserError  # noqa: E402
-from lawsearch.hf import bridge, hf_config, model_type  # noqa: E402
+from lawsearch.hf import bridge, hf_config, model_type, read_hf_config  # noqa: E402
 from lawsearch.hf import tokenizer as hf_tokenizer  # noqa: E402
 from lawsearch.model.transformer import Llama3RopeScaling, rope_frequencies  # noqa: E402
 from lawsearch.train import evaluate, loop  # noqa: E402
@@ -224,6 +224,10 @@ def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
   model = _hf_model("mistral", tmp_path / "src")
   run = str(tmp_path / "run")
   bridge.import_hf(str(tmp_path / "src"), run)
+  with pytest.raises(UserError, match=r"no checkpoint 5 in .* it holds steps \[0\]"):
+    bridge.export_hf(run, str(tmp_path / "out"), step=5)
+  with pytest.raises(UserError, match="already holds a run"):
+    bridge.import_hf(str(tmp_path / "src"), run)
   # Downstream accuracy (lawsearch eval --tasks) equals the pick of transformers' log-likelihoods.
   rng = np.random.default_rng(2)
   items = [{"id": i, "context": " ".join(rng.choice(WORDS, 5)),
@@ -276,3 +280,34 @@ def test_import_refuses_what_lawsearch_cannot_compute(tmp_path):
   (src / "config.json").write_text(json.dumps(base))
   with pytest.raises(UserError, match="neither model.safetensors nor"):
     bridge.import_hf(str(src), str(tmp_path / "run2"))
+
+
+def test_llama32_1b_config_reads_as_its_preset_and_hf_config_reads_back(tmp_path):
+  # LLaMA-3.2-1B's published config.json (transformers 4.45 form: rope_theta beside rope_scaling).
+  llama = {"architectures": ["LlamaForCausalLM"], "attention_bias": False, "bos_token_id": 128000,
+           "eos_token_id": 128001, "head_dim": 64, "hidden_act": "silu", "hidden_size": 2048,
+           "intermediate_size": 8192, "max_position_embeddings": 131072, "mlp_bias": False,
+           "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 16,
+           "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+           "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                            "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+           "tie_word_embeddings": True, "torch_dtype": "bfloat16", "vocab_size": 128256}
+  (tmp_path / "config.json").write_text(json.dumps(llama))
+  model = read_hf_config(str(tmp_path / "config.json"))
+  assert model.spec == arch.preset("llama3.2-1b") and model.eos_token_id == 128001
+  assert (model.rope_theta, model.norm_eps, model.max_seq_len) == (500000.0, 1e-5, 131072)
+  assert model.rope_scaling == {k: float(v) for k, v in llama["rope_scaling"].items()
+                                if k != "rope_type"}
+  # What hf_config writes reads back as the same model, and transformers reads it the same way.
+  (tmp_path / "config.json").write_text(json.dumps(hf_config(
+      model.spec, rope_theta=model.rope_theta, norm_eps=model.norm_eps,
+      rope_scaling=model.rope_scaling, max_position_embeddings=model.max_seq_len,
+      eos_token_id=128001)))
+  assert read_hf_config(str(tmp_path / "config.json")) == model
+  loaded = transformers.AutoConfig.from_pretrained(tmp_path)
+  assert loaded.rope_parameters == {"rope_type": "llama3", "rope_theta": 500000.0,
+                                    **model.rope_scaling}
+  # A Mistral sliding window shorter than the context caps the context lawsearch runs.
+  mistral = hf_config(arch.preset("surefire-1b"), max_position_embeddings=32768)
+  (tmp_path / "config.json").write_text(json.dumps({**mistral, "sliding_window": 4096}))
+  assert read_hf_config(str(tmp_path / "config.json")).max_seq_len == 4096

@@ -111,7 +111,7 @@ def from_hf(tensors: Mapping[str, np.ndarray], spec: ArchSpec, shapes: Mapping,
     node = params
     for key in path[:-1]:
       node = node.setdefault(key, {})
-    node[path[-1]] = w.astype(dtype)
+    node[path[-1]] = w.astype(dtype, copy=False)  # a view of the tensor where it can be
   extra = sorted(n for n in set(tensors) - set(wanted) - {"lm_head.weight"}
                  if not n.endswith("rotary_emb.inv_freq"))  # a buffer older files carry
   if extra:
