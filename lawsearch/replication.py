@@ -473,7 +473,8 @@ def downstream(root: str, every: bool = False) -> pd.DataFrame:
   tasks, scored with `lawsearch.downstream.evaluate` into each run's result.json (a run already
   scored on every task is not scored again): each task's headline accuracy beside its chance
   level, LAMBADA's perplexity, CoQA's bits per byte, the mean accuracy over the eight accuracy
-  tasks, and per role the mean over seeds. accuracy_law.json: mean accuracy against held-out loss
+  tasks with its standard error (from the tasks' own, items independent), and per role the mean
+  over seeds. accuracy_law.json: mean accuracy against held-out loss
   (linear, 1000 bootstrap refits) over the scored runs, once there are three."""
   from lawsearch.downstream import evaluate as downstream_eval
   from lawsearch.downstream import tasks as downstream_tasks
@@ -504,6 +505,8 @@ def downstream(root: str, every: bool = False) -> pd.DataFrame:
     row["lambada perplexity"] = scores["lambada"]["perplexity"]
     row["coqa bits/byte"] = scores["coqa"]["bits_per_byte"]
     row["mean accuracy"], row["mean chance"] = r["acc_mean"], r["acc_mean_chance"]
+    ses = [s[f"{s['metric']}_se"] for s in scores.values() if s["metric"]]
+    row["mean accuracy se"] = math.sqrt(sum(se ** 2 for se in ses)) / len(ses)  # items independent
     row["items"] = "all" if not r["downstream"]["limit"] else r["downstream"]["limit"]
     rows.append(row)
   table = pd.DataFrame(rows)

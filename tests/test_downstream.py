@@ -353,7 +353,8 @@ def test_replication_stage_tabulates_scored_runs(tmp_path):
 
   spec = CPU.baseline(CPU.heldout_scale)
   task_scores = {t.name: {"metric": t.metric, "acc": 0.3, "acc_norm": 0.2, "chance": 0.25,
-                          "perplexity": 9.0, "bits_per_byte": 2.0} for t in tasks.TASKS.values()}
+                          "acc_se": 0.02, "acc_norm_se": 0.04, "perplexity": 9.0,
+                          "bits_per_byte": 2.0} for t in tasks.TASKS.values()}
   for seed, (loss, mean) in enumerate([(2.6, 0.30), (2.7, 0.28), (2.9, 0.27)]):
     record = runs.result_record(spec, tokens=1e6, loss=loss, seed=seed, acc_mean=mean,
                                 acc_mean_chance=0.28, downstream={"limit": 0, "tasks": task_scores})
@@ -363,6 +364,8 @@ def test_replication_stage_tabulates_scored_runs(tmp_path):
   assert table.loc[0, "piqa (acc_norm)"] == 0.2 and table.loc[0, "piqa chance"] == 0.25
   assert table.loc[0, "sciq (acc)"] == 0.3 and table.loc[0, "coqa bits/byte"] == 2.0
   assert table.loc[3, "mean accuracy"] == pytest.approx((0.30 + 0.28 + 0.27) / 3)
+  # 4 tasks scored by acc (se 0.02) and 4 by acc_norm (se 0.04), over 8 tasks:
+  assert table.loc[0, "mean accuracy se"] == pytest.approx(math.sqrt(4 * 0.02**2 + 4 * 0.04**2) / 8)
   law = accuracy.AccuracyLaw.from_json(tmp_path / "accuracy_law.json")
   slope, intercept = np.polyfit([2.6, 2.7, 2.9], [0.30, 0.28, 0.27], 1)
   np.testing.assert_allclose(law.params, (intercept, slope), rtol=1e-9)
