@@ -422,13 +422,35 @@ def _run_sweep(args) -> None:
   if paths.exists(args.root) and not paths.is_dir(args.root):
     raise UsageError(f"--root {args.root} is a file; give the sweep's directory")
   config = configlib.load(args.config, args.config_overrides)
+  if args.status:
+    _print_sweep_status(sweep.status(config, args.root, args.override, args.stale_s))
+    return
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
-                      progress=not args.no_progress, shard=sweep.parse_shard(args.shard))
-  if records:
+                      progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
+                      retry_failed=args.retry_failed, worker=args.worker,
+                      heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait)
+  if records and not args.dry_run:
     print(format_table([r.to_dict() for r in records],
                        ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
                         "train_loss"]))
     print(f"next: lawsearch fit --runs {args.root}")
+
+
+def _print_sweep_status(st) -> None:
+  def age(seconds):
+    return "" if seconds is None else f"{seconds / 3600:.1f} h" if seconds >= 5400 else (
+        f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s")
+
+  rows = [{**r, "since_s": age(r["since_s"]), "heartbeat_s": age(r["heartbeat_s"]),
+           "step": "" if r["step"] is None else r["step"],
+           "loss": "" if r["loss"] is None else f"{r['loss']:.4f}"} for r in st.rows]
+  print(format_table(rows, ["run", "state", "worker", "since_s", "heartbeat_s", "step", "loss",
+                            "error"]))
+  done = st.counts.get("finished", 0)
+  print(f"{done}/{len(st.rows)} finished; " + ", ".join(f"{n} {k}" for k, n in st.counts.items())
+        + f"; {st.workers} live worker(s); " + (
+            f"about {age(st.eta_s)} left at the finished runs' FLOP rate" if st.eta_s is not None
+            else "time left: unknown until a run finishes"))
 
 
 def _add_sweep(sub) -> None:
@@ -442,7 +464,22 @@ def _add_sweep(sub) -> None:
   p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.add_argument("--shard", default="0/1", metavar="I/N",
-                 help="train only runs I, I+N, I+2N, ... (N workers on one root: 0/N .. N-1/N)")
+                 help="train only runs I, I+N, I+2N, ... (a static split; without it, workers "
+                      "on one root share the runs through claims)")
+  p.add_argument("--status", action="store_true",
+                 help="a table of the runs (finished, running on which worker since when, "
+                      "stale, failed with its error, new) and the time left; trains nothing")
+  p.add_argument("--retry-failed", action="store_true",
+                 help="retrain runs recorded as failed (failed.json) or with an unreadable record")
+  p.add_argument("--worker", help="this worker's name in claims (default: $LAWSEARCH_WORKER, "
+                 "SLURM's job and task, or host:pid)")
+  p.add_argument("--heartbeat-s", type=_positive, default=30.0,
+                 help="seconds between a worker's heartbeats on its claimed run")
+  p.add_argument("--stale-s", type=_positive, default=300.0,
+                 help="a claim whose heartbeat is older than this is taken over")
+  p.add_argument("--no-wait", action="store_true",
+                 help="exit after one pass instead of staying until no run is left running "
+                      "elsewhere (to take over those of workers that die)")
   p.set_defaults(run=_run_sweep)
 
 

@@ -134,3 +134,41 @@ def find(root, name: str) -> list:
     # etils' walk drops the scheme from the directories it yields (gs://b/r -> b/r)
     return sorted((path(f"{scheme}://{str(top).split('://')[-1]}") / name
                    for top, _, files in root.walk() if name in files), key=str)
+
+
+def create(p, text: str) -> bool:
+  """Creates `p` holding `text` only if it does not exist yet: True if this call created it,
+  False if it was there. Atomic among any number of processes and hosts: locally a hard link of
+  a complete temporary file (no reader ever sees it half-written; works on NFS), in an object
+  store a write with the precondition "no generation yet" (gs: ifGenerationMatch=0)."""
+  p = path(p)
+  with reach(p):
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(p, Path):
+      tmp = p.with_name(f".{p.name}.new{os.getpid()}")
+      tmp.write_text(text)
+      try:
+        os.link(tmp, p)
+        return True
+      except FileExistsError:
+        return False
+      finally:
+        tmp.unlink()
+    import fsspec  # pylint: disable=import-outside-toplevel
+
+    fs, key = fsspec.core.url_to_fs(os.fspath(p))
+    try:
+      fs.pipe_file(key, text.encode(), mode="create")
+      return True
+    except FileExistsError:
+      return False
+
+
+def remove(p) -> None:
+  """Deletes file `p` (no error when it is already gone)."""
+  p = path(p)
+  with reach(p):
+    try:
+      p.unlink()
+    except FileNotFoundError:
+      pass

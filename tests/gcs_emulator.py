@@ -15,6 +15,7 @@ TENSORSTORE_GCS_HTTP_URL (same URL) and GOOGLE_AUTH_TOKEN_FOR_TESTING (any value
 
 import functools
 import sys
+import threading
 from http import HTTPStatus
 
 from gcp_storage_emulator.exceptions import NotFound
@@ -34,32 +35,49 @@ def _query(request, key: str):
   return values[0] if values else None
 
 
+_LOCK = threading.Lock()  # a precondition and the write it guards are one step
+
+
 def _guarded(handler, name_of, *, media: bool):
   """`handler` with generation preconditions checked first (and generation headers on media)."""
 
   @functools.wraps(handler)
   def wrapped(request, response, storage, *args, **kwargs):
-    bucket, name = request.params["bucket_name"], name_of(request)
-    if name is not None:
-      current = _generation(storage, bucket, name)
-      match, not_match = _query(request, "ifGenerationMatch"), _query(request, "ifGenerationNotMatch")
-      if match is not None and match != current:
-        response.status = HTTPStatus.PRECONDITION_FAILED
-        return None
-      if not_match is not None and not_match == current:
-        response.status = HTTPStatus.NOT_MODIFIED
-        return None
-      if media and current != "0":
-        obj = storage.get_file_obj(bucket, name)
-        response["x-goog-generation"] = str(obj["generation"])
-        response["x-goog-metageneration"] = str(obj["metageneration"])
-    return handler(request, response, storage, *args, **kwargs)
+    with _LOCK:
+      return _checked(handler, name_of, media, request, response, storage, *args, **kwargs)
 
   return wrapped
 
 
+def _checked(handler, name_of, media, request, response, storage, *args, **kwargs):
+  bucket, name = request.params["bucket_name"], name_of(request)
+  if name is not None:
+    current = _generation(storage, bucket, name)
+    match, not_match = _query(request, "ifGenerationMatch"), _query(request, "ifGenerationNotMatch")
+    if match is not None and match != current:
+      response.status = HTTPStatus.PRECONDITION_FAILED
+      return None
+    if not_match is not None and not_match == current:
+      response.status = HTTPStatus.NOT_MODIFIED
+      return None
+    if media and current != "0":
+      obj = storage.get_file_obj(bucket, name)
+      response["x-goog-generation"] = str(obj["generation"])
+      response["x-goog-metageneration"] = str(obj["metageneration"])
+  return handler(request, response, storage, *args, **kwargs)
+
+
 def _object_id(request):
   return request.params.get("object_id")
+
+
+def _upload_name(request):
+  """The object an upload creates: the query's name, else the metadata's (multipart: its "meta"
+  part; resumable: the JSON body)."""
+  name = _query(request, "name")
+  if name is None and isinstance(request.data, dict):
+    name = (request.data.get("meta") or {}).get("name") or request.data.get("name")
+  return name
 
 
 def _is_media(request) -> bool:
@@ -77,7 +95,7 @@ _plain_get = objects.get
 objects.download = _guarded(objects.download, _object_id, media=True)
 objects.get = _get
 objects.delete = _guarded(objects.delete, _object_id, media=False)
-objects.insert = _guarded(objects.insert, lambda request: _query(request, "name"), media=False)
+objects.insert = _guarded(objects.insert, _upload_name, media=False)
 
 from gcp_storage_emulator.server import create_server  # noqa: E402  pylint: disable=g-import-not-at-top
 

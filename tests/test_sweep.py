@@ -41,11 +41,11 @@ def test_sweep_trains_skips_finished_and_resumes_interrupted(tmp_path):
   (name, run_config), = sweep.expand(config, steps)[1:]
   workdir = runs.run_dir(root, run_config, name)
   os.remove(os.path.join(workdir, runs.RESULT))
-  assert sweep.status(workdir) == "started"
+  assert sweep.state(workdir).kind == "started"
   again = sweep.run(config, root, overrides=steps, progress=False)
   assert again[0] == first[0]  # finished: read back, not retrained
   assert again[1].loss == pytest.approx(first[1].loss, rel=1e-6)  # resumed at step 3
-  assert [sweep.status(runs.run_dir(root, c, n)) for n, c in sweep.expand(config, steps)] == [
+  assert [sweep.state(runs.run_dir(root, c, n)).kind for n, c in sweep.expand(config, steps)] == [
       "finished", "finished"]
 
 

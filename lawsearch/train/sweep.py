@@ -3,22 +3,32 @@
     sweep config: train_config (path), runs (one train.py ARG each), overrides (dotted, every run)
     expand(sweep, overrides) -> [(name, run config)]
     run(sweep, root, ...)    -> RunRecords, training each run in turn with `loop.run`
+    state(workdir)           -> RunState: finished, failed, corrupt, running, stale, started, new
 
 A run's directory is `runs.run_dir(root, run config, name)`, a hash of the whole config: running
 the same sweep again skips finished runs (their result.json) and resumes interrupted ones from
-their last checkpoint, so a sweep is continued by repeating its command.
+their last checkpoint, so a sweep is continued by repeating its command. Any number of workers
+may run the same sweep on one root at once (a shared filesystem or a gs:// bucket): they split
+the runs through claims (lawsearch.train.claims), without a coordinator.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import time
+import traceback
 from typing import Sequence
 
+import jax
 import ml_collections
+import numpy as np
 
 from lawsearch import configlib, paths, runs
 from lawsearch.errors import UserError
-from lawsearch.train import loop
+from lawsearch.train import claims, loop
+from lawsearch.train import metrics as metrics_lib
 
 
 def expand(sweep: ml_collections.ConfigDict,
@@ -34,7 +44,9 @@ def expand(sweep: ml_collections.ConfigDict,
     config = configlib.load(f"{sweep.train_config}:{arg}", [*sweep.overrides, *overrides])
     spec = loop.arch_spec(config)
     name = (f"N{spec.non_embedding_params / 1e6:.3g}M-d{spec.d_model}-f{spec.ffn_dim}"
-            f"-h{spec.n_heads}x{spec.n_kv_heads}" + (f"-s{config.seed}" if config.seed else ""))
+            + (f"-mla{spec.n_heads}r{spec.kv_lora_rank}" if spec.is_mla
+               else f"-h{spec.n_heads}x{spec.n_kv_heads}")
+            + (f"-s{config.seed}" if config.seed else ""))
     key = runs.config_hash(config)
     if key not in seen:
       seen.add(key)
@@ -42,11 +54,38 @@ def expand(sweep: ml_collections.ConfigDict,
   return out
 
 
-def status(workdir) -> str:
-  """'finished' (result.json), 'started' (the directory exists) or 'new'."""
-  if runs.read_result(workdir) is not None:
-    return "finished"
-  return "started" if paths.is_dir(workdir) else "new"
+@dataclasses.dataclass(frozen=True)
+class RunState:
+  """Where one run of a sweep stands.
+
+  kind: finished (result.json) | failed (failed.json) | corrupt (an unreadable result.json) |
+  running (a live claim) | stale (a claim whose heartbeat stopped, or an unreadable claim) |
+  started (a directory, no live claim: stopped, or trained before claims) | new."""
+
+  kind: str
+  claim: claims.Claim | None = None
+  failure: dict | None = None
+  record: runs.RunRecord | None = None
+  note: str = ""  # what is wrong with a corrupt record or claim
+
+
+def state(workdir, stale_s: float = claims.STALE_S) -> RunState:
+  """The run's RunState, read from its directory (local or gs://)."""
+  try:
+    record = runs.RunRecord.read(workdir)
+  except (ValueError, KeyError, TypeError) as e:  # half a file, JSON of another kind
+    return RunState("corrupt", note=f"{runs.RESULT}: {type(e).__name__}: {e}"[:300])
+  if record is not None:
+    return RunState("finished", record=record)
+  failed = claims.failure(workdir)
+  if failed is not None:
+    return RunState("failed", failure=failed)
+  claim = claims.latest(workdir)
+  if claim is not None and claim.live(stale_s):
+    return RunState("running", claim=claim)
+  if claim is not None and not claim.released:
+    return RunState("stale", claim=claim, note=claim.corrupt)
+  return RunState("started" if paths.is_dir(workdir) else "new", claim=claim)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -61,28 +100,164 @@ def parse_shard(text: str) -> tuple[int, int]:
   return index, count
 
 
-def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str] = (),
-        dry_run: bool = False, progress: bool = True,
-        shard: tuple[int, int] = (0, 1)) -> list[runs.RunRecord]:
-  """Trains every run not finished under `root` (or, with dry_run, only lists them); returns the
-  RunRecords of the finished runs, in sweep order. shard=(i, n) takes runs i, i+n, i+2n, ...
-  of the sweep, so n workers given 0/n .. n-1/n share it without overlap."""
-  planned = []
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+  name: str
+  config: ml_collections.ConfigDict
+  workdir: str
+
+
+def plan(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str] = (),
+         shard: tuple[int, int] = (0, 1)) -> list[PlannedRun]:
+  """The runs of `sweep` under `root` (shard (i, n): runs i, i+n, i+2n, ...)."""
   index, count = shard
-  for name, config in expand(sweep, overrides)[index::count]:
-    workdir = str(runs.run_dir(root, config, name))
-    planned.append((name, config, workdir, status(workdir)))
-  counts = {s: sum(p[3] == s for p in planned) for s in ("finished", "started", "new")}
-  print(f"lawsearch sweep: {len(planned)} runs under {root}: " +
-        ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
-  records, t0 = [], time.perf_counter()
-  for i, (name, config, workdir, state) in enumerate(planned, 1):
-    spec = loop.arch_spec(config)
-    print(f"[{i}/{len(planned)}] {name} (N={spec.non_embedding_params:,}, "
-          f"{loop.total_steps(config)} steps) {state}: {workdir}", flush=True)
-    if dry_run:
-      continue
-    records.append(loop.run(config, workdir, progress=progress))
-    if state != "finished":
-      print(f"  loss {records[-1].loss:.4f}; {time.perf_counter() - t0:.0f} s so far", flush=True)
-  return records
+  return [PlannedRun(name, config, str(runs.run_dir(root, config, name)))
+          for name, config in expand(sweep, overrides)[index::count]]
+
+
+def _agree(value: int) -> int:
+  """Process 0's `value` on every process (one process: `value`): the processes of a multi-host
+  run train the same runs, and only process 0 claims and records."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str] = (),
+        dry_run: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1),
+        retry_failed: bool = False, worker: str | None = None,
+        heartbeat_s: float = claims.HEARTBEAT_S, stale_s: float = claims.STALE_S,
+        wait: bool = True) -> list[runs.RunRecord]:
+  """Trains the runs of `sweep` under `root` that nobody has finished, as one of any number of
+  workers on the same root (see lawsearch.train.claims); returns the RunRecords of the finished
+  runs, in sweep order. With dry_run it only lists them.
+
+  A worker claims a run before training it and skips runs finished, failed or claimed by a live
+  worker; it takes over a run whose claimant's heartbeat stopped (resuming from its checkpoint).
+  With `wait` it stays until no run is left running elsewhere, so that it can take over the runs
+  of workers that die. A run whose training raises is recorded as failed (failed.json) and
+  skipped from then on; retry_failed clears those records (and unreadable result.json files)
+  first. shard=(i, n) keeps the static split: runs i, i+n, i+2n, ..."""
+  planned = plan(sweep, root, overrides, shard)
+  if not planned:
+    return []
+  worker = worker or claims.worker_id()
+  loop.initialize_distributed(planned[0].config)  # a multi-host worker: before any decision
+  main = jax.process_index() == 0
+  states = [state(p.workdir, stale_s) for p in planned]
+  if retry_failed and not dry_run and main:
+    for p, s in zip(planned, states):
+      if s.kind == "failed":
+        claims.clear_failure(p.workdir)
+      elif s.kind == "corrupt":
+        paths.remove(paths.path(p.workdir) / runs.RESULT)
+    states = [state(p.workdir, stale_s) for p in planned]
+  counts = collections.Counter(s.kind for s in states)
+  print(f"lawsearch sweep: {len(planned)} runs under {root} ({worker}): " +
+        ", ".join(f"{n} {k}" for k, n in counts.items()), flush=True)
+  for i, (p, s) in enumerate(zip(planned, states), 1):
+    if dry_run or s.kind in ("failed", "corrupt"):
+      print(f"[{i}/{len(planned)}] {p.name} {_describe(p, s)}: {p.workdir}", flush=True)
+  t0 = time.perf_counter()
+  while not dry_run:
+    others_running = False
+    for i, p in enumerate(planned, 1):
+      s = state(p.workdir, stale_s)
+      if s.kind in ("finished", "failed", "corrupt"):
+        continue
+      claim = claims.acquire(p.workdir, worker, stale_s) if main and s.kind != "running" else None
+      if not _agree(claim is not None):
+        others_running = True
+        continue
+      print(f"[{i}/{len(planned)}] {p.name} {_describe(p, s)}: {p.workdir}", flush=True)
+      _train(p, claim, progress, heartbeat_s)
+      print(f"  {time.perf_counter() - t0:.0f} s so far", flush=True)
+    if not (wait and _agree(others_running)):
+      break
+    time.sleep(min(heartbeat_s, stale_s / 4))  # until their claims finish or go stale
+  return [s.record for s in (state(p.workdir, stale_s) for p in planned) if s.record]
+
+
+def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float):
+  """Trains one claimed run (claim None on processes other than 0), recording a failure."""
+  beating = claims.Heartbeat(p.workdir, claim, heartbeat_s) if claim else contextlib.nullcontext()
+  with beating:
+    try:
+      record = loop.run(p.config, p.workdir, progress=progress)
+      print(f"  loss {record.loss:.4f}", flush=True)
+    except Exception as e:  # pylint: disable=broad-except
+      # A NaN, a bad config, a bug: recorded, and the sweep goes on with the other runs.
+      if claim:
+        claims.record_failure(p.workdir, claim, e)
+      print(f"  failed: {type(e).__name__}: {e}\n" + "".join(
+          traceback.format_exception(e)[-6:]), flush=True)
+
+
+def _describe(p: PlannedRun, s: RunState) -> str:
+  spec = loop.arch_spec(p.config)
+  head = f"(N={spec.non_embedding_params:,}, {loop.total_steps(p.config)} steps) {s.kind}"
+  if s.kind == "stale":
+    return head + (f", taking over an unreadable claim ({s.note})" if s.note else
+                   f", taking over from {s.claim.worker}")
+  if s.kind == "failed":
+    return head + f" ({s.failure.get('error', '?')}; --retry-failed retries it)"
+  if s.kind == "corrupt":
+    return head + f" ({s.note}; --retry-failed retrains it)"
+  if s.kind == "running":
+    return head + f" on {s.claim.worker}"
+  return head
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepStatus:
+  """A sweep's runs and progress: `rows` (one dict per run: name, state, worker, since_s,
+  heartbeat_s, step, loss, error), counts per state, and the estimated seconds left (None before
+  any run finished): the unfinished runs' training FLOPs at the median FLOP rate of the finished
+  ones, shared by the live workers (at least one)."""
+
+  rows: list[dict]
+  counts: dict[str, int]
+  workers: int
+  eta_s: float | None
+
+
+def status(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str] = (),
+           stale_s: float = claims.STALE_S) -> SweepStatus:
+  """Where every run of `sweep` under `root` stands (reads only; trains nothing)."""
+  now, rows, rates, left, workers = time.time(), [], [], 0.0, set()
+  for p in plan(sweep, root, overrides):
+    s = state(p.workdir, stale_s)
+    spec, t = loop.arch_spec(p.config), p.config.train
+    flops = metrics_lib.train_flops_per_token(spec, t.seq_len)
+    tokens = loop.total_steps(p.config) * t.batch_size * t.seq_len
+    step = _last_step(p.workdir) if s.kind in ("running", "stale", "started") else None
+    row = {"run": p.name, "state": s.kind, "worker": s.claim.worker if s.claim else "",
+           "since_s": round(now - s.claim.started) if s.claim and s.claim.started else None,
+           "heartbeat_s": round(now - s.claim.heartbeat) if s.claim and s.claim.heartbeat
+           else None, "step": step, "loss": s.record.loss if s.record else None,
+           "error": (s.failure or {}).get("error", s.note)[:80]}
+    rows.append(row)
+    if s.kind == "finished" and s.record.tokens_per_s:
+      rates.append(flops * s.record.tokens_per_s)
+    elif s.kind not in ("finished", "failed", "corrupt"):
+      done = (step or 0) * t.batch_size * t.seq_len
+      left += flops * max(tokens - done, 0)
+    if s.kind == "running":
+      workers.add(s.claim.worker)
+  counts = dict(collections.Counter(r["state"] for r in rows))
+  eta = left / float(np.median(rates)) / max(len(workers), 1) if rates else None
+  return SweepStatus(rows, counts, len(workers), eta)
+
+
+def _last_step(workdir) -> int | None:
+  """The newest step in the run's metrics log (None without one)."""
+  log = paths.path(workdir) / "metrics.jsonl"
+  if not paths.exists(log):
+    return None
+  try:
+    steps = [r.get("step", 0) for r in metrics_lib.read(log)]
+  except ValueError:  # a line cut short by a kill
+    return None
+  return max(steps) if steps else None
