@@ -128,3 +128,19 @@ def test_fit_and_report_read_and_write_a_bucket(gcs, tmp_path, capsys):
   assert paths.path(report).joinpath("u_curves.png").read_bytes()[:4] == b"\x89PNG"
   capsys.readouterr()
   assert not os.path.exists("gs:")
+
+
+def test_claims_in_a_bucket_go_to_exactly_one_worker(gcs):
+  from concurrent.futures import ThreadPoolExecutor
+
+  from lawsearch.train import claims
+
+  workdir = f"gs://{BUCKET}/claims/run"
+  with ThreadPoolExecutor(8) as pool:  # eight workers race for the first claim
+    won = list(pool.map(lambda i: claims.acquire(workdir, f"w{i}"), range(8)))
+  winners = [c for c in won if c is not None]
+  assert len(winners) == 1 and claims.latest(workdir).worker == winners[0].worker
+  assert claims.acquire(workdir, "late") is None  # live: nobody else
+  assert paths.create(f"{workdir}/claims/0001.json", "{}") is False
+  claims.release(workdir, winners[0])
+  assert claims.acquire(workdir, "next").attempt == 2  # released: the next attempt
