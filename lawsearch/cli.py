@@ -425,6 +425,9 @@ def _run_sweep(args) -> None:
   if args.status:
     _print_sweep_status(sweep.status(config, args.root, args.override, args.stale_s))
     return
+  if args.slurm or args.slurm_script:
+    _slurm_sweep(args, config)
+    return
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
                       progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
                       retry_failed=args.retry_failed, worker=args.worker,
@@ -434,6 +437,27 @@ def _run_sweep(args) -> None:
                        ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
                         "train_loss"]))
     print(f"next: lawsearch fit --runs {args.root}")
+
+
+def _slurm_sweep(args, config) -> None:
+  """`lawsearch sweep --slurm`: the sweep as a job array of workers (or its script, printed)."""
+  from lawsearch.train import slurm
+
+  res = slurm.SlurmResources.from_config(config.get("slurm"), workers=args.workers)
+  sweep_args = [a for o in args.override for a in ("--override", o)] + [
+      a for a in args.config_overrides if not a.startswith("--config.slurm.")] + [
+      "--heartbeat-s", f"{args.heartbeat_s:g}", "--stale-s", f"{args.stale_s:g}"] + (
+      ["--retry-failed"] if args.retry_failed else [])
+  log_dir = os.path.abspath(args.slurm_logs)
+  script = slurm.sbatch_script(res, config=args.config, root=args.root, log_dir=log_dir,
+                               sweep_args=sweep_args)
+  if args.slurm_script:
+    print(script, end="")
+    return
+  job = slurm.submit(script, log_dir)
+  print(f"submitted job array {job}: {res.workers} worker(s) of {res.nodes} node(s) x "
+        f"{res.tasks_per_node} task(s); logs in {log_dir}\n"
+        f"watch it: lawsearch sweep --config={args.config} --root {args.root} --status")
 
 
 def _print_sweep_status(st) -> None:
@@ -480,6 +504,14 @@ def _add_sweep(sub) -> None:
   p.add_argument("--no-wait", action="store_true",
                  help="exit after one pass instead of staying until no run is left running "
                       "elsewhere (to take over those of workers that die)")
+  p.add_argument("--slurm", action="store_true",
+                 help="submit the sweep as a SLURM job array of workers (sbatch; resources from "
+                      "the config's slurm block, e.g. --config.slurm.time=4:00:00)")
+  p.add_argument("--slurm-script", action="store_true", help="print that sbatch script only")
+  p.add_argument("--workers", type=_int_at_least(1),
+                 help="array tasks for --slurm (default: the config's slurm.workers)")
+  p.add_argument("--slurm-logs", default="slurm-logs",
+                 help="shared directory for the tasks' logs and the script (--slurm)")
   p.set_defaults(run=_run_sweep)
 
 

@@ -92,4 +92,8 @@ def get_config(arg=None):
   config.train_config = TRAIN_CONFIG
   config.runs = runs  # one configs/train.py ARG per run
   config.overrides = overrides  # dotted overrides of every run's config ("train.steps=100")
+  # `lawsearch sweep --slurm`: what each array task (one sweep worker) asks for
+  # (lawsearch.train.slurm.SlurmResources; --config.slurm.time=2:00:00 and the like override it).
+  config.slurm = dict(workers=2, nodes=1, tasks_per_node=1, gpus_per_node=0, cpus_per_task=1,
+                      time="24:00:00", partition="", account="", max_concurrent=0)
   return config

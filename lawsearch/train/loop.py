@@ -204,14 +204,19 @@ def run_checkpointer(config, workdir: str):
 
 
 def initialize_distributed(config) -> None:
-  """jax.distributed.initialize as config.distributed says ("" = single process)."""
+  """jax.distributed.initialize as config.distributed says: "auto" (from the cluster's
+  environment: SLURM, Cloud TPU, ...), "explicit" (the config's coordinator and ids), or "" (one
+  process), except that "" inside a multi-task SLURM step (`srun -n 2 ...`) means "auto": every
+  task of an srun launch joins one JAX program with no config change (so the run's hash, and its
+  directory, stay those of the one-process run)."""
   d = config.distributed
-  if not d.initialize or jax.distributed.is_initialized():  # a sweep's later runs: already done
+  mode = d.initialize or ("auto" if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1 else "")
+  if not mode or jax.distributed.is_initialized():  # a sweep's later runs: already done
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes only
-  if d.initialize == "auto":
+  if mode == "auto":
     jax.distributed.initialize()
-  elif d.initialize == "explicit":
+  elif mode == "explicit":
     ids = [int(i) for i in str(d.local_device_ids).split(",") if i.strip()] or None
     jax.distributed.initialize(coordinator_address=d.coordinator_address,
                                num_processes=d.num_processes, process_id=d.process_id,

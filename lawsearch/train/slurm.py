@@ -1,0 +1,106 @@
+"""A sweep as a SLURM job array: each array task is one `lawsearch sweep` worker on the shared
+root, and the workers split the runs through claims (lawsearch.train.claims), so tasks may start,
+die, be cancelled or be resubmitted in any order.
+
+    script = sbatch_script(SlurmResources(...), config="configs/sweep.py:recipe=cpu", root=...)
+    job_id = submit(script, log_dir)   # sbatch --parsable
+
+A worker of more than one task (nodes x tasks_per_node > 1) runs under `srun`, whose multi-task
+step lets `jax.distributed.initialize()` read SLURM's environment (see loop.initialize_distributed:
+no config change, so the run directories are those of a one-process worker). Resources come from
+the sweep config's `slurm` block (configs/sweep.py); flags override them.
+
+Imports no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import subprocess
+import sys
+from typing import Sequence
+
+from lawsearch import paths
+from lawsearch.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmResources:
+  """What one array task (one sweep worker) asks SLURM for, and how many tasks there are."""
+
+  workers: int = 2  # array tasks, each a sweep worker
+  nodes: int = 1  # per worker (a multi-host run)
+  tasks_per_node: int = 1  # processes per node (e.g. one per GPU)
+  gpus_per_node: int = 0
+  cpus_per_task: int = 1
+  time: str = "24:00:00"  # per worker; a worker that runs out is taken over after --stale-s
+  partition: str = ""
+  account: str = ""
+  max_concurrent: int = 0  # the array's %N throttle (0: none)
+
+  def __post_init__(self):
+    for name in ("workers", "nodes", "tasks_per_node", "cpus_per_task"):
+      if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+        raise UserError(f"slurm.{name}={getattr(self, name)!r} must be an integer >= 1")
+    for name in ("gpus_per_node", "max_concurrent"):
+      if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+        raise UserError(f"slurm.{name}={getattr(self, name)!r} must be an integer >= 0")
+
+  @classmethod
+  def from_config(cls, block, **overrides) -> "SlurmResources":
+    """From the sweep config's `slurm` ConfigDict (absent: the defaults), then `overrides`
+    (the CLI's flags; None values are ignored)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    given = dict(block.to_dict() if hasattr(block, "to_dict") else block or {})
+    unknown = sorted(set(given) - fields)
+    if unknown:
+      raise UserError(f"unknown slurm setting(s) {unknown}; known: {sorted(fields)}")
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**given)
+
+
+def sbatch_script(res: SlurmResources, *, config: str, root: str, log_dir: str,
+                  sweep_args: Sequence[str] = (), python: str = sys.executable,
+                  workdir: str | None = None) -> str:
+  """The sbatch script of a sweep's job array. `config`: the sweep config as `lawsearch sweep
+  --config` takes it; `sweep_args`: further `lawsearch sweep` arguments (--override ...,
+  --config.* overrides, --heartbeat-s, ...); `workdir`: where the tasks start (default here)."""
+  array = f"0-{res.workers - 1}" + (f"%{res.max_concurrent}" if res.max_concurrent else "")
+  lines = ["#!/bin/bash", "#SBATCH --job-name=lawsearch-sweep", f"#SBATCH --array={array}",
+           f"#SBATCH --nodes={res.nodes}", f"#SBATCH --ntasks-per-node={res.tasks_per_node}",
+           f"#SBATCH --cpus-per-task={res.cpus_per_task}", f"#SBATCH --time={res.time}",
+           f"#SBATCH --output={log_dir}/%A_%a.out", "#SBATCH --open-mode=append"]
+  if res.gpus_per_node:
+    lines.append(f"#SBATCH --gpus-per-node={res.gpus_per_node}")
+  if res.partition:
+    lines.append(f"#SBATCH --partition={res.partition}")
+  if res.account:
+    lines.append(f"#SBATCH --account={res.account}")
+  command = [python, "-m", "lawsearch.cli", "sweep", f"--config={config}", "--root", root,
+             "--no-progress", *sweep_args]
+  lines += ["set -euo pipefail", f"cd {shlex.quote(workdir or os.getcwd())}",
+            'export LAWSEARCH_WORKER="slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+            "# srun: one process per task; a multi-task step joins one JAX program",
+            "srun --kill-on-bad-exit=1 " + shlex.join(command)]
+  return "\n".join(lines) + "\n"
+
+
+def submit(script: str, log_dir: str) -> str:
+  """Submits `script` with sbatch (the script is kept as log_dir/sweep.sbatch); the job id."""
+  if paths.is_remote(log_dir):
+    raise UserError(f"--slurm-logs {log_dir}: SLURM writes its logs to a shared filesystem, not "
+                    "a bucket; give a directory every node mounts")
+  os.makedirs(log_dir, exist_ok=True)
+  path = os.path.join(log_dir, "sweep.sbatch")
+  paths.write_text(path, script)
+  try:
+    done = subprocess.run(["sbatch", "--parsable", path], capture_output=True, text=True,
+                          timeout=120)
+  except FileNotFoundError:
+    raise UserError("sbatch is not on PATH: run this on a SLURM login node, or use "
+                    "--slurm-script to print the script") from None
+  if done.returncode:
+    raise UserError(f"sbatch refused {path}: {done.stderr.strip() or done.stdout.strip()}")
+  return done.stdout.strip().split(";")[0]
