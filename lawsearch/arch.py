@@ -10,6 +10,22 @@ Accounting (PAPER.md section 1; reproduces every r and d/sqrt(N) the paper print
     mlp_per_layer  = 3*d*ffn_dim                                          # gate, up, down
     r              = mlp_per_layer / attn_per_layer
     N              = n_layers*(attn_per_layer + mlp_per_layer)            # norms, embeddings excluded
+
+Multi-head latent attention (attention="mla", DeepSeek-V2/V3) replaces the GQA term; with
+H = n_heads, qk = qk_nope_head_dim + qk_rope_head_dim, R = kv_lora_rank, Q = q_lora_rank:
+
+    attn_per_layer = d*H*qk                       (Q = 0: no query compression)
+                   | d*Q + Q + Q*H*qk             (Q > 0: wq_a, the query latent's norm, wq_b)
+                   + d*(R + rope) + R             # wkv_a (latent and the shared RoPE key), norm
+                   + R*H*(nope + v_head_dim)      # wkv_b (keys' no-RoPE part and values)
+                   + H*v_head_dim*d               # output
+    KV cache per token per layer: R + rope elements (GQA: 2*n_kv_heads*head_dim).
+
+The latent norms count as attention parameters (they sit inside the block, unlike the per-layer
+RMSNorms). r and d/sqrt(N) keep their definitions with this attention count. An MLA spec has
+n_kv_heads = n_heads (every query head has its own up-projected key and value) and
+head_dim = qk (the query/key head width); the dimensions of the MLA fields appear in `fields()`
+only for MLA specs, so a GQA spec's dict, JSON and run-directory hash are unchanged.
 """
 
 from __future__ import annotations
@@ -24,11 +40,16 @@ from lawsearch import inputs
 from lawsearch.errors import UserError
 
 
+ATTENTION_KINDS = ("gqa", "mla")
+MLA_FIELDS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+
+
 @dataclasses.dataclass(frozen=True)
 class ArchSpec:
-  """Shape of a LLaMA-style decoder (RMSNorm, RoPE, SwiGLU, GQA, no biases).
+  """Shape of a LLaMA-style decoder (RMSNorm, RoPE, SwiGLU, GQA or MLA, no biases).
 
   The attention width n_heads*head_dim may differ from d_model (non-square q/k/v/o projections).
+  attention="mla" uses the MLA fields (module docstring); they stay 0 for "gqa".
   """
 
   n_layers: int
@@ -39,6 +60,12 @@ class ArchSpec:
   ffn_dim: int
   vocab_size: int
   tie_embeddings: bool = True
+  attention: str = "gqa"
+  kv_lora_rank: int = 0  # R: width of the cached KV latent
+  q_lora_rank: int = 0  # Q: width of the query latent (0: queries straight from the residual)
+  qk_nope_head_dim: int = 0  # per-head query/key width without RoPE (up-projected from the latent)
+  qk_rope_head_dim: int = 0  # per-head query width with RoPE; the RoPE key is one shared head
+  v_head_dim: int = 0  # per-head value width
 
   def __post_init__(self):
     for field in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
@@ -54,6 +81,47 @@ class ArchSpec:
       raise UserError(
           f"ArchSpec.n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}; "
           f"valid n_kv_heads for n_heads={self.n_heads}: {divisors}")
+    if self.attention not in ATTENTION_KINDS:
+      raise UserError(f"ArchSpec.attention={self.attention!r}; choose one of {ATTENTION_KINDS}")
+    for field in MLA_FIELDS:
+      value = getattr(self, field)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise UserError(f"ArchSpec.{field} must be a non-negative integer, got {value!r}")
+      object.__setattr__(self, field, int(value))
+    if self.attention == "gqa":
+      given = [f"{f}={getattr(self, f)}" for f in MLA_FIELDS if getattr(self, f)]
+      if given:
+        raise UserError(f"{', '.join(given)} apply to attention='mla' only; set attention='mla' "
+                        "or drop them")
+    else:
+      self._check_mla()
+
+  def _check_mla(self):
+    for field in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+      if getattr(self, field) <= 0:
+        raise UserError(f"attention='mla' needs a positive {field}, got {getattr(self, field)}")
+    if self.qk_rope_head_dim % 2:
+      raise UserError(f"RoPE needs an even qk_rope_head_dim, got {self.qk_rope_head_dim}")
+    qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+    if self.head_dim != qk or self.n_kv_heads != self.n_heads:
+      raise UserError(
+          f"an MLA spec has head_dim = qk_nope_head_dim + qk_rope_head_dim = {qk} and n_kv_heads "
+          f"= n_heads = {self.n_heads}, got head_dim={self.head_dim}, n_kv_heads="
+          f"{self.n_kv_heads}; build it with arch.mla(...)")
+
+  @property
+  def is_mla(self) -> bool:
+    return self.attention == "mla"
+
+  def fields(self) -> dict:
+    """The spec's fields as a dict: every field for MLA; GQA specs omit the attention kind and
+    the MLA fields, so their dict (and the run-directory hash made from it) is what it was
+    before MLA existed."""
+    out = dataclasses.asdict(self)
+    if not self.is_mla:
+      for name in ("attention",) + MLA_FIELDS:
+        del out[name]
+    return out
 
   # -- widths ---------------------------------------------------------------------------------
   @property
@@ -73,8 +141,43 @@ class ArchSpec:
 
   # -- parameters -----------------------------------------------------------------------------
   @property
+  def v_width(self) -> int:
+    """Width of the heads' attention output, the output projection's input: n_heads*v_head_dim
+    for MLA, attn_width for GQA."""
+    return self.n_heads * self.v_head_dim if self.is_mla else self.attn_width
+
+  @property
+  def kv_cache_width(self) -> int:
+    """Elements cached per token per layer: kv_lora_rank + qk_rope_head_dim for MLA (the latent
+    and the shared RoPE key), 2*kv_width (K and V) for GQA."""
+    return self.kv_lora_rank + self.qk_rope_head_dim if self.is_mla else 2 * self.kv_width
+
+  @property
+  def decode_score_width(self) -> int:
+    """Multiply-adds per cached position for a decoding token's scores (q.k), over all heads.
+
+    GQA: attn_width. MLA in the absorbed form (the query's no-RoPE part folded through wkv_b's
+    key half into the latent space): n_heads*(kv_lora_rank + qk_rope_head_dim)."""
+    if self.is_mla:
+      return self.n_heads * (self.kv_lora_rank + self.qk_rope_head_dim)
+    return self.attn_width
+
+  @property
+  def decode_value_width(self) -> int:
+    """Multiply-adds per cached position for the probabilities times values (p.v), all heads:
+    attn_width for GQA; n_heads*kv_lora_rank for MLA absorbed (values stay latent until wkv_b's
+    value half is folded into the output projection)."""
+    return self.n_heads * self.kv_lora_rank if self.is_mla else self.attn_width
+
+  @property
   def attn_params_per_layer(self) -> int:
-    return 2 * self.d_model * self.attn_width + 2 * self.d_model * self.kv_width
+    if not self.is_mla:
+      return 2 * self.d_model * self.attn_width + 2 * self.d_model * self.kv_width
+    d, h, q = self.d_model, self.n_heads, self.q_lora_rank
+    query = d * h * self.head_dim if q == 0 else d * q + q + q * h * self.head_dim
+    kv_a = d * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
+    kv_b = self.kv_lora_rank * h * (self.qk_nope_head_dim + self.v_head_dim)
+    return query + kv_a + kv_b + self.v_width * d
 
   @property
   def mlp_params_per_layer(self) -> int:
@@ -114,7 +217,9 @@ class ArchSpec:
     derived = ("attn_width", "kv_width", "gqa", "attn_params_per_layer", "mlp_params_per_layer",
                "non_embedding_params", "embedding_params", "norm_params", "total_params",
                "mlp_attn_ratio", "d_over_sqrt_n")
-    return {**dataclasses.asdict(self), **{name: getattr(self, name) for name in derived}}
+    if self.is_mla:
+      derived += ("v_width", "kv_cache_width", "decode_score_width", "decode_value_width")
+    return {**self.fields(), **{name: getattr(self, name) for name in derived}}
 
   def replace(self, **changes) -> "ArchSpec":
     return dataclasses.replace(self, **changes)
@@ -139,6 +244,11 @@ class ShapeArrays:
   non_embedding_params: Any
   norm_params: Any
   embedding_params: Any
+  attn_params_per_layer: Any
+  v_width: Any
+  kv_cache_width: Any
+  decode_score_width: Any
+  decode_value_width: Any
 
   @property
   def total_params(self):
@@ -146,7 +256,8 @@ class ShapeArrays:
 
   @property
   def mlp_attn_ratio(self):
-    return (3 * self.ffn_dim) / (2 * (self.attn_width + self.kv_width))
+    # 3*d*ffn / attn, written so that GQA's attn/d = 2*(attn_width + kv_width) is exact
+    return (3 * self.ffn_dim) / (self.attn_params_per_layer / self.d_model)
 
   @property
   def d_over_sqrt_n(self):
@@ -172,11 +283,14 @@ def relaxed(n_params, *, n_layers: int, head_dim: int, x, r, gqa, vocab_size: in
   attn = n_params / n_layers / (1.0 + r)
   heads_total = attn / (2.0 * d * head_dim)  # n_heads + n_kv_heads
   n_kv = heads_total / (gqa + 1.0)
+  attn_width = gqa * n_kv * head_dim
   return ShapeArrays(
-      n_layers=n_layers + 0.0 * d, d_model=d, attn_width=gqa * n_kv * head_dim,
+      n_layers=n_layers + 0.0 * d, d_model=d, attn_width=attn_width,
       kv_width=n_kv * head_dim, ffn_dim=r * attn / (3.0 * d), vocab_size=vocab_size + 0.0 * d,
       non_embedding_params=n_params + 0.0 * d, norm_params=(2 * n_layers + 1) * d,
-      embedding_params=vocab_size * d * (1 if tie_embeddings else 2))
+      embedding_params=vocab_size * d * (1 if tie_embeddings else 2),
+      attn_params_per_layer=attn + 0.0 * d, v_width=attn_width, kv_cache_width=2 * n_kv * head_dim,
+      decode_score_width=attn_width, decode_value_width=attn_width)
 
 
 # -- GQA at exact parameter count ----------------------------------------------------------------
@@ -242,21 +356,27 @@ def from_budget(n_params: float, *, n_layers: int, head_dim: int, d_model: int, 
 def sweep_grid(n_params: float, *, n_layers: int, head_dim: int, gqa: int,
                x_grid: Iterable[float], r_grid: Iterable[float], vocab_size: int = 128256,
                ffn_step: int = 256, d_step: int = 0, n_tolerance: float = 0.05,
-               r_tolerance: float = 0.1) -> list[tuple[float, float, ArchSpec]]:
+               r_tolerance: float = 0.1, mla: "MlaDims | None" = None
+               ) -> list[tuple[float, float, ArchSpec]]:
   """The buildable shapes of a training sweep at one scale: (x target, r target, ArchSpec).
 
   For each target d/sqrt(N) = x (d_model rounded to a multiple of d_step, default head_dim) and
   MLP-to-attention
   ratio r, the nearest integer shape (`from_budget`); kept when its N is within `n_tolerance`
   (relative) of n_params and its r within `r_tolerance` (in log) of the target; each shape once.
+  With `mla`, MLA shapes of that family (`mla_from_budget`; gqa and head_dim unused).
   """
   out, seen = [], set()
   d_step = d_step or head_dim
   for x in x_grid:
     d = max(d_step, int(round(x * math.sqrt(n_params) / d_step)) * d_step)
     for r in r_grid:
-      spec = from_budget(n_params, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r, gqa=gqa,
-                         vocab_size=vocab_size, ffn_step=ffn_step)
+      if mla is None:
+        spec = from_budget(n_params, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r,
+                           gqa=gqa, vocab_size=vocab_size, ffn_step=ffn_step)
+      else:
+        spec = mla_from_budget(n_params, n_layers=n_layers, d_model=d, r=r, dims=mla,
+                               vocab_size=vocab_size, ffn_step=ffn_step)
       if (abs(spec.non_embedding_params / n_params - 1) > n_tolerance
           or abs(math.log(spec.mlp_attn_ratio / r)) > r_tolerance or spec in seen):
         continue  # no integer shape close to this (N, r) at this width, or one already kept
@@ -289,6 +409,89 @@ def enumerate_candidates(n_params: float, *, n_layers: int, head_dim: int,
           continue
         spec = ArchSpec(n_layers, d, n_kv * g, n_kv, head_dim, k * ffn_step, vocab_size,
                         tie_embeddings)
+        if abs(spec.non_embedding_params - n_params) <= tolerance * n_params:
+          out.append(spec)
+  return out
+
+
+# -- multi-head latent attention -----------------------------------------------------------------
+def mla(n_layers: int, d_model: int, n_heads: int, ffn_dim: int, vocab_size: int, *,
+        kv_lora_rank: int, qk_nope_head_dim: int, qk_rope_head_dim: int, v_head_dim: int,
+        q_lora_rank: int = 0, tie_embeddings: bool = True) -> ArchSpec:
+  """An MLA `ArchSpec` (n_kv_heads = n_heads and head_dim = nope + rope filled in)."""
+  return ArchSpec(n_layers, d_model, n_heads, n_heads, qk_nope_head_dim + qk_rope_head_dim,
+                  ffn_dim, vocab_size, tie_embeddings, attention="mla", kv_lora_rank=kv_lora_rank,
+                  q_lora_rank=q_lora_rank, qk_nope_head_dim=qk_nope_head_dim,
+                  qk_rope_head_dim=qk_rope_head_dim, v_head_dim=v_head_dim)
+
+
+@dataclasses.dataclass(frozen=True)
+class MlaDims:
+  """The per-head and latent widths of an MLA family (everything but d_model, heads, ffn_dim)."""
+
+  kv_lora_rank: int
+  qk_nope_head_dim: int
+  qk_rope_head_dim: int
+  v_head_dim: int
+  q_lora_rank: int = 0
+
+  def spec(self, n_layers: int, d_model: int, n_heads: int, ffn_dim: int, vocab_size: int,
+           tie_embeddings: bool = True) -> ArchSpec:
+    return mla(n_layers, d_model, n_heads, ffn_dim, vocab_size, tie_embeddings=tie_embeddings,
+               **dataclasses.asdict(self))
+
+  def attn_params(self, d_model: int, n_heads: float) -> float:
+    """Attention parameters per layer at `n_heads` (real-valued: the count is a*n_heads + b)."""
+    one = self.spec(1, d_model, 1, 1, 1).attn_params_per_layer
+    two = self.spec(1, d_model, 2, 1, 1).attn_params_per_layer
+    return one + (two - one) * (n_heads - 1)
+
+
+def mla_from_budget(n_params: float, *, n_layers: int, d_model: int, r: float, dims: MlaDims,
+                    vocab_size: int = 128256, ffn_step: int = 256,
+                    tie_embeddings: bool = True) -> ArchSpec:
+  """The MLA shape nearest to (N = n_params, r) at this depth and width: n_heads and ffn_dim (a
+  multiple of ffn_step) minimising (relative N error)^2 + (log r error)^2, as `from_budget`."""
+  _check_budget(n_params, n_layers, dims.qk_nope_head_dim + dims.qk_rope_head_dim)
+  if not r > 0:
+    raise UserError(f"r (MLP-to-attention ratio) must be positive, got {r!r}")
+  per_layer = n_params / n_layers
+  one, slope = dims.attn_params(d_model, 1), dims.attn_params(d_model, 2) - dims.attn_params(
+      d_model, 1)
+  heads_real = 1 + (per_layer / (1.0 + r) - one) / slope
+  best, best_err = None, math.inf
+  for heads in {max(1, math.floor(heads_real)), max(1, math.ceil(heads_real))}:
+    ffn_real = max(per_layer - dims.attn_params(d_model, heads), 0.0) / (3 * d_model) / ffn_step
+    for k in {max(1, math.floor(ffn_real)), max(1, math.ceil(ffn_real))}:
+      spec = dims.spec(n_layers, d_model, heads, k * ffn_step, vocab_size, tie_embeddings)
+      err = ((spec.non_embedding_params - n_params) / n_params) ** 2 + math.log(
+          spec.mlp_attn_ratio / r) ** 2
+      if err < best_err:
+        best, best_err = spec, err
+  return best
+
+
+def enumerate_mla_candidates(n_params: float, *, n_layers: int, d_models: Iterable[int],
+                             dims: Sequence[MlaDims], ffn_step: int = 256,
+                             tolerance: float = 0.01, vocab_size: int = 128256,
+                             tie_embeddings: bool = True) -> list[ArchSpec]:
+  """Every MLA shape with N within `tolerance` (relative) of `n_params`: d_model over `d_models`,
+  the latent and head widths over `dims` (e.g. a grid of kv_lora_rank), ffn_dim over multiples of
+  `ffn_step`, and for each the head count closest to the budget."""
+  if not 0 < tolerance < 1:
+    raise UserError(f"tolerance is a relative error in (0, 1), got {tolerance!r}")
+  per_layer = n_params / n_layers
+  out = []
+  for d in d_models:
+    for dim in dims:
+      _check_budget(n_params, n_layers, dim.qk_nope_head_dim + dim.qk_rope_head_dim)
+      one = dim.attn_params(d, 1)
+      slope = dim.attn_params(d, 2) - one
+      for k in range(1, int(per_layer / (3 * d * ffn_step)) + 1):
+        heads = 1 + round((per_layer - 3 * d * k * ffn_step - one) / slope)
+        if heads < 1:
+          continue
+        spec = dim.spec(n_layers, d, heads, k * ffn_step, vocab_size, tie_embeddings)
         if abs(spec.non_embedding_params - n_params) <= tolerance * n_params:
           out.append(spec)
   return out
@@ -327,13 +530,24 @@ PRESETS: dict[str, ArchSpec] = {
     "tiny-wide": ArchSpec(4, 320, 6, 1, 32, 768, 4096),
     # An 80M-scale model (the paper's smallest scale; depth and width are our choice).
     "s80m": ArchSpec(12, 768, 12, 4, 64, 2048, _LLAMA3_VOCAB),
+    # DeepSeek-V2-Lite's and DeepSeek-V3's attention (MLA) from their public config.json files,
+    # with a dense MLP of their dense layers' intermediate_size (MoE is not in this family).
+    "deepseek-v2-lite-dense": mla(27, 2048, 16, 10944, 102400, kv_lora_rank=512,
+                                  qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+                                  tie_embeddings=False),
+    "deepseek-v3-dense": mla(61, 7168, 128, 18432, 129280, kv_lora_rank=512, q_lora_rank=1536,
+                             qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+                             tie_embeddings=False),
+    # A tiny MLA model for CPU work and tests.
+    "nano-mla": mla(2, 64, 4, 192, 512, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
+                    v_head_dim=16),
 }
 
 
 def load_json(path: str) -> ArchSpec:
   """An ArchSpec from a JSON file of its fields (extra keys, e.g. derived numbers, are ignored)."""
   doc = inputs.read_json(path, "architecture file")
-  fields = {f.name: "integer" for f in dataclasses.fields(ArchSpec)[:-1]}
+  fields = {f.name: "integer" for f in dataclasses.fields(ArchSpec)[:7]}  # the GQA shape
   inputs.require(doc, f"architecture file {path}", fields)
   try:
     return from_fields(doc)

@@ -7,6 +7,15 @@ arithmetic on it. Units: FLOPs, bytes, seconds, tokens/s. numpy only.
 Per generated token at KV length T (PAPER.md section 2), with d_q = n_heads*head_dim:
     paper form:    2*N + 2*n_layers*T*d_q             (attention counts q.k only)
     physical form: 2*N + 4*n_layers*T*d_q + 2*d*V     (q.k and p.v, plus the output-head logits)
+
+Multi-head latent attention (arch.py) decodes in the absorbed form, which is what every function
+here (the roofline included) counts: wkv_b is folded into the query and the output, so the
+weights still cost 2*N per token and attention runs over the cached latent, d_q becoming
+ArchSpec.decode_score_width = n_heads*(kv_lora_rank + qk_rope_head_dim) for q.k and
+decode_value_width = n_heads*kv_lora_rank for p.v; the cache holds kv_cache_width =
+kv_lora_rank + qk_rope_head_dim elements per token per layer. `mla_naive_flops_per_token` counts
+the naive form (the cached latents up-projected through wkv_b at every step) for comparison.
+For GQA every width above is d_q and the formulas are the paper's.
 """
 
 from __future__ import annotations
@@ -30,31 +39,53 @@ def _check_form(form: str) -> None:
 
 
 def inference_flops_per_token(arch: Shape, context_len, form: FlopsForm = "paper"):
-  """FLOPs to generate one token attending to `context_len` positions (scalar or array)."""
+  """FLOPs to generate one token attending to `context_len` positions (scalar or array); MLA in
+  the absorbed form (module docstring)."""
   _check_form(form)
   t = context_len
-  attn_terms = 1 if form == "paper" else 2
-  flops = 2.0 * arch.non_embedding_params + 2.0 * attn_terms * arch.n_layers * t * arch.attn_width
+  widths = arch.decode_score_width + (0 if form == "paper" else arch.decode_value_width)
+  flops = 2.0 * arch.non_embedding_params + 2.0 * arch.n_layers * t * widths
+  if form == "physical":
+    flops = flops + 2.0 * arch.d_model * arch.vocab_size
+  return flops
+
+
+def mla_naive_flops_per_token(arch: ArchSpec, context_len, form: FlopsForm = "paper"):
+  """FLOPs per generated token of MLA decoded naively: every step up-projects the whole cached
+  latent through wkv_b (2*T*kv_lora_rank*n_heads*(nope + v) per layer, replacing wkv_b's 2*params
+  on the new token), then attends with the full heads (q.k over n_heads*head_dim, p.v over
+  n_heads*v_head_dim)."""
+  _check_form(form)
+  if not arch.is_mla:
+    raise UserError(f"the naive MLA form needs an MLA ArchSpec, got attention={arch.attention!r}")
+  t, layers = context_len, arch.n_layers
+  wkv_b = arch.kv_lora_rank * arch.n_heads * (arch.qk_nope_head_dim + arch.v_head_dim)
+  widths = arch.attn_width + (0 if form == "paper" else arch.v_width)
+  flops = 2.0 * (arch.non_embedding_params - layers * wkv_b) + 2.0 * layers * t * (wkv_b + widths)
   if form == "physical":
     flops = flops + 2.0 * arch.d_model * arch.vocab_size
   return flops
 
 
 def prefill_flops(arch: Shape, seq_len: int, form: FlopsForm = "physical") -> float:
-  """FLOPs to prefill one sequence of `seq_len` tokens (causal attention, logits of the last only)."""
+  """FLOPs to prefill one sequence of `seq_len` tokens (causal attention, logits of the last only).
+
+  q.k over attn_width, p.v over v_width per (query, key) pair: MLA prefills in the naive form
+  (keys and values up-projected once per token, inside 2*N)."""
   _check_form(form)
-  attn_terms = 1 if form == "paper" else 2
+  widths = arch.attn_width + (0 if form == "paper" else arch.v_width)
   pairs = seq_len * (seq_len + 1) / 2  # causal (query, key) pairs
   flops = 2.0 * arch.non_embedding_params * seq_len
-  flops += 2.0 * attn_terms * arch.n_layers * pairs * arch.attn_width
+  flops += 2.0 * arch.n_layers * pairs * widths
   if form == "physical":
     flops += 2.0 * arch.d_model * arch.vocab_size
   return flops
 
 
 def kv_cache_bytes_per_token(arch: Shape, bytes_per_element: float = 2) -> float:
-  """Bytes of K and V cached per token over all layers."""
-  return 2.0 * arch.n_layers * arch.kv_width * bytes_per_element
+  """Bytes cached per token over all layers: K and V for GQA, the latent and the RoPE key for MLA
+  (`ArchSpec.kv_cache_width` elements per layer)."""
+  return 1.0 * arch.n_layers * arch.kv_cache_width * bytes_per_element
 
 
 def weight_bytes(arch: Shape, bytes_per_element: float = 2) -> float:
@@ -204,7 +235,8 @@ def roofline_times(arch: Shape, hw: Hardware, batch: int, input_len: int, output
   A prefill of `batch` prompts of `input_len` tokens yields the first output token; then
   `output_len - 1` decode steps each attend over a KV cache that grows by one token per step. Each
   phase takes max(FLOPs / (peak * efficiency.compute), bytes / (bandwidth * efficiency.memory)),
-  where decode bytes are the weights plus the filled KV cache read once per step. Physical FLOPs.
+  where decode bytes are the weights plus the filled KV cache read once per step. Physical FLOPs
+  (MLA: the absorbed form).
   `xp` is numpy, or jax.numpy for relaxed (differentiable) shapes.
   """
   flops_rate = hw.peak_flops * efficiency.compute
@@ -309,7 +341,8 @@ def decode_breakdown(arch: ArchSpec, hw: Hardware | str, batch: int, context_len
   inputs.positive_int(context_len, "context_len")
   b, layers = float(batch), arch.n_layers
   flops = {"attn_proj": 2 * b * layers * arch.attn_params_per_layer,
-           "attn_cache": 4 * b * layers * context_len * arch.attn_width,
+           "attn_cache": 2 * b * layers * context_len * (arch.decode_score_width
+                                                         + arch.decode_value_width),
            "mlp": 2 * b * layers * arch.mlp_params_per_layer,
            "head": 2 * b * arch.d_model * arch.vocab_size}
   nbytes = {"attn_proj": layers * arch.attn_params_per_layer * bytes_per_element,

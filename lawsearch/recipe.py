@@ -93,9 +93,13 @@ class Recipe:
     return self.vocab_size or 128256
 
   def build(self, n_params: float, *, n_layers: int, d_model: int, r: float, gqa: int = 0,
-            head_dim: int = 0) -> arch.ArchSpec:
+            head_dim: int = 0, mla: arch.MlaDims | None = None) -> arch.ArchSpec:
     """The recipe's integer shape nearest to (N, d_model, r): its head_dim, GQA, vocabulary and
-    ffn_dim step unless given (`arch.from_budget`)."""
+    ffn_dim step unless given (`arch.from_budget`); with `mla`, that MLA family's shape
+    (`arch.mla_from_budget`: the head count and ffn_dim)."""
+    if mla is not None:
+      return arch.mla_from_budget(n_params, n_layers=n_layers, d_model=d_model, r=r, dims=mla,
+                                  vocab_size=self.model_vocab_size, ffn_step=self.ffn_step)
     return arch.from_budget(n_params, n_layers=n_layers, head_dim=head_dim or self.head_dim(n_params),
                             d_model=d_model, r=r, gqa=gqa or self.sweep_gqa,
                             vocab_size=self.model_vocab_size, ffn_step=self.ffn_step)
@@ -111,13 +115,21 @@ class Recipe:
     return min(shapes, key=lambda s: math.log(s.mlp_attn_ratio / self.baseline_r) ** 2
                + math.log(s.d_over_sqrt_n / self.baseline_x) ** 2)
 
-  def sweep_shapes(self, scale: str, x_grid: Sequence[float] = (), r_grid: Sequence[float] = ()
-                   ) -> list[tuple[float, float, arch.ArchSpec]]:
+  def mla_dims(self, n_params: float, kv_lora_rank: int, q_lora_rank: int = 0,
+               qk_rope_head_dim: int = 0) -> arch.MlaDims:
+    """An MLA family at this recipe's head width: qk_nope_head_dim = v_head_dim = head_dim, a
+    RoPE part of head_dim / 2 unless given (DeepSeek-V3's 128 / 64 proportions)."""
+    h = self.head_dim(n_params)
+    return arch.MlaDims(kv_lora_rank, h, qk_rope_head_dim or h // 2, h, q_lora_rank)
+
+  def sweep_shapes(self, scale: str, x_grid: Sequence[float] = (), r_grid: Sequence[float] = (),
+                   mla: arch.MlaDims | None = None) -> list[tuple[float, float, arch.ArchSpec]]:
     """(x target, r target, ArchSpec) of every run of the recipe's sweep at one named scale.
 
     "grid": every x with every r. "cross": x_grid at r = cross_r, then r_grid at the d_model
     that x = cross_x gives (the paper's hidden-size sweep at fixed r and r sweep at fixed d);
-    the shape where they meet is kept once. Grids default to the recipe's.
+    the shape where they meet is kept once. Grids default to the recipe's. With `mla`, the
+    MLA shapes of that family at the same targets.
     """
     n_params, n_layers = self.scale(scale)
     x_grid, r_grid = tuple(x_grid or self.x_grid), tuple(r_grid or self.r_grid)
@@ -133,7 +145,7 @@ class Recipe:
       for x, r, spec in arch.sweep_grid(
           n_params, n_layers=n_layers, head_dim=self.head_dim(n_params), gqa=self.sweep_gqa,
           x_grid=xs, r_grid=rs, vocab_size=self.model_vocab_size, ffn_step=self.ffn_step,
-          d_step=self.d_step, r_tolerance=self.r_tolerance):
+          d_step=self.d_step, r_tolerance=self.r_tolerance, mla=mla):
         if spec not in seen:
           seen.add(spec)
           out.append((x, r, spec))

@@ -135,7 +135,7 @@ def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str
     raise UserError(f"loss={loss!r} is not finite; a diverged run has no result record")
   if not tokens > 0:
     raise UserError(f"tokens={tokens!r} must be positive")
-  return {**dataclasses.asdict(spec), "n_params": spec.non_embedding_params,
+  return {**spec.fields(), "n_params": spec.non_embedding_params,
           "total_params": spec.total_params, "mlp_attn_ratio": spec.mlp_attn_ratio,
           "d_over_sqrt_n": spec.d_over_sqrt_n, "tokens": tokens, "loss": float(loss), **extra}
 

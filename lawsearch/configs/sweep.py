@@ -14,6 +14,9 @@ ARG (comma-separated, all optional):
                          baseline (LLaMA-3.2-1B's d/sqrt(N) = 0.066, r = 4.8 and GQA 4 at the
                          scale's N and depth)
   arch=a.json+b.json     instead of shapes: these ArchSpec files (`lawsearch search` writes them)
+  attention=mla,kv_lora_rank=32   the sweep's shapes with multi-head latent attention of that
+                         latent rank (q_lora_rank=0 unless given) at the same (x, r) targets
+                         (recipe.mla_dims: head widths from the recipe)
   seeds=1                initialisation seeds per shape (0, 1, ...; the data order stays fixed)
   data=default           every run's data source (as configs/train.py)
   runlocal               a CPU smoke sweep: budgets of 1M and 2M in 2 layers, head_dim 32, the
@@ -24,6 +27,8 @@ Examples:
   lawsearch sweep --config=configs/sweep.py:scales=80M,r=1+2+4 --root runs/80m --dry-run
   lawsearch sweep --config=configs/sweep.py:recipe=cpu --root runs/cpu/fit      # 34 runs
   lawsearch sweep --config=configs/sweep.py:recipe=cpu,scales=600k,shapes=baseline,seeds=2 ...
+  lawsearch sweep --config=configs/sweep.py:recipe=cpu,scales=80k,attention=mla,kv_lora_rank=32,\
+      x=0.08+0.1+0.13+0.17,r=1.5+3 --root runs/cpu/mla               # 6 MLA runs
 Cost: the paper recipe's 80M/145M/297M grids are 109 runs of 100 N tokens each (6ND: about
 4.5e19 FLOPs); runlocal is 7 runs of 20 steps, about 2 minutes on 2 CPU cores; the cpu recipe's
 fitting sweep is 34 runs, about 50 minutes on 2 cores as two `--shard` workers.
@@ -52,24 +57,34 @@ def _recipe_runs(rec, arg) -> list[str]:
   runs = []
   for scale in (arg.scales.split("+") if arg.scales else rec.fit_scales):
     n_params, n_layers = rec.scale(scale)
+    mla = (rec.mla_dims(n_params, arg.kv_lora_rank, arg.q_lora_rank)
+           if arg.attention == "mla" else None)
     shapes = []
     for kind in arg.shapes.split("+"):
       if kind == "sweep":
         shapes += [(r, spec) for _, r, spec in rec.sweep_shapes(scale, _floats(arg.x, ()),
-                                                                _floats(arg.r, ()))]
+                                                                _floats(arg.r, ()), mla=mla)]
+      elif kind == "baseline" and mla is not None:
+        raise UserError("shapes=baseline is a GQA shape; drop attention=mla or use shapes=sweep")
       elif kind == "baseline":
         shapes.append((rec.baseline_r, rec.baseline(scale)))
       else:
         raise UserError(f"shapes={kind!r} is unknown; use sweep, baseline or sweep+baseline")
     for r, spec in shapes:
+      kind = (f"attention=mla,kv_lora_rank={spec.kv_lora_rank},q_lora_rank={spec.q_lora_rank}"
+              if mla else f"gqa={spec.gqa},head_dim={spec.head_dim}")
       runs.append(f"params={n_params:g},layers={n_layers},d_model={spec.d_model},r={r:g},"
-                  f"gqa={spec.gqa},head_dim={spec.head_dim},data={arg.data},recipe={rec.name}")
+                  f"{kind},data={arg.data},recipe={rec.name}")
   return runs
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, recipe="paper", scales="", x="", r="", shapes="sweep", arch="", seeds=1,
-                  data="default", runlocal=False)
+                  data="default", attention="gqa", kv_lora_rank=0, q_lora_rank=0,
+                  runlocal=False)
+  if arg.attention not in ("gqa", "mla") or (arg.attention == "mla") != (arg.kv_lora_rank > 0):
+    raise UserError(f"attention={arg.attention!r}, kv_lora_rank={arg.kv_lora_rank}: use "
+                    "attention=gqa, or attention=mla with a positive kv_lora_rank")
   rec = get_recipe(arg.recipe)
   overrides = []
   if arg.runlocal:

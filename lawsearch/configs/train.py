@@ -6,6 +6,9 @@ ARG (comma-separated, all optional):
   params=80e6,layers=12,d_model=768,r=4,gqa=4   an ArchSpec built from a budget (arch.from_budget),
                        head_dim, GQA, vocabulary and ffn_dim step from the recipe (without one:
                        head_dim 64, LLaMA-3's vocabulary) unless head_dim=... or gqa=... is given
+  attention=mla,kv_lora_rank=32   with params=...: multi-head latent attention of that latent
+                       rank (q_lora_rank=0 and qk_rope_head_dim=head_dim/2 unless given; the
+                       heads' no-RoPE and value widths are head_dim): arch.mla_from_budget
   recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/recipe.py); "" = none
                        recipe=cpu: the CPU replication's (tokens = 20 N, vocabulary 512, seq 128)
   data=default         data source: default | text | tokens | arrayrecord | synthetic
@@ -25,6 +28,7 @@ import ml_collections
 from lawsearch import arch
 from lawsearch import configlib
 from lawsearch.configlib import parse_arg
+from lawsearch.errors import UserError
 from lawsearch.recipe import recipe as get_recipe
 
 # Logical axis -> mesh axes: the ONE sharding table (params, optimizer state, batch, activations).
@@ -37,13 +41,25 @@ SHARDING_RULES = (
     ("act_heads", "tensor"), ("act_kv_heads", "tensor"), ("act_mlp", "tensor"),
     ("act_vocab", "tensor"),
 )
+# MLA's latent widths (replicated), appended for MLA shapes only: a GQA run's config, and so its
+# run directory's hash, stays as it was.
+MLA_SHARDING_RULES = (("q_lora", None), ("kv_lora", None))
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
-                  head_dim=0, recipe="", data="default", seed=0, runlocal=False)
+                  head_dim=0, attention="gqa", kv_lora_rank=0, q_lora_rank=0,
+                  qk_rope_head_dim=0, recipe="", data="default", seed=0, runlocal=False)
   rec = get_recipe(arg.recipe) if arg.recipe else None
-  if arg.params and rec:
+  if arg.attention == "mla":
+    if not (arg.params and rec and arg.kv_lora_rank):
+      raise UserError("attention=mla needs params=..., recipe=... and kv_lora_rank=...")
+    spec = rec.build(arg.params, n_layers=arg.layers, d_model=arg.d_model, r=arg.r,
+                     mla=rec.mla_dims(arg.params, arg.kv_lora_rank, arg.q_lora_rank,
+                                      arg.qk_rope_head_dim))
+  elif arg.attention != "gqa":
+    raise UserError(f"attention={arg.attention!r}: choose gqa or mla")
+  elif arg.params and rec:
     spec = rec.build(arg.params, n_layers=arg.layers, d_model=arg.d_model, r=arg.r, gqa=arg.gqa,
                      head_dim=arg.head_dim)
   elif arg.params:
@@ -59,9 +75,7 @@ def get_config(arg=None):
   config.seed = arg.seed
   config.model = dict(
       preset="" if (arg.params or arg.arch) else arg.preset,  # the record; shape is model.arch
-      arch=dict(n_layers=spec.n_layers, d_model=spec.d_model, n_heads=spec.n_heads,
-                n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim, ffn_dim=spec.ffn_dim,
-                vocab_size=spec.vocab_size, tie_embeddings=spec.tie_embeddings),
+      arch=spec.fields(),  # GQA: n_layers ... tie_embeddings; MLA adds its fields
       max_seq_len=2048,
       rope_theta=500_000.0,  # LLaMA-3 (PAPER.md section 5, our choice)
       dtype="auto",  # "auto": bfloat16 on GPU/TPU, float32 on CPU
@@ -88,7 +102,7 @@ def get_config(arg=None):
                           final_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
                           clip_norm=1.0)
   config.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: all remaining devices
-  config.sharding_rules = SHARDING_RULES
+  config.sharding_rules = SHARDING_RULES + (MLA_SHARDING_RULES if spec.is_mla else ())
   config.distributed = dict(
       initialize="",  # "" single process | "auto" (TPU pods, SLURM) | "explicit" (fields below)
       coordinator_address="", num_processes=1, process_id=0, local_device_ids="")

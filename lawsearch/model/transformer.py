@@ -60,7 +60,7 @@ class ModelConfig:
       raise UserError(f"ModelConfig.arch must be an ArchSpec, got {type(self.arch).__name__}")
     if self.max_seq_len <= 0:
       raise UserError(f"ModelConfig.max_seq_len must be positive, got {self.max_seq_len}")
-    if self.arch.head_dim % 2:
+    if self.arch.head_dim % 2 and not self.arch.is_mla:  # MLA: RoPE on qk_rope_head_dim (even)
       raise UserError(f"RoPE needs an even head_dim, got {self.arch.head_dim}")
     for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
                            ("attention_impl", ATTENTION_IMPLS), ("decode_impl", DECODE_IMPLS)):
@@ -74,6 +74,8 @@ class KVCache(NamedTuple):
   k, v: one array per layer, each [batch, n_kv_heads, max_len, head_dim] in the compute dtype
     (heads-major: each head's positions are contiguous, so attention reads them without a
     transpose; on CPU this made decode attention 2.7x faster than [batch, max_len, heads, dim]).
+    MLA (mla.py): k is the latent cache [batch, 1, max_len, kv_lora_rank + qk_rope_head_dim],
+    v is zero-width [batch, 1, max_len, 0].
   lengths: [batch] int32.
   """
 
@@ -85,9 +87,11 @@ class KVCache(NamedTuple):
 def init_cache(config: ModelConfig, batch: int, max_len: int) -> KVCache:
   """An empty cache (all lengths 0) for `batch` rows of up to `max_len` positions."""
   a = config.arch
-  shape = (batch, a.n_kv_heads, max_len, a.head_dim)
-  zeros = tuple(jnp.zeros(shape, config.dtype) for _ in range(a.n_layers))
-  return KVCache(zeros, zeros, jnp.zeros((batch,), jnp.int32))
+  heads, k_dim, v_dim = ((1, a.kv_cache_width, 0) if a.is_mla
+                         else (a.n_kv_heads, a.head_dim, a.head_dim))
+  zeros = lambda dim: tuple(jnp.zeros((batch, heads, max_len, dim), config.dtype)
+                            for _ in range(a.n_layers))
+  return KVCache(zeros(k_dim), zeros(v_dim), jnp.zeros((batch,), jnp.int32))
 
 
 def _param(rngs: nnx.Rngs, shape, std: float, axes, dtype) -> nnx.Param:
@@ -147,9 +151,9 @@ def rope(x: jax.Array, positions: jax.Array, theta: float,
 
 class RMSNorm(nnx.Module):
 
-  def __init__(self, config: ModelConfig):
+  def __init__(self, config: ModelConfig, width: int = 0):  # width: d_model unless given
     self.eps = config.norm_eps
-    self.scale = nnx.Param(jnp.ones((config.arch.d_model,), config.param_dtype),
+    self.scale = nnx.Param(jnp.ones((width or config.arch.d_model,), config.param_dtype),
                            logical_axes=("norm",))
 
   def __call__(self, x):  # [..., D] -> [..., D]
@@ -226,8 +230,10 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+    from lawsearch.model.mla import MLAttention  # pylint: disable=import-outside-toplevel
+
     self.attn_norm = RMSNorm(config)
-    self.attn = Attention(config, rngs)
+    self.attn = (MLAttention if config.arch.is_mla else Attention)(config, rngs)
     self.mlp_norm = RMSNorm(config)
     self.mlp = MLP(config, rngs)
 

@@ -2,9 +2,10 @@
 
 FLOPs per trained token (PaLM, Chowdhery et al. 2022, appendix B; as nanoGPT's estimate_mfu),
 with every shape number from `ArchSpec`:
-    6 * (N + d*V) + 12 * n_layers * attn_width * T
+    6 * (N + d*V) + 6 * n_layers * (attn_width + v_width) * T
 N non-embedding parameters, d*V the output head (tied or not), T the sequence length: forward and
-backward of every matmul, plus the attention scores and values over the full T x T square.
+backward of every matmul, plus the attention scores and values over the full T x T square
+(v_width = attn_width for GQA, the PaLM form; MLA's value heads may be narrower).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lawsearch.arch import ArchSpec
 
 def train_flops_per_token(arch: ArchSpec, seq_len: int) -> float:
   return (6.0 * (arch.non_embedding_params + arch.d_model * arch.vocab_size)
-          + 12.0 * arch.n_layers * arch.attn_width * seq_len)
+          + 6.0 * arch.n_layers * (arch.attn_width + arch.v_width) * seq_len)
 
 
 def block_means(values, blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,102 @@
+"""The MLA decoder: its parameter leaves against ArchSpec's accounting (DeepSeek-V3 included),
+prefill + decode through the latent cache against the full forward pass, the cache's bytes per
+token against the accounting, and the latent-cache decode attention (xla, and the Pallas kernel in
+interpret mode) against a float64 numpy reference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lawsearch import cost
+from lawsearch.arch import preset
+from lawsearch.errors import UserError
+from lawsearch.kernels import BlockSizes
+from lawsearch.kernels.mla_decode import mla_decode, mla_decode_reference
+from lawsearch.model import ModelConfig, abstract_model, build, param_count
+
+NANO_MLA = preset("nano-mla")
+
+
+@pytest.mark.parametrize("spec", [NANO_MLA, NANO_MLA.replace(q_lora_rank=24),
+                                  preset("deepseek-v2-lite-dense"), preset("deepseek-v3-dense")],
+                         ids=["nano", "nano-q-lora", "v2-lite", "v3"])
+def test_param_leaves_equal_archspec(spec):
+  model = abstract_model(ModelConfig(spec))
+  assert param_count(model) == spec.total_params
+  layer = nnx.state(model.layer_0.attn, nnx.Param)
+  assert sum(x.size for x in jax.tree.leaves(layer)) == spec.attn_params_per_layer
+
+
+def _sharpened(config, seed=0):
+  # Weights 5x the init scale, so that logits differ by O(1) between positions and a wrong
+  # cache entry could not hide below the tolerance.
+  model = build(config, seed)
+  state = nnx.state(model, nnx.Param)
+  nnx.update(model, jax.tree.map(lambda x: x * 5.0, state))
+  return model
+
+
+@pytest.mark.parametrize("q_lora_rank,impl", [(0, "grouped"), (24, "xla")])
+def test_prefill_and_latent_decode_match_full_forward(q_lora_rank, impl):
+  config = ModelConfig(NANO_MLA.replace(q_lora_rank=q_lora_rank), max_seq_len=32,
+                       attention_impl=impl)
+  model = _sharpened(config)
+  tokens = jax.random.randint(jax.random.key(1), (3, 14), 0, NANO_MLA.vocab_size)
+  full = np.asarray(model(tokens))  # [B, T, V]
+  assert np.ptp(full, axis=-1).mean() > 1.0
+  tol = 1e-5 * np.abs(full).max()  # float32: 1e-5 of the largest logit (about 20)
+  lengths = jnp.array([1, 4, 9])  # several prompt lengths, then decode to position 13
+  logits, cache = model.prefill(tokens[:, :9], lengths, 16)
+  for b, n in enumerate([1, 4, 9]):
+    np.testing.assert_allclose(logits[b], full[b, n - 1], rtol=0, atol=tol)
+  decode = nnx.jit(lambda m, t, c: m.decode(t, c))
+  for step in range(4):
+    positions = lengths + step
+    logits, cache = decode(model, tokens[jnp.arange(3), positions], cache)
+    for b in range(3):
+      np.testing.assert_allclose(logits[b], full[b, int(positions[b])], rtol=0, atol=tol)
+
+
+def test_latent_cache_bytes_per_token_equal_the_accounting():
+  config = ModelConfig(NANO_MLA, max_seq_len=32)
+  model = build(config)
+  _, cache = model.prefill(jnp.zeros((2, 4), jnp.int32), jnp.array([4, 2]), 16)
+  nbytes = sum(x.nbytes for x in jax.tree.leaves((cache.k, cache.v)))
+  assert nbytes / (2 * 16) == cost.kv_cache_bytes_per_token(NANO_MLA, 4) == 2 * 40 * 4
+
+
+def _operands(seed, batch=2, heads=4, rank=32, rope=8, max_len=64):
+  k = jax.random.split(jax.random.key(seed), 3)
+  return (jax.random.normal(k[0], (batch, heads, rank)), jax.random.normal(k[1], (batch, heads, rope)),
+          jax.random.normal(k[2], (batch, 1, max_len, rank + rope)))
+
+
+class TestLatentDecode:
+  INTERPRET = False  # the Pallas subclass below runs the same cases in interpret mode on CPU
+  IMPL = "xla"
+
+  def _run(self, *args, **kw):
+    extra = {} if self.IMPL == "xla" else {"interpret": self.INTERPRET,
+                                          "block_sizes": BlockSizes(block_kv=16)}
+    return mla_decode(*args, impl=self.IMPL, **kw, **extra)
+
+  @pytest.mark.parametrize("lengths", [(1, 64), (17, 40)])
+  def test_matches_reference(self, lengths):
+    q_lat, q_rope, cache = _operands(0)
+    lengths = jnp.array(lengths, jnp.int32)
+    out = self._run(q_lat, q_rope, cache, lengths, scale=0.2)
+    assert out.shape == q_lat.shape
+    ref = mla_decode_reference(q_lat, q_rope, cache, lengths, scale=0.2)
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+
+  def test_shape_mismatch(self):
+    q_lat, q_rope, cache = _operands(0)
+    with pytest.raises(UserError, match="R \\+ P = 40"):
+      self._run(q_lat, q_rope, cache[..., :36], jnp.array([3, 3]), scale=0.2)
+
+
+class TestLatentDecodePallasInterpret(TestLatentDecode):
+  INTERPRET = True
+  IMPL = "pallas"
