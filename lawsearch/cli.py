@@ -428,11 +428,20 @@ def _run_sweep(args) -> None:
   if args.slurm or args.slurm_script:
     _slurm_sweep(args, config)
     return
+  if args.aot_topology and not args.dry_run:
+    raise UsageError("--aot-topology checks the runs against a slice without training: add "
+                     "--dry-run")
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
                       progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
                       retry_failed=args.retry_failed, worker=args.worker,
                       heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait)
-  if records and not args.dry_run:
+  if args.dry_run:
+    planned = sweep.plan(config, args.root, args.override, sweep.parse_shard(args.shard))
+    _print_sweep_estimate(planned, args.mfu)
+    if args.aot_topology and not _sweep_fits(planned, args.aot_topology):
+      sys.exit(1)
+    return
+  if records:
     print(format_table([r.to_dict() for r in records],
                        ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
                         "train_loss"]))
@@ -458,6 +467,35 @@ def _slurm_sweep(args, config) -> None:
   print(f"submitted job array {job}: {res.workers} worker(s) of {res.nodes} node(s) x "
         f"{res.tasks_per_node} task(s); logs in {log_dir}\n"
         f"watch it: lawsearch sweep --config={args.config} --root {args.root} --status")
+
+
+def _print_sweep_estimate(planned, mfu) -> None:
+  from lawsearch.train import estimate
+
+  est = estimate.for_configs([p.config for p in planned],
+                             **({"mfu": mfu, "mfu_source": "--mfu"} if mfu else {}))
+  rows = [{"cluster": f"{r.chips} x {r.hardware}", "MFU": f"{r.mfu:.1%}",
+           "wall time": f"{r.wall_s / 86400:.2f} d" if r.wall_s >= 86400 else
+           f"{r.wall_s / 3600:.1f} h", "chip-hours": f"{r.chip_hours:,.0f}"} for r in est.rows]
+  print(f"\nscale: {est.runs} runs, {est.tokens:.3g} tokens, {est.flops:.3g} training FLOPs "
+        f"(MFU {est.mfu_source}; wall time assumes perfect packing and linear scaling: a lower "
+        "bound)")
+  print(format_table(rows, list(rows[0])))
+
+
+def _sweep_fits(planned, topologies) -> bool:
+  """Compiles every run for each topology ahead of time; prints which fit; whether all do."""
+  from lawsearch.train import aot
+
+  fits = 0
+  for topology in topologies:
+    for p in planned:
+      report = aot.compile_for_topology(p.config, topology)
+      fits += report.fits
+      print(f"{p.name}: {report.summary()}", flush=True)
+  total = len(planned) * len(topologies)
+  print(f"{fits} of {total} run compiles fit {', '.join(topologies)}")
+  return fits == total
 
 
 def _print_sweep_status(st) -> None:
@@ -504,6 +542,13 @@ def _add_sweep(sub) -> None:
   p.add_argument("--no-wait", action="store_true",
                  help="exit after one pass instead of staying until no run is left running "
                       "elsewhere (to take over those of workers that die)")
+  p.add_argument("--mfu", type=_fraction,
+                 help="with --dry-run: the MFU of the time estimate (default: measured, see "
+                      "lawsearch.train.estimate)")
+  p.add_argument("--aot-topology", action="append", default=[], metavar="TPU",
+                 help="with --dry-run: compile every run for this Cloud TPU slice (e.g. v5p-64) "
+                      "ahead of time and list which fit its HBM (repeatable; needs the tpu-aot "
+                      "extra)")
   p.add_argument("--slurm", action="store_true",
                  help="submit the sweep as a SLURM job array of workers (sbatch; resources from "
                       "the config's slurm block, e.g. --config.slurm.time=4:00:00)")

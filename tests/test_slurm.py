@@ -114,3 +114,25 @@ def test_a_cancelled_worker_is_resumed_by_the_resubmitted_array(cluster, tmp_pat
   attempts = [json.load(open(os.path.join(run.workdir, claims.CLAIMS, f)))["worker"]
               for f in sorted(os.listdir(os.path.join(run.workdir, claims.CLAIMS)))]
   assert [w.split("@")[0] for w in attempts] == [f"slurm-{first}_0", f"slurm-{second}_0"]
+
+
+def test_a_two_task_worker_claims_once_and_trains_as_one_program(cluster, tmp_path):
+  # Each array task is a two-process JAX program (srun -n 2 inside the job, 4 CPU devices each):
+  # process 0 claims and records, and both train the run it picked.
+  runs = list(configlib.load(SWEEP).runs[:2])
+  overrides = ["train.steps=2", "train.eval_batches=1"]
+  xla = os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=4")
+  cmd = [sys.executable, "-m", "lawsearch.cli", "sweep", f"--config={SWEEP}",
+         f"--config.runs={runs!r}", "--root", str(tmp_path), "--slurm-logs", f"{tmp_path}/logs",
+         "--slurm", "--workers", "1", "--config.slurm.tasks_per_node=2",
+         *[a for o in overrides for a in ("--override", o)]]
+  done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **cluster.env, "XLA_FLAGS": xla},
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-2000:]
+  cluster.wait(re.search(r"submitted job array (\d+)", done.stdout).group(1))
+  log = _logs(tmp_path)
+  for p in sweep.plan(configlib.load(SWEEP, [f"--config.runs={runs!r}"]), str(tmp_path),
+                      overrides):
+    assert sweep.state(p.workdir).kind == "finished", log[-3000:]
+    assert os.listdir(os.path.join(p.workdir, claims.CLAIMS)) == ["0001.json"]
+  assert log.count("'fsdp': 8") == 2  # one 8-device mesh per run, printed by process 0 only
