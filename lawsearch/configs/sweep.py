@@ -30,8 +30,9 @@ Examples:
   lawsearch sweep --config=configs/sweep.py:recipe=cpu,scales=80k,attention=mla,kv_lora_rank=32,\
       x=0.08+0.1+0.13+0.17,r=1.5+3 --root runs/cpu/mla               # 6 MLA runs
 Cost: the paper recipe's 80M/145M/297M grids are 109 runs of 100 N tokens each (6.2e21 training
-FLOPs with the output head: `lawsearch sweep --dry-run` prints it with cluster times); runlocal is 7 runs of 20 steps, about 2 minutes on 2 CPU cores; the cpu recipe's
-fitting sweep is 34 runs, about 50 minutes on 2 cores as two `--shard` workers.
+FLOPs with the output head: `lawsearch sweep --dry-run` prints it with cluster times); runlocal
+is 7 runs of 20 steps, about 2 minutes on 2 CPU cores; the cpu recipe's fitting sweep is 34
+runs, about 50 minutes on 2 cores as two `--shard` workers.
 """
 
 import os
