@@ -109,6 +109,9 @@ class ArchSpec:
           f"= n_heads = {self.n_heads}, got head_dim={self.head_dim}, n_kv_heads="
           f"{self.n_kv_heads}; build it with arch.mla(...)")
 
+  def __repr__(self) -> str:  # a GQA spec prints as before MLA existed
+    return f"ArchSpec({', '.join(f'{k}={v!r}' for k, v in self.fields().items())})"
+
   @property
   def is_mla(self) -> bool:
     return self.attention == "mla"

@@ -272,7 +272,30 @@ def _run_search(args) -> None:
     costs = tradeoff.InferenceCost(args.cost_unit, power, args.price_per_hour)
     picks = tradeoff.penalised(result, args.lambdas, costs)
     print(search_report.penalised_summary(picks, result))
-  print("\nwrote " + ", ".join(search_report.save(result, args.out, penalised=picks)))
+  written = search_report.save(result, args.out, penalised=picks)
+  if "mla" in args.attention:
+    from lawsearch import attention_search
+    from lawsearch.report import attention
+
+    evaluator = (None if args.mla_loss_factor is None
+                 else attention_search.mla_loss_factor(result, args.mla_loss_factor))
+    both = attention_search.compare(
+        result, kv_lora_ranks=args.kv_lora_ranks or [2 * args.head_dim, 4 * args.head_dim,
+                                                     8 * args.head_dim],
+        q_lora_rank=args.q_lora_rank, tolerance=args.tolerance, mla_loss=evaluator)
+    print(attention.summary(both))
+    written += attention.save(both, args.out)
+  print("\nwrote " + ", ".join(written))
+
+
+def _ints(text: str) -> list[int]:
+  try:
+    values = [int(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+  if not values or any(v < 1 for v in values):
+    raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+  return values
 
 
 def _lambdas(text: str) -> list[float]:
@@ -317,6 +340,16 @@ def _add_search(sub) -> None:
                  "$/Mtoken")
   p.add_argument("--accuracy-law", metavar="FILE", help="from `lawsearch fit-accuracy`: print "
                  "each pick's predicted mean accuracy (needs absolute losses: --l-opt)")
+  p.add_argument("--attention", choices=("gqa", "gqa,mla"), default="gqa",
+                 help="gqa,mla: also the best multi-head latent attention shape at the target, "
+                 "beside the best GQA one (attention.png, attention.json)")
+  p.add_argument("--kv-lora-ranks", type=_ints, metavar="R1,R2,...",
+                 help="MLA latent ranks to enumerate (default: 2, 4 and 8 x head_dim)")
+  p.add_argument("--q-lora-rank", type=_int_at_least(0), default=0,
+                 help="MLA query latent rank (0: no query compression)")
+  p.add_argument("--mla-loss-factor", type=_positive, help="an MLA shape's loss = the law's "
+                 "prediction x this (fitted from MLA and GQA runs; without it MLA is assumed "
+                 "loss-neutral)")
   p.add_argument("--out", default="out/search")
   p.set_defaults(run=_run_search)
 
@@ -658,8 +691,6 @@ def _add_import_hf(sub) -> None:
 
 # -- bench ---------------------------------------------------------------------------------------
 def _run_bench(args) -> None:
-  import dataclasses
-
   import jax
 
   from lawsearch import cost
@@ -686,7 +717,7 @@ def _run_bench(args) -> None:
         warmup=args.warmup, dtype=dtype,
         decode_impl=args.decode_impl or ("xla" if cpu else "pallas"),
         attention_impl=attention, prefill_batch=args.prefill_batch, seed=args.seed)
-    shape = dataclasses.asdict(spec)  # so `lawsearch search --measured` can look runs up by shape
+    shape = spec.fields()  # so `lawsearch search --measured` can look runs up by shape
     results += [{"name": name, **shape, **r} for r in throughput.run(cfg, hw, log=lambda _: None)]
   if args.out:
     with open(args.out, "w") as f:
