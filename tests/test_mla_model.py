@@ -100,3 +100,11 @@ class TestLatentDecode:
 class TestLatentDecodePallasInterpret(TestLatentDecode):
   INTERPRET = True
   IMPL = "pallas"
+
+
+def test_pallas_decode_on_cpu_is_an_error_not_a_fallback():
+  config = ModelConfig(NANO_MLA, max_seq_len=32, decode_impl="pallas")
+  model = build(config)
+  _, cache = model.prefill(jnp.zeros((1, 3), jnp.int32), jnp.array([3]), 16)
+  with pytest.raises(UserError, match="runs on GPU .* not on .cpu"):
+    model.decode(jnp.zeros((1,), jnp.int32), cache)

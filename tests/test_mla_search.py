@@ -77,3 +77,10 @@ def test_cli_marks_both_picks(tmp_path):
   doc = json.loads((out / "attention.json").read_text())
   assert set(doc["best"]) == {"gqa", "mla"} and doc["best"]["mla"]["spec"]["kv_lora_rank"] == 256
   assert (out / "attention.png").stat().st_size > 10_000
+
+
+def test_attention_search_imports_no_flax():
+  code = ("import sys, lawsearch.attention_search\n"
+          "print(sorted({m.split('.')[0] for m in sys.modules} & {'flax', 'orbax', 'grain'}))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "[]"
