@@ -108,3 +108,39 @@ def test_pallas_decode_on_cpu_is_an_error_not_a_fallback():
   _, cache = model.prefill(jnp.zeros((1, 3), jnp.int32), jnp.array([3]), 16)
   with pytest.raises(UserError, match="runs on GPU .* not on .cpu"):
     model.decode(jnp.zeros((1,), jnp.int32), cache)
+
+
+def _tpu_device():
+  try:
+    from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
+    return topologies.get_topology_desc(topology_name="v5e:2x2", platform="tpu").devices[0]
+  except Exception as e:  # noqa: BLE001 -- any failure means no TPU compiler here
+    pytest.skip(f"TPU runtime (libtpu, the tpu-aot extra) unavailable for AOT compiles: {e}")
+
+
+def test_latent_kernel_compiles_for_tpu_at_deepseek_v3_shape():
+  # 128 heads, R 512 + P 64, bfloat16: the Mosaic TPU lowering of the latent-cache kernel.
+  sharding = jax.sharding.SingleDeviceSharding(_tpu_device())
+  b, heads, t = 2, 128, 1024
+  shapes = [((b, heads, 512), jnp.bfloat16), ((b, heads, 64), jnp.bfloat16),
+            ((b, 1, t, 576), jnp.bfloat16), ((b,), jnp.int32)]
+  args = [jax.ShapeDtypeStruct(s, d, sharding=sharding) for s, d in shapes]
+  fn = jax.jit(lambda *a: mla_decode(*a, scale=192 ** -0.5, impl="pallas", backend="tpu",
+                                     block_sizes=BlockSizes(block_kv=128, num_splits=2)))
+  assert "tpu_custom_call" in fn.trace(*args).lower().compile().as_text()
+
+
+def test_gpu_path_exports_for_cuda():
+  # On GPUs the Mosaic GPU GQA kernel serves the latent cache (one KV head, values = keys), at
+  # widths its shared memory holds: R 192 + P 64 here; DeepSeek-V3's 576 is refused (below).
+  from jax import export  # pylint: disable=import-outside-toplevel
+  args = lambda rank: [jax.ShapeDtypeStruct((2, 16, rank), jnp.bfloat16),
+                       jax.ShapeDtypeStruct((2, 16, 64), jnp.bfloat16),
+                       jax.ShapeDtypeStruct((2, 1, 512, rank + 64), jnp.bfloat16),
+                       jax.ShapeDtypeStruct((2,), jnp.int32)]
+  fn = lambda block: jax.jit(lambda *a: mla_decode(
+      *a, scale=192 ** -0.5, impl="pallas", backend="gpu",
+      block_sizes=BlockSizes(block_kv=block, num_splits=2, num_stages=1)))
+  assert "mosaic_gpu" in export.export(fn(64), platforms=["cuda"])(*args(192)).mlir_module()
+  with pytest.raises(UserError, match="shared memory"):
+    export.export(fn(64), platforms=["cuda"])(*args(512))
