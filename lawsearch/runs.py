@@ -30,6 +30,7 @@ from lawsearch.errors import UserError
 
 RESULT = "result.json"
 CONFIG = "config.json"  # written by `lawsearch train` when a run starts
+IMPORTED = "imported.json"  # `lawsearch import-hf`: published weights, not a training run
 REQUIRED = ("n_params", "tokens", "loss", "d_model", "mlp_attn_ratio")
 
 
@@ -277,12 +278,13 @@ def check_table(df, source: str):
 
 def unfinished(root: str | os.PathLike) -> list[str]:
   """The run directories under `root` (searched recursively) that hold a config.json but no
-  result.json yet: runs still going, or stopped before their end."""
+  result.json yet: runs still going, or stopped before their end (imported models are none)."""
   with paths.reach(root):
     path = paths.path(root)
     if not path.exists():
       return []
-    return [str(f.parent) for f in paths.find(path, CONFIG) if not (f.parent / RESULT).exists()]
+    return [str(f.parent) for f in paths.find(path, CONFIG)
+            if not (f.parent / RESULT).exists() and not (f.parent / IMPORTED).exists()]
 
 
 def _records(path) -> list[dict[str, Any]]:

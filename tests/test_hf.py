@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from lawsearch import arch, cli, configlib, export  # noqa: E402
+from lawsearch import arch, cli, configlib, export, runs  # noqa: E402
 from lawsearch.data import tokenizer as tokenizer_lib  # noqa: E402
 from lawsearch.downstream import evaluate as downstream  # noqa: E402
 from lawsearch.downstream import tasks as downstream_tasks  # noqa: E402
@@ -263,6 +263,11 @@ def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
   [record] = json.loads(out.read_text())
   assert (record["name"], record["d_model"], record["head_dim"]) == ("run", 40, 8)
   assert record["output_tokens_per_s"] > 0
+  # Not a training run: `lawsearch train` says so (not "corrupt checkpoint"), and a fit's note on
+  # unfinished runs leaves it out.
+  with pytest.raises(UserError, match="holds imported weights .* not supported"):
+    loop.train(evaluate.run_config(run), run, progress=False)
+  assert runs.unfinished(run) == []
 
 
 def test_import_refuses_what_lawsearch_cannot_compute(tmp_path):

@@ -31,7 +31,6 @@ from lawsearch.hf import weights
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
-IMPORTED = "imported.json"  # where an imported run came from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +176,7 @@ def import_hf(src_dir: str, workdir: str) -> HFImport:
   finally:
     ckpt.close()
   runs.write_json_atomic(os.path.join(workdir, runs.CONFIG), json.loads(config.to_json()))
-  runs.write_json_atomic(os.path.join(workdir, IMPORTED), {
+  runs.write_json_atomic(os.path.join(workdir, runs.IMPORTED), {
       "source": os.path.abspath(src_dir), "model_type": model.model_type,
       "tokenizer": tok_path and os.path.basename(tok_path)})
   return HFImport(os.path.abspath(src_dir), workdir, model, tok_path)

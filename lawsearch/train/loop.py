@@ -294,6 +294,11 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   initialize_distributed(config)
   if paths.exists(workdir) and not paths.is_dir(workdir):
     raise UserError(f"--workdir {workdir} is a file; give a directory (new or a run's)")
+  if paths.exists(paths.path(workdir) / runs.IMPORTED):
+    raise UserError(f"{workdir} holds imported weights (lawsearch import-hf), not a training "
+                    "run: its checkpoint has parameters only, no optimizer or data state. Use it "
+                    "with lawsearch eval, bench or export-hf; training on from imported weights "
+                    "is not supported")
   changes = runs.config_changes(workdir, config)
   finished = runs.read_result(workdir)
   if finished is not None:
