@@ -510,7 +510,8 @@ def downstream(root: str, every: bool = False) -> pd.DataFrame:
     row["items"] = "all" if not r["downstream"]["limit"] else r["downstream"]["limit"]
     rows.append(row)
   table = pd.DataFrame(rows)
-  means = (table.groupby("role", sort=False).mean(numeric_only=True).reset_index()
+  picks = table[table["role"] != "sweep"]  # the grid's shapes differ: no mean over them
+  means = (picks.groupby("role", sort=False).mean(numeric_only=True).reset_index()
            .assign(run="mean over seeds", seed=np.nan))
   table = pd.concat([table, means[[c for c in table.columns if c in means]]], ignore_index=True)
   table.to_csv(os.path.join(root, "downstream.csv"), index=False, float_format="%.6g")
