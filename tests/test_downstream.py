@@ -384,3 +384,17 @@ def test_report_shows_the_scored_runs():
   assert "piqa" in rows[0] and "mean" in rows[0] and "chance" in rows[0]
   assert len(rows) == 3 and "0.2754" in rows[2] and "0.48" in rows[2]  # header, rule, one run
   assert fit_report._downstream_section(df.drop(columns=["acc_piqa", "acc_mean"])) == []
+
+
+def test_runs_checkpointed_before_mla_are_restored(tmp_path):
+  """A GQA run's checkpoint metadata is its ArchSpec.fields() (the pre-MLA dict), so checkpoints
+  written before the MLA fields existed (every committed CPU replication run) are restored."""
+  from lawsearch import configlib
+  from lawsearch.train import loop
+
+  config = configlib.load("configs/train.py:preset=nano,data=synthetic", [])
+  meta = loop.run_checkpointer(config, str(tmp_path)).meta["arch"]
+  assert meta == {k: v for k, v in config.model.arch.to_dict().items()
+                  if k in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
+                           "vocab_size", "tie_embeddings")}
+  assert "attention" not in meta and "kv_lora_rank" not in meta

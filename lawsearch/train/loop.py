@@ -198,7 +198,7 @@ def run_checkpointer(config, workdir: str):
   retention, with the architecture as metadata (a checkpoint of another shape is refused)."""
   from lawsearch.train.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
 
-  t, meta = config.train, {"arch": dataclasses.asdict(arch_spec(config))}
+  t, meta = config.train, {"arch": arch_spec(config).fields()}  # a GQA run: as before MLA
   return Checkpointer(paths.path(workdir) / "checkpoints", every=max(t.checkpoint_every, 1),
                       keep=t.keep_checkpoints, meta=meta)
 
