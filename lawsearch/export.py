@@ -64,17 +64,20 @@ def maxtext_yaml(spec: ArchSpec, name: str) -> str:
 
 def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture from lawsearch"
            ) -> dict[str, str]:
-  """Write the four files for `spec` under `out_dir`; returns {kind: path}."""
-  written = {kind: str(paths.path(out_dir) / f"{name}.{suffix}") for kind, suffix in (
-      ("arch", "arch.json"), ("config", "config.py"), ("hf", "hf_config.json"),
-      ("maxtext", "maxtext.yml"))}
+  """Write the four files for `spec` under `out_dir` (an MLA shape: the first two, since the HF
+  and MaxText files describe LLaMA-style attention); returns {kind: path}."""
+  kinds = (("arch", "arch.json"), ("config", "config.py"))
+  if not spec.is_mla:
+    kinds += (("hf", "hf_config.json"), ("maxtext", "maxtext.yml"))
+  written = {kind: str(paths.path(out_dir) / f"{name}.{suffix}") for kind, suffix in kinds}
   texts = {
       "arch": json.dumps(spec.describe(), indent=2) + "\n",
       "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=written["config"],
                                      arch_file=f"{name}.arch.json"),
-      "hf": json.dumps(hf_config(spec), indent=2) + "\n",
-      "maxtext": maxtext_yaml(spec, name),
   }
+  if not spec.is_mla:
+    texts.update(hf=json.dumps(hf_config(spec), indent=2) + "\n",
+                 maxtext=maxtext_yaml(spec, name))
   for kind, path in written.items():
     paths.write_text(path, texts[kind])
   return written

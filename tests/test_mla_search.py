@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from lawsearch import attention_search, cost, search
+from lawsearch import arch, attention_search, configlib, cost, search
 from lawsearch.errors import UserError
+from lawsearch.hf.config import hf_config
 from lawsearch.laws import ConditionalLaw
 
 
@@ -33,7 +34,7 @@ def test_mla_candidates_are_at_the_budget_and_scored_by_the_roofline(both, resul
   assert (np.abs(table["n_params"] / 1e9 - 1) <= 0.01).all()
   measure = result.measure
   for _, row in table.sample(5, random_state=0).iterrows():
-    spec = attention_search.arch.from_fields(row)
+    spec = arch.from_fields(row)
     expected = cost.roofline_throughput(spec, measure.chip, measure.batch, measure.input_len,
                                         measure.output_len)
     assert row["efficiency"] == pytest.approx(expected.output_tokens_per_s, rel=1e-9)
@@ -77,6 +78,12 @@ def test_cli_marks_both_picks(tmp_path):
   doc = json.loads((out / "attention.json").read_text())
   assert set(doc["best"]) == {"gqa", "mla"} and doc["best"]["mla"]["spec"]["kv_lora_rank"] == 256
   assert (out / "attention.png").stat().st_size > 10_000
+  # the MLA pick's train config loads back to the same MLA shape; no HF/MaxText file for it
+  config = configlib.load(str(out / "best_mla.config.py") + ":recipe=paper")
+  assert arch.ArchSpec(**config.model.arch) == arch.from_fields(doc["best"]["mla"]["spec"])
+  assert not (out / "best_mla.hf_config.json").exists()
+  with pytest.raises(UserError, match="MLA shape"):
+    hf_config(arch.preset("nano-mla"))
 
 
 def test_attention_search_imports_no_flax():

@@ -33,6 +33,9 @@ _CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
 
 def model_type(spec: ArchSpec) -> str:
   """"llama" for square attention (n_heads * head_dim == d_model), else "mistral"."""
+  if spec.is_mla:
+    raise UserError("an MLA shape (DeepSeek-style latent attention) has no Llama or Mistral "
+                    "config; Hugging Face export covers GQA shapes only")
   return "llama" if spec.attn_width == spec.d_model else "mistral"
 
 

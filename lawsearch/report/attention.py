@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from lawsearch import paths
+from lawsearch import export, paths
 from lawsearch.report.table import format_table
 
 
@@ -25,11 +25,15 @@ def summary(comparison) -> str:
 
 
 def save(comparison, out_dir: str) -> list[str]:
-  """attention.json (picks, notes, every MLA candidate) and attention.png in `out_dir`."""
+  """attention.json (picks, notes, every MLA candidate), attention.png and the best MLA shape's
+  files to train it from (best_mla.arch.json, best_mla.config.py) in `out_dir`."""
   out = paths.path(out_dir)
   written = [str(out / "attention.json"), str(out / "attention.png")]
   paths.write_text(written[0], json.dumps(comparison.to_dict(), indent=1, default=_plain))
   attention_plot(comparison, written[1])
+  if "mla" in comparison.best:
+    written += export.export(comparison.best["mla"].spec, "best_mla", out_dir, doc=(
+        "the best MLA shape of `lawsearch search --attention gqa,mla`")).values()
   return written
 
 
