@@ -35,7 +35,7 @@ from lawsearch import arch, attention_search, runs
 from lawsearch import replication as rep
 from lawsearch.laws import ConditionalLaw, float64
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+ROOT = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
 REPL = os.path.join(ROOT, "cpu_replication")
 OUT = os.path.join(ROOT, "mla_80k")
 KV_LORA_RANKS = (32, 64, 128)
