@@ -6,7 +6,8 @@
 
 The sweep itself (6 runs, about 15 minutes on one core):
     taskset -c 1 .venv/bin/lawsearch sweep --config=configs/sweep.py:recipe=cpu,scales=80k,\\
-        attention=mla,kv_lora_rank=32,x=0.08+0.1+0.13+0.17,r=1.5+3 --root experiments/results/mla_80k
+        attention=mla,kv_lora_rank=32,x=0.08+0.1+0.13+0.17,r=1.5+3 \\
+        --root experiments/results/mla_80k
 
 compare: each MLA run beside (a) the GQA run of the same sweep target (the cpu recipe's sweep at
 80k: same d_model, nearest r) and (b) the committed multiplicative law's prediction at the MLA

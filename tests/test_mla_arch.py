@@ -10,7 +10,6 @@ import pytest
 
 from lawsearch import arch, configlib, cost, runs
 from lawsearch.errors import UserError
-from lawsearch.recipe import CPU
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = ROOT / "experiments/results/cpu_replication/fit"

@@ -69,7 +69,8 @@ def test_latent_cache_bytes_per_token_equal_the_accounting():
 
 def _operands(seed, batch=2, heads=4, rank=32, rope=8, max_len=64):
   k = jax.random.split(jax.random.key(seed), 3)
-  return (jax.random.normal(k[0], (batch, heads, rank)), jax.random.normal(k[1], (batch, heads, rope)),
+  return (jax.random.normal(k[0], (batch, heads, rank)),
+          jax.random.normal(k[1], (batch, heads, rope)),
           jax.random.normal(k[2], (batch, 1, max_len, rank + rope)))
 
 

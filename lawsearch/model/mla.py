@@ -90,8 +90,9 @@ class MLAttention(nnx.Module):
     kv = dense(latent[:, :, 0, :a.kv_lora_rank], self.wkv_b[...].astype(dt))  # [B, T, N, nope+Hv]
     k_nope, v = kv[..., :a.qk_nope_head_dim], kv[..., a.qk_nope_head_dim:]
     k_rope = jnp.broadcast_to(latent[..., a.kv_lora_rank:], q_rope.shape)
-    q = constrain(jnp.concatenate([q_nope, q_rope], -1), ("act_batch", "act_seq", "act_heads", None))
-    k = constrain(jnp.concatenate([k_nope, k_rope], -1), ("act_batch", "act_seq", "act_heads", None))
+    heads = ("act_batch", "act_seq", "act_heads", None)
+    q = constrain(jnp.concatenate([q_nope, q_rope], -1), heads)  # [B, T, N, nope + P]
+    k = constrain(jnp.concatenate([k_nope, k_rope], -1), heads)
     impl = self.config.attention_impl
     if impl in ("xla", "cudnn") and a.v_head_dim != a.head_dim:  # these need equal widths
       width = max(a.head_dim, a.v_head_dim)

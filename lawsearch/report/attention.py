@@ -11,11 +11,12 @@ from lawsearch.report.table import format_table
 
 def summary(comparison) -> str:
   """The best GQA and MLA shapes at the target: shape, predicted loss, KV cache, throughput."""
+  gqa = comparison.best["gqa"].efficiency
   rows = [{"attention": k, "d": p.spec.d_model, "f": p.spec.ffn_dim, "heads": p.spec.n_heads,
            "kv heads / kv_lora": p.spec.kv_lora_rank if p.spec.is_mla else p.spec.n_kv_heads,
            "r": p.spec.mlp_attn_ratio, "d/sqrtN": p.spec.d_over_sqrt_n,
            "loss": f"{p.loss:.5f}", "KV KiB/token": p.kv_bytes_per_token / 1024,
-           "tok/s": p.efficiency, "vs GQA": f"{p.efficiency / comparison.best['gqa'].efficiency - 1:+.1%}"}
+           "tok/s": p.efficiency, "vs GQA": f"{p.efficiency / gqa - 1:+.1%}"}
           for k, p in comparison.best.items()]
   head = (f"\nGQA against MLA at the target {comparison.result.target:.5f} "
           f"({comparison.result.loss_units}); {len(comparison.mla_candidates)} MLA candidates; "
