@@ -606,7 +606,8 @@ def _run_eval(args) -> None:
 
 
 def _add_eval(sub) -> None:
-  p = sub.add_parser("eval", help="held-out loss of a trained run's newest checkpoint",
+  p = sub.add_parser("eval", help="held-out loss of a trained run's newest checkpoint, or "
+                     "(--tasks) its accuracy on the paper's nine zero-shot tasks",
                      description="Overrides of the run's config: --config.train.eval_batches=64, "
                                  "--config.data.path=other.txt (use '=').")
   p.add_argument("--workdir", required=True, help="the run directory (its config.json)")
