@@ -9,7 +9,7 @@ The sweep itself (6 runs, about 15 minutes on one core):
         attention=mla,kv_lora_rank=32,x=0.08+0.1+0.13+0.17,r=1.5+3 \\
         --root experiments/results/mla_80k
 
-compare: each MLA run beside (a) the GQA run of the same sweep target (the cpu recipe's sweep at
+compare: each MLA shape (its seeds averaged) beside (a) the GQA run of the same sweep target (the cpu recipe's sweep at
 80k: same d_model, nearest r) and (b) the committed multiplicative law's prediction at the MLA
 run's own (d/sqrt(N), r) with the scale's empirical L_opt (the lowest GQA loss at 80k, as the law
 was fitted). The law's ratio measured / predicted is computed for the GQA runs of the scale too,
@@ -52,9 +52,23 @@ def _predict(law, x, r, l_opt):
                                      l_opt), np.float64)
 
 
+def _seed_means(table: pd.DataFrame) -> pd.DataFrame:
+  """One row per MLA shape: the mean loss over its seeds, the held-out standard error of that
+  mean, the number of seeds and their spread (max - min loss)."""
+  table = table[table["attention"] == "mla"]
+  shape = ["d_model", "n_heads", "ffn_dim", "kv_lora_rank"]
+  rows = []
+  for _, g in table.groupby(shape):
+    first = g.iloc[0].to_dict()
+    rows.append({**first, "loss": g["loss"].mean(),
+                 "loss_se": math.sqrt((g["loss_se"] ** 2).sum()) / len(g), "seeds": len(g),
+                 "seed_spread": g["loss"].max() - g["loss"].min(),
+                 "tokens_per_s": g["tokens_per_s"].median()})
+  return pd.DataFrame(rows).sort_values("d_over_sqrt_n").reset_index(drop=True)
+
+
 def compare() -> dict:
-  mla = runs.read_table(OUT)
-  mla = mla[mla["attention"] == "mla"].sort_values("d_over_sqrt_n").reset_index(drop=True)
+  mla = _seed_means(runs.read_table(OUT))
   table = rep.read_table(REPL)
   gqa = table[(table["scale"] == "80k") & (table["part"] == "fit")].reset_index(drop=True)
   law, l_opt = _law(), float(gqa["loss"].min())
@@ -69,7 +83,8 @@ def compare() -> dict:
         "d_model": int(m["d_model"]), "mla_heads": int(m["n_heads"]),
         "kv_lora_rank": int(m["kv_lora_rank"]), "mla_ffn": int(m["ffn_dim"]),
         "mla_n": int(m["n_params"]), "mla_x": m["d_over_sqrt_n"], "mla_r": m["mlp_attn_ratio"],
-        "mla_loss": m["loss"], "mla_loss_se": m["loss_se"],
+        "mla_loss": m["loss"], "mla_loss_se": m["loss_se"], "mla_seeds": int(m["seeds"]),
+        "mla_seed_spread": m["seed_spread"],
         "law_loss_at_mla": predicted, "mla_over_law": m["loss"] / predicted,
         "gqa_heads": f"{int(twin['n_heads'])}x{int(twin['n_kv_heads'])}",
         "gqa_ffn": int(twin["ffn_dim"]), "gqa_x": twin["d_over_sqrt_n"],
@@ -85,7 +100,7 @@ def compare() -> dict:
   mla_mean, gqa_mean = float(out["mla_over_law"].mean()), float(gqa_ratio.mean())
   summary = {
       "law": "cpu_replication/law_multiplicative.json", "l_opt_80k": l_opt,
-      "n_mla_runs": len(out), "n_gqa_runs": len(gqa),
+      "n_mla_shapes": len(out), "n_mla_runs": int(out["mla_seeds"].sum()), "n_gqa_runs": len(gqa),
       "mla_over_law_mean": mla_mean, "mla_over_law_sd": float(out["mla_over_law"].std()),
       "gqa_over_law_mean": gqa_mean, "gqa_over_law_sd": float(gqa_ratio.std()),
       "mla_loss_factor": mla_mean / gqa_mean,
@@ -100,7 +115,8 @@ def compare() -> dict:
   with open(os.path.join(OUT, "comparison.json"), "w") as f:
     json.dump(summary, f, indent=1)
   with pd.option_context("display.width", 200, "display.max_columns", 30):
-    print(out[["d_model", "mla_heads", "mla_x", "mla_r", "mla_loss", "law_loss_at_mla",
+    print(out[["d_model", "mla_heads", "mla_x", "mla_r", "mla_loss", "mla_seeds",
+               "mla_seed_spread", "law_loss_at_mla",
                "gqa_heads", "gqa_x", "gqa_r", "gqa_loss", "mla_minus_gqa", "paired_se"]]
           .to_string(index=False, float_format=lambda v: f"{v:.4g}"))
   print(json.dumps(summary, indent=1))
