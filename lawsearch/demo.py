@@ -50,7 +50,7 @@ def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64,
   """The demo; `results`: the replication's directory (default: the checkout's committed one)."""
   from lawsearch import replication
 
-  t = _step(f"1/3 The paper's models on {hardware} (roofline, batch {batch}, 4096 in / 1024 out)")
+  _step(f"1/3 The paper's models on {hardware} (roofline, batch {batch}, 4096 in / 1024 out)")
   print(paper_models_table(hardware, batch))
   results = results or replication.ROOT
   table = os.path.join(results, "runs.csv")
