@@ -4,10 +4,13 @@
     .venv/bin/python experiments/mla_cpu.py search    # mla_80k/search/: best GQA vs best MLA
     .venv/bin/python experiments/mla_cpu.py bench     # mla_80k/bench.json: both picks measured
 
-The sweep itself (6 runs, about 15 minutes on one core):
+The sweep itself (6 shapes x 2 seeds, about 16 minutes per seed on one core), and a second seed
+of the six GQA twins (the committed GQA runs have one; this root keeps them apart from the fit):
     taskset -c 1 .venv/bin/lawsearch sweep --config=configs/sweep.py:recipe=cpu,scales=80k,\\
-        attention=mla,kv_lora_rank=32,x=0.08+0.1+0.13+0.17,r=1.5+3 \\
+        attention=mla,kv_lora_rank=32,x=0.08+0.1+0.13+0.17,r=1.5+3,seeds=2 \\
         --root experiments/results/mla_80k
+    taskset -c 1 .venv/bin/lawsearch sweep --config=configs/sweep.py:recipe=cpu,scales=80k,\\
+        x=0.08+0.1+0.13+0.17,r=1.5+3 --override seed=1 --root experiments/results/mla_80k/gqa_seed1
 
 compare: each MLA shape (its seeds averaged) beside (a) the GQA run of the same sweep target (the cpu recipe's sweep at
 80k: same d_model, nearest r) and (b) the committed multiplicative law's prediction at the MLA
@@ -24,6 +27,7 @@ bench: the two picks' decode throughput in the replication's protocol (batches 1
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -73,12 +77,19 @@ def compare() -> dict:
   gqa = table[(table["scale"] == "80k") & (table["part"] == "fit")].reset_index(drop=True)
   law, l_opt = _law(), float(gqa["loss"].min())
   gqa_ratio = gqa["loss"] / _predict(law, gqa["d_over_sqrt_n"], gqa["mlp_attn_ratio"], l_opt)
+  # more seeds of the twins (the --override seed=1 sweep in the module docstring), as they finish
+  gqa_seeds = pd.DataFrame([json.load(open(p)) for p in sorted(
+      glob.glob(os.path.join(OUT, "gqa_seed1", "*", runs.RESULT)))])
   rows = []
   for _, m in mla.iterrows():
     same_d = gqa[gqa["d_model"] == m["d_model"]]
     twin = same_d.loc[(np.log(same_d["mlp_attn_ratio"] / m["mlp_attn_ratio"])).abs().idxmin()]
     predicted = float(_predict(law, m["d_over_sqrt_n"], m["mlp_attn_ratio"], l_opt))
     twin_spec = arch.from_fields(twin)
+    twin_runs = [twin] + [r for _, r in gqa_seeds.iterrows() if arch.from_fields(r) == twin_spec]
+    twin_loss = float(np.mean([r["loss"] for r in twin_runs]))
+    twin_se = math.sqrt(sum(r["loss_se"] ** 2 for r in twin_runs)) / len(twin_runs)
+    twin_law = float(_predict(law, twin["d_over_sqrt_n"], twin["mlp_attn_ratio"], l_opt))
     rows.append({
         "d_model": int(m["d_model"]), "mla_heads": int(m["n_heads"]),
         "kv_lora_rank": int(m["kv_lora_rank"]), "mla_ffn": int(m["ffn_dim"]),
@@ -88,9 +99,11 @@ def compare() -> dict:
         "law_loss_at_mla": predicted, "mla_over_law": m["loss"] / predicted,
         "gqa_heads": f"{int(twin['n_heads'])}x{int(twin['n_kv_heads'])}",
         "gqa_ffn": int(twin["ffn_dim"]), "gqa_x": twin["d_over_sqrt_n"],
-        "gqa_r": twin["mlp_attn_ratio"], "gqa_loss": twin["loss"], "gqa_loss_se": twin["loss_se"],
-        "mla_minus_gqa": m["loss"] - twin["loss"],
-        "paired_se": math.hypot(m["loss_se"], twin["loss_se"]),
+        "gqa_r": twin["mlp_attn_ratio"], "gqa_loss": twin_loss, "gqa_loss_se": twin_se,
+        "gqa_seeds": len(twin_runs),
+        "gqa_seed_spread": max(r["loss"] for r in twin_runs) - min(r["loss"] for r in twin_runs),
+        "gqa_over_law": twin_loss / twin_law,
+        "mla_minus_gqa": m["loss"] - twin_loss, "paired_se": math.hypot(m["loss_se"], twin_se),
         "mla_kv_elements_per_layer": int(m["kv_lora_rank"]) + 8,
         "gqa_kv_elements_per_layer": twin_spec.kv_cache_width,
         "mla_tokens_per_s_train": m["tokens_per_s"], "gqa_tokens_per_s_train": twin["tokens_per_s"],
@@ -104,10 +117,13 @@ def compare() -> dict:
       "mla_over_law_mean": mla_mean, "mla_over_law_sd": float(out["mla_over_law"].std()),
       "gqa_over_law_mean": gqa_mean, "gqa_over_law_sd": float(gqa_ratio.std()),
       "mla_loss_factor": mla_mean / gqa_mean,
-      # standard error of the factor from the two means' spreads (one seed per shape)
+      # standard error of the factor from the spreads of the two sets of ratios
       "mla_loss_factor_se": mla_mean / gqa_mean * math.hypot(
           out["mla_over_law"].std() / mla_mean / math.sqrt(len(out)),
           gqa_ratio.std() / gqa_mean / math.sqrt(len(gqa))),
+      # like for like: the twins' seed means against the law at their own (x, r)
+      "gqa_twins_over_law_mean": float(out["gqa_over_law"].mean()),
+      "mla_loss_factor_vs_twins": mla_mean / float(out["gqa_over_law"].mean()),
       "mla_minus_gqa_twin_mean": float(out["mla_minus_gqa"].mean()),
       "mla_minus_gqa_twin_sd": float(out["mla_minus_gqa"].std()),
       "mla_better_than_twin": int((out["mla_minus_gqa"] < 0).sum()),
@@ -117,7 +133,8 @@ def compare() -> dict:
   with pd.option_context("display.width", 200, "display.max_columns", 30):
     print(out[["d_model", "mla_heads", "mla_x", "mla_r", "mla_loss", "mla_seeds",
                "mla_seed_spread", "law_loss_at_mla",
-               "gqa_heads", "gqa_x", "gqa_r", "gqa_loss", "mla_minus_gqa", "paired_se"]]
+               "gqa_heads", "gqa_x", "gqa_r", "gqa_loss", "gqa_seeds", "gqa_seed_spread",
+               "mla_minus_gqa", "paired_se"]]
           .to_string(index=False, float_format=lambda v: f"{v:.4g}"))
   print(json.dumps(summary, indent=1))
   return summary
