@@ -146,6 +146,19 @@ def test_checkpoint_of_another_architecture_is_refused(reference, data_args, tmp
     loop.train(other, workdir, progress=False)
 
 
+def test_a_shapes_metadata_matches_with_or_without_fields_added_later():
+  import dataclasses
+
+  from lawsearch import arch
+  from lawsearch.train.checkpoint import _same_shape
+
+  spec = arch.preset("nano")
+  spelled_out = dataclasses.asdict(spec)  # every field, the MLA ones at their defaults
+  assert _same_shape(spec.fields(), spelled_out)
+  assert not _same_shape(spec.fields(), dataclasses.asdict(spec.replace(d_model=96)))
+  assert not _same_shape(spec.fields(), {"d_model": "wide"})
+
+
 def test_corrupt_checkpoint_is_refused(reference, data_args, tmp_path):
   workdir = str(tmp_path / "run")
   shutil.copytree(os.path.join(reference[0], "checkpoints"), os.path.join(workdir, "checkpoints"))

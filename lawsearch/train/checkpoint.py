@@ -72,7 +72,7 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       self._refuse(step, e)
     saved_arch, arch = meta["meta"].get("arch"), self.meta.get("arch")
-    if saved_arch != arch:
+    if not _same_shape(saved_arch, arch):
       raise UserError(
           f"checkpoint {step} in {self.directory} holds another architecture: saved {saved_arch}, "
           f"this run {arch}; use a fresh --workdir (or the saved run's config)")
@@ -105,3 +105,16 @@ class Checkpointer:
   def close(self):
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def _same_shape(saved, current) -> bool:
+  """Whether two checkpoints' `arch` metadata describe one shape, whichever ArchSpec fields each
+  spells out (a field added to ArchSpec later takes its default in older records)."""
+  if saved == current:
+    return True
+  from lawsearch import arch  # pylint: disable=import-outside-toplevel
+
+  try:
+    return arch.from_fields(saved) == arch.from_fields(current)
+  except (TypeError, ValueError, KeyError):  # not a shape at all: refused as another one
+    return False
