@@ -30,9 +30,8 @@ from lawsearch import runs
 from lawsearch.data import tokens as tokens_lib
 from lawsearch.downstream import scoring, tasks as tasks_lib
 from lawsearch.errors import UserError
-from lawsearch.train import loop
 from lawsearch.train import mesh as mesh_lib
-from lawsearch.train.evaluate import run_config
+from lawsearch.train.evaluate import restore
 
 ACCURACY_TASKS = tuple(t.name for t in tasks_lib.TASKS.values() if t.metric)
 RECORD_PREFIXES = ("acc_", "ppl_", "bpb_")
@@ -87,23 +86,6 @@ def _tokenizer(config):
     raise UserError("the run was trained on synthetic token ids, which have no tokenizer; "
                     "downstream tasks need text: evaluate a run trained on text")
   return tokens_lib.run_tokenizer(config.data)
-
-
-def restore(workdir: str, overrides: Sequence[str] = ()):
-  """(config, program, params, step) of the newest checkpoint of `workdir`."""
-  config = run_config(workdir, overrides)
-  loop.initialize_distributed(config)
-  program = loop.build_program(config)
-  ckpt = loop.run_checkpointer(config, workdir)
-  try:
-    restored = ckpt.restore_params(program.abstract_state.params)  # an imported run's too
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise UserError(f"{workdir} has no checkpoint to evaluate (train it first, with "
-                    "train.checkpoint_every > 0)")
-  params, step = restored
-  return config, program, params, step
 
 
 def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,

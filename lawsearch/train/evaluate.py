@@ -28,21 +28,28 @@ def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.Co
   return configlib.locked(ml_collections.ConfigDict(json.loads(paths.read_text(path))), overrides)
 
 
-def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
-  """{workdir, step, heldout_loss, heldout_loss_se, tokens, sources} for the newest checkpoint
-  of `workdir`."""
+def restore(workdir: str, overrides: Sequence[str] = ()):
+  """(config, program, params, step): the run's config (with `overrides`), its program on this
+  process's devices, and the parameters of its newest checkpoint (an imported run's too)."""
   config = run_config(workdir, overrides)
   loop.initialize_distributed(config)
   program = loop.build_program(config)
   ckpt = loop.run_checkpointer(config, workdir)
   try:
-    restored = ckpt.restore_params(program.abstract_state.params)  # an imported run's too
+    restored = ckpt.restore_params(program.abstract_state.params)
   finally:
     ckpt.close()
   if restored is None:
     raise UserError(f"{workdir} has no checkpoint to evaluate (train it first, with "
                      "train.checkpoint_every > 0)")
   params, step = restored
+  return config, program, params, step
+
+
+def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
+  """{workdir, step, heldout_loss, heldout_loss_se, tokens, sources} for the newest checkpoint
+  of `workdir`."""
+  config, program, params, step = restore(workdir, overrides)
   result = loop.heldout_loss(program, config, params)
   return {"workdir": workdir, "step": step, "heldout_loss": result.loss,
           "heldout_loss_se": result.se, "tokens": result.tokens, "sources": result.sources}
