@@ -44,7 +44,8 @@ def _plain(value):
 
 def attention_plot(comparison, path: str) -> str:
   """Write a PNG of `comparison` (an `attention_search.AttentionComparison`) to `path`."""
-  from lawsearch.report.figure import save as save_figure, subplots  # matplotlib, when drawing
+  from lawsearch.report import pareto  # matplotlib, when drawing
+  from lawsearch.report.figure import subplots
 
   result, mla = comparison.result, comparison.mla_candidates
   gqa = result.candidates[result.candidates["efficiency"] > 0]
@@ -65,13 +66,6 @@ def attention_plot(comparison, path: str) -> str:
                       + (f", kv_lora={s.kv_lora_rank}" if s.is_mla else f", GQA {s.gqa}")
                       + f"; KV {pick.kv_bytes_per_token / 1024:.3g} KiB/token, "
                         f"{pick.efficiency:.4g} tok/s"))
-  low = float(min(gqa["loss"].min(), mla["loss"].min()))
-  span = max(result.target - low, 1e-3 * low)
-  ax.set_ylim(low - 0.3 * span, result.target + 3 * span)
-  ax.set_xlabel(result.measure.label)
-  ax.set_ylabel(f"predicted loss ({result.loss_units})")
-  ax.set_title(f"GQA and MLA at N = {result.n_params:.3g}, D = {result.tokens:.3g} tokens")
-  ax.legend(fontsize=7, loc="upper right")
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  return save_figure(fig, path)
+  return pareto.finish(fig, ax, result, float(min(gqa["loss"].min(), mla["loss"].min())),
+                       f"GQA and MLA at N = {result.n_params:.3g}, D = {result.tokens:.3g} tokens",
+                       path)

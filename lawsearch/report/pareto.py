@@ -37,12 +37,18 @@ def pareto_plot(result, path: str, named: dict | None = None, penalised=None) ->
       ax.scatter([eff], [loss], marker="x", s=50, color="crimson", zorder=6)
       ax.annotate("λ=" + ",".join(f"{v:g}" for v in group["lambda"]), (eff, loss), fontsize=6,
                   xytext=(4, 4), textcoords="offset points", color="crimson")
-  low = float(c["loss"].min())
+  return finish(fig, ax, result, float(c["loss"].min()),
+                f"lawsearch: N = {result.n_params:.3g}, D = {result.tokens:.3g} tokens", path)
+
+
+def finish(fig, ax, result, low: float, title: str, path: str) -> str:
+  """Frames a loss-against-efficiency plot of `result` around its target (from the lowest
+  plotted loss `low` up), labels, legend and grid; writes it to `path`."""
   span = max(result.target - low, 1e-3 * low)
   ax.set_ylim(low - 0.3 * span, result.target + 3 * span)  # the region around the target
   ax.set_xlabel(result.measure.label)
   ax.set_ylabel(f"predicted loss ({result.loss_units})")
-  ax.set_title(f"lawsearch: N = {result.n_params:.3g}, D = {result.tokens:.3g} tokens")
+  ax.set_title(title)
   ax.legend(fontsize=7, loc="upper right")
   ax.grid(alpha=0.3)
   fig.tight_layout()

@@ -12,6 +12,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from lawsearch import paths
+from lawsearch.arch import from_fields
 from lawsearch.errors import UserError
 
 
@@ -112,9 +113,7 @@ def _same_shape(saved, current) -> bool:
   spells out (a field added to ArchSpec later takes its default in older records)."""
   if saved == current:
     return True
-  from lawsearch import arch  # pylint: disable=import-outside-toplevel
-
   try:
-    return arch.from_fields(saved) == arch.from_fields(current)
+    return from_fields(saved) == from_fields(current)
   except (TypeError, ValueError, KeyError):  # not a shape at all: refused as another one
     return False

@@ -27,7 +27,7 @@ import numpy as np
 
 from lawsearch import configlib, paths, runs
 from lawsearch.errors import UserError
-from lawsearch.train import claims, loop
+from lawsearch.train import claims, estimate, loop
 from lawsearch.train import metrics as metrics_lib
 
 
@@ -227,11 +227,10 @@ def status(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str]
            stale_s: float = claims.STALE_S) -> SweepStatus:
   """Where every run of `sweep` under `root` stands (reads only; trains nothing)."""
   now, rows, rates, left, workers = time.time(), [], [], 0.0, set()
-  for p in plan(sweep, root, overrides):
-    s = state(p.workdir, stale_s)
-    spec, t = loop.arch_spec(p.config), p.config.train
-    flops = metrics_lib.train_flops_per_token(spec, t.seq_len)
-    tokens = loop.total_steps(p.config) * t.batch_size * t.seq_len
+  planned = plan(sweep, root, overrides)
+  for p, (spec, tokens, seq_len) in zip(planned, estimate.runs_of(p.config for p in planned)):
+    s, t = state(p.workdir, stale_s), p.config.train
+    flops = metrics_lib.train_flops_per_token(spec, seq_len)
     step = _last_step(p.workdir) if s.kind in ("running", "stale", "started") else None
     row = {"run": p.name, "state": s.kind, "worker": s.claim.worker if s.claim else "",
            "since_s": round(now - s.claim.started) if s.claim and s.claim.started else None,
