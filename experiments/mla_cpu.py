@@ -39,6 +39,7 @@ import pandas as pd
 from lawsearch import arch, attention_search, runs
 from lawsearch import replication as rep
 from lawsearch.laws import ConditionalLaw, float64
+from lawsearch.rundir import RunDir
 
 ROOT = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
 REPL = os.path.join(ROOT, "cpu_replication")
@@ -79,7 +80,7 @@ def compare() -> dict:
   gqa_ratio = gqa["loss"] / _predict(law, gqa["d_over_sqrt_n"], gqa["mlp_attn_ratio"], l_opt)
   # more seeds of the twins (the --override seed=1 sweep in the module docstring), as they finish
   gqa_seeds = pd.DataFrame([json.load(open(p)) for p in sorted(
-      glob.glob(os.path.join(OUT, "gqa_seed1", "*", runs.RESULT)))])
+      glob.glob(os.path.join(OUT, "gqa_seed1", "*", RunDir.RESULT)))])
   rows = []
   for _, m in mla.iterrows():
     same_d = gqa[gqa["d_model"] == m["d_model"]]

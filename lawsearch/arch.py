@@ -109,22 +109,19 @@ class ArchSpec:
           f"= n_heads = {self.n_heads}, got head_dim={self.head_dim}, n_kv_heads="
           f"{self.n_kv_heads}; build it with arch.mla(...)")
 
-  def __repr__(self) -> str:  # a GQA spec prints as before MLA existed
-    return f"ArchSpec({', '.join(f'{k}={v!r}' for k, v in self.fields().items())})"
+  def __repr__(self) -> str:  # fields at their defaults (a GQA spec's MLA widths) left out
+    defaults = {f.name: f.default for f in dataclasses.fields(self)}
+    shown = {k: v for k, v in self.fields().items() if k == "tie_embeddings" or v != defaults[k]}
+    return f"ArchSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
   @property
   def is_mla(self) -> bool:
     return self.attention == "mla"
 
   def fields(self) -> dict:
-    """The spec's fields as a dict: every field for MLA; GQA specs omit the attention kind and
-    the MLA fields, so their dict (and the run-directory hash made from it) is what it was
-    before MLA existed."""
-    out = dataclasses.asdict(self)
-    if not self.is_mla:
-      for name in ("attention",) + MLA_FIELDS:
-        del out[name]
-    return out
+    """The spec's fields as a dict, every one (a run's identity leaves out those at their
+    defaults: lawsearch.rundir)."""
+    return dataclasses.asdict(self)
 
   # -- widths ---------------------------------------------------------------------------------
   @property
@@ -559,10 +556,20 @@ def load_json(path: str) -> ArchSpec:
 
 
 def from_fields(record) -> ArchSpec:
-  """An ArchSpec from a mapping that holds its fields (a JSON document, a benchmark record); other
-  keys are ignored, and a missing tie_embeddings takes its default."""
-  return ArchSpec(**{f.name: record[f.name] for f in dataclasses.fields(ArchSpec)
-                     if f.name in record})
+  """An ArchSpec from a mapping that holds its fields (a JSON document, a benchmark record, a runs
+  table's row); other keys are ignored. A field that is missing, None or NaN (a table's row from a
+  record written before the field existed) takes its default, and a whole float where an integer
+  is due (a table column with gaps) is read as that integer."""
+  given = {}
+  for f in dataclasses.fields(ArchSpec):
+    value = record.get(f.name) if hasattr(record, "get") else record[f.name]
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+      continue
+    if (f.type == "int" and isinstance(value, (float, np.floating))
+        and float(value).is_integer()):
+      value = int(value)
+    given[f.name] = value
+  return ArchSpec(**given)
 
 
 def preset(name: str) -> ArchSpec:

@@ -94,9 +94,10 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_spec(workdir: str):
   """The ArchSpec of a run directory, from its config.json."""
-  from lawsearch import arch, runs
+  from lawsearch import arch
+  from lawsearch.rundir import RunDir
 
-  path = os.path.join(workdir, runs.CONFIG)
+  path = RunDir(workdir).config
   doc = inputs.read_json(path, "run config", hint="give a `lawsearch train` or import-hf run")
   inputs.require(doc, f"run config {path}", {"model": "object"})
   inputs.require(doc["model"], f"run config {path} (model)", {"arch": "object"})
@@ -772,11 +773,12 @@ def _add_bench(sub) -> None:
 def _read_runs(source: str):
   """runs.read_table(source), noting the runs under a run root that have not finished."""
   from lawsearch import paths, runs
+  from lawsearch.rundir import RunDir
 
   if paths.is_dir(source):
     pending = runs.unfinished(source)
     if pending:
-      print(f"note: {len(pending)} run(s) under {source} have no {runs.RESULT} yet (still "
+      print(f"note: {len(pending)} run(s) under {source} have no {RunDir.RESULT} yet (still "
             "running, or stopped; the same `lawsearch sweep` or `lawsearch train` command "
             f"finishes them) and are left out: {', '.join(paths.path(p).name for p in pending[:3])}"
             f"{', ...' if len(pending) > 3 else ''}")
@@ -815,10 +817,12 @@ def _run_fit(args) -> None:
                          level=args.level, seed=args.seed, validate=args.validate)
   law, info = fitted.law, fitted.law.fit_info
   filt = "off" if r_range is None else f"r in [{r_range[0]:g}, {r_range[1]:g}]"
-  print(f"{args.form} law on {info.n_points} runs (r filter {filt}: {info.n_excluded} excluded), "
-        f"L_opt {info.l_opt}")
-  print(f"  sum of squares {info.objective:.6g}, MSE {info.mse:.4g}, "
+  print(f"{args.form} law on {info.n_points} shapes ({len(df)} runs; r filter {filt}: "
+        f"{info.n_excluded} shapes excluded), L_opt {fitted.l_opt}: " + ", ".join(
+            f"{scale} {value:.4g}" for scale, value in fitted.l_opt_by_scale.items()))
+  print(f"  weighted sum of squares {info.objective:.6g}, MSE {info.mse:.4g}, "
         f"scaled gradient {info.grad_norm:.2g}")
+  print("\n".join(fitted.noise_lines()))
   if fitted.no_optimum:
     print(f"  {fitted.no_optimum}")
   rows = fitted.coefficients.to_dict("records")
@@ -844,8 +848,14 @@ def _run_fit(args) -> None:
     law.to_json(args.out)
     print(f"wrote {args.out}")
   if args.plots:
+    import pandas as pd
+
+    from lawsearch.laws import runs_table
     from lawsearch.report import fit_plots
 
+    if l_opt == "joint":  # the fitted levels, per scale
+      labels = pd.Series(runs_table.scale_labels(df))
+      df, l_opt = df.assign(l_opt=labels.map(fitted.l_opt_by_scale).to_numpy()), "column"
     written = fit_plots.save(law, df, args.plots, l_opt=l_opt)
     print(f"wrote {', '.join(written)}")
 
@@ -910,7 +920,8 @@ def _add_fit(sub) -> None:
                  help="results table (.csv/.tsv/.json/.jsonl/.parquet/.pkl) or a run directory")
   p.add_argument("--form", default="multiplicative", choices=("multiplicative", "additive", "joint"))
   p.add_argument("--l-opt", default="empirical",
-                 help="empirical (lowest loss per scale) | column | epoch | hoffmann | fit | number")
+                 help="empirical (lowest loss per scale) | joint (one level per scale fitted with "
+                      "the law) | column | epoch | hoffmann | fit | number")
   p.add_argument("--r-range", type=float, nargs=2, default=(0.5, 5.0), metavar=("LOW", "HIGH"),
                  help="fit only runs with r in [LOW, HIGH] (the paper's filter)")
   p.add_argument("--no-r-filter", action="store_true", help="fit every run")

@@ -81,10 +81,11 @@ def replication_demo(results: str, out_dir: str) -> None:
   t = _step(f"2/3 Fit the conditional law on {len(fitting)} runs lawsearch trained itself "
             f"({', '.join(replication.CPU.fit_scales)} non-embedding parameters, 4 layers, "
             f"D = 20 N; {results}/runs.csv)")
-  law, summary = replication.fit_law(df, "multiplicative")
+  law, summary, noise_lines = replication.fit_law(df, "multiplicative")
   opt = summary["optimum"]
-  print(f"multiplicative law on {summary['n_points']} runs (r in [0.5, 5]): MSE "
+  print(f"multiplicative law on {summary['n_points']} shapes (r in [0.5, 5]): MSE "
         f"{summary['mse']:.3g}")
+  print("\n".join(noise_lines))
   if "error" in opt:
     print(f"{opt['error'].split(':')[0]} (the paper's 80M-297M law: {_paper_optimum()}); the "
           "search takes the lowest predicted loss on its grid as Panda")

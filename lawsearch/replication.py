@@ -166,15 +166,16 @@ def validation(df: pd.DataFrame, form: str) -> pd.DataFrame:
 
 
 def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0,
-            r_range=laws.DEFAULT_R_RANGE) -> tuple[ConditionalLaw, dict]:
+            r_range=laws.DEFAULT_R_RANGE) -> tuple[ConditionalLaw, dict, list[str]]:
   """The law on the table's fitting scales (L_opt empirical, r in `r_range`: the paper's
-  [0.5, 5]; None = every run) and a summary: coefficients, MSE, the optimum with 95% bootstrap
-  intervals (`n_boot` refits; 0 = none) and the residual trends."""
+  [0.5, 5]; None = every run), a summary (coefficients, MSE, the optimum with 95% bootstrap
+  intervals from `n_boot` refits, 0 = none, the seed noise and the residual trends) and the
+  noise's lines to print."""
   fitted = laws.fit_runs(fitting_runs(df), form, l_opt="empirical", r_range=r_range,
                          n_boot=n_boot, validate=False)
   summary = fitted.to_dict()
   summary.pop("validation_error")  # the replication validates across every scale: validation()
-  return fitted.law, summary
+  return fitted.law, summary, fitted.noise_lines()
 
 
 def fit(root: str, n_boot: int = 1000) -> dict:
@@ -183,7 +184,7 @@ def fit(root: str, n_boot: int = 1000) -> dict:
   out = {"n_runs": len(fitting_runs(df)), "scales": list(CPU.fit_scales), "forms": {}}
   validations = []
   for form in FORMS:
-    law, summary = fit_law(df, form, n_boot)
+    law, summary, _ = fit_law(df, form, n_boot)
     law.to_json(os.path.join(root, f"law_{form}.json"))
     out["forms"][form] = summary
     if form == "multiplicative":
@@ -198,7 +199,7 @@ def fit(root: str, n_boot: int = 1000) -> dict:
     except ValueError as e:  # fewer than two scales, or too few runs at the smallest
       summary["validation_error"] = str(e)
   # The paper's filter drops r outside [0.5, 5]; the same law on every run shows what it hides.
-  _, out["forms"]["multiplicative, every r"] = fit_law(df, "multiplicative", 0, r_range=None)
+  _, out["forms"]["multiplicative, every r"], _ = fit_law(df, "multiplicative", 0, r_range=None)
   if validations:
     val = pd.concat(validations, ignore_index=True)
     val.to_csv(os.path.join(root, "validation.csv"), index=False, float_format="%.6g")

@@ -1,11 +1,11 @@
-"""Run directories and their records: the unit of record of every training run.
+"""Run records: each finished run's result.json, and the runs table gathered from them.
 
-A run directory is `<root>/<name>-<hash>`, the hash taken over the run's whole config, so the same
-config always lands in the same directory (sweeps are idempotent: a directory holding result.json
-is a finished run). Roots are local paths or gs:// (and other) URLs: every file goes through
-lawsearch.paths. `result.json` is written atomically: a reader sees the old record or the new one,
-never half of one. `collect` gathers every result.json under one or more roots into the pandas
-table the fitter reads:
+A run directory (lawsearch.rundir) is named by its run's identity, so the same run always lands in
+the same directory (sweeps are idempotent: a directory holding result.json is a finished run).
+Roots are local paths or gs:// (and other) URLs: every file goes through lawsearch.paths.
+`result.json` is written atomically: a reader sees the old record or the new one, never half of
+one. `collect` gathers every result.json under one or more roots into the pandas table the fitter
+reads:
 
     n_params        N, non-embedding parameters (ArchSpec.non_embedding_params)
     tokens          D, training tokens
@@ -18,112 +18,16 @@ Imports no JAX, Flax, Orbax or Grain.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import re
 from typing import Any, Iterable, Mapping
 
 from lawsearch import paths
 from lawsearch.errors import UserError
+from lawsearch.rundir import RunDir, write_json_atomic
 
-RESULT = "result.json"
-CONFIG = "config.json"  # written by `lawsearch train` when a run starts
-IMPORTED = "imported.json"  # `lawsearch import-hf`: published weights, not a training run
 REQUIRED = ("n_params", "tokens", "loss", "d_model", "mlp_attn_ratio")
-
-
-def _plain(config: Any) -> Any:
-  """`config` (ConfigDict, dataclass, dict, list, scalar) as plain JSON-able Python."""
-  if hasattr(config, "to_dict"):
-    config = config.to_dict()
-  if dataclasses.is_dataclass(config) and not isinstance(config, type):
-    config = dataclasses.asdict(config)
-  if isinstance(config, Mapping):
-    return {str(k): _plain(v) for k, v in config.items()}
-  if isinstance(config, (list, tuple)):
-    return [_plain(v) for v in config]
-  if isinstance(config, (str, bool, int, float)) or config is None:
-    return config
-  if hasattr(config, "item"):  # numpy scalars
-    return config.item()
-  raise UserError(f"config value {config!r} of type {type(config).__name__} is not JSON-able; "
-                   "use numbers, strings, lists and dicts in configs")
-
-
-def config_hash(config: Any) -> str:
-  """SHA-256 (hex) of the config's canonical JSON (sorted keys): equal configs, equal hashes."""
-  text = json.dumps(_plain(config), sort_keys=True, separators=(",", ":"))
-  return hashlib.sha256(text.encode()).hexdigest()
-
-
-def run_dir(root: str | os.PathLike, config: Any, name: str = "run"):
-  """The run directory of `config` under `root`: root / f"{name}-{hash[:12]}" (not created)."""
-  if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-    raise UserError(f"run name {name!r} must use only letters, digits, '.', '_' and '-'")
-  return paths.path(root) / f"{name}-{config_hash(config)[:12]}"
-
-
-# Config fields that may change when a run resumes: how it is logged, checkpointed, launched,
-# laid out on devices and computed, never what is trained. Everything else belongs to the run.
-SAFE_ON_RESUME = ("train.log_every", "train.eval_every", "train.checkpoint_every",
-                  "train.keep_checkpoints", "train.peak_flops", "data.num_threads",
-                  "data.prefetch", "data.cache_dir", "distributed.*", "mesh.*",
-                  "model.attention_impl", "model.decode_impl", "model.remat")
-HISTORY = "config_history.jsonl"  # one line per resume that changed a SAFE_ON_RESUME field
-
-
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-  if isinstance(tree, Mapping):
-    return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
-  return {prefix[:-1]: tree}
-
-
-def _safe(key: str) -> bool:
-  return any(key == f or (f.endswith(".*") and key.startswith(f[:-1])) for f in SAFE_ON_RESUME)
-
-
-def config_changes(workdir, config: Any) -> dict[str, tuple[Any, Any]]:
-  """Dotted key -> (recorded, given) for each field of `config` that differs from the workdir's
-  config.json (fields the record lacks, from older versions, are not compared); {} for a new
-  workdir. A UserError names every changed field outside SAFE_ON_RESUME: a workdir belongs to
-  one config."""
-  path = paths.path(workdir) / CONFIG
-  with paths.reach(path):
-    if not path.exists():
-      return {}
-    try:
-      recorded = _leaves(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
-      raise UserError(f"{path} is not valid JSON ({e}); it is the run's record of its config: "
-                      "restore it, or train in a new --workdir") from None
-  given = _leaves(_plain(config))
-  changes = {k: (recorded[k], v) for k, v in given.items() if k in recorded and recorded[k] != v}
-  refused = {k: c for k, c in changes.items() if not _safe(k)}
-  if refused:
-    listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(refused.items()))
-    raise UserError(f"{workdir} was trained with another config ({listed}); a run directory "
-                    "belongs to one config: use a new --workdir, or the recorded values (only "
-                    f"{', '.join(SAFE_ON_RESUME)} may change on resume)")
-  return changes
-
-
-def append_config_history(workdir, step: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
-  """Records that the run resumed at `step` with `changes` (see config_changes)."""
-  line = json.dumps({"step": step, "changes": {k: list(v) for k, v in _plain(changes).items()}})
-  paths.append_text(paths.path(workdir) / HISTORY, line + "\n")
-
-
-def read_config_history(workdir) -> list[dict[str, Any]]:
-  path = paths.path(workdir) / HISTORY
-  with paths.reach(path):
-    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
-
-
-def write_json_atomic(path, record: Mapping[str, Any]) -> None:
-  """Writes `record` as JSON to `path` atomically (paths.write_text)."""
-  paths.write_text(path, json.dumps(_plain(record), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str, Any]:
@@ -191,12 +95,12 @@ def write_result(directory, record: Mapping[str, Any]) -> None:
   missing = [k for k in REQUIRED if k not in record]
   if missing:
     raise UserError(f"result record lacks {missing}; build it with runs.result_record(spec, ...)")
-  write_json_atomic(paths.path(directory) / RESULT, record)
+  write_json_atomic(RunDir(directory).result, record)
 
 
 def read_result(directory) -> dict[str, Any] | None:
   """The run's result record, or None when it has none (not finished)."""
-  path = paths.path(directory) / RESULT
+  path = RunDir(directory).result
   with paths.reach(path):
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -216,7 +120,7 @@ def collect(*roots: str | os.PathLike | Iterable):
     with paths.reach(root):
       rows += _records(paths.path(root))
   if not rows:
-    raise UserError(f"no {RESULT} under {', '.join(map(str, roots))}; train some runs first")
+    raise UserError(f"no {RunDir.RESULT} under {', '.join(map(str, roots))}; train some runs first")
   return pd.DataFrame(rows)
 
 
@@ -283,8 +187,8 @@ def unfinished(root: str | os.PathLike) -> list[str]:
     path = paths.path(root)
     if not path.exists():
       return []
-    return [str(f.parent) for f in paths.find(path, CONFIG)
-            if not (f.parent / RESULT).exists() and not (f.parent / IMPORTED).exists()]
+    return [str(f.parent) for f in paths.find(path, RunDir.CONFIG)
+            if not RunDir(f.parent).result.exists() and not RunDir(f.parent).imported.exists()]
 
 
 def _records(path) -> list[dict[str, Any]]:
@@ -292,7 +196,7 @@ def _records(path) -> list[dict[str, Any]]:
   if not path.exists():
     raise UserError(f"run root {path} does not exist")
   rows = []
-  for f in paths.find(path, RESULT):
+  for f in paths.find(path, RunDir.RESULT):
     try:
       record = json.loads(f.read_text())
     except json.JSONDecodeError as e:

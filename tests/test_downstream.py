@@ -387,14 +387,24 @@ def test_report_shows_the_scored_runs():
 
 
 def test_runs_checkpointed_before_mla_are_restored(tmp_path):
-  """A GQA run's checkpoint metadata is its ArchSpec.fields() (the pre-MLA dict), so checkpoints
-  written before the MLA fields existed (every committed CPU replication run) are restored."""
+  """A checkpoint whose metadata names only the ArchSpec fields that existed before MLA (every
+  committed CPU replication run's) restores into today's run, whose metadata has every field."""
   from lawsearch import configlib
   from lawsearch.train import loop
+  from lawsearch.train.checkpoint import Checkpointer
 
   config = configlib.load("configs/train.py:preset=nano,data=synthetic", [])
-  meta = loop.run_checkpointer(config, str(tmp_path)).meta["arch"]
-  assert meta == {k: v for k, v in config.model.arch.to_dict().items()
-                  if k in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
-                           "vocab_size", "tie_embeddings")}
-  assert "attention" not in meta and "kv_lora_rank" not in meta
+  program = loop.build_program(config)
+  current = loop.run_checkpointer(config, str(tmp_path))
+  assert current.meta["arch"]["attention"] == "gqa"
+  pre_mla = {k: v for k, v in current.meta["arch"].items()
+             if k in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
+                      "vocab_size", "tie_embeddings")}
+  old = Checkpointer(current.directory, every=1, keep=1, meta={"arch": pre_mla})
+  old.save(1, program.init(), force=True)
+  old.close()
+  current = loop.run_checkpointer(config, str(tmp_path))
+  try:
+    assert current.restore(program.abstract_state)[1] == 1
+  finally:
+    current.close()

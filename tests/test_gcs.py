@@ -17,6 +17,7 @@ import time
 import pytest
 
 from lawsearch import cli, laws, paths, runs
+from lawsearch.rundir import RunDir, write_json_atomic
 
 pytest.importorskip("gcsfs", reason="gcsfs (the gs:// client etils.epath uses) is not installed")
 pytest.importorskip("gcp_storage_emulator", reason="the GCS emulator gcp-storage-emulator is not "
@@ -106,13 +107,13 @@ def test_fit_and_report_read_and_write_a_bucket(gcs, tmp_path, capsys):
   if not os.path.isdir(COMMITTED):
     pytest.skip(f"{COMMITTED} (the committed CPU replication runs) is absent")
   root = f"gs://{BUCKET}/sweep"
-  for record in sorted(paths.path(COMMITTED).rglob(runs.RESULT))[:12]:
-    runs.write_json_atomic(f"{root}/{record.parent.name}/{runs.RESULT}",
+  for record in sorted(paths.path(COMMITTED).rglob(RunDir.RESULT))[:12]:
+    write_json_atomic(f"{root}/{record.parent.name}/{RunDir.RESULT}",
                            json.loads(record.read_text()))
   local = tmp_path / "local"
-  for record in sorted(paths.path(COMMITTED).rglob(runs.RESULT))[:12]:
+  for record in sorted(paths.path(COMMITTED).rglob(RunDir.RESULT))[:12]:
     (local / record.parent.name).mkdir(parents=True)
-    shutil.copy(record, local / record.parent.name / runs.RESULT)
+    shutil.copy(record, local / record.parent.name / RunDir.RESULT)
 
   remote_fit = laws.fit_runs(root, l_opt="empirical", validate=False)
   local_fit = laws.fit_runs(str(local), l_opt="empirical", validate=False)

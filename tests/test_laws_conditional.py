@@ -115,7 +115,7 @@ def test_other_forms_fit_their_own_data(form, theta):
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_same_sum_of_squares_as_scipy_lm(form, sweep):
   spec = FORMS[form]
-  x, r, lo, loss, _ = prepare(sweep, None, (0.5, 5.0), spec.n_free)
+  x, r, lo, loss, _, _ = prepare(sweep, None, (0.5, 5.0), spec.n_free)
   starts = lm.initial_starts(form, x, r, lo, loss)
   ours = lm.fit(form, x, r, lo, loss, starts=starts)
   free = spec.free_mask()

@@ -5,6 +5,7 @@ import pytest
 
 from lawsearch import cli
 from lawsearch.laws import ConditionalLaw, synthetic_sweep
+from lawsearch.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_a_run_directory_with_unfinished_runs_says_they_are_left_out(tmp_path, c
   for i, row in enumerate(synthetic_sweep(scales=("80M",), seed=5).to_dict("records")):
     runs.write_result(tmp_path / f"run{i}", row)
   (tmp_path / "pending").mkdir()
-  (tmp_path / "pending" / runs.CONFIG).write_text("{}")
+  (tmp_path / "pending" / RunDir.CONFIG).write_text("{}")
   assert cli.main(["fit", "--runs", str(tmp_path), "--bootstrap", "0", "--no-validate"]) == 0
   out = capsys.readouterr().out
   assert "note: 1 run(s) under" in out and out.split("\n")[0].endswith("left out: pending")

@@ -148,16 +148,17 @@ def test_gpu_path_exports_for_cuda():
 
 
 def test_mla_weights_are_named_in_the_rules_table():
-  # Every MLA parameter's logical axes resolve with the table an MLA config carries; the GQA
-  # table alone does not know the latent widths (configs/train.py appends them for MLA only).
-  from lawsearch.configs.train import MLA_SHARDING_RULES, SHARDING_RULES  # pylint: disable=C0415
+  # Every MLA parameter's logical axes resolve with the one rules table; a table without the
+  # latent widths' rules is refused by name.
+  from lawsearch.configs.train import SHARDING_RULES  # pylint: disable=C0415
   from lawsearch.model import logical_axes  # pylint: disable=import-outside-toplevel
   from lawsearch.model.partitioning import logical_to_spec  # pylint: disable=C0415
   names = jax.tree.leaves(logical_axes(abstract_model(ModelConfig(NANO_MLA.replace(
       q_lora_rank=24)))), is_leaf=lambda x: isinstance(x, tuple))
   assert {"kv_lora", "q_lora"} <= {n for axes in names for n in axes}
   for axes in names:
-    logical_to_spec(axes, SHARDING_RULES + MLA_SHARDING_RULES)
+    logical_to_spec(axes, SHARDING_RULES)
+  without_latents = tuple(r for r in SHARDING_RULES if r[0] not in ("q_lora", "kv_lora"))
   with pytest.raises(UserError, match="kv_lora"):
     for axes in names:
-      logical_to_spec(axes, SHARDING_RULES)
+      logical_to_spec(axes, without_latents)

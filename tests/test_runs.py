@@ -7,23 +7,7 @@ import sys
 import pytest
 
 from lawsearch import arch, runs
-
-
-def test_config_hash_is_canonical():
-  a = {"model": {"d_model": 256, "n_layers": 4}, "lr": 3e-4}
-  b = {"lr": 3e-4, "model": {"n_layers": 4, "d_model": 256}}
-  assert runs.config_hash(a) == runs.config_hash(b)
-  assert runs.config_hash(a) != runs.config_hash({**a, "lr": 1e-3})
-  ml_collections = pytest.importorskip("ml_collections")
-  assert runs.config_hash(ml_collections.ConfigDict(a)) == runs.config_hash(a)
-
-
-def test_run_dir_names(tmp_path):
-  d = runs.run_dir(tmp_path, {"x": 1}, "tiny")
-  assert d.parent == tmp_path and d.name == "tiny-" + runs.config_hash({"x": 1})[:12]
-  assert not d.exists()
-  with pytest.raises(ValueError, match="run name"):
-    runs.run_dir(tmp_path, {"x": 1}, "a/b")
+from lawsearch.rundir import RunDir
 
 
 def test_result_record_and_atomic_write(tmp_path):
@@ -45,10 +29,10 @@ def test_result_record_and_atomic_write(tmp_path):
 def test_collect_many_roots(tmp_path):
   specs = [arch.preset("tiny"), arch.preset("tiny-wide")]
   for i, (root, spec) in enumerate(zip(["a", "b"], specs)):
-    rd = runs.run_dir(tmp_path / root / "sweep", {"i": i}, "r")
+    rd = RunDir.locate(tmp_path / root / "sweep", "r", {"i": i}).path
     runs.write_result(rd, runs.result_record(spec, tokens=1e6 * (i + 1), loss=4.0 - i))
   (tmp_path / "a" / "unfinished").mkdir()
-  (tmp_path / "a" / "unfinished" / runs.CONFIG).write_text("{}")  # started, no result yet
+  (tmp_path / "a" / "unfinished" / RunDir.CONFIG).write_text("{}")  # started, no result yet
   df = runs.collect(tmp_path / "a", str(tmp_path / "b"))
   assert len(df) == 2
   assert runs.unfinished(tmp_path) == [str(tmp_path / "a" / "unfinished")]

@@ -15,6 +15,7 @@ import pytest
 
 from slurm_cluster import SlurmCluster
 from lawsearch import configlib
+from lawsearch.rundir import RunDir
 from lawsearch.train import claims, loop, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +63,7 @@ def test_a_job_array_sweep_trains_every_run_exactly_once(cluster, tmp_path):
   workers = set()
   for p in planned:
     assert sweep.state(p.workdir).kind == "finished", _logs(tmp_path)[-3000:]
-    assert os.listdir(os.path.join(p.workdir, claims.CLAIMS)) == ["0001.json"]
+    assert os.listdir(os.path.join(p.workdir, RunDir.CLAIMS)) == ["0001.json"]
     workers.add(claims.latest(p.workdir).worker.split("@")[0])
   assert workers <= {f"slurm-{job}_0", f"slurm-{job}_1"} and workers
   assert len(re.findall(r"^\[\d/3\] \S+ .* new: ", _logs(tmp_path), re.M)) == 3  # once each
@@ -111,8 +112,8 @@ def test_a_cancelled_worker_is_resumed_by_the_resubmitted_array(cluster, tmp_pat
   assert sweep.state(run.workdir).kind == "finished", log[-3000:]
   assert f"taking over from slurm-{first}_0" in log
   assert re.search(r"resuming at step (40|60)\b", log), log[-3000:]
-  attempts = [json.load(open(os.path.join(run.workdir, claims.CLAIMS, f)))["worker"]
-              for f in sorted(os.listdir(os.path.join(run.workdir, claims.CLAIMS)))]
+  attempts = [json.load(open(os.path.join(run.workdir, RunDir.CLAIMS, f)))["worker"]
+              for f in sorted(os.listdir(os.path.join(run.workdir, RunDir.CLAIMS)))]
   assert [w.split("@")[0] for w in attempts] == [f"slurm-{first}_0", f"slurm-{second}_0"]
 
 
@@ -134,5 +135,5 @@ def test_a_two_task_worker_claims_once_and_trains_as_one_program(cluster, tmp_pa
   for p in sweep.plan(configlib.load(SWEEP, [f"--config.runs={runs!r}"]), str(tmp_path),
                       overrides):
     assert sweep.state(p.workdir).kind == "finished", log[-3000:]
-    assert os.listdir(os.path.join(p.workdir, claims.CLAIMS)) == ["0001.json"]
+    assert os.listdir(os.path.join(p.workdir, RunDir.CLAIMS)) == ["0001.json"]
   assert log.count("'fsdp': 8") == 2  # one 8-device mesh per run, printed by process 0 only

@@ -7,6 +7,7 @@ import pytest
 
 from lawsearch import cli, configlib, runs
 from lawsearch.laws.synthetic import synthetic_sweep
+from lawsearch.rundir import RunDir
 from lawsearch.train import loop, sweep
 
 SHAPE = ["d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn_dim"]
@@ -22,7 +23,7 @@ def test_paper_sweep_trains_the_architectures_the_laws_are_fitted_on():
   _, first = expanded[0]
   n = loop.arch_spec(first).non_embedding_params
   assert first.train.tokens == round(100 * n) and first.train.seq_len == 2048  # paper recipe
-  assert len({runs.run_dir("r", c, name) for name, c in expanded}) == len(expanded) == 109
+  assert len({RunDir.locate("r", name, c).path for name, c in expanded}) == len(expanded) == 109
 
 
 def test_sweep_trains_skips_finished_and_resumes_interrupted(tmp_path):
@@ -39,13 +40,13 @@ def test_sweep_trains_skips_finished_and_resumes_interrupted(tmp_path):
 
   # Interrupted after its last checkpoint: no result.json; the same command finishes it.
   (name, run_config), = sweep.expand(config, steps)[1:]
-  workdir = runs.run_dir(root, run_config, name)
-  os.remove(os.path.join(workdir, runs.RESULT))
+  workdir = RunDir.locate(root, name, run_config).path
+  os.remove(RunDir(workdir).result)
   assert sweep.state(workdir).kind == "started"
   again = sweep.run(config, root, overrides=steps, progress=False)
   assert again[0] == first[0]  # finished: read back, not retrained
   assert again[1].loss == pytest.approx(first[1].loss, rel=1e-6)  # resumed at step 3
-  assert [sweep.state(runs.run_dir(root, c, n)).kind for n, c in sweep.expand(config, steps)] == [
+  assert [sweep.state(RunDir.locate(root, n, c).path).kind for n, c in sweep.expand(config, steps)] == [
       "finished", "finished"]
 
 

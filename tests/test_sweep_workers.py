@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from lawsearch import cli, configlib
+from lawsearch.rundir import RunDir
 from lawsearch.train import claims, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +59,7 @@ def test_concurrent_workers_train_every_run_exactly_once(tmp_path, workers):
   for p in planned:
     state = sweep.state(p.workdir)
     assert state.kind == "finished" and state.claim is None
-    assert sorted(os.listdir(os.path.join(p.workdir, claims.CLAIMS))) == ["0001.json"]
+    assert sorted(os.listdir(os.path.join(p.workdir, RunDir.CLAIMS))) == ["0001.json"]
     assert claims.latest(p.workdir).released
 
 
@@ -77,7 +78,7 @@ def test_a_killed_workers_run_is_taken_over_and_resumed(tmp_path):
   assert "resuming at step 2" in out  # the doomed worker's step-2 checkpoint
   for p in _planned(tmp_path, runs):
     assert sweep.state(p.workdir).kind == "finished"
-  attempts = sorted(os.listdir(os.path.join(first.workdir, claims.CLAIMS)))
+  attempts = sorted(os.listdir(os.path.join(first.workdir, RunDir.CLAIMS)))
   assert attempts == ["0001.json", "0002.json"]
   assert claims.latest(first.workdir).worker == "rescuer"
 
@@ -98,7 +99,7 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   with open(os.path.join(corrupt.workdir, "result.json"), "w") as f:
     f.write('{"loss": 2.')
   os.remove(os.path.join(unclaimed.workdir, "result.json"))
-  with open(os.path.join(unclaimed.workdir, claims.CLAIMS, "0002.json"), "w") as f:
+  with open(os.path.join(unclaimed.workdir, RunDir.CLAIMS, "0002.json"), "w") as f:
     f.write("not json")
 
   capsys.readouterr()
@@ -113,17 +114,17 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   assert "failed: UserError" in out and "corrupt or unreadable" in out
   assert "taking over an unreadable claim" in out
   assert [r.run_dir for r in again] == [unclaimed.workdir]  # taken over, resumed, finished
-  failed = json.load(open(os.path.join(broken.workdir, claims.FAILED)))
+  failed = json.load(open(os.path.join(broken.workdir, RunDir.FAILED)))
   assert "corrupt or unreadable" in failed["error"] and failed["attempt"] == 2
   assert sweep.state(broken.workdir).kind == "failed"
   assert sweep.state(corrupt.workdir).kind == "corrupt"
 
   sweep.run(config, str(tmp_path), overrides=OVERRIDES, progress=False)  # not retried
-  assert len(os.listdir(os.path.join(broken.workdir, claims.CLAIMS))) == 2
+  assert len(os.listdir(os.path.join(broken.workdir, RunDir.CLAIMS))) == 2
   assert "failed (UserError" in capsys.readouterr().out
 
   retried = sweep.run(config, str(tmp_path), overrides=OVERRIDES, progress=False,
                       retry_failed=True)
-  assert len(os.listdir(os.path.join(broken.workdir, claims.CLAIMS))) == 3  # tried once more
+  assert len(os.listdir(os.path.join(broken.workdir, RunDir.CLAIMS))) == 3  # tried once more
   assert corrupt.workdir in [r.run_dir for r in retried]  # retrained from its last checkpoint
   assert sweep.state(broken.workdir).kind == "failed"

@@ -64,8 +64,8 @@ def reference(tmp_path_factory, data_args):
 
 def test_run_directory_is_the_unit_of_record(reference, data_args):
   workdir, result = reference
-  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "metrics.jsonl",
-                                         "result.json"]
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "identity.json",
+                                         "metrics.jsonl", "result.json"]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
   on_disk = json.load(open(os.path.join(workdir, "result.json")))
   assert on_disk == result

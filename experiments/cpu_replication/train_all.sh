@@ -3,8 +3,7 @@
 #
 #   experiments/cpu_replication/train_all.sh [ROOT] [LOGS]
 #
-# Each training phase is shared by two workers pinned to one core each (on 2 cores, two
-# single-threaded runs train 1.2-1.5x the tokens/s of one run on both: bench_train_cpu_scales.py):
+# Each training phase is shared by two workers pinned to one core each (experiments/two_workers.sh):
 #   1. the fitting sweep: 80k, 145k, 297k (34 runs)              -> run.py table fit search
 #   2. at the held-out scale 600k: the LLaMA-3.2-shaped baseline, Panda and Surefire, 2 seeds each
 #                                                                  -> run.py table fit bench report
@@ -13,7 +12,7 @@
 #      d_model and N, 3 heads each with its own K and V; 2 seeds: does GQA cost loss here?)
 #                                                                  -> run.py table fit report
 # A repeated command skips finished runs and resumes interrupted ones from their checkpoints;
-# experiments/cpu_replication/commit_finished.sh commits the records as they arrive.
+# experiments/commit_finished.sh experiments/results/cpu_replication commits the records as they arrive.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${1:-experiments/results/cpu_replication}
@@ -22,13 +21,7 @@ mkdir -p "$LOGS"
 export JAX_PLATFORMS=cpu
 PY=.venv/bin/python
 
-phase() {  # $1: phase name, $2: sweep ARG, $3: root; both workers, then wait for both
-  for i in 0 1; do
-    taskset -c "$i" .venv/bin/lawsearch sweep --shard "$i/2" --no-progress \
-        --config="configs/sweep.py:$2" --root "$3" >> "$LOGS/$1.worker$i.log" 2>&1 &
-  done
-  wait
-}
+source experiments/two_workers.sh
 
 phase fit recipe=cpu "$ROOT/fit"
 $PY experiments/cpu_replication/run.py --root "$ROOT" table fit search >> "$LOGS/analysis.log" 2>&1

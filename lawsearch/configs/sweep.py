@@ -18,6 +18,8 @@ ARG (comma-separated, all optional):
                          latent rank (q_lora_rank=0 unless given) at the same (x, r) targets
                          (recipe.mla_dims: head widths from the recipe)
   seeds=1                initialisation seeds per shape (0, 1, ...; the data order stays fixed)
+  lr=0.5+0.71+1+1.41+2   a learning-rate scan: every run at each multiple of its peak LR (the
+                         run directories' names end in -lr<multiple>)
   data=default           every run's data source (as configs/train.py)
   runlocal               a CPU smoke sweep: budgets of 1M and 2M in 2 layers, head_dim 32, the
                          corpus's 4,096-token vocabulary, configs/train.py's runlocal (20 steps)
@@ -82,7 +84,7 @@ def _recipe_runs(rec, arg) -> list[str]:
 def get_config(arg=None):
   arg = parse_arg(arg, recipe="paper", scales="", x="", r="", shapes="sweep", arch="", seeds=1,
                   data="default", attention="gqa", kv_lora_rank=0, q_lora_rank=0,
-                  runlocal=False)
+                  lr="", runlocal=False)
   if arg.attention not in ("gqa", "mla") or (arg.attention == "mla") != (arg.kv_lora_rank > 0):
     raise UserError(f"attention={arg.attention!r}, kv_lora_rank={arg.kv_lora_rank}: use "
                     "attention=gqa, or attention=mla with a positive kv_lora_rank")
@@ -104,6 +106,10 @@ def get_config(arg=None):
     raise UserError(f"seeds={arg.seeds}: give at least 1")
   runs = [run if arg.seeds == 1 else f"{run},seed={seed}" for run in runs
           for seed in range(arg.seeds)]
+  scales = _floats(arg.lr, ())
+  if any(not s > 0 for s in scales):
+    raise UserError(f"lr={arg.lr}: give positive multiples of the peak LR, e.g. lr=0.5+1+2")
+  runs = [f"{run},lr_scale={s:g}" for run in runs for s in scales] if scales else runs
   config = ml_collections.ConfigDict()
   config.train_config = TRAIN_CONFIG
   config.runs = runs  # one configs/train.py ARG per run

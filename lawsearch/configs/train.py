@@ -14,6 +14,7 @@ ARG (comma-separated, all optional):
   data=default         data source: default | text | tokens | arrayrecord | synthetic
   seed=0               the initialisation's seed (the data order has its own, data.seed, so
                        seeds of one shape see the same token stream)
+  lr_scale=1           multiplies the peak learning rate (the recipe's or the default): LR scans
   runlocal             shrink everything for a CPU smoke run (seconds)
 
 Examples:
@@ -39,17 +40,17 @@ SHARDING_RULES = (
     ("mlp", "tensor"), ("head_dim", None), ("norm", None),
     ("act_batch", ("data", "fsdp")), ("act_seq", None), ("act_embed", None),
     ("act_heads", "tensor"), ("act_kv_heads", "tensor"), ("act_mlp", "tensor"),
-    ("act_vocab", "tensor"),
+    ("act_vocab", "tensor"), ("q_lora", None), ("kv_lora", None),  # MLA's latents: replicated
 )
-# MLA's latent widths (replicated), appended for MLA shapes only: a GQA run's config, and so its
-# run directory's hash, stays as it was.
-MLA_SHARDING_RULES = (("q_lora", None), ("kv_lora", None))
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
                   head_dim=0, attention="gqa", kv_lora_rank=0, q_lora_rank=0,
-                  qk_rope_head_dim=0, recipe="", data="default", seed=0, runlocal=False)
+                  qk_rope_head_dim=0, recipe="", data="default", seed=0, lr_scale=1.0,
+                  runlocal=False)
+  if not arg.lr_scale > 0:
+    raise UserError(f"lr_scale={arg.lr_scale}: give a positive multiplier of the peak LR")
   rec = get_recipe(arg.recipe) if arg.recipe else None
   if arg.attention == "mla":
     if not (arg.params and rec and arg.kv_lora_rank):
@@ -75,7 +76,7 @@ def get_config(arg=None):
   config.seed = arg.seed
   config.model = dict(
       preset="" if (arg.params or arg.arch) else arg.preset,  # the record; shape is model.arch
-      arch=spec.fields(),  # GQA: n_layers ... tie_embeddings; MLA adds its fields
+      arch=spec.fields(),
       max_seq_len=2048,
       rope_theta=500_000.0,  # LLaMA-3 (PAPER.md section 5, our choice)
       dtype="auto",  # "auto": bfloat16 on GPU/TPU, float32 on CPU
@@ -102,7 +103,7 @@ def get_config(arg=None):
                           final_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
                           clip_norm=1.0)
   config.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: all remaining devices
-  config.sharding_rules = SHARDING_RULES + (MLA_SHARDING_RULES if spec.is_mla else ())
+  config.sharding_rules = SHARDING_RULES
   config.distributed = dict(
       initialize="",  # "" single process | "auto" (TPU pods, SLURM) | "explicit" (fields below)
       coordinator_address="", num_processes=1, process_id=0, local_device_ids="")
@@ -122,6 +123,8 @@ def get_config(arg=None):
     config.optimizer.warmup_steps = rec.warmup_fraction
     for item in rec.config_overrides:
       configlib.apply_override(config, item)
+
+  config.optimizer.peak_lr *= arg.lr_scale
 
   if arg.runlocal:
     config.train.update(steps=20, tokens=0, batch_size=8, seq_len=64, log_every=5, eval_every=10,

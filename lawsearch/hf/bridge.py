@@ -22,7 +22,8 @@ import os
 import jax
 import numpy as np
 
-from lawsearch import configlib, configs, inputs, runs
+from lawsearch import configlib, configs, inputs
+from lawsearch.rundir import RunDir, write_json_atomic
 from lawsearch.data import tokens
 from lawsearch.errors import UserError
 from lawsearch.hf import config as hf_config_lib
@@ -150,12 +151,12 @@ def import_hf(src_dir: str, workdir: str) -> HFImport:
     raise UserError(f"{src_dir} is not a directory; give a Hugging Face model directory "
                     "(config.json and safetensors weights)")
   model = hf_config_lib.read_hf_config(os.path.join(src_dir, "config.json"))
-  if os.path.exists(os.path.join(workdir, runs.CONFIG)):
+  if os.path.exists(RunDir(workdir).config):
     raise UserError(f"--workdir {workdir} already holds a run (config.json); give a new one")
   tensors = read_safetensors(src_dir)  # every refusal before anything is written
   workdir = inputs.output_dir(workdir, "--workdir")
   arch_path = os.path.join(os.path.abspath(workdir), "arch.json")
-  runs.write_json_atomic(arch_path, model.spec.describe())
+  write_json_atomic(arch_path, model.spec.describe())
   tok_path = hf_tokenizer.copy_tokenizer(src_dir, workdir)
   config = configlib.load(f"{configs.TRAIN}:arch={arch_path}")
   with config.unlocked():
@@ -175,8 +176,8 @@ def import_hf(src_dir: str, workdir: str) -> HFImport:
     ckpt.save(0, {"params": params}, force=True)
   finally:
     ckpt.close()
-  runs.write_json_atomic(os.path.join(workdir, runs.CONFIG), json.loads(config.to_json()))
-  runs.write_json_atomic(os.path.join(workdir, runs.IMPORTED), {
+  RunDir(workdir).bind(config)
+  write_json_atomic(RunDir(workdir).imported, {
       "source": os.path.abspath(src_dir), "model_type": model.model_type,
       "tokenizer": tok_path and os.path.basename(tok_path)})
   return HFImport(os.path.abspath(src_dir), workdir, model, tok_path)

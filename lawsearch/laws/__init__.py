@@ -7,15 +7,16 @@ global flag and pulls in no flax, orbax, grain or tensorflow.
 from lawsearch.laws.bootstrap import Bootstrap, bootstrap
 from lawsearch.laws.chinchilla import ChinchillaFitInfo, ChinchillaLaw
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, FitInfo
-from lawsearch.laws.fit_runs import Assessment, FitSummary, assess, fit_runs
-from lawsearch.laws import l_opt
+from lawsearch.laws.fit_runs import Assessment, FitSummary, assess, fit_runs, noise_check
+from lawsearch.laws.fit_runs import noise_lines
+from lawsearch.laws import l_opt, noise
 from lawsearch.laws.forms import FORMS
 from lawsearch.laws.precision import float64
 from lawsearch.laws.synthetic import synthetic_sweep
 from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics, spearman
 
 __all__ = [
-    "Assessment", "FitSummary", "assess", "fit_runs", "Bootstrap", "ChinchillaFitInfo", "ChinchillaLaw", "ConditionalLaw", "DEFAULT_R_RANGE",
+    "Assessment", "FitSummary", "assess", "fit_runs", "noise", "noise_check", "noise_lines", "Bootstrap", "ChinchillaFitInfo", "ChinchillaLaw", "ConditionalLaw", "DEFAULT_R_RANGE",
     "FORMS", "FitInfo", "bootstrap", "l_opt", "cross_scale_validation", "float64", "residual_diagnostics",
     "spearman", "synthetic_sweep",
 ]

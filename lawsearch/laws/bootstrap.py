@@ -1,9 +1,11 @@
 """Uncertainty of a conditional-law fit: vmapped bootstrap refits and percentile intervals.
 
 Each replicate resamples the fitted rows with replacement, expressed as multinomial counts used as
-least-squares weights, so every replicate has the same shapes and all of them run as one vmapped
-jaxopt Levenberg-Marquardt solve from the full-data estimate. L_opt per row is held at its
-full-data value (the empirical minimum per scale is not re-derived per replicate).
+least-squares weights (times the rows' own `weight`), so every replicate has the same shapes and
+all of them run as one vmapped jaxopt Levenberg-Marquardt solve from the full-data estimate. A
+caller may give the replicates' weights instead (`laws.noise.seed_resampling_weights` resamples
+shapes and their seeds). L_opt per row is held at its full-data value (the empirical minimum per
+scale is not re-derived per replicate).
 """
 
 from __future__ import annotations
@@ -62,10 +64,12 @@ class Bootstrap:
 def bootstrap(df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
               r_range=DEFAULT_R_RANGE, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
               maxiter: int = 100, tol: float = 1e-6,
-              law: ConditionalLaw | None = None) -> Bootstrap:
+              law: ConditionalLaw | None = None, weights: np.ndarray | None = None) -> Bootstrap:
   """`n_boot` bootstrap refits of the conditional law on `df` (one vmapped LM solve).
 
   law: the full-data fit when already computed (else it is fitted here with the same options).
+  weights: [n_boot, rows of df] each replicate's least-squares weights (default: multinomial
+  resampling of the rows, times their `weight` column).
   """
   if not 0 < level < 1:
     raise UserError(f"level is a coverage in (0, 1), got {level!r}")
@@ -73,9 +77,15 @@ def bootstrap(df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
     raise UserError(f"n_boot must be positive, got {n_boot!r}")
   spec = forms.get_form(form)
   law = ConditionalLaw.fit(df, form, l_opt=l_opt, r_range=r_range) if law is None else law
-  x, r, lo, loss, _ = prepare(df, l_opt, r_range, spec.n_free)
-  rng = np.random.default_rng(seed)
-  weights = rng.multinomial(loss.size, np.full(loss.size, 1.0 / loss.size), size=n_boot)
+  x, r, lo, loss, w, keep = prepare(df, l_opt, r_range, spec.n_free)
+  if weights is None:
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(loss.size, np.full(loss.size, 1.0 / loss.size), size=n_boot) * w
+  elif np.shape(weights) != (n_boot, len(df)):
+    raise UserError(f"bootstrap weights have shape {np.shape(weights)}; need (n_boot, rows) = "
+                    f"{(n_boot, len(df))}")
+  else:
+    weights = np.asarray(weights, np.float64)[:, keep]
   starts = np.broadcast_to(np.asarray(law.params), (n_boot, len(spec.names)))
   theta, _, gnorm, _ = lm.solve_many(form, x, r, lo, loss, starts, weights, maxiter)
   ok = np.isfinite(theta).all(axis=1) & (gnorm <= tol)

@@ -36,8 +36,8 @@ DEFAULT_R_RANGE = (0.5, 5.0)  # the paper fits only architectures with r in [0.5
 @dataclasses.dataclass(frozen=True)
 class FitInfo:
   """How a law was fitted (absent for named laws)."""
-  objective: float                      # sum of squared residuals of the raw loss, fitted points
-  mse: float                            # objective / n_points
+  objective: float                      # sum of (weighted) squared residuals of the raw loss
+  mse: float                            # mean squared residual of the fitted points (unweighted)
   n_points: int                         # rows fitted (after the r filter)
   n_excluded: int                       # rows removed by the r filter
   r_range: tuple[float, float] | None   # the r filter (None: off)
@@ -165,20 +165,24 @@ class ConditionalLaw:
     """Least-squares fit (jaxopt Levenberg-Marquardt, float64, `n_starts` starts) on `df`.
 
     df columns: n_params (non-embedding), d_model, mlp_attn_ratio, loss; tokens (or scale) when
-    L_opt is empirical or comes from a Chinchilla law. l_opt: see `lawsearch.laws.l_opt`.
+    L_opt is empirical or comes from a Chinchilla law; weight (optional): each row's least-squares
+    weight, 1 / its loss's variance (`laws.noise` gives it). l_opt: see `lawsearch.laws.l_opt`.
     r_range: keep rows with r inside (inclusive); None keeps all. Raises ValueError on bad input
     and when the best start does not converge: its scaled gradient max_j |J_j.res|/(|J_j||res|)
     (MINPACK's gtol measure) must end below `tol` (reporting the best objective reached).
     """
     spec = forms.get_form(form)
-    x, r, lo, loss, n_excluded = prepare(df, l_opt, r_range, len(spec.names))
-    res = lm.fit(form, x, r, lo, loss, n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
+    x, r, lo, loss, w, keep = prepare(df, l_opt, r_range, len(spec.names))
+    res = lm.fit(form, x, r, lo, loss, weights=w, n_starts=n_starts, seed=seed, maxiter=maxiter,
+                 tol=tol)
     if not res.converged:
       raise UserError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
                        f"(sum of squares) {res.sse:.6g} with scaled gradient {res.grad_norm:.3g} "
                        f"> tol {tol:g}; raise maxiter or check the data")
-    info = FitInfo(objective=res.sse, mse=res.sse / loss.size, n_points=int(loss.size),
-                   n_excluded=n_excluded, r_range=None if r_range is None else tuple(r_range),
+    with float64():
+      pred = np.asarray(cls(form, tuple(res.theta)).predict_xr(x, r, lo), dtype=np.float64)
+    info = FitInfo(objective=res.sse, mse=float(np.mean((pred - loss) ** 2)),
+                   n_points=int(loss.size), n_excluded=int((~keep).sum()), r_range=None if r_range is None else tuple(r_range),
                    l_opt=l_opt_lib.describe(df, l_opt), n_starts=n_starts,
                    iterations=res.iterations, grad_norm=res.grad_norm)
     return cls(form, tuple(res.theta), name=None, fit_info=info)
@@ -193,7 +197,8 @@ def x_and_r(df: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
-  """(x, r, l_opt, loss, n_excluded) float64 arrays of the rows to fit, after checks and r filter.
+  """(x, r, l_opt, loss, weight, keep): float64 arrays of the rows to fit, after checks and the r
+  filter (weight: the `weight` column, else ones), and `keep`, which rows of `df` those are.
 
   L_opt is resolved on the whole table (the lowest loss of a scale counts every architecture).
   """
@@ -209,4 +214,6 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
     keep = (r >= lo_r) & (r <= hi_r)
   runs_table.check_enough_points(int(keep.sum()), n_coefficients,
                             f"conditional fit (after the r filter {r_range})")
-  return x[keep], r[keep], lo[keep], loss[keep], int((~keep).sum())
+  weight = (runs_table.check_positive_finite(df["weight"], "weight") if "weight" in df.columns
+            else np.ones(len(df)))
+  return x[keep], r[keep], lo[keep], loss[keep], weight[keep], keep

@@ -1,7 +1,12 @@
 """The fit stage's one entry point: a runs table in, everything `lawsearch fit` reports out.
 
     summary = laws.fit_runs(table, "multiplicative", l_opt="empirical", n_boot=1000)
-    summary.law, summary.coefficients, summary.optimum, summary.validation, summary.diagnostics
+    summary.law, summary.coefficients, summary.optimum, summary.assessment, summary.noise
+
+Seeds of one shape are averaged first (laws.noise): the law is fitted on the shape means, each
+weighted by 1 / its variance (the pooled seed variance of its scale / its seeds; with the noise
+unknown, by its seed count), the bootstrap resamples shapes and their seeds, and the law's MSE
+is set against the noise ceiling with a lack-of-fit test.
 
 The CLI prints a FitSummary, the replication stores it, a notebook shows its tables;
 `assess(law, table)` gives the validation and residual trends of any law (the report's)."""
@@ -15,7 +20,10 @@ import pandas as pd
 
 from lawsearch.errors import UserError
 from lawsearch.laws.bootstrap import bootstrap
-from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw
+from lawsearch.laws import forms, l_opt as l_opt_lib
+from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
+from lawsearch.laws.noise import HOW_TO_MEASURE, LackOfFit, SeedNoise, lack_of_fit
+from lawsearch.laws.noise import seed_noise, seed_resampling_weights
 from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics
 
 
@@ -41,7 +49,8 @@ class FitSummary:
   coefficients: one row per coefficient (estimate; low and high with a bootstrap). optimum:
   (d/sqrt(N)*, r*), or None with `no_optimum` saying why; optimum_interval: rows x_star, r_star
   (low, high) with a bootstrap. assessment: validation (unless validate=False) and residual
-  trends."""
+  trends. noise: the table's seeds per shape and scale; lack_of_fit: the law against that noise
+  (None with `noise_note` saying why). l_opt: where L_opt came from, and its value per scale."""
 
   law: ConditionalLaw
   coefficients: pd.DataFrame
@@ -52,6 +61,14 @@ class FitSummary:
   n_failed: int
   level: float
   assessment: Assessment
+  noise: SeedNoise
+  lack_of_fit: LackOfFit | None
+  noise_note: str | None
+  l_opt: str
+  l_opt_by_scale: dict[str, float]
+
+  def noise_lines(self) -> list[str]:
+    return noise_lines(self.noise, self.lack_of_fit, self.noise_note)
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready: coefficients, MSE, points, the optimum with its interval, validation, trends."""
@@ -69,6 +86,13 @@ class FitSummary:
             d_over_sqrt_n_95=[bounds.loc["x_star", "low"], bounds.loc["x_star", "high"]],
             mlp_attn_ratio_95=[bounds.loc["r_star", "low"], bounds.loc["r_star", "high"]],
             bootstrap_refits=self.n_boot, bootstrap_failed=self.n_failed)
+    out["l_opt"] = {"source": self.l_opt, "by_scale": self.l_opt_by_scale}
+    out["noise"] = {"by_scale": self.noise.by_scale.reset_index().to_dict("records"),
+                    "shapes": len(self.noise.means), "runs": len(self.noise.runs)}
+    if self.lack_of_fit is not None:
+      out["noise"]["lack_of_fit"] = self.lack_of_fit.to_dict()
+    else:
+      out["noise"]["note"] = self.noise_note
     out["residual_trends"] = self.assessment.diagnostics.to_dict("records")
     if self.assessment.validation is not None:
       out["validation"] = self.assessment.validation.to_dict("records")
@@ -99,13 +123,23 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
              validate: bool = True) -> FitSummary:
   """Fit `form` on the runs table `df` (a DataFrame, or a run root or table file, local or gs://,
   as `runs.read_table` reads it; L_opt as `ConditionalLaw.fit` takes it; r_range None = every
-  run), with `n_boot` bootstrap refits for intervals (0: none) and, with `validate`, the
-  cross-scale validation; residual trends always."""
+  run), on its shapes' seed means (module doc), with `n_boot` bootstrap refits for intervals (0:
+  none) and, with `validate`, the cross-scale validation; residual trends and the lack-of-fit
+  test against the seed noise always."""
   if not isinstance(df, pd.DataFrame):
     from lawsearch import runs  # pylint: disable=import-outside-toplevel
 
     df = runs.read_table(df)
-  law = ConditionalLaw.fit(df, form, l_opt=l_opt, r_range=r_range)
+  noise = seed_noise(df)
+  means = noise.means.assign(weight=noise.mean_weights())
+  source = l_opt_lib.describe(means, l_opt)
+  if isinstance(l_opt, str) and l_opt == "joint":  # levels fitted with the law, then held
+    from lawsearch.laws.levels import joint_levels  # pylint: disable=import-outside-toplevel
+
+    levels = joint_levels(means, form, r_range)
+    means, l_opt = means.assign(l_opt=levels.loc[means["scale"]].to_numpy()), "column"
+  law = ConditionalLaw.fit(means, form, l_opt=l_opt, r_range=r_range)
+  lof, note = noise_check(law, noise, means, l_opt, r_range)
   coefficients = pd.DataFrame({"coefficient": list(law.coefficients),
                                "estimate": list(law.coefficients.values())})
   try:
@@ -113,13 +147,52 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
   except UserError as e:
     optimum, no_optimum = None, str(e)
   interval, n_failed = None, 0
-  if n_boot:
-    boot = bootstrap(df, form, l_opt=l_opt, r_range=r_range, n_boot=n_boot, seed=seed,
+  if n_boot and len(means) < len(df):  # seeds: resample shapes and their seeds (on the runs)
+    lo = pd.Series(l_opt_lib.for_table(means, l_opt), index=means["shape"])
+    runs_ = noise.runs.assign(l_opt=lo.loc[noise.runs["shape"]].to_numpy())
+    boot = bootstrap(runs_, form, l_opt="column", r_range=r_range, n_boot=n_boot, level=level,
+                     law=law, weights=seed_resampling_weights(noise, n_boot, seed))
+  elif n_boot:
+    boot = bootstrap(means, form, l_opt=l_opt, r_range=r_range, n_boot=n_boot, seed=seed,
                      level=level, law=law)
+  if n_boot:
     bounds = boot.coefficients()
     coefficients["low"] = bounds.loc[coefficients["coefficient"], "low"].to_numpy()
     coefficients["high"] = bounds.loc[coefficients["coefficient"], "high"].to_numpy()
     interval = boot.optimum() if optimum is not None else None
     n_failed = boot.n_failed
   return FitSummary(law, coefficients, optimum, no_optimum, interval, n_boot, n_failed, level,
-                    assess(law, df, l_opt, r_range, validate))
+                    assess(law, means, l_opt, r_range, validate), noise, lof, note, source,
+                    _by_scale(means, l_opt))
+
+
+def noise_check(law: ConditionalLaw, noise: SeedNoise, means: pd.DataFrame, l_opt,
+                r_range) -> tuple[LackOfFit | None, str | None]:
+  """(the lack-of-fit test of `law` on the shape means it is fitted on, None) or (None, why the
+  noise cannot judge it). means: noise.means, with any columns L_opt needs (rows in r_range
+  are tested)."""
+  if not noise.known:
+    return None, (f"scale(s) {noise.unknown_scales} have one seed per shape, so how much of the "
+                  f"misfit is noise cannot be told: {HOW_TO_MEASURE}")
+  keep = prepare(means, l_opt, r_range, 0)[-1]
+  try:
+    return lack_of_fit(law.predict(means, l_opt), noise,
+                       forms.get_form(law.form).n_free, keep), None
+  except UserError as e:
+    return None, str(e)
+
+
+def noise_lines(noise: SeedNoise, lof: LackOfFit | None, note: str | None) -> list[str]:
+  """What the CLI, the report and the demo print of the noise beside a law's MSE."""
+  lines = ["seed noise (pooled per scale):", noise.describe()]
+  if lof is None:
+    return lines + [f"noise ceiling: unknown ({note})"]
+  return lines + [f"MSE on {lof.n_shapes} shape means {lof.mse:.3g} against a noise ceiling of "
+                  f"{lof.ceiling:.3g} (a perfect law's): F = {lof.f:.3g} on ({lof.df_lof}, "
+                  f"{lof.df_pe}) df; {lof.verdict}"]
+
+
+def _by_scale(means: pd.DataFrame, l_opt) -> dict[str, float]:
+  """L_opt of each scale of a shape-means table (a Chinchilla L_opt: at the scale's median N)."""
+  values = pd.Series(l_opt_lib.for_table(means, l_opt)).groupby(means["scale"].to_numpy())
+  return {str(scale): float(v.median()) for scale, v in values}

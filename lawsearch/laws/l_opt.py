@@ -6,6 +6,8 @@ an L_opt source, with its one meaning:
   "column"        a runs table's own `l_opt` column; tables only
   "relative"      1 everywhere: losses are L / L_opt (a loss target from a baseline cancels it)
   "fit"           a Chinchilla law fitted on the table's runs (Algorithm 1, step 1); tables only
+  "joint"         one level per scale fitted jointly with the conditional law (`laws.levels`);
+                  `laws.fit_runs` resolves it, tables only
   "epoch", "hoffmann"   the published Chinchilla fits (Besiroglu et al. 2024; Hoffmann et al. 2022)
   a ChinchillaLaw its prediction at each (N, D)
   a number > 0    that value (a per-row array for a table)
@@ -26,8 +28,8 @@ from lawsearch.errors import UserError
 from lawsearch.laws import runs_table
 from lawsearch.laws.chinchilla import ChinchillaLaw
 
-NAMES = ("empirical", "column", "relative", "fit", "epoch", "hoffmann")
-_TABLE_ONLY = ("empirical", "column", "fit")
+NAMES = ("empirical", "column", "relative", "fit", "joint", "epoch", "hoffmann")
+_TABLE_ONLY = ("empirical", "column", "fit", "joint")
 
 
 def parse(text: str):
@@ -66,6 +68,9 @@ def for_table(df: pd.DataFrame, source) -> np.ndarray:
       return np.ones(len(df))
     if source == "fit":
       return for_table(df, fit_chinchilla(df))
+    if source == "joint":
+      raise UserError("l_opt='joint' is fitted together with the law: use laws.fit_runs(..., "
+                      "l_opt='joint') or `lawsearch fit --l-opt joint`")
     return for_table(df, parse(source))  # "epoch", "hoffmann", or a number as text
   if _chinchilla(source):
     runs_table.check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")

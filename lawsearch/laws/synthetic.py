@@ -24,14 +24,16 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
                     x_grid=PAPER.x_grid, r_grid=PAPER.r_grid, noise: float = 0.003, seed: int = 0,
                     chinchilla: ChinchillaLaw | None = None,
                     tokens_per_param: float = PAPER.tokens_per_param,
-                    head_dim: int = PAPER.head_dim_small, gqa: int = PAPER.sweep_gqa
-                    ) -> pd.DataFrame:
-  """A results table as a sweep would produce it, one row per buildable architecture.
+                    head_dim: int = PAPER.head_dim_small, gqa: int = PAPER.sweep_gqa,
+                    seeds: int = 1) -> pd.DataFrame:
+  """A results table as a sweep would produce it, one row per buildable architecture and seed.
 
   Columns: scale, n_params (non-embedding), tokens, d_model, n_layers, n_heads, n_kv_heads,
   head_dim, ffn_dim, mlp_attn_ratio, d_over_sqrt_n, l_opt_true, loss. `law` defaults to the
   paper's 80M-297M law, `chinchilla` to the replication's fit. The true L_opt is given as
-  `l_opt_true` (not `l_opt`), so fits default to the paper's empirical L_opt.
+  `l_opt_true` (not `l_opt`), so fits default to the paper's empirical L_opt. With `seeds` > 1
+  every architecture appears that many times (a `seed` column), each with its own relative noise
+  of SD `noise`, as seeds of one shape would.
   """
   law = ConditionalLaw.paper("80m-297m") if law is None else law
   chinchilla = ChinchillaLaw.epoch() if chinchilla is None else chinchilla
@@ -48,6 +50,8 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
                        ffn_dim=spec.ffn_dim, mlp_attn_ratio=spec.mlp_attn_ratio,
                        d_over_sqrt_n=spec.d_over_sqrt_n))
   df = pd.DataFrame(rows)
+  if seeds > 1:
+    df = pd.concat([df.assign(seed=k) for k in range(seeds)], ignore_index=True)
   df["l_opt_true"] = chinchilla.predict(df["n_params"].to_numpy(float),
                                         df["tokens"].to_numpy(float))
   with float64():

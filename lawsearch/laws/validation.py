@@ -63,7 +63,7 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
     except ValueError as e:  # say which task could not be fitted
       raise UserError(f"task {_name(train)} -> {test}: {e}") from e
     held = table[labels == test]
-    x, r, lo, loss, _ = prepare(held, "column", r_range, 0)
+    x, r, lo, loss, _, _ = prepare(held, "column", r_range, 0)
     pred = np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)
     x_star, r_star = _optimum_or_nan(law)
     rows.append(dict(task=f"{_name(train)} -> {test}", n_train=law.fit_info.n_points,
@@ -88,7 +88,7 @@ def residual_diagnostics(law: ConditionalLaw, df: pd.DataFrame, l_opt=None,
   the Spearman correlation rho with the residuals and z = rho * sqrt(n - 1) (about N(0, 1) with no
   trend); `flagged` when |z| > threshold.
   """
-  x, r, lo, loss, _ = prepare(df, l_opt, r_range, 0)
+  x, r, lo, loss, _, _ = prepare(df, l_opt, r_range, 0)
   keep = np.ones(len(df), bool) if r_range is None else (
       (df["mlp_attn_ratio"].to_numpy(float) >= r_range[0])
       & (df["mlp_attn_ratio"].to_numpy(float) <= r_range[1]))

@@ -78,6 +78,11 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
     lines += [f"Optimum: **d/sqrt(N) = {x_star:.4g}, r = {r_star:.4g}**.", ""]
   except ValueError as e:
     lines += [f"No interior optimum: {e}", ""]
+  noise = laws.noise.seed_noise(df)
+  r_range = info.r_range if info is not None else laws.DEFAULT_R_RANGE
+  lof, note = laws.noise_check(law, noise, noise.means, l_opt, r_range)
+  lines += ["## Seed noise (a law is a measurement: its MSE against a perfect law's)", "",
+            "```", *laws.noise_lines(noise, lof, note), "```", ""]
   lines += ["## Plots", ""] + [f"![{paths.path(p).stem}]({paths.path(p).name})"
                                for p in plots] + [""]
   checked = laws.assess(law, df, l_opt=l_opt)

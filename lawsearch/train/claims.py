@@ -28,9 +28,8 @@ import time
 from typing import Any
 
 from lawsearch import paths
+from lawsearch.rundir import RunDir
 
-CLAIMS = "claims"
-FAILED = "failed.json"
 HEARTBEAT_S = 30.0
 STALE_S = 300.0
 
@@ -70,12 +69,12 @@ class Claim:
 
 
 def _file(workdir, attempt: int):
-  return paths.path(workdir) / CLAIMS / f"{attempt:04d}.json"
+  return RunDir(workdir).claims / f"{attempt:04d}.json"
 
 
 def latest(workdir) -> Claim | None:
   """The run's newest claim (None when nobody ever claimed it)."""
-  folder = paths.path(workdir) / CLAIMS
+  folder = RunDir(workdir).claims
   if not paths.is_dir(folder):
     return None
   attempts = sorted(int(f.stem) for f in folder.iterdir() if f.stem.isdigit() and
@@ -147,21 +146,21 @@ def record_failure(workdir, claim: Claim, error: BaseException) -> dict[str, Any
   """Writes <workdir>/failed.json: the error of `claim`'s attempt."""
   doc = {"error": f"{type(error).__name__}: {error}"[:2000], "worker": claim.worker,
          "attempt": claim.attempt, "time": time.time()}
-  paths.write_text(paths.path(workdir) / FAILED, json.dumps(doc, indent=1) + "\n")
+  paths.write_text(RunDir(workdir).failed, json.dumps(doc, indent=1) + "\n")
   return doc
 
 
 def failure(workdir) -> dict[str, Any] | None:
   """The run's failed.json (a corrupt one as {"error": "unreadable failed.json ..."}), or None."""
-  path = paths.path(workdir) / FAILED
+  path = RunDir(workdir).failed
   if not paths.exists(path):
     return None
   try:
     doc = json.loads(paths.read_text(path))
-    return doc if isinstance(doc, dict) else {"error": f"unreadable {FAILED}: not an object"}
+    return doc if isinstance(doc, dict) else {"error": f"unreadable {RunDir.FAILED}: not an object"}
   except ValueError as e:
-    return {"error": f"unreadable {FAILED} ({e})"}
+    return {"error": f"unreadable {RunDir.FAILED} ({e})"}
 
 
 def clear_failure(workdir) -> None:
-  paths.remove(paths.path(workdir) / FAILED)
+  paths.remove(RunDir(workdir).failed)

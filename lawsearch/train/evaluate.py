@@ -14,14 +14,15 @@ from typing import Sequence
 
 import ml_collections
 
-from lawsearch import configlib, paths, runs
+from lawsearch import configlib, paths
+from lawsearch.rundir import RunDir
 from lawsearch.errors import UserError
 from lawsearch.train import loop
 
 
 def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """The config a run was trained with (its config.json), with dotted overrides applied."""
-  path = paths.path(workdir) / runs.CONFIG
+  path = RunDir(workdir).config
   if not paths.exists(path):
     raise UserError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
                      "a `lawsearch train` or `lawsearch sweep` run")

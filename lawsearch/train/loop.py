@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import math
 import os
 import time
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lawsearch import paths, runs
+from lawsearch.rundir import RunDir
 from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig
@@ -198,8 +198,8 @@ def run_checkpointer(config, workdir: str):
   retention, with the architecture as metadata (a checkpoint of another shape is refused)."""
   from lawsearch.train.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
 
-  t, meta = config.train, {"arch": arch_spec(config).fields()}  # a GQA run: as before MLA
-  return Checkpointer(paths.path(workdir) / "checkpoints", every=max(t.checkpoint_every, 1),
+  t, meta = config.train, {"arch": arch_spec(config).fields()}
+  return Checkpointer(RunDir(workdir).checkpoints, every=max(t.checkpoint_every, 1),
                       keep=t.keep_checkpoints, meta=meta)
 
 
@@ -286,20 +286,21 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   """Train (or resume) the run in `workdir`; returns the result record.
 
   A finished run (its result.json exists) is not retrained: its record is returned. A workdir
-  belongs to one config: one that differs from its config.json outside runs.SAFE_ON_RESUME is
-  refused (UserError naming the fields); allowed changes are kept in its config_history.jsonl
+  belongs to one run identity (lawsearch.rundir): a config that differs from its record outside
+  rundir.SAFE_ON_RESUME is refused (UserError naming the fields); allowed changes are kept in its config_history.jsonl
   and the result record.
   """
   # ---- distributed, validation, program -------------------------------------------------------
   initialize_distributed(config)
   if paths.exists(workdir) and not paths.is_dir(workdir):
     raise UserError(f"--workdir {workdir} is a file; give a directory (new or a run's)")
-  if paths.exists(paths.path(workdir) / runs.IMPORTED):
+  run_dir = RunDir(workdir)
+  if paths.exists(run_dir.imported):
     raise UserError(f"{workdir} holds imported weights (lawsearch import-hf), not a training "
                     "run: its checkpoint has parameters only, no optimizer or data state. Use it "
                     "with lawsearch eval, bench or export-hf; training on from imported weights "
                     "is not supported")
-  changes = runs.config_changes(workdir, config)
+  changes = run_dir.config_changes(config)
   finished = runs.read_result(workdir)
   if finished is not None:
     if jax.process_index() == 0:
@@ -327,11 +328,10 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     if isinstance(loader, SyntheticLoader):
       loader.set_state({"next_index": start})
   if main:
-    paths.make_dirs(workdir)
+    run_dir.bind(config)
     if changes:
-      runs.append_config_history(workdir, start, changes)
-    runs.write_json_atomic(paths.path(workdir) / runs.CONFIG, json.loads(config.to_json()))
-  log = metrics_lib.MetricsLog(paths.path(workdir) / "metrics.jsonl", enabled=main)
+      run_dir.append_history(start, changes)
+  log = metrics_lib.MetricsLog(run_dir.metrics, enabled=main)
   log.truncate_after(start)
   if main:
     print(f"lawsearch train: {spec} | N={spec.non_embedding_params:,} total={spec.total_params:,}"
@@ -413,10 +413,11 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
                               heldout_block_windows=final.block_windows, train_loss=loss,
                               steps=program.steps,
                               seq_len=t.seq_len, batch_size=t.batch_size, seed=config.seed,
+                              peak_lr=config.optimizer.peak_lr,
                               preset=config.model.preset,
                               tokens_per_s=float(np.median(throughputs)) if throughputs else None,
                               compile_s=compile_s)
-  history = runs.read_config_history(workdir)
+  history = run_dir.read_history()
   if history:
     record["config_history"] = history
   if main:

@@ -5,7 +5,7 @@
     run(sweep, root, ...)    -> RunRecords, training each run in turn with `loop.run`
     state(workdir)           -> RunState: finished, failed, corrupt, running, stale, started, new
 
-A run's directory is `runs.run_dir(root, run config, name)`, a hash of the whole config: running
+A run's directory is `RunDir.locate(root, name, run config)`, named by its run identity: running
 the same sweep again skips finished runs (their result.json) and resumes interrupted ones from
 their last checkpoint, so a sweep is continued by repeating its command. Any number of workers
 may run the same sweep on one root at once (a shared filesystem or a gs:// bucket): they split
@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from lawsearch import configlib, paths, runs
+from lawsearch.rundir import RunDir, RunIdentity
 from lawsearch.errors import UserError
 from lawsearch.train import claims, estimate, loop
 from lawsearch.train import metrics as metrics_lib
@@ -46,12 +47,18 @@ def expand(sweep: ml_collections.ConfigDict,
     name = (f"N{spec.non_embedding_params / 1e6:.3g}M-d{spec.d_model}-f{spec.ffn_dim}"
             + (f"-mla{spec.n_heads}r{spec.kv_lora_rank}" if spec.is_mla
                else f"-h{spec.n_heads}x{spec.n_kv_heads}")
-            + (f"-s{config.seed}" if config.seed else ""))
-    key = runs.config_hash(config)
+            + (f"-s{config.seed}" if config.seed else "")
+            + (f"-lr{lr_scale}" if (lr_scale := _arg_value(arg, "lr_scale")) else ""))
+    key = RunIdentity.of(config).hash
     if key not in seen:
       seen.add(key)
       out.append((name, config))
   return out
+
+
+def _arg_value(arg: str, key: str) -> str:
+  """The raw value of `key` in a configs/train.py ARG ("" where absent)."""
+  return next((v for k, _, v in (item.partition("=") for item in arg.split(",")) if k == key), "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +81,7 @@ def state(workdir, stale_s: float = claims.STALE_S) -> RunState:
   try:
     record = runs.RunRecord.read(workdir)
   except (ValueError, KeyError, TypeError) as e:  # half a file, JSON of another kind
-    return RunState("corrupt", note=f"{runs.RESULT}: {type(e).__name__}: {e}"[:300])
+    return RunState("corrupt", note=f"{RunDir.RESULT}: {type(e).__name__}: {e}"[:300])
   if record is not None:
     return RunState("finished", record=record)
   failed = claims.failure(workdir)
@@ -111,7 +118,7 @@ def plan(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str] =
          shard: tuple[int, int] = (0, 1)) -> list[PlannedRun]:
   """The runs of `sweep` under `root` (shard (i, n): runs i, i+n, i+2n, ...)."""
   index, count = shard
-  return [PlannedRun(name, config, str(runs.run_dir(root, config, name)))
+  return [PlannedRun(name, config, str(RunDir.locate(root, name, config)))
           for name, config in expand(sweep, overrides)[index::count]]
 
 
@@ -152,7 +159,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
       if s.kind == "failed":
         claims.clear_failure(p.workdir)
       elif s.kind == "corrupt":
-        paths.remove(paths.path(p.workdir) / runs.RESULT)
+        paths.remove(RunDir(p.workdir).result)
     states = [state(p.workdir, stale_s) for p in planned]
   counts = collections.Counter(s.kind for s in states)
   print(f"lawsearch sweep: {len(planned)} runs under {root} ({worker}): " +
@@ -252,7 +259,7 @@ def status(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str]
 
 def _last_step(workdir) -> int | None:
   """The newest step in the run's metrics log (None without one)."""
-  log = paths.path(workdir) / "metrics.jsonl"
+  log = RunDir(workdir).metrics
   if not paths.exists(log):
     return None
   try:

@@ -1,0 +1,124 @@
+"""The noise measurements behind recipe v2, analysed (experiments/noise/train_noise.sh trains them).
+
+    .venv/bin/python experiments/noise/analyze.py [--root experiments/results/noise]
+
+lr_scan/ -> lr_scan.csv (one row per run: scale, shape, LR multiple, seed, loss) and lr_scan.json:
+  per scale and shape, the seed-mean loss at each LR multiple and the optimal multiple (a parabola
+  in log2 LR through the best point and its neighbours); what the shared LR (the recipe's, x1)
+  gives up against each shape's own best; those losses against the gaps between shapes; whether
+  the ranking of shapes changes (Spearman between the ranking at the shared LR and at each shape's
+  best); and the seed SD pooled per scale at the shared LR and over every LR.
+Finished records only: a rerun picks up runs that have finished since.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from lawsearch import runs
+from lawsearch.laws import noise as noise_lib
+from lawsearch.laws.validation import spearman
+from lawsearch.rundir import RunDir
+
+SHAPE = ("d_model", "ffn_dim", "n_heads")
+
+
+def read_scan(root: str) -> pd.DataFrame:
+  """The LR scan's finished runs with their LR multiple (from each run's config and name)."""
+  table = runs.collect(root)
+  peak, multiple = [], []
+  for run_dir in table["run_dir"]:
+    config = json.loads(RunDir(run_dir).config.read_text())
+    peak.append(config["optimizer"]["peak_lr"])
+    multiple.append(float(run_dir.rsplit("-lr", 1)[1].split("-")[0]))
+  table = table.assign(peak_lr=peak, lr_multiple=multiple)
+  table["scale"] = np.where(table["n_params"] < 1.1e5, "80k", "145k")
+  table["shape"] = [f"d{d}-f{f}-h{h}" for d, f, h in table[list(SHAPE)].to_numpy()]
+  keep = ["scale", "shape", "d_model", "ffn_dim", "n_heads", "n_params", "d_over_sqrt_n",
+          "mlp_attn_ratio", "lr_multiple", "peak_lr", "seed", "loss", "loss_se", "train_loss",
+          "tokens", "steps", "batch_size", "run_dir"]
+  return table[keep].sort_values(["scale", "shape", "lr_multiple", "seed"]).reset_index(drop=True)
+
+
+def best_multiple(multiples: np.ndarray, losses: np.ndarray) -> float:
+  """The LR multiple minimising a parabola in log2(multiple) through the best point and its two
+  neighbours (the best point itself at the scan's edge)."""
+  order = np.argsort(multiples)
+  m, y = np.log2(multiples[order]), losses[order]
+  i = int(np.argmin(y))
+  if i in (0, len(m) - 1):
+    return float(2 ** m[i])
+  a, b, _ = np.polyfit(m[i - 1:i + 2], y[i - 1:i + 2], 2)
+  return float(2 ** (-b / (2 * a))) if a > 0 else float(2 ** m[i])
+
+
+def analyse(scan: pd.DataFrame) -> dict:
+  out = {"runs": len(scan), "scales": {}}
+  for scale, rows in scan.groupby("scale", sort=False):
+    means = rows.groupby(["shape", "lr_multiple"])["loss"].agg(["mean", "std", "size"])
+    shapes = {}
+    for shape, per in means.groupby(level=0):
+      per = per.droplevel(0)
+      full = len(per) >= 3
+      shared = float(per["mean"].get(1.0, np.nan))
+      best = float(per["mean"].min())
+      shapes[shape] = {
+          "x": float(rows.loc[rows["shape"] == shape, "d_over_sqrt_n"].iloc[0]),
+          "r": float(rows.loc[rows["shape"] == shape, "mlp_attn_ratio"].iloc[0]),
+          "loss_by_multiple": {f"{m:g}": round(float(v), 5) for m, v in per["mean"].items()},
+          "seeds_by_multiple": {f"{m:g}": int(n) for m, n in per["size"].items()},
+          "best_multiple": best_multiple(per.index.to_numpy(float), per["mean"].to_numpy())
+          if full else None,
+          "loss_at_shared_lr": shared, "loss_at_best_lr": best,
+          "given_up_by_shared_lr": shared - best}
+    at_shared = {s: v["loss_at_shared_lr"] for s, v in shapes.items()}
+    at_best = {s: v["loss_at_best_lr"] for s, v in shapes.items()}
+    names = sorted(shapes)
+    gaps = np.diff(sorted(at_shared.values()))
+    shared_rows = rows[rows["lr_multiple"] == 1.0]
+    noise_shared = noise_lib.seed_noise(shared_rows.assign(scale=scale))
+    noise_all = noise_lib.seed_noise(rows.assign(scale=scale))
+    out["scales"][scale] = {
+        "shapes": shapes,
+        "best_multiples": [shapes[s]["best_multiple"] for s in names],
+        "spread_of_best_multiple": (max(filter(None, (shapes[s]["best_multiple"] for s in names)),
+                                        default=np.nan)
+                                    / min(filter(None, (shapes[s]["best_multiple"] for s in names)),
+                                          default=np.nan)),
+        "max_given_up": max(v["given_up_by_shared_lr"] for v in shapes.values()),
+        "gaps_between_shapes_at_shared_lr": [round(float(g), 5) for g in gaps],
+        "ranking_spearman_shared_vs_best": spearman(
+            np.array([at_shared[s] for s in names]), np.array([at_best[s] for s in names])),
+        "seed_sd_at_shared_lr": float(noise_shared.by_scale["pooled_sd"].iloc[0]),
+        "seed_sd_all_lrs": float(noise_all.by_scale["pooled_sd"].iloc[0]),
+        "seed_df_all_lrs": int(noise_all.by_scale["df"].iloc[0]),
+    }
+  return out
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--root", default="experiments/results/noise")
+  args = parser.parse_args()
+  scan = read_scan(os.path.join(args.root, "lr_scan"))
+  scan.drop(columns="run_dir").to_csv(os.path.join(args.root, "lr_scan.csv"), index=False)
+  result = analyse(scan)
+  result["command"] = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
+  with open(os.path.join(args.root, "lr_scan.json"), "w") as f:
+    json.dump(result, f, indent=1, default=float)
+  for scale, s in result["scales"].items():
+    print(f"{scale}: seed SD {s['seed_sd_at_shared_lr']:.4f} at the shared LR, "
+          f"{s['seed_sd_all_lrs']:.4f} over all LRs ({s['seed_df_all_lrs']} df); shared LR gives "
+          f"up at most {s['max_given_up']:.4f}; ranking Spearman {s['ranking_spearman_shared_vs_best']:.2f}")
+    for shape, v in s["shapes"].items():
+      print(f"  {shape} (x {v['x']:.3f}, r {v['r']:.2f}): best x{v['best_multiple']} "
+            f"{v['loss_by_multiple']}")
+
+
+if __name__ == "__main__":
+  main()

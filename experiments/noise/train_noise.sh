@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The noise measurements behind recipe v2 (analysed by experiments/noise/analyze.py): every
+# training run, at the CPU recipe's shapes.
+#
+#   experiments/noise/train_noise.sh [ROOT] [LOGS]
+#
+# 1. lr_scan/: at 80k and 145k, four shapes at the cross design's extremes (d/sqrt(N) low and high
+#    at r ~ 1; r low and high at d/sqrt(N) ~ 0.13), 5 multiples of the recipe's LR on a sqrt(2)
+#    grid, 2 seeds each (80 runs).
+# 2. batch16/, batch8/: the same four 80k shapes with the same tokens in 2x and 4x the steps
+#    (batch 16 and 8 sequences instead of 32), 3 seeds each: batch 16 at the LR x0.71 and batch 8
+#    at x0.5 (the square-root rule) and x1 (36 runs).
+# Two workers share each phase through claims; a repeated command skips finished runs and resumes
+# interrupted ones. Commit the finished records (config.json, identity.json, metrics.jsonl,
+# result.json; never checkpoints) as they arrive.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=${1:-experiments/results/noise}
+LOGS=${2:-/tmp/noise_logs}
+mkdir -p "$LOGS"
+export JAX_PLATFORMS=cpu
+source experiments/two_workers.sh
+SHAPES80="recipe=cpu,scales=80k,x=0.06+0.29,r=0.5+3"
+
+# The 512-token corpus once, before two workers could both build it.
+.venv/bin/lawsearch data prepare --vocab-size 512 --heldout-fraction 0.05 >> "$LOGS/data.log" 2>&1
+phase lr80 "$SHAPES80,lr=0.5+0.71+1+1.41+2,seeds=2" "$ROOT/lr_scan"
+phase batch16 "$SHAPES80,lr=0.71,seeds=3" "$ROOT/batch16" --override train.batch_size=16
+phase batch8 "$SHAPES80,lr=0.5+1,seeds=3" "$ROOT/batch8" --override train.batch_size=8
+phase lr145 "recipe=cpu,scales=145k,x=0.06+0.22,r=0.5+5,lr=0.5+0.71+1+1.41+2,seeds=2" \
+    "$ROOT/lr_scan"

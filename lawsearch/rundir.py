@@ -1,0 +1,261 @@
+"""The run directory: what a run is (`RunIdentity`) and where its files live (`RunDir`).
+
+A run directory is `<root>/<name>-<identity hash[:12]>`, local or a gs:// URL (lawsearch.paths):
+
+    identity.json         RunIdentity: the versioned part of the config that decides what is trained
+    config.json           the whole config as given (identity plus how it is logged, laid out, run)
+    config_history.jsonl  one line per resume that changed a field outside the identity
+    metrics.jsonl         the train loop's log, one JSON object per line
+    checkpoints/          orbax checkpoints (train state, data-loader state)
+    claims/NNNN.json      sweep workers' claims and heartbeats (lawsearch.train.claims)
+    failed.json           a sweep run's recorded failure
+    result.json           the finished run's record, written atomically (lawsearch.runs)
+    imported.json         `lawsearch import-hf`: published weights, not a training run
+
+The identity is the config without the fields that may change on resume (SAFE_ON_RESUME) and
+without fields at their declared defaults (identity_defaults), hashed as canonical JSON: adding a
+config field with a default renames no run. Records written before identities existed (a
+config.json, no identity.json) are read by `migrate`, and `RunDir.locate` finds them under their
+older names, so every earlier run keeps resolving.
+
+Imports no JAX, Flax, Orbax or Grain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from typing import Any, Mapping
+
+from lawsearch import paths
+from lawsearch.errors import UserError
+
+IDENTITY_VERSION = 1
+
+# Config fields that may change when a run resumes: how it is logged, checkpointed, launched,
+# laid out on devices and computed, never what is trained. Everything else is the run's identity.
+SAFE_ON_RESUME = ("train.log_every", "train.eval_every", "train.checkpoint_every",
+                  "train.keep_checkpoints", "train.peak_flops", "data.num_threads",
+                  "data.prefetch", "data.cache_dir", "distributed.*", "mesh.*", "sharding_rules",
+                  "model.attention_impl", "model.decode_impl", "model.remat")
+
+# Config fields outside model.arch that are left out of the identity at these values: a field
+# added to configs/train.py after runs were recorded gets its default here, so old runs keep
+# their names. (model.arch's defaults come from ArchSpec itself.)
+EXTRA_DEFAULTS: Mapping[str, Any] = {}
+
+
+def identity_defaults() -> dict[str, Any]:
+  """Dotted config key -> the value at which the field is left out of a run's identity: every
+  ArchSpec field with a default (the attention kind, MLA's widths, ...) and EXTRA_DEFAULTS."""
+  from lawsearch import arch  # pylint: disable=import-outside-toplevel
+
+  fields = dataclasses.fields(arch.ArchSpec)
+  return {**{f"model.arch.{f.name}": f.default for f in fields
+             if f.default is not dataclasses.MISSING}, **EXTRA_DEFAULTS}
+
+
+def plain(config: Any) -> Any:
+  """`config` (ConfigDict, dataclass, dict, list, scalar) as plain JSON-able Python."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  if dataclasses.is_dataclass(config) and not isinstance(config, type):
+    config = dataclasses.asdict(config)
+  if isinstance(config, Mapping):
+    return {str(k): plain(v) for k, v in config.items()}
+  if isinstance(config, (list, tuple)):
+    return [plain(v) for v in config]
+  if isinstance(config, (str, bool, int, float)) or config is None:
+    return config
+  if hasattr(config, "item"):  # numpy scalars
+    return config.item()
+  raise UserError(f"config value {config!r} of type {type(config).__name__} is not JSON-able; "
+                  "use numbers, strings, lists and dicts in configs")
+
+
+def canonical_hash(value: Any) -> str:
+  """SHA-256 (hex) of `value`'s canonical JSON (sorted keys): equal values, equal hashes."""
+  text = json.dumps(plain(value), sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """A nested mapping as {dotted key: leaf} (lists are leaves)."""
+  if isinstance(tree, Mapping):
+    return {k: v for key, sub in tree.items() for k, v in leaves(sub, f"{prefix}{key}.").items()}
+  return {prefix[:-1]: tree}
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+  out: dict[str, Any] = {}
+  for key, value in flat.items():
+    *parents, last = key.split(".")
+    node = out
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[last] = value
+  return out
+
+
+def safe_on_resume(key: str) -> bool:
+  return any(key == f or key.startswith(f[:-1] if f.endswith(".*") else f + ".")
+             for f in SAFE_ON_RESUME)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunIdentity:
+  """What a run trains: its config's dotted fields outside SAFE_ON_RESUME and not at their
+  identity default, as of identity version `version`. Two configs with equal identities train
+  the same model on the same data; `hash` names the run's directory."""
+
+  fields: Mapping[str, Any]
+  version: int = IDENTITY_VERSION
+
+  @classmethod
+  def of(cls, config: Any) -> "RunIdentity":
+    """The identity of a run config (ConfigDict or the dict of a config.json)."""
+    defaults = identity_defaults()
+    return cls({k: v for k, v in sorted(leaves(plain(config)).items())
+                if not safe_on_resume(k) and not (k in defaults and v == defaults[k])})
+
+  @property
+  def hash(self) -> str:
+    return canonical_hash(self.to_dict())
+
+  def to_dict(self) -> dict[str, Any]:
+    """identity.json as written: {"version": ..., "fields": the nested fields}."""
+    return {"version": self.version, "fields": _nest(self.fields)}
+
+
+def migrate(record: Mapping[str, Any]) -> RunIdentity:
+  """The current RunIdentity of any recorded run: an identity.json of any version, or the
+  config.json of a run recorded before identities existed (its whole config). A UserError
+  says what is wrong with anything else."""
+  if not isinstance(record, Mapping):
+    raise UserError(f"a run's identity or config is a JSON object, not a {type(record).__name__}")
+  if "version" in record and "fields" in record:
+    if record["version"] != IDENTITY_VERSION:
+      raise UserError(f"identity version {record['version']!r} is unknown to this lawsearch "
+                      f"(it reads version {IDENTITY_VERSION}); upgrade lawsearch")
+    return RunIdentity.of(record["fields"])
+  return RunIdentity.of(record)  # before identities: the whole config
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+  """One run's directory and the one place its layout is spelled (see the module docstring)."""
+
+  path: Any  # paths.path(...): pathlib.Path or etils.epath.Path
+
+  def __init__(self, path):
+    object.__setattr__(self, "path", path.path if isinstance(path, RunDir) else paths.path(path))
+
+  def __str__(self) -> str:
+    return str(self.path)
+
+  CONFIG, IDENTITY, HISTORY = "config.json", "identity.json", "config_history.jsonl"
+  METRICS, CHECKPOINTS, CLAIMS = "metrics.jsonl", "checkpoints", "claims"
+  FAILED, RESULT, IMPORTED = "failed.json", "result.json", "imported.json"
+  config = property(lambda self: self.path / self.CONFIG)
+  identity = property(lambda self: self.path / self.IDENTITY)
+  history = property(lambda self: self.path / self.HISTORY)
+  metrics = property(lambda self: self.path / self.METRICS)
+  checkpoints = property(lambda self: self.path / self.CHECKPOINTS)
+  claims = property(lambda self: self.path / self.CLAIMS)
+  failed = property(lambda self: self.path / self.FAILED)
+  result = property(lambda self: self.path / self.RESULT)
+  imported = property(lambda self: self.path / self.IMPORTED)
+
+  @classmethod
+  def locate(cls, root, name: str, config: Any) -> "RunDir":
+    """The directory of `config`'s run under `root`: `<name>-<identity hash[:12]>`, or an
+    existing directory of the same name recorded under an older hash whose config migrates to
+    the same identity (not created)."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+      raise UserError(f"run name {name!r} must use only letters, digits, '.', '_' and '-'")
+    identity = RunIdentity.of(config)
+    here = cls(paths.path(root) / f"{name}-{identity.hash[:12]}")
+    with paths.reach(root):
+      if here.path.exists() or not paths.path(root).exists():
+        return here
+      for older in paths.path(root).glob(f"{name}-" + "[0-9a-f]" * 12):
+        run = cls(older)
+        if run.read_identity(missing_ok=True) == identity:
+          return run
+    return here
+
+  def read_json(self, path, what: str) -> Any:
+    """The JSON in `path` (one of this run's files), or a UserError that names the file, says what
+    is wrong and how to recover."""
+    with paths.reach(path):
+      raw = path.read_bytes()
+    try:
+      return json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+      raise UserError(f"{path} is not valid JSON ({e}); it is the run's {what}: restore it, "
+                      "or train in a new --workdir") from None
+
+  def read_identity(self, missing_ok: bool = False) -> RunIdentity | None:
+    """The run's identity: identity.json, else migrated from config.json; None for a
+    directory with neither (a new run), or any unreadable record when `missing_ok`."""
+    for path, what in ((self.identity, "identity"), (self.config, "record of its config")):
+      if paths.exists(path):
+        try:
+          return migrate(self.read_json(path, what))
+        except UserError:
+          if missing_ok:
+            return None
+          raise
+    return None
+
+  def bind(self, config: Any) -> dict[str, tuple[Any, Any]]:
+    """Checks `config` against the run's record and writes identity.json and config.json (the
+    caller makes sure only process 0 calls it). Returns the changed fields, dotted key ->
+    (recorded, given), all of them SAFE_ON_RESUME; a UserError names every changed field of
+    the identity: a run directory belongs to one identity."""
+    changes = self.config_changes(config)
+    paths.make_dirs(self.path)
+    write_json_atomic(self.identity, RunIdentity.of(config).to_dict())
+    write_json_atomic(self.config, plain(config))
+    return changes
+
+  def config_changes(self, config: Any) -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (recorded, given) for each field of `config` that differs from config.json
+    (fields the record lacks are compared with their identity defaults); {} for a new run. A
+    UserError names every changed field of the identity."""
+    recorded_identity = self.read_identity()
+    if recorded_identity is None:
+      return {}
+    given = leaves(plain(config))
+    recorded = leaves(self.read_json(self.config, "record of its config")) if paths.exists(
+        self.config) else {}
+    changes = {k: (recorded[k], v) for k, v in given.items() if k in recorded and recorded[k] != v}
+    identity = RunIdentity.of(config)
+    if identity != recorded_identity:
+      old, new = recorded_identity.fields, identity.fields
+      refused = {k: (old.get(k, "(default)"), new.get(k, "(default)"))
+                 for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+      listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+      raise UserError(f"{self} was trained with another config ({listed}); a run directory "
+                      "belongs to one config: use a new --workdir, or the recorded values (only "
+                      f"{', '.join(SAFE_ON_RESUME)} may change on resume)")
+    return changes
+
+  def append_history(self, step: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
+    """Records that the run resumed at `step` with `changes` (see config_changes)."""
+    line = json.dumps({"step": step, "changes": {k: list(v) for k, v in plain(changes).items()}})
+    paths.append_text(self.history, line + "\n")
+
+  def read_history(self) -> list[dict[str, Any]]:
+    with paths.reach(self.history):
+      if not self.history.exists():
+        return []
+      return [json.loads(l) for l in self.history.read_text().splitlines()]
+
+
+def write_json_atomic(path, record: Any) -> None:
+  """Writes `record` as JSON to `path` atomically (paths.write_text)."""
+  paths.write_text(path, json.dumps(plain(record), indent=2, sort_keys=True, allow_nan=False)
+                   + "\n")

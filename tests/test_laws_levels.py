@@ -1,0 +1,46 @@
+"""L_opt per scale fitted jointly with the law (lawsearch.laws.levels): known levels recovered from
+a synthetic sweep, and fit_runs(l_opt="joint") reporting them."""
+
+import numpy as np
+import pytest
+
+from lawsearch import laws
+from lawsearch.laws.levels import joint_levels
+from lawsearch.laws.precision import float64
+
+LEVELS = {"80M": 3.31, "145M": 3.12, "297M": 2.95}  # the true level of each scale
+
+
+@pytest.fixture(scope="module")
+def table():
+  """A sweep whose loss is the paper's law at one known level per scale, with 0.1% noise."""
+  law = laws.ConditionalLaw.paper("80m-297m")
+  df = laws.synthetic_sweep(noise=0.0)
+  level = df["scale"].map(LEVELS).to_numpy()
+  with float64():
+    clean = np.asarray(law.predict_xr(df["d_over_sqrt_n"].to_numpy(), df["mlp_attn_ratio"]
+                                      .to_numpy(), level))
+  df["loss"] = clean * (1 + 0.001 * np.random.default_rng(0).standard_normal(len(df)))
+  df["clean"] = clean
+  return df
+
+
+def test_joint_levels_recover_the_true_levels(table):
+  levels = joint_levels(table)
+  fitted = table[table["mlp_attn_ratio"].between(0.5, 5)]
+  # Reported normalised: the law's loss for the best trained shape of the scale.
+  truth = fitted.groupby("scale")["clean"].min()
+  for scale in LEVELS:
+    assert levels[scale] == pytest.approx(truth[scale], rel=1e-3)
+  # The empirical minimum carries the best run's noise; the joint level averages it out.
+  empirical = fitted.groupby("scale")["loss"].min()
+  assert (abs(levels - truth) <= abs(empirical - truth) + 1e-4).all()
+
+
+def test_fit_runs_reports_the_joint_levels(table):
+  summary = laws.fit_runs(table, l_opt="joint", validate=False)
+  assert summary.l_opt == "joint" and set(summary.l_opt_by_scale) == set(LEVELS)
+  assert summary.to_dict()["l_opt"]["by_scale"]["145M"] == pytest.approx(
+      joint_levels(table)["145M"], rel=1e-9)
+  np.testing.assert_allclose(summary.optimum, laws.ConditionalLaw.paper("80m-297m").optimum(),
+                             rtol=0.05)
