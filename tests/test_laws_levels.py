@@ -44,3 +44,22 @@ def test_fit_runs_reports_the_joint_levels(table):
       joint_levels(table)["145M"], rel=1e-9)
   np.testing.assert_allclose(summary.optimum, laws.ConditionalLaw.paper("80m-297m").optimum(),
                              rtol=0.05)
+
+
+def test_committed_v1_comparison_refits():
+  """experiments/results/noise/l_opt_v1.json (experiments/noise/l_opt_v1.py) against a refit of
+  the joint levels on the committed v1 runs: same levels, and the joint law's MSE below the
+  empirical minimum's."""
+  import json  # pylint: disable=import-outside-toplevel
+  from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+  import pandas as pd  # pylint: disable=import-outside-toplevel
+
+  root = Path(__file__).resolve().parents[1] / "experiments/results"
+  committed = json.loads((root / "noise/l_opt_v1.json").read_text())["sources"]
+  table = pd.read_csv(root / "cpu_replication/runs.csv")
+  fitting = laws.noise.seed_noise(table[table["scale"].isin(["80k", "145k", "297k"])]).means
+  levels = joint_levels(fitting.assign(weight=1.0))
+  for scale, level in committed["joint"]["l_opt_by_scale"].items():
+    assert levels[scale] == pytest.approx(level, rel=1e-6)
+  assert committed["joint"]["mse"] < 0.6 * committed["empirical"]["mse"]
