@@ -10,6 +10,8 @@
 # 2. batch16/, batch8/: the same four 80k shapes with the same tokens in 2x and 4x the steps
 #    (batch 16 and 8 sequences instead of 32), 3 seeds each: batch 16 at the LR x0.71 and batch 8
 #    at x0.5 (the square-root rule) and x1 (36 runs).
+# 3. warmup20/: the same four 80k shapes at batch 32 with 20% warmup instead of 5%, 3 seeds
+#    (12 runs).
 # Two workers share each phase through claims; a repeated command skips finished runs and resumes
 # interrupted ones. Commit the finished records (config.json, identity.json, metrics.jsonl,
 # result.json; never checkpoints) as they arrive.
@@ -27,5 +29,6 @@ SHAPES80="recipe=cpu,scales=80k,x=0.06+0.29,r=0.5+3"
 phase lr80 "$SHAPES80,lr=0.5+0.71+1+1.41+2,seeds=2" "$ROOT/lr_scan"
 phase batch16 "$SHAPES80,lr=0.71,seeds=3" "$ROOT/batch16" --override train.batch_size=16
 phase batch8 "$SHAPES80,lr=0.5+1,seeds=3" "$ROOT/batch8" --override train.batch_size=8
+phase warmup20 "$SHAPES80,lr=1,seeds=3" "$ROOT/warmup20" --override optimizer.warmup_steps=0.2
 phase lr145 "recipe=cpu,scales=145k,x=0.06+0.22,r=0.5+5,lr=0.5+0.71+1+1.41+2,seeds=2" \
     "$ROOT/lr_scan"
