@@ -39,9 +39,10 @@ def read_scan(root: str) -> pd.DataFrame:
   table = table.assign(peak_lr=peak, lr_multiple=multiple)
   table["scale"] = np.where(table["n_params"] < 1.1e5, "80k", "145k")
   table["shape"] = [f"d{d}-f{f}-h{h}" for d, f, h in table[list(SHAPE)].to_numpy()]
+  table["run"] = [os.path.basename(r) for r in table["run_dir"]]
   keep = ["scale", "shape", "d_model", "ffn_dim", "n_heads", "n_params", "d_over_sqrt_n",
           "mlp_attn_ratio", "lr_multiple", "peak_lr", "seed", "loss", "loss_se", "train_loss",
-          "tokens", "steps", "batch_size", "run_dir"]
+          "tokens", "steps", "batch_size", "run"]
   return table[keep].sort_values(["scale", "shape", "lr_multiple", "seed"]).reset_index(drop=True)
 
 
@@ -106,7 +107,7 @@ def main() -> None:
   parser.add_argument("--root", default="experiments/results/noise")
   args = parser.parse_args()
   scan = read_scan(os.path.join(args.root, "lr_scan"))
-  scan.drop(columns="run_dir").to_csv(os.path.join(args.root, "lr_scan.csv"), index=False)
+  scan.to_csv(os.path.join(args.root, "lr_scan.csv"), index=False)
   result = analyse(scan)
   result["command"] = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
   with open(os.path.join(args.root, "lr_scan.json"), "w") as f:
