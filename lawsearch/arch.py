@@ -24,8 +24,9 @@ H = n_heads, qk = qk_nope_head_dim + qk_rope_head_dim, R = kv_lora_rank, Q = q_l
 The latent norms count as attention parameters (they sit inside the block, unlike the per-layer
 RMSNorms). r and d/sqrt(N) keep their definitions with this attention count. An MLA spec has
 n_kv_heads = n_heads (every query head has its own up-projected key and value) and
-head_dim = qk (the query/key head width); the dimensions of the MLA fields appear in `fields()`
-only for MLA specs, so a GQA spec's dict, JSON and run-directory hash are unchanged.
+head_dim = qk (the query/key head width). The MLA fields default to zero (attention "gqa"), and a
+run's identity leaves fields at their defaults out (lawsearch.rundir), so GQA runs keep their
+directory names.
 """
 
 from __future__ import annotations

@@ -480,6 +480,13 @@ def _run_sweep(args) -> None:
                        ["n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
                         "train_loss"]))
     print(f"next: lawsearch fit --runs {args.root}")
+  failed = sweep.failures(sweep.plan(config, args.root, args.override,
+                                     sweep.parse_shard(args.shard)))
+  if failed:
+    print(f"lawsearch sweep: {len(failed)} run(s) failed (--retry-failed retries them):\n"
+          + "\n".join(f"  {name}: {error.splitlines()[0][:200]}" for name, error in failed),
+          file=sys.stderr)
+    sys.exit(1)
 
 
 def _slurm_sweep(args, config) -> None:
@@ -572,7 +579,9 @@ def _add_sweep(sub) -> None:
   p.add_argument("--heartbeat-s", type=_positive, default=30.0,
                  help="seconds between a worker's heartbeats on its claimed run")
   p.add_argument("--stale-s", type=_positive, default=300.0,
-                 help="a claim whose heartbeat is older than this is taken over")
+                 help="a claim whose heartbeat is older than this is taken over (claims record "
+                      "their worker's own limit, which wins; this one judges older claims and "
+                      "is this worker's)")
   p.add_argument("--no-wait", action="store_true",
                  help="exit after one pass instead of staying until no run is left running "
                       "elsewhere (to take over those of workers that die)")

@@ -30,6 +30,8 @@ def _typed(raw: str, default, key: str):
       value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
       raise UserError(f"{key}={raw!r}: expected a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # True is not 1
+      raise UserError(f"{key}={raw!r}: expected a number")
     if isinstance(default, int) and not (isinstance(value, int) or float(value).is_integer()):
       raise UserError(f"{key}={raw!r}: expected an integer")
     return type(default)(value)

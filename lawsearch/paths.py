@@ -164,6 +164,15 @@ def create(p, text: str) -> bool:
       return False
 
 
+def mtime(p) -> float:
+  """The modification time of file `p` (seconds since the epoch, by the clock of the filesystem or
+  store that holds it)."""
+  p = path(p)
+  with reach(p):
+    stat = p.stat()
+  return float(getattr(stat, "st_mtime", None) or getattr(stat, "mtime"))
+
+
 def remove(p) -> None:
   """Deletes file `p` (no error when it is already gone)."""
   p = path(p)

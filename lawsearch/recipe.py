@@ -38,9 +38,9 @@ from typing import Sequence
 from lawsearch import arch
 from lawsearch.errors import UserError
 
-# The CPU recipe's peak learning rate (AdamW, batch 32 x 128): 3e-3 at 145k, the best of a scan of
-# 1.5e-3, 3e-3 and 6e-3 there (BUILD_NOTES.md, "CPU replication"), scaled as N^-1/4 over the
-# recipe's scales (a guess: the scan was at one scale).
+# The CPU recipe's peak learning rate (AdamW, batch 32 x 128): 3e-3 at 145k, the best of a scan
+# of 1.5e-3, 3e-3 and 6e-3 there (experiments/RESULTS.md, "CPU replication"), scaled as N^-1/4
+# over the recipe's scales (a guess: the scan was at one scale).
 _LR_CPU_145K = 3e-3
 
 

@@ -9,10 +9,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from lawsearch import cli, configlib
+from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
 from lawsearch.train import claims, sweep
 
@@ -99,8 +101,11 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   with open(os.path.join(corrupt.workdir, "result.json"), "w") as f:
     f.write('{"loss": 2.')
   os.remove(os.path.join(unclaimed.workdir, "result.json"))
-  with open(os.path.join(unclaimed.workdir, RunDir.CLAIMS, "0002.json"), "w") as f:
+  bad_claim = os.path.join(unclaimed.workdir, RunDir.CLAIMS, "0002.json")
+  with open(bad_claim, "w") as f:
     f.write("not json")
+  assert sweep.state(unclaimed.workdir).kind == "running"  # unreadable, but written just now
+  os.utime(bad_claim, (time.time() - 1000, time.time() - 1000))  # ... and long ago
 
   capsys.readouterr()
   assert cli.main(["sweep", *_sweep_args(tmp_path, RUNS[:3]), "--status"]) == 0
@@ -128,3 +133,57 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   assert len(os.listdir(os.path.join(broken.workdir, RunDir.CLAIMS))) == 3  # tried once more
   assert corrupt.workdir in [r.run_dir for r in retried]  # retrained from its last checkpoint
   assert sweep.state(broken.workdir).kind == "failed"
+
+
+def _claim(workdir, doc, age_of_file_s=0.0):
+  """Writes claim attempt 1 of `workdir` holding `doc` (a dict, or text), its file's mtime
+  `age_of_file_s` ago."""
+  path = os.path.join(workdir, RunDir.CLAIMS, "0001.json")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    f.write(doc if isinstance(doc, str) else json.dumps(doc))
+  os.utime(path, (time.time() - age_of_file_s,) * 2)
+
+
+def test_staleness_is_the_claimants_own_and_clocks_are_not_trusted_blindly(tmp_path):
+  now = time.time()
+  live = dict(attempt=1, worker="w", started=now - 100, heartbeat=now - 100)
+  # The claimant beats every 30 s and counts as dead after 300 s: a reader's --stale-s 5 does not
+  # take its run over; a claim from before limits were recorded is judged by the reader's.
+  _claim(tmp_path, {**live, "heartbeat_s": 30.0, "stale_s": 300.0})
+  assert claims.latest(tmp_path).live(stale_s=5)
+  _claim(tmp_path, live)
+  assert not claims.latest(tmp_path).live(stale_s=5) and claims.latest(tmp_path).live(300)
+  # A heartbeat an hour in the future (a claimant's clock ahead): the file's mtime decides.
+  future = {**live, "heartbeat": now + 3600, "stale_s": 300.0}
+  _claim(tmp_path, future, age_of_file_s=1000)
+  assert not claims.latest(tmp_path).live(stale_s=300)
+  _claim(tmp_path, future, age_of_file_s=10)
+  assert claims.latest(tmp_path).live(stale_s=300)
+  # A claim that cannot be read is a live worker's until its file is older than the limit.
+  _claim(tmp_path, "{cut sh", age_of_file_s=10)
+  assert claims.latest(tmp_path).corrupt and claims.latest(tmp_path).live(stale_s=300)
+  _claim(tmp_path, "{cut sh", age_of_file_s=1000)
+  assert not claims.latest(tmp_path).live(stale_s=300)
+  assert claims.acquire(tmp_path, "next", stale_s=300, heartbeat_s=30).attempt == 2
+  assert json.loads(open(os.path.join(tmp_path, RunDir.CLAIMS, "0002.json")).read())[
+      "stale_s"] == 300
+
+
+def test_a_stale_limit_a_late_beat_would_cross_is_refused(tmp_path, capsys):
+  config = configlib.load(CONFIG, [f"--config.runs={RUNS[:1]!r}"])
+  with pytest.raises(UserError, match="above twice --heartbeat-s"):
+    sweep.run(config, str(tmp_path), overrides=OVERRIDES, heartbeat_s=60, stale_s=3)
+  assert cli.main(["sweep", *_sweep_args(tmp_path, RUNS[:1]), "--heartbeat-s", "60",
+                   "--stale-s", "100"]) == 2
+  err = capsys.readouterr().err
+  assert "above twice --heartbeat-s" in err and "Traceback" not in err
+  assert not os.listdir(tmp_path)  # refused before anything was claimed
+
+
+def test_a_sweep_whose_runs_fail_exits_non_zero_with_one_line_each(tmp_path):
+  worker = _worker(tmp_path, "w", "--override", "optimizer.peak_lr=1e30", runs=RUNS[:2])
+  out = worker.communicate(timeout=600)[0]
+  assert worker.returncode == 1, out[-2000:]
+  summary = out[out.index("lawsearch sweep: 2 run(s) failed"):].splitlines()
+  assert len(summary) == 3 and all("NonFiniteLossError" in line for line in summary[1:])

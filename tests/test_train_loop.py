@@ -15,6 +15,7 @@ import pytest
 
 from lawsearch import cli, configlib
 from lawsearch.errors import UserError
+from lawsearch.rundir import RunDir
 from lawsearch.model.transformer import DTYPES, resolve_dtype
 from lawsearch.train import evaluate, loop
 from lawsearch.train.metrics import read
@@ -237,3 +238,28 @@ def test_auto_dtype_and_attention_follow_the_platform():
   # kept so that `lawsearch --help` imports no jax).
   assert [resolve_dtype(d, "cpu") for d in DTYPES] == list(DTYPES)
   assert cli.DTYPES == ("auto", *DTYPES)
+
+
+def test_a_failed_start_binds_nothing(tmp_path, capsys):
+  # Refused before anything is written; a start that fails in its first step leaves an empty
+  # directory; either way the corrected command then trains there.
+  synthetic = "configs/train.py:preset=nano,data=synthetic"
+  args = ["--config.train.steps=2", "--config.train.eval_batches=1"]
+  workdir = str(tmp_path / "run")
+  assert cli.main(["train", "--config", synthetic, *args, "--config.train.batch_size=0",
+                   f"--workdir={workdir}", "--no-progress"]) == 2
+  assert "train.batch_size=0" in capsys.readouterr().err and not os.path.exists(workdir)
+  from lawsearch.train import step as step_lib  # pylint: disable=import-outside-toplevel
+
+  def failing_step(*_, **__):
+    def step(state, batch):
+      raise MemoryError("out of memory in the first step")
+    return step
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(step_lib, "make_train_step", failing_step)
+    with pytest.raises(MemoryError, match="first step"):
+      loop.train(configlib.load(synthetic, args), workdir, progress=False)
+  assert not RunDir(workdir).config.exists() and not RunDir(workdir).identity.exists()
+  assert cli.main(["train", "--config", synthetic, *args, f"--workdir={workdir}",
+                   "--no-progress"]) == 0
+  assert RunDir(workdir).result.exists()

@@ -28,10 +28,22 @@ import time
 from typing import Any
 
 from lawsearch import paths
+from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
 
 HEARTBEAT_S = 30.0
 STALE_S = 300.0
+# How far ahead of this host's clock a claimant's heartbeat may be before it is distrusted (and
+# the claim file's modification time, by the store's clock, is used instead).
+CLOCK_SKEW_S = 60.0
+
+
+def check_timing(heartbeat_s: float, stale_s: float) -> None:
+  """UserError unless a claim would survive a late heartbeat: stale_s > 2 * heartbeat_s > 0."""
+  if not (0 < heartbeat_s and stale_s > 2 * heartbeat_s):
+    raise UserError(f"--stale-s {stale_s:g} with --heartbeat-s {heartbeat_s:g}: a live worker's "
+                    "claim would look dead after one late beat; give --stale-s above twice "
+                    "--heartbeat-s (the defaults are 300 and 30)")
 
 
 def worker_id() -> str:
@@ -49,22 +61,35 @@ def worker_id() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-  """One attempt at a run: who, since when, and its last sign of life (seconds since the epoch)."""
+  """One attempt at a run: who, since when, its last sign of life (seconds since the epoch), and
+  the claimant's heartbeat period and stale limit (0: a claim written before they were recorded).
+  mtime (the file's modification time) and corrupt (why the file could not be read) are read,
+  never written."""
 
   attempt: int
   worker: str
   started: float
   heartbeat: float
   released: bool = False
-  corrupt: str = ""  # why the claim file could not be read ("" when it could)
+  heartbeat_s: float = 0.0
+  stale_s: float = 0.0
+  mtime: float = 0.0
+  corrupt: str = ""
 
   def live(self, stale_s: float, now: float | None = None) -> bool:
-    return (not self.released and not self.corrupt
-            and (time.time() if now is None else now) - self.heartbeat < stale_s)
+    """Whether the claimant is alive: its last sign of life is younger than its own stale limit
+    (`stale_s`, the reader's, for claims that do not record one). A heartbeat from more than
+    CLOCK_SKEW_S in the future, or an unreadable claim, is judged by the file's mtime."""
+    if self.released:
+      return False
+    now = time.time() if now is None else now
+    last = self.mtime if self.corrupt or self.heartbeat > now + CLOCK_SKEW_S else self.heartbeat
+    return now - last < (self.stale_s or stale_s)
 
   def to_json(self) -> str:
     doc = dataclasses.asdict(self)
     doc.pop("corrupt")
+    doc.pop("mtime")
     return json.dumps(doc)
 
 
@@ -81,26 +106,33 @@ def latest(workdir) -> Claim | None:
                     f.suffix == ".json")
   if not attempts:
     return None
-  attempt = attempts[-1]
+  attempt, file = attempts[-1], _file(workdir, attempts[-1])
   try:
-    doc = json.loads(paths.read_text(_file(workdir, attempt)))
-    return Claim(attempt=attempt, worker=str(doc["worker"]), started=float(doc["started"]),
-                 heartbeat=float(doc["heartbeat"]), released=bool(doc.get("released", False)))
-  except (ValueError, KeyError, TypeError) as e:
-    return Claim(attempt, "?", 0.0, 0.0, corrupt=f"{type(e).__name__}: {e}"[:200])
+    mtime = paths.mtime(file)
+    text = paths.read_text(file)
   except FileNotFoundError:  # deleted between the listing and the read
     return None
+  try:
+    doc = json.loads(text)
+    return Claim(attempt=attempt, worker=str(doc["worker"]), started=float(doc["started"]),
+                 heartbeat=float(doc["heartbeat"]), released=bool(doc.get("released", False)),
+                 heartbeat_s=float(doc.get("heartbeat_s", 0.0)),
+                 stale_s=float(doc.get("stale_s", 0.0)), mtime=mtime)
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    return Claim(attempt, "?", 0.0, 0.0, mtime=mtime, corrupt=f"{type(e).__name__}: {e}"[:200])
 
 
-def acquire(workdir, worker: str, stale_s: float = STALE_S) -> Claim | None:
-  """A new claim on the run for `worker`, or None when another worker's claim is live or another
-  worker won the race for the next attempt."""
+def acquire(workdir, worker: str, stale_s: float = STALE_S,
+            heartbeat_s: float = HEARTBEAT_S) -> Claim | None:
+  """A new claim on the run for `worker` (beating every `heartbeat_s`, stale after `stale_s`), or
+  None when another worker's claim is live or another worker won the race for the next
+  attempt."""
   current = latest(workdir)
   if current is not None and current.live(stale_s):
     return None
   now = time.time()
   claim = Claim(attempt=current.attempt + 1 if current else 1, worker=worker, started=now,
-                heartbeat=now)
+                heartbeat=now, heartbeat_s=heartbeat_s, stale_s=stale_s)
   return claim if paths.create(_file(workdir, claim.attempt), claim.to_json()) else None
 
 

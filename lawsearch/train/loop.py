@@ -65,8 +65,42 @@ def total_steps(config) -> int:
   return t.steps if t.steps > 0 else math.ceil(t.tokens / (t.batch_size * t.seq_len))
 
 
+# The numeric fields of a train config: dotted key -> (integer?, low, high, inclusive bounds?).
+RANGES = {
+    "train.steps": (True, 0, math.inf, True), "train.tokens": (True, 0, math.inf, True),
+    "train.batch_size": (True, 1, math.inf, True), "train.seq_len": (True, 1, math.inf, True),
+    "train.grad_accum_steps": (True, 1, math.inf, True),
+    "train.log_every": (True, 1, math.inf, True), "train.eval_every": (True, 0, math.inf, True),
+    "train.eval_batches": (True, 0, math.inf, True),
+    "train.checkpoint_every": (True, 0, math.inf, True),
+    "train.keep_checkpoints": (True, 1, math.inf, True),
+    "optimizer.peak_lr": (False, 0, math.inf, False),
+    "optimizer.warmup_steps": (False, 0, math.inf, True),
+    "optimizer.final_lr_fraction": (False, 0, 1, True),
+    "optimizer.b1": (False, 0, 1, False), "optimizer.b2": (False, 0, 1, False),
+    "optimizer.eps": (False, 0, math.inf, False),
+    "optimizer.weight_decay": (False, 0, math.inf, True),
+    "optimizer.clip_norm": (False, 0, math.inf, False),
+}
+
+
+def check_ranges(config) -> None:
+  """A UserError naming the first numeric field (RANGES) of the wrong type or out of range."""
+  for key, (integer, low, high, inclusive) in RANGES.items():
+    group, field = key.split(".")
+    value = config[group][field]
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+      raise UserError(f"{key}={value!r}: expected {kind}")
+    inside = (low <= value <= high) if inclusive else (low < value < high)
+    if not (inside and math.isfinite(value)):
+      bounds = f"[{low:g}, {high:g}]" if inclusive else f"({low:g}, {high:g})"
+      raise UserError(f"{key}={value!r}: expected {kind} in {bounds}")
+
+
 def validate(config, n_devices: int) -> dict[str, int]:
   """Check the config against the devices before anything is compiled; returns the mesh shape."""
+  check_ranges(config)
   t = config.train
   shape = mesh_lib.mesh_shape(config.mesh, n_devices)
   spec = arch_spec(config)
@@ -291,6 +325,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
   and the result record.
   """
   # ---- distributed, validation, program -------------------------------------------------------
+  check_ranges(config)  # before the run directory is read or written
   initialize_distributed(config)
   if paths.exists(workdir) and not paths.is_dir(workdir):
     raise UserError(f"--workdir {workdir} is a file; give a directory (new or a run's)")
@@ -327,10 +362,8 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     state, start = restored
     if isinstance(loader, SyntheticLoader):
       loader.set_state({"next_index": start})
-  if main:
-    run_dir.bind(config)
-    if changes:
-      run_dir.append_history(start, changes)
+  if main:  # empty until the first step has run: a failed start binds nothing
+    paths.make_dirs(workdir)
   log = metrics_lib.MetricsLog(run_dir.metrics, enabled=main)
   log.truncate_after(start)
   if main:
@@ -358,6 +391,11 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     for step in range(start, program.steps):
       state, m = train_step(state, _global(program, next(loader)))
       done = step + 1
+      if step == start and main:  # the first step ran: the directory is this config's run
+        jax.block_until_ready(m)
+        run_dir.bind(config)
+        if changes:
+          run_dir.append_history(start, changes)
       save = ckpt is not None and (done % t.checkpoint_every == 0 or done == program.steps)
       evaluate = bool(t.eval_every) and done % t.eval_every == 0 and done != program.steps
       if done % t.log_every == 0 or save or evaluate or done == program.steps:

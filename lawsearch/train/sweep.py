@@ -147,6 +147,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
   of workers that die. A run whose training raises is recorded as failed (failed.json) and
   skipped from then on; retry_failed clears those records (and unreadable result.json files)
   first. shard=(i, n) keeps the static split: runs i, i+n, i+2n, ..."""
+  claims.check_timing(heartbeat_s, stale_s)
   planned = plan(sweep, root, overrides, shard)
   if not planned:
     return []
@@ -174,7 +175,8 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
       s = state(p.workdir, stale_s)
       if s.kind in ("finished", "failed", "corrupt"):
         continue
-      claim = claims.acquire(p.workdir, worker, stale_s) if main and s.kind != "running" else None
+      claim = (claims.acquire(p.workdir, worker, stale_s, heartbeat_s)
+               if main and s.kind != "running" else None)
       if not _agree(claim is not None):
         others_running = True
         continue
@@ -185,6 +187,12 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
       break
     time.sleep(min(heartbeat_s, stale_s / 4))  # until their claims finish or go stale
   return [s.record for s in (state(p.workdir, stale_s) for p in planned) if s.record]
+
+
+def failures(planned: Sequence[PlannedRun]) -> list[tuple[str, str]]:
+  """(name, error) of each planned run recorded as failed."""
+  states = ((p, state(p.workdir)) for p in planned)
+  return [(p.name, str(s.failure.get("error", "?"))) for p, s in states if s.kind == "failed"]
 
 
 def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float):
