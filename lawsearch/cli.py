@@ -813,7 +813,7 @@ def _run_fit(args) -> None:
   from lawsearch import laws
 
   if args.out:
-    inputs.output_file(args.out, "--out")
+    inputs.output_file(args.out, "--out", {"--runs": args.runs})
   if args.plots:
     inputs.output_dir(args.plots, "--plots")
   low, high = args.r_range
@@ -972,6 +972,9 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"lawsearch: error: {_one_line(e)}", file=sys.stderr)
     return 2
+  except BrokenPipeError:  # `lawsearch ... | head`: the reader has all it wanted
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+    return 0
   except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
     # Paths come from the user: a missing file or a file where a directory belongs is their slip.
     print(f"lawsearch: error: {e.strerror}: {e.filename}", file=sys.stderr)

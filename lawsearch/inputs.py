@@ -64,6 +64,16 @@ def _a(value) -> str:
       type(value), f"the value {value!r}")
 
 
+def _same(a: str, b: str) -> bool:
+  """Whether two paths (local or URLs) name one file."""
+  if paths.is_remote(a) or paths.is_remote(b):
+    return a.rstrip("/") == b.rstrip("/")
+  try:
+    return os.path.samefile(a, b)
+  except OSError:  # one does not exist yet
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
 def output_dir(path: str | os.PathLike, flag: str) -> str:
   """`path` as a writable directory (created if new; a gs:// URL as it is), or a UserError
   naming `flag`."""
@@ -81,9 +91,14 @@ def output_dir(path: str | os.PathLike, flag: str) -> str:
   return path
 
 
-def output_file(path: str | os.PathLike, flag: str) -> str:
-  """`path` as a file that can be written (its directory created if new; a URL as it is)."""
+def output_file(path: str | os.PathLike, flag: str, inputs: dict[str, str] | None = None) -> str:
+  """`path` as a file that can be written (its directory created if new; a URL as it is), and
+  not one of `inputs` (flag -> path: the command's own inputs, which writing would destroy)."""
   path = os.fspath(path)
+  for other_flag, other in (inputs or {}).items():
+    if other and _same(path, os.fspath(other)):
+      raise UserError(f"{flag} {path} is also {other_flag}: writing it would destroy the input; "
+                      "give another file")
   if paths.is_remote(path):
     return path
   if os.path.isdir(path):

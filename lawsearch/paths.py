@@ -25,6 +25,7 @@ from pathlib import Path
 from lawsearch.errors import UserError
 
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
+SCHEMES = ("gs", "s3", "az")  # the object stores etils.epath serves (through fsspec)
 
 
 def is_remote(p: str | os.PathLike) -> bool:
@@ -37,6 +38,10 @@ def path(p: str | os.PathLike):
   if isinstance(p, Path):
     return p
   if is_remote(p):
+    scheme = os.fspath(p).split("://")[0]
+    if scheme not in SCHEMES:
+      raise UserError(f"{p}: the URL scheme {scheme}:// is not one lawsearch reads or writes; use a "
+                      f"local path or one of {', '.join(s + '://' for s in SCHEMES)}")
     try:
       from etils import epath  # pylint: disable=import-outside-toplevel
     except ImportError as e:

@@ -168,6 +168,31 @@ class RunDir:
   result = property(lambda self: self.path / self.RESULT)
   imported = property(lambda self: self.path / self.IMPORTED)
 
+  def foreign(self) -> list[str]:
+    """The entries of the directory that are not part of a run's layout (empty for a run, a
+    failed start, a new or an empty directory): a directory holding others is someone else's."""
+    with paths.reach(self.path):
+      if not paths.is_dir(self.path):
+        return []
+      layout = {self.CONFIG, self.IDENTITY, self.HISTORY, self.METRICS, self.CHECKPOINTS,
+                self.CLAIMS, self.FAILED, self.RESULT, self.IMPORTED}
+      return sorted(p.name for p in self.path.iterdir() if p.name not in layout)
+
+  def is_run(self) -> bool:
+    """Whether the directory holds a run's own files (config.json alone is not one: a Hugging Face
+    model or export has one too)."""
+    return any(paths.exists(p) for p in (self.identity, self.result, self.metrics,
+                                         self.checkpoints, self.imported))
+
+  def check_ours(self, flag: str) -> None:
+    """A UserError naming `flag` when the directory holds files that are not a run's (a Hugging
+    Face model, an export, anything else): lawsearch writes only into its own directories."""
+    others = self.foreign()
+    if others:
+      shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+      raise UserError(f"{flag} {self} holds files that are not a lawsearch run's ({shown}); give "
+                      "a new or empty directory (lawsearch would overwrite its config.json)")
+
   @classmethod
   def locate(cls, root, name: str, config: Any) -> "RunDir":
     """The directory of `config`'s run under `root`: `<name>-<identity hash[:12]>`, or an

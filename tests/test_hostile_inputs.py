@@ -57,6 +57,14 @@ def files(tmp_path_factory):
   corrupt = root / "corrupt_root" / "run-1"
   corrupt.mkdir(parents=True)
   (corrupt / "result.json").write_text("{garbage")
+  hf_model = root / "hf_model"  # a Hugging Face model directory
+  hf_model.mkdir()
+  (hf_model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+  (hf_model / "model.safetensors").write_bytes(b"weights")
+  a_run = root / "a_run"  # a lawsearch run directory (its records only)
+  a_run.mkdir()
+  (a_run / "config.json").write_text("{}")
+  (a_run / "result.json").write_text("{}")
   return root
 
 
@@ -158,6 +166,13 @@ CASES = [
                              "--workdir", "{d}/w"], "n_kv_heads"),
     ("train-cudnn-on-cpu", ["train", "--config", NANO, "--config.model.attention_impl=cudnn",
                             "--workdir", "{d}/w"], "cudnn"),
+    ("train-into-a-hf-model", ["train", "--config", NANO, "--workdir", "{d}/hf_model"],
+     "model.safetensors"),
+    ("fit-out-is-runs", ["fit", "--runs", "{d}/runs_ok.csv", "--out", "{d}/runs_ok.csv"],
+     "is also --runs"),
+    ("fit-unknown-url-scheme", ["fit", "--runs", "foo://bucket/runs.csv"], "foo://"),
+    ("export-hf-into-a-run", ["export-hf", "--workdir", "{d}/a_run", "--out", "{d}/a_run",
+                              "--no-tokenizer"], "is a lawsearch run directory"),
     ("train-group-override", ["train", "--config", NANO, "--config.train=5", "--workdir",
                               "{d}/w"], "train.steps"),
     ("train-range-batch-0", ["train", "--config", NANO, "--config.train.batch_size=0", "--workdir",
@@ -237,3 +252,18 @@ def test_hostile_input_is_one_line_exit_2(name, argv, names, files, capsys, monk
   assert "Traceback" not in err[0]
   assert _snapshot(files) == {**before, **{k: v for k, v in _snapshot(files).items()
                                            if k not in before}}  # only new files, none changed
+
+
+def test_a_closed_pipe_ends_quietly():
+  # `lawsearch cost --breakdown | head -1`: the reader stops early; no BrokenPipeError.
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  writer = subprocess.Popen([sys.executable, "-m", "lawsearch.cli", "cost", "--preset",
+                             "llama3.2-1b", "--breakdown"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  writer.stdout.readline()
+  writer.stdout.close()  # as `head -1` does
+  err = writer.stderr.read().decode()
+  assert writer.wait(timeout=120) == 0 and "BrokenPipe" not in err and "Traceback" not in err

@@ -80,6 +80,9 @@ def export_hf(workdir: str, out_dir: str, step: int | None = None,
 
   from lawsearch.train import evaluate, loop  # pylint: disable=import-outside-toplevel
 
+  if RunDir(out_dir).is_run():
+    raise UserError(f"--out {out_dir} is a lawsearch run directory; export into a new or empty "
+                    "directory (or a previous export)")
   config = evaluate.run_config(workdir)
   model_config = loop.model_config(config, "cpu")
   spec = model_config.arch

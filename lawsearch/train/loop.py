@@ -335,6 +335,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
                     "run: its checkpoint has parameters only, no optimizer or data state. Use it "
                     "with lawsearch eval, bench or export-hf; training on from imported weights "
                     "is not supported")
+  run_dir.check_ours("--workdir")
   changes = run_dir.config_changes(config)
   finished = runs.read_result(workdir)
   if finished is not None:
