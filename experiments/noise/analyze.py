@@ -8,6 +8,9 @@ lr_scan/ -> lr_scan.csv (one row per run: scale, shape, LR multiple, seed, loss)
   gives up against each shape's own best; those losses against the gaps between shapes; whether
   the ranking of shapes changes (Spearman between the ranking at the shared LR and at each shape's
   best); and the seed SD pooled per scale at the shared LR and over every LR.
+batch16/, batch8/, warmup20/ (and lr_scan/'s 80k runs) -> recipes.json: per recipe variant (batch
+size, warmup, LR multiple) at 80k, the seed SD pooled over the four shapes, its degrees of
+freedom, and each shape's seed-mean loss: does a variant bring the seed SD to 0.01 nats?
 Finished records only: a rerun picks up runs that have finished since.
 """
 
@@ -20,7 +23,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from lawsearch import runs
+from lawsearch import paths, runs
 from lawsearch.laws import noise as noise_lib
 from lawsearch.laws.validation import spearman
 from lawsearch.rundir import RunDir
@@ -29,20 +32,21 @@ SHAPE = ("d_model", "ffn_dim", "n_heads")
 
 
 def read_scan(root: str) -> pd.DataFrame:
-  """The LR scan's finished runs with their LR multiple (from each run's config and name)."""
+  """A noise root's finished runs with their LR multiple (from each run's config and name)."""
   table = runs.collect(root)
-  peak, multiple = [], []
+  peak, multiple, warmup = [], [], []
   for run_dir in table["run_dir"]:
     config = json.loads(RunDir(run_dir).config.read_text())
     peak.append(config["optimizer"]["peak_lr"])
+    warmup.append(config["optimizer"]["warmup_steps"])
     multiple.append(float(run_dir.rsplit("-lr", 1)[1].split("-")[0]))
-  table = table.assign(peak_lr=peak, lr_multiple=multiple)
+  table = table.assign(peak_lr=peak, lr_multiple=multiple, warmup=warmup)
   table["scale"] = np.where(table["n_params"] < 1.1e5, "80k", "145k")
   table["shape"] = [f"d{d}-f{f}-h{h}" for d, f, h in table[list(SHAPE)].to_numpy()]
   table["run"] = [os.path.basename(r) for r in table["run_dir"]]
   keep = ["scale", "shape", "d_model", "ffn_dim", "n_heads", "n_params", "d_over_sqrt_n",
           "mlp_attn_ratio", "lr_multiple", "peak_lr", "seed", "loss", "loss_se", "train_loss",
-          "tokens", "steps", "batch_size", "run"]
+          "tokens", "steps", "batch_size", "warmup", "run"]
   return table[keep].sort_values(["scale", "shape", "lr_multiple", "seed"]).reset_index(drop=True)
 
 
@@ -102,6 +106,27 @@ def analyse(scan: pd.DataFrame) -> dict:
   return out
 
 
+def recipes(root: str) -> dict:
+  """Seed SD per recipe variant at 80k (see the module doc)."""
+  parts = [read_scan(os.path.join(root, sub)) for sub in ("lr_scan", "batch16", "batch8",
+                                                          "warmup20")
+           if paths.find(os.path.join(root, sub), RunDir.RESULT)]
+  table = pd.concat(parts, ignore_index=True)
+  table = table[table["scale"] == "80k"]
+  out = {}
+  for (batch, warmup, lr), rows in table.groupby(["batch_size", "warmup", "lr_multiple"]):
+    noise = noise_lib.seed_noise(rows.assign(scale="80k"))
+    out[f"batch {batch}, warmup {warmup:g}, LR x{lr:g}"] = {
+        "batch_size": int(batch), "warmup": float(warmup), "lr_multiple": float(lr),
+        "steps": int(rows["steps"].iloc[0]), "runs": len(rows),
+        "seed_sd": float(noise.by_scale["pooled_sd"].iloc[0]),
+        "seed_df": int(noise.by_scale["df"].iloc[0]),
+        "loss_by_shape": {shape: round(float(v), 5)
+                          for shape, v in rows.groupby("shape")["loss"].mean().items()},
+        "mean_loss": float(rows.groupby("shape")["loss"].mean().mean())}
+  return out
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--root", default="experiments/results/noise")
@@ -112,6 +137,12 @@ def main() -> None:
   result["command"] = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
   with open(os.path.join(args.root, "lr_scan.json"), "w") as f:
     json.dump(result, f, indent=1, default=float)
+  by_recipe = recipes(args.root)
+  with open(os.path.join(args.root, "recipes.json"), "w") as f:
+    json.dump({"command": result["command"], "recipes": by_recipe}, f, indent=1)
+  for name, r in by_recipe.items():
+    print(f"80k {name} ({r['steps']} steps): seed SD {r['seed_sd']:.4f} ({r['seed_df']} df), "
+          f"mean loss {r['mean_loss']:.4f}")
   for scale, s in result["scales"].items():
     print(f"{scale}: seed SD {s['seed_sd_at_shared_lr']:.4f} at the shared LR, "
           f"{s['seed_sd_all_lrs']:.4f} over all LRs ({s['seed_df_all_lrs']} df); shared LR gives "
