@@ -1,7 +1,7 @@
 """The committed noise measurements (experiments/results/noise/, made by
-experiments/noise/train_noise.sh and analysed by experiments/noise/analyze.py) read back: the
-summary in lr_scan.json is what the analysis gives on the committed lr_scan.csv, and the CSV is
-the committed run records."""
+experiments/noise/train_noise.sh and analysed by experiments/noise/analyze.py) read back: lr.json
+and recipes.json are what the analysis gives on the committed runs.csv, and runs.csv is the
+committed run records."""
 
 import importlib.util
 import json
@@ -12,26 +12,35 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = ROOT / "experiments/results/noise"
+pytestmark = pytest.mark.skipif(not (NOISE / "runs.csv").exists(), reason="no noise runs")
 
 
-def _analyze():
+@pytest.fixture(scope="module")
+def analyze():
   spec = importlib.util.spec_from_file_location("analyze", ROOT / "experiments/noise/analyze.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
 
 
-@pytest.mark.skipif(not (NOISE / "lr_scan.json").exists(), reason="no committed LR scan")
-def test_lr_scan_summary_is_the_analysis_of_its_table():
-  analyze = _analyze()
-  committed = json.loads((NOISE / "lr_scan.json").read_text())
-  scan = pd.read_csv(NOISE / "lr_scan.csv")
-  again = analyze.analyse(scan)
-  assert again["runs"] == committed["runs"] == len(scan)
-  for scale, summary in committed["scales"].items():
+@pytest.fixture(scope="module")
+def table():
+  return pd.read_csv(NOISE / "runs.csv")
+
+
+def test_the_table_is_the_committed_records(table):
+  records = {(p.parent.parent.name, p.parent.name): json.loads(p.read_text())["loss"]
+             for p in NOISE.glob("*/*/result.json")}
+  assert records == pytest.approx(dict(zip(zip(table["root"], table["run"]), table["loss"])))
+
+
+def test_the_summaries_are_the_analysis_of_the_table(analyze, table):
+  lr = json.loads((NOISE / "lr.json").read_text())
+  again = analyze.analyse(table)
+  assert again["runs"] == lr["runs"] and set(again["scans"]) == set(lr["scans"])
+  for name, scan in lr["scans"].items():
     for key in ("seed_sd_at_shared_lr", "seed_sd_all_lrs", "max_given_up"):
-      assert again["scales"][scale][key] == pytest.approx(summary[key], rel=1e-9), key
-  # The table is the committed records: every run directory's result.json holds its loss.
-  records = {p.parent.name: json.loads(p.read_text())["loss"]
-             for p in (NOISE / "lr_scan").glob("*/result.json")}
-  assert records == pytest.approx(dict(zip(scan["run"], scan["loss"])))
+      assert again["scans"][name][key] == pytest.approx(scan[key], rel=1e-9), (name, key)
+  recipes = json.loads((NOISE / "recipes.json").read_text())["recipes"]
+  assert {k: v["seed_sd"] for k, v in analyze.recipes(table).items()} == pytest.approx(
+      {k: v["seed_sd"] for k, v in recipes.items()})

@@ -2,15 +2,18 @@
 
     .venv/bin/python experiments/noise/analyze.py [--root experiments/results/noise]
 
-lr_scan/ -> lr_scan.csv (one row per run: scale, shape, LR multiple, seed, loss) and lr_scan.json:
-  per scale and shape, the seed-mean loss at each LR multiple and the optimal multiple (a parabola
-  in log2 LR through the best point and its neighbours); what the shared LR (the recipe's, x1)
-  gives up against each shape's own best; those losses against the gaps between shapes; whether
-  the ranking of shapes changes (Spearman between the ranking at the shared LR and at each shape's
-  best); and the seed SD pooled per scale at the shared LR and over every LR.
-batch16/, batch8/, warmup20/ (and lr_scan/'s 80k runs) -> recipes.json: per recipe variant (batch
-size, warmup, LR multiple) at 80k, the seed SD pooled over the four shapes, its degrees of
-freedom, and each shape's seed-mean loss: does a variant bring the seed SD to 0.01 nats?
+Every finished run under ROOTS -> runs.csv (one row per run: its root, scale, shape, batch size,
+warmup, LR multiple, seed, loss), and two summaries:
+  lr.json       per scale and batch size, the LR scans: per shape, the seed-mean loss at each LR
+                multiple and the optimal multiple (a parabola in log2 LR through the best point
+                and its neighbours); what the recipe's LR for that batch (SHARED) gives up
+                against each shape's own best; those losses against the gaps between shapes;
+                whether the ranking of shapes changes (Spearman between the ranking at the
+                shared LR and at each shape's best); the seed SD pooled at the shared LR and
+                over every LR.
+  recipes.json  per recipe variant at 80k (batch size, warmup, LR multiple), the seed SD pooled
+                over the four shapes, its degrees of freedom, and each shape's seed-mean loss:
+                does a variant bring the seed SD to 0.01 nats?
 Finished records only: a rerun picks up runs that have finished since.
 """
 
@@ -29,6 +32,9 @@ from lawsearch.laws.validation import spearman
 from lawsearch.rundir import RunDir
 
 SHAPE = ("d_model", "ffn_dim", "n_heads")
+ROOTS = ("lr_scan", "batch16", "batch8", "warmup20", "lr_scan_b16")
+SHARED = {32: 1.0, 16: 0.71, 8: 0.5}  # the LR multiple of recipe v1's rule at each batch size
+COMMAND = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
 
 
 def read_scan(root: str) -> pd.DataFrame:
@@ -44,7 +50,8 @@ def read_scan(root: str) -> pd.DataFrame:
   table["scale"] = np.where(table["n_params"] < 1.1e5, "80k", "145k")
   table["shape"] = [f"d{d}-f{f}-h{h}" for d, f, h in table[list(SHAPE)].to_numpy()]
   table["run"] = [os.path.basename(r) for r in table["run_dir"]]
-  keep = ["scale", "shape", "d_model", "ffn_dim", "n_heads", "n_params", "d_over_sqrt_n",
+  table["root"] = os.path.basename(os.path.normpath(root))
+  keep = ["root", "scale", "shape", "d_model", "ffn_dim", "n_heads", "n_params", "d_over_sqrt_n",
           "mlp_attn_ratio", "lr_multiple", "peak_lr", "seed", "loss", "loss_se", "train_loss",
           "tokens", "steps", "batch_size", "warmup", "run"]
   return table[keep].sort_values(["scale", "shape", "lr_multiple", "seed"]).reset_index(drop=True)
@@ -62,15 +69,26 @@ def best_multiple(multiples: np.ndarray, losses: np.ndarray) -> float:
   return float(2 ** (-b / (2 * a))) if a > 0 else float(2 ** m[i])
 
 
-def analyse(scan: pd.DataFrame) -> dict:
-  out = {"runs": len(scan), "scales": {}}
-  for scale, rows in scan.groupby("scale", sort=False):
+def read_all(root: str) -> pd.DataFrame:
+  """Every finished run under root's ROOTS (read_scan)."""
+  return pd.concat([read_scan(os.path.join(root, sub)) for sub in ROOTS
+                    if paths.find(os.path.join(root, sub), RunDir.RESULT)], ignore_index=True)
+
+
+def analyse(table: pd.DataFrame) -> dict:
+  """lr.json (module doc) from the runs at the recipe's 5% warmup."""
+  scan = table[table["warmup"] == 0.05]
+  out = {"runs": len(scan), "scans": {}}
+  for (scale, batch), rows in scan.groupby(["scale", "batch_size"], sort=False):
+    if rows["lr_multiple"].nunique() < 3:
+      continue  # not a scan
+    shared_multiple = SHARED[int(batch)]
     means = rows.groupby(["shape", "lr_multiple"])["loss"].agg(["mean", "std", "size"])
     shapes = {}
     for shape, per in means.groupby(level=0):
       per = per.droplevel(0)
       full = len(per) >= 3
-      shared = float(per["mean"].get(1.0, np.nan))
+      shared = float(per["mean"].get(shared_multiple, np.nan))
       best = float(per["mean"].min())
       shapes[shape] = {
           "x": float(rows.loc[rows["shape"] == shape, "d_over_sqrt_n"].iloc[0]),
@@ -85,10 +103,11 @@ def analyse(scan: pd.DataFrame) -> dict:
     at_best = {s: v["loss_at_best_lr"] for s, v in shapes.items()}
     names = sorted(shapes)
     gaps = np.diff(sorted(at_shared.values()))
-    shared_rows = rows[rows["lr_multiple"] == 1.0]
+    shared_rows = rows[rows["lr_multiple"] == shared_multiple]
     noise_shared = noise_lib.seed_noise(shared_rows.assign(scale=scale))
     noise_all = noise_lib.seed_noise(rows.assign(scale=scale))
-    out["scales"][scale] = {
+    out["scans"][f"{scale}, batch {batch}"] = {
+        "scale": scale, "batch_size": int(batch), "shared_multiple": shared_multiple,
         "shapes": shapes,
         "best_multiples": [shapes[s]["best_multiple"] for s in names],
         "spread_of_best_multiple": (max(filter(None, (shapes[s]["best_multiple"] for s in names)),
@@ -106,12 +125,8 @@ def analyse(scan: pd.DataFrame) -> dict:
   return out
 
 
-def recipes(root: str) -> dict:
-  """Seed SD per recipe variant at 80k (see the module doc)."""
-  parts = [read_scan(os.path.join(root, sub)) for sub in ("lr_scan", "batch16", "batch8",
-                                                          "warmup20")
-           if paths.find(os.path.join(root, sub), RunDir.RESULT)]
-  table = pd.concat(parts, ignore_index=True)
+def recipes(table: pd.DataFrame) -> dict:
+  """recipes.json (module doc)."""
   table = table[table["scale"] == "80k"]
   out = {}
   for (batch, warmup, lr), rows in table.groupby(["batch_size", "warmup", "lr_multiple"]):
@@ -131,22 +146,20 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--root", default="experiments/results/noise")
   args = parser.parse_args()
-  scan = read_scan(os.path.join(args.root, "lr_scan"))
-  scan.to_csv(os.path.join(args.root, "lr_scan.csv"), index=False)
-  result = analyse(scan)
-  result["command"] = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
-  with open(os.path.join(args.root, "lr_scan.json"), "w") as f:
-    json.dump(result, f, indent=1, default=float)
-  by_recipe = recipes(args.root)
-  with open(os.path.join(args.root, "recipes.json"), "w") as f:
-    json.dump({"command": result["command"], "recipes": by_recipe}, f, indent=1)
+  table = read_all(args.root)
+  table.to_csv(os.path.join(args.root, "runs.csv"), index=False)
+  lr, by_recipe = analyse(table), recipes(table)
+  for name, doc in (("lr.json", lr), ("recipes.json", {"recipes": by_recipe})):
+    with open(os.path.join(args.root, name), "w") as f:
+      json.dump({"command": COMMAND, **doc}, f, indent=1, default=float)
   for name, r in by_recipe.items():
     print(f"80k {name} ({r['steps']} steps): seed SD {r['seed_sd']:.4f} ({r['seed_df']} df), "
           f"mean loss {r['mean_loss']:.4f}")
-  for scale, s in result["scales"].items():
-    print(f"{scale}: seed SD {s['seed_sd_at_shared_lr']:.4f} at the shared LR, "
-          f"{s['seed_sd_all_lrs']:.4f} over all LRs ({s['seed_df_all_lrs']} df); shared LR gives "
-          f"up at most {s['max_given_up']:.4f}; ranking Spearman {s['ranking_spearman_shared_vs_best']:.2f}")
+  for name, s in lr["scans"].items():
+    print(f"{name}: seed SD {s['seed_sd_at_shared_lr']:.4f} at the shared LR, "
+          f"{s['seed_sd_all_lrs']:.4f} over all LRs ({s['seed_df_all_lrs']} df); the shared LR "
+          f"gives up at most {s['max_given_up']:.4f}; ranking Spearman "
+          f"{s['ranking_spearman_shared_vs_best']:.2f}")
     for shape, v in s["shapes"].items():
       print(f"  {shape} (x {v['x']:.3f}, r {v['r']:.2f}): best x{v['best_multiple']} "
             f"{v['loss_by_multiple']}")

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Commits the noise runs that finished since the last call and the analysis of every committed
+# run (runs.csv, lr.json, recipes.json), together, so the two never disagree (a test checks).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=experiments/results/noise
+experiments/commit_finished.sh "$ROOT" "noise runs" > /dev/null || true
+JAX_PLATFORMS=cpu .venv/bin/python experiments/noise/analyze.py --root "$ROOT" > /dev/null
+git add "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json"
+git commit -q -m "noise: the analysis of $(tail -n +2 "$ROOT/runs.csv" | wc -l) runs" -- \
+    "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json" && echo "committed the analysis"
