@@ -9,7 +9,7 @@ Three runs of the CLI (subprocesses, the same command line each time) on a token
 `auto` dtype and attention, i.e. bfloat16 and cuDNN on a GPU):
   1. reference: uninterrupted, `--steps` steps, a checkpoint every `--every` steps;
   2. killed: the same in a second workdir, SIGKILLed right after the checkpoint at `--kill-at`
-     (lawsearch's LAWSEARCH_KILL_AT_STEP hook waits for the save, then kills itself);
+     (tests/crash_at_step/, a STEP_CALLBACKS hook, waits for the save, then kills it);
   3. resumed: the same command again in that workdir; it must start at `--kill-at`.
 Reported: tokens/s and MFU of the reference (median over its logged windows, the first
 excluded), compile time, and the largest |loss difference| to the reference before the kill
@@ -35,7 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_cli(workdir: str, args: list[str], kill_at: int | None, log: str) -> tuple[int, float]:
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   if kill_at is not None:
-    env["LAWSEARCH_KILL_AT_STEP"] = str(kill_at)
+    hook = os.path.join(os.path.dirname(__file__), "..", "tests", "crash_at_step")
+    env.update(PYTHONPATH=os.path.abspath(hook), LAWSEARCH_TEST_KILL_AT_STEP=str(kill_at))
   cmd = [sys.executable, "-m", "lawsearch.cli", "train", *args, "--no-progress",
          f"--workdir={workdir}"]
   t0 = time.perf_counter()

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import crashing
+
 from lawsearch import cli, laws, paths, runs
 from lawsearch.rundir import RunDir, write_json_atomic
 
@@ -86,7 +88,7 @@ def _files(url) -> set[str]:
 def test_a_run_in_a_bucket_is_killed_resumes_there_and_matches_the_local_run(
     gcs, reference, data_args, tmp_path):
   workdir = f"gs://{BUCKET}/runs/nano"
-  killed = _train(workdir, data_args, {**gcs, "LAWSEARCH_KILL_AT_STEP": "6"})
+  killed = _train(workdir, data_args, {**gcs, **crashing.at_step(6)})
   assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
   files = _files(workdir)
   assert {"config.json", "metrics.jsonl"} <= files and "result.json" not in files

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+import crashing
+
 from lawsearch import cli, configlib
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
@@ -67,7 +69,7 @@ def test_concurrent_workers_train_every_run_exactly_once(tmp_path, workers):
 
 def test_a_killed_workers_run_is_taken_over_and_resumed(tmp_path):
   runs = RUNS[:2]
-  killed = _worker(tmp_path, "doomed", env={"LAWSEARCH_KILL_AT_STEP": "3"}, runs=runs)
+  killed = _worker(tmp_path, "doomed", env=crashing.at_step(3), runs=runs)
   out = killed.communicate(timeout=600)[0]
   assert killed.returncode == -signal.SIGKILL, out[-2000:]
   first = _planned(tmp_path, runs)[0]

@@ -31,6 +31,18 @@ def test_schedule_warmup_then_cosine_to_ten_percent():
                              [1e-4, 1e-3, 1e-3, 1e-3 * 0.55, 1e-4, 1e-4], rtol=1e-6)
 
 
+@pytest.mark.parametrize("peak,warmup,total,floor", [(3e-3, 0, 50, 0.1), (3e-3, 1, 50, 0.0),
+                                                    (3.5e-3, 20, 395, 0.1), (1e-3, 2, 5, 0.5)])
+def test_schedule_matches_its_closed_form_in_float64(peak, warmup, total, floor):
+  lr = optimizer.learning_rate(peak, warmup, total, floor)
+  steps = np.arange(total + 10, dtype=np.float64)
+  progress = np.clip(steps - warmup, 0, total - warmup) / (total - warmup)
+  want = np.where(steps < warmup, peak * (steps + 1) / max(warmup, 1),
+                  peak * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress))))
+  got = np.array([float(lr(int(s))) for s in steps])
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=peak * 1e-6)  # float32 arithmetic
+
+
 def test_schedule_rejects_bad_arguments():
   with pytest.raises(ValueError, match="warmup_steps"):
     optimizer.learning_rate(1e-3, warmup_steps=10, total_steps=10)
@@ -166,3 +178,16 @@ def test_synthetic_batches_do_not_depend_on_process_count():
             for i in range(2)]
   np.testing.assert_array_equal(one["inputs"], np.concatenate([h["inputs"] for h in halves]))
   np.testing.assert_array_equal(one["targets"][:, :-1], one["inputs"][:, 1:])
+
+
+def test_an_axis_that_cannot_divide_its_dimension_is_replicated_with_a_warning():
+  from jax.sharding import Mesh  # pylint: disable=import-outside-toplevel
+
+  from lawsearch.model.partitioning import logical_to_spec  # pylint: disable=C0415
+
+  mesh = Mesh(np.array(jax.devices()[:8]).reshape(1, 8, 1), ("data", "fsdp", "tensor"))
+  rules = (("embed", "fsdp"), ("mlp", None))
+  assert logical_to_spec(("embed", "mlp"), rules, mesh, (64, 24)) == P("fsdp", None)
+  with pytest.warns(UserWarning, match=r"'embed' \(size 36\) is not divisible by mesh axis "
+                    r"'fsdp' \(8 ways"):
+    assert logical_to_spec(("embed", "mlp"), rules, mesh, (36, 24)) == P(None, None)

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+import crashing
+
 from lawsearch import cli, configlib
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
@@ -129,7 +131,7 @@ def test_eval_of_the_run_directory_reproduces_its_final_heldout_loss(reference, 
 def test_sigkill_and_restart_reproduce_the_uninterrupted_losses(reference, data_args, tmp_path):
   # Params, optimizer state and the grain iterator position all come back from the checkpoint.
   workdir = str(tmp_path / "run")
-  killed = _cli(workdir, *ARGS, *data_args, env={"LAWSEARCH_KILL_AT_STEP": "6"})
+  killed = _cli(workdir, *ARGS, *data_args, env=crashing.at_step(6))
   assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
   assert max(_losses(workdir)) == 6  # it got past the step-4 checkpoint
   resumed = _cli(workdir, *ARGS, *data_args)  # the same command
@@ -213,7 +215,7 @@ def test_two_processes_of_four_devices_match_one_process_of_eight_and_resume(tmp
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     return procs, [p.communicate(timeout=300) for p in procs]
 
-  procs, outs = run_both({"LAWSEARCH_KILL_AT_STEP": "3"})
+  procs, outs = run_both(crashing.at_step(3))
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == -signal.SIGKILL, err[-3000:]
   procs, outs = run_both({})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import warnings
 from typing import Sequence
 
 import jax
@@ -28,7 +29,8 @@ def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh | None
   """PartitionSpec for an array whose dimensions have logical `names`.
 
   With `mesh` and `shape` given, a mesh axis that does not divide its dimension is dropped (that
-  dimension is replicated over it), and a mesh axis is used at most once per array.
+  dimension is replicated over it, with a warning naming both), and a mesh axis is used at most
+  once per array.
   Unknown logical names raise an error: every name the model uses must appear in the rules table.
   """
   table = dict(rules)
@@ -56,6 +58,9 @@ def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh | None
         for a in kept:
           prod *= mesh.shape[a]
         if shape is not None and shape[i] % prod:
+          warnings.warn(f"logical axis {name!r} (size {shape[i]}) is not divisible by mesh axis "
+                        f"{axis!r} ({prod} ways with the axes before it): it is replicated "
+                        "over that axis instead of sharded", stacklevel=2)
           continue
       kept.append(axis)
       used.add(axis)

@@ -13,7 +13,7 @@ import glob
 import math
 import os
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,11 @@ from lawsearch.train import optimizer as optimizer_lib
 from lawsearch.train import step as step_lib
 
 FILE_SOURCES = ("text", "tokens", "arrayrecord")
+
+
+# Called as f(step, checkpointer or None) after every train step, once that step's checkpoint is
+# saved (tests hook a crash mid-run in here: tests/crash_at_step/).
+STEP_CALLBACKS: list[Callable[[int, Any], None]] = []
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -433,10 +438,8 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
         mark = time.perf_counter()
       if bar is not None:
         bar.update(1)
-      if os.environ.get("LAWSEARCH_KILL_AT_STEP") == str(done):  # tests: a crash mid-run
-        if ckpt:
-          ckpt.wait()
-        os.kill(os.getpid(), 9)
+      for callback in STEP_CALLBACKS:
+        callback(done, ckpt)
   finally:
     if bar is not None:
       bar.close()

@@ -1,6 +1,7 @@
 """AdamW with linear warmup, cosine decay to a floor, and global-norm clipping (optax).
 
-Schedule, for step s (0-based), peak p, warmup w, total T, floor fraction a:
+Schedule, for step s (0-based), peak p, warmup w, total T, floor fraction a (optax's linear and
+cosine-decay schedules, joined at w):
     s <  w:  p * (s + 1) / w
     s >= w:  p * (a + (1 - a) * (1 + cos(pi * min(s - w, T - w) / (T - w))) / 2)
 """
@@ -8,7 +9,6 @@ Schedule, for step s (0-based), peak p, warmup w, total T, floor fraction a:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from lawsearch.errors import UserError
@@ -23,16 +23,12 @@ def learning_rate(peak: float, warmup_steps: int, total_steps: int,
     raise UserError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps=} {total_steps=}")
   if not 0 <= final_fraction <= 1:
     raise UserError(f"final_fraction must be in [0, 1], got {final_fraction}")
-  decay = total_steps - warmup_steps
-
-  def schedule(step):
-    step = jnp.asarray(step, jnp.float32)
-    warm = peak * (step + 1) / max(warmup_steps, 1)
-    progress = jnp.clip(step - warmup_steps, 0, decay) / decay
-    cosine = peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + jnp.cos(jnp.pi * progress)))
-    return jnp.where(step < warmup_steps, warm, cosine)
-
-  return schedule
+  cosine = optax.cosine_decay_schedule(peak, total_steps - warmup_steps, alpha=final_fraction)
+  if warmup_steps == 0:
+    return cosine
+  # peak / w at step 0, rising by peak / w a step: the peak at step w - 1
+  warm = optax.linear_schedule(peak / warmup_steps, peak, max(warmup_steps - 1, 1))
+  return optax.join_schedules([warm, cosine], [warmup_steps])
 
 
 def decay_mask(params):
