@@ -1,10 +1,14 @@
 """ml-collections configs, big_vision style: `get_config(arg)` files and dotted overrides.
 
     config = load("configs/train.py:preset=tiny,steps=50", ["--config.train.batch_size=16"])
+    config = load("train:preset=tiny")   # a packaged config by its short name
 
 `parse_arg("preset=tiny,runlocal", preset="s80m", runlocal=False)` types each value after its
 default (a bare name means True); an unknown key is an error. Overrides are typed after the field
 they replace and fail on unknown keys (the config is locked).
+
+The packaged configs (lawsearch/configs/NAME.py) are found as files beside this module, not
+imported: this module sits below every other part of lawsearch and imports none of it but errors.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+from typing import Mapping
 
 import ml_collections
 
@@ -56,15 +61,29 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
   return result
 
 
-def load(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
-  """Run `get_config(arg)` of the file in "path.py[:arg]" and apply "--config.a.b=v" overrides."""
-  path, _, arg = spec.partition(":")
-  from lawsearch import configs  # pylint: disable=import-outside-toplevel
+PACKAGED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
-  path = configs.PACKAGED.get(path, path)
+
+def packaged_configs(directory: str = PACKAGED_DIR) -> dict[str, str]:
+  """Short name -> path of each config file in `directory` (default lawsearch/configs: "sweep",
+  "train"), the names `load` accepts in place of a path."""
+  return {name.removesuffix(".py"): os.path.join(directory, name)
+          for name in sorted(os.listdir(directory))
+          if name.endswith(".py") and not name.startswith("_")}
+
+
+def load(spec: str, overrides: list[str] = (),
+         packaged: Mapping[str, str] | None = None) -> ml_collections.ConfigDict:
+  """Run `get_config(arg)` of the file in "path.py[:arg]" and apply "--config.a.b=v" overrides.
+
+  The path may instead be a short name from `packaged` (default: `packaged_configs()`).
+  """
+  path, _, arg = spec.partition(":")
+  packaged = packaged_configs() if packaged is None else packaged
+  path = packaged.get(path, path)
   if not os.path.isfile(path):
     raise UserError(f"config file {path!r} not found (give --config=path/to/file.py[:arg], or "
-                    f"{' or '.join(configs.PACKAGED)}[:arg] for the package's own)")
+                    f"{' or '.join(packaged)}[:arg] for the package's own)")
   module_spec = importlib.util.spec_from_file_location("_lawsearch_config", path)
   module = importlib.util.module_from_spec(module_spec)
   try:

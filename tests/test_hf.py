@@ -22,7 +22,7 @@ from lawsearch.downstream import tasks as downstream_tasks  # noqa: E402
 from lawsearch.errors import UserError  # noqa: E402
 from lawsearch.hf import bridge, hf_config, model_type, read_hf_config  # noqa: E402
 from lawsearch.hf import tokenizer as hf_tokenizer  # noqa: E402
-from lawsearch.model.transformer import Llama3RopeScaling, rope_frequencies  # noqa: E402
+from lawsearch.model.layers import Llama3RopeScaling, rope_frequencies  # noqa: E402
 from lawsearch.train import evaluate, loop  # noqa: E402
 from lawsearch.train import step as step_lib  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 lawsearch keeps weights as [in, out] with heads split out (wq [D, N, H], wo [N, H, D]); a torch
 Linear stores [out, in] (q_proj [N*H, D], o_proj [D, N*H]). Both rotate halves in RoPE
-(lawsearch.model.transformer.rope), so q and k need no permutation, and query head n reads KV head
+(lawsearch.model.layers.rope), so q and k need no permutation, and query head n reads KV head
 n // (N/K) in both. Names on the Hugging Face side:
 
     model.embed_tokens.weight                       [V, D]     embed

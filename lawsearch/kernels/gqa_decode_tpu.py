@@ -1,12 +1,12 @@
 """Flash-decoding GQA attention as a Pallas kernel for TPUs (Mosaic TPU); interpret mode on CPU.
 
-Grid (B, S, P): sequence, split, block within the split. A program takes a cache block of all KV
-heads, [K, block_kv, H] (Mosaic TPU tiles the two minor block dims: block_kv a multiple of 8, H
-whole), and for each KV head multiplies its G query heads
-against that head's rows, so K/V are read once per group. The cache block index is clamped to the
-sequence's last valid block, so blocks at or beyond its length are not copied (the pipeline skips a
-copy whose block index repeats) and not computed (`pl.when`). Online softmax in f32 scratch;
-unnormalised partials per split, merged by `gqa_decode_pallas.combine_splits`.
+Grid (B, S, blocks per split): sequence, split, block within the split. A program takes a cache
+block of all KV heads, [K, block_kv, H] (Mosaic TPU tiles the two minor block dims: block_kv a
+multiple of 8, H whole), and for each KV head multiplies its G query heads against that head's
+rows, so K/V are read once per group. The cache block index is clamped to the sequence's last valid
+block, so blocks at or beyond its length are not copied (the pipeline skips a copy whose block
+index repeats) and not computed (`pl.when`). Online softmax in f32 scratch; unnormalised partials
+per split, merged by `gqa_decode_pallas.combine_splits`.
 
 Shapes (B batch, K KV heads, G query heads per KV head, M cache length, H head_dim, S splits):
     q        [B, K, G, H]
@@ -29,9 +29,8 @@ DTYPES = (jnp.float32, jnp.bfloat16, jnp.float16)
 def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_splits: int,
              interpret: bool = False):
   """Runs the kernel; see the module docstring for shapes."""
-  b, kh, g, d = q.shape
-  t = k_cache.shape[2]
-  per_split = t // block_kv // num_splits
+  b, k, g, h = q.shape
+  per_split = k_cache.shape[2] // block_kv // num_splits  # M // block_kv blocks in S splits
   precision = lax.Precision.HIGHEST if q.dtype == jnp.float32 else None
   dot = lambda x, y, dims: lax.dot_general(x, y, (dims, ((), ())), precision=precision,
                                            preferred_element_type=jnp.float32)
@@ -49,17 +48,17 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
 
     @pl.when(start < length)
     def _step():
-      for h in range(kh):  # KV heads of the block: K/V rows [block_kv, H] shared by G queries
-        s = dot(q_ref[h], k_ref[h], ((1,), (1,))) * scale                     # [G, block_kv]
+      for kv in range(k):  # KV heads of the block: K/V rows [block_kv, H] shared by G queries
+        s = dot(q_ref[kv], k_ref[kv], ((1,), (1,))) * scale                   # [G, block_kv]
         pos = start + lax.broadcasted_iota(jnp.int32, s.shape, 1)
         s = jnp.where(pos < length, s, -jnp.inf)
-        m_prev = m_sc[h]                                                      # [G, 1]
+        m_prev = m_sc[kv]                                                     # [G, 1]
         m_new = jnp.maximum(m_prev, s.max(axis=1, keepdims=True))
         alpha = jnp.exp(m_prev - m_new)
         p = jnp.exp(s - m_new)
-        l_sc[h] = alpha * l_sc[h] + p.sum(axis=1, keepdims=True)
-        acc_sc[h] = alpha * acc_sc[h] + dot(p.astype(v_ref.dtype), v_ref[h], ((1,), (0,)))
-        m_sc[h] = m_new
+        l_sc[kv] = alpha * l_sc[kv] + p.sum(axis=1, keepdims=True)
+        acc_sc[kv] = alpha * acc_sc[kv] + dot(p.astype(v_ref.dtype), v_ref[kv], ((1,), (0,)))
+        m_sc[kv] = m_new
 
     @pl.when(j == per_split - 1)
     def _write():
@@ -71,24 +70,24 @@ def partials(q, k_cache, v_cache, lengths, *, scale: float, block_kv: int, num_s
     last = jnp.maximum(pl.cdiv(len_ref[bi], block_kv) - 1, 0)  # last block holding valid positions
     return bi, 0, jnp.minimum(si * per_split + j, last), 0
 
-  kv_spec = pl.BlockSpec((None, kh, block_kv, d), kv_index)
-  part_spec = lambda *tail: pl.BlockSpec((None, None, kh, g, *tail),
+  kv_spec = pl.BlockSpec((None, k, block_kv, h), kv_index)
+  part_spec = lambda *tail: pl.BlockSpec((None, None, k, g, *tail),
                                          lambda bi, si, j, _: (bi, si, 0, 0, 0))
   grid_spec = pltpu.PrefetchScalarGridSpec(
       num_scalar_prefetch=1,
       grid=(b, num_splits, per_split),
-      in_specs=[pl.BlockSpec((None, kh, g, d), lambda bi, si, j, _: (bi, 0, 0, 0)),
+      in_specs=[pl.BlockSpec((None, k, g, h), lambda bi, si, j, _: (bi, 0, 0, 0)),
                 kv_spec, kv_spec],
-      out_specs=[part_spec(d), part_spec(1), part_spec(1)],
-      scratch_shapes=[pltpu.VMEM((kh, g, 1), jnp.float32), pltpu.VMEM((kh, g, 1), jnp.float32),
-                      pltpu.VMEM((kh, g, d), jnp.float32)],
+      out_specs=[part_spec(h), part_spec(1), part_spec(1)],
+      scratch_shapes=[pltpu.VMEM((k, g, 1), jnp.float32), pltpu.VMEM((k, g, 1), jnp.float32),
+                      pltpu.VMEM((k, g, h), jnp.float32)],
   )
   acc, m, l = pl.pallas_call(
       kernel,
       grid_spec=grid_spec,
-      out_shape=(jax.ShapeDtypeStruct((b, num_splits, kh, g, d), jnp.float32),
-                 jax.ShapeDtypeStruct((b, num_splits, kh, g, 1), jnp.float32),
-                 jax.ShapeDtypeStruct((b, num_splits, kh, g, 1), jnp.float32)),
+      out_shape=(jax.ShapeDtypeStruct((b, num_splits, k, g, h), jnp.float32),
+                 jax.ShapeDtypeStruct((b, num_splits, k, g, 1), jnp.float32),
+                 jax.ShapeDtypeStruct((b, num_splits, k, g, 1), jnp.float32)),
       compiler_params=pltpu.CompilerParams(
           dimension_semantics=("parallel", "parallel", "arbitrary")),
       interpret=interpret,

@@ -19,7 +19,7 @@ multi-query attention with key width R + P and value = the latent itself:
 
 The latent cache is one array [B, 1, M, R + P] (the cache's k slot; its v slot is zero-width);
 the decode attention is `kernels.mla_decode`: impl "xla" or "pallas", chosen explicitly, as GQA.
-Axis letters as transformer.py; R latent rank, P RoPE width, Hv value head width.
+Axis letters as lawsearch.model states them; R latent rank, P RoPE width, Hv value head width.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from flax import nnx
 
 from lawsearch.kernels.mla_decode import mla_decode
 from lawsearch.model.attention import causal_attention
+from lawsearch.model.layers import RMSNorm, dense, param, rope
 from lawsearch.model.partitioning import constrain
-from lawsearch.model.transformer import RMSNorm, _param, dense, rope
 
 
 class MLAttention(nnx.Module):
@@ -45,17 +45,17 @@ class MLAttention(nnx.Module):
     std, out_std = 0.02, 0.02 / math.sqrt(2 * a.n_layers)
     h, qk, rank, rope_w = a.n_heads, a.head_dim, a.kv_lora_rank, a.qk_rope_head_dim
     if a.q_lora_rank:
-      self.wq_a = _param(rngs, (a.d_model, a.q_lora_rank), std, ("embed", "q_lora"), pd)
-      self.q_norm = RMSNorm(config, a.q_lora_rank)
-      self.wq_b = _param(rngs, (a.q_lora_rank, h, qk), std, ("q_lora", "heads", "head_dim"), pd)
+      self.wq_a = param(rngs, (a.d_model, a.q_lora_rank), std, ("embed", "q_lora"), pd)
+      self.q_norm = RMSNorm(a.q_lora_rank, config.norm_eps, pd)
+      self.wq_b = param(rngs, (a.q_lora_rank, h, qk), std, ("q_lora", "heads", "head_dim"), pd)
     else:
-      self.wq = _param(rngs, (a.d_model, h, qk), std, ("embed", "heads", "head_dim"), pd)
-    self.wkv_a = _param(rngs, (a.d_model, rank + rope_w), std, ("embed", "kv_lora"), pd)
-    self.kv_norm = RMSNorm(config, rank)
-    self.wkv_b = _param(rngs, (rank, h, a.qk_nope_head_dim + a.v_head_dim), std,
-                        ("kv_lora", "heads", "head_dim"), pd)
-    self.wo = _param(rngs, (h, a.v_head_dim, a.d_model), out_std, ("heads", "head_dim", "embed"),
-                     pd)
+      self.wq = param(rngs, (a.d_model, h, qk), std, ("embed", "heads", "head_dim"), pd)
+    self.wkv_a = param(rngs, (a.d_model, rank + rope_w), std, ("embed", "kv_lora"), pd)
+    self.kv_norm = RMSNorm(rank, config.norm_eps, pd)
+    self.wkv_b = param(rngs, (rank, h, a.qk_nope_head_dim + a.v_head_dim), std,
+                       ("kv_lora", "heads", "head_dim"), pd)
+    self.wo = param(rngs, (h, a.v_head_dim, a.d_model), out_std, ("heads", "head_dim", "embed"),
+                    pd)
 
   def _rope(self, x, positions):
     return rope(x, positions, self.config.rope_theta, self.config.rope_scaling)

@@ -1,10 +1,9 @@
 """A LLaMA-style decoder in Flax NNX, built from an `ArchSpec`.
 
 Token embedding (tied or not), pre-RMSNorm blocks, RoPE, grouped-query attention whose width
-n_heads*head_dim may differ from d_model, SwiGLU MLP, causal mask, no biases. Parameters carry
-logical axis names (see partitioning.py). Axis letters in shape comments:
-B batch, T query positions, S key positions, D d_model, K kv heads, G query heads per kv head,
-N query heads (= K*G), H head_dim, F ffn_dim, V vocabulary, M cache length.
+n_heads*head_dim may differ from d_model, SwiGLU MLP, causal mask, no biases; the blocks it shares
+with MLA (mla.py) are in layers.py. Parameters carry logical axis names (see partitioning.py).
+Axis letters in shape comments as lawsearch.model states them.
 
 Three entry points, all static-shape:
   model(tokens)                          training forward: [B, T] -> logits [B, T, V]
@@ -26,6 +25,8 @@ from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model.attention import IMPLS as ATTENTION_IMPLS
 from lawsearch.model.attention import causal_attention, heads_major
+from lawsearch.model.layers import Llama3RopeScaling, RMSNorm, dense, param, rope
+from lawsearch.model.mla import MLAttention
 from lawsearch.model.partitioning import constrain
 
 DECODE_IMPLS = ("xla", "pallas")  # lawsearch.kernels.gqa_decode implementations
@@ -94,88 +95,20 @@ def init_cache(config: ModelConfig, batch: int, max_len: int) -> KVCache:
   return KVCache(zeros(k_dim), zeros(v_dim), jnp.zeros((batch,), jnp.int32))
 
 
-def _param(rngs: nnx.Rngs, shape, std: float, axes, dtype) -> nnx.Param:
-  return nnx.Param(std * jax.random.normal(rngs.params(), shape, dtype), logical_axes=axes)
-
-
-def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
-  """x [..., *in] times w [*in, *out] -> [..., *out], as one 2-D matmul [M, in] x [in, out].
-
-  Flattening the leading (batch, position) axes first keeps every gradient a single-axis
-  contraction: with [B, T, D] operands XLA:CPU transposes the activations for the weight
-  gradient, which made the SwiGLU forward+backward 2x slower. On GPU/TPU the reshapes are free.
-  """
-  lead, contract, out = x.shape[:-in_dims], x.shape[-in_dims:], w.shape[in_dims:]
-  y = x.reshape(-1, math.prod(contract)) @ w.reshape(math.prod(contract), -1)
-  return y.reshape(*lead, *out)
-
-
-@dataclasses.dataclass(frozen=True)
-class Llama3RopeScaling:
-  """LLaMA-3.1/3.2's RoPE frequency scaling (Hugging Face rope_type "llama3"): wavelengths above
-  original_max_position_embeddings / low_freq_factor (tokens) are stretched by `factor`, those
-  below original / high_freq_factor kept, the band between interpolated."""
-
-  factor: float
-  low_freq_factor: float
-  high_freq_factor: float
-  original_max_position_embeddings: float
-
-
-def rope_frequencies(head_dim: int, theta: float,
-                     scaling: Llama3RopeScaling | None = None) -> jax.Array:
-  """Inverse wavelengths theta^(-2i/H), i < H/2 [H/2] float32 (radians per position), scaled."""
-  half = head_dim // 2
-  inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
-  if scaling is None:
-    return inv_freq
-  s = scaling
-  wavelen = 2 * math.pi / inv_freq
-  smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (
-      s.high_freq_factor - s.low_freq_factor)
-  scaled = (1 - smooth) * inv_freq / s.factor + smooth * inv_freq  # the band between
-  long = wavelen > s.original_max_position_embeddings / s.low_freq_factor
-  short = wavelen < s.original_max_position_embeddings / s.high_freq_factor
-  return jnp.where(long, inv_freq / s.factor, jnp.where(short, inv_freq, scaled))
-
-
-def rope(x: jax.Array, positions: jax.Array, theta: float,
-         scaling: Llama3RopeScaling | None = None) -> jax.Array:
-  """Rotary embedding (rotate-half convention, as HF LLaMA). x [B, T, *, H], positions [B, T]."""
-  inv_freq = rope_frequencies(x.shape[-1], theta, scaling)  # [H/2]
-  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, T, H/2]
-  cos, sin = jnp.cos(angles)[:, :, None, :], jnp.sin(angles)[:, :, None, :]
-  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
-
-
-class RMSNorm(nnx.Module):
-
-  def __init__(self, config: ModelConfig, width: int = 0):  # width: d_model unless given
-    self.eps = config.norm_eps
-    self.scale = nnx.Param(jnp.ones((width or config.arch.d_model,), config.param_dtype),
-                           logical_axes=("norm",))
-
-  def __call__(self, x):  # [..., D] -> [..., D]
-    xf = x.astype(jnp.float32)
-    y = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
-    return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
-
-
 class Attention(nnx.Module):
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
     a, pd = config.arch, config.param_dtype
     self.config = config
     std, out_std = 0.02, 0.02 / math.sqrt(2 * a.n_layers)
-    self.wq = _param(rngs, (a.d_model, a.n_heads, a.head_dim), std,
-                     ("embed", "heads", "head_dim"), pd)
-    self.wk = _param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
-                     ("embed", "kv_heads", "head_dim"), pd)
-    self.wv = _param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
-                     ("embed", "kv_heads", "head_dim"), pd)
-    self.wo = _param(rngs, (a.n_heads, a.head_dim, a.d_model), out_std,
-                     ("heads", "head_dim", "embed"), pd)
+    self.wq = param(rngs, (a.d_model, a.n_heads, a.head_dim), std,
+                    ("embed", "heads", "head_dim"), pd)
+    self.wk = param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
+                    ("embed", "kv_heads", "head_dim"), pd)
+    self.wv = param(rngs, (a.d_model, a.n_kv_heads, a.head_dim), std,
+                    ("embed", "kv_heads", "head_dim"), pd)
+    self.wo = param(rngs, (a.n_heads, a.head_dim, a.d_model), out_std,
+                    ("heads", "head_dim", "embed"), pd)
 
   def _qkv(self, x, positions):
     dt, theta, scaling = self.config.dtype, self.config.rope_theta, self.config.rope_scaling
@@ -215,10 +148,10 @@ class MLP(nnx.Module):
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
     a, pd = config.arch, config.param_dtype
     self.dtype = config.dtype
-    self.gate = _param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
-    self.up = _param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
-    self.down = _param(rngs, (a.ffn_dim, a.d_model), 0.02 / math.sqrt(2 * a.n_layers),
-                       ("mlp", "embed"), pd)
+    self.gate = param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
+    self.up = param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
+    self.down = param(rngs, (a.ffn_dim, a.d_model), 0.02 / math.sqrt(2 * a.n_layers),
+                      ("mlp", "embed"), pd)
 
   def __call__(self, x):  # [B, T, D] -> [B, T, D]
     dt = self.dtype
@@ -230,11 +163,9 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
 
   def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
-    from lawsearch.model.mla import MLAttention  # pylint: disable=import-outside-toplevel
-
-    self.attn_norm = RMSNorm(config)
+    self.attn_norm = RMSNorm(config.arch.d_model, config.norm_eps, config.param_dtype)
     self.attn = (MLAttention if config.arch.is_mla else Attention)(config, rngs)
-    self.mlp_norm = RMSNorm(config)
+    self.mlp_norm = RMSNorm(config.arch.d_model, config.norm_eps, config.param_dtype)
     self.mlp = MLP(config, rngs)
 
   def __call__(self, x, positions):
@@ -255,12 +186,12 @@ class Transformer(nnx.Module):
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
     a, pd = config.arch, config.param_dtype
     self.config = config
-    self.embed = _param(rngs, (a.vocab_size, a.d_model), 0.02, ("vocab", "embed"), pd)
+    self.embed = param(rngs, (a.vocab_size, a.d_model), 0.02, ("vocab", "embed"), pd)
     for i in range(a.n_layers):
       setattr(self, f"layer_{i}", Block(config, rngs))
-    self.final_norm = RMSNorm(config)
+    self.final_norm = RMSNorm(config.arch.d_model, config.norm_eps, config.param_dtype)
     if not a.tie_embeddings:
-      self.lm_head = _param(rngs, (a.d_model, a.vocab_size), 0.02, ("embed", "vocab"), pd)
+      self.lm_head = param(rngs, (a.d_model, a.vocab_size), 0.02, ("embed", "vocab"), pd)
 
   @property
   def layers(self) -> list[Block]:
@@ -285,7 +216,7 @@ class Transformer(nnx.Module):
                        f"{self.config.max_seq_len}; raise model.max_seq_len or shorten the input")
 
   def _hidden(self, tokens):
-    """tokens [B, T] -> final hidden states [B, T, D] (before the final norm) and each layer's K, V."""
+    """tokens [B, T] -> final hidden states [B, T, D] (before the final norm), each layer's K, V."""
     self._check_len(tokens.shape[1])
     positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
     run = nnx.remat(Block.__call__) if self.config.remat else Block.__call__

@@ -25,7 +25,8 @@ from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig
 from lawsearch.model.attention import resolve_impl
-from lawsearch.model.transformer import Llama3RopeScaling, resolve_dtype
+from lawsearch.model.layers import Llama3RopeScaling
+from lawsearch.model.transformer import resolve_dtype
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train import metrics as metrics_lib
 from lawsearch.train import optimizer as optimizer_lib
