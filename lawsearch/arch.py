@@ -27,6 +27,20 @@ n_kv_heads = n_heads (every query head has its own up-projected key and value) a
 head_dim = qk (the query/key head width). The MLA fields default to zero (attention "gqa"), and a
 run's identity leaves fields at their defaults out (lawsearch.rundir), so GQA runs keep their
 directory names.
+
+A mixture of experts (mlp="moe": Mixtral, Qwen3-MoE, OLMoE, DeepSeek-V3) replaces the MLP of
+every layer after the first `first_dense_layers` (which keep the dense SwiGLU of width ffn_dim)
+by E = n_experts routed SwiGLU experts of width f_e = expert_ffn_dim, of which each token uses
+top_k, plus n_shared_experts experts of the same width that every token uses, and a router
+(d x E, no bias). Per MoE layer, with e = 3*d*f_e:
+
+    total  = E*e + n_shared*e + d*E          active = top_k*e + n_shared*e + d*E
+
+N (non_embedding_params) counts every expert: what must be held. N_active
+(active_non_embedding_params) counts what one token uses: what decode FLOPs cost. r is defined on
+active parameters, the MoE analogue of the paper's: active MLP parameters over attention
+parameters, summed over layers (a dense model's r). d/sqrt(N) is given on both N's. Granularity
+G = ffn_dim / expert_ffn_dim: the dense-equivalent width over an expert's (Krajewski et al. 2024).
 """
 
 from __future__ import annotations
@@ -43,6 +57,9 @@ from lawsearch.errors import UserError
 
 ATTENTION_KINDS = ("gqa", "mla")
 MLA_FIELDS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+MLP_KINDS = ("dense", "moe")
+MOE_FIELDS = ("n_experts", "top_k", "expert_ffn_dim", "n_shared_experts", "first_dense_layers")
+ROUTERS = ("softmax", "sigmoid")  # how router logits become weights (DeepSeek-V3: sigmoid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +84,13 @@ class ArchSpec:
   qk_nope_head_dim: int = 0  # per-head query/key width without RoPE (up-projected from the latent)
   qk_rope_head_dim: int = 0  # per-head query width with RoPE; the RoPE key is one shared head
   v_head_dim: int = 0  # per-head value width
+  mlp: str = "dense"
+  n_experts: int = 0  # E: routed experts per MoE layer
+  top_k: int = 0  # routed experts each token uses
+  expert_ffn_dim: int = 0  # f_e: each expert's SwiGLU width
+  n_shared_experts: int = 0  # experts (of width f_e) every token uses
+  first_dense_layers: int = 0  # leading layers with the dense MLP of width ffn_dim
+  router: str = "softmax"  # router weights: softmax over the experts, or sigmoid (normalised)
 
   def __post_init__(self):
     for field in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
@@ -96,6 +120,33 @@ class ArchSpec:
                         "or drop them")
     else:
       self._check_mla()
+    self._check_mlp()
+
+  def _check_mlp(self):
+    if self.mlp not in MLP_KINDS:
+      raise UserError(f"ArchSpec.mlp={self.mlp!r}; choose one of {MLP_KINDS}")
+    if self.router not in ROUTERS:
+      raise UserError(f"ArchSpec.router={self.router!r}; choose one of {ROUTERS}")
+    for field in MOE_FIELDS:
+      value = getattr(self, field)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise UserError(f"ArchSpec.{field} must be a non-negative integer, got {value!r}")
+      object.__setattr__(self, field, int(value))
+    if self.mlp == "dense":
+      given = [f"{f}={getattr(self, f)}" for f in MOE_FIELDS if getattr(self, f)]
+      given += [f"router={self.router!r}"] if self.router != "softmax" else []
+      if given:
+        raise UserError(f"{', '.join(given)} apply to mlp='moe' only; set mlp='moe' or drop them")
+      return
+    if self.n_experts < 1 or self.expert_ffn_dim < 1:
+      raise UserError(f"mlp='moe' needs n_experts >= 1 and expert_ffn_dim >= 1, got "
+                      f"n_experts={self.n_experts}, expert_ffn_dim={self.expert_ffn_dim}")
+    if not 1 <= self.top_k <= self.n_experts:
+      raise UserError(f"top_k={self.top_k}: each token uses between 1 and n_experts="
+                      f"{self.n_experts} routed experts")
+    if self.first_dense_layers >= self.n_layers:
+      raise UserError(f"first_dense_layers={self.first_dense_layers} leaves no MoE layer of "
+                      f"n_layers={self.n_layers}; lower it or use mlp='dense'")
 
   def _check_mla(self):
     for field in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
@@ -182,12 +233,57 @@ class ArchSpec:
 
   @property
   def mlp_params_per_layer(self) -> int:
+    """A dense layer's SwiGLU, 3*d*ffn_dim (every layer's when mlp='dense')."""
     return 3 * self.d_model * self.ffn_dim
+
+  # -- mixture of experts (module docstring; zeros for a dense MLP) -----------------------------
+  @property
+  def is_moe(self) -> bool:
+    return self.mlp == "moe"
+
+  @property
+  def moe_layers(self) -> int:
+    return self.n_layers - self.first_dense_layers if self.is_moe else 0
+
+  @property
+  def expert_params(self) -> int:
+    """One expert's SwiGLU, 3*d*expert_ffn_dim."""
+    return 3 * self.d_model * self.expert_ffn_dim
+
+  @property
+  def router_params_per_layer(self) -> int:
+    return self.d_model * self.n_experts
+
+  @property
+  def granularity(self) -> float:
+    """G = ffn_dim / expert_ffn_dim (1 for a dense MLP)."""
+    return self.ffn_dim / self.expert_ffn_dim if self.is_moe else 1.0
+
+  def _mlp_params(self, experts_used: int) -> int:
+    """MLP weights of all layers when each MoE layer uses `experts_used` routed experts."""
+    moe = ((experts_used + self.n_shared_experts) * self.expert_params
+           + self.router_params_per_layer)
+    return (self.n_layers - self.moe_layers) * self.mlp_params_per_layer + self.moe_layers * moe
+
+  @property
+  def mlp_params(self) -> int:
+    """MLP weights of all layers, every expert counted."""
+    return self._mlp_params(self.n_experts)
+
+  @property
+  def active_mlp_params(self) -> int:
+    """MLP weights of all layers that one token uses (top_k routed experts, shared, router)."""
+    return self._mlp_params(self.top_k)
 
   @property
   def non_embedding_params(self) -> int:
-    """N: attention and MLP weights of all layers (norms and embeddings excluded)."""
-    return self.n_layers * (self.attn_params_per_layer + self.mlp_params_per_layer)
+    """N: attention and MLP weights of all layers, every expert (norms, embeddings excluded)."""
+    return self.n_layers * self.attn_params_per_layer + self.mlp_params
+
+  @property
+  def active_non_embedding_params(self) -> int:
+    """N_active: the attention and MLP weights one token uses (N for a dense MLP)."""
+    return self.n_layers * self.attn_params_per_layer + self.active_mlp_params
 
   @property
   def embedding_params(self) -> int:
@@ -204,14 +300,26 @@ class ArchSpec:
     return self.non_embedding_params + self.embedding_params + self.norm_params
 
   @property
+  def active_params(self) -> int:
+    """Parameters one token uses, embeddings and norms included (total_params when dense)."""
+    return self.active_non_embedding_params + self.embedding_params + self.norm_params
+
+  @property
   def mlp_attn_ratio(self) -> float:
-    """r = MLP parameters / attention parameters."""
+    """r = MLP parameters / attention parameters (MoE: active MLP parameters, all layers)."""
+    if self.is_moe:
+      return self.active_mlp_params / (self.n_layers * self.attn_params_per_layer)
     return self.mlp_params_per_layer / self.attn_params_per_layer
 
   @property
   def d_over_sqrt_n(self) -> float:
-    """x = d_model / sqrt(N), the paper's normalised hidden size."""
+    """x = d_model / sqrt(N), the paper's normalised hidden size (N counting every expert)."""
     return self.d_model / math.sqrt(self.non_embedding_params)
+
+  @property
+  def d_over_sqrt_n_active(self) -> float:
+    """d_model / sqrt(N_active) (d_over_sqrt_n for a dense MLP)."""
+    return self.d_model / math.sqrt(self.active_non_embedding_params)
 
   def describe(self) -> dict:
     """Shape fields plus every derived number, for tables and JSON."""
@@ -220,6 +328,9 @@ class ArchSpec:
                "mlp_attn_ratio", "d_over_sqrt_n")
     if self.is_mla:
       derived += ("v_width", "kv_cache_width", "decode_score_width", "decode_value_width")
+    if self.is_moe:
+      derived += ("moe_layers", "expert_params", "granularity", "mlp_params", "active_mlp_params",
+                  "active_non_embedding_params", "active_params", "d_over_sqrt_n_active")
     return {**self.fields(), **{name: getattr(self, name) for name in derived}}
 
   def replace(self, **changes) -> "ArchSpec":
@@ -250,6 +361,11 @@ class ShapeArrays:
   kv_cache_width: Any
   decode_score_width: Any
   decode_value_width: Any
+  active_non_embedding_params: Any
+  moe_layers: Any
+  n_experts: Any
+  top_k: Any
+  expert_params: Any
 
   @property
   def total_params(self):
@@ -291,7 +407,17 @@ def relaxed(n_params, *, n_layers: int, head_dim: int, x, r, gqa, vocab_size: in
       non_embedding_params=n_params + 0.0 * d, norm_params=(2 * n_layers + 1) * d,
       embedding_params=vocab_size * d * (1 if tie_embeddings else 2),
       attn_params_per_layer=attn + 0.0 * d, v_width=attn_width, kv_cache_width=2 * n_kv * head_dim,
-      decode_score_width=attn_width, decode_value_width=attn_width)
+      decode_score_width=attn_width, decode_value_width=attn_width,
+      active_non_embedding_params=n_params + 0.0 * d, moe_layers=0.0 * d, n_experts=0.0 * d,
+      top_k=0.0 * d, expert_params=0.0 * d)
+
+
+def experts_touched(n_experts, top_k, batch):
+  """Expected distinct routed experts that `batch` tokens use when each picks `top_k` of
+  `n_experts` uniformly and independently: E * (1 - (1 - k/E)^B) (k at B = 1, E as B grows; 0
+  for a dense MLP, E = 0). Real routers are not uniform; skewed routing touches fewer."""
+  safe = n_experts + (n_experts == 0)  # arithmetic only: numpy, jax or Python numbers
+  return n_experts * (1.0 - (1.0 - top_k / safe) ** batch)
 
 
 # -- GQA at exact parameter count ----------------------------------------------------------------
@@ -426,6 +552,16 @@ def mla(n_layers: int, d_model: int, n_heads: int, ffn_dim: int, vocab_size: int
                   qk_rope_head_dim=qk_rope_head_dim, v_head_dim=v_head_dim)
 
 
+def moe(spec: ArchSpec, *, n_experts: int, top_k: int, expert_ffn_dim: int,
+        n_shared_experts: int = 0, first_dense_layers: int = 0,
+        router: str = "softmax") -> ArchSpec:
+  """`spec` with a mixture of experts in every layer after the first `first_dense_layers` (which
+  keep spec's dense MLP of width ffn_dim)."""
+  return spec.replace(mlp="moe", n_experts=n_experts, top_k=top_k, expert_ffn_dim=expert_ffn_dim,
+                      n_shared_experts=n_shared_experts, first_dense_layers=first_dense_layers,
+                      router=router)
+
+
 @dataclasses.dataclass(frozen=True)
 class MlaDims:
   """The per-head and latent widths of an MLA family (everything but d_model, heads, ffn_dim)."""
@@ -539,6 +675,22 @@ PRESETS: dict[str, ArchSpec] = {
     "deepseek-v3-dense": mla(61, 7168, 128, 18432, 129280, kv_lora_rank=512, q_lora_rank=1536,
                              qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
                              tie_embeddings=False),
+    # Mixtures of experts (the models' config.json files; QK norms are left out, as every norm):
+    # Mixtral-8x7B (ffn_dim = the expert width: granularity 1), Qwen3-30B-A3B (ffn_dim its
+    # config's dense intermediate_size 6144: granularity 8), OLMoE-1B-7B, and DeepSeek-V3
+    # without its multi-token-prediction module (3 dense layers of 18432, then 256 routed experts
+    # and 1 shared, top-8, sigmoid router).
+    "mixtral-8x7b": moe(ArchSpec(32, 4096, 32, 8, 128, 14336, 32000, tie_embeddings=False),
+                        n_experts=8, top_k=2, expert_ffn_dim=14336),
+    "qwen3-30b-a3b": moe(ArchSpec(48, 2048, 32, 4, 128, 6144, 151936, tie_embeddings=False),
+                         n_experts=128, top_k=8, expert_ffn_dim=768),
+    "olmoe-1b-7b": moe(ArchSpec(16, 2048, 16, 16, 128, 1024, 50304, tie_embeddings=False),
+                       n_experts=64, top_k=8, expert_ffn_dim=1024),
+    "deepseek-v3": moe(mla(61, 7168, 128, 18432, 129280, kv_lora_rank=512, q_lora_rank=1536,
+                           qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+                           tie_embeddings=False),
+                       n_experts=256, top_k=8, expert_ffn_dim=2048, n_shared_experts=1,
+                       first_dense_layers=3, router="sigmoid"),
     # A tiny MLA model for CPU work and tests.
     "nano-mla": mla(2, 64, 4, 192, 512, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
                     v_head_dim=16),

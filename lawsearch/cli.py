@@ -193,9 +193,10 @@ def _run_cost_breakdown(args) -> None:
   print(f"one decode step on {hw.name}: share of roofline time per component (FLOP shares "
         "when compute-bound, byte shares when memory-bound); attention over the cache = reading "
         "the KV cache")
+  shown = {k: label for k, label in cost.COMPONENTS.items() if f"time:{k}" in table}
   rows = [{"name": r["name"], "total(B)": r["total_params"] / 1e9, "context": r["context"],
            "batch": r["batch"], "bound": r["bound"], "step_ms": r["step_ms"],
-           **{label: f"{r['time:' + k]:.0%}" for k, label in cost.COMPONENTS.items()},
+           **{label: f"{r['time:' + k]:.0%}" for k, label in shown.items()},
            "MLP FLOPs": f"{r['flops:mlp']:.0%}"} for _, r in table.iterrows()]
   print(format_table(rows, list(rows[0])))
   print("\nthe brief's claims on these models ('dominates': more than half):")

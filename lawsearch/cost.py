@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 
 from lawsearch import inputs
-from lawsearch.arch import ArchSpec, ShapeArrays
+from lawsearch.arch import ArchSpec, ShapeArrays, experts_touched
 from lawsearch.errors import UserError
 
 Shape = ArchSpec | ShapeArrays
@@ -44,7 +44,7 @@ def inference_flops_per_token(arch: Shape, context_len, form: FlopsForm = "paper
   _check_form(form)
   t = context_len
   widths = arch.decode_score_width + (0 if form == "paper" else arch.decode_value_width)
-  flops = 2.0 * arch.non_embedding_params + 2.0 * arch.n_layers * t * widths
+  flops = 2.0 * arch.active_non_embedding_params + 2.0 * arch.n_layers * t * widths
   if form == "physical":
     flops = flops + 2.0 * arch.d_model * arch.vocab_size
   return flops
@@ -61,7 +61,8 @@ def mla_naive_flops_per_token(arch: ArchSpec, context_len, form: FlopsForm = "pa
   t, layers = context_len, arch.n_layers
   wkv_b = arch.kv_lora_rank * arch.n_heads * (arch.qk_nope_head_dim + arch.v_head_dim)
   widths = arch.attn_width + (0 if form == "paper" else arch.v_width)
-  flops = 2.0 * (arch.non_embedding_params - layers * wkv_b) + 2.0 * layers * t * (wkv_b + widths)
+  flops = (2.0 * (arch.active_non_embedding_params - layers * wkv_b)
+           + 2.0 * layers * t * (wkv_b + widths))
   if form == "physical":
     flops = flops + 2.0 * arch.d_model * arch.vocab_size
   return flops
@@ -75,7 +76,7 @@ def prefill_flops(arch: Shape, seq_len: int, form: FlopsForm = "physical") -> fl
   _check_form(form)
   widths = arch.attn_width + (0 if form == "paper" else arch.v_width)
   pairs = seq_len * (seq_len + 1) / 2  # causal (query, key) pairs
-  flops = 2.0 * arch.non_embedding_params * seq_len
+  flops = 2.0 * arch.active_non_embedding_params * seq_len
   flops += 2.0 * arch.n_layers * pairs * widths
   if form == "physical":
     flops += 2.0 * arch.d_model * arch.vocab_size
@@ -93,13 +94,17 @@ def weight_bytes(arch: Shape, bytes_per_element: float = 2) -> float:
   return arch.total_params * bytes_per_element
 
 
-def weight_bytes_read_per_step(arch: Shape, bytes_per_element: float = 2) -> float:
-  """Weight bytes one decode step streams: all layers, norms and the output head (V x d).
+def weight_bytes_read_per_step(arch: Shape, bytes_per_element: float = 2, batch=1) -> float:
+  """Weight bytes one decode step of `batch` sequences streams: all layers, norms and the output
+  head (V x d); of a mixture of experts' routed experts, those some token of the batch uses
+  (`arch.experts_touched`, uniform routing), shared experts and routers always.
 
   The embedding lookup reads only a few rows, so a tied or untied model reads the same.
   """
   head = arch.vocab_size * arch.d_model
-  return (arch.non_embedding_params + arch.norm_params + head) * bytes_per_element
+  routed = arch.moe_layers * arch.n_experts * arch.expert_params
+  touched = arch.moe_layers * experts_touched(arch.n_experts, arch.top_k, batch) * arch.expert_params
+  return (arch.non_embedding_params - routed + touched + arch.norm_params + head) * bytes_per_element
 
 
 # -- hardware ------------------------------------------------------------------------------------
@@ -236,15 +241,17 @@ def roofline_times(arch: Shape, hw: Hardware, batch: int, input_len: int, output
   `output_len - 1` decode steps each attend over a KV cache that grows by one token per step. Each
   phase takes max(FLOPs / (peak * efficiency.compute), bytes / (bandwidth * efficiency.memory)),
   where decode bytes are the weights plus the filled KV cache read once per step. Physical FLOPs
-  (MLA: the absorbed form).
+  (MLA: the absorbed form; a mixture of experts: active parameters). A mixture of experts' decode
+  step reads the experts its batch touches, the prefill (batch * input_len tokens) all of them.
   `xp` is numpy, or jax.numpy for relaxed (differentiable) shapes.
   """
   flops_rate = hw.peak_flops * efficiency.compute
   bytes_rate = hw.hbm_bandwidth * efficiency.memory
   kv_tok = kv_cache_bytes_per_token(arch, bytes_per_element)
-  w_bytes = weight_bytes_read_per_step(arch, bytes_per_element)
+  w_bytes = weight_bytes_read_per_step(arch, bytes_per_element, batch)
+  w_prefill = weight_bytes_read_per_step(arch, bytes_per_element, batch * input_len)
   prefill_s = xp.maximum(batch * prefill_flops(arch, input_len) / flops_rate,
-                         (w_bytes + batch * input_len * kv_tok) / bytes_rate)
+                         (w_prefill + batch * input_len * kv_tok) / bytes_rate)
   # Decode steps along a trailing axis: shape [..., output_len - 1].
   kv_len = input_len + 1.0 * xp.arange(1, output_len)
   expand = lambda v: xp.asarray(v)[..., None]
@@ -290,7 +297,10 @@ def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_le
 
 # -- where a decode step's cost goes ---------------------------------------------------------------
 COMPONENTS = {"attn_proj": "attention projections", "attn_cache": "attention over the cache",
-              "mlp": "MLP", "head": "embedding/output head"}  # key -> label
+              "mlp": "MLP", "experts": "routed experts", "shared": "shared experts",
+              "router": "router", "head": "embedding/output head"}  # key -> label
+MOE_COMPONENTS = ("experts", "shared", "router")  # a mixture of experts' only ("MLP" is then the
+# dense layers')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,15 +309,15 @@ class DecodeBreakdown:
 
   flops: per component for the whole batch (physical form: attention over the cache counts q.k
   and p.v; the head is the logits' d x V matmul). bytes: what the step streams from HBM: each
-  component's weights once (norm scales with the head), and for "attention over the cache" the
-  batch's KV cache. Time: the roofline step time max(FLOPs / peak, bytes / bandwidth), shared out
+  component's weights once (norm scales with the head; of the routed experts those the batch
+  touches, `arch.experts_touched`), and for "attention over the cache" the batch's KV cache. Time: the roofline step time max(FLOPs / peak, bytes / bandwidth), shared out
   by the binding resource (FLOP shares when compute-bound, byte shares when memory-bound).
   """
 
   context_len: int
   batch: int
   hardware: str
-  flops: dict[str, float]  # COMPONENTS key -> FLOPs of the step
+  flops: dict[str, float]  # COMPONENTS key -> FLOPs of the step (MOE_COMPONENTS: MoE only)
   bytes: dict[str, float]  # COMPONENTS key -> bytes the step streams
   compute_s: float   # all FLOPs at the chip's peak
   memory_s: float    # all bytes at the chip's bandwidth
@@ -339,16 +349,23 @@ def decode_breakdown(arch: ArchSpec, hw: Hardware | str, batch: int, context_len
   hw = hardware(hw) if isinstance(hw, str) else hw
   inputs.positive_int(batch, "batch")
   inputs.positive_int(context_len, "context_len")
-  b, layers = float(batch), arch.n_layers
-  flops = {"attn_proj": 2 * b * layers * arch.attn_params_per_layer,
+  b, layers, moe = float(batch), arch.n_layers, arch.moe_layers
+  weights = {"attn_proj": layers * arch.attn_params_per_layer,  # parameters each token uses
+             "mlp": (layers - moe) * arch.mlp_params_per_layer,
+             "experts": moe * arch.top_k * arch.expert_params,
+             "shared": moe * arch.n_shared_experts * arch.expert_params,
+             "router": moe * arch.router_params_per_layer}
+  flops = {**{k: 2 * b * v for k, v in weights.items()},
            "attn_cache": 2 * b * layers * context_len * (arch.decode_score_width
                                                          + arch.decode_value_width),
-           "mlp": 2 * b * layers * arch.mlp_params_per_layer,
            "head": 2 * b * arch.d_model * arch.vocab_size}
-  nbytes = {"attn_proj": layers * arch.attn_params_per_layer * bytes_per_element,
+  touched = moe * experts_touched(arch.n_experts, arch.top_k, batch) * arch.expert_params
+  nbytes = {**{k: v * bytes_per_element for k, v in weights.items()},
+            "experts": float(touched) * bytes_per_element,
             "attn_cache": b * context_len * kv_cache_bytes_per_token(arch, bytes_per_element),
-            "mlp": layers * arch.mlp_params_per_layer * bytes_per_element,
             "head": (arch.vocab_size * arch.d_model + arch.norm_params) * bytes_per_element}
+  keys = [k for k in COMPONENTS if arch.is_moe or k not in MOE_COMPONENTS]
+  flops, nbytes = ({k: d[k] for k in keys} for d in (flops, nbytes))
   return DecodeBreakdown(int(context_len), int(batch), hw.name, flops, nbytes,
                          sum(flops.values()) / hw.peak_flops,
                          sum(nbytes.values()) / hw.hbm_bandwidth)

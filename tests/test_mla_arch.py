@@ -40,7 +40,9 @@ def test_fields_are_every_field_and_reprs_leave_out_defaults():
   assert list(spec.fields()) == ["n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
                                  "ffn_dim", "vocab_size", "tie_embeddings", "attention",
                                  "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
-                                 "qk_rope_head_dim", "v_head_dim"]
+                                 "qk_rope_head_dim", "v_head_dim", "mlp", "n_experts", "top_k",
+                                 "expert_ffn_dim", "n_shared_experts", "first_dense_layers",
+                                 "router"]
   assert "kv_lora_rank" not in repr(spec) and "kv_lora_rank=32" in repr(arch.preset("nano-mla"))
   assert "kv_cache_width" not in spec.describe()
   mla = arch.preset("nano-mla")

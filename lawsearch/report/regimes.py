@@ -16,14 +16,15 @@ def breakdown_plot(table, path: str, what: str = "time", title: str = "") -> str
   fig, axes = subplots(len(contexts), len(batches), figsize=(3.4 * len(batches),
                            2.6 * len(contexts)), dpi=110, sharex=True, sharey=True,
                            squeeze=False)
-  colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
+  parts = {k: label for k, label in cost.COMPONENTS.items() if f"{what}:{k}" in table}
+  colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#937860", "#da8bc3", "#8172b3"]
   for i, context in enumerate(contexts):
     for j, batch in enumerate(batches):
       ax = axes[i][j]
       t = table[(table["context"] == context) & (table["batch"] == batch)].sort_values(
           "total_params")
-      ax.stackplot(t["total_params"], *[t[f"{what}:{k}"] for k in cost.COMPONENTS],
-                   labels=list(cost.COMPONENTS.values()), colors=colors, alpha=0.85)
+      ax.stackplot(t["total_params"], *[t[f"{what}:{k}"].fillna(0) for k in parts],
+                   labels=list(parts.values()), colors=colors[:len(parts)], alpha=0.85)
       bound = t[t["bound"] == "compute"]
       ax.scatter(bound["total_params"], [1.02] * len(bound), s=12, color="black",
                  clip_on=False, label="compute-bound step")

@@ -1,0 +1,132 @@
+"""Mixtures of experts in the architecture space: ArchSpec accounting against the published totals
+of four MoE models and a hand count, validation, dense run identities untouched, and the cost
+model's active FLOPs, distinct-expert weight bytes (against a simulated router) and memory."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lawsearch import arch, configlib, cost, rundir
+from lawsearch.errors import UserError
+
+# Published parameter counts (billions): total, active (model cards / technical reports; DeepSeek-V3
+# without its multi-token-prediction module). Embeddings and the output head are counted in both.
+PUBLISHED = {"mixtral-8x7b": (46.7, 12.9), "qwen3-30b-a3b": (30.5, 3.3),
+             "olmoe-1b-7b": (6.9, 1.3), "deepseek-v3": (671.0, 37.0)}
+TINY = arch.moe(arch.ArchSpec(4, 64, 4, 2, 16, 256, 512), n_experts=8, top_k=2, expert_ffn_dim=32,
+                n_shared_experts=1, first_dense_layers=1)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_presets_match_their_published_counts(name):
+  spec, (total, active) = arch.preset(name), PUBLISHED[name]
+  # Published figures are rounded to two or three digits (3.3B and 1.3B: +-1.5%); DeepSeek's
+  # "37B" is 37.55B with both embedding matrices counted (36.6B without the input embedding).
+  assert spec.total_params / 1e9 == pytest.approx(total, rel=0.005)
+  assert spec.active_params / 1e9 == pytest.approx(active, rel=0.02)
+  assert spec.is_moe and spec.active_params < spec.total_params
+
+
+def test_a_tiny_moe_counted_by_hand():
+  d, attn = 64, 2 * 64 * 64 + 2 * 64 * 32  # Wq, Wo (4 heads of 16) + Wk, Wv (2 kv heads)
+  dense_mlp, expert, router = 3 * d * 256, 3 * d * 32, d * 8
+  assert TINY.moe_layers == 3 and TINY.expert_params == expert
+  assert TINY.non_embedding_params == 4 * attn + dense_mlp + 3 * (8 * expert + expert + router)
+  active_mlp = dense_mlp + 3 * (2 * expert + expert + router)
+  assert TINY.active_non_embedding_params == 4 * attn + active_mlp
+  assert TINY.mlp_attn_ratio == pytest.approx(active_mlp / (4 * attn))  # r on active parameters
+  assert TINY.granularity == 8.0
+  assert TINY.d_over_sqrt_n == pytest.approx(d / math.sqrt(TINY.non_embedding_params))
+  assert TINY.d_over_sqrt_n_active == pytest.approx(d / math.sqrt(TINY.active_non_embedding_params))
+  describe = TINY.describe()
+  assert describe["active_params"] == TINY.active_params and describe["moe_layers"] == 3
+
+
+def test_dense_specs_are_their_own_moe_limit():
+  dense = arch.preset("llama3.2-1b")
+  assert not dense.is_moe and dense.moe_layers == 0 and dense.granularity == 1.0
+  assert dense.active_non_embedding_params == dense.non_embedding_params
+  assert dense.mlp_params == dense.n_layers * dense.mlp_params_per_layer
+  assert repr(dense).endswith("tie_embeddings=True)")  # the MoE defaults are not printed
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(n_experts=8), "apply to mlp='moe' only"),
+    (dict(router="sigmoid"), "apply to mlp='moe' only"),
+    (dict(mlp="experts"), "choose one of"),
+    (dict(mlp="moe", n_experts=8, top_k=9, expert_ffn_dim=32), "between 1 and n_experts=8"),
+    (dict(mlp="moe", n_experts=8, top_k=0, expert_ffn_dim=32), "between 1 and n_experts"),
+    (dict(mlp="moe", n_experts=0, top_k=1, expert_ffn_dim=32), "n_experts >= 1"),
+    (dict(mlp="moe", n_experts=8, top_k=2, expert_ffn_dim=32, first_dense_layers=4),
+     "leaves no MoE layer"),
+    (dict(mlp="moe", n_experts=8, top_k=2, expert_ffn_dim=32, router="relu"), "choose one of"),
+    (dict(mlp="moe", n_experts=8, top_k=2, expert_ffn_dim=-1), "non-negative integer"),
+])
+def test_bad_moe_fields_are_refused_by_name(changes, match):
+  with pytest.raises(UserError, match=match):
+    arch.ArchSpec(4, 64, 4, 2, 16, 256, 512).replace(**changes)
+
+
+def test_moe_combines_with_mla_and_dense_identities_are_unchanged():
+  v3 = arch.preset("deepseek-v3")
+  assert v3.is_mla and v3.is_moe and v3.router == "sigmoid"
+  assert arch.from_fields(v3.describe()) == v3
+  config = configlib.load("configs/train.py:preset=nano,data=synthetic")
+  identity = rundir.RunIdentity.of(config)
+  assert not any(k.split(".")[-1] in arch.MOE_FIELDS + ("mlp", "router")
+                 for k in identity.fields)  # left out at their defaults: dense names unchanged
+
+
+def _simulated_touched(n_experts: int, top_k: int, batch: int, trials: int, rng) -> np.ndarray:
+  """Distinct experts a batch touches, each token picking top_k distinct experts at random."""
+  picks = np.argsort(rng.random((trials, batch, n_experts)), axis=-1)[..., :top_k]
+  return np.array([len(np.unique(p)) for p in picks.reshape(trials, -1)])
+
+
+@pytest.mark.parametrize("n_experts,top_k,batch", [(8, 2, 1), (8, 2, 4), (64, 8, 8),
+                                                    (128, 8, 16), (256, 8, 32)])
+def test_distinct_experts_match_a_simulated_router(n_experts, top_k, batch):
+  sim = _simulated_touched(n_experts, top_k, batch, 2000, np.random.default_rng(0))
+  expected = arch.experts_touched(n_experts, top_k, batch)
+  assert abs(sim.mean() - expected) < 4 * sim.std() / math.sqrt(len(sim)) + 1e-9
+
+
+def test_distinct_experts_limits():
+  assert arch.experts_touched(64, 8, 1) == pytest.approx(8)  # B = 1: top_k
+  assert arch.experts_touched(64, 8, 10_000) == pytest.approx(64)  # B -> infinity: every expert
+  assert arch.experts_touched(0, 0, 32) == 0  # dense
+  grows = [arch.experts_touched(64, 8, b) for b in (1, 2, 4, 8, 16, 32)]
+  assert all(a < b for a, b in zip(grows, grows[1:]))
+
+
+def test_a_mixtral_decode_step_by_hand():
+  spec, bpe = arch.preset("mixtral-8x7b"), 2
+  layers, d, vocab = 32, 4096, 32000
+  attn, expert, router = 2 * d * 4096 + 2 * d * 1024, 3 * d * 14336, d * 8
+  norms, head = (2 * layers + 1) * d, vocab * d
+  # Batch 1 reads two experts per layer; batch 4 reads 8 * (1 - (6/8)^4) of them.
+  for batch, touched in ((1, 2.0), (4, 8 * (1 - 0.75 ** 4))):
+    want = (layers * (attn + router + touched * expert) + norms + head) * bpe
+    assert cost.weight_bytes_read_per_step(spec, bpe, batch) == pytest.approx(want)
+  # FLOPs per token: 2 * active parameters (paper form, no context), not 2 * total.
+  assert cost.inference_flops_per_token(spec, 0) == pytest.approx(
+      2 * layers * (attn + router + 2 * expert))
+  assert cost.prefill_flops(spec, 1, form="paper") == pytest.approx(
+      2 * spec.active_non_embedding_params + 2 * layers * spec.attn_width)
+  # Memory holds every expert: 93 GB of bf16 weights fit no A100-40GB.
+  assert cost.weight_bytes(spec) == pytest.approx(spec.total_params * 2)
+  assert not cost.roofline_throughput(spec, "a100-40gb", 1).fits
+
+
+def test_the_breakdown_splits_experts_and_matches_the_roofline_step():
+  spec, hw = arch.preset("deepseek-v3"), cost.hardware("h200")
+  step = cost.decode_breakdown(spec, hw, batch=16, context_len=4096)
+  assert step.flops["experts"] == pytest.approx(2 * 16 * 58 * 8 * spec.expert_params)
+  assert step.bytes["shared"] == pytest.approx(58 * spec.expert_params * 2)
+  assert step.bytes["router"] == pytest.approx(58 * spec.router_params_per_layer * 2)
+  assert step.bytes["mlp"] == pytest.approx(3 * spec.mlp_params_per_layer * 2)
+  weights = sum(v for k, v in step.bytes.items() if k != "attn_cache")
+  assert weights == pytest.approx(cost.weight_bytes_read_per_step(spec, 2, 16))
+  dense = cost.decode_breakdown(arch.preset("llama3.2-1b"), hw, batch=16, context_len=4096)
+  assert not set(cost.MOE_COMPONENTS) & set(dense.bytes)  # a dense step has no expert parts
