@@ -32,7 +32,7 @@ from lawsearch.laws.validation import spearman
 from lawsearch.rundir import RunDir
 
 SHAPE = ("d_model", "ffn_dim", "n_heads")
-ROOTS = ("lr_scan", "batch16", "batch8", "warmup20", "lr_scan_b16")
+ROOTS = ("lr_scan", "batch16", "batch8", "warmup20", "lr_scan_b8")
 SHARED = {32: 1.0, 16: 0.71, 8: 0.5}  # the LR multiple of recipe v1's rule at each batch size
 COMMAND = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
 
