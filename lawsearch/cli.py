@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 from lawsearch import compilation_cache, hostmem, inputs
 from lawsearch.errors import UserError
@@ -958,7 +959,27 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _warning_lines(show):
+  """A warnings.showwarning that prints lawsearch's own warnings about the user's input as one
+  line each (`lawsearch: warning: ...`) and hands every other warning to `show`."""
+  def showwarning(message, category, filename, lineno, file=None, line=None):
+    if category is UserWarning and f"{os.sep}lawsearch{os.sep}" in filename:
+      print(f"lawsearch: warning: {_one_line(message)}", file=file or sys.stderr)
+    else:
+      show(message, category, filename, lineno, file, line)
+  return showwarning
+
+
 def main(argv=None) -> int:
+  show = warnings.showwarning
+  warnings.showwarning = _warning_lines(show)
+  try:
+    return _main(argv)
+  finally:
+    warnings.showwarning = show
+
+
+def _main(argv) -> int:
   hostmem.keep_freed_memory()  # before any JAX computation starts XLA's threads
   compilation_cache.enable()  # a second call's first fit or search need not compile again
   try:

@@ -35,6 +35,9 @@ def read_json(path: str | os.PathLike, what: str, top: str = "object", hint: str
     raise UserError(f"{what} {path}: no such file" + (f"; {hint}" if hint else "")) from None
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
     raise UserError(f"{what} {path} is not JSON ({e})") from None
+  except RecursionError:
+    raise UserError(f"{what} {path} nests deeper than JSON documents of lawsearch do; it is not "
+                    f"a {what}") from None
   check, words = _KINDS[top]
   if not check(doc):
     raise UserError(f"{what} {path} holds {_a(doc)}; expected {words}")

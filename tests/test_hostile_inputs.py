@@ -32,6 +32,13 @@ def files(tmp_path_factory):
                                         "coefficients": {n: "x" for n in names}}))
   write("law_badform.json", json.dumps({"form": "cubic",
                                         "coefficients": {n: 1.0 for n in names}}))
+  paper = (2.697, 0.0974, 0.0078, 0.3870, 0.0063, 0.0065)
+  law = lambda *c: json.dumps({"form": "multiplicative", "coefficients": dict(zip(names, c))})
+  write("law_negative.json", law(-2.697, *paper[1:]))  # a0 < 0: negative losses
+  write("law_zeros.json", law(*[0.0] * 6))
+  write("law_huge.json", law(2.697, 1e308, *paper[2:]))  # overflows to infinity
+  write("law_no_minimum.json", law(2.697, 0.0974, -0.0078, *paper[3:]))  # a2 < 0
+  write("deep.json", "[" * 100_000 + "]" * 100_000)
   write("law_short.json", json.dumps({"form": "multiplicative",
                                       "coefficients": {"a0": 1.0, "a1": 2.0}}))
   write("not_json.txt", "hello, world")
@@ -92,6 +99,10 @@ CASES = [
     ("breakdown-zero-context", ["cost", "--breakdown", "--context", "0"], "context"),
     ("breakdown-plots-on-a-file", ["cost", "--breakdown", "--plots", "{d}/a_file"], "a_file"),
     # search
+    ("search-law-negative-loss", [*SEARCH, "--law", "{d}/law_negative.json"], "L / L_opt = -"),
+    ("search-law-all-zero", [*SEARCH, "--law", "{d}/law_zeros.json"], "L / L_opt = 0"),
+    ("search-law-overflows", [*SEARCH, "--law", "{d}/law_huge.json"], "law_huge.json"),
+    ("search-law-deeply-nested", [*SEARCH, "--law", "{d}/deep.json"], "nests deeper"),
     ("search-negative-params", [*SEARCH[:2], "-1", *SEARCH[3:]], "--params"),
     ("search-nan-params", [*SEARCH[:2], "nan", *SEARCH[3:]], "--params"),
     ("search-huge-params", [*SEARCH[:2], "1e30", *SEARCH[3:]], "1e+30"),
@@ -267,3 +278,10 @@ def test_a_closed_pipe_ends_quietly():
   writer.stdout.close()  # as `head -1` does
   err = writer.stderr.read().decode()
   assert writer.wait(timeout=120) == 0 and "BrokenPipe" not in err and "Traceback" not in err
+
+
+def test_a_law_without_a_minimum_is_searched_with_one_warning_line(files, capsys):
+  code = cli.main([*SEARCH, "--law", f"{files}/law_no_minimum.json"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 0 and len(err) == 1 and err[0].startswith("lawsearch: warning: law file ")
+  assert "no interior minimum" in err[0]

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -149,13 +150,34 @@ class ConditionalLaw:
       if info is not None:
         info = FitInfo(**{**info, "r_range": None if info["r_range"] is None
                           else tuple(info["r_range"])})
-      return cls.from_coefficients(doc["form"], doc["coefficients"], name=doc.get("name"),
-                                   fit_info=info)
+      law = cls.from_coefficients(doc["form"], doc["coefficients"], name=doc.get("name"),
+                                  fit_info=info)
     except (KeyError, TypeError) as e:
       raise UserError(f"{where}: its 'fit' record is malformed ({e}); write it with "
                       "`lawsearch fit --out`") from None
     except UserError as e:
       raise UserError(f"{where}: {e}") from None
+    law.check_plausible(where)
+    return law
+
+  def check_plausible(self, where: str) -> None:
+    """A UserError (naming `where`) when the law is not a loss law over d/sqrt(N) in [0.02, 1]
+    and r in [0.25, 20]: a relative loss (L / L_opt) there that is not finite, not positive or
+    above 1e3; a warning when it has no interior minimum (the search then runs to its grid's
+    edge; `fit` flags the same)."""
+    x, r = np.meshgrid(np.geomspace(0.02, 1.0, 25), np.geomspace(0.25, 20.0, 25))
+    with float64():
+      rel = np.asarray(self.predict_xr(x.ravel(), r.ravel(), 1.0), dtype=np.float64)
+    bad = ~np.isfinite(rel) | (rel <= 0) | (rel > 1e3)
+    if bad.any():
+      worst = int(np.argmax(bad))
+      raise UserError(f"{where}: the {self.form} law predicts L / L_opt = {rel[worst]:.3g} at "
+                      f"d/sqrt(N) = {x.ravel()[worst]:.3g}, r = {r.ravel()[worst]:.3g}; a loss law "
+                      "stays positive and finite there: check its coefficients")
+    try:
+      self.optimum()
+    except UserError as e:
+      warnings.warn(f"{where}: {e}", UserWarning, stacklevel=2)
 
   # -- fitting --------------------------------------------------------------------------------
   @classmethod
