@@ -781,7 +781,7 @@ def _add_bench(sub) -> None:
 
 
 # -- fit -----------------------------------------------------------------------------------------
-def _read_runs(source: str):
+def _read_runs(source: str, allow_pickle: bool = False):
   """runs.read_table(source), noting the runs under a run root that have not finished."""
   from lawsearch import paths, runs
   from lawsearch.rundir import RunDir
@@ -793,7 +793,7 @@ def _read_runs(source: str):
             "running, or stopped; the same `lawsearch sweep` or `lawsearch train` command "
             f"finishes them) and are left out: {', '.join(paths.path(p).name for p in pending[:3])}"
             f"{', ...' if len(pending) > 3 else ''}")
-  return runs.read_table(source)
+  return runs.read_table(source, allow_pickle)
 
 
 def _l_opt_source(text: str, df):
@@ -821,7 +821,7 @@ def _run_fit(args) -> None:
   low, high = args.r_range
   if not 0 < low < high:
     raise UsageError(f"--r-range {low:g} {high:g}: give LOW HIGH with 0 < LOW < HIGH")
-  df = _read_runs(args.runs)
+  df = _read_runs(args.runs, args.allow_pickle)
   l_opt = _l_opt_source(args.l_opt, df)
   r_range = None if args.no_r_filter else (low, high)
   fitted = laws.fit_runs(df, args.form, l_opt=l_opt, r_range=r_range, n_boot=args.bootstrap,
@@ -928,7 +928,11 @@ def _add_fit_accuracy(sub) -> None:
 def _add_fit(sub) -> None:
   p = sub.add_parser("fit", help="fit the conditional scaling law to a results table")
   p.add_argument("--runs", required=True,
-                 help="results table (.csv/.tsv/.json/.jsonl/.parquet/.pkl) or a run directory")
+                 help="results table (.csv/.tsv/.json/.jsonl; .pkl with --allow-pickle) or a run "
+                      "directory")
+  p.add_argument("--allow-pickle", action="store_true",
+                 help="read a .pkl runs table (unpickling runs the code a file holds: only your "
+                      "own files)")
   p.add_argument("--form", default="multiplicative", choices=("multiplicative", "additive", "joint"))
   p.add_argument("--l-opt", default="empirical",
                  help="empirical (lowest loss per scale) | joint (one level per scale fitted with "

@@ -124,10 +124,10 @@ def collect(*roots: str | os.PathLike | Iterable):
   return pd.DataFrame(rows)
 
 
-def read_table(source):
+def read_table(source, allow_pickle: bool = False):
   """The runs table of `source`, checked (check_table): a run root (every finished run's
-  result.json under it, see collect) or a table file (.csv, .tsv, .json, .jsonl, .parquet,
-  .pkl), local or a URL."""
+  result.json under it, see collect) or a table file (.csv, .tsv, .json, .jsonl; .pkl only with
+  `allow_pickle`: unpickling runs whatever code the file holds), local or a URL."""
   import io  # pylint: disable=g-import-not-at-top
 
   import pandas as pd  # pylint: disable=g-import-not-at-top
@@ -136,9 +136,15 @@ def read_table(source):
   if paths.is_dir(source):
     return check_table(collect(source), where)
   readers = {".csv": pd.read_csv, ".tsv": lambda f: pd.read_csv(f, sep="\t"),
-             ".json": pd.read_json, ".jsonl": lambda f: pd.read_json(f, lines=True),
-             ".parquet": pd.read_parquet, ".pkl": pd.read_pickle, ".pickle": pd.read_pickle}
+             # JSON through json itself: pandas' reader turns true into 1.0 without a word
+             ".json": lambda f: pd.DataFrame(json.load(f)),
+             ".jsonl": lambda f: pd.DataFrame([json.loads(l) for l in f if l.strip()])}
   suffix = paths.path(source).suffix.lower()
+  if suffix in (".pkl", ".pickle"):
+    if not allow_pickle:
+      raise UserError(f"{where}: reading a pickle runs whatever code it holds; give the table as "
+                      ".csv, or pass --allow-pickle if you made the file yourself")
+    readers[suffix] = pd.read_pickle
   if suffix not in readers:
     raise UserError(f"{where}: not a run directory nor a table file ({', '.join(readers)})")
   if not paths.exists(source):
@@ -153,9 +159,17 @@ def read_table(source):
   return check_table(df, where)
 
 
+# Plausible ranges of the fitter's columns (a language model's parameters, tokens, loss in nats).
+_RANGES = {"n_params": (1.0, 1e15), "tokens": (1.0, 1e17), "loss": (0.0, 100.0),
+           "d_model": (1.0, 1e7), "mlp_attn_ratio": (0.0, 1e4)}
+
+
 def check_table(df, source: str):
   """`df` (a runs table) with its REQUIRED columns as float64, or a UserError from `source` naming
-  the missing column, the non-numeric cell, or the NaN/infinite one."""
+  the missing column, the non-numeric or boolean cell, the NaN/infinite one, a d_model that is
+  not a whole number, or a value outside its plausible range (_RANGES). Rows that repeat another
+  row exactly are dropped with a warning (a table concatenated twice, a copied record)."""
+  import warnings  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import pandas as pd  # pylint: disable=g-import-not-at-top
 
@@ -166,6 +180,8 @@ def check_table(df, source: str):
     raise UserError(f"{source}: missing column(s) {missing}; the table has {list(df.columns)}")
   df = df.copy()
   for column in REQUIRED:
+    if df[column].dtype == bool or df[column].map(lambda v: isinstance(v, bool)).any():
+      raise UserError(f"{source}: column {column!r} holds true/false values; expected numbers")
     values = pd.to_numeric(df[column], errors="coerce")
     bad = values.isna() & df[column].notna()
     if bad.any():
@@ -176,7 +192,23 @@ def check_table(df, source: str):
     if bad.any():
       raise UserError(f"{source}: column {column!r} has {int(bad.sum())} missing or infinite "
                       f"value(s) (first at row {int(np.flatnonzero(bad)[0])}); fix or drop them")
+    low, high = _RANGES[column]
+    bad = ~((values > low) & (values < high)).to_numpy()
+    if bad.any():
+      row = int(np.flatnonzero(bad)[0])
+      raise UserError(f"{source}: column {column!r} holds {float(values.iloc[row]):g} at row "
+                      f"{row}, outside ({low:g}, {high:g}); fix or drop that row")
     df[column] = values.astype(np.float64)
+  if not (df["d_model"] == df["d_model"].round()).all():
+    row = int(np.flatnonzero((df["d_model"] != df["d_model"].round()).to_numpy())[0])
+    raise UserError(f"{source}: d_model {float(df['d_model'].iloc[row]):g} at row {row} is not a "
+                    "whole number")
+  copies = df.drop(columns=[c for c in ("run_dir",) if c in df.columns]).astype(str).duplicated()
+  if copies.any():
+    warnings.warn(f"{source}: {int(copies.sum())} row(s) repeat another row exactly (a copied "
+                  "record or a table joined twice); each is counted once", UserWarning,
+                  stacklevel=2)
+    df = df[~copies.to_numpy()].reset_index(drop=True)
   return df
 
 

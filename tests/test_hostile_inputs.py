@@ -39,6 +39,15 @@ def files(tmp_path_factory):
   write("law_huge.json", law(2.697, 1e308, *paper[2:]))  # overflows to infinity
   write("law_no_minimum.json", law(2.697, 0.0974, -0.0078, *paper[3:]))  # a2 < 0
   write("deep.json", "[" * 100_000 + "]" * 100_000)
+  rows = [line.split(",") for line in GOOD_RUNS.splitlines()]
+  table = lambda edit: "\n".join(",".join(edit(i, r)) for i, r in enumerate(rows))
+  records = [dict(zip(rows[0], map(float, r))) for r in rows[1:]]
+  write("runs_bool.json", json.dumps([{**r, "loss": True} if i == 0 else r
+                                      for i, r in enumerate(records)]))
+  write("runs_half_d_model.csv", table(lambda i, r: r[:3] + ["64.5"] + r[4:] if i == 1 else r))
+  write("runs_huge_n.csv", table(lambda i, r: ["1e300"] + r[1:] if i == 1 else r))
+  write("runs_twice.csv", GOOD_RUNS + "\n" + "\n".join(GOOD_RUNS.splitlines()[1:]))
+  (root / "runs.pkl").write_bytes(b"\x80\x04N.")  # a pickle (of None)
   write("law_short.json", json.dumps({"form": "multiplicative",
                                       "coefficients": {"a0": 1.0, "a1": 2.0}}))
   write("not_json.txt", "hello, world")
@@ -103,6 +112,10 @@ CASES = [
     ("search-law-all-zero", [*SEARCH, "--law", "{d}/law_zeros.json"], "L / L_opt = 0"),
     ("search-law-overflows", [*SEARCH, "--law", "{d}/law_huge.json"], "law_huge.json"),
     ("search-law-deeply-nested", [*SEARCH, "--law", "{d}/deep.json"], "nests deeper"),
+    ("fit-boolean-loss", ["fit", "--runs", "{d}/runs_bool.json"], "true/false"),
+    ("fit-fractional-d-model", ["fit", "--runs", "{d}/runs_half_d_model.csv"], "64.5"),
+    ("fit-absurd-n-params", ["fit", "--runs", "{d}/runs_huge_n.csv"], "1e+300"),
+    ("fit-pickle-without-flag", ["fit", "--runs", "{d}/runs.pkl"], "--allow-pickle"),
     ("search-negative-params", [*SEARCH[:2], "-1", *SEARCH[3:]], "--params"),
     ("search-nan-params", [*SEARCH[:2], "nan", *SEARCH[3:]], "--params"),
     ("search-huge-params", [*SEARCH[:2], "1e30", *SEARCH[3:]], "1e+30"),
@@ -285,3 +298,13 @@ def test_a_law_without_a_minimum_is_searched_with_one_warning_line(files, capsys
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 0 and len(err) == 1 and err[0].startswith("lawsearch: warning: law file ")
   assert "no interior minimum" in err[0]
+
+
+def test_rows_repeated_in_a_runs_table_are_counted_once_with_a_warning(files, capsys):
+  code = cli.main(["fit", "--runs", f"{files}/runs_twice.csv", "--bootstrap", "0",
+                   "--no-validate"])
+  captured = capsys.readouterr()
+  assert code == 0 and "on 9 shapes (9 runs" in captured.out
+  assert [line for line in captured.err.splitlines() if line.startswith("lawsearch:")] == [
+      f"lawsearch: warning: --runs {files}/runs_twice.csv: 9 row(s) repeat another row exactly "
+      "(a copied record or a table joined twice); each is counted once"]
