@@ -4,24 +4,29 @@
                     head_dim=64, baseline="llama3.2-1b")
     result.panda, result.surefire, result.algorithm1, result.candidates, result.pareto
 
-Steps (PAPER.md section 4):
-1. L_opt(N, D): a number, a fitted `ChinchillaLaw`, or None (losses are then relative, L / L_opt,
-   which is all a target given by a baseline architecture needs).
-2. Over (d_model, r): the law's analytic optimum and its nearest feasible shape (Panda); every
-   integer candidate within the parameter tolerance, evaluated together (the law vmapped in
-   float64, the efficiency vectorised); the continuous problem max I(x, r) s.t. L(x, r) <= L_t
-   solved per GQA with jaxopt (projected gradient on a penalty), then checked against the exact
-   integer candidates; the Pareto front of predicted loss against efficiency.
-3. GQA local search at the chosen (d_model, ffn_dim): the exact-parameter GQA values in ascending
-   order from the baseline's GQA, stopping once a candidate's loss falls below the baseline's (only
-   with a `gqa_loss` evaluator; GQA is not in the law, so without one it is assumed loss-neutral,
-   and the result says so).
-4. Surefire, the recommendation: the most efficient candidate that meets the target among all
-   that step 2 scored and step 3 visited, under the same GQA assumption (loss-neutral up to
-   max_gqa; with an evaluator, only the step-2 GQA and the variants it accepted). It is on the
-   Pareto front by construction. Algorithm 1's own pick (`algorithm1`) is reported beside it:
-   step 3 varies GQA only at exact parameter count from a few step-2 shapes, whose head counts
-   may allow few GQA values, so it can sit inside the front.
+`search` runs the steps of PAPER.md section 4 in order, one function each:
+1. `l_opt_at_budget`: L_opt(N, D) from a number or a `ChinchillaLaw` (fitted on smaller models'
+   runs by `laws.l_opt.fit_chinchilla` when unknown), or none: losses are then relative
+   (L / L_opt), which is all a target given by a baseline architecture needs.
+2. Over (d_model, r), at step 2's GQA (the baseline's, else 4):
+   `score_candidates`: every integer candidate within the parameter tolerance, at every GQA
+     scored, with its predicted loss (the law vmapped in float64) and efficiency (vectorised);
+   `law_optimum`: the law's analytic optimum (x*, r*) and Panda, its loss-argmin;
+   `target_loss`: L_t, given or a baseline's predicted loss, no lower than the law's minimum;
+   `solve_continuous`: max I(x, r) s.t. L(x, r) <= L_t per GQA in real-valued shapes (jaxopt), a
+     check on the integer candidates;
+   `step2_picks`: the most efficient candidates that meet L_t, Algorithm 1's step-2 pick first.
+3. `gqa_local_search` from each step-2 pick: the exact-parameter GQA values in ascending order
+   from its GQA, stopping at the first whose loss is above the pick's (only with a `gqa_loss`
+   evaluator; GQA is not in the law, so without one it is assumed loss-neutral, and the result
+   says so). Algorithm 1's own pick (`algorithm1`) is the most efficient variant accepted.
+Then the front and the recommendation:
+   `pareto_front`: predicted loss against efficiency over every candidate step 2 scored and
+     step 3 visited, under the same GQA assumption (loss-neutral up to max_gqa; with an
+     evaluator, only step 2's GQA and the variants it accepted);
+   `most_efficient_meeting_target`: Surefire, the recommendation, on the front by construction.
+     Step 3 varies GQA only at exact parameter count from a few step-2 shapes, whose head counts
+     may allow few GQA values, so Algorithm 1's pick can sit inside the front.
 """
 
 from __future__ import annotations
@@ -356,6 +361,53 @@ def _jsonable(row: dict) -> dict:
   return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+  """The shapes searched at one budget: depth, head size and vocabulary fixed, d_model on a grid,
+  ffn_dim in multiples of `ffn_step`, GQA over `gqas`; N within `tolerance` of the budget."""
+
+  n_params: float                      # N, the budget in non-embedding parameters
+  n_layers: int
+  head_dim: int
+  vocab_size: int
+  d_models: Sequence[int]              # the d_model grid
+  gqa: int                             # step 2's GQA (the baseline's, else 4)
+  gqas: Sequence[int]                  # every GQA scored, ascending, `gqa` among them
+  ffn_step: int
+  tolerance: float                     # |N - n_params| <= tolerance * n_params
+  r_range: tuple[float, float] | None  # keep only MLP-to-attention ratios inside; None keeps all
+
+  def candidates(self) -> list[arch.ArchSpec]:
+    """Every shape of the space (`arch.enumerate_candidates`, then the r_range filter)."""
+    specs = arch.enumerate_candidates(
+        self.n_params, n_layers=self.n_layers, head_dim=self.head_dim, d_models=self.d_models,
+        gqas=self.gqas, ffn_step=self.ffn_step, tolerance=self.tolerance,
+        vocab_size=self.vocab_size)
+    if self.r_range is None:
+      return specs
+    return [s for s in specs if self.r_range[0] <= s.mlp_attn_ratio <= self.r_range[1]]
+
+  def nearest(self, x: float, r: float) -> arch.ArchSpec:
+    """The shape at step 2's GQA nearest (x = d/sqrt(N), r): d_model the grid's nearest to
+    x * sqrt(N) in log, then the heads and ffn_dim `arch.from_budget` fits to N and r."""
+    d_target = x * math.sqrt(self.n_params)
+    d = min(self.d_models, key=lambda v: abs(math.log(v / d_target)))
+    return arch.from_budget(self.n_params, n_layers=self.n_layers, head_dim=self.head_dim,
+                            d_model=d, r=r, gqa=self.gqa, vocab_size=self.vocab_size,
+                            ffn_step=self.ffn_step)
+
+
+@dataclasses.dataclass(frozen=True)
+class LawOptimum:
+  """Where the law is lowest, and Panda, the feasible shape there (see `law_optimum`)."""
+
+  x: float                # d/sqrt(N) of the optimum: the law's x*, or Panda's when `note` is set
+  r: float                # MLP-to-attention ratio of the optimum: r*, or Panda's
+  min_loss: float         # the law's minimum, or the candidates' lowest predicted loss
+  panda: arch.ArchSpec
+  note: str | None        # why Panda is the candidates' argmin rather than nearest (x*, r*)
+
+
 def _default_d_models(n_params: float, head_dim: int) -> list[int]:
   """d_model grid: multiples of 2*head_dim with d/sqrt(N) in [0.03, 0.2] (**choice**)."""
   step = 2 * head_dim
@@ -394,6 +446,25 @@ def _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa,
         f"{head_dim} ({smallest}); use fewer layers or a larger budget")
 
 
+def _baseline_arch(baseline, loss_target) -> arch.ArchSpec | None:
+  """The baseline as an ArchSpec (a preset name looked up); raises when no target is given."""
+  if isinstance(baseline, str):
+    baseline = arch.preset(baseline)
+  if loss_target is None and baseline is None:
+    raise UserError("give a loss_target or a baseline architecture whose predicted loss is "
+                     "the target")
+  return baseline
+
+
+def _step2_gqa(baseline: arch.ArchSpec | None, baseline_gqa: int | None, max_gqa: int) -> int:
+  """The GQA step 2 holds fixed: `baseline_gqa`, else the baseline's, else 4."""
+  gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
+  if gqa > max_gqa:
+    raise UserError(f"max_gqa={max_gqa} is below step 2's GQA {gqa} (the baseline's, or "
+                    "baseline_gqa): step 3 would have no GQA to try; raise max_gqa")
+  return gqa
+
+
 def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, head_dim: int, *,
            loss_target: float | None = None, baseline: arch.ArchSpec | str | None = None,
            efficiency=None, l_opt=None, d_models: Sequence[int] | None = None,
@@ -416,111 +487,211 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   """
   _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa, vocab_size)
   measure = as_efficiency(efficiency)
-  if isinstance(baseline, str):
-    baseline = arch.preset(baseline)
-  if loss_target is None and baseline is None:
-    raise UserError("give a loss_target or a baseline architecture whose predicted loss is "
-                     "the target")
-  notes = ([] if l_opt not in (None, "relative")
-           else ["no L_opt given: losses are relative (L / L_opt)"])
-  l_opt_here = float(l_opt_lib.at(l_opt, np.array([float(n_params)]), tokens)[0])
-
-  step2_gqa = baseline_gqa or (baseline.gqa if baseline is not None else 4)
-  if step2_gqa > max_gqa:
-    raise UserError(f"max_gqa={max_gqa} is below step 2's GQA {step2_gqa} (the baseline's, or "
-                    "baseline_gqa): step 3 would have no GQA to try; raise max_gqa")
+  baseline = _baseline_arch(baseline, loss_target)
+  # Step 1: L_opt(N, D).
+  l_opt_at_n = l_opt_at_budget(l_opt, n_params, tokens)
+  # Step 2: over (d_model, r) at one GQA.
+  gqa = _step2_gqa(baseline, baseline_gqa, max_gqa)
   grid = list(d_models) if d_models is not None else _default_d_models(n_params, head_dim)
-  gqa_grid = sorted(set(gqas) | {step2_gqa})
-  specs = arch.enumerate_candidates(n_params, n_layers=n_layers, head_dim=head_dim, d_models=grid,
-                                    gqas=gqa_grid, ffn_step=ffn_step, tolerance=tolerance,
-                                    vocab_size=vocab_size)
-  if r_range is not None:
-    specs = [s for s in specs if r_range[0] <= s.mlp_attn_ratio <= r_range[1]]
-  if not specs:
-    try:
-      closest = _panda(n_params, n_layers, head_dim, *law.optimum(), step2_gqa, grid, ffn_step,
-                       vocab_size)
-      hint = (f"; the closest to the law's optimum is {closest} with N = "
-              f"{closest.non_embedding_params:.4g}")
-    except ValueError:
-      hint = ""
-    raise UserError(
-        f"no architecture within {tolerance:.1%} of {n_params:.4g} parameters on this grid"
-        + (f" with r in [{r_range[0]:g}, {r_range[1]:g}]" if r_range is not None else "")
-        + f"{hint}; widen the tolerance or r_range, refine ffn_step or change the d_model grid")
-  table = score(law, measure, specs, tokens, l_opt)
+  space = SearchSpace(n_params, n_layers, head_dim, vocab_size, d_models=grid, gqa=gqa,
+                      gqas=sorted(set(gqas) | {gqa}), ffn_step=ffn_step, tolerance=tolerance,
+                      r_range=r_range)
+  table = score_candidates(law, measure, space, tokens, l_opt)
+  optimum = law_optimum(law, space, table, l_opt_at_n)
+  target = target_loss(law, optimum, tokens, l_opt, loss_target=loss_target, baseline=baseline)
+  table = table.assign(meets_target=meets(table["loss"], target))
+  continuous = _continuous(law, measure, space, table, target, l_opt_at_n)
+  starts = step2_picks(table, gqa, target, gqa_starts)
+  # Step 3: GQA, from each step-2 pick.
+  trace = [step for i, start in enumerate(starts)
+           for step in gqa_local_search(start, measure, gqa_loss, max_gqa, index=i)]
+  algorithm1 = max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
+  # The front over everything scored, and the recommendation on it.
+  table = _with_trace(table, trace, law, measure, tokens, l_opt, target)
+  table = pareto_front(table, _admissible(table, trace, gqa, max_gqa, gqa_loss is not None))
+  surefire = most_efficient_meeting_target(table)
+  differ = None if surefire == algorithm1 else _why_they_differ(table, surefire, algorithm1, trace)
+  notes = _notes(l_opt, optimum, gqa_loss, max_gqa, differ)
+  return SearchResult(law, measure, l_opt, n_params, tokens, target, (optimum.x, optimum.r),
+                      optimum.panda, baseline, table, continuous, starts[0], trace, algorithm1,
+                      surefire, notes)
 
+
+# -- step 1: L_opt -------------------------------------------------------------------------------
+def l_opt_at_budget(l_opt, n_params: float, tokens: float) -> float:
+  """Algorithm 1, step 1: L_opt(N, D) at N = `n_params` parameters and D = `tokens` tokens.
+
+  l_opt: a number; a `ChinchillaLaw`, e.g. fitted on smaller models' runs when L_opt is unknown
+  (`laws.l_opt.fit_chinchilla`, the paper's way), or "epoch"/"hoffmann"; or None/"relative": no
+  L_opt, so 1 (losses are L / L_opt). Raises for a source that needs a runs table ("fit", ...).
+  """
+  return float(l_opt_lib.at(l_opt, np.array([float(n_params)]), tokens)[0])
+
+
+# -- step 2: over (d_model, r) -------------------------------------------------------------------
+def score_candidates(law: ConditionalLaw, measure: EfficiencyMeasure, space: SearchSpace,
+                     tokens: float, l_opt=None) -> pd.DataFrame:
+  """Algorithm 1, step 2's evaluation: one `score` row per candidate of `space` (predicted loss,
+  efficiency, shape numbers). Raises when the space holds none, naming the shape nearest the
+  law's optimum where there is one."""
+  specs = space.candidates()
+  if not specs:
+    raise UserError(_no_candidates(law, space))
+  return score(law, measure, specs, tokens, l_opt)
+
+
+def _no_candidates(law: ConditionalLaw, space: SearchSpace) -> str:
+  try:
+    closest = space.nearest(*law.optimum())
+    hint = (f"; the closest to the law's optimum is {closest} with N = "
+            f"{closest.non_embedding_params:.4g}")
+  except ValueError:
+    hint = ""
+  r_range = space.r_range
+  return (f"no architecture within {space.tolerance:.1%} of {space.n_params:.4g} parameters on "
+          "this grid" + (f" with r in [{r_range[0]:g}, {r_range[1]:g}]" if r_range is not None
+                         else "")
+          + f"{hint}; widen the tolerance or r_range, refine ffn_step or change the d_model grid")
+
+
+def law_optimum(law: ConditionalLaw, space: SearchSpace, table: pd.DataFrame,
+                l_opt_at_n: float) -> LawOptimum:
+  """Algorithm 1, step 2's analytic part: the law's minimum and Panda, its loss-argmin.
+
+  (x*, r*) minimises L_opt * f(d/sqrt(N), r) (a2/a1, b2/b1 for the separable forms); its loss is
+  the least any shape can reach, and Panda is `space.nearest(x*, r*)`. Where the law has no
+  interior minimum, or it lies outside the searched region (the candidates' d/sqrt(N) span and
+  `space.r_range`, else their r span), Panda is instead the lowest predicted loss in `table` (at
+  step 2's GQA when it has any), and `note` says why.
+
+  table: `score_candidates` rows; l_opt_at_n: L_opt at the budget (step 1).
+  """
   try:
     x_star, r_star = law.optimum()
-    outside = [f"{name} = {value:.3g} is outside [{low:.3g}, {high:.3g}]" for name, value, low, high
-               in (("d/sqrt(N)", x_star, *_bounds(table["d_over_sqrt_n"])),
-                   ("r", r_star, *(r_range or _bounds(table["mlp_attn_ratio"]))))
-               if not low <= value <= high]
-    problem = (f"the law's optimum lies outside the searched region ({'; '.join(outside)})"
-               if outside else None)
+    problem = _outside_region(x_star, r_star, table, space.r_range)
   except ValueError as e:
     problem = str(e).split(":")[0]
-  if problem is None:
-    with float64():
-      min_loss = float(law.predict_xr(x_star, r_star, l_opt_here))
-    panda = _panda(n_params, n_layers, head_dim, x_star, r_star, step2_gqa, grid, ffn_step,
-                   vocab_size)
-  else:  # Panda is the law's argmin over the candidates (at step 2's GQA)
-    at_gqa = table[table["gqa"] == step2_gqa]
-    best = (at_gqa if len(at_gqa) else table).sort_values("loss").iloc[0]
-    panda = _spec_of(best)
-    x_star, r_star = float(best["d_over_sqrt_n"]), float(best["mlp_attn_ratio"])
-    min_loss = float(table["loss"].min())
-    notes.append(f"{problem}: Panda is the lowest predicted loss among the candidates "
-                 f"(d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f})")
+  if problem is not None:
+    return _lowest_candidate(table, space.gqa, problem)
+  with float64():
+    min_loss = float(law.predict_xr(x_star, r_star, l_opt_at_n))
+  return LawOptimum(x_star, r_star, min_loss, space.nearest(x_star, r_star), None)
+
+
+def _outside_region(x_star: float, r_star: float, table: pd.DataFrame,
+                    r_range: tuple[float, float] | None) -> str | None:
+  """Why (x*, r*) lies outside the searched region; None when it is inside."""
+  outside = [f"{name} = {value:.3g} is outside [{low:.3g}, {high:.3g}]" for name, value, low, high
+             in (("d/sqrt(N)", x_star, *_bounds(table["d_over_sqrt_n"])),
+                 ("r", r_star, *(r_range or _bounds(table["mlp_attn_ratio"]))))
+             if not low <= value <= high]
+  return (f"the law's optimum lies outside the searched region ({'; '.join(outside)})"
+          if outside else None)
+
+
+def _lowest_candidate(table: pd.DataFrame, gqa: int, problem: str) -> LawOptimum:
+  """Panda as the lowest predicted loss in `table` (at `gqa` when it has any), noting `problem`."""
+  at_gqa = table[table["gqa"] == gqa]
+  best = (at_gqa if len(at_gqa) else table).sort_values("loss").iloc[0]
+  x, r = float(best["d_over_sqrt_n"]), float(best["mlp_attn_ratio"])
+  return LawOptimum(x, r, float(table["loss"].min()), _spec_of(best),
+                    f"{problem}: Panda is the lowest predicted loss among the candidates "
+                    f"(d/sqrt(N) = {x:.3f}, r = {r:.3f})")
+
+
+def target_loss(law: ConditionalLaw, optimum: LawOptimum, tokens: float, l_opt=None, *,
+                loss_target: float | None = None,
+                baseline: arch.ArchSpec | None = None) -> float:
+  """L_t: `loss_target`, the baseline's predicted loss, or the lower of the two. Raises when it is
+  below `optimum.min_loss`, which no shape can reach (the paper's input L_t >= L_opt)."""
   targets = [float(loss_target)] if loss_target is not None else []
   if baseline is not None:
     targets.append(float(predict_loss(law, [baseline], tokens, l_opt)[0]))
   target = min(targets)
-  if target < min_loss:
+  if target < optimum.min_loss:
     raise UserError(f"loss target {target:.6g} is below the law's minimum achievable "
-                     f"{min_loss:.6g} (at d/sqrt(N) = {x_star:.3f}, r = {r_star:.3f}); raise the "
-                     "target or the budget")
-  table["meets_target"] = meets(table["loss"], target)
+                     f"{optimum.min_loss:.6g} (at d/sqrt(N) = {optimum.x:.3f}, r = "
+                     f"{optimum.r:.3f}); raise the target or the budget")
+  return target
 
-  continuous = []
-  if isinstance(measure, RooflineEfficiency):
-    continuous = solve_continuous(
-        law, measure, n_params=n_params, n_layers=n_layers, head_dim=head_dim,
-        vocab_size=vocab_size, gqas=gqa_grid, target=target, l_opt=l_opt_here,
-        x_bounds=(table["d_over_sqrt_n"].min(), table["d_over_sqrt_n"].max()),
-        r_bounds=(table["mlp_attn_ratio"].min(), table["mlp_attn_ratio"].max()))
 
-  at_gqa = table[table["gqa"] == step2_gqa]
+def _continuous(law: ConditionalLaw, measure: EfficiencyMeasure, space: SearchSpace,
+                table: pd.DataFrame, target: float, l_opt_at_n: float) -> list[ContinuousOptimum]:
+  """`solve_continuous` at every scored GQA over the candidates' (x, r) box; [] unless the
+  measure is the roofline, whose formula the relaxation needs."""
+  if not isinstance(measure, RooflineEfficiency):
+    return []
+  return solve_continuous(
+      law, measure, n_params=space.n_params, n_layers=space.n_layers, head_dim=space.head_dim,
+      vocab_size=space.vocab_size, gqas=space.gqas, target=target, l_opt=l_opt_at_n,
+      x_bounds=_bounds(table["d_over_sqrt_n"]), r_bounds=_bounds(table["mlp_attn_ratio"]))
+
+
+def step2_picks(table: pd.DataFrame, gqa: int, target: float, count: int) -> list[arch.ArchSpec]:
+  """Algorithm 1, step 2's picks: the `count` most efficient rows of `table` at GQA `gqa` that
+  meet `target` (its `meets_target` column) with a positive efficiency, best first. Raises when
+  there is none."""
+  at_gqa = table[table["gqa"] == gqa]
   feasible = at_gqa[at_gqa["meets_target"] & (at_gqa["efficiency"] > 0)]
   if feasible.empty:
-    raise UserError(f"no candidate at GQA {step2_gqa} meets the target {target:.6g} with a "
+    raise UserError(f"no candidate at GQA {gqa} meets the target {target:.6g} with a "
                      f"positive efficiency on this grid; the lowest predicted loss there is "
                      f"{at_gqa['loss'].min():.6g}")
-  starts = [_spec_of(row) for _, row in
-            feasible.sort_values("efficiency", ascending=False).head(gqa_starts).iterrows()]
-  trace = [step for i, start in enumerate(starts)
-           for step in _gqa_local_search(i, start, measure, gqa_loss, max_gqa)]
-  if gqa_loss is None:
-    notes.append("GQA is not in the law and no gqa_loss evaluator was given: GQA assumed "
-                 f"loss-neutral up to max_gqa={max_gqa}")
-  algorithm1 = max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
+  return [_spec_of(row) for _, row in
+          feasible.sort_values("efficiency", ascending=False).head(count).iterrows()]
 
-  table = _with_trace(table, trace, law, measure, tokens, l_opt, target)
-  if gqa_loss is None:
-    table["admissible"] = table["gqa"] <= max_gqa
-  else:  # only what the evaluator vouched for beyond the step-2 GQA
-    accepted = {_shape_key(s.spec) for s in trace if s.accepted}
-    table["admissible"] = (table["gqa"] == step2_gqa) | np.array(
-        [key in accepted for key in _table_keys(table)])
-  table["pareto"] = table["admissible"] & pareto_mask(
-      table["loss"].to_numpy(), table["efficiency"].to_numpy(np.float64)
-      * table["admissible"].to_numpy())
-  surefire = most_efficient_meeting_target(table)
-  if surefire != algorithm1:
-    notes.append(_why_they_differ(table, surefire, algorithm1, trace))
-  return SearchResult(law, measure, l_opt, n_params, tokens, target, (x_star, r_star), panda,
-                      baseline, table, continuous, starts[0], trace, algorithm1, surefire, notes)
+
+# -- step 3: GQA ---------------------------------------------------------------------------------
+def gqa_local_search(start: arch.ArchSpec, measure: EfficiencyMeasure,
+                     gqa_loss: Callable[[arch.ArchSpec], float] | None, max_gqa: int,
+                     index: int = 0) -> list[GqaStep]:
+  """Algorithm 1, step 3 from one step-2 pick: the GQA values that keep start's parameter count
+  exactly, from start's upwards (<= max_gqa) in ascending order, stopping at the first whose loss
+  (from `gqa_loss`) is above start's; without `gqa_loss` all are accepted. index: start's rank
+  among the step-2 picks (`GqaStep.start`)."""
+  values = [g for g in arch.exact_param_gqa_values(start) if start.gqa <= g <= max_gqa]
+  variants = [arch.with_gqa(start, g) for g in values]
+  rates = measure.many(variants)
+  base_loss = None if gqa_loss is None else float(gqa_loss(start))
+  trace = []
+  for g, spec, rate in zip(values, variants, rates):
+    loss = base_loss if (gqa_loss is None or g == start.gqa) else float(gqa_loss(spec))
+    accepted = gqa_loss is None or loss <= base_loss
+    trace.append(GqaStep(index, g, spec, float(rate), loss, accepted))
+    if not accepted:
+      break
+  return trace
+
+
+# -- the front and the picks ---------------------------------------------------------------------
+def _with_trace(table, trace, law, measure, tokens, l_opt, target) -> pd.DataFrame:
+  """The candidates plus step 3's GQA variants that step 2 did not score (other GQA values)."""
+  known = set(_table_keys(table))
+  extra = list({_shape_key(s.spec): s.spec for s in trace
+                if _shape_key(s.spec) not in known}.values())
+  if not extra:
+    return table
+  more = score(law, measure, extra, tokens, l_opt)
+  more["meets_target"] = meets(more["loss"], target)
+  return pd.concat([table, more], ignore_index=True)
+
+
+def _admissible(table: pd.DataFrame, trace: list[GqaStep], gqa: int, max_gqa: int,
+                evaluated: bool) -> pd.Series:
+  """Rows the front may hold: GQA up to max_gqa when GQA is assumed loss-neutral; with an
+  evaluator (`evaluated`), only step 2's GQA and the variants it accepted."""
+  if not evaluated:
+    return table["gqa"] <= max_gqa
+  accepted = {_shape_key(s.spec) for s in trace if s.accepted}
+  return (table["gqa"] == gqa) | np.array([key in accepted for key in _table_keys(table)])
+
+
+def pareto_front(table: pd.DataFrame, admissible) -> pd.DataFrame:
+  """Step 2's Pareto front of predicted loss against efficiency: `table` plus the bool columns
+  `admissible` (as given, [rows]) and `pareto` (`pareto_mask` over the admissible rows)."""
+  efficiency = table["efficiency"].to_numpy(np.float64) * np.asarray(admissible)
+  return table.assign(admissible=admissible,
+                      pareto=admissible & pareto_mask(table["loss"].to_numpy(), efficiency))
 
 
 def meets(loss, target: float):
@@ -535,16 +706,17 @@ def most_efficient_meeting_target(table: pd.DataFrame) -> arch.ArchSpec:
   return _spec_of(ok.sort_values(["efficiency", "loss"], ascending=[False, True]).iloc[0])
 
 
-def _with_trace(table, trace, law, measure, tokens, l_opt, target) -> pd.DataFrame:
-  """The candidates plus step 3's GQA variants that step 2 did not score (other GQA values)."""
-  known = set(_table_keys(table))
-  extra = list({_shape_key(s.spec): s.spec for s in trace
-                if _shape_key(s.spec) not in known}.values())
-  if not extra:
-    return table
-  more = score(law, measure, extra, tokens, l_opt)
-  more["meets_target"] = meets(more["loss"], target)
-  return pd.concat([table, more], ignore_index=True)
+def _notes(l_opt, optimum: LawOptimum, gqa_loss, max_gqa: int, differ: str | None) -> list[str]:
+  """What the reader of the picks must know: relative losses, Panda's fallback, the GQA
+  assumption, and why Surefire and Algorithm 1's pick differ (`differ`)."""
+  notes = [] if l_opt not in (None, "relative") else [
+      "no L_opt given: losses are relative (L / L_opt)"]
+  if optimum.note is not None:
+    notes.append(optimum.note)
+  if gqa_loss is None:
+    notes.append("GQA is not in the law and no gqa_loss evaluator was given: GQA assumed "
+                 f"loss-neutral up to max_gqa={max_gqa}")
+  return notes + ([differ] if differ is not None else [])
 
 
 def _why_they_differ(table, surefire, algorithm1, trace) -> str:
@@ -580,29 +752,3 @@ def _bounds(values) -> tuple[float, float]:
 def _spec_of(row) -> arch.ArchSpec:
   return arch.ArchSpec(**{f: (bool(row[f]) if f == "tie_embeddings" else int(row[f]))
                           for f in SHAPE_COLUMNS})
-
-
-def _panda(n_params, n_layers, head_dim, x_star, r_star, gqa, grid, ffn_step, vocab_size):
-  """The feasible shape nearest the law's optimum: d_model on the grid nearest x*·sqrt(N)."""
-  d_target = x_star * math.sqrt(n_params)
-  d = min(grid, key=lambda v: abs(math.log(v / d_target)))
-  return arch.from_budget(n_params, n_layers=n_layers, head_dim=head_dim, d_model=d, r=r_star,
-                          gqa=gqa, vocab_size=vocab_size, ffn_step=ffn_step)
-
-
-def _gqa_local_search(index: int, start: arch.ArchSpec, measure, gqa_loss, max_gqa
-                      ) -> list[GqaStep]:
-  """Exact-parameter GQA values from start's upwards (<= max_gqa), in ascending order, stopping
-  at the first whose loss (from `gqa_loss`) is above start's; without `gqa_loss` all are taken."""
-  values = [g for g in arch.exact_param_gqa_values(start) if start.gqa <= g <= max_gqa]
-  variants = [arch.with_gqa(start, g) for g in values]
-  rates = measure.many(variants)
-  base_loss = None if gqa_loss is None else float(gqa_loss(start))
-  trace = []
-  for g, spec, rate in zip(values, variants, rates):
-    loss = base_loss if (gqa_loss is None or g == start.gqa) else float(gqa_loss(spec))
-    accepted = gqa_loss is None or loss <= base_loss
-    trace.append(GqaStep(index, g, spec, float(rate), loss, accepted))
-    if not accepted:
-      break
-  return trace

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from lawsearch import arch, export, search
-from lawsearch.laws import ConditionalLaw
+from lawsearch import arch, cost, export, search
+from lawsearch.laws import ChinchillaLaw, ConditionalLaw
 from lawsearch.recipe import CPU as CPU_RECIPE
 
 LAW = ConditionalLaw.paper("80m-297m")
@@ -78,7 +78,8 @@ def _assert_surefire_on_the_front(result, max_gqa=16):
   spot = result.locate(result.surefire)
   assert spot["meets_target"] and not spot["dominated"]
   front = result.pareto
-  assert ((front["d_model"] == result.surefire.d_model) & (front["ffn_dim"] == result.surefire.ffn_dim)
+  assert ((front["d_model"] == result.surefire.d_model)
+          & (front["ffn_dim"] == result.surefire.ffn_dim)
           & (front["n_kv_heads"] == result.surefire.n_kv_heads)).any()
   ok = c[(c["loss"] <= result.target * (1 + 1e-12)) & (c["gqa"] <= max_gqa)]
   assert spot["efficiency"] == pytest.approx(ok["efficiency"].max(), rel=1e-12)
@@ -125,7 +126,6 @@ def test_candidates_are_exactly_scored(result_1b):
   assert row["loss"] == pytest.approx(float(LAW.predict_xr(spec.d_over_sqrt_n,
                                                            spec.mlp_attn_ratio, 1.0)), rel=1e-6)
   rate = search.RooflineEfficiency().many([spec])[0]
-  from lawsearch import cost
   assert rate == pytest.approx(cost.roofline_throughput(spec, "a100-40gb", 64).output_tokens_per_s)
 
 
@@ -149,7 +149,99 @@ def test_pareto_mask_against_brute_force():
     assert mask[i] == (not dominated and eff[i] > 0)
 
 
-def test_gqa_local_search_stops_early_with_an_evaluator():
+# -- Algorithm 1, one step at a time (PAPER.md section 4) -----------------------------------------
+# A CPU-scale space: N = 6e5 over 4 layers of head_dim 16, step 2 at GQA 4, r within [0.5, 5].
+CPU_SPACE = search.SearchSpace(6e5, 4, 16, 512, d_models=list(range(40, 200, 8)), gqa=4,
+                               gqas=[1, 2, 4], ffn_step=8, tolerance=0.01, r_range=(0.5, 5.0))
+CPU_TOKENS = 1.2e7
+
+
+def _u(c0, c1, c2, z):
+  """One factor of the multiplicative law: c0 + c1 ln z + c2 / z."""
+  return c0 + c1 * np.log(z) + c2 / z
+
+
+def test_step1_l_opt_at_budget():
+  n, d = 1e9, 1e11
+  assert search.l_opt_at_budget(None, n, d) == search.l_opt_at_budget("relative", n, d) == 1.0
+  assert search.l_opt_at_budget(2.5, n, d) == 2.5
+  # Epoch AI's Chinchilla fit by hand: E + A / N^alpha + B / D^beta.
+  by_hand = 1.8172 + 482.01 / n**0.3478 + 2085.43 / d**0.3658
+  assert search.l_opt_at_budget(ChinchillaLaw.epoch(), n, d) == pytest.approx(by_hand, rel=1e-12)
+  assert search.l_opt_at_budget("epoch", n, d) == pytest.approx(by_hand, rel=1e-12)
+  with pytest.raises(ValueError, match="needs a runs table"):  # fit on runs first, then pass it
+    search.l_opt_at_budget("fit", n, d)
+
+
+def test_step2_optimum_is_a2_over_a1_and_b2_over_b1_and_panda_is_nearest():
+  a0, a1, a2, b0, b1, b2 = LAW.params
+  table = search.score_candidates(LAW, search.RooflineEfficiency(), CPU_SPACE, CPU_TOKENS, 2.5)
+  opt = search.law_optimum(LAW, CPU_SPACE, table, 2.5)
+  assert (opt.x, opt.r) == pytest.approx((a2 / a1, b2 / b1), rel=1e-12)
+  assert opt.min_loss == pytest.approx(2.5 * _u(a0, a1, a2, opt.x) * _u(b0, b1, b2, opt.r),
+                                       rel=1e-12)
+  assert opt.note is None and opt.min_loss <= table["loss"].min()
+  # Panda: at step 2's GQA, d_model the grid's nearest to x* sqrt(N) by ratio, N and r near.
+  d_star = opt.x * math.sqrt(6e5)
+  assert opt.panda.gqa == 4
+  assert all(abs(math.log(opt.panda.d_model / d_star)) <= abs(math.log(d / d_star))
+             for d in CPU_SPACE.d_models)
+  assert abs(opt.panda.non_embedding_params / 6e5 - 1) < 0.05
+  assert abs(math.log(opt.panda.mlp_attn_ratio / opt.r)) < 0.2
+
+
+def test_step2_without_an_interior_minimum_panda_is_the_candidates_argmin():
+  law = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, -0.002, 0.07))  # b1 < 0
+  table = search.score_candidates(law, search.RooflineEfficiency(), CPU_SPACE, CPU_TOKENS)
+  opt = search.law_optimum(law, CPU_SPACE, table, 1.0)
+  at_gqa = table[table["gqa"] == 4]
+  best = at_gqa.loc[at_gqa["loss"].idxmin()]  # brute force over step 2's GQA
+  assert [getattr(opt.panda, f) for f in search.SHAPE_COLUMNS] == [best[f] for f in
+                                                                   search.SHAPE_COLUMNS]
+  assert (opt.x, opt.r) == (best["d_over_sqrt_n"], best["mlp_attn_ratio"])
+  assert opt.min_loss == table["loss"].min()
+  assert opt.note.startswith("this multiplicative law has no interior minimum")
+
+
+def test_step2_scores_every_candidate_and_the_front_is_pareto_optimal():
+  a0, a1, a2, b0, b1, b2 = LAW.params
+  table = search.score_candidates(LAW, search.RooflineEfficiency(), CPU_SPACE, CPU_TOKENS)
+  assert len(table) > 100 and set(table["gqa"]) == {1, 2, 4}
+  assert (np.abs(table["n_params"] / 6e5 - 1) <= 0.01).all()
+  # x and r from the shape columns, the loss from the law's two factors (relative: L_opt = 1).
+  x = table["d_model"] / np.sqrt(table["n_params"])
+  r = 3 * table["ffn_dim"] / (2 * table["head_dim"] * (table["n_heads"] + table["n_kv_heads"]))
+  assert (table["mlp_attn_ratio"].between(0.5, 5.0)).all()
+  np.testing.assert_allclose(r, table["mlp_attn_ratio"], rtol=1e-12)
+  np.testing.assert_allclose(table["loss"], _u(a0, a1, a2, x) * _u(b0, b1, b2, r), rtol=1e-12)
+  row = table.iloc[len(table) // 3]
+  spec = arch.ArchSpec(*(int(row[f]) for f in search.SHAPE_COLUMNS[:-1]))
+  assert row["efficiency"] == pytest.approx(
+      cost.roofline_throughput(spec, "a100-40gb", 64).output_tokens_per_s, rel=1e-12)
+  # The front over the admissible rows (GQA <= 2 here), against every pair by brute force.
+  ok = (table["gqa"] <= 2).to_numpy()
+  front = search.pareto_front(table, table["gqa"] <= 2)
+  assert "pareto" not in table and front["admissible"].tolist() == ok.tolist()
+  loss, eff = table["loss"].to_numpy(), table["efficiency"].to_numpy()
+  for i in range(len(table)):
+    beaten = ok & (loss <= loss[i]) & (eff >= eff[i]) & ((loss < loss[i]) | (eff > eff[i]))
+    assert front["pareto"].iloc[i] == (ok[i] and eff[i] > 0 and not beaten.any())
+  assert front["pareto"].sum() > 3
+
+
+def test_step2_picks_are_the_most_efficient_meeting_the_target():
+  table = search.score_candidates(LAW, search.RooflineEfficiency(), CPU_SPACE, CPU_TOKENS)
+  target = float(table["loss"].median())
+  table = table.assign(meets_target=table["loss"] <= target)
+  picks = search.step2_picks(table, 4, target, 3)
+  ok = table[(table["gqa"] == 4) & (table["loss"] <= target)]
+  assert [p.d_model for p in picks] == ok.nlargest(3, "efficiency")["d_model"].tolist()
+  assert all(p.gqa == 4 for p in picks)
+  with pytest.raises(ValueError, match="no candidate at GQA 4 meets the target"):
+    search.step2_picks(table.assign(meets_target=False), 4, target, 3)
+
+
+def test_step3_gqa_local_search_stops_early_with_an_evaluator():
   start = arch.preset("surefire-1b").replace(n_heads=32, n_kv_heads=8)  # GQA 4, same params
   calls = []
 
@@ -157,11 +249,116 @@ def test_gqa_local_search_stops_early_with_an_evaluator():
     calls.append(spec.gqa)
     return 2.80 if spec.gqa <= 7 else 2.81
 
-  trace = search._gqa_local_search(0, start, search.RooflineEfficiency(), gqa_loss, 16)
+  trace = search.gqa_local_search(start, search.RooflineEfficiency(), gqa_loss, 16)
   assert [s.gqa for s in trace] == [4, 7, 9]
   assert [s.accepted for s in trace] == [True, True, False]
   assert calls == [4, 7, 9]  # 19 and 39 never evaluated
   assert all(b.efficiency > a.efficiency for a, b in zip(trace, trace[1:]))
+
+
+def test_step3_gqa_local_search_stops_at_the_first_loss_above_the_starts():
+  # PAPER.md: at d = 2560, f = 6144 exact parameter count allows GQA 1, 3, 4, 7, 9, 19, 39.
+  start = arch.preset("surefire-1b").replace(n_heads=32, n_kv_heads=8)
+  losses = {4: 2.80, 7: 2.81, 9: 2.79, 19: 2.70, 39: 2.70}  # worse at 7, better again later
+  calls = []
+  evaluate = lambda spec: calls.append(spec.gqa) or losses[spec.gqa]
+  trace = search.gqa_local_search(start, search.RooflineEfficiency(), evaluate, 39, index=2)
+  assert [(s.gqa, s.loss, s.accepted) for s in trace] == [(4, 2.80, True), (7, 2.81, False)]
+  assert calls == [4, 7] and {s.start for s in trace} == {2}
+  assert all(s.spec.non_embedding_params == start.non_embedding_params for s in trace)
+  # Without an evaluator GQA is loss-neutral: every value from start's up to max_gqa, accepted.
+  neutral = search.gqa_local_search(start, search.RooflineEfficiency(), None, 19)
+  assert [(s.gqa, s.loss, s.accepted) for s in neutral] == [(g, None, True) for g in (4, 7, 9, 19)]
+
+
+def _fingerprint(result):
+  """A search result as (exact fields, floats, the continuous optima's floats)."""
+  shape = lambda s: tuple(getattr(s, f) for f in search.SHAPE_COLUMNS[:6])
+  c = result.candidates
+  exact = {
+      "picks": {name: shape(spec) for name, spec in result.picks().items()},
+      "trace": [(s.start, s.spec.d_model, s.gqa, s.loss, s.accepted) for s in result.gqa_trace],
+      "continuous": [(o.gqa, o.feasible) for o in result.continuous],
+      "notes": result.notes,
+      "table": (c.shape, int(c["meets_target"].sum()), int(c["admissible"].sum()),
+                int(c["pareto"].sum())),
+  }
+  floats = {
+      "target": result.target, "optimum": result.optimum,
+      "trace_efficiency": sum(s.efficiency for s in result.gqa_trace),
+      "loss_sum": c["loss"].sum(), "efficiency_sum": c["efficiency"].sum(),
+      "pareto_efficiency_sum": c.loc[c["pareto"], "efficiency"].sum(),
+  }
+  return exact, floats, [(o.x, o.r, o.predicted_loss, o.efficiency) for o in result.continuous]
+
+
+# Recorded from search.search before it was split into its steps (the 127-line version), under
+# conftest.py's XLA flags.
+BEFORE_1B = (
+    {"picks": {"baseline": (16, 2048, 32, 8, 64, 8192), "panda": (16, 2560, 72, 18, 64, 4096),
+               "algorithm1_step2": (16, 3712, 20, 5, 64, 4352),
+               "algorithm1": (16, 2816, 28, 2, 64, 5888),
+               "surefire": (16, 2560, 32, 2, 64, 6400)},
+     "trace": [(0, 3712, 4, None, True), (1, 4096, 4, None, True), (2, 4352, 4, None, True)]
+              + [(i, d, g, None, True) for i, d in ((3, 2816), (4, 2944), (5, 3072), (6, 3328),
+                                                    (7, 3584)) for g in (4, 5, 9, 14)],
+     "continuous": [(1, True), (2, True), (4, True), (8, True), (16, True)],
+     "notes": ["no L_opt given: losses are relative (L / L_opt)",
+               "GQA is not in the law and no gqa_loss evaluator was given: GQA assumed "
+               "loss-neutral up to max_gqa=16",
+               "Surefire (d=2560, f=6400, GQA 16) is +0.5% over Algorithm 1's pick (d=2816, GQA "
+               "14): step 3 varies GQA only at exact parameter count from step 2's best shapes, "
+               "whose head counts allowed GQA [4, 5, 9, 14]; Surefire is the front's most "
+               "efficient shape meeting the target"],
+     "table": ((3770, 18), 1536, 3770, 43)},
+    {"target": 1.0157219500350207, "optimum": (0.08008213552361396, 1.0317460317460316),
+     "trace_efficiency": 224570.369829573, "loss_sum": 3949.406370645445,
+     "efficiency_sum": 12637677.0228483, "pareto_efficiency_sum": 581565.7113045811},
+    [(0.12466643430764607, 3.9228103393272113, 1.015722206155647, 4846.885529670537),
+     (0.12263820055114508, 3.9971638666917646, 1.0157221762228208, 6386.290705665409),
+     (0.11891420002317113, 4.133188886827835, 1.0157221359431612, 8568.416054055995),
+     (0.11284504267713223, 4.351253550737123, 1.0157220892705185, 11116.938162505996),
+     (0.10455599987844989, 4.632714554033583, 1.0157220471359838, 13521.446660302583)])
+BEFORE_CPU = (
+    {"picks": {"baseline": (4, 56, 12, 3, 16, 736), "panda": (4, 104, 4, 4, 16, 400),
+               "algorithm1_step2": (4, 144, 3, 3, 16, 280),
+               "algorithm1": (4, 144, 4, 2, 16, 280), "surefire": (4, 144, 4, 2, 16, 280)},
+     "trace": [(i, d, g, loss, g < 5) for i, d in ((0, 144), (1, 136), (2, 152))
+               for g, loss in ((1, 1.0), (2, 1.0), (5, 1.001))],
+     "continuous": [(1, True), (2, True), (4, True)],
+     "notes": ["no L_opt given: losses are relative (L / L_opt)",
+               "the law's optimum lies outside the searched region (r = 12 is outside [0.5, 5]): "
+               "Panda is the lowest predicted loss among the candidates (d/sqrt(N) = 0.134, "
+               "r = 4.688)"],
+     "table": ((836, 18), 245, 404, 4)},
+    {"target": 0.9645074385457161, "optimum": (0.1336306209562122, 4.6875),
+     "trace_efficiency": 6857748.768642526, "loss_sum": 830.677627501193,
+     "efficiency_sum": 141245090.75418764, "pareto_efficiency_sum": 1920619.823073205},
+    [(0.24870800168690346, 4.982142857142858, 0.9396540077342416, 631146.3970393207),
+     (0.24870800168690346, 4.982142857142858, 0.9396540077342416, 930050.9389142668),
+     (0.24870800168690346, 4.982142857142858, 0.9396540077342416, 1497357.6887706297)])
+
+
+def _assert_same(result, before):
+  exact, floats, continuous = _fingerprint(result)
+  assert exact == before[0]
+  for name, value in before[1].items():  # float64 sums: equal up to the order of summation
+    assert np.asarray(floats[name]) == pytest.approx(np.asarray(value), rel=1e-12), name
+  # jaxopt's 800 iterates move by ~4e-9 with XLA's optimisation level (recorded at conftest.py's
+  # level 0); the search is identical either way, so allow for that.
+  assert np.asarray(continuous) == pytest.approx(np.asarray(before[2]), rel=1e-7)
+
+
+def test_search_returns_what_it_returned_before_its_steps_were_split(result_1b):
+  _assert_same(result_1b, BEFORE_1B)
+  # Panda from the candidates (the law's r* = 12 lies outside r_range), step 2 at GQA 1, and an
+  # evaluator that rejects GQA above 2.
+  law = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, 0.005, 0.06))
+  result = search.search(law, 6e5, CPU_TOKENS, 4, 16, baseline=CPU_BASELINE, gqas=(1, 2, 4),
+                         ffn_step=8, vocab_size=512, r_range=(0.5, 5.0),
+                         d_models=list(range(40, 200, 8)), baseline_gqa=1, gqa_starts=3,
+                         gqa_loss=lambda spec: 1.0 + 0.001 * (spec.gqa > 2))
+  _assert_same(result, BEFORE_CPU)
 
 
 def test_measured_and_callable_efficiency():
