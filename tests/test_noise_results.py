@@ -29,9 +29,12 @@ def table():
 
 
 def test_the_table_is_the_committed_records(table):
+  # Every row is a run's record (experiments/noise/commit.sh commits new records and the table
+  # together, so a clone holds no record the table lacks; a machine still training may).
   records = {(p.parent.parent.name, p.parent.name): json.loads(p.read_text())["loss"]
              for p in NOISE.glob("*/*/result.json")}
-  assert records == pytest.approx(dict(zip(zip(table["root"], table["run"]), table["loss"])))
+  rows = dict(zip(zip(table["root"], table["run"]), table["loss"]))
+  assert len(rows) == len(table) and {k: records.get(k) for k in rows} == pytest.approx(rows)
 
 
 def test_the_summaries_are_the_analysis_of_the_table(analyze, table):
