@@ -35,12 +35,18 @@ from lawsearch.recipe import recipe as get_recipe
 # Logical axis -> mesh axes: the ONE sharding table (params, optimizer state, batch, activations).
 # FSDP shards parameters over `fsdp` along d_model; tensor parallelism splits heads, the MLP and
 # the vocabulary over `tensor`; the batch is split over `data` and `fsdp`.
+# MoE expert stacks [E, D, F] are split whole over `fsdp`: E/fsdp experts per device, the memory
+# of FSDP in the layout expert parallelism needs (their `embed` axis stays unsplit: a mesh axis is
+# used once per array). XLA's partitioner decides the grouped matmul's communication (there is no
+# explicit all-to-all token dispatch). An E that fsdp does not divide is not split over it (with a
+# warning) and the stack is split along d_model instead, as a dense MLP's.
 SHARDING_RULES = (
     ("vocab", "tensor"), ("embed", "fsdp"), ("heads", "tensor"), ("kv_heads", "tensor"),
     ("mlp", "tensor"), ("head_dim", None), ("norm", None),
     ("act_batch", ("data", "fsdp")), ("act_seq", None), ("act_embed", None),
     ("act_heads", "tensor"), ("act_kv_heads", "tensor"), ("act_mlp", "tensor"),
     ("act_vocab", "tensor"), ("q_lora", None), ("kv_lora", None),  # MLA's latents: replicated
+    ("expert", "fsdp"),
 )
 
 

@@ -2,11 +2,13 @@
 
 Token embedding (tied or not), pre-RMSNorm blocks, RoPE, grouped-query attention whose width
 n_heads*head_dim may differ from d_model, SwiGLU MLP, causal mask, no biases; the blocks it shares
-with MLA (mla.py) are in layers.py. Parameters carry logical axis names (see partitioning.py).
-Axis letters in shape comments as lawsearch.model states them.
+with MLA (mla.py) are in layers.py. With mlp="moe" the layers from first_dense_layers on have a
+mixture of experts (moe.py) instead of the SwiGLU MLP. Parameters carry logical axis names (see
+partitioning.py). Axis letters in shape comments as lawsearch.model states them.
 
-Three entry points, all static-shape:
+Four entry points, all static-shape:
   model(tokens)                          training forward: [B, T] -> logits [B, T, V]
+  model.forward(tokens)                  the same logits and the MoE layers' MoEStats (losses)
   model.prefill(tokens, lengths, max_len) -> next-token logits [B, V], KVCache filled up to T
   model.decode(token, cache)             one token per row: [B] -> logits [B, V], KVCache
 """
@@ -27,6 +29,7 @@ from lawsearch.model.attention import IMPLS as ATTENTION_IMPLS
 from lawsearch.model.attention import causal_attention, heads_major
 from lawsearch.model.layers import Llama3RopeScaling, RMSNorm, dense, param, rope
 from lawsearch.model.mla import MLAttention
+from lawsearch.model.moe import MoE, MoEStats
 from lawsearch.model.partitioning import constrain
 
 DECODE_IMPLS = ("xla", "pallas")  # lawsearch.kernels.gqa_decode implementations
@@ -55,6 +58,7 @@ class ModelConfig:
   attention_impl: str = "xla"  # training/prefill attention: attention.IMPLS ("grouped" for CPU)
   decode_impl: str = "xla"  # decode attention: lawsearch.kernels.gqa_decode(impl=...)
   remat: bool = False  # recompute each block's activations in the backward pass
+  moe_bias_balancing: bool = False  # MoE: a RouterBias per layer (auxiliary-loss-free, moe.py)
 
   def __post_init__(self):
     if not isinstance(self.arch, ArchSpec):
@@ -67,6 +71,8 @@ class ModelConfig:
                            ("attention_impl", ATTENTION_IMPLS), ("decode_impl", DECODE_IMPLS)):
       if getattr(self, field) not in allowed:
         raise UserError(f"ModelConfig.{field}={getattr(self, field)!r}; choose one of {allowed}")
+    if self.moe_bias_balancing and not self.arch.is_moe:
+      raise UserError("ModelConfig.moe_bias_balancing applies to mlp='moe' only")
 
 
 class KVCache(NamedTuple):
@@ -143,14 +149,15 @@ class Attention(nnx.Module):
 
 
 class MLP(nnx.Module):
-  """SwiGLU: down(silu(x gate) * (x up))."""
+  """SwiGLU: down(silu(x gate) * (x up)), of width F = `width` (default ffn_dim)."""
 
-  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs, width: int | None = None):
     a, pd = config.arch, config.param_dtype
+    width = width or a.ffn_dim
     self.dtype = config.dtype
-    self.gate = param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
-    self.up = param(rngs, (a.d_model, a.ffn_dim), 0.02, ("embed", "mlp"), pd)
-    self.down = param(rngs, (a.ffn_dim, a.d_model), 0.02 / math.sqrt(2 * a.n_layers),
+    self.gate = param(rngs, (a.d_model, width), 0.02, ("embed", "mlp"), pd)
+    self.up = param(rngs, (a.d_model, width), 0.02, ("embed", "mlp"), pd)
+    self.down = param(rngs, (width, a.d_model), 0.02 / math.sqrt(2 * a.n_layers),
                       ("mlp", "embed"), pd)
 
   def __call__(self, x):  # [B, T, D] -> [B, T, D]
@@ -160,24 +167,41 @@ class MLP(nnx.Module):
     return dense(h, self.down[...].astype(dt))
 
 
+def make_mlp(config: ModelConfig, index: int, rngs: nnx.Rngs) -> MLP | MoE:
+  """Layer `index`'s MLP: the dense SwiGLU, or for an mlp="moe" spec from first_dense_layers on a
+  MoE whose n_shared_experts shared experts are one MLP of width n_shared_experts*expert_ffn_dim."""
+  a = config.arch
+  if not a.is_moe or index < a.first_dense_layers:
+    return MLP(config, rngs)
+  shared = (MLP(config, rngs, a.n_shared_experts * a.expert_ffn_dim) if a.n_shared_experts
+            else None)
+  return MoE(config, rngs, shared)
+
+
 class Block(nnx.Module):
 
-  def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+  def __init__(self, config: ModelConfig, rngs: nnx.Rngs, index: int):
     self.attn_norm = RMSNorm(config.arch.d_model, config.norm_eps, config.param_dtype)
     self.attn = (MLAttention if config.arch.is_mla else Attention)(config, rngs)
     self.mlp_norm = RMSNorm(config.arch.d_model, config.norm_eps, config.param_dtype)
-    self.mlp = MLP(config, rngs)
+    self.mlp = make_mlp(config, index, rngs)
+
+  def _mlp(self, x):
+    """x [B, T, D] -> the MLP's output [B, T, D] and its MoEStats (None for the dense MLP)."""
+    return self.mlp(x) if isinstance(self.mlp, MoE) else (self.mlp(x), None)
 
   def __call__(self, x, positions):
+    """x [B, T, D] -> x [B, T, D], this window's K, V, the MoEStats (None for a dense MLP)."""
     h, kv = self.attn(self.attn_norm(x), positions)
     x = constrain(x + h, ("act_batch", "act_seq", "act_embed"))
-    x = constrain(x + self.mlp(self.mlp_norm(x)), ("act_batch", "act_seq", "act_embed"))
-    return x, kv
+    h, stats = self._mlp(self.mlp_norm(x))
+    x = constrain(x + h, ("act_batch", "act_seq", "act_embed"))
+    return x, kv, stats
 
   def decode(self, x, positions, k_cache, v_cache, lengths):
     h, k_cache, v_cache = self.attn.decode(self.attn_norm(x), positions, k_cache, v_cache, lengths)
     x = x + h
-    return x + self.mlp(self.mlp_norm(x)), k_cache, v_cache
+    return x + self._mlp(self.mlp_norm(x))[0], k_cache, v_cache
 
 
 class Transformer(nnx.Module):
@@ -188,7 +212,7 @@ class Transformer(nnx.Module):
     self.config = config
     self.embed = param(rngs, (a.vocab_size, a.d_model), 0.02, ("vocab", "embed"), pd)
     for i in range(a.n_layers):
-      setattr(self, f"layer_{i}", Block(config, rngs))
+      setattr(self, f"layer_{i}", Block(config, rngs, i))
     self.final_norm = RMSNorm(config.arch.d_model, config.norm_eps, config.param_dtype)
     if not a.tie_embeddings:
       self.lm_head = param(rngs, (a.d_model, a.vocab_size), 0.02, ("embed", "vocab"), pd)
@@ -216,19 +240,32 @@ class Transformer(nnx.Module):
                        f"{self.config.max_seq_len}; raise model.max_seq_len or shorten the input")
 
   def _hidden(self, tokens):
-    """tokens [B, T] -> final hidden states [B, T, D] (before the final norm), each layer's K, V."""
+    """tokens [B, T] -> final hidden states [B, T, D] (before the final norm), each layer's K, V,
+    the MoE layers' MoEStats."""
     self._check_len(tokens.shape[1])
     positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
     run = nnx.remat(Block.__call__) if self.config.remat else Block.__call__
-    x, kvs = self._embed(tokens), []
+    x, kvs, stats = self._embed(tokens), [], []
     for layer in self.layers:
-      x, kv = run(layer, x, positions)
+      x, kv, layer_stats = run(layer, x, positions)
       kvs.append(kv)
-    return x, kvs
+      if layer_stats is not None:  # a MoE layer
+        stats.append(layer_stats)
+    return x, kvs, stats
 
   def __call__(self, tokens: jax.Array) -> jax.Array:
     """Training forward. tokens [B, T] int32 -> logits [B, T, V] float32."""
     return self._logits(self._hidden(tokens)[0])
+
+  def forward(self, tokens: jax.Array) -> tuple[jax.Array, MoEStats | None]:
+    """Training forward with the MoE layers' auxiliary losses.
+
+    tokens [B, T] int32 -> logits [B, T, V] float32 and MoEStats stacked over the L' MoE layers
+    (load_balance_loss, z_loss [L'], tokens_per_expert [L', E]; moe.py), None for a dense model.
+    """
+    x, _, stats = self._hidden(tokens)
+    stacked = MoEStats(*map(jnp.stack, zip(*stats))) if stats else None
+    return self._logits(x), stacked
 
   def prefill(self, tokens: jax.Array, lengths: jax.Array, max_len: int):
     """Run right-padded prompts and fill a fresh cache.
@@ -242,7 +279,7 @@ class Transformer(nnx.Module):
     self._check_len(max_len)
     if tokens.shape[1] > max_len:
       raise UserError(f"prompt length {tokens.shape[1]} exceeds the cache length {max_len}")
-    x, kvs = self._hidden(tokens)
+    x, kvs, _ = self._hidden(tokens)
     last = jnp.take_along_axis(x, (lengths - 1)[:, None, None], axis=1)  # [B, 1, D]
     logits = self._logits(last)[:, 0]
     empty = init_cache(self.config, tokens.shape[0], max_len)
