@@ -64,10 +64,11 @@ def maxtext_yaml(spec: ArchSpec, name: str) -> str:
 
 def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture from lawsearch"
            ) -> dict[str, str]:
-  """Write the four files for `spec` under `out_dir` (an MLA shape: the first two, since the HF
-  and MaxText files describe LLaMA-style attention); returns {kind: path}."""
+  """Write the four files for `spec` under `out_dir` (an MLA or MoE shape: the first two, since
+  the HF and MaxText files describe LLaMA-style dense models); returns {kind: path}."""
   kinds = (("arch", "arch.json"), ("config", "config.py"))
-  if not spec.is_mla:
+  dense_llama = not (spec.is_mla or spec.is_moe)
+  if dense_llama:
     kinds += (("hf", "hf_config.json"), ("maxtext", "maxtext.yml"))
   written = {kind: str(paths.path(out_dir) / f"{name}.{suffix}") for kind, suffix in kinds}
   texts = {
@@ -75,7 +76,7 @@ def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture 
       "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=written["config"],
                                      arch_file=f"{name}.arch.json"),
   }
-  if not spec.is_mla:
+  if dense_llama:
     texts.update(hf=json.dumps(hf_config(spec), indent=2) + "\n",
                  maxtext=maxtext_yaml(spec, name))
   for kind, path in written.items():

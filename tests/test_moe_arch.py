@@ -130,3 +130,13 @@ def test_the_breakdown_splits_experts_and_matches_the_roofline_step():
   assert weights == pytest.approx(cost.weight_bytes_read_per_step(spec, 2, 16))
   dense = cost.decode_breakdown(arch.preset("llama3.2-1b"), hw, batch=16, context_len=4096)
   assert not set(cost.MOE_COMPONENTS) & set(dense.bytes)  # a dense step has no expert parts
+
+
+def test_moe_shapes_are_not_exported_as_dense_llamas(tmp_path):
+  from lawsearch import export  # pylint: disable=import-outside-toplevel
+  from lawsearch.hf import config as hf_config  # pylint: disable=import-outside-toplevel
+
+  with pytest.raises(UserError, match="mixture-of-experts shape has no Llama"):
+    hf_config.hf_config(TINY)
+  assert set(export.export(TINY, "tiny_moe", str(tmp_path))) == {"arch", "config"}
+  assert arch.load_json(str(tmp_path / "tiny_moe.arch.json")) == TINY

@@ -36,6 +36,9 @@ def model_type(spec: ArchSpec) -> str:
   if spec.is_mla:
     raise UserError("an MLA shape (DeepSeek-style latent attention) has no Llama or Mistral "
                     "config; Hugging Face export covers GQA shapes only")
+  if spec.is_moe:
+    raise UserError("a mixture-of-experts shape has no Llama or Mistral config; Hugging Face "
+                    "export covers dense GQA shapes only")
   return "llama" if spec.attn_width == spec.d_model else "mistral"
 
 
