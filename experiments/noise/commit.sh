@@ -7,5 +7,7 @@ ROOT=experiments/results/noise
 experiments/commit_finished.sh "$ROOT" "noise runs" > /dev/null || true
 JAX_PLATFORMS=cpu .venv/bin/python experiments/noise/analyze.py --root "$ROOT" > /dev/null
 git add "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json"
-git commit -q -m "noise: the analysis of $(tail -n +2 "$ROOT/runs.csv" | wc -l) runs" -- \
-    "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json" && echo "committed the analysis"
+if ! git diff --cached --quiet -- "$ROOT"; then
+  git commit -q -m "noise: the analysis of $(tail -n +2 "$ROOT/runs.csv" | wc -l) runs" -- \
+      "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json" && echo "committed the analysis"
+fi
