@@ -44,7 +44,9 @@ SAFE_ON_RESUME = ("train.log_every", "train.eval_every", "train.checkpoint_every
 # Config fields outside model.arch that are left out of the identity at these values: a field
 # added to configs/train.py after runs were recorded gets its default here, so old runs keep
 # their names. (model.arch's defaults come from ArchSpec itself.)
-EXTRA_DEFAULTS: Mapping[str, Any] = {}
+EXTRA_DEFAULTS: Mapping[str, Any] = {
+    "train.moe_load_balance_weight": 0.01, "train.moe_z_loss_weight": 0.001,
+}
 
 
 def identity_defaults() -> dict[str, Any]:

@@ -34,7 +34,7 @@ def test_a_new_field_at_its_default_renames_no_run(monkeypatch):
   assert "model.arch.attention" not in RunIdentity.of(config).fields
   assert config["model"]["arch"]["attention"] == "gqa"
   # ... and a field added to the config with a declared default is too.
-  monkeypatch.setattr(rundir, "EXTRA_DEFAULTS", {"train.z_loss": 0.0})
+  monkeypatch.setattr(rundir, "EXTRA_DEFAULTS", {**rundir.EXTRA_DEFAULTS, "train.z_loss": 0.0})
   config["train"]["z_loss"] = 0.0
   assert RunIdentity.of(config).hash == before
   config["train"]["z_loss"] = 1e-4

@@ -104,6 +104,9 @@ def get_config(arg=None):
       checkpoint_every=200,
       keep_checkpoints=3,
       peak_flops=0.0,  # per-device peak FLOP/s for MFU; 0 = lawsearch.cost.HARDWARE by device
+      # mlp="moe" only: weights of the MoE layers' auxiliary losses in the train loss
+      moe_load_balance_weight=0.01,  # Switch Transformer (Fedus et al. 2021), OLMoE
+      moe_z_loss_weight=0.001,  # router z-loss, ST-MoE (Zoph et al. 2022)
   )
   config.optimizer = dict(peak_lr=3e-3 if small else 1e-3, warmup_steps=0.01,  # <1: fraction
                           final_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawsearch import paths, runs
+from lawsearch import paths, rundir, runs
 from lawsearch.rundir import RunDir
 from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
@@ -87,14 +87,24 @@ RANGES = {
     "optimizer.eps": (False, 0, math.inf, False),
     "optimizer.weight_decay": (False, 0, math.inf, True),
     "optimizer.clip_norm": (False, 0, math.inf, False),
+    "train.moe_load_balance_weight": (False, 0, math.inf, True),
+    "train.moe_z_loss_weight": (False, 0, math.inf, True),
 }
+
+
+def config_value(config, key: str):
+  """The value of dotted `key` ("group.field") in `config`; a field that a config recorded before
+  it existed (an older run's config.json) lacks has its rundir.EXTRA_DEFAULTS value."""
+  group, field = key.split(".")
+  if key in rundir.EXTRA_DEFAULTS:
+    return config[group].get(field, rundir.EXTRA_DEFAULTS[key])
+  return config[group][field]
 
 
 def check_ranges(config) -> None:
   """A UserError naming the first numeric field (RANGES) of the wrong type or out of range."""
   for key, (integer, low, high, inclusive) in RANGES.items():
-    group, field = key.split(".")
-    value = config[group][field]
+    value = config_value(config, key)
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
       raise UserError(f"{key}={value!r}: expected {kind}")
@@ -222,8 +232,11 @@ def build_program(config, devices=None, platform: str | None = None) -> Program:
                           jax.eval_shape(init), shardings)
   batch_shardings = {"inputs": batch_sharding, "targets": batch_sharding}
   train_step = jax.jit(
-      step_lib.make_train_step(model, tx, schedule, grad_accum_steps=config.train.grad_accum_steps,
-                               mesh=mesh, rules=rules),
+      step_lib.make_train_step(
+          model, tx, schedule, grad_accum_steps=config.train.grad_accum_steps, mesh=mesh,
+          rules=rules,
+          moe_load_balance_weight=config_value(config, "train.moe_load_balance_weight"),
+          moe_z_loss_weight=config_value(config, "train.moe_z_loss_weight")),
       in_shardings=(shardings, batch_shardings),
       out_shardings=(shardings, mesh_lib.replicated(mesh)), donate_argnums=0)
   eval_step = jax.jit(step_lib.make_eval_step(model, mesh=mesh, rules=rules),
@@ -423,6 +436,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
         record = {"step": done, "loss": loss, "lr": float(m["lr"]),
                   "grad_norm": float(m["grad_norm"]), "tokens": done * tokens_per_step,
                   "tokens_per_s": tps}
+        record.update({k: float(m[k]) for k in step_lib.MOE_METRICS if k in m})  # MoE only
         if peak:
           record["mfu"] = metrics_lib.mfu(tps, flops_per_token, peak, jax.device_count())
         if mark_step - start <= t.log_every:  # the first record of this process

@@ -47,10 +47,42 @@ class Model:
     """tokens int32 [B, T] -> logits float32 [B, T, V]."""
     return self.module(params)(tokens)
 
+  def forward(self, params, tokens):
+    """tokens int32 [B, T] -> logits float32 [B, T, V] and the MoE layers' MoEStats stacked over
+    the L' MoE layers (`Transformer.forward`), None for a dense model."""
+    return self.module(params).forward(tokens)
+
 
 def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
   """Mean next-token loss in nats. logits [B, T, V] float32, targets [B, T] int32 -> []."""
   return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+
+
+# The train step's metrics of a MoE model, besides the dense model's (make_train_step).
+MOE_METRICS = ("moe_load_balance_loss", "moe_z_loss", "moe_max_load")
+
+
+def make_moe_loss(model: Model, load_balance_weight: float, z_loss_weight: float):
+  """(params, inputs, targets) -> (total loss [], metrics) for a model with MoE layers.
+
+  total = cross-entropy + load_balance_weight * mean_l load_balance_loss_l
+          + z_loss_weight * mean_l z_loss_l, over the L' MoE layers (lawsearch/model/moe.py;
+  weights: Switch Transformer and OLMoE use 0.01 for the balance loss, ST-MoE 0.001 for the
+  z-loss). inputs, targets int32 [B, T]. metrics, float32 []: loss (the cross-entropy, nats),
+  moe_load_balance_loss, moe_z_loss (their means over layers), moe_max_load (the largest over
+  layers of max_e / mean_e of tokens_per_expert: 1 when balanced, E / top_k at worst).
+  """
+
+  def loss(params, inputs, targets):
+    logits, stats = model.forward(params, inputs)
+    ce = cross_entropy(logits, targets)
+    balance, z = stats.load_balance_loss.mean(), stats.z_loss.mean()
+    load = stats.tokens_per_expert.astype(jnp.float32)  # [L', E]
+    max_load = (load.max(-1) / load.mean(-1)).max()
+    total = ce + load_balance_weight * balance + z_loss_weight * z
+    return total, dict(zip(("loss",) + MOE_METRICS, (ce, balance, z, max_load)))
+
+  return loss
 
 
 def make_init(model: Model, tx: optax.GradientTransformation, seed: int):
@@ -64,35 +96,47 @@ def make_init(model: Model, tx: optax.GradientTransformation, seed: int):
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
-                    grad_accum_steps: int = 1, mesh=None, rules: Rules = ()):
+                    grad_accum_steps: int = 1, mesh=None, rules: Rules = (),
+                    moe_load_balance_weight: float = 0.0, moe_z_loss_weight: float = 0.0):
   """(state, batch) -> (state, metrics). batch: {"inputs", "targets"} int32 [B, T].
 
   With grad_accum_steps = A > 1 the batch is split into A micro-batches of B/A rows whose
-  gradients are averaged (a lax.scan), so the update equals the full-batch one.
-  metrics: loss (mean over the batch), grad_norm (before clipping), lr (of this step).
+  gradients and loss metrics (moe_max_load too) are averaged (a lax.scan), so the update equals
+  the full-batch one.
+  metrics: loss (the cross-entropy, mean over the batch), grad_norm (before clipping), lr (of this
+  step), and for a model with MoE layers MOE_METRICS (make_moe_loss), whose weighted losses join
+  the cross-entropy in the gradient. A dense model ignores the two weights.
   """
+  keys = ("loss",) + (MOE_METRICS if model.config.arch.moe_layers else ())
 
   def loss_and_grad(params, inputs, targets):
-    return jax.value_and_grad(lambda p: cross_entropy(model.apply(p, inputs), targets))(params)
+    """-> ({key: float32 []} for `keys`, grads of the total loss)."""
+    if not model.config.arch.moe_layers:
+      loss, grads = jax.value_and_grad(
+          lambda p: cross_entropy(model.apply(p, inputs), targets))(params)
+      return {"loss": loss}, grads
+    moe_loss = make_moe_loss(model, moe_load_balance_weight, moe_z_loss_weight)
+    (_, losses), grads = jax.value_and_grad(moe_loss, has_aux=True)(params, inputs, targets)
+    return losses, grads
 
   def step(state: TrainState, batch):
     inputs, targets = batch["inputs"], batch["targets"]
     with axis_rules(mesh, rules) if mesh is not None else contextlib.nullcontext():
       if grad_accum_steps == 1:
-        loss, grads = loss_and_grad(state.params, inputs, targets)
+        losses, grads = loss_and_grad(state.params, inputs, targets)
       else:
         micro = lambda x: x.reshape(grad_accum_steps, -1, *x.shape[1:])
 
         def body(acc, xs):
-          loss, grads = loss_and_grad(state.params, *xs)
-          return jax.tree.map(jnp.add, acc, (loss, grads)), None
+          return jax.tree.map(jnp.add, acc, loss_and_grad(state.params, *xs)), None
 
-        zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
-        (loss, grads), _ = jax.lax.scan(body, zeros, (micro(inputs), micro(targets)))
-        loss, grads = jax.tree.map(lambda g: g / grad_accum_steps, (loss, grads))
+        zeros = ({k: jnp.zeros((), jnp.float32) for k in keys},
+                 jax.tree.map(jnp.zeros_like, state.params))
+        (losses, grads), _ = jax.lax.scan(body, zeros, (micro(inputs), micro(targets)))
+        losses, grads = jax.tree.map(lambda g: g / grad_accum_steps, (losses, grads))
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads),
+    metrics = {**losses, "grad_norm": optax.tree_utils.tree_norm(grads),
                "lr": schedule(state.step)}
     return TrainState(state.step + 1, params, opt_state), metrics
 
