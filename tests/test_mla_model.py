@@ -16,6 +16,8 @@ from lawsearch.kernels import BlockSizes
 from lawsearch.kernels.mla_decode import mla_decode, mla_decode_reference
 from lawsearch.model import ModelConfig, abstract_model, build, param_count
 
+from decoding import assert_decode_matches_forward
+
 NANO_MLA = preset("nano-mla")
 
 
@@ -46,17 +48,8 @@ def test_prefill_and_latent_decode_match_full_forward(q_lora_rank, impl):
   tokens = jax.random.randint(jax.random.key(1), (3, 14), 0, NANO_MLA.vocab_size)
   full = np.asarray(model(tokens))  # [B, T, V]
   assert np.ptp(full, axis=-1).mean() > 1.0
-  tol = 1e-5 * np.abs(full).max()  # float32: 1e-5 of the largest logit (about 20)
-  lengths = jnp.array([1, 4, 9])  # several prompt lengths, then decode to position 13
-  logits, cache = model.prefill(tokens[:, :9], lengths, 16)
-  for b, n in enumerate([1, 4, 9]):
-    np.testing.assert_allclose(logits[b], full[b, n - 1], rtol=0, atol=tol)
-  decode = nnx.jit(lambda m, t, c: m.decode(t, c))
-  for step in range(4):
-    positions = lengths + step
-    logits, cache = decode(model, tokens[jnp.arange(3), positions], cache)
-    for b in range(3):
-      np.testing.assert_allclose(logits[b], full[b, int(positions[b])], rtol=0, atol=tol)
+  # several prompt lengths, then decode to position 13
+  assert_decode_matches_forward(model, tokens, full, [1, 4, 9], max_len=16)
 
 
 def test_latent_cache_bytes_per_token_equal_the_accounting():

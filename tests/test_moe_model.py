@@ -23,6 +23,8 @@ from lawsearch.model.transformer import MLP, make_mlp
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train.step import Model
 
+from decoding import assert_decode_matches_forward
+
 BASE = arch.ArchSpec(3, 16, 2, 1, 8, 48, 64)  # d_model 16; layer 0 keeps the dense MLP of 48
 
 
@@ -163,17 +165,7 @@ def test_prefill_and_decode_match_full_forward(spec):
   tokens = jax.random.randint(jax.random.key(1), (3, 12), 0, spec.vocab_size)
   full = np.asarray(nnx.jit(lambda m, t: m(t))(model, tokens))  # [B, T, V]
   assert np.ptp(full, axis=-1).mean() > 0.5
-  tol = 1e-5 * np.abs(full).max()  # float32: 1e-5 of the largest logit
-  lengths = jnp.array([1, 4, 8])  # several prompt lengths, then decode 4 steps each
-  logits, cache = nnx.jit(lambda m, t, n: m.prefill(t, n, 16))(model, tokens[:, :8], lengths)
-  for b, n in enumerate([1, 4, 8]):
-    np.testing.assert_allclose(logits[b], full[b, n - 1], rtol=0, atol=tol)
-  decode = nnx.jit(lambda m, t, c: m.decode(t, c))
-  for step in range(4):
-    positions = lengths + step
-    logits, cache = decode(model, tokens[jnp.arange(3), positions], cache)
-    for b in range(3):
-      np.testing.assert_allclose(logits[b], full[b, int(positions[b])], rtol=0, atol=tol)
+  assert_decode_matches_forward(model, tokens, full, [1, 4, 8], max_len=16)
 
 
 @pytest.mark.parametrize("router", ["softmax", "sigmoid"])
