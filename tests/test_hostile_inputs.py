@@ -77,6 +77,18 @@ def files(tmp_path_factory):
   hf_model.mkdir()
   (hf_model / "config.json").write_text(json.dumps({"model_type": "llama"}))
   (hf_model / "model.safetensors").write_bytes(b"weights")
+  from lawsearch import arch  # pylint: disable=import-outside-toplevel
+  from lawsearch.hf import config as hf_config  # pylint: disable=import-outside-toplevel
+
+  nano = json.dumps(hf_config.hf_config(arch.preset("nano")))
+  for name, files in (("hf_escape", {"model.safetensors.index.json": json.dumps(
+      {"weight_map": {"model.embed_tokens.weight": "../outside.safetensors"}})}),
+                      ("hf_garbage", {"model.safetensors": "not a safetensors file"}),
+                      ("hf_missing_shard", {"model.safetensors.index.json": json.dumps(
+                          {"weight_map": {"lm_head.weight": "model-00002.safetensors"}})})):
+    (root / name).mkdir()
+    for file, text in {"config.json": nano, **files}.items():
+      (root / name / file).write_text(text)
   a_run = root / "a_run"  # a lawsearch run directory (its records only)
   a_run.mkdir()
   (a_run / "config.json").write_text("{}")
@@ -190,6 +202,12 @@ CASES = [
                              "--workdir", "{d}/w"], "n_kv_heads"),
     ("train-cudnn-on-cpu", ["train", "--config", NANO, "--config.model.attention_impl=cudnn",
                             "--workdir", "{d}/w"], "cudnn"),
+    ("import-hf-weight-map-escapes", ["import-hf", "{d}/hf_escape", "--workdir", "{d}/imp1"],
+     "outside the model directory"),
+    ("import-hf-garbage-weights", ["import-hf", "{d}/hf_garbage", "--workdir", "{d}/imp2"],
+     "not a readable safetensors file"),
+    ("import-hf-missing-shard", ["import-hf", "{d}/hf_missing_shard", "--workdir", "{d}/imp3"],
+     "model-00002.safetensors"),
     ("train-into-a-hf-model", ["train", "--config", NANO, "--workdir", "{d}/hf_model"],
      "model.safetensors"),
     ("fit-out-is-runs", ["fit", "--runs", "{d}/runs_ok.csv", "--out", "{d}/runs_ok.csv"],

@@ -138,11 +138,23 @@ def read_safetensors(src_dir: str) -> dict[str, np.ndarray]:
   else:
     raise UserError(f"{src_dir} holds neither {WEIGHTS} nor {INDEX}; give a directory written "
                     "by save_pretrained (safetensors weights)")
+  root = os.path.realpath(src_dir)
   tensors = {}
   for name in files:
-    with safe_open(os.path.join(src_dir, name), framework="flax") as f:  # flax: bfloat16 too
-      for key in f.keys():
-        tensors[key] = np.asarray(f.get_tensor(key), np.float32)
+    path = os.path.realpath(os.path.join(src_dir, str(name)))
+    if os.path.dirname(path) != root:
+      raise UserError(f"safetensors index in {src_dir} names {name!r}, outside the model "
+                      "directory; a weight_map lists files beside the index only")
+    if not os.path.isfile(path):
+      raise UserError(f"{src_dir}: the safetensors index names {name!r}, which is missing; "
+                      "copy every shard the index lists")
+    try:
+      with safe_open(path, framework="flax") as f:  # flax: bfloat16 too
+        for key in f.keys():
+          tensors[key] = np.asarray(f.get_tensor(key), np.float32)
+    except Exception as e:  # pylint: disable=broad-except  (safetensors raises its own kinds)
+      raise UserError(f"{path} is not a readable safetensors file ({type(e).__name__}: "
+                      f"{' '.join(str(e).split())[:200]})") from None
   return tensors
 
 
