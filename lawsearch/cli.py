@@ -414,7 +414,7 @@ def _add_data(sub) -> None:
 def _run_train(args) -> None:
   from lawsearch import configlib
 
-  config = configlib.load(args.config, args.config_overrides)
+  config = configlib.load(args.config, args.config_overrides, groups=TRAIN_GROUPS)
   if args.aot_topology:
     from lawsearch.train import aot
 
@@ -457,7 +457,7 @@ def _run_sweep(args) -> None:
 
   if paths.exists(args.root) and not paths.is_dir(args.root):
     raise UsageError(f"--root {args.root} is a file; give the sweep's directory")
-  config = configlib.load(args.config, args.config_overrides)
+  config = configlib.load(args.config, args.config_overrides, groups=("train_config", "runs"))
   if args.status:
     _print_sweep_status(sweep.status(config, args.root, args.override, args.stale_s))
     return
@@ -1009,6 +1009,7 @@ def _main(argv) -> int:
 
 
 CONFIG_COMMANDS = ("train", "sweep", "eval")
+TRAIN_GROUPS = ("model", "train", "optimizer", "data", "mesh")  # what every train config holds
 
 
 def _one_line(error: Exception) -> str:

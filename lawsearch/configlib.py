@@ -14,9 +14,13 @@ imported: this module sits below every other part of lawsearch and imports none 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import os
-from typing import Mapping
+import signal
+import threading
+import traceback
+from typing import Mapping, Sequence
 
 import ml_collections
 
@@ -72,11 +76,49 @@ def packaged_configs(directory: str = PACKAGED_DIR) -> dict[str, str]:
           if name.endswith(".py") and not name.startswith("_")}
 
 
+LOAD_TIMEOUT_S = 60.0  # a config file that runs longer is stopped with a message
+
+
+@contextlib.contextmanager
+def _user_code(path: str):
+  """Runs a user's config file: its errors become one UserError naming the file, the line and
+  the exception (LAWSEARCH_DEBUG=1 keeps the traceback); sys.exit inside it is an error; it may
+  run LOAD_TIMEOUT_S seconds (main thread, POSIX)."""
+  def timeout(*_):
+    raise TimeoutError(f"still running after {LOAD_TIMEOUT_S:g} s")
+  alarm = (threading.current_thread() is threading.main_thread()
+           and hasattr(signal, "SIGALRM"))
+  previous = signal.signal(signal.SIGALRM, timeout) if alarm else None
+  if alarm:
+    signal.setitimer(signal.ITIMER_REAL, LOAD_TIMEOUT_S)
+  try:
+    yield
+  except UserError as e:
+    raise UserError(f"config file {path}: {e}") from None
+  except SystemExit as e:
+    raise UserError(f"config file {path} called sys.exit({e.code!r}); a config returns its "
+                    "settings from get_config(arg) and exits nothing") from None
+  except Exception as e:  # pylint: disable=broad-except  (anything the user's code raises)
+    if os.environ.get("LAWSEARCH_DEBUG"):
+      raise
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if os.path.abspath(f.filename) == os.path.abspath(path)]
+    where = f", line {frames[-1].lineno}" if frames else ""
+    raise UserError(f"config file {path}{where}: {type(e).__name__}: {e} (LAWSEARCH_DEBUG=1 "
+                    "shows the traceback)") from None
+  finally:
+    if alarm:
+      signal.setitimer(signal.ITIMER_REAL, 0)
+      signal.signal(signal.SIGALRM, previous)
+
+
 def load(spec: str, overrides: list[str] = (),
-         packaged: Mapping[str, str] | None = None) -> ml_collections.ConfigDict:
+         packaged: Mapping[str, str] | None = None,
+         groups: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """Run `get_config(arg)` of the file in "path.py[:arg]" and apply "--config.a.b=v" overrides.
 
   The path may instead be a short name from `packaged` (default: `packaged_configs()`).
+  get_config must return an ml_collections.ConfigDict holding every one of `groups`.
   """
   path, _, arg = spec.partition(":")
   packaged = packaged_configs() if packaged is None else packaged
@@ -84,15 +126,29 @@ def load(spec: str, overrides: list[str] = (),
   if not os.path.isfile(path):
     raise UserError(f"config file {path!r} not found (give --config=path/to/file.py[:arg], or "
                     f"{' or '.join(packaged)}[:arg] for the package's own)")
+  if not path.endswith(".py"):
+    raise UserError(f"config file {path} is not a Python file; a config is a .py file with "
+                    "get_config(arg) (see configs/train.py)")
   module_spec = importlib.util.spec_from_file_location("_lawsearch_config", path)
   module = importlib.util.module_from_spec(module_spec)
   try:
-    module_spec.loader.exec_module(module)
+    with _user_code(path):
+      module_spec.loader.exec_module(module)
   except SyntaxError as e:
     raise UserError(f"config file {path}: {e.msg} at line {e.lineno}") from None
-  if not callable(getattr(module, "get_config", None)):
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
     raise UserError(f"config file {path} has no get_config(arg) function (see configs/train.py)")
-  return locked(module.get_config(arg or None), overrides)
+  with _user_code(path):
+    config = get_config(arg or None)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UserError(f"config file {path}: get_config returned {type(config).__name__}; return an "
+                    "ml_collections.ConfigDict (see configs/train.py)")
+  missing = [g for g in groups if g not in config]
+  if missing:
+    raise UserError(f"config file {path}: its config lacks {missing}; a train config has "
+                    f"{', '.join(groups)} (see configs/train.py)")
+  return locked(config, overrides)
 
 
 def locked(config: ml_collections.ConfigDict, overrides=()) -> ml_collections.ConfigDict:

@@ -66,6 +66,13 @@ def files(tmp_path_factory):
   write("empty_corpus.txt", "")
   write("config_syntax.py", "def get_config(:\n")
   write("config_noget.py", "x = 1\n")
+  write("config_dict.py", "def get_config(arg=None):\n  return {'train': {}}\n")
+  write("config_exit.py", "import sys\nsys.exit(0)\n")
+  write("config_raises.py", "def get_config(arg=None):\n  return 1 / 0\n")
+  write("config_no_arg.py", "def get_config():\n  return None\n")
+  write("config_no_groups.py", "import ml_collections\ndef get_config(arg=None):\n"
+        "  return ml_collections.ConfigDict({'model': {}})\n")
+  write("config_forever.py", "def get_config(arg=None):\n  while True:\n    pass\n")
   write("arch_bad.json", json.dumps({"n_layers": 2, "d_model": 64, "n_heads": 6, "n_kv_heads": 4,
                                      "head_dim": 16, "ffn_dim": 64, "vocab_size": 256}))
   (root / "a_dir").mkdir()
@@ -208,6 +215,18 @@ CASES = [
      "not a readable safetensors file"),
     ("import-hf-missing-shard", ["import-hf", "{d}/hf_missing_shard", "--workdir", "{d}/imp3"],
      "model-00002.safetensors"),
+    ("train-config-returns-a-dict", ["train", "--config", "{d}/config_dict.py", "--workdir",
+                                     "{d}/w"], "get_config returned dict"),
+    ("train-config-exits", ["train", "--config", "{d}/config_exit.py", "--workdir", "{d}/w"],
+     "sys.exit(0)"),
+    ("train-config-raises", ["train", "--config", "{d}/config_raises.py", "--workdir", "{d}/w"],
+     "line 2: ZeroDivisionError"),
+    ("train-config-takes-no-arg", ["train", "--config", "{d}/config_no_arg.py", "--workdir",
+                                   "{d}/w"], "takes 0 positional arguments"),
+    ("train-config-lacks-groups", ["train", "--config", "{d}/config_no_groups.py", "--workdir",
+                                   "{d}/w"], "lacks ['train', 'optimizer', 'data', 'mesh']"),
+    ("train-config-is-json", ["train", "--config", "{d}/law_list.json", "--workdir", "{d}/w"],
+     "not a Python file"),
     ("train-into-a-hf-model", ["train", "--config", NANO, "--workdir", "{d}/hf_model"],
      "model.safetensors"),
     ("fit-out-is-runs", ["fit", "--runs", "{d}/runs_ok.csv", "--out", "{d}/runs_ok.csv"],
@@ -326,3 +345,12 @@ def test_rows_repeated_in_a_runs_table_are_counted_once_with_a_warning(files, ca
   assert [line for line in captured.err.splitlines() if line.startswith("lawsearch:")] == [
       f"lawsearch: warning: --runs {files}/runs_twice.csv: 9 row(s) repeat another row exactly "
       "(a copied record or a table joined twice); each is counted once"]
+
+
+def test_a_config_that_never_returns_is_stopped_with_one_line(files, capsys, monkeypatch):
+  from lawsearch import configlib  # pylint: disable=import-outside-toplevel
+
+  monkeypatch.setattr(configlib, "LOAD_TIMEOUT_S", 0.5)
+  code = cli.main(["train", "--config", f"{files}/config_forever.py", "--workdir", f"{files}/w"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1 and "still running after 0.5 s" in err[0], err
