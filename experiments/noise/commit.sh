@@ -6,6 +6,8 @@ cd "$(dirname "$0")/../.."
 ROOT=experiments/results/noise
 experiments/commit_finished.sh "$ROOT" "noise runs" > /dev/null || true
 JAX_PLATFORMS=cpu .venv/bin/python experiments/noise/analyze.py --root "$ROOT" > /dev/null
+# A run that finished while the analysis ran is in its table: commit its record too.
+experiments/commit_finished.sh "$ROOT" "noise runs" > /dev/null || true
 git add "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json"
 if ! git diff --cached --quiet -- "$ROOT"; then
   git commit -q -m "noise: the analysis of $(tail -n +2 "$ROOT/runs.csv" | wc -l) runs" -- \
