@@ -87,7 +87,13 @@ def files(tmp_path_factory):
   from lawsearch import arch  # pylint: disable=import-outside-toplevel
   from lawsearch.hf import config as hf_config  # pylint: disable=import-outside-toplevel
 
-  nano = json.dumps(hf_config.hf_config(arch.preset("nano")))
+  nano_config = hf_config.hf_config(arch.preset("nano"))
+  nano = json.dumps(nano_config)
+  for name, changes in (("hf_string_theta", {"rope_theta": "500000"}),
+                        ("hf_string_tie", {"tie_word_embeddings": "false"}),
+                        ("hf_negative_eps", {"rms_norm_eps": -1e-5})):
+    (root / name).mkdir()
+    (root / name / "config.json").write_text(json.dumps({**nano_config, **changes}))
   for name, files in (("hf_escape", {"model.safetensors.index.json": json.dumps(
       {"weight_map": {"model.embed_tokens.weight": "../outside.safetensors"}})}),
                       ("hf_garbage", {"model.safetensors": "not a safetensors file"}),
@@ -209,6 +215,12 @@ CASES = [
                              "--workdir", "{d}/w"], "n_kv_heads"),
     ("train-cudnn-on-cpu", ["train", "--config", NANO, "--config.model.attention_impl=cudnn",
                             "--workdir", "{d}/w"], "cudnn"),
+    ("import-hf-string-rope-theta", ["import-hf", "{d}/hf_string_theta", "--workdir",
+                                     "{d}/imp4"], "rope_theta must be a positive number"),
+    ("import-hf-string-tie", ["import-hf", "{d}/hf_string_tie", "--workdir", "{d}/imp5"],
+     "tie_word_embeddings must be true or false"),
+    ("import-hf-negative-eps", ["import-hf", "{d}/hf_negative_eps", "--workdir", "{d}/imp6"],
+     "rms_norm_eps must be a positive number"),
     ("import-hf-weight-map-escapes", ["import-hf", "{d}/hf_escape", "--workdir", "{d}/imp1"],
      "outside the model directory"),
     ("import-hf-garbage-weights", ["import-hf", "{d}/hf_garbage", "--workdir", "{d}/imp2"],

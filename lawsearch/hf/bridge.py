@@ -151,10 +151,17 @@ def read_safetensors(src_dir: str) -> dict[str, np.ndarray]:
     try:
       with safe_open(path, framework="flax") as f:  # flax: bfloat16 too
         for key in f.keys():
-          tensors[key] = np.asarray(f.get_tensor(key), np.float32)
+          tensors[key] = f.get_tensor(key)
     except Exception as e:  # pylint: disable=broad-except  (safetensors raises its own kinds)
       raise UserError(f"{path} is not a readable safetensors file ({type(e).__name__}: "
                       f"{' '.join(str(e).split())[:200]})") from None
+  for key, value in tensors.items():
+    if not jax.numpy.issubdtype(value.dtype, jax.numpy.floating):
+      raise UserError(f"{src_dir}: tensor {key} is {value.dtype}, not floating point; lawsearch "
+                      "imports float32, float16 and bfloat16 weights (dequantise it first)")
+    tensors[key] = np.asarray(value, np.float32)
+    if not np.isfinite(tensors[key]).all():
+      raise UserError(f"{src_dir}: tensor {key} holds NaN or infinite values")
   return tensors
 
 

@@ -109,6 +109,22 @@ def _rope(config: Mapping[str, Any], source: str) -> tuple[float, dict | None]:
   return theta, {k: float(rope[k]) for k in LLAMA3_SCALING_KEYS}
 
 
+def _optional(config: Mapping[str, Any], key: str, kind: type, default, source: str):
+  """config[key] when present and not null, else `default`; a UserError unless it is a `kind`
+  (bool for bool, an integer for int, a number for float; booleans are not numbers) and, for
+  numbers, positive."""
+  value = config.get(key)
+  if value is None:
+    return default
+  ok = (isinstance(value, bool) if kind is bool else
+        not isinstance(value, bool) and isinstance(value, int if kind is int else (int, float))
+        and value > 0)
+  if not ok:
+    words = {bool: "true or false", int: "a positive integer", float: "a positive number"}[kind]
+    raise UserError(f"{source}: {key} must be {words}, got {value!r}")
+  return kind(value)
+
+
 def read_hf_config(path: str) -> HFModel:
   """The model a Llama- or Mistral-architecture config.json describes, or a UserError naming the
   field lawsearch cannot compute."""
@@ -122,7 +138,7 @@ def read_hf_config(path: str) -> HFModel:
       "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
       "vocab_size")})
   for flag in ("attention_bias", "mlp_bias"):
-    if config.get(flag):
+    if _optional(config, flag, bool, False, source):
       raise UserError(f"{source}: {flag} is true; lawsearch's decoder has no biases")
   if config.get("hidden_act", "silu") != "silu":
     raise UserError(f"{source}: hidden_act {config['hidden_act']!r}; lawsearch's MLP is SwiGLU "
@@ -130,16 +146,18 @@ def read_hf_config(path: str) -> HFModel:
   heads = config["num_attention_heads"]
   spec = ArchSpec(
       n_layers=config["num_hidden_layers"], d_model=config["hidden_size"], n_heads=heads,
-      n_kv_heads=config.get("num_key_value_heads") or heads,
-      head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+      n_kv_heads=_optional(config, "num_key_value_heads", int, heads, source),
+      head_dim=_optional(config, "head_dim", int, config["hidden_size"] // heads, source),
       ffn_dim=config["intermediate_size"], vocab_size=config["vocab_size"],
-      tie_embeddings=bool(config.get("tie_word_embeddings", False)))  # both classes' default
+      tie_embeddings=_optional(config, "tie_word_embeddings", bool, False, source))  # both default
+  for key in ("rope_theta", "rms_norm_eps"):
+    _optional(config, key, float, None, source)
   theta, scaling = _rope(config, source)
-  max_len = int(config.get("max_position_embeddings", 2048))
-  window = config.get("sliding_window") if kind == "mistral" else None
+  max_len = _optional(config, "max_position_embeddings", int, 2048, source)
+  window = _optional(config, "sliding_window", int, None, source) if kind == "mistral" else None
   if window:  # full attention within the window is the same computation
-    max_len = min(max_len, int(window))
+    max_len = min(max_len, window)
   eos = config.get("eos_token_id")
   eos = eos[0] if isinstance(eos, list) and eos else eos
-  return HFModel(spec, kind, theta, float(config.get("rms_norm_eps", 1e-6)),  # both defaults
+  return HFModel(spec, kind, theta, _optional(config, "rms_norm_eps", float, 1e-6, source),
                  scaling, max_len, eos if isinstance(eos, int) else None)
