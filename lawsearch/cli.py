@@ -10,6 +10,7 @@ exits with status 2 and a one-line message; any other exception is a bug and kee
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -1004,6 +1005,13 @@ def _main(argv) -> int:
   except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
     # Paths come from the user: a missing file or a file where a directory belongs is their slip.
     print(f"lawsearch: error: {e.strerror}: {e.filename}", file=sys.stderr)
+    return 2
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+      raise
+    print(f"lawsearch: error: {e.strerror}" + (f": {e.filename}" if e.filename else "") +
+          " (free space or choose a writable place, then run the same command again)",
+          file=sys.stderr)
     return 2
   return 0
 

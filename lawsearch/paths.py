@@ -105,8 +105,11 @@ def write_bytes(p, data: bytes) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(p, Path):
       tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-      tmp.write_bytes(data)
-      os.replace(tmp, p)
+      try:
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+      finally:  # a full or read-only disk leaves no half-written temporary file behind
+        tmp.unlink(missing_ok=True)
     else:  # object stores write whole objects: one write is already atomic
       p.write_bytes(data)
 

@@ -366,3 +366,19 @@ def test_a_config_that_never_returns_is_stopped_with_one_line(files, capsys, mon
   code = cli.main(["train", "--config", f"{files}/config_forever.py", "--workdir", f"{files}/w"])
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 2 and len(err) == 1 and "still running after 0.5 s" in err[0], err
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(files, capsys, monkeypatch):
+  import errno  # pylint: disable=import-outside-toplevel
+  import pathlib  # pylint: disable=import-outside-toplevel
+
+  def full(self, data):
+    self.touch()  # the file is created, then the disk runs out
+    raise OSError(errno.ENOSPC, "No space left on device", str(self))
+  monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+  out = files / "full_disk"
+  code = cli.main(["fit", "--runs", f"{files}/runs_ok.csv", "--bootstrap", "0", "--no-validate",
+                   "--out", f"{out}/law.json"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1 and err[0].startswith("lawsearch: error: No space left")
+  assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
