@@ -106,38 +106,36 @@ class ArchSpec:
       raise UserError(
           f"ArchSpec.n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}; "
           f"valid n_kv_heads for n_heads={self.n_heads}: {divisors}")
-    if self.attention not in ATTENTION_KINDS:
-      raise UserError(f"ArchSpec.attention={self.attention!r}; choose one of {ATTENTION_KINDS}")
-    for field in MLA_FIELDS:
-      value = getattr(self, field)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise UserError(f"ArchSpec.{field} must be a non-negative integer, got {value!r}")
-      object.__setattr__(self, field, int(value))
-    if self.attention == "gqa":
-      given = [f"{f}={getattr(self, f)}" for f in MLA_FIELDS if getattr(self, f)]
-      if given:
-        raise UserError(f"{', '.join(given)} apply to attention='mla' only; set attention='mla' "
-                        "or drop them")
-    else:
+    if self._check_kind("attention", ATTENTION_KINDS, MLA_FIELDS):
       self._check_mla()
-    self._check_mlp()
-
-  def _check_mlp(self):
-    if self.mlp not in MLP_KINDS:
-      raise UserError(f"ArchSpec.mlp={self.mlp!r}; choose one of {MLP_KINDS}")
     if self.router not in ROUTERS:
       raise UserError(f"ArchSpec.router={self.router!r}; choose one of {ROUTERS}")
-    for field in MOE_FIELDS:
-      value = getattr(self, field)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise UserError(f"ArchSpec.{field} must be a non-negative integer, got {value!r}")
-      object.__setattr__(self, field, int(value))
-    if self.mlp == "dense":
-      given = [f"{f}={getattr(self, f)}" for f in MOE_FIELDS if getattr(self, f)]
-      given += [f"router={self.router!r}"] if self.router != "softmax" else []
-      if given:
-        raise UserError(f"{', '.join(given)} apply to mlp='moe' only; set mlp='moe' or drop them")
-      return
+    router = [f"router={self.router!r}"] if self.router != "softmax" else []
+    if self._check_kind("mlp", MLP_KINDS, MOE_FIELDS, router):
+      self._check_moe()
+
+  def _check_kind(self, kind: str, kinds: tuple[str, str], fields: tuple[str, ...],
+                  also_given: Sequence[str] = ()) -> bool:
+    """Checks that ArchSpec.<kind> is one of `kinds` (the plain one first) and that `fields` are
+    non-negative integers, all 0 for the plain kind (as `also_given`, settings of the other kind,
+    must be empty). Returns whether the kind is the other one."""
+    value = getattr(self, kind)
+    if value not in kinds:
+      raise UserError(f"ArchSpec.{kind}={value!r}; choose one of {kinds}")
+    for field in fields:
+      number = getattr(self, field)
+      if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or number < 0:
+        raise UserError(f"ArchSpec.{field} must be a non-negative integer, got {number!r}")
+      object.__setattr__(self, field, int(number))
+    if value != kinds[0]:
+      return True
+    given = [f"{f}={getattr(self, f)}" for f in fields if getattr(self, f)] + list(also_given)
+    if given:
+      raise UserError(f"{', '.join(given)} apply to {kind}='{kinds[1]}' only; set "
+                      f"{kind}='{kinds[1]}' or drop them")
+    return False
+
+  def _check_moe(self):
     if self.n_experts < 1 or self.expert_ffn_dim < 1:
       raise UserError(f"mlp='moe' needs n_experts >= 1 and expert_ffn_dim >= 1, got "
                       f"n_experts={self.n_experts}, expert_ffn_dim={self.expert_ffn_dim}")
