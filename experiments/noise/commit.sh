@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Commits the noise runs that finished since the last call and the analysis of every committed
-# run (runs.csv, lr.json, recipes.json), together, so the two never disagree (a test checks).
+# Commits the noise runs that finished since the last call and the analysis of every finished run
+# (runs.csv, lr.json, recipes.json), together, so that every row of the table has its committed
+# record (a test checks; a record may be newer than the table, never the other way round).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=experiments/results/noise
-experiments/commit_finished.sh "$ROOT" "noise runs" > /dev/null || true
 JAX_PLATFORMS=cpu .venv/bin/python experiments/noise/analyze.py --root "$ROOT" > /dev/null
-# A run that finished while the analysis ran is in its table: commit its record too.
-experiments/commit_finished.sh "$ROOT" "noise runs" > /dev/null || true
 git add "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json"
-if ! git diff --cached --quiet -- "$ROOT"; then
+# Every record the analysis read is finished, so this commits each of them with the analysis.
+experiments/commit_finished.sh "$ROOT" "noise runs and their analysis" || true
+if ! git diff --cached --quiet -- "$ROOT"; then  # no new record: the analysis alone
   git commit -q -m "noise: the analysis of $(tail -n +2 "$ROOT/runs.csv" | wc -l) runs" -- \
       "$ROOT/runs.csv" "$ROOT/lr.json" "$ROOT/recipes.json" && echo "committed the analysis"
 fi
