@@ -1,9 +1,10 @@
 """Seeds in one program: does training K seeds of one shape as one vmapped program beat training
 them as separate runs on this CPU? And where do both stand against the CPU's matmul rate?
 
-    JAX_PLATFORMS=cpu .venv/bin/python experiments/bench_seed_batch.py [--out FILE]
+    JAX_PLATFORMS=cpu .venv/bin/python experiments/bench_seed_batch.py [--recipe cpu_v2]
 
-For the CPU replication's 80k and 145k cross shapes (batch 32 x 128, float32, synthetic tokens),
+For the CPU replication's 80k and 145k cross shapes in the recipe's batch (recipe cpu: 32 x 128;
+cpu_v2: 4 x 128 at 80k and 8 x 128 at 145k; float32, synthetic tokens),
 seed-tokens per second (K models x tokens per step / time) of:
   separate   two processes pinned to one core each, each training 2 of the 4 seeds in turn
              (how the sweeps run today: two pinned workers)
@@ -31,6 +32,7 @@ EVAL = ["--config.train.eval_batches=1"]  # synthetic data has no whole held-out
 
 
 def worker(arg: str, members: int, sequential: int) -> None:
+  """arg: a configs/train.py ARG (shape and recipe)."""
   """Times SITTINGS x STEPS steps of `sequential` programs of `members` vmapped seeds each and
   prints one JSON line: seconds per sitting and seed-tokens per sitting."""
   import jax  # pylint: disable=import-outside-toplevel
@@ -39,7 +41,7 @@ def worker(arg: str, members: int, sequential: int) -> None:
   from lawsearch import configlib  # pylint: disable=import-outside-toplevel
   from lawsearch.train import loop, optimizer as optimizer_lib, step as step_lib  # pylint: disable=C0415
 
-  config = configlib.load(f"configs/train.py:{arg},recipe=cpu,data=synthetic", EVAL)
+  config = configlib.load(f"configs/train.py:{arg},data=synthetic", EVAL)
   program = loop.build_program(config)
   tx, schedule = optimizer_lib.from_config(config.optimizer, program.steps)
   step = step_lib.make_train_step(program.model, tx, schedule)
@@ -97,7 +99,8 @@ def run_mode(arg: str, cores_and_plans: list[tuple[str, int, int]]) -> float:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--out", default="experiments/results/seed_batch_cpu.json")
+  parser.add_argument("--recipe", default="cpu", choices=("cpu", "cpu_v2"))
+  parser.add_argument("--out", help="default: experiments/results/seed_batch_<recipe>.json")
   parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
@@ -106,17 +109,19 @@ def main() -> None:
   from lawsearch import configlib  # pylint: disable=import-outside-toplevel
   from lawsearch.train import loop, metrics  # pylint: disable=import-outside-toplevel
 
-  result = {"command": "JAX_PLATFORMS=cpu .venv/bin/python experiments/bench_seed_batch.py",
+  result = {"command": "JAX_PLATFORMS=cpu .venv/bin/python experiments/bench_seed_batch.py"
+                       f" --recipe {args.recipe}",
             "seeds": SEEDS, "matmul_gflops_1core": matmul_rate("0"),
             "matmul_gflops_2cores": matmul_rate("0,1"), "shapes": {}}
   for scale, arg in SHAPES.items():
-    config = configlib.load(f"configs/train.py:{arg},recipe=cpu,data=synthetic", EVAL)
+    arg = f"{arg},recipe={args.recipe}"
+    config = configlib.load(f"configs/train.py:{arg},data=synthetic", EVAL)
     flops = metrics.train_flops_per_token(loop.arch_spec(config), config.train.seq_len)
     modes = {"separate": [("0", 1, 2), ("1", 1, 2)], "vmap4": [("0,1", 4, 1)],
              "vmap2x2": [("0", 2, 1), ("1", 2, 1)]}
     rates = {name: run_mode(arg, plan) for name, plan in modes.items()}
     result["shapes"][scale] = {
-        "arch": arg, "flops_per_token": flops,
+        "arch": arg, "batch_size": config.train.batch_size, "flops_per_token": flops,
         **{f"{k}_seed_tokens_per_s": v for k, v in rates.items()},
         **{f"{k}_gflops": v * flops / 1e9 for k, v in rates.items()},
         "vmap4_over_separate": rates["vmap4"] / rates["separate"],
@@ -124,7 +129,7 @@ def main() -> None:
     print(scale, json.dumps(result["shapes"][scale], indent=1), flush=True)
   print(f"matmul limit: {result['matmul_gflops_1core']:.1f} GFLOP/s on 1 core, "
         f"{result['matmul_gflops_2cores']:.1f} on 2")
-  with open(args.out, "w") as f:
+  with open(args.out or f"experiments/results/seed_batch_{args.recipe}.json", "w") as f:
     json.dump(result, f, indent=1)
 
 

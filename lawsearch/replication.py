@@ -87,6 +87,7 @@ def table(root: str) -> pd.DataFrame:
   columns = ["run", "part", "scale", "role", "seed", *SHAPE, "gqa", "vocab_size", "n_params",
              "total_params", "tokens", "d_over_sqrt_n", "mlp_attn_ratio", "loss", "loss_se",
              "paired_se", "train_loss", "tokens_per_s", "steps"]
+  columns += [c for c in ("peak_lr", "batch_size") if c in df]  # records since the noise work
   df = df[columns].sort_values(["part", "n_params", "d_model", "ffn_dim", "seed"])
   df.to_csv(os.path.join(root, "runs.csv"), index=False, float_format="%.6g")
   print(f"runs.csv: {len(df)} runs ({', '.join(f'{k} {v}' for k, v in df['scale'].value_counts().sort_index().items())})")

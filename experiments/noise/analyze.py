@@ -11,6 +11,10 @@ warmup, LR multiple, seed, loss), and two summaries:
                 whether the ranking of shapes changes (Spearman between the ranking at the
                 shared LR and at each shape's best); the seed SD pooled at the shared LR and
                 over every LR.
+  lr_rule.json  the LR rule fitted on the batch-8 scans: the optimal multiple as
+                log2 m* = a[scale] + b log2(x / X_REF) + c log2(r), with each shape's seed-mean loss
+                a parabola in log2 m around m* (its own depth and curvature); b and c with their
+                standard errors, and per shape the loss the rule gives up against the scan's best
   recipes.json  per recipe variant at 80k (batch size, warmup, LR multiple), the seed SD pooled
                 over the four shapes, its degrees of freedom, and each shape's seed-mean loss:
                 does a variant bring the seed SD to 0.01 nats?
@@ -25,6 +29,7 @@ import os
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from lawsearch import paths, runs
 from lawsearch.laws import noise as noise_lib
@@ -32,8 +37,9 @@ from lawsearch.laws.validation import spearman
 from lawsearch.rundir import RunDir
 
 SHAPE = ("d_model", "ffn_dim", "n_heads")
-ROOTS = ("lr_scan", "batch16", "batch8", "warmup20", "lr_scan_b8")
-SHARED = {32: 1.0, 16: 0.71, 8: 0.5}  # the LR multiple of recipe v1's rule at each batch size
+ROOTS = ("lr_scan", "batch16", "batch8", "warmup20", "lr_scan_b8", "batch4")
+SHARED = {32: 1.0, 16: 0.71, 8: 0.5, 4: 0.35}
+X_REF = 0.13  # the rule's reference d/sqrt(N): the cross design's r sweep  # the LR multiple of recipe v1's rule at each batch size
 COMMAND = "experiments/noise/train_noise.sh; .venv/bin/python experiments/noise/analyze.py"
 
 
@@ -125,6 +131,62 @@ def analyse(table: pd.DataFrame) -> dict:
   return out
 
 
+def lr_rule(table: pd.DataFrame, batch_size: int = 8) -> dict:
+  """lr_rule.json (module doc): a least-squares fit on every (shape, LR multiple) seed mean of
+  the scans at `batch_size` and 5% warmup."""
+  scan = table[(table["batch_size"] == batch_size) & (table["warmup"] == 0.05)]
+  means = scan.groupby(["scale", "shape", "lr_multiple"]).agg(
+      loss=("loss", "mean"), x=("d_over_sqrt_n", "first"), r=("mlp_attn_ratio", "first"),
+      seeds=("loss", "size")).reset_index()
+  shapes = means.groupby(["scale", "shape"]).filter(lambda g: len(g) >= 3)
+  keys = sorted(set(zip(shapes["scale"], shapes["shape"])))
+  scales = sorted(set(shapes["scale"]))
+  shape_index = np.array([keys.index(k) for k in zip(shapes["scale"], shapes["shape"])])
+  scale_index = np.array([scales.index(s) for s in shapes["scale"]])
+  log_m = np.log2(shapes["lr_multiple"].to_numpy())
+  log_x = np.log2(shapes["x"].to_numpy() / X_REF)
+  log_r = np.log2(shapes["r"].to_numpy())
+  loss = shapes["loss"].to_numpy()
+  n_keys, n_scales = len(keys), len(scales)
+
+  def unpack(p):
+    depth, log_curv = p[:n_keys], p[n_keys:2 * n_keys]
+    a, (b, c) = p[2 * n_keys:2 * n_keys + n_scales], p[-2:]
+    return depth, np.exp(log_curv), a, b, c
+
+  def optimum(p):
+    _, _, a, b, c = unpack(p)
+    return a[scale_index] + b * log_x + c * log_r
+
+  def residuals(p):
+    depth, curv, *_ = unpack(p)
+    return depth[shape_index] + curv[shape_index] * (log_m - optimum(p)) ** 2 - loss
+
+  start = np.concatenate([[loss[shape_index == i].min() for i in range(n_keys)],
+                          np.full(n_keys, np.log(0.05)), np.zeros(n_scales), [0.0, 0.0]])
+  fit = optimize.least_squares(residuals, start)
+  dof = max(len(loss) - len(start), 1)
+  sigma2 = float(fit.fun @ fit.fun) / dof
+  cov = np.linalg.pinv(fit.jac.T @ fit.jac) * sigma2
+  depth, curv, a, b, c = unpack(fit.x)
+  per_shape = {}
+  for i, (scale, shape) in enumerate(keys):
+    rows = shapes[shape_index == i]
+    rule = float(2 ** optimum(fit.x)[shape_index == i][0])
+    per_shape[f"{scale} {shape}"] = {
+        "x": float(rows["x"].iloc[0]), "r": float(rows["r"].iloc[0]),
+        "rule_multiple": rule, "model_loss_at_rule": float(depth[i]),
+        "best_scanned_loss": float(rows["loss"].min()),
+        "given_up_at_nearest_scanned_multiple": float(
+            rows.loc[(np.log2(rows["lr_multiple"]) - np.log2(rule)).abs().idxmin(), "loss"]
+            - rows["loss"].min())}
+  return {"batch_size": batch_size, "x_ref": X_REF, "points": len(loss),
+          "intercept_log2_by_scale": dict(zip(scales, map(float, a))),
+          "width_exponent": float(b), "width_exponent_se": float(np.sqrt(cov[-2, -2])),
+          "r_exponent": float(c), "r_exponent_se": float(np.sqrt(cov[-1, -1])),
+          "residual_sd": float(np.sqrt(sigma2)), "shapes": per_shape}
+
+
 def recipes(table: pd.DataFrame) -> dict:
   """recipes.json (module doc)."""
   table = table[table["scale"] == "80k"]
@@ -148,13 +210,18 @@ def main() -> None:
   args = parser.parse_args()
   table = read_all(args.root)
   table.to_csv(os.path.join(args.root, "runs.csv"), index=False)
-  lr, by_recipe = analyse(table), recipes(table)
-  for name, doc in (("lr.json", lr), ("recipes.json", {"recipes": by_recipe})):
+  lr, rule, by_recipe = analyse(table), lr_rule(table), recipes(table)
+  for name, doc in (("lr.json", lr), ("lr_rule.json", rule), ("recipes.json", {"recipes": by_recipe})):
     with open(os.path.join(args.root, name), "w") as f:
       json.dump({"command": COMMAND, **doc}, f, indent=1, default=float)
   for name, r in by_recipe.items():
     print(f"80k {name} ({r['steps']} steps): seed SD {r['seed_sd']:.4f} ({r['seed_df']} df), "
           f"mean loss {r['mean_loss']:.4f}")
+  print(f"LR rule at batch {rule['batch_size']}: m* = 2^a[scale] (x/{X_REF})^"
+        f"{rule['width_exponent']:.2f}+-{rule['width_exponent_se']:.2f} r^"
+        f"{rule['r_exponent']:.2f}+-{rule['r_exponent_se']:.2f}, a = "
+        f"{ {k: round(v, 2) for k, v in rule['intercept_log2_by_scale'].items()} }, "
+        f"residual SD {rule['residual_sd']:.4f}")
   for name, s in lr["scans"].items():
     print(f"{name}: seed SD {s['seed_sd_at_shared_lr']:.4f} at the shared LR, "
           f"{s['seed_sd_all_lrs']:.4f} over all LRs ({s['seed_df_all_lrs']} df); the shared LR "

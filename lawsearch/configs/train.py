@@ -128,10 +128,12 @@ def get_config(arg=None):
     config.train.steps = 0
     config.train.tokens = rec.tokens(n)
     config.train.seq_len = rec.seq_len
-    config.optimizer.peak_lr = rec.peak_lr(n)
+    config.optimizer.peak_lr = rec.peak_lr(n, spec.d_over_sqrt_n)
     config.optimizer.warmup_steps = rec.warmup_fraction
     for item in rec.config_overrides:
       configlib.apply_override(config, item)
+    if rec.target_steps:
+      config.train.batch_size = rec.batch_size(n)
 
   config.optimizer.peak_lr *= arg.lr_scale
 
