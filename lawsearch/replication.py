@@ -155,10 +155,17 @@ def validation_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- fit ---------------------------------------------------------------------------------------------
-def validation(df: pd.DataFrame, form: str) -> pd.DataFrame:
+def validation(df: pd.DataFrame, form: str, l_opt: str = "empirical") -> pd.DataFrame:
   """The paper's progressive cross-scale validation over every scale of the table (the last task
-  predicts the held-out scale), with the paper's MSE and Spearman beside each task."""
-  val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt="empirical")
+  predicts the held-out scale), with the paper's MSE and Spearman beside each task. l_opt
+  "joint": every scale's level fitted with the law on the whole table (`laws.levels`)."""
+  if l_opt == "joint":
+    assessment = laws.fit_runs(validation_runs(df), form, l_opt="joint").assessment
+    if assessment.validation is None:
+      raise ValueError(assessment.validation_skipped)
+    val = assessment.validation
+  else:
+    val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt)
   val.insert(0, "form", form)
   paper = [PAPER_VALIDATION[i] if i < len(PAPER_VALIDATION) else (None, None)
            for i in range(len(val))]
@@ -166,41 +173,49 @@ def validation(df: pd.DataFrame, form: str) -> pd.DataFrame:
   return val
 
 
-def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0,
-            r_range=laws.DEFAULT_R_RANGE) -> tuple[ConditionalLaw, dict, list[str]]:
-  """The law on the table's fitting scales (L_opt empirical, r in `r_range`: the paper's
-  [0.5, 5]; None = every run), a summary (coefficients, MSE, the optimum with 95% bootstrap
-  intervals from `n_boot` refits, 0 = none, the seed noise and the residual trends) and the
-  noise's lines to print."""
-  fitted = laws.fit_runs(fitting_runs(df), form, l_opt="empirical", r_range=r_range,
+def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0, r_range=laws.DEFAULT_R_RANGE,
+            l_opt: str = "empirical") -> tuple[ConditionalLaw, dict, list[str]]:
+  """The law on the table's fitting scales (L_opt: "empirical", the paper's, or "joint"; r in
+  `r_range`: the paper's [0.5, 5]; None = every run), a summary (coefficients, MSE, the optimum
+  with 95% bootstrap intervals from `n_boot` refits, 0 = none, the seed noise and the residual
+  trends) and the noise's lines to print."""
+  fitted = laws.fit_runs(fitting_runs(df), form, l_opt=l_opt, r_range=r_range,
                          n_boot=n_boot, validate=False)
   summary = fitted.to_dict()
   summary.pop("validation_error")  # the replication validates across every scale: validation()
   return fitted.law, summary, fitted.noise_lines()
 
 
-def fit(root: str, n_boot: int = 1000) -> dict:
+def _interval(optimum: dict, key: str, digits: int) -> str:
+  """A bootstrap interval as "[low, high]" ("" without a bootstrap)."""
+  low_high = optimum.get(key)
+  return f"[{low_high[0]:.{digits}f}, {low_high[1]:.{digits}f}]" if low_high else ""
+
+
+def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
   """Both forms on runs.csv: law_<form>.json, fit.json (summaries) and validation.csv."""
   df = read_table(root)
-  out = {"n_runs": len(fitting_runs(df)), "scales": list(CPU.fit_scales), "forms": {}}
+  out = {"n_runs": len(fitting_runs(df)), "scales": list(CPU.fit_scales), "l_opt": l_opt,
+         "forms": {}}
   validations = []
   for form in FORMS:
-    law, summary, _ = fit_law(df, form, n_boot)
+    law, summary, _ = fit_law(df, form, n_boot, l_opt=l_opt)
     law.to_json(os.path.join(root, f"law_{form}.json"))
     out["forms"][form] = summary
     if form == "multiplicative":
       out["resolution"] = resolution(df, law).to_dict("records")
     opt = summary["optimum"]
     print(f"{form}: {summary['n_points']} runs, MSE {summary['mse']:.3g}; optimum "
-          + (f"d/sqrt(N) {opt['d_over_sqrt_n']:.3f} {np.round(opt.get('d_over_sqrt_n_95'), 3)}, "
-             f"r {opt['mlp_attn_ratio']:.2f} {np.round(opt.get('mlp_attn_ratio_95'), 2)}"
+          + (f"d/sqrt(N) {opt['d_over_sqrt_n']:.3f} {_interval(opt, 'd_over_sqrt_n_95', 3)}, "
+             f"r {opt['mlp_attn_ratio']:.2f} {_interval(opt, 'mlp_attn_ratio_95', 2)}"
              if "error" not in opt else opt["error"]))
     try:
-      validations.append(validation(df, form))
+      validations.append(validation(df, form, l_opt))
     except ValueError as e:  # fewer than two scales, or too few runs at the smallest
       summary["validation_error"] = str(e)
   # The paper's filter drops r outside [0.5, 5]; the same law on every run shows what it hides.
-  _, out["forms"]["multiplicative, every r"], _ = fit_law(df, "multiplicative", 0, r_range=None)
+  _, out["forms"]["multiplicative, every r"], _ = fit_law(df, "multiplicative", 0, r_range=None,
+                                                         l_opt=l_opt)
   if validations:
     val = pd.concat(validations, ignore_index=True)
     val.to_csv(os.path.join(root, "validation.csv"), index=False, float_format="%.6g")
@@ -239,6 +254,7 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, 
   shapes = shapes.sort_values("loss").reset_index(drop=True)
   best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
   gap = float(chosen["loss"] - best["loss"])
+  seed_sd = float(laws.noise.seed_noise(held).by_scale["pooled_sd"].iloc[0])  # NaN with one seed each
   summary = {
       "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()),
       "spearman": float(stats.spearmanr(shapes["predicted_rel"], shapes["loss"])[0]),
@@ -252,7 +268,9 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, 
                            "measured_rank": int(chosen["measured_rank"]),
                            "loss": float(chosen["loss"]), "gap_to_best": gap,
                            "gap_in_paired_se": (gap / float(chosen["paired_se"])
-                                                if chosen["paired_se"] > 0 else 0.0)}}
+                                                if chosen["paired_se"] > 0 else 0.0),
+                           "gap_in_seed_sd": gap / seed_sd if seed_sd > 0 else float("nan")},
+      "seed_sd": seed_sd}
   try:
     x_star, r_star = law.optimum()
     summary["law_optimum"] = {"d_over_sqrt_n": x_star, "mlp_attn_ratio": r_star}

@@ -82,20 +82,22 @@ def _record(spec, loss, rng, **extra):
                             heldout_block_windows=[32] * len(BLOCKS), **extra)
 
 
-def _synthetic_root(root):
-  """Run records at the recipe's shapes with losses from TRUE_LAW (L_opt a power law in N)."""
+def _synthetic_root(root, seeds=1, noise=0.0005):
+  """Run records at the recipe's shapes with losses from TRUE_LAW (L_opt a power law in N), each
+  seed's loss off by a relative `noise`."""
   rng = np.random.default_rng(0)
   shapes = [(s, spec) for s in CPU.fit_scales for _, _, spec in CPU.sweep_shapes(s)]
   shapes += [(CPU.heldout_scale, spec) for _, _, spec in CPU.sweep_shapes(CPU.heldout_scale)]
   for scale, spec in shapes:
     n = spec.non_embedding_params
     l_opt = 2.0 + 40 * n ** -0.3
-    loss = float(TRUE_LAW.predict_xr(spec.d_over_sqrt_n, spec.mlp_attn_ratio, l_opt))
-    loss *= 1 + 0.0005 * rng.standard_normal()
-    part = "heldout" if scale == CPU.heldout_scale else "fit"
-    directory = root / part / f"{scale}-{spec.d_model}-{spec.ffn_dim}-{spec.n_heads}"
-    directory.mkdir(parents=True)
-    runs.write_result(directory, _record(spec, loss, rng, seed=0))
+    law_loss = float(TRUE_LAW.predict_xr(spec.d_over_sqrt_n, spec.mlp_attn_ratio, l_opt))
+    for seed in range(seeds):
+      loss = law_loss * (1 + noise * rng.standard_normal())
+      part = "heldout" if scale == CPU.heldout_scale else "fit"
+      directory = root / part / f"{scale}-{spec.d_model}-{spec.ffn_dim}-{spec.n_heads}-s{seed}"
+      directory.mkdir(parents=True)
+      runs.write_result(directory, _record(spec, loss, rng, seed=seed))
 
 
 def test_driver_recovers_a_known_law_and_searches(tmp_path):
@@ -149,6 +151,30 @@ def test_driver_recovers_a_known_law_and_searches(tmp_path):
   np.testing.assert_allclose(l_opt, l_opt.mean(), rtol=2e-5)
   assert l_opt.mean() <= shapes["loss"].min()
   assert f"## Does the law pick the best run at {CPU.heldout_scale}?" in open(report).read()
+
+
+def test_driver_with_seeds_fits_levels_jointly_and_measures_the_gap_in_seed_sds(tmp_path):
+  """Replication v2's analysis: 3 seeds a shape (seed SD 0.005 of the loss), L_opt fitted jointly."""
+  _synthetic_root(tmp_path, seeds=3, noise=0.005)
+  table = replication.table(str(tmp_path))
+  fitted = replication.fit(str(tmp_path), n_boot=0, l_opt="joint")
+  summary = fitted["forms"]["multiplicative"]
+  assert fitted["l_opt"] == summary["l_opt"]["source"] == "joint"
+  assert summary["optimum"]["d_over_sqrt_n"] == pytest.approx(0.15, rel=0.1)
+  assert summary["optimum"]["mlp_attn_ratio"] == pytest.approx(1.2, rel=0.15)
+  # The noise is measured: the pooled seed SD near 0.005 * ~3.7 nats at every fitting scale.
+  pooled = {row["scale"]: row["pooled_sd"] for row in summary["noise"]["by_scale"]}
+  assert set(pooled) == set(CPU.fit_scales)
+  assert all(0.01 < sd < 0.03 for sd in pooled.values()), pooled
+  val = pd.read_csv(tmp_path / "validation.csv")
+  last = val[val["form"] == "multiplicative"].iloc[-1]
+  assert last["task"].endswith(f"-> {CPU.heldout_scale}") and last["spearman"] > 0.5
+  shapes, check = replication.heldout_check(table, ConditionalLaw.from_json(
+      str(tmp_path / "law_multiplicative.json")))
+  assert check["seed_sd"] == pytest.approx(np.mean(list(pooled.values())), rel=0.5)
+  gap = check["law_best_trained"]
+  assert gap["gap_in_seed_sd"] == pytest.approx(gap["gap_to_best"] / check["seed_sd"])
+  assert (shapes["seeds"] == 3).all()
 
 
 # -- the committed results ---------------------------------------------------------------------------

@@ -36,6 +36,9 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("stages", nargs="+", choices=STAGES)
   parser.add_argument("--root", default=replication.ROOT)
+  parser.add_argument("--l-opt", default="empirical", choices=("empirical", "joint"),
+                      help="fit: L_opt per scale, the paper's lowest loss or fitted with the law "
+                           "(replication v2)")
   parser.add_argument("--every", action="store_true",
                       help="downstream: score every held-out run, not only the picks")
   args = parser.parse_args(argv)
@@ -44,6 +47,8 @@ def main(argv=None) -> None:
     print(f"== {stage}", flush=True)
     if stage == "downstream":
       replication.downstream(args.root, every=args.every)
+    elif stage == "fit":
+      replication.fit(args.root, l_opt=args.l_opt)
     else:
       STAGES[stage](args.root)
 

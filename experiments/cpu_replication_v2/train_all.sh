@@ -20,7 +20,7 @@ LOGS=${2:-/tmp/cpu_replication_v2_logs}
 mkdir -p "$LOGS"
 export JAX_PLATFORMS=cpu
 PY=.venv/bin/python
-RUN="$PY experiments/cpu_replication/run.py --root $ROOT"
+RUN="$PY experiments/cpu_replication/run.py --root $ROOT --l-opt joint"
 
 source experiments/two_workers.sh
 
