@@ -15,9 +15,7 @@
 #    warmup20/: the four 80k shapes with 20% warmup instead of 5%, LR x1, 3 seeds (12 runs);
 #    lr_scan_b8/: at 145k, four shapes as in 1 at LR multiples 0.5 to 2, 2 seeds (40 runs);
 #    batch4/: the four 80k shapes at batch 4 (3,160 steps, as many as batch 8 gives at 145k),
-#    20% warmup, LR x0.5 and x1, 2 seeds (16 runs);
-#    lr_scan_b8/ again: at 80k, multiples 0.71, 1.41 and 2 (x0.5 and x1 are batch8/), 2 seeds
-#    (24 runs).
+#    20% warmup, LR x0.5 and x1, 2 seeds (16 runs).
 # Two workers share each phase through claims; a repeated command skips finished runs and resumes
 # interrupted ones. Commit the finished records (config.json, identity.json, metrics.jsonl,
 # result.json; never checkpoints) as they arrive.
@@ -42,4 +40,3 @@ phase lr145b8 "recipe=cpu,scales=145k,x=0.06+0.22,r=0.5+5,lr=0.5+0.71+1+1.41+2,s
     "$ROOT/lr_scan_b8" "${B8[@]}"
 phase batch4 "$SHAPES80,lr=0.5+1,seeds=2" "$ROOT/batch4" --override train.batch_size=4 \
     --override optimizer.warmup_steps=0.2
-phase lr80b8 "$SHAPES80,lr=0.71+1.41+2,seeds=2" "$ROOT/lr_scan_b8" "${B8[@]}"
