@@ -83,9 +83,9 @@ class Recipe:
   # (0: one LR for every shape of a scale; -1: the LR falls as 1/d_model at fixed N, muP-like)
   lr_width_exponent: float = 0.0
   lr_x_ref: float = 0.13
-  # > 0: the batch (sequences) is the power of 2 that gives the nearest named scale about this many
-  # optimizer steps, so that every scale trains as many steps (0: config_overrides' batch)
-  target_steps: int = 0
+  # > 0: the batch (sequences) is the largest power of 2 that still gives the nearest named scale
+  # at least this many optimizer steps (0: config_overrides' batch)
+  min_steps: int = 0
 
   def scale(self, name: str) -> tuple[float, int]:
     """(nominal N, n_layers) of a named sweep scale."""
@@ -162,13 +162,13 @@ class Recipe:
     return int(round(self.tokens_per_param * n_params))
 
   def batch_size(self, n_params: float) -> int:
-    """The target_steps rule at the named scale nearest N in log (every shape of a scale gets the
+    """The min_steps rule at the named scale nearest N in log (every shape of a scale gets the
     same batch, whatever its exact N)."""
-    if not self.target_steps:
-      raise UserError(f"recipe {self.name!r} has no batch rule (target_steps=0)")
+    if not self.min_steps:
+      raise UserError(f"recipe {self.name!r} has no batch rule (min_steps=0)")
     _, nominal, _ = min(self.scales, key=lambda s: abs(math.log(n_params / s[1])))
-    sequences = self.tokens(nominal) / (self.seq_len * self.target_steps)
-    return 2 ** max(0, round(math.log2(sequences)))
+    sequences = self.tokens(nominal) / (self.seq_len * self.min_steps)
+    return 2 ** max(0, math.floor(math.log2(sequences)))
 
   def head_dim(self, n_params: float) -> int:
     return self.head_dim_small if n_params <= self.head_dim_threshold else self.head_dim_large
@@ -214,14 +214,16 @@ CPU = Recipe(
                       "train.checkpoint_every=500", "data.heldout_fraction=0.05"))
 
 # CPU v2: recipe CPU with the seed noise tamed (experiments/noise/, experiments/RESULTS.md "Noise"):
-# - about 3,000 optimizer steps at every scale (batch 4, 8, 16, 32 at 80k, 145k, 297k, 600k)
-#   instead of batch 32 everywhere (375 steps at 80k): the seed SD falls with steps, from 0.11
-#   nats at 80k with batch 32 to 0.017 with batch 8 (1,580 steps), and 0.009 at 145k with
-#   batch 8 (2,835 steps); the loss for the same tokens falls by 0.45 nats at 80k.
+# - at least 1,500 optimizer steps at every scale (batch 8, 8, 16, 32 at 80k, 145k, 297k, 600k)
+#   instead of batch 32 everywhere (395 steps at 80k): at 80k the seed SD falls from 0.11 nats
+#   (batch 32) to 0.032 (batch 16) and 0.017 (batch 8, 1,580 steps), and the loss for the same
+#   tokens by 0.55 nats; batch 4 (3,160 steps) is no quieter and half as fast.
 # - 20% warmup instead of 5%: a further 0.04 nats lower and seed SD 0.014 at 80k with batch 8.
-# - the LR by width (lr_rule.json): each shape's optimal multiple falls with d/sqrt(N).
+# - the LR by width, muP-like: v1's LR times 0.13 / (d/sqrt(N)) (each shape's optimal multiple
+#   in the 145k scan falls with width: >= 2 at d/sqrt(N) 0.06, 1.3-2 at 0.13, 0.8 at 0.21;
+#   lr_rule.json); at 0.13, v1's LR (the scan's optimum is higher, but seeds spread more there).
 CPU_V2 = dataclasses.replace(
-    CPU, name="cpu_v2", warmup_fraction=0.2, lr_width_exponent=-1.0, target_steps=3000,
+    CPU, name="cpu_v2", warmup_fraction=0.2, lr_width_exponent=-1.0, min_steps=1500,
     config_overrides=tuple(o for o in CPU.config_overrides
                            if not o.startswith("train.batch_size=")))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Replication v2: the CPU replication again with recipe cpu_v2 (lawsearch/recipe.py: about 3,000
+# Replication v2: the CPU replication again with recipe cpu_v2 (lawsearch/recipe.py: at least 1,500
 # steps at every scale, 20% warmup, the LR by width; chosen from experiments/noise/) and seeds.
 #
 #   experiments/cpu_replication_v2/train_all.sh [ROOT] [LOGS]

@@ -132,7 +132,7 @@ def get_config(arg=None):
     config.optimizer.warmup_steps = rec.warmup_fraction
     for item in rec.config_overrides:
       configlib.apply_override(config, item)
-    if rec.target_steps:
+    if rec.min_steps:
       config.train.batch_size = rec.batch_size(n)
 
   config.optimizer.peak_lr *= arg.lr_scale
