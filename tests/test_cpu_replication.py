@@ -244,3 +244,28 @@ def test_measured_rates_are_the_median_over_sittings_of_the_picks_current_shape(
   (tmp_path / "bench.json").write_text(json.dumps(records))
   assert replication.measured_rates(str(tmp_path), 32) == {"baseline": (200.0, 3)}
   assert replication.measured_rates(str(tmp_path / "absent"), 32) == {}
+
+
+def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_path):
+  import importlib.util  # pylint: disable=import-outside-toplevel
+
+  spec = importlib.util.spec_from_file_location(
+      "compare", os.path.join(os.path.dirname(__file__), "..", "experiments",
+                              "cpu_replication_v2", "compare.py"))
+  compare = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(compare)
+  (tmp_path / "v1").mkdir()
+  (tmp_path / "v2").mkdir()
+  _synthetic_root(tmp_path / "v1", seeds=1, noise=0.02)
+  _synthetic_root(tmp_path / "v2", seeds=3, noise=0.002)
+  for root in ("v1", "v2"):
+    replication.table(str(tmp_path / root))
+  rows = compare.compare(str(tmp_path / "v1"), str(tmp_path / "v2"), n_boot=30)
+  assert list(rows) == ["v1 (L_opt lowest loss)", "v1 (L_opt joint)", "v2 (L_opt joint)"]
+  v1, v2 = rows["v1 (L_opt lowest loss)"], rows["v2 (L_opt joint)"]
+  assert v1["noise_ceiling_sd"] is None  # one seed a shape: the noise is unknown
+  assert v2["residual_sd"] < v1["residual_sd"] / 3  # a tenth of the noise
+  assert v2["noise_ceiling_sd"] > 0 and 0 <= v2["lack_of_fit_p"] <= 1
+  assert v2["d_over_sqrt_n_95_ratio"] < v1["d_over_sqrt_n_95_ratio"]
+  assert v2["heldout"]["measured_rank"] >= 1 and v2["validation"]["spearman"] > 0.5
+  assert "| v2 (L_opt joint) | " in compare.table(rows)

@@ -1,0 +1,115 @@
+"""Replication v1 against v2, side by side: what recipe v2 and seeds changed in the law.
+
+    JAX_PLATFORMS=cpu .venv/bin/python experiments/cpu_replication_v2/compare.py
+
+For each replication (v1: experiments/results/cpu_replication, the paper's L_opt; v1 again with
+L_opt fitted jointly, so that the recipe's effect stands apart from the L_opt's; v2:
+experiments/results/cpu_replication_v2, L_opt joint), from its runs.csv: the multiplicative law on
+the fitting scales (1,000 bootstrap refits) with its residual SD (root MSE on the shape means)
+beside the noise ceiling's root and the pooled seed SD per scale, the lack-of-fit test, the
+optimum with its 95% interval and the intervals' hi/lo ratios, the validation at the held-out
+scale (MSE, Spearman), and the held-out check: the law's favourite trained shape, its measured
+rank and its gap to the best in nats and in seed SDs. Writes ROOT_V2/comparison.json and prints
+a Markdown table (experiments/RESULTS.md and BUILD_NOTES.md quote it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+
+from lawsearch import replication
+from lawsearch.laws import ConditionalLaw
+
+V1 = "experiments/results/cpu_replication"
+V2 = "experiments/results/cpu_replication_v2"
+COMMAND = "JAX_PLATFORMS=cpu .venv/bin/python experiments/cpu_replication_v2/compare.py"
+
+
+def summarise(root: str, l_opt: str, n_boot: int = 1000) -> dict:
+  """One replication's law, noise, validation and held-out check (module doc)."""
+  df = replication.read_table(root)
+  law, summary, _ = replication.fit_law(df, "multiplicative", n_boot, l_opt=l_opt)
+  noise = summary["noise"]
+  lof = noise.get("lack_of_fit")
+  opt = summary["optimum"]
+  out = {"root": root, "l_opt": l_opt, "runs": noise["runs"], "shapes": noise["shapes"],
+         "residual_sd": math.sqrt(summary["mse"]),
+         "noise_ceiling_sd": math.sqrt(lof["ceiling"]) if lof else None,
+         "lack_of_fit_p": lof["p"] if lof else None,
+         "seed_sd_by_scale": {row["scale"]: row["pooled_sd"] for row in noise["by_scale"]},
+         "optimum": opt}
+  for key in ("d_over_sqrt_n_95", "mlp_attn_ratio_95"):
+    if key in opt:
+      out[f"{key}_ratio"] = opt[key][1] / opt[key][0]
+  try:
+    val = replication.validation(df, "multiplicative", l_opt)
+    last = val.iloc[-1]
+    out["validation"] = {"task": last["task"], "mse": float(last["mse"]),
+                         "spearman": float(last["spearman"])}
+  except ValueError as e:
+    out["validation"] = {"error": str(e)}
+  try:
+    _, check = replication.heldout_check(df, law)
+    out["heldout"] = {"measured_rank": check["law_best_trained"]["measured_rank"],
+                      "shapes": check["shapes"], "gap_to_best": check["law_best_trained"]["gap_to_best"],
+                      "gap_in_seed_sd": check["law_best_trained"]["gap_in_seed_sd"],
+                      "seed_sd": check["seed_sd"], "spearman": check["spearman"]}
+  except ValueError as e:
+    out["heldout"] = {"error": str(e)}
+  return out
+
+
+def _f(value, digits=3) -> str:
+  return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else (
+      f"{value:.{digits}g}")
+
+
+def table(rows: dict[str, dict]) -> str:
+  """The Markdown table of `compare`'s rows."""
+  lines = ["| | runs (shapes) | residual SD | noise ceiling SD | seed SD 80k / 145k / 297k | "
+           "lack of fit p | d/sqrt(N)* [95%] (hi/lo) | r* [95%] (hi/lo) | 600k MSE / Spearman | "
+           "favourite's rank, gap (seed SDs) |", "|" + "---|" * 10]
+  for name, r in rows.items():
+    opt, val, held = r["optimum"], r["validation"], r["heldout"]
+    sds = " / ".join(_f(r["seed_sd_by_scale"].get(s)) for s in ("80k", "145k", "297k"))
+    x = (f"{_f(opt.get('d_over_sqrt_n'))} [{_f(opt['d_over_sqrt_n_95'][0])}, "
+         f"{_f(opt['d_over_sqrt_n_95'][1])}] ({_f(r['d_over_sqrt_n_95_ratio'], 2)})"
+         if "d_over_sqrt_n_95" in opt else opt.get("error", "-"))
+    rr = (f"{_f(opt.get('mlp_attn_ratio'))} [{_f(opt['mlp_attn_ratio_95'][0])}, "
+          f"{_f(opt['mlp_attn_ratio_95'][1])}] ({_f(r['mlp_attn_ratio_95_ratio'], 2)})"
+          if "mlp_attn_ratio_95" in opt else "-")
+    v = f"{_f(val.get('mse'))} / {_f(val.get('spearman'), 2)}" if "mse" in val else "-"
+    h = (f"{held['measured_rank']} of {held['shapes']}, {_f(held['gap_to_best'])} nats "
+         f"({_f(held['gap_in_seed_sd'], 2)})" if "measured_rank" in held else "-")
+    lines.append(f"| {name} | {r['runs']} ({r['shapes']}) | {_f(r['residual_sd'])} | "
+                 f"{_f(r['noise_ceiling_sd'])} | {sds} | {_f(r['lack_of_fit_p'], 2)} | {x} | "
+                 f"{rr} | {v} | {h} |")
+  return "\n".join(lines)
+
+
+def compare(v1: str, v2: str, n_boot: int = 1000) -> dict[str, dict]:
+  rows = {"v1 (L_opt lowest loss)": summarise(v1, "empirical", n_boot),
+          "v1 (L_opt joint)": summarise(v1, "joint", n_boot)}
+  if os.path.exists(os.path.join(v2, "runs.csv")):
+    rows["v2 (L_opt joint)"] = summarise(v2, "joint", n_boot)
+  return rows
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--v1", default=V1)
+  parser.add_argument("--v2", default=V2)
+  parser.add_argument("--n-boot", type=int, default=1000)
+  args = parser.parse_args()
+  rows = compare(args.v1, args.v2, args.n_boot)
+  os.makedirs(args.v2, exist_ok=True)
+  with open(os.path.join(args.v2, "comparison.json"), "w") as f:
+    json.dump({"command": COMMAND, "rows": rows}, f, indent=1, default=float)
+  print(table(rows))
+
+
+if __name__ == "__main__":
+  main()
