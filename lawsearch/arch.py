@@ -442,7 +442,7 @@ def with_gqa(spec: ArchSpec, gqa: int) -> ArchSpec:
 
 # -- builders from a budget ----------------------------------------------------------------------
 def _check_budget(n_params: float, n_layers: int, head_dim: int) -> None:
-  if not (np.isfinite(n_params) and n_params > 0):
+  if not inputs.ARGUMENTS["positive"][0](n_params):
     raise UserError(f"parameter budget must be a positive number, got {n_params!r}")
   for name, value in (("n_layers", n_layers), ("head_dim", head_dim)):
     if int(value) != value or value <= 0:
@@ -510,6 +510,34 @@ def sweep_grid(n_params: float, *, n_layers: int, head_dim: int, gqa: int,
   return out
 
 
+# The most shapes one enumeration builds (a Python object each, then scored): about 15 s and
+# 150 MB on one core. The paper's 1B search has about 6,000; 70B at 80 layers about 40,000.
+MAX_CANDIDATES = 300_000
+
+
+def enumeration_size(n_params: float, n_layers: int, d_models: Sequence[int], variants: int,
+                     ffn_step: int) -> int:
+  """How many shapes `enumerate_candidates` (or the MLA one) would try at most: for each d_model
+  every ffn_dim that fits the layer's budget, times `variants` (GQA values, or MLA widths).
+  Arithmetic only: it runs before anything is allocated."""
+  per_layer = n_params / n_layers
+  return variants * sum(int(per_layer / (3 * d * ffn_step)) for d in d_models)
+
+
+def check_enumeration_size(n_params: float, n_layers: int, d_models: Sequence[int],
+                           variants: int, ffn_step: int) -> None:
+  """A UserError naming the size and how to narrow the grid when an enumeration would try more
+  than MAX_CANDIDATES shapes."""
+  size = enumeration_size(n_params, n_layers, d_models, variants, ffn_step)
+  if size > MAX_CANDIDATES:
+    raise UserError(
+        f"the search grid at N = {n_params:.4g} holds about {size:.3g} shapes ({len(d_models)} "
+        f"d_model values x ffn_dim steps of {ffn_step} x {variants} attention variants over "
+        f"{n_layers} layers), more than the {MAX_CANDIDATES:,} lawsearch enumerates (memory and "
+        "time); narrow it: more layers (--layers), a larger head_dim (--head-dim: a coarser "
+        "d_model grid), or in Python fewer d_models, a larger ffn_step or fewer gqas")
+
+
 def enumerate_candidates(n_params: float, *, n_layers: int, head_dim: int,
                          d_models: Iterable[int], gqas: Sequence[int] = (1, 2, 4, 8),
                          ffn_step: int = 256, tolerance: float = 0.01, vocab_size: int = 128256,
@@ -522,6 +550,11 @@ def enumerate_candidates(n_params: float, *, n_layers: int, head_dim: int,
   _check_budget(n_params, n_layers, head_dim)
   if not 0 < tolerance < 1:
     raise UserError(f"tolerance is a relative error in (0, 1), got {tolerance!r}")
+  d_models, gqas = list(d_models), list(gqas)
+  for name, value in (("d_models", d_models), ("gqas", gqas)):
+    inputs.argument(value, name, "integers", "enumerate_candidates")
+  inputs.argument(ffn_step, "ffn_step", "positive integer", "enumerate_candidates")
+  check_enumeration_size(n_params, n_layers, d_models, len(gqas), ffn_step)
   per_layer = n_params / n_layers
   out = []
   for d in d_models:
@@ -615,6 +648,10 @@ def enumerate_mla_candidates(n_params: float, *, n_layers: int, d_models: Iterab
   `ffn_step`, and for each the head count closest to the budget."""
   if not 0 < tolerance < 1:
     raise UserError(f"tolerance is a relative error in (0, 1), got {tolerance!r}")
+  d_models, dims = list(d_models), list(dims)
+  inputs.argument(d_models, "d_models", "integers", "enumerate_mla_candidates")
+  inputs.argument(ffn_step, "ffn_step", "positive integer", "enumerate_mla_candidates")
+  check_enumeration_size(n_params, n_layers, d_models, len(dims), ffn_step)
   per_layer = n_params / n_layers
   out = []
   for d in d_models:
@@ -725,6 +762,7 @@ def from_fields(record) -> ArchSpec:
 
 def preset(name: str) -> ArchSpec:
   """A named architecture; unknown names raise an error listing the known ones."""
+  inputs.argument(name, "name", "string", "arch.preset")
   try:
     return PRESETS[name.lower()]
   except KeyError:

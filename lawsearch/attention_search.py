@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from lawsearch import arch, cost, search
+from lawsearch import arch, cost, inputs, search
 from lawsearch.errors import UserError
 
 
@@ -78,6 +78,17 @@ def compare(result: search.SearchResult, *, kv_lora_ranks: Sequence[int],
   the d_model values of the GQA candidates. ffn_step, tolerance and r_range (keep MLA shapes
   whose r lies inside it; None keeps all) as given to the search.
   """
+  f = "attention_search.compare"
+  inputs.instance(result, "result", search.SearchResult, "a SearchResult (search.search)", f)
+  inputs.argument(kv_lora_ranks, "kv_lora_ranks", "integers", f)
+  inputs.argument(d_models, "d_models", "integers", f, optional=True)
+  inputs.argument(ffn_step, "ffn_step", "positive integer", f)
+  inputs.argument(tolerance, "tolerance", "fraction", f)
+  inputs.argument(r_range, "r_range", "range", f, optional=True)
+  inputs.argument(mla_loss, "mla_loss", "callable", f, optional=True)
+  for name, value in (("q_lora_rank", q_lora_rank), ("qk_nope_head_dim", qk_nope_head_dim),
+                      ("qk_rope_head_dim", qk_rope_head_dim), ("v_head_dim", v_head_dim)):
+    inputs.argument(value, name, "count", f)
   if isinstance(result.measure, search.MeasuredEfficiency):
     raise UserError("measured throughputs are looked up by GQA shape, which cannot tell an MLA "
                     "shape apart; compare attention kinds on the roofline (drop --measured)")

@@ -96,14 +96,14 @@ def _add_spec_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_spec(workdir: str):
   """The ArchSpec of a run directory, from its config.json."""
-  from lawsearch import arch
+  from lawsearch import arch, paths
   from lawsearch.rundir import RunDir
 
-  path = RunDir(workdir).config
-  doc = inputs.read_json(path, "run config", hint="give a `lawsearch train` or import-hf run")
-  inputs.require(doc, f"run config {path}", {"model": "object"})
-  inputs.require(doc["model"], f"run config {path} (model)", {"arch": "object"})
-  return arch.from_fields(doc["model"]["arch"])
+  run = RunDir(workdir)
+  if not paths.exists(run.config):
+    raise UserError(f"--workdir {workdir}: no {RunDir.CONFIG}; give a `lawsearch train` or "
+                    "import-hf run")
+  return arch.from_fields(run.read_json(run.config)["model"]["arch"])
 
 
 def _specs_from_args(args) -> list[tuple[str, "object"]]:
@@ -256,15 +256,15 @@ def _run_search(args) -> None:
   else:
     measure = search.RooflineEfficiency(args.hardware, args.batch, args.input_len,
                                         args.output_len)
+  accuracy = None
+  if args.accuracy_law:  # read before the search: a bad file is refused before any work
+    from lawsearch.laws.accuracy import AccuracyLaw
+
+    accuracy = AccuracyLaw.from_json(args.accuracy_law)
   result = search.search(
       _load_law(args.law), args.params, args.tokens, args.layers, args.head_dim,
       loss_target=args.target, baseline=args.baseline, efficiency=measure, l_opt=args.l_opt,
       tolerance=args.tolerance, max_gqa=args.max_gqa, vocab_size=args.vocab_size)
-  accuracy = None
-  if args.accuracy_law:
-    from lawsearch.laws.accuracy import AccuracyLaw
-
-    accuracy = AccuracyLaw.from_json(args.accuracy_law)
   print(search_report.summary(result, args.pareto_points, accuracy))
   picks = None
   if args.lambdas:
@@ -430,7 +430,7 @@ def _run_train(args) -> None:
   from lawsearch.train import loop
 
   try:
-    record = loop.run(config, args.workdir, progress=not args.no_progress)
+    record = loop.run(config, args.workdir, progress=not args.no_progress, repair=args.repair)
   except loop.NonFiniteLossError as e:
     print(f"lawsearch: {e}", file=sys.stderr)
     sys.exit(1)
@@ -448,6 +448,7 @@ def _add_train(sub) -> None:
                  help="compile for a TPU slice instead of training and say whether it fits; exit "
                       "status 1 when one does not (v5p-64, v5e-16; repeatable)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.add_argument("--repair", action="store_true", help=REPAIR_HELP)
   p.set_defaults(run=_run_train)
 
 
@@ -471,7 +472,8 @@ def _run_sweep(args) -> None:
   records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
                       progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
                       retry_failed=args.retry_failed, worker=args.worker,
-                      heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait)
+                      heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait,
+                      repair=args.repair)
   if args.dry_run:
     planned = sweep.plan(config, args.root, args.override, sweep.parse_shard(args.shard))
     _print_sweep_estimate(planned, args.mfu)
@@ -500,7 +502,7 @@ def _slurm_sweep(args, config) -> None:
   sweep_args = [a for o in args.override for a in ("--override", o)] + [
       a for a in args.config_overrides if not a.startswith("--config.slurm.")] + [
       "--heartbeat-s", f"{args.heartbeat_s:g}", "--stale-s", f"{args.stale_s:g}"] + (
-      ["--retry-failed"] if args.retry_failed else [])
+      ["--retry-failed"] if args.retry_failed else []) + (["--repair"] if args.repair else [])
   log_dir = os.path.abspath(args.slurm_logs)
   script = slurm.sbatch_script(res, config=args.config, root=args.root, log_dir=log_dir,
                                sweep_args=sweep_args)
@@ -577,6 +579,7 @@ def _add_sweep(sub) -> None:
                       "stale, failed with its error, new) and the time left; trains nothing")
   p.add_argument("--retry-failed", action="store_true",
                  help="retrain runs recorded as failed (failed.json) or with an unreadable record")
+  p.add_argument("--repair", action="store_true", help=REPAIR_HELP)
   p.add_argument("--worker", help="this worker's name in claims (default: $LAWSEARCH_WORKER, "
                  "SLURM's job and task, or host:pid)")
   p.add_argument("--heartbeat-s", type=_positive, default=30.0,
@@ -626,11 +629,12 @@ def _add_eval(sub) -> None:
   p.add_argument("--workdir", required=True, help="the run directory (its config.json)")
   p.add_argument("--tasks", metavar="all|NAME,...", help="score the downstream tasks instead "
                  "(arc_easy, arc_challenge, lambada, hellaswag, openbookqa, piqa, sciq, "
-                 "winogrande, coqa) and record them in the run's result.json")
+                 "winogrande, coqa) and record them in the run's result.json (imported.json "
+                 "for a model brought in with import-hf)")
   p.add_argument("--limit", type=_int_at_least(0), default=0,
                  help="--tasks: the first N items of each task (0: all)")
-  p.add_argument("--batch-size", type=_int_at_least(1), default=64,
-                 help="--tasks: requests per batch")
+  p.add_argument("--batch-tokens", type=_int_at_least(1), default=8192,
+                 help="--tasks: padded tokens per batch (rows x length; bounds the memory)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(run=_run_eval)
 
@@ -640,7 +644,7 @@ def _run_eval_tasks(args) -> None:
   from lawsearch.downstream import evaluate
 
   result = evaluate.evaluate(args.workdir, args.tasks, limit=args.limit,
-                             overrides=args.config_overrides, batch_size=args.batch_size,
+                             overrides=args.config_overrides, batch_tokens=args.batch_tokens,
                              progress=not args.no_progress)
   fmt = lambda v: "" if v is None else f"{v:.4f}"
   rows = [{"task": s.task, "n": s.n, "metric": s.metric or "bits/byte",
@@ -656,7 +660,7 @@ def _run_eval_tasks(args) -> None:
         f"cut from the left: 'truncated'), tokenizer {result.tokenizer}"
         + (f", first {result.limit} items per task" if result.limit else ""))
   print(format_table(rows, list(rows[0])))
-  print(f"recorded in {os.path.join(result.workdir, 'result.json')}" if result.recorded else
+  print(f"recorded in {result.recorded}" if result.recorded else
         "not recorded: the run has no result.json yet (it has not finished)")
 
 
@@ -685,6 +689,8 @@ def _add_export_hf(sub) -> None:
 def _run_import_hf(args) -> None:
   from lawsearch.hf import bridge
 
+  if os.path.isfile(args.source):  # a directory is Hugging Face's layout, a file GGUF
+    return _run_import_gguf(args)
   done = bridge.import_hf(args.source, args.workdir)
   m = done.model
   print(f"{done.source} ({m.model_type}) -> {done.workdir}: {m.spec}, N={m.spec.total_params:,}"
@@ -697,10 +703,49 @@ def _run_import_hf(args) -> None:
 
 def _add_import_hf(sub) -> None:
   p = sub.add_parser("import-hf", help="a local Llama/Mistral model directory (config.json, "
-                     "safetensors) as a lawsearch run directory")
-  p.add_argument("source", help="the model directory (as save_pretrained writes it)")
+                     "safetensors) or a LLaMA GGUF file as a lawsearch run directory")
+  p.add_argument("source", help="the model directory (as save_pretrained writes it), or a .gguf "
+                 "file (llama.cpp's format; dequantised)")
   p.add_argument("--workdir", required=True, help="the run directory to create")
   p.set_defaults(run=_run_import_hf)
+
+
+# -- GGUF: import-hf FILE.gguf, export-gguf ------------------------------------------------------
+def _run_import_gguf(args) -> None:
+  from lawsearch.hf import gguf
+
+  done = gguf.import_gguf(args.source, args.workdir)
+  m = done.run.model
+  types = ", ".join(f"{n} x{c}" for n, c in sorted(done.tensor_types.items()))
+  print(f"{done.run.source} (GGUF, {types}; dequantised to float32) -> {done.run.workdir}: "
+        f"{m.spec}, N={m.spec.total_params:,} in all, RoPE theta {m.rope_theta:g}"
+        f"{' (llama3 scaling)' if m.rope_scaling else ''}, context {m.max_seq_len:,}")
+  print(f"tokenizer: {done.run.tokenizer}" if done.run.tokenizer else
+        f"no tokenizer: {done.tokenizer_note}; pass --config.data.tokenizer=FILE to "
+        "`lawsearch eval`")
+
+
+def _run_export_gguf(args) -> None:
+  from lawsearch.hf import gguf
+
+  done = gguf.export_gguf(args.workdir, args.out, args.type, args.step,
+                          tokenizer=not args.no_tokenizer)
+  types = ", ".join(f"{n} x{c}" for n, c in sorted(done.tensor_types.items()))
+  print(f"{done.workdir} step {done.step} -> {done.out}: GGUF {done.file_type} ({types}), "
+        f"{done.n_params:,} parameters, vocabulary {done.vocabulary!r}")
+
+
+def _add_export_gguf(sub) -> None:
+  p = sub.add_parser("export-gguf", help="a run's checkpoint as a GGUF file (llama.cpp, Ollama)")
+  p.add_argument("workdir", help="the run directory (its config.json)")
+  p.add_argument("out", help="the .gguf file to write")
+  p.add_argument("--type", choices=("f32", "f16", "q8_0"), default="f32",
+                 help="matrices as float32, float16 or Q8_0 (norms stay float32)")
+  p.add_argument("--step", type=_int_at_least(0), help="checkpoint step (default: the newest)")
+  p.add_argument("--no-tokenizer", action="store_true",
+                 help="no vocabulary (runs on synthetic tokens, or tokenizers other than a "
+                      "byte-level BPE): llama.cpp then runs on token ids")
+  p.set_defaults(run=_run_export_gguf)
 
 
 # -- bench ---------------------------------------------------------------------------------------
@@ -896,7 +941,7 @@ def _run_fit_accuracy(args) -> None:
   from lawsearch.laws import accuracy
 
   if args.out:
-    inputs.output_file(args.out, "--out")
+    inputs.output_file(args.out, "--out", {"--runs": args.runs})
   df = _read_runs(args.runs)
   law = accuracy.fit_table(df, args.form, n_boot=args.bootstrap, level=args.level,
                            seed=args.seed)
@@ -958,7 +1003,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="lawsearch", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
   for add in (_add_arch, _add_cost, _add_search, _add_demo, _add_data, _add_train, _add_sweep,
-              _add_eval, _add_export_hf, _add_import_hf,
+              _add_eval, _add_export_hf, _add_import_hf, _add_export_gguf,
               _add_bench, _add_fit, _add_fit_accuracy, _add_report):
     add(sub)
   return parser
@@ -1017,6 +1062,8 @@ def _main(argv) -> int:
 
 
 CONFIG_COMMANDS = ("train", "sweep", "eval")
+REPAIR_HELP = ("drop the unreadable lines of a run's logs (metrics.jsonl, config_history.jsonl: "
+               "a line a killed write cut short) instead of stopping on them")
 TRAIN_GROUPS = ("model", "train", "optimizer", "data", "mesh")  # what every train config holds
 
 

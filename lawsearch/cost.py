@@ -171,6 +171,7 @@ def node(hw: Hardware | str, chips: int) -> Hardware:
 
 def hardware(name: str) -> Hardware:
   """A chip from `HARDWARE`; unknown names raise an error listing the known ones."""
+  inputs.argument(name, "name", "string", "cost.hardware")
   try:
     return HARDWARE[name.lower()]
   except KeyError:
@@ -274,11 +275,18 @@ def check_scenario(batch, input_len, output_len) -> None:
     inputs.positive_int(value, name)
 
 
+def _check_chip(spec, hw, function: str) -> None:
+  inputs.instance(spec, "arch", ArchSpec, "an ArchSpec", function)
+  inputs.instance(hw, "hw", (Hardware, str), "a Hardware or the name of one in HARDWARE",
+                  function)
+
+
 def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_len: int = 4096,
                         output_len: int = 1024, *, bytes_per_element: float = 2,
                         efficiency: Efficiency = Efficiency(), memory_fraction: float = 0.9,
                         ) -> Throughput:
   """Roofline model of one generate call in the paper's protocol (see `roofline_times`)."""
+  _check_chip(arch, hw, "cost.roofline_throughput")
   hw = hardware(hw) if isinstance(hw, str) else hw
   check_scenario(batch, input_len, output_len)
   seq_len = input_len + output_len
@@ -346,6 +354,7 @@ def decode_breakdown(arch: ArchSpec, hw: Hardware | str, batch: int, context_len
   """Where one decode step's FLOPs, bytes and roofline time go (see `DecodeBreakdown`); the
   totals are those of `roofline_times`'s step at the same KV length. Memory capacity is not
   checked: shares are the same on one chip or split over many by tensor parallelism."""
+  _check_chip(arch, hw, "cost.decode_breakdown")
   hw = hardware(hw) if isinstance(hw, str) else hw
   inputs.positive_int(batch, "batch")
   inputs.positive_int(context_len, "context_len")

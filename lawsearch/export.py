@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from lawsearch import paths
+from lawsearch import inputs, paths
 from lawsearch.arch import ArchSpec
 from lawsearch.hf.config import RMS_NORM_EPS, ROPE_THETA, hf_config
 
@@ -66,6 +66,10 @@ def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture 
            ) -> dict[str, str]:
   """Write the four files for `spec` under `out_dir` (an MLA or MoE shape: the first two, since
   the HF and MaxText files describe LLaMA-style dense models); returns {kind: path}."""
+  inputs.instance(spec, "spec", ArchSpec, "an ArchSpec", "export.export")
+  for arg, value in (("name", name), ("doc", doc)):
+    inputs.argument(value, arg, "string", "export.export")
+  inputs.argument(out_dir, "out_dir", "path", "export.export")
   kinds = (("arch", "arch.json"), ("config", "config.py"))
   dense_llama = not (spec.is_mla or spec.is_moe)
   if dense_llama:

@@ -18,6 +18,7 @@ Imports no JAX.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 from pathlib import Path
@@ -26,6 +27,31 @@ from lawsearch.errors import UserError
 
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
 SCHEMES = ("gs", "s3", "az")  # the object stores etils.epath serves (through fsspec)
+
+
+# A full disk, a read-only filesystem, an exhausted quota: the place, not the input, is at fault.
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")  # how tensorstore (orbax) reports one
+
+
+def disk_error(error: BaseException, where=None) -> OSError | None:
+  """The OSError of a full or read-only disk (DISK_ERRNOS) that `error` is or was raised from
+  (its __cause__ / __context__ chain), else None. A library's own error that reports one (orbax's
+  tensorstore: "... No space left on device [os_error_code='28']") becomes that OSError, naming
+  `where`."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+      return error
+    code = _OS_ERROR_CODE.search(str(error))
+    if code and int(code.group(1)) in DISK_ERRNOS:
+      number = int(code.group(1))
+      return OSError(number, os.strerror(number), None if where is None else os.fspath(where))
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def is_remote(p: str | os.PathLike) -> bool:
@@ -47,9 +73,56 @@ def path(p: str | os.PathLike):
     except ImportError as e:
       raise UserError(f"{p} is a remote path; install etils (pip install 'etils[epath]') and the "
                       "store's client (pip install gcsfs for gs://) to use it") from e
-    _fresh_listings(os.fspath(p).split("://")[0])
+    _fresh_listings(scheme)
+    if scheme == "gs":
+      preflight(os.fspath(p))
     return epath.Path(os.fspath(p))
   return Path(os.fspath(p)).expanduser()
+
+
+PREFLIGHT_TIMEOUT_S = 10.0  # one attempt to open a connection to the store, before any request
+REQUEST_TIMEOUT_S = 120.0  # each request to the store (gcsfs's requests_timeout)
+_REACHED: set[str] = set()
+
+
+def gcs_endpoint() -> str:
+  """The Cloud Storage endpoint gcsfs talks to: $STORAGE_EMULATOR_HOST (an emulator), else
+  https://storage.googleapis.com (of $GOOGLE_CLOUD_UNIVERSE_DOMAIN)."""
+  emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+  if emulator not in ("", "default"):
+    return emulator if re.match(r"^https?://", emulator) else f"http://{emulator}"
+  return "https://storage." + os.environ.get("GOOGLE_CLOUD_UNIVERSE_DOMAIN", "googleapis.com")
+
+
+def preflight(url: str) -> None:
+  """Fails fast, with one line, when the store behind `url` (gs://) cannot be reached: one
+  attempt to connect to its endpoint (or to the HTTPS proxy the environment names) within
+  PREFLIGHT_TIMEOUT_S, once per endpoint and process, instead of the client's minute of retries."""
+  import socket  # pylint: disable=import-outside-toplevel
+  import urllib.parse  # pylint: disable=import-outside-toplevel
+
+  endpoint = gcs_endpoint()
+  proxy = endpoint.startswith("https://") and next(
+      (os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+       if os.environ.get(k)), "")
+  target = proxy or endpoint
+  if target in _REACHED:
+    return
+  try:
+    import gcsfs  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  except ImportError:  # no client: `reach` says what to install, and no request leaves
+    return
+  parts = urllib.parse.urlsplit(target if "://" in target else f"http://{target}")
+  port = parts.port or (443 if parts.scheme == "https" else 80)
+  try:
+    socket.create_connection((parts.hostname, port), timeout=PREFLIGHT_TIMEOUT_S).close()
+  except OSError as e:
+    reason = "no answer within {:g} s".format(PREFLIGHT_TIMEOUT_S) if isinstance(
+        e, TimeoutError) else (e.strerror or str(e) or type(e).__name__)
+    raise UserError(f"cannot reach {url}: {'the proxy ' if proxy else ''}{target} ({reason}); "
+                    "check the network, the endpoint (STORAGE_EMULATOR_HOST for an emulator) "
+                    "and the bucket name, then run the command again") from None
+  _REACHED.add(target)
 
 
 def _fresh_listings(scheme: str) -> None:
@@ -60,7 +133,15 @@ def _fresh_listings(scheme: str) -> None:
     import fsspec.config  # pylint: disable=import-outside-toplevel
   except ImportError:  # path() reports the missing client when the store is first used
     return
-  fsspec.config.conf.setdefault(scheme, {}).setdefault("use_listings_cache", False)
+  conf = fsspec.config.conf.setdefault(scheme, {})
+  conf.setdefault("use_listings_cache", False)
+  if scheme == "gs":
+    conf.setdefault("requests_timeout", REQUEST_TIMEOUT_S)
+    import logging  # pylint: disable=import-outside-toplevel
+
+    quiet = logging.getLogger("gcsfs")  # a line per request about a bucket-type probe it skips
+    if quiet.level == logging.NOTSET:
+      quiet.setLevel(logging.ERROR)
 
 
 def absolute(p: str | os.PathLike) -> str:
@@ -154,14 +235,14 @@ def create(p, text: str) -> bool:
     p.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(p, Path):
       tmp = p.with_name(f".{p.name}.new{os.getpid()}")
-      tmp.write_text(text)
       try:
+        tmp.write_text(text)
         os.link(tmp, p)
         return True
       except FileExistsError:
         return False
-      finally:
-        tmp.unlink()
+      finally:  # also after a full disk cut the write short
+        tmp.unlink(missing_ok=True)
     import fsspec  # pylint: disable=import-outside-toplevel
 
     fs, key = fsspec.core.url_to_fs(os.fspath(p))

@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Mapping
 
-from lawsearch import paths
+from lawsearch import inputs, paths
 from lawsearch.errors import UserError
 
 IDENTITY_VERSION = 1
@@ -46,6 +46,7 @@ SAFE_ON_RESUME = ("train.log_every", "train.eval_every", "train.checkpoint_every
 # their names. (model.arch's defaults come from ArchSpec itself.)
 EXTRA_DEFAULTS: Mapping[str, Any] = {
     "train.moe_load_balance_weight": 0.01, "train.moe_z_loss_weight": 0.001,
+    "train.moe_bias_update_rate": 0.0,
 }
 
 
@@ -213,16 +214,13 @@ class RunDir:
           return run
     return here
 
-  def read_json(self, path, what: str) -> Any:
-    """The JSON in `path` (one of this run's files), or a UserError that names the file, says what
-    is wrong and how to recover."""
-    with paths.reach(path):
-      raw = path.read_bytes()
-    try:
-      return json.loads(raw.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-      raise UserError(f"{path} is not valid JSON ({e}); it is the run's {what}: restore it, "
-                      "or train in a new --workdir") from None
+  def read_json(self, path, what: str = "") -> Any:
+    """The document in `path`, one of this run's files, read and checked by its kind
+    (`FILES`, chosen by the file's name; `what` names any other file): a damaged one is an
+    `inputs.DamagedFile` naming it, what is wrong and how to recover."""
+    name = _KINDS.get(paths.path(path).name)
+    return inputs.read_file(path, FILES[name] if name else inputs.FileKind(
+        what or "run file", "object", {}, _RETRAIN))
 
   def read_identity(self, missing_ok: bool = False) -> RunIdentity | None:
     """The run's identity: identity.json, else migrated from config.json; None for a
@@ -254,7 +252,11 @@ class RunDir:
     UserError names every changed field of the identity."""
     recorded_identity = self.read_identity()
     if recorded_identity is None:
-      return {}
+      if paths.exists(self.result):  # a finished run whose config is lost: which one is it?
+        raise UserError(f"{self} holds a finished run ({self.RESULT}) but neither "
+                        f"{self.IDENTITY} nor {self.CONFIG}, so what it trained is unknown; "
+                        "restore them from a copy, or use a new --workdir")
+      return {}  # (a checkpoint alone is checked against the config's shape when restored)
     given = leaves(plain(config))
     recorded = leaves(self.read_json(self.config, "record of its config")) if paths.exists(
         self.config) else {}
@@ -275,11 +277,153 @@ class RunDir:
     line = json.dumps({"step": step, "changes": {k: list(v) for k, v in plain(changes).items()}})
     paths.append_text(self.history, line + "\n")
 
-  def read_history(self) -> list[dict[str, Any]]:
-    with paths.reach(self.history):
-      if not self.history.exists():
-        return []
-      return [json.loads(l) for l in self.history.read_text().splitlines()]
+  def read_history(self, repair: bool = False) -> list[dict[str, Any]]:
+    """config_history.jsonl's records ([] without one); `repair` drops unreadable lines."""
+    return read_file(self.history, "history", missing_ok=True, repair=repair) or []
+
+
+# -- the files lawsearch writes and reads back, and their schemas -----------------------------
+_RETRAIN = ("remove the run directory and train it again, or restore the file from a copy")
+
+
+def _arch_problem(doc: Mapping) -> str:
+  from lawsearch import arch  # pylint: disable=import-outside-toplevel
+
+  if not isinstance(doc, Mapping):
+    return "its architecture is not a JSON object"
+  try:
+    arch.from_fields(doc)
+  except (UserError, TypeError, ValueError) as e:
+    return f"its architecture fields are not one ({e})"[:300]
+  return ""
+
+
+def _config_problem(doc: Mapping) -> str:
+  problem = inputs.schema_problem(doc["model"], {"arch": "object"})
+  return f"model: {problem}" if problem else _arch_problem(doc["model"]["arch"])
+
+
+def _result_problem(doc: Mapping) -> str:
+  """Positive sizes; the architecture when the record spells one out (a record of lawsearch's
+  train; one with only the fitter's columns is read as a runs table row)."""
+  from lawsearch import arch  # pylint: disable=import-outside-toplevel
+
+  for key in ("n_params", "tokens", "d_model"):
+    if doc[key] <= 0:
+      return f"{key!r} must be positive, got {doc[key]!r}"
+  spelled = all(f.name in doc for f in dataclasses.fields(arch.ArchSpec)
+                if f.default is dataclasses.MISSING)
+  return _arch_problem(doc) if spelled else ""
+
+
+def _token_meta_problem(doc: Mapping) -> str:
+  if doc["dtype"] not in ("uint16", "uint32"):
+    return f"'dtype' must be 'uint16' or 'uint32', got {doc['dtype']!r}"
+  if doc["vocab_size"] < 1:
+    return f"'vocab_size' must be >= 1, got {doc['vocab_size']!r}"
+  n = doc["n_tokens"]
+  for split in ("train", "heldout"):
+    if not (isinstance(n.get(split), int) and not isinstance(n.get(split), bool)
+            and n[split] >= 0):
+      return f"'n_tokens' must give {split!r} as an integer >= 0, got {n.get(split)!r}"
+  return ""
+
+
+def _numbers(values, count: int | None = None) -> bool:
+  check = inputs.ARGUMENTS["number"][0]
+  return isinstance(values, list) and (count is None or len(values) == count) and all(
+      check(v) for v in values)
+
+
+def _accuracy_problem(doc: Mapping) -> str:
+  if not _numbers(doc["params"], 2):
+    return f"'params' must be two finite numbers, got {doc['params']!r}"[:200]
+  if not _numbers(doc["loss_range"], 2) or doc["loss_range"][0] > doc["loss_range"][1]:
+    return f"'loss_range' must be [low, high], got {doc['loss_range']!r}"[:200]
+  if not 0 <= doc["chance"] < 1 or not 0 < doc["level"] < 1:
+    return f"'chance' must lie in [0, 1) and 'level' in (0, 1), got {doc['chance']!r}, " \
+           f"{doc['level']!r}"
+  if not all(_numbers(b, 2) for b in doc["boot"]):
+    return "'boot' must list pairs of finite numbers"
+  return ""
+
+
+def _search_problem(doc: Mapping) -> str:
+  for name, pick in doc["picks"].items():
+    if not isinstance(pick, dict):
+      return f"pick {name!r} is not a JSON object"
+    problem = _arch_problem(pick)
+    if problem:
+      return f"pick {name!r}: {problem}"
+  return ""
+
+
+# Every kind of file lawsearch writes and reads back, with its schema and what to do about a
+# damaged one; `read_file(path, kind)` reads one (inputs.read_file).
+FILES: dict[str, inputs.FileKind] = {
+    "config": inputs.FileKind("run config", "object",
+                       {"model": "object", "train": "object", "data": "object"}, _RETRAIN,
+                       _config_problem),
+    "identity": inputs.FileKind("run identity", "object",
+                         {"version": "integer", "fields": "object"},
+                         "remove it: the next `lawsearch train` or `sweep` of this run writes it "
+                         "again from config.json"),
+    "result": inputs.FileKind("result record", "object",
+                       {k: "number" for k in ("n_params", "tokens", "loss", "d_model",
+                                              "mlp_attn_ratio")},
+                       "remove it and run the same `lawsearch train` or `sweep` command: the run "
+                       "is evaluated again from its last checkpoint (`sweep --retry-failed` "
+                       "removes it for you)", _result_problem),
+    "imported": inputs.FileKind("import record", "object", {},
+                         "import the model again with `lawsearch import-hf` into a new --workdir"),
+    "metrics": inputs.FileKind("metrics log", "lines", {},
+                        "run the same command with --repair to drop the unreadable line(s) (the "
+                        "log of a resumed run is rewritten from its checkpoint anyway), or remove "
+                        "the file", repairable=True),
+    "history": inputs.FileKind("config history", "lines",
+                        {"step": "integer", "changes": "object"},
+                        "run the same command with --repair to drop the unreadable line(s), or "
+                        "remove the file (it only lists the config changes made on resume)",
+                        repairable=True),
+    "claim": inputs.FileKind("sweep claim", "object",
+                      {"worker": "string", "started": "number", "heartbeat": "number"},
+                      "it is judged by its file's age; remove it once no worker trains the run"),
+    "failed": inputs.FileKind("failure record", "object", {"error": "string"},
+                       "remove it, or run the sweep with --retry-failed"),
+    "token meta": inputs.FileKind("token set record", "object",
+                           {"vocab_size": "integer", "dtype": "string", "n_tokens": "object",
+                            "tokenizer": "string"},
+                           "remove the directory and run `lawsearch data prepare` again",
+                           _token_meta_problem),
+    "corpus": inputs.FileKind("corpus record", "object",
+                       {"version": "integer", "characters": "integer", "sources": "list"},
+                       "remove the corpus directory: `lawsearch data prepare` builds it again"),
+    "law": inputs.FileKind("law file", "object", {"form": "string", "coefficients": "object"},
+                    "write it again with `lawsearch fit --out`"),
+    "accuracy law": inputs.FileKind("accuracy law file", "object",
+                             {"form": "string", "params": "list", "chance": "number",
+                              "n_points": "integer", "loss_range": "list", "rmse": "number",
+                              "level": "number", "boot": "list"},
+                             "write it again with `lawsearch fit-accuracy --out`",
+                             _accuracy_problem),
+    "search": inputs.FileKind("search record", "object",
+                       {"picks": "object", "candidates": "list", "n_params": "number",
+                        "tokens": "number", "target": "number"},
+                       "write it again with `lawsearch search --out`", _search_problem),
+}
+
+
+
+
+def read_file(path, kind: str, **options) -> Any:
+  """The checked document in `path`, a file of `kind` (a key of FILES): inputs.read_file, whose
+  `missing_ok`, `repair` and `recover` options it passes on."""
+  return inputs.read_file(path, FILES[kind], **options)
+
+
+_KINDS = {RunDir.CONFIG: "config", RunDir.IDENTITY: "identity", RunDir.RESULT: "result",
+          RunDir.IMPORTED: "imported", RunDir.FAILED: "failed", RunDir.METRICS: "metrics",
+          RunDir.HISTORY: "history"}  # file name -> FILES kind
 
 
 def write_json_atomic(path, record: Any) -> None:

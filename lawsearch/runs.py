@@ -23,7 +23,7 @@ import math
 import os
 from typing import Any, Iterable, Mapping
 
-from lawsearch import paths
+from lawsearch import inputs, paths, rundir
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir, write_json_atomic
 
@@ -77,9 +77,17 @@ class RunRecord:
 
   @classmethod
   def read(cls, run_dir) -> "RunRecord | None":
-    """The run's record, or None when it has not finished."""
+    """The run's record, or None when it has not finished; an inputs.DamagedFile when it is
+    damaged or lacks the architecture a run's record holds."""
     record = read_result(run_dir)
-    return None if record is None else cls.from_dict(record, run_dir)
+    if record is None:
+      return None
+    try:
+      return cls.from_dict(record, run_dir)
+    except (TypeError, ValueError) as e:
+      spec = rundir.FILES["result"]
+      raise inputs.DamagedFile(RunDir(run_dir).result, spec.what,
+                               f"no architecture ({e})"[:300], spec.recover) from None
 
   @property
   def n_params(self) -> int:
@@ -99,10 +107,9 @@ def write_result(directory, record: Mapping[str, Any]) -> None:
 
 
 def read_result(directory) -> dict[str, Any] | None:
-  """The run's result record, or None when it has none (not finished)."""
-  path = RunDir(directory).result
-  with paths.reach(path):
-    return json.loads(path.read_text()) if path.exists() else None
+  """The run's result record, or None when it has none (not finished); a damaged one is an
+  `inputs.DamagedFile` (a UserError) that says what is wrong and how to recover."""
+  return rundir.read_file(RunDir(directory).result, "result", missing_ok=True)
 
 
 def collect(*roots: str | os.PathLike | Iterable):
@@ -114,7 +121,11 @@ def collect(*roots: str | os.PathLike | Iterable):
   import pandas as pd
 
   if len(roots) == 1 and not isinstance(roots[0], (str, os.PathLike)):
+    inputs.instance(roots[0], "roots", (list, tuple, set), "paths, or one list of paths",
+                    "runs.collect")
     roots = tuple(roots[0])
+  for root in roots:
+    inputs.argument(root, "root", "path", "runs.collect")
   rows = []
   for root in roots:
     with paths.reach(root):
@@ -132,6 +143,8 @@ def read_table(source, allow_pickle: bool = False):
 
   import pandas as pd  # pylint: disable=g-import-not-at-top
 
+  inputs.argument(source, "source", "path", "runs.read_table")
+  inputs.argument(allow_pickle, "allow_pickle", "bool", "runs.read_table")
   where = f"--runs {source}"
   if paths.is_dir(source):
     return check_table(collect(source), where)
@@ -153,7 +166,7 @@ def read_table(source, allow_pickle: bool = False):
     data = paths.path(source).read_bytes()
   try:
     df = readers[suffix](io.BytesIO(data))
-  except (ValueError, pd.errors.ParserError) as e:  # pandas: empty or malformed files
+  except (ValueError, RecursionError, pd.errors.ParserError) as e:  # empty, malformed, too deep
     raise UserError(f"{where}: cannot read it as a {suffix} table "
                     f"({' '.join(str(e).split())[:300]})") from None
   return check_table(df, where)
@@ -229,15 +242,6 @@ def _records(path) -> list[dict[str, Any]]:
     raise UserError(f"run root {path} does not exist")
   rows = []
   for f in paths.find(path, RunDir.RESULT):
-    try:
-      record = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-      raise UserError(f"{f} is not valid JSON ({e}); delete it and re-run that run") from None
-    if not isinstance(record, dict):
-      raise UserError(f"{f} holds a JSON {type(record).__name__}, not a run record; delete it "
-                      "and re-run that run")
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-      raise UserError(f"{f} lacks {missing}; it was not written by runs.write_result")
+    record = rundir.read_file(f, "result")
     rows.append({**record, "run_dir": str(f.parent)})
   return rows

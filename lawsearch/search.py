@@ -121,7 +121,19 @@ class MeasuredEfficiency:
   def from_records(cls, records: Sequence[dict], key: str = "output_tokens_per_s",
                    batch: int | None = None, label: str | None = None) -> "MeasuredEfficiency":
     """From dicts holding the six shape fields and `key`, as `lawsearch bench --out` writes them;
-    only those at `batch` if given; the mean is kept for repeated shapes."""
+    only those at `batch` if given; the mean is kept for repeated shapes. A record that is not
+    an object, a shape field that is not an integer, a batch that is not one, or a throughput
+    that is not a finite positive number is a UserError naming the record."""
+    integer, positive = inputs.ARGUMENTS["integer"][0], inputs.ARGUMENTS["positive"][0]
+    for i, rec in enumerate(records):
+      if not isinstance(rec, dict):
+        raise UserError(f"measurement {i} is {type(rec).__name__} {rec!r}, not a record (an "
+                        "object with the shape fields and the throughput)"[:300])
+      bad = [f for f in SHAPE_COLUMNS[:6] + ("batch",) if f in rec and not integer(rec[f])]
+      if bad or (key in rec and not positive(rec[key])):
+        what = f"{bad[0]}={rec[bad[0]]!r} is not an integer" if bad else (
+            f"{key}={rec[key]!r} is not a finite number > 0")
+        raise UserError(f"measurement {i}: {what}")
     if batch is not None:
       records = [r for r in records if r.get("batch") == batch]
       if not records:
@@ -418,14 +430,31 @@ def _default_d_models(n_params: float, head_dim: int) -> list[int]:
 MAX_PARAMS = 1e14  # the largest budget whose candidate grid the search enumerates
 
 
+def _check_arguments(loss_target, baseline, d_models, gqas, ffn_step, tolerance, baseline_gqa,
+                     gqa_starts, gqa_loss, r_range) -> None:
+  """UserErrors naming search's argument of the wrong type (the budget: _check_inputs)."""
+  f = "search.search"
+  inputs.argument(loss_target, "loss_target", "positive", f, optional=True)
+  inputs.instance(baseline, "baseline", (str, arch.ArchSpec), "a preset name or an ArchSpec", f,
+                  optional=True)
+  inputs.argument(d_models, "d_models", "integers", f, optional=True)
+  inputs.argument(gqas, "gqas", "integers", f)
+  inputs.argument(tolerance, "tolerance", "fraction", f)
+  for name, value in (("ffn_step", ffn_step), ("gqa_starts", gqa_starts)):
+    inputs.argument(value, name, "positive integer", f)
+  inputs.argument(baseline_gqa, "baseline_gqa", "positive integer", f, optional=True)
+  inputs.argument(gqa_loss, "gqa_loss", "callable", f, optional=True)
+  inputs.argument(r_range, "r_range", "range", f, optional=True)
+
+
 def _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa, vocab_size
                   ) -> None:
   if not isinstance(law, ConditionalLaw):
-    raise UserError(f"law must be a ConditionalLaw, got {type(law).__name__}")
+    raise UserError(f"search.search: law must be a ConditionalLaw, got {type(law).__name__}")
   for name, value in (("n_params", n_params), ("tokens", tokens)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
         math.isfinite(value) and value > 0):
-      raise UserError(f"{name} must be a positive number, got {value!r}")
+      raise UserError(f"search.search: {name} must be a positive number, got {value!r}")
   for name, value in (("n_layers", n_layers), ("head_dim", head_dim)):
     inputs.positive_int(value, name)
   if head_dim % 2:
@@ -485,6 +514,8 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   keep only candidates whose MLP-to-attention ratio lies inside it (e.g. the law's fitted range,
   so that no pick rests on the law's extrapolation); None keeps all.
   """
+  _check_arguments(loss_target, baseline, d_models, gqas, ffn_step, tolerance, baseline_gqa,
+                   gqa_starts, gqa_loss, r_range)
   _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa, vocab_size)
   measure = as_efficiency(efficiency)
   baseline = _baseline_arch(baseline, loss_target)

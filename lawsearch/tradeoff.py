@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from lawsearch import inputs
 from lawsearch.errors import UserError
 from lawsearch.search import SHAPE_COLUMNS, SearchResult
 
@@ -92,6 +93,13 @@ def penalised(result: SearchResult, lambdas: Sequence[float],
   lambda (ties: lower loss, then lower cost): its shape, loss, efficiency, cost (in `costs.unit`
   and relative to the reference), objective, and whether it meets the target and is on the
   front."""
+  inputs.instance(result, "result", SearchResult, "a SearchResult (search.search)",
+                  "tradeoff.penalised")
+  inputs.instance(costs, "costs", InferenceCost, "an InferenceCost", "tradeoff.penalised")
+  if not isinstance(lambdas, (list, tuple)) or not all(
+      isinstance(v, (int, float)) and not isinstance(v, bool) for v in lambdas):
+    raise UserError(f"tradeoff.penalised: lambdas must be a list of numbers, got "
+                    f"{lambdas!r}"[:300])
   lambdas = [float(v) for v in lambdas]
   bad = [v for v in lambdas if not (np.isfinite(v) and v >= 0)]
   if bad or not lambdas:

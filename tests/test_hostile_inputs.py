@@ -1,11 +1,15 @@
 """Hostile and mistaken input across every subcommand: each case must exit with status 2, print
 exactly one line on stderr that names the offending argument or file, show no traceback, and
-leave every file the user already had unchanged."""
+leave every file the user already had unchanged. CASES_28 adds lawsearch's own files read back
+damaged (run records, token directories, laws), SLURM fields, oversized search grids, an
+unreachable bucket and more config ranges; API_CASES give the Python entry points wrong arguments
+(a UserError that names the argument)."""
 
 import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 
 from lawsearch import cli
@@ -106,6 +110,128 @@ def files(tmp_path_factory):
   a_run.mkdir()
   (a_run / "config.json").write_text("{}")
   (a_run / "result.json").write_text("{}")
+  return _damaged_records(root)
+
+
+
+
+def _damaged_records(root):
+  """Damaged files of every kind lawsearch reads back (issue 28), made without training: run
+  directories under runs/, run roots under roots/, token directories under tokens/."""
+  from lawsearch import arch, configlib, rundir, runs  # pylint: disable=import-outside-toplevel
+
+  config = configlib.load(NANO)
+  plain = rundir.plain(config)
+  identity = rundir.RunIdentity.of(config).to_dict()
+  spec = arch.preset("nano")
+  result = runs.result_record(spec, tokens=1e6, loss=3.0, steps=10)
+  metrics = "".join(json.dumps({"step": s, "loss": 5.0 - s / 10}) + "\n" for s in (1, 2, 3))
+  good = {"config.json": json.dumps(plain), "identity.json": json.dumps(identity)}
+
+  def run(name, **files):
+    d = root / "runs" / name
+    d.mkdir(parents=True)
+    for fname, content in {**good, **files}.items():
+      if content is None:
+        continue
+      data = content if isinstance(content, bytes) else content.encode()
+      (d / fname.replace("__", "/")).parent.mkdir(parents=True, exist_ok=True)
+      (d / fname.replace("__", "/")).write_bytes(data)
+
+  text = json.dumps(plain)
+  run("config_truncated", **{"config.json": text[: len(text) // 2]})
+  run("config_array", **{"config.json": "[1, 2]"})
+  run("config_not_utf8", **{"config.json": b"\xff\xfe{}"})
+  run("config_empty", **{"config.json": ""})
+  run("config_no_model", **{"config.json": json.dumps({k: v for k, v in plain.items()
+                                                       if k != "model"})})
+  run("config_model_list", **{"config.json": json.dumps({**plain, "model": [1]})})
+  bad_arch = {**plain, "model": {**plain["model"], "arch": {**plain["model"]["arch"],
+                                                            "n_heads": 0}}}
+  run("config_bad_arch", **{"config.json": json.dumps(bad_arch)})
+  run("config_deep", **{"config.json": "[" * 100_000 + "]" * 100_000})
+  run("identity_truncated", **{"identity.json": json.dumps(identity)[:20]})
+  run("identity_array", **{"identity.json": "[]"})
+  run("identity_no_fields", **{"identity.json": json.dumps({"version": 1})})
+  run("identity_version_string", **{"identity.json": json.dumps({**identity, "version": "1"})})
+  run("identity_future", **{"identity.json": json.dumps({**identity, "version": 99})})
+  rtext = json.dumps(result)
+  run("result_truncated", **{"result.json": rtext[:40]})
+  run("result_array", **{"result.json": json.dumps([result])})
+  run("result_not_utf8", **{"result.json": b"\x80" + rtext.encode()})
+  run("result_loss_string", **{"result.json": json.dumps({**result, "loss": "3.0"})})
+  run("result_no_loss", **{"result.json": json.dumps({k: v for k, v in result.items()
+                                                      if k != "loss"})})
+  run("result_negative_tokens", **{"result.json": json.dumps({**result, "tokens": -5})})
+  run("result_nan_loss", **{"result.json": rtext.replace('"loss": 3.0', '"loss": NaN')})
+  run("result_bad_arch", **{"result.json": json.dumps({**result, "n_kv_heads": 3})})
+  run("metrics_cut", **{"metrics.jsonl": metrics + '{"step": 4, "lo'})
+  run("metrics_middle", **{"metrics.jsonl": metrics + "garbage\n" + metrics})
+  run("metrics_array_line", **{"metrics.jsonl": metrics + "[1, 2]\n"})
+  run("history_garbage", **{"config_history.jsonl": '{"step": 3}\n'})
+  run("records_only", **{"config.json": None, "identity.json": None, "result.json": rtext,
+                         "checkpoints__10__meta": "{}"})
+  run("finished_config_deleted", **{"config.json": None, "result.json": rtext})
+  # result roots for fit: one damaged record among good ones
+  for name, text in (("not_utf8", b"\xff" + rtext.encode()), ("array", "[]"), ("empty", ""),
+                     ("no_loss", json.dumps({k: v for k, v in result.items() if k != "loss"})),
+                     ("loss_string", json.dumps({**result, "loss": "low"})),
+                     ("nan_loss", rtext.replace('"loss": 3.0', '"loss": NaN')),
+                     ("bad_arch", json.dumps({**result, "n_heads": 0})),
+                     ("deep", "[" * 100_000 + "]" * 100_000)):
+    d = root / "roots" / name
+    (d / "good").mkdir(parents=True)
+    (d / "good" / "result.json").write_text(rtext)
+    (d / "bad").mkdir()
+    (d / "bad" / "result.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+  # token directories (data.source=tokens, used in place)
+  ids = np.arange(8192, dtype=np.uint16) % 256
+  meta = {"vocab_size": 256, "eos_id": None, "dtype": "uint16",
+          "n_tokens": {"train": 8192, "heldout": 4096}, "tokenizer": ""}
+
+  def tokens(name, meta_text, train=ids, heldout=ids[:4096]):
+    d = root / "tokens" / name
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text(meta_text)
+    if train is not None:
+      (d / "train.bin").write_bytes(train.tobytes())
+    if heldout is not None:
+      (d / "heldout.bin").write_bytes(heldout.tobytes())
+
+  tokens("good", json.dumps(meta))
+  tokens("meta_truncated", json.dumps(meta)[:30])
+  tokens("meta_array", "[]")
+  tokens("meta_dtype", json.dumps({**meta, "dtype": "float64"}))
+  tokens("meta_negative", json.dumps({**meta, "n_tokens": {"train": -1, "heldout": 0}}))
+  tokens("train_truncated", json.dumps(meta), train=ids[:100])
+  tokens("heldout_missing", json.dumps(meta), heldout=None)
+  tokens("checksum", json.dumps({**meta, "files": {"train.bin": {
+      "bytes": ids.nbytes, "digest": "sha256:" + "0" * 64}}}))
+  (root / "odd.bin").write_bytes(b"\x01\x02\x03")
+  names = ("a0", "a1", "a2", "b0", "b1", "b2")
+  law = {"form": "multiplicative", "coefficients": dict(zip(names, (2.697, 0.0974, 0.0078,
+                                                                   0.3870, 0.0063, 0.0065)))}
+  acc = {"form": "linear", "params": [1.5, -0.3], "chance": 0.25, "n_points": 5,
+         "loss_range": [3.0, 4.0], "rmse": 0.01, "level": 0.95, "boot": []}
+  for name, text in (
+      ("law_empty.json", ""), ("law_not_utf8.json", b"\xff\xfe" + json.dumps(law).encode()),
+      ("law_truncated.json", json.dumps(law)[:30]),
+      ("law_coeff_list.json", json.dumps({**law, "coefficients": [1, 2]})),
+      ("law_form_number.json", json.dumps({**law, "form": 3})),
+      ("law_nan.json", json.dumps(law).replace("2.697", "NaN")),
+      ("law_bad_fit.json", json.dumps({**law, "fit": {"objective": 1.0}})),
+      ("acc_nan.json", json.dumps(acc).replace("1.5", "NaN")),
+      ("acc_level.json", json.dumps({**acc, "level": 2.0})),
+      ("acc_form.json", json.dumps({**acc, "form": "cubic"})),
+      ("measured_numbers.json", "[1, 2, 3]"),
+      ("measured_nan.json", json.dumps([{**arch.preset("llama3.2-1b").fields(), "batch": 64,
+                                         "output_tokens_per_s": 1.0}]).replace("1.0", "NaN")),
+      ("measured_bool.json", json.dumps([{**arch.preset("llama3.2-1b").fields(), "batch": True,
+                                          "output_tokens_per_s": 5.0}])),
+      ("config_none.py", "def get_config(arg=None):\n  return None\n"),
+      ("config_import.py", "import lawsearch_no_such_module\n"),
+      ("config_not_callable.py", "get_config = 5\n")):
+    (root / name).write_bytes(text if isinstance(text, bytes) else text.encode())
   return root
 
 
@@ -302,6 +428,206 @@ CASES = [
 ]
 
 
+TINY = "configs/train.py:preset=tiny,data=synthetic"
+SWEEP = ["sweep", "--config", "configs/sweep.py:runlocal", "--root", "{d}/sweep"]
+CLOSED = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"}  # nothing listens on port 9 (discard)
+
+
+def _train_in(run, *extra, config=NANO):
+  return ["train", "--config", config, *extra, "--workdir", "{d}/runs/" + run]
+
+
+# (name, argv, text the one stderr line holds[, environment])
+CASES_28 = [
+    # 1. a run's own records read back damaged: train names the file, what is wrong, the way out
+    ("train-config-json-truncated", _train_in("config_truncated"),
+     "config.json: damaged run config"),
+    ("train-config-json-array", _train_in("config_array"), "holds a JSON array"),
+    ("train-config-json-not-utf8", _train_in("config_not_utf8"), "not UTF-8"),
+    ("train-config-json-empty", _train_in("config_empty"),
+     "config.json: damaged run config: empty"),
+    ("train-config-json-no-model", _train_in("config_no_model"), "lacks 'model'"),
+    ("train-config-json-model-list", _train_in("config_model_list"),
+     "'model' must be a JSON object"),
+    ("train-config-json-bad-arch", _train_in("config_bad_arch"), "n_heads"),
+    ("train-config-json-deep", _train_in("config_deep"), "nests deeper"),
+    ("train-identity-truncated", _train_in("identity_truncated"),
+     "identity.json: damaged run identity"),
+    ("train-identity-array", _train_in("identity_array"), "identity.json: damaged"),
+    ("train-identity-no-fields", _train_in("identity_no_fields"), "lacks 'fields'"),
+    ("train-identity-version-string", _train_in("identity_version_string"),
+     "'version' must be an integer"),
+    ("train-identity-from-the-future", _train_in("identity_future"), "upgrade lawsearch"),
+    ("train-result-truncated", _train_in("result_truncated"), "result.json: damaged result record"),
+    ("train-result-array", _train_in("result_array"), "result.json: damaged"),
+    ("train-result-not-utf8", _train_in("result_not_utf8"), "not UTF-8"),
+    ("train-result-loss-string", _train_in("result_loss_string"), "'loss' must be a finite number"),
+    ("train-result-no-loss", _train_in("result_no_loss"), "lacks 'loss'"),
+    ("train-result-negative-tokens", _train_in("result_negative_tokens"),
+     "'tokens' must be positive"),
+    ("train-result-nan-loss", _train_in("result_nan_loss"), "'loss' must be a finite number"),
+    ("train-result-bad-arch", _train_in("result_bad_arch"), "n_kv_heads"),
+    ("train-metrics-cut-short", _train_in("metrics_cut"), "--repair"),
+    ("train-metrics-garbage-line", _train_in("metrics_middle"), "line 4 of"),
+    ("train-metrics-array-line", _train_in("metrics_array_line"), "metrics.jsonl: damaged"),
+    ("train-history-damaged", _train_in("history_garbage"), "lacks 'changes'"),
+    ("train-records-without-config", _train_in("records_only"),
+     "neither identity.json nor config.json"),
+    ("train-finished-run-other-preset", _train_in("finished_config_deleted", config=TINY),
+     "trained with another config"),
+    ("train-into-a-token-dir", _train_in("../tokens/good"), "meta.json"),
+    ("train-into-a-run-root", _train_in("../roots/array"), "not a lawsearch run's"),
+    ("eval-config-truncated", ["eval", "--workdir", "{d}/runs/config_truncated"],
+     "config.json: damaged run config"),
+    ("eval-config-array", ["eval", "--workdir", "{d}/runs/config_array"], "JSON array"),
+    ("eval-config-not-utf8", ["eval", "--workdir", "{d}/runs/config_not_utf8"], "not UTF-8"),
+    ("eval-config-empty", ["eval", "--workdir", "{d}/runs/config_empty"], "empty"),
+    ("eval-config-no-model", ["eval", "--workdir", "{d}/runs/config_no_model"], "lacks 'model'"),
+    ("eval-config-bad-arch", ["eval", "--workdir", "{d}/runs/config_bad_arch"], "n_heads"),
+    ("arch-workdir-config-truncated", ["arch", "--workdir", "{d}/runs/config_truncated"],
+     "config.json: damaged"),
+    ("arch-workdir-config-model-list", ["arch", "--workdir", "{d}/runs/config_model_list"],
+     "'model' must be a JSON object"),
+    ("arch-workdir-no-config", ["arch", "--workdir", "{d}/runs/records_only"], "no config.json"),
+    ("cost-workdir-config-deep", ["cost", "--workdir", "{d}/runs/config_deep"], "nests deeper"),
+    ("bench-workdir-config-not-utf8", ["bench", "--workdir", "{d}/runs/config_not_utf8"],
+     "not UTF-8"),
+    ("fit-root-result-not-utf8", ["fit", "--runs", "{d}/roots/not_utf8"], "not UTF-8"),
+    ("fit-root-result-array", ["fit", "--runs", "{d}/roots/array"], "holds a JSON array"),
+    ("fit-root-result-empty", ["fit", "--runs", "{d}/roots/empty"], "damaged result record: empty"),
+    ("fit-root-result-no-loss", ["fit", "--runs", "{d}/roots/no_loss"], "lacks 'loss'"),
+    ("fit-root-result-loss-string", ["fit", "--runs", "{d}/roots/loss_string"], "'loss' must be"),
+    ("fit-root-result-nan-loss", ["fit", "--runs", "{d}/roots/nan_loss"], "'loss' must be"),
+    ("fit-root-result-bad-arch", ["fit", "--runs", "{d}/roots/bad_arch"], "n_heads"),
+    ("fit-root-result-deep", ["fit", "--runs", "{d}/roots/deep"], "nests deeper"),
+    ("report-root-result-array", ["report", "--runs", "{d}/roots/array", "--law",
+                                  "{d}/law_missing.json", "--out", "{d}/report28"], "result.json"),
+    ("fit-accuracy-root-result-empty", ["fit-accuracy", "--runs", "{d}/roots/empty"], "empty"),
+    # laws and other files lawsearch writes
+    ("search-law-empty", [*SEARCH, "--law", "{d}/law_empty.json"], "damaged law file: empty"),
+    ("search-law-not-utf8", [*SEARCH, "--law", "{d}/law_not_utf8.json"], "not UTF-8"),
+    ("search-law-truncated", [*SEARCH, "--law", "{d}/law_truncated.json"], "fit --out"),
+    ("search-law-coefficients-list", [*SEARCH, "--law", "{d}/law_coeff_list.json"],
+     "'coefficients' must be a JSON object"),
+    ("search-law-form-number", [*SEARCH, "--law", "{d}/law_form_number.json"],
+     "'form' must be a string"),
+    ("search-law-nan-coefficient", [*SEARCH, "--law", "{d}/law_nan.json"], "finite numbers"),
+    ("search-law-bad-fit-record", [*SEARCH, "--law", "{d}/law_bad_fit.json"], "'fit' record"),
+    ("search-accuracy-law-missing", [*SEARCH, "--l-opt", "2", "--accuracy-law",
+                                     "{d}/missing_acc.json"], "missing_acc.json"),
+    ("search-accuracy-law-array", [*SEARCH, "--l-opt", "2", "--accuracy-law", "{d}/law_list.json"],
+     "accuracy law file"),
+    ("search-accuracy-law-nan", [*SEARCH, "--l-opt", "2", "--accuracy-law", "{d}/acc_nan.json"],
+     "'params' must be two finite numbers"),
+    ("search-accuracy-law-level", [*SEARCH, "--l-opt", "2", "--accuracy-law",
+                                   "{d}/acc_level.json"], "'level'"),
+    ("search-accuracy-law-form", [*SEARCH, "--l-opt", "2", "--accuracy-law", "{d}/acc_form.json"],
+     "cubic"),
+    ("report-law-truncated", ["report", "--runs", "{d}/runs_ok.csv", "--law",
+                              "{d}/law_truncated.json", "--out", "{d}/report28"], "law_truncated"),
+    ("search-measured-numbers", [*SEARCH, "--measured", "{d}/measured_numbers.json"],
+     "measured_numbers.json"),
+    ("search-measured-nan", [*SEARCH, "--measured", "{d}/measured_nan.json"], "measured_nan.json"),
+    ("search-measured-bool-batch", [*SEARCH, "--measured", "{d}/measured_bool.json"],
+     "measured_bool.json"),
+    ("cost-calibration-truncated", ["cost", "--preset", "tiny", "--calibration",
+                                    "{d}/law_truncated.json"], "law_truncated.json"),
+    ("cost-calibration-not-utf8", ["cost", "--preset", "tiny", "--calibration",
+                                   "{d}/law_not_utf8.json"], "not UTF-8"),
+    # token directories used in place, and raw token files
+    ("data-tokens-meta-truncated", ["data", "prepare", "--source", "tokens", "--path",
+                                    "{d}/tokens/meta_truncated"], "meta.json: damaged token set"),
+    ("data-tokens-meta-array", ["data", "prepare", "--source", "tokens", "--path",
+                                "{d}/tokens/meta_array"], "JSON array"),
+    ("data-tokens-meta-dtype", ["data", "prepare", "--source", "tokens", "--path",
+                                "{d}/tokens/meta_dtype"], "'dtype' must be"),
+    ("data-tokens-meta-negative", ["data", "prepare", "--source", "tokens", "--path",
+                                   "{d}/tokens/meta_negative"], "'n_tokens'"),
+    ("data-tokens-train-truncated", ["data", "prepare", "--source", "tokens", "--path",
+                                     "{d}/tokens/train_truncated"], "train.bin holds 200 bytes"),
+    ("data-tokens-heldout-missing", ["data", "prepare", "--source", "tokens", "--path",
+                                     "{d}/tokens/heldout_missing"], "heldout.bin is missing"),
+    ("data-tokens-checksum", ["data", "prepare", "--source", "tokens", "--path",
+                              "{d}/tokens/checksum"], "checksum"),
+    ("data-raw-tokens-odd-size", ["data", "prepare", "--source", "tokens", "--path", "{d}/odd.bin",
+                                  "--token-dtype", "uint16", "--vocab-size", "300", "--cache-dir",
+                                  "{d}/cache"], "odd.bin"),
+    ("data-cache-dir-is-a-file", ["data", "prepare", "--source", "text", "--path",
+                                  "{d}/not_json.txt", "--cache-dir", "{d}/a_file"], "a_file"),
+    # SLURM fields become #SBATCH lines
+    ("slurm-partition-newline", [*SWEEP, "--slurm-script",
+                                 "--config.slurm.partition=gpu\n#SBATCH --exclusive"],
+     "slurm.partition"),
+    ("slurm-partition-space", [*SWEEP, "--slurm-script", "--config.slurm.partition=gpu big"],
+     "slurm.partition"),
+    ("slurm-account-semicolon", [*SWEEP, "--slurm-script", "--config.slurm.account=a;rm -rf ~"],
+     "slurm.account"),
+    ("slurm-time-words", [*SWEEP, "--slurm-script", "--config.slurm.time=one day"],
+     "slurm.time"),
+    ("slurm-time-newline", [*SWEEP, "--slurm-script", "--config.slurm.time=1:00\n#SBATCH --x"],
+     "slurm.time"),
+    ("slurm-workers-bool", [*SWEEP, "--slurm-script", "--config.slurm.workers=True"],
+     "slurm.workers"),
+    ("slurm-nodes-zero", [*SWEEP, "--slurm-script", "--config.slurm.nodes=0"], "slurm.nodes"),
+    ("slurm-gpus-negative", [*SWEEP, "--slurm-script", "--config.slurm.gpus_per_node=-1"],
+     "slurm.gpus_per_node"),
+    ("slurm-logs-newline", [*SWEEP, "--slurm-script", "--slurm-logs", "{d}/logs\n#SBATCH --x"],
+     "--slurm-logs"),
+    # the search grid is sized before it is built
+    ("search-grid-too-large", ["search", "--params", "1e14", "--tokens", "1e15", "--layers", "16",
+                               "--head-dim", "128", "--baseline", "llama3.2-1b"], "holds about"),
+    ("search-grid-one-layer", ["search", "--params", "1e11", "--tokens", "1e12", "--layers", "1",
+                               "--head-dim", "2", "--baseline", "llama3.2-1b"], "--layers"),
+    # an unreachable bucket fails at once
+    ("fit-unreachable-bucket", ["fit", "--runs", "gs://lawsearch-test/runs"], "cannot reach",
+     CLOSED),
+    ("fit-out-unreachable-bucket", ["fit", "--runs", "{d}/runs_ok.csv", "--out",
+                                    "gs://lawsearch-test/law.json"], "cannot reach", CLOSED),
+    ("report-unreachable-bucket", ["report", "--runs", "gs://lawsearch-test/runs", "--law",
+                                   "{d}/law_missing.json", "--out", "{d}/report28"],
+     "127.0.0.1:9", CLOSED),
+    ("search-out-unreachable-bucket", [*SEARCH, "--out", "gs://lawsearch-test/search"],
+     "cannot reach", CLOSED),
+    ("sweep-status-unreachable-bucket", ["sweep", "--config", "configs/sweep.py:runlocal",
+                                         "--root", "gs://lawsearch-test/sweep", "--status"],
+     "cannot reach", CLOSED),
+    ("train-unreachable-bucket", ["train", "--config", NANO, "--workdir",
+                                  "gs://lawsearch-test/run"], "cannot reach", CLOSED),
+    ("eval-unreachable-bucket", ["eval", "--workdir", "gs://lawsearch-test/run"], "cannot reach",
+     CLOSED),
+    # every numeric train field typed and bounded before anything is read or written
+    ("train-range-grad-accum-0", _train_in("new", "--config.train.grad_accum_steps=0"),
+     "train.grad_accum_steps"),
+    ("train-range-eval-batches-negative", _train_in("new", "--config.train.eval_batches=-1"),
+     "train.eval_batches"),
+    ("train-range-b2-1", _train_in("new", "--config.optimizer.b2=1"), "optimizer.b2"),
+    ("train-range-warmup-negative", _train_in("new", "--config.optimizer.warmup_steps=-1"),
+     "optimizer.warmup_steps"),
+    ("train-range-checkpoint-every-negative",
+     _train_in("new", "--config.train.checkpoint_every=-5"), "train.checkpoint_every"),
+    ("train-range-z-loss-negative", _train_in("new", "--config.train.moe_z_loss_weight=-1"),
+     "train.moe_z_loss_weight"),
+    ("train-range-peak-lr-0", _train_in("new", "--config.optimizer.peak_lr=0"),
+     "optimizer.peak_lr"),
+    ("train-range-steps-fraction", _train_in("new", "--config.train.steps=2.5"), "train.steps"),
+    # user config files
+    ("train-config-returns-none", ["train", "--config", "{d}/config_none.py", "--workdir",
+                                   "{d}/w"], "config_none.py"),
+    ("train-config-imports-missing", ["train", "--config", "{d}/config_import.py", "--workdir",
+                                      "{d}/w"], "ModuleNotFoundError"),
+    ("train-config-get-config-not-callable", ["train", "--config", "{d}/config_not_callable.py",
+                                              "--workdir", "{d}/w"], "get_config"),
+    ("train-config-is-a-dir", ["train", "--config", "{d}/a_dir", "--workdir", "{d}/w"], "a_dir"),
+    ("sweep-config-lacks-runs", ["sweep", "--config", "{d}/config_no_groups.py", "--root",
+                                 "{d}/sweep"], "train_config"),
+    # outputs that would destroy an input
+    ("fit-accuracy-out-is-runs", ["fit-accuracy", "--runs", "{d}/runs_ok.csv", "--out",
+                                  "{d}/runs_ok.csv"], "is also --runs"),
+    ("fit-out-is-runs-relative", ["fit", "--runs", "{d}/runs_ok.csv", "--out",
+                                  "{d}/a_dir/../runs_ok.csv"], "is also --runs"),
+]
+
+
 def _snapshot(root) -> dict:
   """Relative path -> SHA-256 of every file under root."""
   paths = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names]
@@ -309,13 +635,19 @@ def _snapshot(root) -> dict:
           for p in paths}
 
 
+ALL = [(*c, {}) if len(c) == 3 else c for c in CASES + CASES_28]
+
+
 def test_there_are_enough_cases():
-  assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+  assert len(CASES) >= 60 and len(CASES_28) >= 85
+  assert len({c[0] for c in ALL}) == len(ALL)
 
 
-@pytest.mark.parametrize("name,argv,names", CASES, ids=[c[0] for c in CASES])
-def test_hostile_input_is_one_line_exit_2(name, argv, names, files, capsys, monkeypatch):
+@pytest.mark.parametrize("name,argv,names,env", ALL, ids=[c[0] for c in ALL])
+def test_hostile_input_is_one_line_exit_2(name, argv, names, env, files, capsys, monkeypatch):
   monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  for key, value in env.items():
+    monkeypatch.setenv(key, value)
   before = _snapshot(files)
   code = cli.main([a.format(d=files) for a in argv])
   err = capsys.readouterr().err.strip().splitlines()
@@ -382,3 +714,98 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(files, capsys, mon
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 2 and len(err) == 1 and err[0].startswith("lawsearch: error: No space left")
   assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_the_sbatch_script_quotes_the_log_path_for_sbatch():
+  from lawsearch.train import slurm  # pylint: disable=import-outside-toplevel
+
+  script = slurm.sbatch_script(slurm.SlurmResources(partition="gpu,debug"), config="c.py",
+                               root="/r", log_dir='/logs with "q"')
+  assert '#SBATCH --output="/logs with \\"q\\"/%A_%a.out"' in script.splitlines()
+  assert sum(line.startswith("#SBATCH") for line in script.splitlines()) == 9
+
+
+def _api_cases():
+  """(name, call, words the UserError holds): the documented Python entry points, given
+  arguments of the wrong type or value."""
+  import pandas as pd  # pylint: disable=import-outside-toplevel
+
+  # pylint: disable=import-outside-toplevel
+  from lawsearch import arch, attention_search, configlib, cost, export, laws, runs, search
+  from lawsearch import tradeoff
+  from lawsearch.data import tokens
+  from lawsearch.laws import ChinchillaLaw, ConditionalLaw, accuracy
+  from lawsearch.train import evaluate, loop, sweep
+
+  law = ConditionalLaw.paper("80m-297m")
+  table = pd.DataFrame({"n_params": [1e5] * 7, "tokens": [2e6] * 7, "loss": [3.0] * 7,
+                        "d_model": [64] * 7, "mlp_attn_ratio": [1.0] * 7})
+  budget = (law, 1e9, 1e11, 16, 64)
+  go = lambda **kw: (lambda: search.search(*budget, baseline="llama3.2-1b", **kw))
+  sweep_config = configlib.load("configs/sweep.py:runlocal")
+  return [
+      ("fit-runs-df-int", lambda: laws.fit_runs(5), "laws.fit_runs: df must be"),
+      ("fit-runs-df-list", lambda: laws.fit_runs([1, 2]), "laws.fit_runs: df must be"),
+      ("fit-runs-form-int", lambda: laws.fit_runs(table, form=1), "form must be a string"),
+      ("fit-runs-n-boot-negative", lambda: laws.fit_runs(table, n_boot=-1), "n_boot"),
+      ("fit-runs-n-boot-float", lambda: laws.fit_runs(table, n_boot=1.5), "n_boot"),
+      ("fit-runs-level-2", lambda: laws.fit_runs(table, level=2), "level"),
+      ("fit-runs-r-range-int", lambda: laws.fit_runs(table, r_range=5), "r_range"),
+      ("fit-runs-validate-str", lambda: laws.fit_runs(table, validate="no"), "validate"),
+      ("fit-runs-seed-str", lambda: laws.fit_runs(table, seed="x"), "seed"),
+      ("assess-law-int", lambda: laws.assess(5, table), "laws.assess: law"),
+      ("assess-df-int", lambda: laws.assess(law, 5), "laws.assess: df"),
+      ("search-law-dict", lambda: search.search({}, *budget[1:], baseline="llama3.2-1b"),
+       "search.search: law"),
+      ("search-params-str", lambda: search.search(law, "1e9", 1e11, 16, 64, loss_target=1.0),
+       "n_params"),
+      ("search-tolerance-str", go(tolerance="x"), "tolerance"),
+      ("search-target-str", lambda: search.search(*budget, loss_target="x"), "loss_target"),
+      ("search-baseline-int", lambda: search.search(*budget, baseline=5), "baseline"),
+      ("search-d-models-int", go(d_models=5), "d_models"),
+      ("search-gqas-zero", go(gqas=[0]), "gqas"),
+      ("search-ffn-step-zero", go(ffn_step=0), "ffn_step"),
+      ("search-gqa-loss-int", go(gqa_loss=5), "gqa_loss"),
+      ("search-r-range-reversed", go(r_range=(5, 1)), "r_range"),
+      ("search-gqa-starts-zero", go(gqa_starts=0), "gqa_starts"),
+      ("search-baseline-gqa-str", go(baseline_gqa="x"), "baseline_gqa"),
+      ("search-grid-too-large", lambda: search.search(law, 1e13, 1e14, 16, 128,
+                                                      baseline="llama3.2-1b"), "holds about"),
+      ("read-table-int", lambda: runs.read_table(5), "runs.read_table: source"),
+      ("collect-int", lambda: runs.collect(5), "runs.collect: roots"),
+      ("chinchilla-strings", lambda: ChinchillaLaw.fit("a", [1], [1]), "n_params"),
+      ("accuracy-table-int", lambda: accuracy.fit_table(5), "accuracy.fit_table: df"),
+      ("roofline-spec-int", lambda: cost.roofline_throughput(5, "a100-40gb", 1), "arch"),
+      ("roofline-hw-int", lambda: cost.roofline_throughput(arch.preset("nano"), 5, 1), "hw"),
+      ("breakdown-spec-int", lambda: cost.decode_breakdown(5, "a100-40gb", 1, 8), "arch"),
+      ("hardware-int", lambda: cost.hardware(5), "cost.hardware: name"),
+      ("penalised-int", lambda: tradeoff.penalised(5, [1.0]), "tradeoff.penalised: result"),
+      ("compare-int", lambda: attention_search.compare(5, kv_lora_ranks=[32]),
+       "attention_search.compare: result"),
+      ("export-spec-int", lambda: export.export(5, "x", "/tmp/never"), "export.export: spec"),
+      ("preset-int", lambda: arch.preset(5), "arch.preset: name"),
+      ("budget-str", lambda: arch.from_budget("x", n_layers=4, head_dim=16, d_model=64, r=1,
+                                              gqa=1), "budget"),
+      ("tokens-build-dict", lambda: tokens.build({"source": "synthetic"}), "tokens.build: spec"),
+      ("loop-run-dict", lambda: loop.run({"train": {}}, "/tmp/never"), "loop.run: config"),
+      ("loop-run-workdir-int", lambda: loop.run(configlib.load(NANO), 5), "loop.run: workdir"),
+      ("sweep-run-dict", lambda: sweep.run({}, "/tmp/never"), "sweep.run: sweep"),
+      ("sweep-run-root-int", lambda: sweep.run(sweep_config, 5), "sweep.run: root"),
+      ("sweep-run-wait-str", lambda: sweep.run(sweep_config, "/tmp/never", wait="no"),
+       "sweep.run: wait"),
+      ("sweep-status-stale-str", lambda: sweep.status(sweep_config, "/tmp/never", stale_s="x"),
+       "sweep.status: stale_s"),
+      ("evaluate-workdir-int", lambda: evaluate.evaluate(5), "evaluate: workdir"),
+  ]
+
+
+API_CASES = _api_cases()
+
+
+@pytest.mark.parametrize("name,call,words", API_CASES, ids=[c[0] for c in API_CASES])
+def test_the_python_api_names_the_argument_it_refuses(name, call, words):
+  from lawsearch.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  with pytest.raises(UserError) as caught:
+    call()
+  assert words in str(caught.value) and "\n" not in str(caught.value), (name, caught.value)

@@ -162,3 +162,75 @@ def test_negative_moe_weights_are_refused():
   config = configlib.load(NANO, ["--config.train.moe_load_balance_weight=-0.1"])
   with pytest.raises(UserError, match="train.moe_load_balance_weight=-0.1"):
     loop.check_ranges(config)
+
+
+# -- auxiliary-loss-free balancing (router biases moved by the step) --------------------------------
+def test_a_step_moves_each_router_bias_by_the_rate_against_its_load():
+  rate = 0.01
+  biased = step_lib.Model(ModelConfig(MOE, moe_bias_balancing=True))
+  plain = step_lib.Model(ModelConfig(MOE))
+  tx, schedule = optax.adamw(1e-3, weight_decay=0.1), lambda _: 1e-3
+  state, batch = step_lib.make_init(biased, tx, 0)(), _batch()
+  new, m = jax.jit(step_lib.make_train_step(biased, tx, schedule, moe_bias_update_rate=rate))(
+      state, batch)
+  assert "tokens_per_expert" not in m
+  # The loads, by hand: the model's own forward at the step's parameters (biases still zero).
+  _, stats = biased.module(state.params).forward(batch["inputs"])
+  load = np.asarray(stats.tokens_per_expert, np.float64)  # [L', E]
+  for j, i in enumerate(range(MOE.first_dense_layers, MOE.n_layers)):
+    want = rate * np.sign(load[j].mean() - load[j])
+    np.testing.assert_allclose(new.params[f"layer_{i}"]["mlp"]["bias"], want, atol=1e-9)
+  # Everything else is the step of the same model without biases (zero biases route the same
+  # tokens; their zero gradients leave the clipped norm and Adam's other updates unchanged).
+  twin_state = step_lib.make_init(plain, tx, 0)()
+  twin, twin_m = jax.jit(step_lib.make_train_step(plain, tx, schedule))(twin_state, batch)
+  strip = lambda p: {k: ({**v, "mlp": {n: w for n, w in v["mlp"].items() if n != "bias"}}
+                         if k.startswith("layer_") else v) for k, v in p.items()}
+  for a, b in zip(jax.tree.leaves(strip(new.params)), jax.tree.leaves(twin.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(m["loss"], twin_m["loss"], rtol=1e-6)
+
+
+def test_bias_balancing_needs_a_biased_moe_model():
+  model = step_lib.Model(ModelConfig(MOE))
+  with pytest.raises(ValueError, match="moe_bias_balancing"):
+    step_lib.make_train_step(model, optax.sgd(1.0), lambda _: 1.0, moe_bias_update_rate=0.01)
+  dense = configlib.load(NANO, ["--config.train.moe_bias_update_rate=0.01"])
+  with pytest.raises(UserError, match="mlp='moe' only"):
+    loop.model_config(dense)
+
+
+def test_a_biased_moe_run_killed_mid_run_resumes_to_the_same_losses(tmp_path):
+  import signal  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  import crashing  # pylint: disable=import-outside-toplevel
+
+  args = MOE_ARGS + ["--config.train.steps=6", "--config.train.batch_size=8",
+                     "--config.train.seq_len=16", "--config.model.max_seq_len=16",
+                     "--config.train.log_every=1", "--config.train.checkpoint_every=2",
+                     "--config.train.eval_every=0", "--config.train.eval_batches=1",
+                     "--config.train.moe_bias_update_rate=0.01"]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def train(workdir, env=None):
+    cmd = [sys.executable, "-m", "lawsearch.cli", "train", f"--config={NANO}", *args,
+           "--no-progress", f"--workdir={workdir}"]
+    return subprocess.run(cmd, cwd=root, env={**os.environ, **(env or {})}, capture_output=True,
+                          text=True, timeout=240)
+
+  losses = lambda w: {r["step"]: r["loss"] for r in read(os.path.join(w, "metrics.jsonl"))
+                      if "loss" in r}
+  reference = tmp_path / "reference"
+  assert train(reference).returncode == 0
+  workdir = tmp_path / "run"
+  killed = train(workdir, crashing.at_step(3))
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  resumed = train(workdir)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resuming at step 2" in resumed.stdout
+  assert losses(workdir) == losses(reference)  # the biases came back with the checkpoint
+  loads = [r["moe_max_load"] for r in read(os.path.join(workdir, "metrics.jsonl"))
+           if "moe_max_load" in r]
+  assert len(loads) == 6 and all(1 <= v <= 4 for v in loads)

@@ -49,3 +49,15 @@ def test_the_summaries_are_the_analysis_of_the_table(analyze, table):
   recipes = json.loads((NOISE / "recipes.json").read_text())["recipes"]
   assert {k: v["seed_sd"] for k, v in analyze.recipes(table).items()} == pytest.approx(
       {k: v["seed_sd"] for k, v in recipes.items()}, nan_ok=True)
+
+
+def test_the_lr_rule_is_the_fit_on_the_table(analyze, table):
+  committed = json.loads((NOISE / "lr_rule.json").read_text())
+  again = analyze.lr_rule(table)
+  assert again["points"] == committed["points"]
+  for key in ("width_exponent", "r_exponent", "residual_sd"):
+    assert again[key] == pytest.approx(committed[key], rel=1e-6, abs=1e-9), key
+  # The recipe's width rule is the fitted exponent, to the precision the scans give it.
+  from lawsearch.recipe import CPU_V2  # pylint: disable=import-outside-toplevel
+  assert abs(CPU_V2.lr_width_exponent - committed["width_exponent"]) <= max(
+      2 * committed["width_exponent_se"], 0.25)

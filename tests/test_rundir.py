@@ -104,5 +104,5 @@ def test_bind_records_the_identity_and_refuses_another(tmp_path):
     run.bind(configlib.load(NANO, ["--config.optimizer.peak_lr=1e-3"]))
   run.config.write_text("[1")
   run.identity.unlink()
-  with pytest.raises(UserError, match="config.json is not valid JSON"):
+  with pytest.raises(UserError, match=r"config.json: damaged run config: not JSON"):
     run.bind(config)

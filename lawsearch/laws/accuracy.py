@@ -96,18 +96,15 @@ class AccuracyLaw:
             f"{self.loss_range[1]:.4f}], rmse {self.rmse:.4f}")
 
   def to_json(self, path: str | os.PathLike) -> None:
-    with open(path, "w") as f:
-      json.dump(dataclasses.asdict(self), f, indent=1)
+    from lawsearch import paths  # pylint: disable=import-outside-toplevel
+
+    paths.write_text(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n")  # atomic
 
   @classmethod
   def from_json(cls, path: str | os.PathLike) -> "AccuracyLaw":
-    from lawsearch.inputs import read_json, require  # pylint: disable=import-outside-toplevel
+    from lawsearch import rundir  # pylint: disable=import-outside-toplevel
 
-    doc = read_json(path, "accuracy law file", hint="write one with `lawsearch fit-accuracy`")
-    require(doc, f"accuracy law file {path}", {"form": "string", "params": "list",
-                                              "chance": "number", "n_points": "integer",
-                                              "loss_range": "list", "rmse": "number",
-                                              "level": "number", "boot": "list"})
+    doc = rundir.read_file(path, "accuracy law")
     if doc["form"] not in FORMS:
       raise UserError(f"accuracy law file {path}: form {doc['form']!r} is not one of {FORMS}")
     return cls(doc["form"], tuple(doc["params"]), doc["chance"], doc["n_points"],
@@ -143,6 +140,11 @@ def fit(loss: Sequence[float], acc: Sequence[float], form: str = "linear", *,
 def fit_table(df, form: str = "linear", **kwargs) -> AccuracyLaw:
   """The law on a runs table (`runs.collect`): its rows with `acc_mean`; chance from their
   `acc_mean_chance`."""
+  import pandas as pd  # pylint: disable=import-outside-toplevel
+
+  if not isinstance(df, pd.DataFrame):
+    raise UserError(f"accuracy.fit_table: df must be a runs table (a pandas DataFrame, e.g. "
+                    f"runs.read_table(ROOT)), got {type(df).__name__}")
   if "acc_mean" not in df.columns or df["acc_mean"].isna().all():
     raise UserError("no run in the table has a mean downstream accuracy (acc_mean); score the "
                     "runs first: lawsearch eval --workdir RUN --tasks all")

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from lawsearch import inputs, paths
+from lawsearch import inputs, paths, rundir
 from lawsearch.errors import UserError
 from lawsearch.laws import forms, l_opt as l_opt_lib, optimum as optimum_lib, runs_table
 from lawsearch.laws import levenberg_marquardt as lm
@@ -139,7 +139,7 @@ class ConditionalLaw:
         raise UserError(f"law JSON is not JSON ({e})") from None
     else:
       where = f"law file {text}"
-      doc = inputs.read_json(text, "law file", hint="write one with `lawsearch fit --out`")
+      doc = rundir.read_file(text, "law")
     inputs.require(doc, where, {"form": "string", "coefficients": "object"})
     bad = {k: v for k, v in doc["coefficients"].items() if not isinstance(v, (int, float))
            or isinstance(v, bool) or not math.isfinite(v)}

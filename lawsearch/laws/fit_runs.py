@@ -14,10 +14,12 @@ The CLI prints a FitSummary, the replication stores it, a notebook shows its tab
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pandas as pd
 
+from lawsearch import inputs
 from lawsearch.errors import UserError
 from lawsearch.laws.bootstrap import bootstrap
 from lawsearch.laws import forms, l_opt as l_opt_lib
@@ -105,6 +107,10 @@ def assess(law: ConditionalLaw, df: pd.DataFrame, l_opt=None, r_range=None,
            validate: bool = True) -> Assessment:
   """`law` on `df`: cross-scale validation of its form (with `validate`) and residual trends,
   both under `r_range` (default: the law's own fit filter, else the paper's [0.5, 5])."""
+  inputs.instance(law, "law", ConditionalLaw, "a ConditionalLaw", "laws.assess")
+  inputs.instance(df, "df", pd.DataFrame, "a runs table (a pandas DataFrame)", "laws.assess")
+  inputs.argument(r_range, "r_range", "range", "laws.assess", optional=True)
+  inputs.argument(validate, "validate", "bool", "laws.assess")
   if r_range is None:
     r_range = law.fit_info.r_range if law.fit_info is not None else DEFAULT_R_RANGE
   validation, skipped = None, "not asked for"
@@ -126,6 +132,15 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
   run), on its shapes' seed means (module doc), with `n_boot` bootstrap refits for intervals (0:
   none) and, with `validate`, the cross-scale validation; residual trends and the lack-of-fit
   test against the seed noise always."""
+  f = "laws.fit_runs"
+  inputs.instance(df, "df", (pd.DataFrame, str, os.PathLike),
+                  "a runs table (a pandas DataFrame) or the path of a table file or run root", f)
+  inputs.argument(form, "form", "string", f)
+  inputs.argument(r_range, "r_range", "range", f, optional=True)
+  inputs.argument(n_boot, "n_boot", "count", f)
+  inputs.argument(level, "level", "fraction", f)
+  inputs.argument(seed, "seed", "integer", f)
+  inputs.argument(validate, "validate", "bool", f)
   if not isinstance(df, pd.DataFrame):
     from lawsearch import runs  # pylint: disable=import-outside-toplevel
 

@@ -93,7 +93,7 @@ def shape_ids(df: pd.DataFrame) -> np.ndarray:
   if not columns:
     raise UserError(f"a runs table needs some of {SHAPE_COLUMNS} to group seeds; it has "
                     f"{list(df.columns)}")
-  keys = df[columns].astype(str).agg("|".join, axis=1)
+  keys = df[columns].astype(object).fillna("nan").astype(str).agg("|".join, axis=1)
   return pd.factorize(keys)[0]
 
 

@@ -22,7 +22,11 @@ def check_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
 
 def check_positive_finite(values, name: str) -> np.ndarray:
   """float64 array of `values`; ValueError on NaN, infinite or non-positive entries."""
-  arr = np.asarray(values, dtype=np.float64)
+  try:
+    arr = np.asarray(values, dtype=np.float64)
+  except (TypeError, ValueError):
+    raise UserError(f"{name} must be numbers (an array or a sequence of them), got "
+                    f"{type(values).__name__} {values!r}"[:300]) from None
   bad = ~np.isfinite(arr) | (arr <= 0)
   if bad.any():
     idx = np.flatnonzero(bad.ravel())

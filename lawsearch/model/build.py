@@ -28,8 +28,9 @@ def param_count(model: Transformer) -> int:
 
 
 def logical_axes(model: Transformer) -> dict:
-  """Pure-dict tree (as `nnx.to_pure_dict(nnx.state(model, nnx.Param))`) of logical axis tuples."""
-  state = nnx.state(model, nnx.Param)
+  """Pure-dict tree (as `nnx.to_pure_dict(nnx.state(model))`: the parameters and any other
+  variable, such as MoE router biases) of logical axis tuples."""
+  state = nnx.state(model)
   names = jax.tree.map(lambda v: v.get_metadata()["logical_axes"], state,
                        is_leaf=lambda x: isinstance(x, nnx.Variable))
   return nnx.to_pure_dict(names)

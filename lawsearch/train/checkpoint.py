@@ -7,13 +7,31 @@ says what is wrong and what to do.
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import shutil
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 from lawsearch import paths
 from lawsearch.arch import from_fields
 from lawsearch.errors import UserError
+
+
+class _DiskErrorsReportedElsewhere(logging.Filter):
+  """Drops orbax's own log records (and asyncio's, of its failed writer tasks) of a full or
+  read-only disk: lawsearch reports that error itself, in one line (loop.train)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    text = record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
+    return paths.disk_error(Exception(text)) is None
+
+
+for _name in ("absl", "asyncio"):
+  logging.getLogger(_name).addFilter(_DiskErrorsReportedElsewhere())
 
 
 class Checkpointer:
@@ -37,10 +55,23 @@ class Checkpointer:
       return False
     if step == self.manager.latest_step():
       return False
+    self._check_space(state)
     items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(self.meta))
     if loader is not None and hasattr(loader, "save_args"):
       items["data"] = loader.save_args()
     return self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def _check_space(self, state) -> None:
+    """An OSError (ENOSPC) naming the sizes before a save that would not fit a local disk: a save
+    that runs out of space midway leaves orbax's writers failing in background threads."""
+    if paths.is_remote(self.directory):
+      return
+    need = sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state)) * 1.05 + (1 << 20)
+    free = shutil.disk_usage(self.directory).free
+    if need > free:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                    f"{self.directory} (a checkpoint needs about {need / 2**20:,.0f} MiB, "
+                    f"{free / 2**20:,.0f} MiB are free)")
 
   def _refuse(self, step: int, error: Exception):
     raise UserError(

@@ -9,10 +9,10 @@ run's claim:
   - stale:    the heartbeat stopped (the worker was killed, its node lost): the next worker
               creates attempt NNNN+1 and resumes the run from its last checkpoint;
   - released: the claimant finished the run or recorded its failure.
-A claim that cannot be read (corrupt) counts as stale and is reported. A run whose training
-raised is recorded in `<workdir>/failed.json` (the error, the worker, the attempt) and is not
-retried until a sweep runs with retry_failed. Staleness compares the claimant's clock with the
-reader's: keep `stale_s` well above the hosts' clock skew and a few heartbeats long.
+A claim that cannot be read (corrupt) is judged by its file's modification time and reported. A run
+whose training raised is recorded in `<workdir>/failed.json` (the error, the worker, the attempt)
+and is not retried until a sweep runs with retry_failed. Staleness compares the claimant's clock
+with the reader's: keep `stale_s` well above the hosts' clock skew and a few heartbeats long.
 
 Imports no JAX.
 """
@@ -20,6 +20,7 @@ Imports no JAX.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import socket
@@ -27,7 +28,7 @@ import threading
 import time
 from typing import Any
 
-from lawsearch import paths
+from lawsearch import inputs, paths, rundir
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
 
@@ -109,17 +110,22 @@ def latest(workdir) -> Claim | None:
   attempt, file = attempts[-1], _file(workdir, attempts[-1])
   try:
     mtime = paths.mtime(file)
-    text = paths.read_text(file)
+    doc = rundir.read_file(file, "claim")
+    return Claim(attempt=attempt, worker=doc["worker"], started=doc["started"],
+                 heartbeat=doc["heartbeat"], released=doc.get("released") is True,
+                 heartbeat_s=_seconds(doc.get("heartbeat_s")),
+                 stale_s=_seconds(doc.get("stale_s")), mtime=mtime)
   except FileNotFoundError:  # deleted between the listing and the read
     return None
-  try:
-    doc = json.loads(text)
-    return Claim(attempt=attempt, worker=str(doc["worker"]), started=float(doc["started"]),
-                 heartbeat=float(doc["heartbeat"]), released=bool(doc.get("released", False)),
-                 heartbeat_s=float(doc.get("heartbeat_s", 0.0)),
-                 stale_s=float(doc.get("stale_s", 0.0)), mtime=mtime)
-  except (ValueError, KeyError, TypeError, AttributeError) as e:
-    return Claim(attempt, "?", 0.0, 0.0, mtime=mtime, corrupt=f"{type(e).__name__}: {e}"[:200])
+  except inputs.DamagedFile as e:
+    if e.problem == inputs.MISSING:
+      return None
+    return Claim(attempt, "?", 0.0, 0.0, mtime=mtime, corrupt=e.problem[:200])
+
+
+def _seconds(value) -> float:
+  """A claim's recorded period or limit: a positive finite number, else 0 (not recorded)."""
+  return float(value) if inputs.ARGUMENTS["positive"][0](value) else 0.0
 
 
 def acquire(workdir, worker: str, stale_s: float = STALE_S,
@@ -144,8 +150,16 @@ def beat(workdir, claim: Claim) -> Claim:
 
 
 def release(workdir, claim: Claim) -> None:
-  paths.write_text(_file(workdir, claim.attempt),
-                   dataclasses.replace(claim, heartbeat=time.time(), released=True).to_json())
+  """Marks the claim released; on a full disk, where it cannot be rewritten, removes it (which
+  also frees the run for the next worker)."""
+  path = _file(workdir, claim.attempt)
+  try:
+    paths.write_text(path, dataclasses.replace(claim, heartbeat=time.time(),
+                                               released=True).to_json())
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    paths.remove(path)
 
 
 class Heartbeat:
@@ -168,10 +182,16 @@ class Heartbeat:
     self._thread.start()
     return self
 
-  def __exit__(self, *exc):
+  def __exit__(self, exc_type, exc, tb):
     self._stop.set()
     self._thread.join()
-    release(self.workdir, self.claim)
+    try:
+      release(self.workdir, self.claim)
+    except OSError:
+      if exc is None:
+        raise
+      # The error under way (most likely the same read-only or full disk) is the one reported;
+      # this claim goes stale after its limit and the run is taken over then.
 
 
 def record_failure(workdir, claim: Claim, error: BaseException) -> dict[str, Any]:
@@ -184,14 +204,10 @@ def record_failure(workdir, claim: Claim, error: BaseException) -> dict[str, Any
 
 def failure(workdir) -> dict[str, Any] | None:
   """The run's failed.json (a corrupt one as {"error": "unreadable failed.json ..."}), or None."""
-  path = RunDir(workdir).failed
-  if not paths.exists(path):
-    return None
   try:
-    doc = json.loads(paths.read_text(path))
-    return doc if isinstance(doc, dict) else {"error": f"unreadable {RunDir.FAILED}: not an object"}
-  except ValueError as e:
-    return {"error": f"unreadable {RunDir.FAILED} ({e})"}
+    return rundir.read_file(RunDir(workdir).failed, "failed", missing_ok=True)
+  except inputs.DamagedFile as e:
+    return {"error": f"unreadable {RunDir.FAILED} ({e.problem})"}
 
 
 def clear_failure(workdir) -> None:

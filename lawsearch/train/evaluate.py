@@ -9,12 +9,11 @@ train loop's own evals do, with its block-bootstrap standard error.
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import ml_collections
 
-from lawsearch import configlib, paths
+from lawsearch import configlib, inputs, paths
 from lawsearch.rundir import RunDir
 from lawsearch.errors import UserError
 from lawsearch.train import loop
@@ -22,11 +21,12 @@ from lawsearch.train import loop
 
 def run_config(workdir: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """The config a run was trained with (its config.json), with dotted overrides applied."""
-  path = RunDir(workdir).config
-  if not paths.exists(path):
+  inputs.argument(workdir, "workdir", "path", "evaluate")
+  run = RunDir(workdir)
+  if not paths.exists(run.config):
     raise UserError(f"{workdir} is not a run directory (no config.json); pass the --workdir of "
                      "a `lawsearch train` or `lawsearch sweep` run")
-  return configlib.locked(ml_collections.ConfigDict(json.loads(paths.read_text(path))), overrides)
+  return configlib.locked(ml_collections.ConfigDict(run.read_json(run.config)), overrides)
 
 
 def restore(workdir: str, overrides: Sequence[str] = ()):

@@ -12,6 +12,7 @@ import dataclasses
 import glob
 import math
 import os
+import shutil
 import time
 from typing import Any, Callable, Iterator
 
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lawsearch import paths, rundir, runs
+from lawsearch import inputs, paths, rundir, runs
 from lawsearch.rundir import RunDir
 from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
@@ -60,6 +61,7 @@ def model_config(config, platform: str | None = None) -> ModelConfig:
                      rope_theta=m["rope_theta"], dtype=dtype, param_dtype=m["param_dtype"],
                      attention_impl=attention, decode_impl=m["decode_impl"],
                      remat=m["remat"], norm_eps=m.get("norm_eps", ModelConfig.norm_eps),
+                     moe_bias_balancing=config_value(config, "train.moe_bias_update_rate") > 0,
                      rope_scaling=Llama3RopeScaling(**scaling) if scaling else None)
 
 
@@ -89,6 +91,7 @@ RANGES = {
     "optimizer.clip_norm": (False, 0, math.inf, False),
     "train.moe_load_balance_weight": (False, 0, math.inf, True),
     "train.moe_z_loss_weight": (False, 0, math.inf, True),
+    "train.moe_bias_update_rate": (False, 0, math.inf, True),
 }
 
 
@@ -236,7 +239,8 @@ def build_program(config, devices=None, platform: str | None = None) -> Program:
           model, tx, schedule, grad_accum_steps=config.train.grad_accum_steps, mesh=mesh,
           rules=rules,
           moe_load_balance_weight=config_value(config, "train.moe_load_balance_weight"),
-          moe_z_loss_weight=config_value(config, "train.moe_z_loss_weight")),
+          moe_z_loss_weight=config_value(config, "train.moe_z_loss_weight"),
+          moe_bias_update_rate=config_value(config, "train.moe_bias_update_rate")),
       in_shardings=(shardings, batch_shardings),
       out_shardings=(shardings, mesh_lib.replicated(mesh)), donate_argnums=0)
   eval_step = jax.jit(step_lib.make_eval_step(model, mesh=mesh, rules=rules),
@@ -330,20 +334,58 @@ def heldout_loss(program: Program, config, params) -> HeldoutLoss:
                      block_windows=[int(c) for c in counts])
 
 
-def run(config, workdir: str, *, progress: bool = True) -> runs.RunRecord:
+def run(config, workdir: str, *, progress: bool = True, repair: bool = False) -> runs.RunRecord:
   """The training stage's entry point: `train`, its record typed (`runs.RunRecord`)."""
-  return runs.RunRecord.from_dict(train(config, workdir, progress=progress), workdir)
+  _check_arguments(config, workdir, progress, repair, "loop.run")
+  return runs.RunRecord.from_dict(train(config, workdir, progress=progress, repair=repair),
+                                  workdir)
 
 
-def train(config, workdir: str, *, progress: bool = True) -> dict:
+def _check_arguments(config, workdir, progress, repair, function: str) -> None:
+  if not all(hasattr(config, g) for g in ("model", "train", "optimizer", "data")):
+    raise UserError(f"{function}: config must be a train config (a ConfigDict with model, train, "
+                    f"optimizer and data groups, from configlib.load), got "
+                    f"{type(config).__name__}")
+  inputs.argument(workdir, "workdir", "path", function)
+  inputs.argument(progress, "progress", "bool", function)
+  inputs.argument(repair, "repair", "bool", function)
+
+
+def train(config, workdir: str, *, progress: bool = True, repair: bool = False) -> dict:
+  """Train (or resume) the run in `workdir`; returns the result record (see _train). A full or
+  read-only disk is raised as its OSError (paths.disk_error) with the partial checkpoint that
+  the failed save left removed, however the checkpointing library reported it."""
+  try:
+    return _train(config, workdir, progress=progress, repair=repair)
+  except Exception as e:  # pylint: disable=broad-except
+    disk = paths.disk_error(e, workdir)
+    if disk is None or disk is e:
+      raise
+    _remove_partial_checkpoints(workdir)
+    raise disk from None
+
+
+def _remove_partial_checkpoints(workdir) -> None:
+  """Removes the temporary directories of checkpoints whose save failed (local runs)."""
+  folder = RunDir(workdir).checkpoints
+  if paths.is_remote(workdir) or not folder.is_dir():
+    return
+  for partial in folder.glob("*.orbax-checkpoint-tmp*"):
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def _train(config, workdir: str, *, progress: bool = True, repair: bool = False) -> dict:
   """Train (or resume) the run in `workdir`; returns the result record.
 
   A finished run (its result.json exists) is not retrained: its record is returned. A workdir
   belongs to one run identity (lawsearch.rundir): a config that differs from its record outside
-  rundir.SAFE_ON_RESUME is refused (UserError naming the fields); allowed changes are kept in its config_history.jsonl
-  and the result record.
+  rundir.SAFE_ON_RESUME is refused (UserError naming the fields); allowed changes are kept in its
+  config_history.jsonl and the result record. Every record read back is checked first
+  (inputs.read_file); `repair` drops the unreadable lines of its logs (metrics.jsonl,
+  config_history.jsonl) instead of refusing them.
   """
   # ---- distributed, validation, program -------------------------------------------------------
+  _check_arguments(config, workdir, progress, repair, "loop.train")
   check_ranges(config)  # before the run directory is read or written
   initialize_distributed(config)
   if paths.exists(workdir) and not paths.is_dir(workdir):
@@ -361,6 +403,10 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
     if jax.process_index() == 0:
       print(f"lawsearch train: {workdir} is finished (result.json); nothing to do", flush=True)
     return finished
+  if jax.process_index() == 0:  # a damaged log stops the run now, before any compile
+    run_dir.read_history(repair)
+    if paths.exists(run_dir.metrics):
+      metrics_lib.read(run_dir.metrics, repair)
   program = build_program(config)
   main = jax.process_index() == 0
   spec, t = program.spec, config.train
@@ -384,7 +430,7 @@ def train(config, workdir: str, *, progress: bool = True) -> dict:
       loader.set_state({"next_index": start})
   if main:  # empty until the first step has run: a failed start binds nothing
     paths.make_dirs(workdir)
-  log = metrics_lib.MetricsLog(run_dir.metrics, enabled=main)
+  log = metrics_lib.MetricsLog(run_dir.metrics, enabled=main, repair=repair)
   log.truncate_after(start)
   if main:
     print(f"lawsearch train: {spec} | N={spec.non_embedding_params:,} total={spec.total_params:,}"

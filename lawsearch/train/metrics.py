@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from lawsearch import paths
+from lawsearch import paths, rundir
 from lawsearch.arch import ArchSpec
 
 
@@ -70,21 +70,23 @@ class MetricsLog:
 
   `path` is local or a URL (lawsearch.paths)."""
 
-  def __init__(self, path, enabled: bool = True):
-    self.path, self.enabled = path, enabled
+  def __init__(self, path, enabled: bool = True, repair: bool = False):
+    self.path, self.enabled, self.repair = path, enabled, repair
 
   def truncate_after(self, step: int):
-    """Drop records of steps > `step` (a resumed run rewrites them)."""
+    """Drop records of steps > `step` (a resumed run rewrites them). A damaged log is an
+    inputs.DamagedFile, unless `repair` (its unreadable lines are dropped)."""
     if not (self.enabled and paths.exists(self.path)):
       return
-    keep = [r for r in read(self.path) if r.get("step", 0) <= step]
+    keep = [r for r in read(self.path, self.repair) if r.get("step", 0) <= step]
     paths.write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
 
   def last(self, key: str) -> float:
     """The latest value of `key` in the log (NaN when there is none, or the log is disabled)."""
     if not (self.enabled and paths.exists(self.path)):
       return float("nan")
-    values = [r[key] for r in read(self.path) if key in r]
+    values = [r[key] for r in read(self.path, self.repair)
+              if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
     return float(values[-1]) if values else float("nan")
 
   def write(self, record: dict):
@@ -92,6 +94,7 @@ class MetricsLog:
       paths.append_text(self.path, json.dumps(record) + "\n")
 
 
-def read(path) -> list[dict]:
-  """The records of a metrics log (local path or URL)."""
-  return [json.loads(line) for line in paths.read_text(path).splitlines() if line.strip()]
+def read(path, repair: bool = False) -> list[dict]:
+  """The records of a metrics log (local path or URL), checked (inputs.read_file: a damaged log
+  is an inputs.DamagedFile; `repair` drops its unreadable lines instead)."""
+  return rundir.read_file(path, "metrics", repair=repair)

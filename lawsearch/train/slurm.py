@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -24,6 +25,20 @@ from typing import Sequence
 
 from lawsearch import paths
 from lawsearch.errors import UserError
+
+
+_TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE", re.I)
+_NAME = re.compile(r"[A-Za-z0-9._+-]+")
+_NAMES = re.compile(r"[A-Za-z0-9._+-]+(,[A-Za-z0-9._+-]+)*")
+
+
+def _directive_path(path: str, flag: str) -> str:
+  """`path` as one argument of an #SBATCH line: double-quoted, with \\ and \" escaped (sbatch
+  reads quotes and backslashes there as a shell does); a newline, which would end the line and
+  start another directive, is refused."""
+  if any(c in path for c in "\n\r\0"):
+    raise UserError(f"{flag} {path!r}: a path with a line break cannot go into an sbatch script")
+  return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +56,19 @@ class SlurmResources:
   max_concurrent: int = 0  # the array's %N throttle (0: none)
 
   def __post_init__(self):
-    for name in ("workers", "nodes", "tasks_per_node", "cpus_per_task"):
-      if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-        raise UserError(f"slurm.{name}={getattr(self, name)!r} must be an integer >= 1")
-    for name in ("gpus_per_node", "max_concurrent"):
-      if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-        raise UserError(f"slurm.{name}={getattr(self, name)!r} must be an integer >= 0")
+    for name, low in (("workers", 1), ("nodes", 1), ("tasks_per_node", 1), ("cpus_per_task", 1),
+                      ("gpus_per_node", 0), ("max_concurrent", 0)):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"slurm.{name}={value!r} must be an integer >= {low}")
+    # Each value becomes one `#SBATCH` line: a newline or a quote would write another directive.
+    for name, pattern, words in (
+        ("time", _TIME, "a SLURM time limit (MINUTES, HH:MM:SS, D-HH[:MM[:SS]] or UNLIMITED)"),
+        ("partition", _NAMES, "partition names: letters, digits and . _ - + , only"),
+        ("account", _NAME, "an account name: letters, digits and . _ - + only")):
+      value = getattr(self, name)
+      if not isinstance(value, str) or (value or name == "time") and not pattern.fullmatch(value):
+        raise UserError(f"slurm.{name}={value!r} must be {words}")
 
   @classmethod
   def from_config(cls, block, **overrides) -> "SlurmResources":
@@ -71,7 +93,8 @@ def sbatch_script(res: SlurmResources, *, config: str, root: str, log_dir: str,
   lines = ["#!/bin/bash", "#SBATCH --job-name=lawsearch-sweep", f"#SBATCH --array={array}",
            f"#SBATCH --nodes={res.nodes}", f"#SBATCH --ntasks-per-node={res.tasks_per_node}",
            f"#SBATCH --cpus-per-task={res.cpus_per_task}", f"#SBATCH --time={res.time}",
-           f"#SBATCH --output={log_dir}/%A_%a.out", "#SBATCH --open-mode=append"]
+           "#SBATCH --output=" + _directive_path(f"{log_dir}/%A_%a.out", "--slurm-logs"),
+           "#SBATCH --open-mode=append"]
   if res.gpus_per_node:
     lines.append(f"#SBATCH --gpus-per-node={res.gpus_per_node}")
   if res.partition:

@@ -15,6 +15,7 @@ import optax
 from flax import nnx
 
 from lawsearch.model import ModelConfig, abstract_model, build, logical_axes
+from lawsearch.model.moe import update_router_bias
 from lawsearch.model.partitioning import Rules, axis_rules
 from lawsearch.train.mesh import replicated, tree_shardings
 
@@ -60,6 +61,22 @@ def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 # The train step's metrics of a MoE model, besides the dense model's (make_train_step).
 MOE_METRICS = ("moe_load_balance_loss", "moe_z_loss", "moe_max_load")
+LOAD = "tokens_per_expert"  # make_moe_loss's [L', E] loads, which the step keeps to itself
+
+
+def update_router_biases(params, arch, load: jax.Array, rate: float):
+  """params with every MoE layer's RouterBias moved by `moe.update_router_bias` from its load.
+
+  params: a pure dict (layer i's bias at params[f"layer_{i}"]["mlp"]["bias"], [E]); arch: the
+  ArchSpec; load [L', E]: the step's tokens per expert of the L' MoE layers, in layer order;
+  rate: the bias step (DeepSeek-V3: 0.001)."""
+  params = dict(params)
+  for j, i in enumerate(range(arch.first_dense_layers, arch.n_layers)):
+    layer = dict(params[f"layer_{i}"])
+    layer["mlp"] = {**layer["mlp"],
+                    "bias": update_router_bias(layer["mlp"]["bias"], load[j], rate)}
+    params[f"layer_{i}"] = layer
+  return params
 
 
 def make_moe_loss(model: Model, load_balance_weight: float, z_loss_weight: float):
@@ -80,7 +97,8 @@ def make_moe_loss(model: Model, load_balance_weight: float, z_loss_weight: float
     load = stats.tokens_per_expert.astype(jnp.float32)  # [L', E]
     max_load = (load.max(-1) / load.mean(-1)).max()
     total = ce + load_balance_weight * balance + z_loss_weight * z
-    return total, dict(zip(("loss",) + MOE_METRICS, (ce, balance, z, max_load)))
+    metrics = dict(zip(("loss",) + MOE_METRICS, (ce, balance, z, max_load)))
+    return total, {**metrics, LOAD: load}
 
   return loss
 
@@ -97,7 +115,8 @@ def make_init(model: Model, tx: optax.GradientTransformation, seed: int):
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
                     grad_accum_steps: int = 1, mesh=None, rules: Rules = (),
-                    moe_load_balance_weight: float = 0.0, moe_z_loss_weight: float = 0.0):
+                    moe_load_balance_weight: float = 0.0, moe_z_loss_weight: float = 0.0,
+                    moe_bias_update_rate: float = 0.0):
   """(state, batch) -> (state, metrics). batch: {"inputs", "targets"} int32 [B, T].
 
   With grad_accum_steps = A > 1 the batch is split into A micro-batches of B/A rows whose
@@ -105,9 +124,15 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
   the full-batch one.
   metrics: loss (the cross-entropy, mean over the batch), grad_norm (before clipping), lr (of this
   step), and for a model with MoE layers MOE_METRICS (make_moe_loss), whose weighted losses join
-  the cross-entropy in the gradient. A dense model ignores the two weights.
+  the cross-entropy in the gradient. A dense model ignores the two weights. A model built with
+  `ModelConfig.moe_bias_balancing` moves its router biases by `moe_bias_update_rate` after the
+  optimizer's update (`update_router_biases`; the optimizer's own change to them is dropped).
   """
-  keys = ("loss",) + (MOE_METRICS if model.config.arch.moe_layers else ())
+  arch = model.config.arch
+  keys = ("loss",) + ((*MOE_METRICS, LOAD) if arch.moe_layers else ())
+  if model.config.moe_bias_balancing != (moe_bias_update_rate > 0):
+    raise ValueError(f"moe_bias_update_rate={moe_bias_update_rate} needs a model with "
+                     f"moe_bias_balancing (it has {model.config.moe_bias_balancing})")
 
   def loss_and_grad(params, inputs, targets):
     """-> ({key: float32 []} for `keys`, grads of the total loss)."""
@@ -130,12 +155,16 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
         def body(acc, xs):
           return jax.tree.map(jnp.add, acc, loss_and_grad(state.params, *xs)), None
 
-        zeros = ({k: jnp.zeros((), jnp.float32) for k in keys},
+        shapes = {LOAD: (arch.moe_layers, arch.n_experts)}
+        zeros = ({k: jnp.zeros(shapes.get(k, ()), jnp.float32) for k in keys},
                  jax.tree.map(jnp.zeros_like, state.params))
         (losses, grads), _ = jax.lax.scan(body, zeros, (micro(inputs), micro(targets)))
         losses, grads = jax.tree.map(lambda g: g / grad_accum_steps, (losses, grads))
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
+      load = losses.pop(LOAD, None)
+      if moe_bias_update_rate > 0:
+        params = update_router_biases(params, arch, load, moe_bias_update_rate)
     metrics = {**losses, "grad_norm": optax.tree_utils.tree_norm(grads),
                "lr": schedule(state.step)}
     return TrainState(state.step + 1, params, opt_state), metrics

@@ -25,7 +25,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lawsearch import configlib, paths, runs
+from lawsearch import configlib, inputs, paths, runs
 from lawsearch.rundir import RunDir, RunIdentity
 from lawsearch.errors import UserError
 from lawsearch.train import claims, estimate, loop
@@ -80,8 +80,8 @@ def state(workdir, stale_s: float = claims.STALE_S) -> RunState:
   """The run's RunState, read from its directory (local or gs://)."""
   try:
     record = runs.RunRecord.read(workdir)
-  except (ValueError, KeyError, TypeError) as e:  # half a file, JSON of another kind
-    return RunState("corrupt", note=f"{RunDir.RESULT}: {type(e).__name__}: {e}"[:300])
+  except inputs.DamagedFile as e:  # half a file, JSON of another kind
+    return RunState("corrupt", note=f"{RunDir.RESULT}: {e.problem}"[:300])
   if record is not None:
     return RunState("finished", record=record)
   failed = claims.failure(workdir)
@@ -93,6 +93,13 @@ def state(workdir, stale_s: float = claims.STALE_S) -> RunState:
   if claim is not None and not claim.released:
     return RunState("stale", claim=claim, note=claim.corrupt)
   return RunState("started" if paths.is_dir(workdir) else "new", claim=claim)
+
+
+def _check_arguments(sweep, root, function: str) -> None:
+  if not all(hasattr(sweep, g) for g in ("train_config", "runs")):
+    raise UserError(f"{function}: sweep must be a sweep config (a ConfigDict with train_config "
+                    f"and runs, from configlib.load), got {type(sweep).__name__}")
+  inputs.argument(root, "root", "path", function)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -136,7 +143,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
         dry_run: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1),
         retry_failed: bool = False, worker: str | None = None,
         heartbeat_s: float = claims.HEARTBEAT_S, stale_s: float = claims.STALE_S,
-        wait: bool = True) -> list[runs.RunRecord]:
+        wait: bool = True, repair: bool = False) -> list[runs.RunRecord]:
   """Trains the runs of `sweep` under `root` that nobody has finished, as one of any number of
   workers on the same root (see lawsearch.train.claims); returns the RunRecords of the finished
   runs, in sweep order. With dry_run it only lists them.
@@ -146,7 +153,17 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
   With `wait` it stays until no run is left running elsewhere, so that it can take over the runs
   of workers that die. A run whose training raises is recorded as failed (failed.json) and
   skipped from then on; retry_failed clears those records (and unreadable result.json files)
-  first. shard=(i, n) keeps the static split: runs i, i+n, i+2n, ..."""
+  first. shard=(i, n) keeps the static split: runs i, i+n, i+2n, ... `repair` drops the
+  unreadable lines of the runs' logs (loop.train). A full or read-only disk stops the sweep
+  (an OSError: every later run would fail the same way), its claim released where the disk
+  allows and no run recorded as failed for it."""
+  _check_arguments(sweep, root, "sweep.run")
+  for name, value, kind in (("dry_run", dry_run, "bool"), ("progress", progress, "bool"),
+                            ("retry_failed", retry_failed, "bool"), ("wait", wait, "bool"),
+                            ("repair", repair, "bool"), ("heartbeat_s", heartbeat_s, "positive"),
+                            ("stale_s", stale_s, "positive")):
+    inputs.argument(value, name, kind, "sweep.run")
+  inputs.argument(worker, "worker", "string", "sweep.run", optional=True)
   claims.check_timing(heartbeat_s, stale_s)
   planned = plan(sweep, root, overrides, shard)
   if not planned:
@@ -181,7 +198,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
         others_running = True
         continue
       print(f"[{i}/{len(planned)}] {p.name} {_describe(p, s)}: {p.workdir}", flush=True)
-      _train(p, claim, progress, heartbeat_s)
+      _train(p, claim, progress, heartbeat_s, repair)
       print(f"  {time.perf_counter() - t0:.0f} s so far", flush=True)
     if not (wait and _agree(others_running)):
       break
@@ -195,17 +212,27 @@ def failures(planned: Sequence[PlannedRun]) -> list[tuple[str, str]]:
   return [(p.name, str(s.failure.get("error", "?"))) for p, s in states if s.kind == "failed"]
 
 
-def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float):
-  """Trains one claimed run (claim None on processes other than 0), recording a failure."""
+def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float,
+           repair: bool = False):
+  """Trains one claimed run (claim None on processes other than 0), recording a failure; a full
+  or read-only disk is raised as its OSError (paths.disk_error), recording nothing."""
   beating = claims.Heartbeat(p.workdir, claim, heartbeat_s) if claim else contextlib.nullcontext()
   with beating:
     try:
-      record = loop.run(p.config, p.workdir, progress=progress)
+      record = loop.run(p.config, p.workdir, progress=progress, repair=repair)
       print(f"  loss {record.loss:.4f}", flush=True)
     except Exception as e:  # pylint: disable=broad-except
+      disk = paths.disk_error(e, p.workdir)
+      if disk is not None:  # not the run's fault, and every later run would fail the same way
+        raise disk from None
       # A NaN, a bad config, a bug: recorded, and the sweep goes on with the other runs.
       if claim:
-        claims.record_failure(p.workdir, claim, e)
+        try:
+          claims.record_failure(p.workdir, claim, e)
+        except OSError as written:
+          if paths.disk_error(written) is None:
+            raise
+          raise written from None
       print(f"  failed: {type(e).__name__}: {e}\n" + "".join(
           traceback.format_exception(e)[-6:]), flush=True)
 
@@ -241,6 +268,8 @@ class SweepStatus:
 def status(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str] = (),
            stale_s: float = claims.STALE_S) -> SweepStatus:
   """Where every run of `sweep` under `root` stands (reads only; trains nothing)."""
+  _check_arguments(sweep, root, "sweep.status")
+  inputs.argument(stale_s, "stale_s", "positive", "sweep.status")
   now, rows, rates, left, workers = time.time(), [], [], 0.0, set()
   planned = plan(sweep, root, overrides)
   for p, (spec, tokens, seq_len) in zip(planned, estimate.runs_of(p.config for p in planned)):
