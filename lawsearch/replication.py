@@ -23,7 +23,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from lawsearch import arch, laws, runs
+from lawsearch import arch, laws, rundir, runs
 from lawsearch.laws import ConditionalLaw
 from lawsearch.recipe import CPU
 
@@ -63,8 +63,7 @@ def pick_specs(root: str) -> dict[str, arch.ArchSpec]:
   specs = {"baseline": CPU.baseline(CPU.heldout_scale)}
   path = os.path.join(root, "search", "search.json")
   if os.path.exists(path):
-    with open(path) as f:
-      found = json.load(f)["picks"]
+    found = rundir.read_file(path, "search")["picks"]
     specs.update({k: arch.from_fields(found[k]) for k in ("panda", "surefire")})
   return specs
 
