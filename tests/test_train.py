@@ -11,6 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 from lawsearch import configlib
 from lawsearch.arch import preset
+from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig
 from lawsearch.train import loop
 from lawsearch.train import mesh as mesh_lib
@@ -191,3 +192,17 @@ def test_an_axis_that_cannot_divide_its_dimension_is_replicated_with_a_warning()
   with pytest.warns(UserWarning, match=r"'embed' \(size 36\) is not divisible by mesh axis "
                     r"'fsdp' \(8 ways"):
     assert logical_to_spec(("embed", "mlp"), rules, mesh, (36, 24)) == P(None, None)
+
+
+def test_a_model_too_large_for_the_device_is_refused_before_anything_compiles():
+  config = configlib.load(CONFIG, ["--config.model.arch.n_layers=100000"])
+  need = loop.train_memory_bytes(config, 8)
+  assert need > 16 * 100000 * 12 * 64 ** 2 / 8  # at least the layers' Adam state, sharded
+  with pytest.raises(UserError, match=r"needs at least ~[\d.]+ GiB per device .*model.remat"):
+    loop.validate(config, 8)
+  loop.validate(configlib.load(CONFIG), 8)  # the nano model fits
+  # remat keeps one layer's activations; more devices divide everything.
+  wide = configlib.load(CONFIG, ["--config.train.batch_size=64"])
+  assert loop.train_memory_bytes(wide, 8) < loop.train_memory_bytes(wide, 1)
+  remat = configlib.load(CONFIG, ["--config.train.batch_size=64", "--config.model.remat=True"])
+  assert loop.train_memory_bytes(remat, 8) < loop.train_memory_bytes(wide, 8)

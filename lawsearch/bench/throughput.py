@@ -28,6 +28,7 @@ from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig, build
 from lawsearch.model.generate import Engine, Sampling, cache_length
+from lawsearch.train import loop
 
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -150,18 +151,10 @@ def memory_needed(cfg: BenchConfig, batch: int) -> float:
           cost.kv_cache_bytes_per_token(cfg.arch, bpe) + scores)
 
 
-def device_memory() -> float:
-  """Bytes the default device can hold: its allocator's limit, or the host's RAM on CPU."""
-  stats = jax.devices()[0].memory_stats() or {}
-  if "bytes_limit" in stats:
-    return float(stats["bytes_limit"])
-  return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
 def run(cfg: BenchConfig, hw: cost.Hardware | None = None, log=print) -> list[dict]:
   """Builds the model with random weights and measures every batch size; refuses up front a
   batch that cannot fit in the device's memory (`memory_needed`)."""
-  available = device_memory()
+  available = loop.device_memory()
   for batch in cfg.batch_sizes:
     need = memory_needed(cfg, batch)
     if need > 0.9 * available:

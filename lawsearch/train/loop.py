@@ -151,7 +151,38 @@ def validate(config, n_devices: int) -> dict[str, int]:
     raise UserError(f"data.vocab_size={config.data.vocab_size} exceeds the model's vocab_size="
                      f"{spec.vocab_size}")
   total_steps(config)
+  need, available = train_memory_bytes(config, n_devices), device_memory()
+  if need > 0.9 * available:
+    raise UserError(
+        f"{spec} trained at micro-batch {t.batch_size // accum} x {t.seq_len} needs at least "
+        f"~{need / 2**30:.3g} GiB per device (float32 weights, gradients and Adam's two moments, "
+        f"the activations a step keeps), more than 90% of the device's {available / 2**30:.3g} "
+        "GiB; shrink the model, raise train.grad_accum_steps, set model.remat=True, or add "
+        "devices")
   return shape
+
+
+def train_memory_bytes(config, n_devices: int) -> float:
+  """A lower bound on the bytes one device holds in a train step: the float32 parameters, their
+  gradients and Adam's two moments (16 bytes a parameter), sharded over the devices, and the
+  activations the backward pass keeps for the micro-batch, spread over the devices by the batch:
+  per layer and token its input, norms, q/k/v/o and the MLP's three widths (or one layer's worth
+  with remat), the attention probabilities (n_heads x T), and the logits and their gradient."""
+  t, spec = config.train, arch_spec(config)
+  tokens = t.batch_size // t.grad_accum_steps * t.seq_len
+  width = 6 * spec.d_model + 4 * spec.attn_width + 3 * spec.ffn_dim + spec.n_heads * t.seq_len
+  layers = 1 if config.model.remat else spec.n_layers
+  activations = 4 * tokens * (layers * width + 2 * spec.vocab_size)
+  return (16 * spec.total_params + activations) / n_devices
+
+
+def device_memory() -> float:
+  """Bytes this process's first device can hold: its allocator's limit, or the host's RAM on
+  CPU."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if "bytes_limit" in stats:
+    return float(stats["bytes_limit"])
+  return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 # -- data ------------------------------------------------------------------------------------------
