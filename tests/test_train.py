@@ -199,8 +199,8 @@ def test_a_model_too_large_for_the_device_is_refused_before_anything_compiles():
   need = loop.train_memory_bytes(config, 8)
   assert need > 16 * 100000 * 12 * 64 ** 2 / 8  # at least the layers' Adam state, sharded
   with pytest.raises(UserError, match=r"needs at least ~[\d.]+ GiB per device .*model.remat"):
-    loop.validate(config, 8)
-  loop.validate(configlib.load(CONFIG), 8)  # the nano model fits
+    loop.check_memory(config, 8)
+  loop.check_memory(configlib.load(CONFIG), 8)  # the nano model fits
   # remat keeps one layer's activations; more devices divide everything.
   wide = configlib.load(CONFIG, ["--config.train.batch_size=64"])
   assert loop.train_memory_bytes(wide, 8) < loop.train_memory_bytes(wide, 1)

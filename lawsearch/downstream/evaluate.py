@@ -3,8 +3,11 @@
 The run's config.json rebuilds its model, mesh and tokenizer (the one its data were tokenized
 with: the BPE trained for its corpus, a tokenizer file, or bytes); the newest checkpoint's
 parameters are restored and every task's requests are scored with the model's trained window
-(train.seq_len tokens; longer contexts are cut from the left). The scores go into the run's
-result.json (when it has one) as flat keys, so `lawsearch.runs.collect` carries them as columns:
+(train.seq_len tokens; longer contexts are cut from the left), in batches of at most
+`batch_tokens` padded tokens (scoring.Scorer: memory is bounded by the batch, not by the number of
+items or tasks). The scores go into the run's record as flat keys: its result.json once it has
+finished (so `lawsearch.runs.collect` carries them as columns), or imported.json for a model
+brought in with `lawsearch import-hf` (its record: where it came from, no loss, no result.json):
 
     acc_<task>      the task's headline accuracy (acc or acc_norm, see tasks.TASKS), 0..1
     ppl_lambada     LAMBADA's per-word perplexity
@@ -13,7 +16,8 @@ result.json (when it has one) as flat keys, so `lawsearch.runs.collect` carries 
                     were scored); acc_mean_chance the same mean for a uniform random pick
     downstream      the details: step, limit, window, tokenizer and every TaskScore field
 
-An evaluation replaces the downstream keys of an earlier one.
+An evaluation replaces the downstream keys of an earlier one. A run with neither record (still
+training) is scored but not recorded.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from lawsearch import runs
+from lawsearch import paths, runs
 from lawsearch.data import tokens as tokens_lib
 from lawsearch.downstream import scoring, tasks as tasks_lib
 from lawsearch.errors import UserError
+from lawsearch.rundir import RunDir, write_json_atomic
 from lawsearch.train import mesh as mesh_lib
 from lawsearch.train.evaluate import restore
 
@@ -41,8 +46,9 @@ RECORD_PREFIXES = ("acc_", "ppl_", "bpb_")
 class DownstreamResult:
   """A run's scores on the tasks. step: the checkpoint scored; window: tokens the model saw per
   request; limit: items per task (0: all); mean/mean_chance: the headline accuracy averaged over
-  the accuracy tasks scored, and the same for a uniform random pick; recorded: whether
-  result.json was updated (a run without one is scored but not recorded)."""
+  the accuracy tasks scored, and the same for a uniform random pick; recorded: the record the
+  scores went into (result.json, or imported.json of an imported model), None when the run has
+  neither (it has not finished)."""
 
   workdir: str
   step: int
@@ -50,7 +56,7 @@ class DownstreamResult:
   window: int
   limit: int
   scores: tuple[scoring.TaskScore, ...]
-  recorded: bool
+  recorded: str | None
 
   @property
   def mean(self) -> float | None:
@@ -63,7 +69,7 @@ class DownstreamResult:
     return float(np.mean(chances)) if chances else None
 
   def record_keys(self) -> dict:
-    """The keys this evaluation puts into result.json (see module doc)."""
+    """The keys this evaluation puts into the run's record (see module doc)."""
     keys = {}
     for s in self.scores:
       if s.accuracy is not None:
@@ -89,28 +95,33 @@ def _tokenizer(config):
 
 
 def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
-             overrides: Sequence[str] = (), batch_size: int = 64, progress: bool = True,
+             overrides: Sequence[str] = (), batch_tokens: int = 4096, progress: bool = True,
              cache: str | os.PathLike | None = None) -> DownstreamResult:
   """Scores the newest checkpoint of `workdir` on the tasks `task_spec` names ("all" or
-  comma-separated names) and records the scores in its result.json.
+  comma-separated names) and records the scores in its record (module doc).
 
-  limit: the first `limit` items of each task (0: all); batch_size: requests per batch (rounded
-  up to a multiple of the batch shards); cache: the lawsearch cache holding the tasks (default:
-  the data cache, $LAWSEARCH_CACHE or ~/.cache/lawsearch).
+  limit: the first `limit` items of each task (0: all); batch_tokens: rows x padded length per
+  batch (scoring.batches; at least one row per batch shard), which bounds the activations;
+  progress: a bar per task; cache: the lawsearch cache holding the tasks (default: the data
+  cache, $LAWSEARCH_CACHE or ~/.cache/lawsearch).
   """
   chosen = tasks_lib.select(task_spec)
   if limit < 0:
     raise UserError(f"--limit must be >= 0 (0: every item), got {limit}")
+  if batch_tokens < 1:
+    raise UserError(f"--batch-tokens must be >= 1, got {batch_tokens}")
   cache = Path(cache) if cache else tokens_lib.DataSpec().cache
   config, program, params, step = restore(workdir, overrides)
   tok = _tokenizer(config)
   window = min(config.train.seq_len, config.model.max_seq_len)
   rules = tuple(tuple(r) for r in config.sharding_rules)
-  shards = mesh_lib.batch_shards(program.mesh, rules)
-  scorer = scoring.Scorer(program.model.apply, params, mesh=program.mesh, rules=rules,
+  module = program.model.module
+  scorer = scoring.Scorer(lambda p, t: module(p).features(t), lambda p: module(p).output_head(),
+                          params, mesh=program.mesh, rules=rules,
                           param_shardings=program.shardings.params,
                           batch_spec=program.batch_sharding.spec,
-                          batch_size=-(-batch_size // shards) * shards)
+                          shards=mesh_lib.batch_shards(program.mesh, rules),
+                          batch_tokens=batch_tokens)
   main = jax.process_index() == 0
   scores = []
   for task in chosen:
@@ -127,12 +138,19 @@ def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
       if bar is not None:
         bar.close()
     scores.append(scoring.task_score(task, items, ll, greedy, requests.truncated))
-  result = DownstreamResult(workdir, step, tok.name, window, limit, tuple(scores), False)
+  result = DownstreamResult(workdir, step, tok.name, window, limit, tuple(scores), None)
+  run = RunDir(workdir)
   record = runs.read_result(workdir)
-  if record is None:
+  imported = record is None and paths.exists(run.imported)
+  if record is None and not imported:
     return result
+  if imported:
+    record = run.read_json(run.imported, "import record (lawsearch import-hf)")
   if main:
     kept = {k: v for k, v in record.items()
             if k != "downstream" and not k.startswith(RECORD_PREFIXES)}
-    runs.write_result(workdir, {**kept, **result.record_keys()})
-  return dataclasses.replace(result, recorded=True)
+    if imported:
+      write_json_atomic(run.imported, {**kept, **result.record_keys()})
+    else:
+      runs.write_result(workdir, {**kept, **result.record_keys()})
+  return dataclasses.replace(result, recorded=str(run.imported if imported else run.result))

@@ -7,10 +7,13 @@ model sees (context + continuation)[-(max_len + 1):][:-1]: a context longer than
 window is cut from the left, and a continuation longer than the window keeps only its last
 max_len tokens (`Requests.truncated` counts the requests cut at all).
 
-`Scorer` runs the requests through the model in batches of `batch_size` rows, grouped into
-length buckets (multiples of `bucket` tokens, so padding stays below one bucket per row), the
-batch sharded over the mesh like training's; it returns each request's summed log-likelihood
-(nats) and whether greedy decoding reproduces every continuation token.
+`Scorer` runs the requests through the model in batches of at most `batch_tokens` padded tokens,
+longest first, each of one length bucket (`bucket_width`, `batches`), the batch sharded over the
+mesh like training's. Only the continuation positions reach the output head, whose logits are
+folded a vocabulary chunk at a time into log-sum-exp, argmax and the target's logit
+(`continuation_logprobs`): memory is bounded by the batch, never by items x length x vocabulary.
+It returns each request's summed log-likelihood (nats) and whether greedy decoding reproduces
+every continuation token.
 
 Metrics (`task_score`), following lm-evaluation-harness:
   choice   acc: argmax of the choices' log-likelihoods is the gold one; acc_norm: the same for
@@ -83,77 +86,162 @@ def tokenize(tok, pairs: Sequence[tuple[str, str]], max_len: int) -> Requests:
 
 
 # -- the scorer ----------------------------------------------------------------------------------
-def _score_fn(apply: Callable, mesh, rules):
-  """(params, inputs, targets, mask) -> (log-likelihood [B] float32, greedy [B] bool).
+def continuation_logprobs(h: jax.Array, head: jax.Array, targets: jax.Array,
+                          vocab_chunk: int) -> tuple[jax.Array, jax.Array]:
+  """log p(target) and the most likely id at each scored position, the vocabulary in chunks.
 
-  inputs, targets int32 [B, T]; mask float32 [B, T], 1 on continuation targets."""
+  h [..., D]: the final (normed) hidden states at the scored positions; head [D, V]: the output
+  projection (logits = h @ head, formed in h's dtype and taken to float32 as the model does);
+  targets [...] int32 in [0, V). The logits are formed `vocab_chunk` columns at a time (the last
+  chunk overlaps the one before it, its repeated columns masked) and folded into a running
+  log-sum-exp, a running argmax and the target's logit, so memory holds positions x vocab_chunk
+  logits, never positions x V.
 
-  def score(params, inputs, targets, mask):
-    with axis_rules(mesh, rules) if rules else contextlib.nullcontext():
-      logits = apply(params, inputs).astype(jnp.float32)  # [B, T, V]
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    target_logp = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, T]
-    ll = jnp.sum(target_logp * mask, axis=-1)
-    hit = (jnp.argmax(logits, axis=-1) == targets) | (mask == 0)
-    return ll, jnp.all(hit, axis=-1)
+  Returns (log-probabilities [...] float32, argmax [...] int32: the first id of highest logit,
+  as jnp.argmax picks it).
+  """
+  v = head.shape[1]
+  size = min(vocab_chunk, v)
 
-  return score
+  def fold(i, carry):
+    top, total, best, target = carry  # [...] each: running max, sum of exp(logit - top), ...
+    first = i * size  # the chunk's first column not seen before
+    start = jnp.minimum(first, v - size)
+    cols = start + jnp.arange(size)
+    logits = (h @ jax.lax.dynamic_slice_in_dim(head, start, size, axis=1)).astype(jnp.float32)
+    logits = jnp.where(cols >= first, logits, -jnp.inf)  # [..., size]
+    chunk_top = logits.max(axis=-1)
+    new_top = jnp.maximum(top, chunk_top)
+    total = total * jnp.exp(top - new_top) + jnp.exp(logits - new_top[..., None]).sum(axis=-1)
+    best = jnp.where(chunk_top > top, start + jnp.argmax(logits, axis=-1), best)
+    at = jnp.clip(targets - start, 0, size - 1)[..., None]
+    picked = jnp.take_along_axis(logits, at, axis=-1)[..., 0]
+    target = jnp.where((targets >= first) & (targets < start + size), picked, target)
+    return new_top, total, best.astype(jnp.int32), target
+
+  zeros = jnp.zeros(targets.shape, jnp.float32)
+  init = (jnp.full(targets.shape, -jnp.inf, jnp.float32), zeros,
+          jnp.zeros(targets.shape, jnp.int32), zeros)
+  top, total, best, target = jax.lax.fori_loop(0, -(-v // size), fold, init)
+  return target - top - jnp.log(total), best
+
+
+def bucket_width(n: int, quantum: int) -> int:
+  """The padded length of a row of n tokens: a multiple of `quantum`, and above 4 * quantum one
+  of four steps per octave (n in (2^k, 2^(k+1)] rounds up to a multiple of 2^(k-2)), so padding
+  stays under 25% while the distinct lengths, each a compile, grow only as log(n)."""
+  step = max(quantum, 1 << max((n - 1).bit_length() - 3, 0))
+  return -(-n // step) * step
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """One batch of requests as the scorer runs it.
+
+  index [n] int64: the requests it holds, in row order; inputs [R, W] int32: their tokens, one
+  row each (rows past n and tokens past a request's length are 0, never scored); at [P] int32: the
+  flat position (row * W + column) of every scored input, request after request, then padding;
+  targets [P] int32: the token each one predicts; scored: the real ones (the rest pad P to a power
+  of two).
+  """
+
+  index: np.ndarray
+  inputs: np.ndarray
+  at: np.ndarray
+  targets: np.ndarray
+  scored: int
+
+
+def batches(requests: Requests, batch_tokens: int, shards: int = 1, quantum: int = 8):
+  """The requests in batches, longest first, each of one length bucket (`bucket_width`, capped at
+  the longest request): R = the most rows whose R * W fits `batch_tokens`, a multiple of `shards`
+  (at least one row per shard); a bucket's last batch rounds its rows up to an eighth of R. Its
+  scored positions are flattened and padded to a power of two. Few distinct shapes (each a
+  compile), little padding."""
+  lengths = np.array([len(t) - 1 for t in requests.tokens])
+  order = np.argsort(-lengths, kind="stable")
+  widths = np.minimum([bucket_width(int(n), quantum) for n in lengths], lengths.max())
+  start = 0
+  while start < len(order):
+    width = int(widths[order[start]])
+    full = max(batch_tokens // (width * shards), 1) * shards
+    stop = start + 1
+    while stop < min(start + full, len(order)) and widths[order[stop]] == width:
+      stop += 1
+    index = order[start:stop]
+    granule = max(full // (8 * shards), 1) * shards
+    rows = min(-(-len(index) // granule) * granule, full)
+    scored = int(sum(requests.scored[i] for i in index))
+    at = np.zeros(1 << (scored - 1).bit_length(), np.int32)
+    targets = np.zeros_like(at)
+    inputs = np.zeros((rows, width), np.int32)
+    k = 0
+    for row, i in enumerate(index):
+      ids, n, m = requests.tokens[i], len(requests.tokens[i]) - 1, requests.scored[i]
+      inputs[row, :n] = ids[:-1]
+      at[k:k + m] = row * width + np.arange(n - m, n)
+      targets[k:k + m] = ids[n - m + 1:]
+      k += m
+    yield Batch(index, inputs, at, targets, scored)
+    start = stop
 
 
 class Scorer:
-  """Log-likelihoods of requests under a model, batched in length buckets and sharded.
+  """Log-likelihoods of requests under a model, in length-bucketed batches of bounded size.
 
-  apply: (params, int32 [B, T]) -> logits [B, T, V]; params: its parameters, placed with
-  `param_shardings` (a tree like params, or one sharding for all). mesh, rules: the device mesh
-  and the logical-axis rules the model's constraints follow (rules () for a model without any);
-  the batch is split over the mesh axes `batch_spec` names. batch_size: rows per batch, a
-  multiple of the batch shards. bucket: padded lengths are multiples of it (and of nothing
-  larger than the longest request).
+  features: (params, int32 [B, T]) -> the final hidden states [B, T, D]; head: params -> the
+  output projection [D, V] (logits = features @ head; `Transformer.features`, `.output_head`).
+  The model runs over each batch's tokens; only the scored positions go through the head, a
+  vocabulary chunk at a time (continuation_logprobs), so no [B, T, V] array is ever formed.
+  params are placed with `param_shardings` (a tree like params, or one sharding for all); mesh,
+  rules: the device mesh and the logical-axis rules the model's constraints follow (() for none);
+  batches are split over the mesh axes `batch_spec` names, into `shards` parts.
+  batch_tokens: rows x padded length per batch (see `batches`), which bounds the activations;
+  vocab_chunk: output-head columns per step; bucket: the padding quantum of row lengths.
   """
 
-  def __init__(self, apply: Callable, params: Any, *, mesh, rules=(), param_shardings=None,
-               batch_spec=PartitionSpec(), batch_size: int = 64, bucket: int = 16):
-    if batch_size < 1 or bucket < 1:
-      raise UserError(f"batch_size={batch_size} and bucket={bucket} must be >= 1")
-    self.batch_size, self.bucket = batch_size, bucket
+  def __init__(self, features: Callable, head: Callable, params: Any, *, mesh, rules=(),
+               param_shardings=None, batch_spec=PartitionSpec(), shards: int = 1,
+               batch_tokens: int = 4096, vocab_chunk: int = 4096, bucket: int = 8):
+    if min(shards, batch_tokens, vocab_chunk, bucket) < 1:
+      raise UserError(f"shards={shards}, batch_tokens={batch_tokens}, vocab_chunk={vocab_chunk} "
+                      f"and bucket={bucket} must all be >= 1")
+    self.shards, self.batch_tokens, self.bucket = shards, batch_tokens, bucket
     batch = NamedSharding(mesh, batch_spec)
     replicated = NamedSharding(mesh, PartitionSpec())
     shardings = replicated if param_shardings is None else param_shardings
     self.params = jax.device_put(params, shardings)
-    self.fn = jax.jit(_score_fn(apply, mesh, rules),
-                      in_shardings=(shardings, batch, batch, batch),
-                      out_shardings=(replicated, replicated))
-    self.batch_sharding = batch
+    scope = lambda: axis_rules(mesh, rules) if rules else contextlib.nullcontext()
 
-  def _batches(self, requests: Requests):
-    """(request indices, inputs, targets, mask) per batch: requests sorted by length, cut into
-    batches, each padded to its longest row's bucket (rows past the end are zeros, masked)."""
-    lengths = np.array([len(t) - 1 for t in requests.tokens])
-    order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), self.batch_size):
-      idx = order[start:start + self.batch_size]
-      width = int(min(math.ceil(lengths[idx].max() / self.bucket) * self.bucket, lengths.max()))
-      inputs = np.zeros((self.batch_size, width), np.int32)
-      targets = np.zeros((self.batch_size, width), np.int32)
-      mask = np.zeros((self.batch_size, width), np.float32)
-      for row, i in enumerate(idx):
-        ids, n = requests.tokens[i], len(requests.tokens[i]) - 1
-        inputs[row, :n], targets[row, :n] = ids[:-1], ids[1:]
-        mask[row, n - requests.scored[i]:n] = 1
-      yield idx, inputs, targets, mask
+    def hidden(params, inputs):  # [R, W] -> [R, W, D]
+      with scope():
+        return features(params, inputs)
+
+    def score(params, h, at, targets):  # -> (log p(target) [P], argmax == target [P])
+      with scope():
+        w = head(params)
+      logp, best = continuation_logprobs(h.reshape(-1, h.shape[-1])[at], w, targets, vocab_chunk)
+      return logp, best == targets
+
+    self.hidden = jax.jit(hidden, in_shardings=(shardings, batch), out_shardings=batch)
+    self.score = jax.jit(score, in_shardings=(shardings, batch, replicated, replicated),
+                         out_shardings=(replicated, replicated))
+    self.batch_sharding, self.replicated = batch, replicated
 
   def __call__(self, requests: Requests, progress: Callable[[int], None] | None = None):
     """(log-likelihood float64 [n], greedy bool [n]) of the n requests, in their order;
     `progress(k)` is called after each batch with the k requests it scored."""
     ll = np.zeros(len(requests), np.float64)
     greedy = np.zeros(len(requests), bool)
-    for idx, inputs, targets, mask in self._batches(requests):
-      out = self.fn(self.params, *(jax.device_put(a, self.batch_sharding)
-                                   for a in (inputs, targets, mask)))
-      batch_ll, batch_greedy = jax.device_get(out)
-      ll[idx], greedy[idx] = batch_ll[:len(idx)], batch_greedy[:len(idx)]
+    for b in batches(requests, self.batch_tokens, self.shards, self.bucket):
+      h = self.hidden(self.params, jax.device_put(b.inputs, self.batch_sharding))
+      logp, hit = jax.device_get(self.score(self.params, h,
+                                            *jax.device_put((b.at, b.targets), self.replicated)))
+      starts = np.cumsum([0] + [requests.scored[i] for i in b.index[:-1]])
+      ll[b.index] = np.add.reduceat(logp[:b.scored].astype(np.float64), starts)
+      greedy[b.index] = np.logical_and.reduceat(hit[:b.scored], starts)
       if progress:
-        progress(len(idx))
+        progress(len(b.index))
     return ll, greedy
 
 

@@ -5,7 +5,8 @@ Llama/Mistral checkpoints in as lawsearch runs (`lawsearch export-hf`, `lawsearc
 
 `hf.config` (the architecture-class choice; no JAX) is what `lawsearch.export` writes for a
 search's picks; `hf.weights` maps tensors, `hf.tokenizer` the tokenizer files, `hf.bridge` holds
-the two entry points (JAX, orbax, safetensors; no torch).
+the two entry points (JAX, orbax, safetensors; no torch); `hf.gguf` puts llama.cpp's GGUF files
+through them (`lawsearch import-hf FILE.gguf`, `lawsearch export-gguf`).
 """
 
 from lawsearch.hf.config import HFModel, hf_config, model_type, read_hf_config

@@ -9,8 +9,11 @@ onto one device) and writes them with safetensors' numpy API (no torch) in the r
 dtype. Import reads a local Llama/Mistral directory (model.safetensors or sharded files with
 model.safetensors.index.json; nothing is downloaded) and writes a run directory: config.json
 (configs/train.py for the shape, with the model's RoPE, norm epsilon and context), arch.json, the
-tokenizer, the parameters as checkpoint 0 (params only, no optimizer state) and imported.json
-naming the source. `lawsearch eval` and `lawsearch bench --workdir` open it like a trained run.
+tokenizer, the parameters as checkpoint 0 (params only, no optimizer state) and imported.json,
+the run's record: the source and the end-of-sequence ids (`eos_token_ids`, from
+generation_config.json and config.json; generation stops at any of them), to which `lawsearch eval
+--tasks` adds its scores. `lawsearch eval` and `lawsearch bench --workdir` open it like a trained
+run.
 """
 
 from __future__ import annotations
@@ -165,8 +168,28 @@ def read_safetensors(src_dir: str) -> dict[str, np.ndarray]:
   return tensors
 
 
-def import_hf(src_dir: str, workdir: str) -> HFImport:
-  """Writes the Llama/Mistral model in `src_dir` (config.json + safetensors) as run `workdir`."""
+def eos_token_ids(src_dir: str, vocab_size: int) -> list[int]:
+  """The end-of-sequence ids a model directory names: generation_config.json's eos_token_id, then
+  config.json's (each an id or a list of ids), without repeats; [] when neither names one.
+  SmolLM2-135M-Instruct's, as published: generation config <|im_end|> (2), config <|endoftext|>
+  (0) -> [2, 0]. A UserError for an id that is not an integer in [0, vocab_size)."""
+  ids = []
+  for name in ("generation_config.json", "config.json"):
+    path = os.path.join(src_dir, name)
+    if not os.path.isfile(path):
+      continue
+    named = inputs.read_json(path, f"model file {name}").get("eos_token_id")
+    for i in named if isinstance(named, list) else [] if named is None else [named]:
+      if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab_size:
+        raise UserError(f"{path}: eos_token_id {named!r} is not an id (or list of ids) in [0, "
+                        f"{vocab_size})")
+      ids += [i] if i not in ids else []
+  return ids
+
+
+def import_hf(src_dir: str, workdir: str, source: str | None = None) -> HFImport:
+  """Writes the Llama/Mistral model in `src_dir` (config.json + safetensors) as run `workdir`;
+  `source` is the origin the run records (default `src_dir`; hf.gguf: the GGUF file)."""
   from lawsearch.train import loop  # pylint: disable=import-outside-toplevel
 
   if not os.path.isdir(src_dir):
@@ -176,6 +199,7 @@ def import_hf(src_dir: str, workdir: str) -> HFImport:
   if os.path.exists(RunDir(workdir).config):
     raise UserError(f"--workdir {workdir} already holds a run (config.json); give a new one")
   tensors = read_safetensors(src_dir)  # every refusal before anything is written
+  eos_ids = eos_token_ids(src_dir, model.spec.vocab_size)
   workdir = inputs.output_dir(workdir, "--workdir")
   arch_path = os.path.join(os.path.abspath(workdir), "arch.json")
   write_json_atomic(arch_path, model.spec.describe())
@@ -190,6 +214,8 @@ def import_hf(src_dir: str, workdir: str) -> HFImport:
     config.train.seq_len = min(config.train.seq_len, model.max_seq_len)
     if tok_path:
       config.data.tokenizer = os.path.abspath(tok_path)
+  if not eos_ids and tok_path:  # neither file names one: the tokenizer's end of text
+    eos_ids = [tokens.run_tokenizer(config.data).eos_id]
   model_config = loop.model_config(config, "cpu")
   params = weights.from_hf(tensors, model.spec,
                            _abstract_params(model_config, None), model_config.param_dtype)
@@ -199,7 +225,9 @@ def import_hf(src_dir: str, workdir: str) -> HFImport:
   finally:
     ckpt.close()
   RunDir(workdir).bind(config)
+  source = source or os.path.abspath(src_dir)
   write_json_atomic(RunDir(workdir).imported, {
-      "source": os.path.abspath(src_dir), "model_type": model.model_type,
-      "tokenizer": tok_path and os.path.basename(tok_path)})
-  return HFImport(os.path.abspath(src_dir), workdir, model, tok_path)
+      "source": source, "model_type": model.model_type,
+      "tokenizer": tok_path and os.path.basename(tok_path),
+      "eos_token_ids": eos_ids})
+  return HFImport(source, workdir, model, tok_path)

@@ -32,14 +32,16 @@ class Sampling:
 
   temperature: 0 picks the argmax (greedy); > 0 samples from softmax(logits / temperature).
   top_k: sample among the k most likely tokens only (0: the whole vocabulary).
-  eos_id: end-of-sequence token; a row stops after emitting it unless ignore_eos.
+  eos_id: end-of-sequence token id, or a tuple of them (an imported model's config and generation
+    config may name several: SmolLM2-Instruct's <|im_end|> and <|endoftext|>); a row stops after
+    emitting any of them unless ignore_eos.
   ignore_eos: generate exactly max_new_tokens per row regardless of eos_id.
   pad_id: written after a row has stopped.
   """
 
   temperature: float = 0.0
   top_k: int = 0
-  eos_id: int | None = None
+  eos_id: int | tuple[int, ...] | None = None
   ignore_eos: bool = False
   pad_id: int = 0
 
@@ -129,6 +131,7 @@ class Engine:
     s, n_new = self.sampling, self.max_new_tokens
     b, vocab = logits.shape
     stops = s.eos_id is not None and not s.ignore_eos
+    eos = jnp.atleast_1d(jnp.asarray(s.eos_id if stops else 0, jnp.int32))  # [E]
 
     def emit(i, logits, key, tokens, counts, done, all_logits):
       key, sub = jax.random.split(key)
@@ -138,7 +141,7 @@ class Engine:
       if all_logits is not None:
         all_logits = all_logits.at[:, i].set(logits)
       if stops:
-        done = done | (tok == s.eos_id)
+        done = done | jnp.isin(tok, eos)
       return tok, key, tokens, counts, done, all_logits
 
     tokens = jnp.full((b, n_new), s.pad_id, jnp.int32)

@@ -6,8 +6,9 @@ with MLA (mla.py) are in layers.py. With mlp="moe" the layers from first_dense_l
 mixture of experts (moe.py) instead of the SwiGLU MLP. Parameters carry logical axis names (see
 partitioning.py). Axis letters in shape comments as lawsearch.model states them.
 
-Four entry points, all static-shape:
+Entry points, all static-shape:
   model(tokens)                          training forward: [B, T] -> logits [B, T, V]
+  model.features(tokens), output_head()  [B, T, D] and [D, V], whose product is those logits
   model.forward(tokens)                  the same logits and the MoE layers' MoEStats (losses)
   model.prefill(tokens, lengths, max_len) -> next-token logits [B, V], KVCache filled up to T
   model.decode(token, cache)             one token per row: [B] -> logits [B, V], KVCache
@@ -226,12 +227,15 @@ class Transformer(nnx.Module):
     x = jnp.take(table, tokens, axis=0)
     return constrain(x, ("act_batch", "act_seq", "act_embed"))
 
-  def _logits(self, x):  # [B, T, D] -> [B, T, V] in float32
-    x = self.final_norm(x)
+  def output_head(self) -> jax.Array:
+    """The output projection [D, V] in the compute dtype (the embedding transposed when tied):
+    logits = final_norm(hidden) @ output_head()."""
     if self.config.arch.tie_embeddings:
-      logits = dense(x, self.embed[...].astype(self.config.dtype).T)
-    else:
-      logits = dense(x, self.lm_head[...].astype(self.config.dtype))
+      return self.embed[...].astype(self.config.dtype).T
+    return self.lm_head[...].astype(self.config.dtype)
+
+  def _logits(self, x):  # [B, T, D] -> [B, T, V] in float32
+    logits = dense(self.final_norm(x), self.output_head())
     return constrain(logits.astype(jnp.float32), ("act_batch", "act_seq", "act_vocab"))
 
   def _check_len(self, length: int):
@@ -256,6 +260,12 @@ class Transformer(nnx.Module):
   def __call__(self, tokens: jax.Array) -> jax.Array:
     """Training forward. tokens [B, T] int32 -> logits [B, T, V] float32."""
     return self._logits(self._hidden(tokens)[0])
+
+  def features(self, tokens: jax.Array) -> jax.Array:
+    """tokens [B, T] int32 -> the final-normed hidden states [B, T, D] in the compute dtype, the
+    output head's input: logits = features(tokens) @ output_head() (what __call__ returns, in
+    float32). Scoring a few positions this way never forms [B, T, V]."""
+    return self.final_norm(self._hidden(tokens)[0])
 
   def forward(self, tokens: jax.Array) -> tuple[jax.Array, MoEStats | None]:
     """Training forward with the MoE layers' auxiliary losses.

@@ -151,15 +151,22 @@ def validate(config, n_devices: int) -> dict[str, int]:
     raise UserError(f"data.vocab_size={config.data.vocab_size} exceeds the model's vocab_size="
                      f"{spec.vocab_size}")
   total_steps(config)
+  return shape
+
+
+def check_memory(config, n_devices: int) -> None:
+  """A UserError when a train step cannot fit this process's devices (`train_memory_bytes`
+  against 90% of `device_memory`); before anything compiles."""
+  t, spec = config.train, arch_spec(config)
   need, available = train_memory_bytes(config, n_devices), device_memory()
   if need > 0.9 * available:
     raise UserError(
-        f"{spec} trained at micro-batch {t.batch_size // accum} x {t.seq_len} needs at least "
+        f"{spec} trained at micro-batch {t.batch_size // t.grad_accum_steps} x {t.seq_len} "
+        f"needs at least "
         f"~{need / 2**30:.3g} GiB per device (float32 weights, gradients and Adam's two moments, "
         f"the activations a step keeps), more than 90% of the device's {available / 2**30:.3g} "
         "GiB; shrink the model, raise train.grad_accum_steps, set model.remat=True, or add "
         "devices")
-  return shape
 
 
 def train_memory_bytes(config, n_devices: int) -> float:
@@ -438,6 +445,7 @@ def _train(config, workdir: str, *, progress: bool = True, repair: bool = False)
     run_dir.read_history(repair)
     if paths.exists(run_dir.metrics):
       metrics_lib.read(run_dir.metrics, repair)
+  check_memory(config, jax.device_count())
   program = build_program(config)
   main = jax.process_index() == 0
   spec, t = program.spec, config.train
