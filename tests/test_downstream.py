@@ -7,6 +7,8 @@ with `lawsearch search --accuracy-law`."""
 
 import json
 import math
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -248,14 +250,16 @@ def test_items_from_requests_groups_choices_and_drops_unconditional():
       {"id": "n1", "context": ["X so A", "X so B"], "choices": [" won.", " won."], "gold": 0}]
 
 
+GOOD_ITEMS = [{"id": i, "context": "Q", "choices": [" a", " b"], "gold": i % 2} for i in range(3)]
+
+
 @pytest.fixture
 def fake_cache(tmp_path):
   """A cache whose tasks are 'extracted' (tasks.json present) with a well-formed arc_easy."""
   root = tasks.directory(tmp_path)
   root.mkdir(parents=True)
-  (root / "tasks.json").write_text("{}")
-  good = [{"id": i, "context": "Q", "choices": [" a", " b"], "gold": i % 2} for i in range(3)]
-  (root / "arc_easy.jsonl").write_text("".join(json.dumps(g) + "\n" for g in good))
+  (root / "tasks.json").write_text('{"version": 1, "tasks": []}')
+  (root / "arc_easy.jsonl").write_text("".join(json.dumps(g) + "\n" for g in GOOD_ITEMS))
   return tmp_path
 
 
@@ -283,6 +287,61 @@ def test_corrupt_task_file_is_a_clear_error(fake_cache, line, message):
 def test_missing_task_file_is_a_clear_error(fake_cache):
   with pytest.raises(UserError, match=r"task file .*sciq.jsonl is missing; delete .* afresh"):
     tasks.load("sciq", fake_cache)
+
+
+@pytest.fixture
+def fake_extract(monkeypatch):
+  """tasks._extract replaced by one that writes GOOD_ITEMS as arc_easy, with checksums; the list
+  it returns counts the extractions."""
+  calls = []
+
+  def extract(cache, root):
+    calls.append(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "arc_easy.jsonl").write_text("".join(json.dumps(g) + "\n" for g in GOOD_ITEMS))
+    (root / "tasks.json").write_text(json.dumps(
+        {"version": 1, "tasks": [], "files": tasks._file_records(root)}))
+    return root
+
+  monkeypatch.setattr(tasks, "_extract", extract)
+  return calls
+
+
+def test_task_cache_is_checked_by_checksum_and_extracted_again(fake_cache, fake_extract):
+  root = tasks.directory(fake_cache)
+  assert tasks.load("arc_easy", fake_cache) == GOOD_ITEMS  # records the checksums it lacked
+  recorded = json.loads((root / "tasks.json").read_text())["files"]["arc_easy.jsonl"]
+  assert recorded["digest"].startswith("sha256:") and recorded["bytes"] > 0 and not fake_extract
+  path = root / "arc_easy.jsonl"
+  path.write_text(path.read_text().replace('"gold": 1', '"gold": 0'))  # well formed, but changed
+  with pytest.warns(UserWarning, match=r"arc_easy.jsonl does not match its recorded checksum\); "
+                    "extracting the tasks again"):
+    assert tasks.load("arc_easy", fake_cache) == GOOD_ITEMS
+  assert len(fake_extract) == 1
+  path.write_text(path.read_text() + path.read_text())  # another size: the same
+  with pytest.warns(UserWarning, match=r"arc_easy.jsonl holds \d+ bytes, \d+ expected"):
+    assert tasks.load("arc_easy", fake_cache) == GOOD_ITEMS
+  (root / "tasks.json").write_text('{"version": 1, "tas')  # a damaged record: extracted again
+  with pytest.warns(UserWarning, match="tasks.json.*not valid JSON|damaged"):
+    assert tasks.load("arc_easy", fake_cache) == GOOD_ITEMS
+  assert len(fake_extract) == 3
+
+
+def test_task_cache_that_stays_damaged_is_a_clear_error(fake_cache, monkeypatch):
+  root = tasks.directory(fake_cache)
+
+  def extract(cache, root):  # a disk that corrupts what is written
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "arc_easy.jsonl").write_text(json.dumps(GOOD_ITEMS[0]) + "\n")
+    (root / "tasks.json").write_text(json.dumps(
+        {"version": 1, "tasks": [], "files": {"arc_easy.jsonl": {"bytes": 1, "digest": ""}}}))
+    return root
+
+  monkeypatch.setattr(tasks, "_extract", extract)
+  (root / "tasks.json").write_text("[]")
+  with pytest.warns(UserWarning), pytest.raises(UserError, match=r"arc_easy.jsonl holds \d+ "
+                                                 "bytes, 1 expected right after extracting"):
+    tasks.load("arc_easy", fake_cache)
 
 
 def test_task_selection():
@@ -391,6 +450,19 @@ def test_eval_tasks_prints_and_records(trained, task_cache, monkeypatch, capsys)
                    "--no-progress"]) == 0
   record = runs.read_result(trained)
   assert set(record["downstream"]["tasks"]) == {"arc_easy"} and "acc_piqa" not in record
+
+
+def test_eval_tasks_reports_a_damaged_record_before_scoring(trained, fake_cache, tmp_path,
+                                                           monkeypatch, capsys):
+  run = tmp_path / "run"
+  shutil.copytree(trained, run, ignore=shutil.ignore_patterns("checkpoints"))
+  os.symlink(trained / "checkpoints", run / "checkpoints")
+  (run / "result.json").write_text('{"loss": 3.1, "n_par')  # cut short
+  monkeypatch.setenv("LAWSEARCH_CACHE", str(fake_cache))
+  monkeypatch.setattr(scoring.Scorer, "__call__", lambda *a: pytest.fail("scored a damaged run"))
+  assert cli.main(["eval", "--workdir", str(run), "--tasks", "arc_easy", "--no-progress"]) != 0
+  err = capsys.readouterr().err
+  assert f"{run / 'result.json'}: damaged result record" in err and "remove it" in err
 
 
 def test_search_prints_predicted_accuracy(tmp_path, capsys):

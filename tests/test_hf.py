@@ -235,7 +235,7 @@ def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
            for i in range(12)]
   task_dir = downstream_tasks.directory(tmp_path / "cache")
   task_dir.mkdir(parents=True)
-  (task_dir / "tasks.json").write_text("{}")
+  (task_dir / "tasks.json").write_text('{"version": 1, "tasks": []}')
   (task_dir / "arc_easy.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
   scores = downstream.evaluate(run, "arc_easy", cache=tmp_path / "cache", progress=False)
   picks = []

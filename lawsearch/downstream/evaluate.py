@@ -123,6 +123,7 @@ def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
                           shards=mesh_lib.batch_shards(program.mesh, rules),
                           batch_tokens=batch_tokens)
   main = jax.process_index() == 0
+  _record(workdir)  # a damaged record is reported now, not after all the scoring
   scores = []
   for task in chosen:
     items = tasks_lib.load(task, cache, limit)
@@ -140,12 +141,9 @@ def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
     scores.append(scoring.task_score(task, items, ll, greedy, requests.truncated))
   result = DownstreamResult(workdir, step, tok.name, window, limit, tuple(scores), None)
   run = RunDir(workdir)
-  record = runs.read_result(workdir)
-  imported = record is None and paths.exists(run.imported)
-  if record is None and not imported:
+  record, imported = _record(workdir)  # read again: it may have changed while scoring
+  if record is None:
     return result
-  if imported:
-    record = run.read_json(run.imported, "import record (lawsearch import-hf)")
   if main:
     kept = {k: v for k, v in record.items()
             if k != "downstream" and not k.startswith(RECORD_PREFIXES)}
@@ -154,3 +152,14 @@ def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
     else:
       runs.write_result(workdir, {**kept, **result.record_keys()})
   return dataclasses.replace(result, recorded=str(run.imported if imported else run.result))
+
+
+def _record(workdir: str) -> tuple[dict | None, bool]:
+  """(the run's record, whether it is an import record): result.json of a finished run,
+  imported.json of a model brought in with import-hf, (None, False) for a run still training. A
+  damaged one is an inputs.DamagedFile saying how to recover."""
+  record = runs.read_result(workdir)
+  run = RunDir(workdir)
+  if record is not None or not paths.exists(run.imported):
+    return record, False
+  return run.read_json(run.imported, "import record (lawsearch import-hf)"), True

