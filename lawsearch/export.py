@@ -7,8 +7,13 @@ writes, for one `ArchSpec`:
   NAME.config.py       an ml-collections config for `lawsearch train --config=out/NAME.config.py`
                        (lawsearch/configs/train.py with arch=NAME.arch.json; arg as there)
   NAME.hf_config.json  a Hugging Face config.json (explicit head_dim; LlamaForCausalLM for square
-                       attention, else MistralForCausalLM: lawsearch.hf.config.model_type)
-  NAME.maxtext.yml     a MaxText model file (decoder_block llama2, LLaMA-3 RoPE)
+                       attention, else MistralForCausalLM, MixtralForCausalLM for a mixture of
+                       experts: lawsearch.hf.config.model_type)
+  NAME.maxtext.yml     a MaxText model file (decoder_block llama2, or mixtral for a mixture of
+                       experts; LLaMA-3 RoPE)
+
+The last two only for shapes those classes compute (hf.config.unsupported: not MLA, and a mixture
+of experts only as Mixtral's).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 
 from lawsearch import inputs, paths
 from lawsearch.arch import ArchSpec
-from lawsearch.hf.config import RMS_NORM_EPS, ROPE_THETA, hf_config
+from lawsearch.hf.config import RMS_NORM_EPS, ROPE_THETA, hf_config, unsupported
 
 _TRAIN_CONFIG = '''"""{name}: {doc}
 
@@ -42,13 +47,15 @@ def get_config(arg=None):
 
 
 def maxtext_yaml(spec: ArchSpec, name: str) -> str:
-  """A MaxText model config (the fields of its configs/models/llama3-*.yml files)."""
+  """A MaxText model config (the fields of its configs/models/llama3-*.yml files, and for a
+  mixture of experts those of mixtral-*.yml)."""
+  mlp = spec.expert_ffn_dim if spec.is_moe else spec.ffn_dim
   lines = [
       f"# {name}: written by lawsearch (non-embedding N = {spec.non_embedding_params:,})",
       f"base_emb_dim: {spec.d_model}",
       f"base_num_query_heads: {spec.n_heads}",
       f"base_num_kv_heads: {spec.n_kv_heads}",
-      f"base_mlp_dim: {spec.ffn_dim}",
+      f"base_mlp_dim: {mlp}",
       f"base_num_decoder_layers: {spec.n_layers}",
       f"head_dim: {spec.head_dim}",
       'mlp_activations: ["silu", "linear"]',
@@ -57,22 +64,26 @@ def maxtext_yaml(spec: ArchSpec, name: str) -> str:
       f"logits_via_embedding: {spec.tie_embeddings}",
       f"normalization_layer_epsilon: {RMS_NORM_EPS}",
       f"rope_max_timescale: {int(ROPE_THETA)}",
-      'decoder_block: "llama2"',
   ]
+  if spec.is_moe:
+    lines += [f"base_moe_mlp_dim: {mlp}", f"num_experts: {spec.n_experts}",
+              f"num_experts_per_tok: {spec.top_k}", 'decoder_block: "mixtral"']
+  else:
+    lines.append('decoder_block: "llama2"')
   return "\n".join(lines) + "\n"
 
 
 def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture from lawsearch"
            ) -> dict[str, str]:
-  """Write the four files for `spec` under `out_dir` (an MLA or MoE shape: the first two, since
-  the HF and MaxText files describe LLaMA-style dense models); returns {kind: path}."""
+  """Write the four files for `spec` under `out_dir` (the first two where no Hugging Face class
+  computes it: module doc); returns {kind: path}."""
   inputs.instance(spec, "spec", ArchSpec, "an ArchSpec", "export.export")
   for arg, value in (("name", name), ("doc", doc)):
     inputs.argument(value, arg, "string", "export.export")
   inputs.argument(out_dir, "out_dir", "path", "export.export")
   kinds = (("arch", "arch.json"), ("config", "config.py"))
-  dense_llama = not (spec.is_mla or spec.is_moe)
-  if dense_llama:
+  with_hf = not unsupported(spec)
+  if with_hf:
     kinds += (("hf", "hf_config.json"), ("maxtext", "maxtext.yml"))
   written = {kind: str(paths.path(out_dir) / f"{name}.{suffix}") for kind, suffix in kinds}
   texts = {
@@ -80,7 +91,7 @@ def export(spec: ArchSpec, name: str, out_dir: str, doc: str = "an architecture 
       "config": _TRAIN_CONFIG.format(name=name, doc=doc, path=written["config"],
                                      arch_file=f"{name}.arch.json"),
   }
-  if dense_llama:
+  if with_hf:
     texts.update(hf=json.dumps(hf_config(spec), indent=2) + "\n",
                  maxtext=maxtext_yaml(spec, name))
   for kind, path in written.items():

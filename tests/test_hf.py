@@ -310,6 +310,86 @@ def test_import_refuses_what_lawsearch_cannot_compute(tmp_path):
     bridge.import_hf(str(src), str(tmp_path / "run2"))
 
 
+# -- Mixtral: lawsearch's MoE with a softmax router, every layer routed ---------------------------
+MOE_ARGS = ["--config.model.arch.mlp=moe", "--config.model.arch.n_experts=4",
+            "--config.model.arch.top_k=2", "--config.model.arch.expert_ffn_dim=24",
+            "--config.model.arch.d_model=40", "--config.model.arch.tie_embeddings=False"]
+
+
+def test_moe_export_gives_transformers_mixtral_the_same_logits(tmp_path, text_file):
+  workdir = _train(tmp_path / "run", text_file, MOE_ARGS)
+  out = tmp_path / "hf"
+  assert cli.main(["export-hf", "--workdir", workdir, "--out", str(out)]) == 0
+  config = json.loads((out / "config.json").read_text())
+  assert (config["model_type"], config["num_local_experts"], config["num_experts_per_tok"],
+          config["intermediate_size"]) == ("mixtral", 4, 2, 24)
+  model = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+  assert type(model).__name__ == "MixtralForCausalLM"
+  ids = np.array([list(t.encode()[:40]) for t in (TEXT, "the law of scaling " * 3)])
+  np.testing.assert_allclose(_lawsearch_logits(workdir, ids), _torch_logits(model, ids), atol=TOL)
+
+
+def _mixtral(directory, **save):
+  """A random Mixtral (4 experts of width 24, top-2, non-square attention) saved by transformers."""
+  config = transformers.MixtralConfig(
+      vocab_size=257, hidden_size=40, head_dim=8, intermediate_size=24, num_hidden_layers=2,
+      num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+      max_position_embeddings=128, sliding_window=None, tie_word_embeddings=False)
+  torch.manual_seed(0)
+  model = transformers.AutoModelForCausalLM.from_config(config).eval()
+  with torch.no_grad():  # a router far from uniform, so the choice of experts matters
+    for name, p in model.named_parameters():
+      if name.endswith("mlp.gate.weight"):
+        p.copy_(torch.randn_like(p))
+  model.save_pretrained(directory, **save)
+  return model
+
+
+@pytest.mark.parametrize("save", [{}, {"save_original_format": False}])  # per-expert, fused
+def test_mixtral_imports_with_transformers_logits_and_exports_back(tmp_path, save):
+  model = _mixtral(tmp_path / "src", **save)
+  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+
+  saved = load_file(tmp_path / "src" / "model.safetensors")
+  assert any(".experts.gate_up_proj" in k for k in saved) == bool(save)
+  run = tmp_path / "run"
+  assert cli.main(["import-hf", str(tmp_path / "src"), "--workdir", str(run)]) == 0
+  spec = arch.load_json(str(run / "arch.json"))
+  assert (spec.mlp, spec.n_experts, spec.top_k, spec.expert_ffn_dim) == ("moe", 4, 2, 24)
+  ids = np.random.default_rng(1).integers(0, 257, (2, 60))
+  theirs = _torch_logits(model, ids)
+  np.testing.assert_allclose(_lawsearch_logits(str(run), ids), theirs, atol=TOL)
+  assert cli.main(["export-hf", "--workdir", str(run), "--out", str(tmp_path / "back"),
+                   "--no-tokenizer"]) == 0
+  back = load_file(tmp_path / "back" / "model.safetensors")
+  if not save:  # export(import(x)) writes x's tensors, in save_pretrained's per-expert names
+    assert sorted(back) == sorted(saved)
+    for name, tensor in saved.items():
+      assert np.array_equal(back[name], tensor), name
+  again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "back", dtype=torch.float32)
+  np.testing.assert_allclose(_torch_logits(again, ids), theirs, atol=TOL)
+
+
+def test_moe_shapes_mixtral_cannot_compute_are_refused(tmp_path):
+  with pytest.raises(UserError, match=r"n_shared_experts=1, first_dense_layers=3, "
+                     r"router='sigmoid'\) has no transformers class"):
+    model_type(arch.moe(arch.ArchSpec(4, 64, 4, 2, 16, 128, 257), n_experts=8, top_k=2,
+                        expert_ffn_dim=32, n_shared_experts=1, first_dense_layers=3,
+                        router="sigmoid"))
+  with pytest.raises(UserError, match="MLA shape"):
+    model_type(arch.preset("deepseek-v3"))
+  src = tmp_path / "src"
+  src.mkdir()
+  base = hf_config(arch.ArchSpec(2, 64, 4, 2, 16, 56, 257))
+  (src / "config.json").write_text(json.dumps({**base, "model_type": "qwen3_moe"}))
+  with pytest.raises(UserError, match="'qwen3_moe' is not supported; lawsearch imports llama, "
+                     "mistral, mixtral"):
+    bridge.import_hf(str(src), str(tmp_path / "run"))
+  (src / "config.json").write_text(json.dumps({**base, "model_type": "mixtral"}))
+  with pytest.raises(UserError, match="num_local_experts"):
+    bridge.import_hf(str(src), str(tmp_path / "run"))
+
+
 def test_llama32_1b_config_reads_as_its_preset_and_hf_config_reads_back(tmp_path):
   # LLaMA-3.2-1B's published config.json (transformers 4.45 form: rope_theta beside rope_scaling).
   llama = {"architectures": ["LlamaForCausalLM"], "attention_bias": False, "bos_token_id": 128000,

@@ -2,6 +2,7 @@
 of four MoE models and a hand count, validation, dense run identities untouched, and the cost
 model's active FLOPs, distinct-expert weight bytes (against a simulated router) and memory."""
 
+import json
 import math
 
 import numpy as np
@@ -132,11 +133,31 @@ def test_the_breakdown_splits_experts_and_matches_the_roofline_step():
   assert not set(cost.MOE_COMPONENTS) & set(dense.bytes)  # a dense step has no expert parts
 
 
-def test_moe_shapes_are_not_exported_as_dense_llamas(tmp_path):
+def test_moe_shapes_export_as_mixtral_where_mixtral_computes_them(tmp_path):
   from lawsearch import export  # pylint: disable=import-outside-toplevel
   from lawsearch.hf import config as hf_config  # pylint: disable=import-outside-toplevel
 
-  with pytest.raises(UserError, match="mixture-of-experts shape has no Llama"):
+  with pytest.raises(UserError, match="n_shared_experts=1, first_dense_layers=1\\) has no "
+                     "transformers class"):
     hf_config.hf_config(TINY)
   assert set(export.export(TINY, "tiny_moe", str(tmp_path))) == {"arch", "config"}
   assert arch.load_json(str(tmp_path / "tiny_moe.arch.json")) == TINY
+  # Mixtral-8x7B against its published config.json and MaxText's configs/models/mixtral-8x7b.yml
+  # (RoPE theta and the vocabulary's ids are lawsearch's own: not compared).
+  paths = export.export(arch.preset("mixtral-8x7b"), "mixtral", str(tmp_path))
+  hf = json.loads(open(paths["hf"]).read())
+  assert {k: hf[k] for k in ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+                             "num_attention_heads", "num_key_value_heads", "num_local_experts",
+                             "num_experts_per_tok", "vocab_size", "tie_word_embeddings")} == {
+      "model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
+      "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+      "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 32000,
+      "tie_word_embeddings": False}
+  maxtext = dict(line.split(": ", 1) for line in open(paths["maxtext"]).read().splitlines()
+                 if not line.startswith("#"))
+  published = {"base_emb_dim": "4096", "base_num_query_heads": "32", "base_num_kv_heads": "8",
+               "base_mlp_dim": "14336", "base_moe_mlp_dim": "14336",
+               "base_num_decoder_layers": "32", "head_dim": "128", "vocab_size": "32000",
+               "logits_via_embedding": "False", "num_experts": "8", "num_experts_per_tok": "2",
+               "decoder_block": '"mixtral"'}
+  assert {k: maxtext[k] for k in published} == published

@@ -1,5 +1,5 @@
-"""The Hugging Face bridge: lawsearch runs out as Llama/Mistral model directories, and published
-Llama/Mistral checkpoints in as lawsearch runs (`lawsearch export-hf`, `lawsearch import-hf`).
+"""The Hugging Face bridge: lawsearch runs out as Llama/Mistral/Mixtral model directories, and
+published ones in as lawsearch runs (`lawsearch export-hf`, `lawsearch import-hf`).
 
     from lawsearch.hf import export_hf, import_hf, hf_config, model_type
 

@@ -6,7 +6,7 @@
 
 Export restores one checkpoint's parameters (any step; a checkpoint a sharded run wrote restores
 onto one device) and writes them with safetensors' numpy API (no torch) in the run's parameter
-dtype. Import reads a local Llama/Mistral directory (model.safetensors or sharded files with
+dtype. Import reads a local Llama/Mistral/Mixtral directory (model.safetensors or sharded files with
 model.safetensors.index.json; nothing is downloaded) and writes a run directory: config.json
 (configs/train.py for the shape, with the model's RoPE, norm epsilon and context), arch.json, the
 tokenizer, the parameters as checkpoint 0 (params only, no optimizer state) and imported.json,
@@ -89,6 +89,11 @@ def export_hf(workdir: str, out_dir: str, step: int | None = None,
   config = evaluate.run_config(workdir)
   model_config = loop.model_config(config, "cpu")
   spec = model_config.arch
+  hf_config_lib.model_type(spec)  # refuses a shape no transformers class computes, before work
+  if model_config.moe_bias_balancing:
+    raise UserError(f"{workdir} routes with auxiliary-loss-free bias balancing "
+                    "(train.moe_bias_update_rate > 0): its per-expert router biases change which "
+                    "experts a token uses, and Mixtral has no place for them")
   if tokenizer and config.data.source == "synthetic":
     raise UserError(f"{workdir} trained on synthetic tokens and has no tokenizer; export with "
                     "--no-tokenizer (weights and config only)")
@@ -188,7 +193,7 @@ def eos_token_ids(src_dir: str, vocab_size: int) -> list[int]:
 
 
 def import_hf(src_dir: str, workdir: str, source: str | None = None) -> HFImport:
-  """Writes the Llama/Mistral model in `src_dir` (config.json + safetensors) as run `workdir`;
+  """Writes the Llama/Mistral/Mixtral model in `src_dir` (config.json + safetensors) as run `workdir`;
   `source` is the origin the run records (default `src_dir`; hf.gguf: the GGUF file)."""
   from lawsearch.train import loop  # pylint: disable=import-outside-toplevel
 

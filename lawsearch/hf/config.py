@@ -8,9 +8,15 @@ SGLang read the same configs. So the class is chosen by the shape:
 
     n_heads * head_dim == d_model   LlamaForCausalLM    ("square" attention)
     otherwise                       MistralForCausalLM  (sliding_window null)
+    mlp="moe"                       MixtralForCausalLM  (sliding_window null)
 
-`hf_config` writes every field explicitly (head_dim included). `read_hf_config` takes a Llama- or
-Mistral-architecture config.json (e.g. LLaMA-3.2-1B's) and says what lawsearch would compute with it,
+Mixtral's sparse block is lawsearch's MoE with a softmax router, top_k renormalised weights, every
+layer routed and no shared expert; other MoE shapes (shared experts, leading dense layers, a
+sigmoid router: DeepSeek-V3's) have no transformers class computing the same thing and are
+refused, as is Qwen3-MoE's (its attention normalises q and k per head, which lawsearch's does not).
+
+`hf_config` writes every field explicitly (head_dim included). `read_hf_config` takes a Llama-,
+Mistral- or Mixtral-architecture config.json (e.g. LLaMA-3.2-1B's) and says what lawsearch would compute with it,
 refusing what lawsearch's decoder cannot compute (biases, another activation, a sliding window
 shorter than the context, RoPE scalings other than LLaMA-3's). No JAX, no transformers.
 """
@@ -28,17 +34,34 @@ ROPE_THETA = 500_000.0  # LLaMA-3 (PAPER.md section 5)
 RMS_NORM_EPS = 1e-5
 LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor",
                        "original_max_position_embeddings")
-_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
+_CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+            "mixtral": "MixtralForCausalLM"}
+
+
+def unsupported(spec: ArchSpec) -> str:
+  """Why no Llama, Mistral or Mixtral class computes `spec`; "" when one does."""
+  if spec.is_mla:
+    return ("an MLA shape (DeepSeek-style latent attention) has no Llama, Mistral or Mixtral "
+            "config; Hugging Face export covers GQA shapes only")
+  unlike = [f"{k}={v!r}" for k, v, mixtral in (
+      ("n_shared_experts", spec.n_shared_experts, 0),
+      ("first_dense_layers", spec.first_dense_layers, 0), ("router", spec.router, "softmax"))
+            if spec.is_moe and v != mixtral]
+  if unlike:
+    return (f"this mixture of experts ({', '.join(unlike)}) has no transformers class that "
+            "computes it; Hugging Face export covers Mixtral's MoE (a softmax router, every "
+            "layer routed, no shared expert)")
+  return ""
 
 
 def model_type(spec: ArchSpec) -> str:
-  """"llama" for square attention (n_heads * head_dim == d_model), else "mistral"."""
-  if spec.is_mla:
-    raise UserError("an MLA shape (DeepSeek-style latent attention) has no Llama or Mistral "
-                    "config; Hugging Face export covers GQA shapes only")
+  """"mixtral" for a mixture of experts, "llama" for square attention (n_heads * head_dim ==
+  d_model), "mistral" otherwise; a UserError saying why for what none computes (`unsupported`)."""
+  problem = unsupported(spec)
+  if problem:
+    raise UserError(problem)
   if spec.is_moe:
-    raise UserError("a mixture-of-experts shape has no Llama or Mistral config; Hugging Face "
-                    "export covers dense GQA shapes only")
+    return "mixtral"
   return "llama" if spec.attn_width == spec.d_model else "mistral"
 
 
@@ -72,12 +95,15 @@ def hf_config(spec: ArchSpec, *, rope_theta: float = ROPE_THETA, norm_eps: float
     config.update(attention_bias=False, mlp_bias=False)
   else:
     config.update(sliding_window=None)
+  if kind == "mixtral":
+    config.update(intermediate_size=spec.expert_ffn_dim, num_local_experts=spec.n_experts,
+                  num_experts_per_tok=spec.top_k, router_jitter_noise=0.0)
   return config
 
 
 @dataclasses.dataclass(frozen=True)
 class HFModel:
-  """What a Llama/Mistral config.json asks lawsearch's decoder to compute.
+  """What a Llama/Mistral/Mixtral config.json asks lawsearch's decoder to compute.
 
   rope_scaling: LLaMA-3's frequency scaling (LLAMA3_SCALING_KEYS) or None; max_seq_len: the
   longest context it may run (max_position_embeddings, or a shorter sliding window); eos_token_id:
@@ -126,13 +152,13 @@ def _optional(config: Mapping[str, Any], key: str, kind: type, default, source: 
 
 
 def read_hf_config(path: str) -> HFModel:
-  """The model a Llama- or Mistral-architecture config.json describes, or a UserError naming the
+  """The model a Llama-, Mistral- or Mixtral-architecture config.json describes, or a UserError naming the
   field lawsearch cannot compute."""
   config = inputs.read_json(path, "Hugging Face config")
   kind = config.get("model_type")
   if kind not in _CLASSES:
     raise UserError(f"Hugging Face config {path}: model_type {kind!r} is not supported; "
-                    f"lawsearch imports {' and '.join(_CLASSES)} checkpoints")
+                    f"lawsearch imports {', '.join(_CLASSES)} checkpoints")
   source = f"Hugging Face config {path}"
   inputs.require(config, source, {k: "integer" for k in (
       "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -144,17 +170,24 @@ def read_hf_config(path: str) -> HFModel:
     raise UserError(f"{source}: hidden_act {config['hidden_act']!r}; lawsearch's MLP is SwiGLU "
                     "(silu)")
   heads = config["num_attention_heads"]
+  moe = {}
+  if kind == "mixtral":
+    inputs.require(config, source, {"num_local_experts": "integer",
+                                    "num_experts_per_tok": "integer"})
+    moe = dict(mlp="moe", n_experts=config["num_local_experts"],
+               top_k=config["num_experts_per_tok"], expert_ffn_dim=config["intermediate_size"])
   spec = ArchSpec(
       n_layers=config["num_hidden_layers"], d_model=config["hidden_size"], n_heads=heads,
       n_kv_heads=_optional(config, "num_key_value_heads", int, heads, source),
       head_dim=_optional(config, "head_dim", int, config["hidden_size"] // heads, source),
       ffn_dim=config["intermediate_size"], vocab_size=config["vocab_size"],
-      tie_embeddings=_optional(config, "tie_word_embeddings", bool, False, source))  # both default
+      tie_embeddings=_optional(config, "tie_word_embeddings", bool, False, source),  # both default
+      **moe)
   for key in ("rope_theta", "rms_norm_eps"):
     _optional(config, key, float, None, source)
   theta, scaling = _rope(config, source)
   max_len = _optional(config, "max_position_embeddings", int, 2048, source)
-  window = _optional(config, "sliding_window", int, None, source) if kind == "mistral" else None
+  window = _optional(config, "sliding_window", int, None, source) if kind != "llama" else None
   if window:  # full attention within the window is the same computation
     max_len = min(max_len, window)
   eos = config.get("eos_token_id")
