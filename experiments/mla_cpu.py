@@ -37,9 +37,11 @@ import numpy as np
 import pandas as pd
 
 from lawsearch import arch, attention_search, runs
-from lawsearch import replication as rep
 from lawsearch.laws import ConditionalLaw, float64
 from lawsearch.rundir import RunDir
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_replication"))
+import replication as rep  # pylint: disable=wrong-import-position
 
 ROOT = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
 REPL = os.path.join(ROOT, "cpu_replication")

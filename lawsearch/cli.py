@@ -374,8 +374,9 @@ def _add_demo(sub) -> None:
   p.add_argument("--synthetic", action="store_true",
                  help="fit a synthetic sweep drawn from the paper's law and search at 1B, "
                       "instead of the CPU replication's real runs")
-  p.add_argument("--results", help="the CPU replication's directory (default: "
-                 "experiments/results/cpu_replication of this checkout)")
+  p.add_argument("--results", help="a CPU replication's directory with runs.csv (and "
+                 "hardware.json) (default: the copy shipped with the package, "
+                 "lawsearch/data/cpu_replication)")
   p.set_defaults(run=_run_demo)
 
 

@@ -1,29 +1,46 @@
-"""`lawsearch demo`: the whole flow on embedded defaults, in about a minute on a laptop CPU.
+"""`lawsearch demo`: the whole flow on data shipped with the package, in about a minute on a CPU.
 
 1. The paper's seven architectures: parameter arithmetic and roofline serving throughput.
 2. The conditional law, fitted with jaxopt on the CPU replication's runs: models lawsearch trained
-   itself at 80k, 145k and 297k non-embedding parameters (`recipe=cpu`, committed under
-   experiments/results/cpu_replication/runs.csv), with its cross-scale validation up to the
-   held-out 600k scale, beside the paper's optimum and validation figures.
+   itself at 80k, 145k and 297k non-embedding parameters (`recipe=cpu`), with its cross-scale
+   validation up to the held-out 600k scale, beside the paper's optimum and validation figures.
 3. Algorithm 1 at 600k with that law, against the LLaMA-3.2-shaped baseline's predicted loss on
-   this CPU's measured roofline: Panda, Surefire, the Pareto front, and next to them what the
-   trained picks measured (held-out loss over seeds, decode tokens/s), written out as a plot and
-   as configs to train the picks.
-`--synthetic` (and any run without the replication's table, e.g. an installed package outside a
-checkout) runs steps 2-3 instead on a SYNTHETIC sweep at 80M, 145M, 297M drawn from the paper's
-published law with noise, and searches at 1B against LLaMA-3.2-1B.
+   the replication CPU's measured roofline: Panda, Surefire, the Pareto front, and next to them
+   what the trained picks measured (held-out loss over seeds) and whether the law picks the best
+   run trained at 600k, written out as a plot and as configs to train the picks.
+`--synthetic` (and a `results` directory without runs.csv) runs steps 2-3 instead on a SYNTHETIC
+sweep at 80M, 145M, 297M drawn from the paper's published law with noise, and searches at 1B
+against LLaMA-3.2-1B.
+
+RESULTS, shipped with the package, holds the replication's runs.csv (one row per finished run:
+shape, N, D, seed, scale, role, held-out loss) and hardware.json (the CPU it ran on, measured), as
+experiments/results/cpu_replication/ does (tests/test_demo.py keeps them equal). The replication
+itself (experiments/cpu_replication/replication.py) takes its analysis steps from here:
+`fitting_runs`, `fit_law`, `validation_runs`, `run_search`, `picks_table`, `SERVE`.
 """
 
 from __future__ import annotations
 
+import importlib.resources
+import json
+import math
 import os
 import time
 
-from lawsearch import arch, cost
+import pandas as pd
+
+from lawsearch import arch, cost, laws, search
+from lawsearch.laws import ConditionalLaw, validation
+from lawsearch.laws.validation import SHAPE
+from lawsearch.recipe import CPU
 from lawsearch.report.table import format_table
 
 PAPER_MODELS = ("llama3.2-1b", "panda-1b", "surefire-1b", "llama3.2-3b", "panda-3b",
                 "surefire-3b", "panda-3b-o")
+RESULTS = str(importlib.resources.files("lawsearch.data") / "cpu_replication")
+# Serving scenario: the paper's 4096 in / 1024 out at a 2048-token training context, scaled to
+# the recipe's 128 (1/16); float32 weights and KV cache, as the CPU runs them.
+SERVE = dict(batch=32, input_len=256, output_len=64, bytes_per_element=4)
 
 
 def _step(title: str) -> float:
@@ -47,45 +64,117 @@ def paper_models_table(hardware: str, batch: int) -> str:
 
 def run(out_dir: str = "out/demo", hardware: str = "a100-40gb", batch: int = 64,
         synthetic: bool = False, results: str | None = None) -> None:
-  """The demo; `results`: the replication's directory (default: the checkout's committed one)."""
-  from lawsearch import replication
-
+  """The demo; `results`: a replication's directory (runs.csv, hardware.json; default RESULTS,
+  the copy shipped with the package)."""
   _step(f"1/3 The paper's models on {hardware} (roofline, batch {batch}, 4096 in / 1024 out)")
   print(paper_models_table(hardware, batch))
-  results = results or replication.ROOT
+  results = results or RESULTS
   table = os.path.join(results, "runs.csv")
   if synthetic:
     synthetic_demo(out_dir, hardware, batch)
   elif not os.path.exists(table):
-    print(f"\n(no {table}: this is not a lawsearch checkout with the CPU replication's results; "
-          "running the SYNTHETIC demo instead)")
+    print(f"\n(no {table}: running the SYNTHETIC demo instead)")
     synthetic_demo(out_dir, hardware, batch)
   else:
     replication_demo(results, out_dir)
 
 
-def _paper_optimum() -> str:
-  from lawsearch.laws import ConditionalLaw
+# -- the replication's analysis steps --------------------------------------------------------------
+def read_hardware(path: str) -> cost.Hardware:
+  """A measured chip as hardware.json records it (name, peak_flops, hbm_bandwidth, hbm_bytes)."""
+  with open(path) as f:
+    rec = json.load(f)
+  return cost.Hardware(rec["name"], rec["peak_flops"], rec["hbm_bandwidth"], rec["hbm_bytes"])
 
+
+def fitting_runs(df: pd.DataFrame) -> pd.DataFrame:
+  """The runs table's rows at the recipe's fitting scales (its `scale` column)."""
+  return df[df["scale"].isin(CPU.fit_scales)].reset_index(drop=True)
+
+
+def validation_runs(df: pd.DataFrame) -> pd.DataFrame:
+  """The fitting scales and every held-out-scale run (seeds averaged: one point per shape)."""
+  held = df[df["scale"] == CPU.heldout_scale]
+  mean = held.groupby(list(SHAPE), as_index=False).agg(
+      {**{c: "first" for c in held.columns if c not in (*SHAPE, "loss")}, "loss": "mean"})
+  return pd.concat([fitting_runs(df), mean], ignore_index=True)
+
+
+def fit_law(df: pd.DataFrame, form: str = "multiplicative", l_opt: str = "empirical",
+            r_range=laws.DEFAULT_R_RANGE, n_boot: int = 0) -> laws.FitSummary:
+  """`laws.fit_runs` on the fitting runs (L_opt: "empirical", the paper's, or "joint"; r in
+  `r_range`: the paper's [0.5, 5]; None = every run; `n_boot` bootstrap refits), validated
+  across scales by the caller (`validation_runs`), not within the fitting runs."""
+  return laws.fit_runs(fitting_runs(df), form, l_opt=l_opt, r_range=r_range, n_boot=n_boot,
+                       validate=False)
+
+
+def run_search(law: ConditionalLaw, df: pd.DataFrame, measure) -> search.SearchResult:
+  """Algorithm 1 at the held-out scale for the recipe's baseline's predicted loss (relative to
+  L_opt), over candidates inside the region the law was fitted on: d/sqrt(N) within the fitting
+  runs' range and r within the fit's r filter (the law is not trusted beyond them)."""
+  fitted = fitting_runs(df)
+  n_params, n_layers = CPU.scale(CPU.heldout_scale)
+  step, root_n = CPU.d_step, math.sqrt(n_params)
+  x_low, x_high = fitted["d_over_sqrt_n"].min(), fitted["d_over_sqrt_n"].max()
+  d_models = list(range(step * math.ceil(x_low * root_n / step), int(x_high * root_n) + 1, step))
+  return search.search(
+      law, n_params, CPU.tokens(n_params), n_layers, CPU.head_dim(n_params),
+      baseline=CPU.baseline(CPU.heldout_scale), efficiency=measure, d_models=d_models,
+      gqas=(1, 2, 4, 8), ffn_step=CPU.ffn_step, vocab_size=CPU.model_vocab_size, max_gqa=16,
+      r_range=law.fit_info.r_range if law.fit_info else None)
+
+
+def picks_table(specs: dict[str, arch.ArchSpec], df: pd.DataFrame, law: ConditionalLaw,
+                measure=None) -> pd.DataFrame:
+  """Named shapes at the held-out scale (baseline and the search's picks): the law's predicted
+  loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss, the paper's
+  empirical L_opt; NaN before any run of that scale has finished) and `measure`'s tokens/s (None
+  without one), beside the trained runs' mean held-out loss over seeds (its spread, and each
+  run's standard error)."""
+  held = df[df["scale"] == CPU.heldout_scale]
+  l_opt = float(held["loss"].min()) if len(held) else float("nan")
+  rates = measure.many(list(specs.values())) if measure is not None else [None] * len(specs)
+  relative = search.predict_loss(law, list(specs.values()), CPU.tokens(CPU.scale(
+      CPU.heldout_scale)[0]), None)
+  rows = []
+  for (name, spec), rate, rel in zip(specs.items(), rates, relative):
+    shape = tuple(getattr(spec, f) for f in SHAPE)
+    trained = held[[tuple(int(r[f]) for f in SHAPE) == shape for _, r in held.iterrows()]]
+    rows.append({"pick": name, "d_model": spec.d_model, "ffn_dim": spec.ffn_dim,
+                 "heads": f"{spec.n_heads}x{spec.n_kv_heads}", "gqa": spec.gqa,
+                 "r": round(spec.mlp_attn_ratio, 3), "d/sqrtN": round(spec.d_over_sqrt_n, 4),
+                 "predicted_rel": float(rel), "predicted_loss": float(rel) * l_opt,
+                 "seeds": len(trained),
+                 "loss": trained["loss"].mean() if len(trained) else None,
+                 "loss_sd": trained["loss"].std() if len(trained) > 1 else None,
+                 "loss_se": trained["loss_se"].mean() if len(trained) else None,
+                 "roofline_tok_s": rate})
+  return pd.DataFrame(rows)
+
+
+# -- the demo on the replication's runs ------------------------------------------------------------
+def _paper_optimum() -> str:
   x_star, r_star = ConditionalLaw.paper("80m-297m").optimum()
   return f"{x_star:.3f}, {r_star:.3f}"
 
 
 def replication_demo(results: str, out_dir: str) -> None:
-  """Steps 2-3 on the replication's committed runs table."""
-  from lawsearch import replication
-  from lawsearch.report import fit_plots, search_report
+  """Steps 2-3 on a replication's runs table (results/runs.csv) and the roofline of the CPU it
+  ran on (results/hardware.json, else the shipped one)."""
+  from lawsearch.report import fit_plots, search_report  # matplotlib
 
-  df = replication.read_table(results)
-  fitting = replication.fitting_runs(df)
+  df = pd.read_csv(os.path.join(results, "runs.csv"))
+  fitting = fitting_runs(df)
   t = _step(f"2/3 Fit the conditional law on {len(fitting)} runs lawsearch trained itself "
-            f"({', '.join(replication.CPU.fit_scales)} non-embedding parameters, 4 layers, "
-            f"D = 20 N; {results}/runs.csv)")
-  law, summary, noise_lines = replication.fit_law(df, "multiplicative")
+            f"({', '.join(CPU.fit_scales)} non-embedding parameters, 4 layers, D = 20 N; "
+            f"{results}/runs.csv)")
+  fitted = fit_law(df)
+  law, summary = fitted.law, fitted.to_dict()
   opt = summary["optimum"]
   print(f"multiplicative law on {summary['n_points']} shapes (r in [0.5, 5]): MSE "
         f"{summary['mse']:.3g}")
-  print("\n".join(noise_lines))
+  print("\n".join(fitted.noise_lines()))
   if "error" in opt:
     print(f"{opt['error'].split(':')[0]} (the paper's 80M-297M law: {_paper_optimum()}); the "
           "search takes the lowest predicted loss on its grid as Panda")
@@ -94,33 +183,37 @@ def replication_demo(results: str, out_dir: str) -> None:
           f"(the paper's 80M-297M law: {_paper_optimum()}; the runs span d/sqrt(N) "
           f"{fitting['d_over_sqrt_n'].min():.3f}-{fitting['d_over_sqrt_n'].max():.3f} and r "
           f"{fitting['mlp_attn_ratio'].min():.2f}-{fitting['mlp_attn_ratio'].max():.2f}; "
-          f"bootstrap intervals in {results}/fit.json)")
-  plot_runs = replication.validation_runs(df)
+          "the replication's bootstrap intervals: experiments/results/cpu_replication/fit.json)")
+  plot_runs = validation_runs(df)
   print(f"plots: {', '.join(fit_plots.save(law, plot_runs, out_dir, l_opt='empirical'))}")
   try:
-    val = replication.validation(df, "multiplicative")
+    val = validation.beside_paper(laws.cross_scale_validation(
+        plot_runs, form="multiplicative", l_opt="empirical"))
     print(format_table(val.to_dict("records"), ["task", "n_train", "n_test", "mse", "spearman",
                                                 "paper_mse", "paper_spearman"]))
   except ValueError as e:
     print(f"validation skipped: {e}")
   print(f"({time.perf_counter() - t:.1f} s)")
 
-  scale = replication.CPU.heldout_scale
+  scale = CPU.heldout_scale
   t = _step(f"3/3 Search at {scale} (4 layers, head_dim 16) for the LLaMA-3.2-shaped baseline's "
             "predicted loss")
-  hw_root = results if os.path.exists(os.path.join(results, "hardware.json")) else out_dir
-  result = replication.run_search(law, df, replication.efficiency(hw_root))
+  hw_path = os.path.join(results, "hardware.json")
+  hw = read_hardware(hw_path if os.path.exists(hw_path) else os.path.join(RESULTS, "hardware.json"))
+  measure = search.RooflineEfficiency(hw, **SERVE)
+  result = run_search(law, df, measure)
   print(search_report.summary(result))
   search_report.save(result, out_dir)
   print(f"wrote pareto.png, search.json and each pick's configs under {out_dir}/")
-  picks = replication.picks_table(df, results, law)
-  print(f"\nthe committed search's picks at {scale}, predicted by this law and as trained "
-        f"(loss over seeds; decode tokens/s at batch {replication.SERVE['batch']}):")
+  picks = picks_table({k: result.picks()[k] for k in ("baseline", "panda", "surefire")}, df,
+                      law, measure)
+  print(f"\nthe picks at {scale}, predicted by this law and as trained (loss over seeds; "
+        f"roofline decode tokens/s at batch {SERVE['batch']}):")
   print(format_table(picks.to_dict("records"), list(picks.columns)))
   if not picks["seeds"].any():
     print("(not trained yet: experiments/cpu_replication/train_all.sh trains them)")
   try:
-    _, check = replication.heldout_check(df, law)
+    _, check = validation.heldout_check(df, law, scale)
     b, c = check["measured_best"], check["law_best_trained"]
     print(f"\nat {scale}, {check['shapes']} shapes trained: the law ranks them with Spearman "
           f"{check['spearman']:.2f}; the measured best is d {b['d_model']}, f {b['ffn_dim']}, "
@@ -135,15 +228,11 @@ def replication_demo(results: str, out_dir: str) -> None:
 
 def synthetic_demo(out_dir: str, hardware: str, batch: int) -> None:
   """Steps 2-3 on a SYNTHETIC sweep drawn from the paper's law, searching at 1B."""
-  from lawsearch import search
-  from lawsearch.laws import ConditionalLaw
-  from lawsearch.laws.synthetic import synthetic_sweep
-  from lawsearch.laws.validation import cross_scale_validation
-  from lawsearch.report import fit_plots, search_report
+  from lawsearch.report import fit_plots, search_report  # matplotlib
 
   t = _step("2/3 Fit the conditional law on a SYNTHETIC sweep at 80M, 145M, 297M "
             "(the paper's law + 0.3% noise)")
-  sweep = synthetic_sweep(scales=("80M", "145M", "297M"), seed=0)
+  sweep = laws.synthetic_sweep(scales=("80M", "145M", "297M"), seed=0)
   law = ConditionalLaw.fit(sweep, "multiplicative")
   true_law = ConditionalLaw.paper("80m-297m")
   print(f"{len(sweep)} runs; fitted {law.fit_info.n_points} (r in [0.5, 5]); "
@@ -151,9 +240,9 @@ def synthetic_demo(out_dir: str, hardware: str, batch: int) -> None:
   print(f"optimum d/sqrt(N), r: fitted {law.optimum()[0]:.4f}, {law.optimum()[1]:.3f}; "
         f"true {true_law.optimum()[0]:.4f}, {true_law.optimum()[1]:.3f}")
   print(f"plots: {', '.join(fit_plots.save(law, sweep, out_dir))}")
-  validation = cross_scale_validation(sweep)
-  print(format_table(validation.to_dict("records"), ["task", "n_train", "n_test", "mse",
-                                                     "spearman", "x_star", "r_star"]))
+  val = laws.cross_scale_validation(sweep)
+  print(format_table(val.to_dict("records"), ["task", "n_train", "n_test", "mse", "spearman",
+                                              "x_star", "r_star"]))
   print(f"({time.perf_counter() - t:.1f} s)")
 
   t = _step("3/3 Search at 1B (16 layers, head_dim 64) for LLaMA-3.2-1B's predicted loss")

@@ -1,18 +1,25 @@
-"""The CPU replication (issue 13): the recipe's design, the driver on runs drawn from a known law,
-and the committed results read back (refit -> the committed law's optimum; held-out coverage)."""
+"""The CPU replication: the recipe's design, the driver (experiments/cpu_replication/) on runs
+drawn from a known law, and the committed results read back (refit -> the committed law's optimum;
+held-out coverage)."""
 
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lawsearch import configlib, replication, runs
+from lawsearch import configlib, runs
 from lawsearch.laws import ConditionalLaw
 from lawsearch.recipe import CPU, CPU_V2
 from lawsearch.train import loop, sweep
+
+# The driver's modules, found as its scripts find them (experiments/cpu_replication/run.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments",
+                                "cpu_replication"))
+import replication  # noqa: E402  pylint: disable=wrong-import-position
 
 RESULTS = "experiments/results/cpu_replication"
 DEFAULT_SOURCES = {"gutenberg", "sotu", "brown", "shakespeare"}

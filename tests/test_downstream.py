@@ -483,11 +483,15 @@ def test_search_prints_predicted_accuracy(tmp_path, capsys):
   assert "needs absolute losses" in capsys.readouterr().err
 
 
-def test_replication_stage_tabulates_scored_runs(tmp_path):
-  """replication.downstream on three already-scored baseline runs (records only, no checkpoint
-  needed): accuracies beside their chance levels, the mean over seeds, the linear law."""
-  from lawsearch import replication
+def test_replication_stage_tabulates_scored_runs(tmp_path, monkeypatch):
+  """replication.downstream (experiments/cpu_replication/) on three already-scored baseline runs
+  (records only, no checkpoint needed): accuracies beside their chance levels, the mean over
+  seeds, the linear law."""
   from lawsearch.recipe import CPU
+
+  monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "experiments",
+                                           "cpu_replication"))
+  import replication  # pylint: disable=import-outside-toplevel
 
   spec = CPU.baseline(CPU.heldout_scale)
   task_scores = {t.name: {"metric": t.metric, "acc": 0.3, "acc_norm": 0.2, "chance": 0.25,

@@ -52,7 +52,7 @@ LAYERS = [
     ("lawsearch.hf",),
     ("lawsearch.export",),  # writes hf.config's config.json for search's picks
     ("lawsearch.report",),  # search_report and attention write their picks through export
-    ("lawsearch.replication", "lawsearch.demo"),  # end-to-end drivers over all of the above
+    ("lawsearch.demo",),  # the end-to-end driver over all of the above
     ("lawsearch.cli",),
 ]
 

@@ -1,5 +1,6 @@
-"""The installed package is complete: its wheel, outside the checkout, searches, exports and
-trains a few steps of what it exported (the training config ships inside the package)."""
+"""The installed package is complete: its wheel, outside the checkout, searches, exports, trains a
+few steps of what it exported (the training config ships inside the package) and runs the demo on
+the real runs it ships."""
 
 import json
 import os
@@ -39,6 +40,9 @@ def test_the_wheel_outside_the_checkout_searches_exports_and_trains(tmp_path):
   record = json.loads(out.strip().splitlines()[-1])
   exported = json.loads((work / "out" / "surefire.arch.json").read_text())
   assert record["d_model"] == exported["d_model"] and record["steps"] == 2
+  # The demo on the real runs the package ships (the CPU replication's runs table).
+  out = _run(["-m", "lawsearch.cli", "demo", "--out", "demo"], work, env)
+  assert "runs lawsearch trained itself" in out and "SYNTHETIC" not in out
   # The package's own training config by name, from anywhere.
   _run(["-m", "lawsearch.cli", "train", "--config=train:preset=nano,data=synthetic", *tiny,
         "--workdir", "runs/nano"], work, env)

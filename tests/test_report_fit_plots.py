@@ -53,7 +53,7 @@ def test_plotting_leaves_matplotlibs_global_backend_alone():
   import sys
 
   program = ("import matplotlib; matplotlib.use('svg'); "
-             "from lawsearch.report import fit_plots, pareto, picks, regimes, figure; "
+             "from lawsearch.report import fit_plots, pareto, regimes, figure; "
              "fig, ax = figure.subplots(figsize=(2, 2)); ax.plot([1, 2]); "
              "import io; fig.savefig(io.BytesIO(), format='png'); "
              "import sys; print(matplotlib.get_backend()); "

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from lawsearch.train.metrics import block_bootstrap_se, block_means
+from lawsearch.laws.noise import block_bootstrap_se
+from lawsearch.train.metrics import block_means
 
 
 def _se(values, blocks):

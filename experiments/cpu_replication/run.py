@@ -19,13 +19,15 @@ experiments/results/cpu_replication; `train_all.sh` runs them between its traini
   downstream  the held-out picks on the paper's nine zero-shot tasks (`lawsearch eval --tasks
            all` into each run's result.json; about 8 min a run on 2 busy cores), downstream.csv, and
            accuracy_law.json (mean accuracy against loss); --every: all held-out runs
-The stages are `lawsearch.replication`'s functions.
+The stages are replication.py's functions (beside this file).
 """
 
 import argparse
 import sys
 
-from lawsearch import hostmem, replication
+from lawsearch import hostmem
+
+import replication  # beside this file: a script's own directory is on sys.path
 
 STAGES = {"table": replication.table, "fit": replication.fit, "search": replication.search,
           "bench": replication.bench, "report": replication.report,

@@ -19,9 +19,13 @@ import argparse
 import json
 import math
 import os
+import sys
 
-from lawsearch import replication
 from lawsearch.laws import ConditionalLaw
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                "cpu_replication"))
+import replication  # pylint: disable=wrong-import-position
 
 V1 = "experiments/results/cpu_replication"
 V2 = "experiments/results/cpu_replication_v2"

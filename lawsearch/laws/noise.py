@@ -5,6 +5,7 @@ would reach, and the lack-of-fit test of a law against that noise.
     noise.means                        # one row per shape: loss = seed mean, seed_sd, n_seeds
     noise.weights()                    # per run: 1 / (pooled seed variance of its scale)
     lack_of_fit(law, noise, l_opt)     # LackOfFit: MSE on shape means, ceiling, F, p
+    block_bootstrap_se(means, counts)  # the held-out sample's own error (a run's `loss_se`)
 
 A shape is every column that decides what a run trains except its seed (SHAPE_COLUMNS, those the
 table has). Seed variance is pooled per scale over the shapes with two or more seeds (a shape's
@@ -33,6 +34,23 @@ SHAPE_COLUMNS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ff
                  "batch_size", "seq_len", "peak_lr")
 HOW_TO_MEASURE = ("train a second seed of some shapes at every scale (`lawsearch sweep "
                   "--config=configs/sweep.py:...,seeds=2`) to measure it")
+
+
+def block_bootstrap_se(means, counts, *, resamples: int = 2000, seed: int = 0) -> float:
+  """Standard error of a sample's mean by a block bootstrap: whole blocks are resampled.
+
+  means: [n_blocks] mean of each block (e.g. the per-window losses of one 4,096-token corpus block;
+  windows of a block are correlated, blocks nearly independent); counts: [n_blocks] the values
+  (windows) in each, its weight in the overall mean. Draws n_blocks blocks with replacement and
+  returns the std of the resampled weighted means. For a paired comparison of two runs on the same
+  sample, pass the per-block differences. 0.0 for fewer than 2 blocks.
+  """
+  means, counts = np.asarray(means, np.float64), np.asarray(counts, np.float64)
+  if len(means) < 2:
+    return 0.0
+  draws = np.random.default_rng(seed).integers(0, len(means), (resamples, len(means)))
+  resampled = (means * counts)[draws].sum(axis=1) / counts[draws].sum(axis=1)
+  return float(resampled.std(ddof=1))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,11 @@
 `cross_scale_validation` fits on smaller scales and predicts a larger one: with scales
 s1 < s2 < ... < sk, the default tasks are s1 -> s2, s1+s2 -> s3, ..., s1..s(k-1) -> sk (PAPER.md
 section 3: 80M -> 145M, 80M+145M -> 297M, 80M..297M -> 1B). Each task reports the MSE and the
-Spearman rank correlation of predicted against observed loss on the held-out scale.
+Spearman rank correlation of predicted against observed loss on the held-out scale;
+`beside_paper` puts the paper's figures for the same tasks next to them.
+
+`paired_standard_errors` measures how finely runs scored on one held-out sample can be told apart,
+and `heldout_check` asks whether a law fitted on smaller scales picks the best run of a larger one.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ import numpy as np
 import pandas as pd
 
 from lawsearch.errors import UserError
-from lawsearch.laws import l_opt as l_opt_lib, runs_table
+from lawsearch.laws import l_opt as l_opt_lib, noise, runs_table
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
+from lawsearch.laws.precision import float64
+
+# The paper's progressive validation (PAPER.md section 3): (MSE, Spearman) of 80M -> 145M,
+# 80M+145M -> 297M and 80M..297M -> 1B.
+PAPER_VALIDATION = ((0.0002, 0.8909), (0.0001, 0.7920), (0.0001, 0.7451))
+# The columns that name a dense shape in a runs table.
+SHAPE = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim")
 
 
 def spearman(a, b) -> float:
@@ -72,6 +83,14 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
   return pd.DataFrame(rows)
 
 
+def beside_paper(validation: pd.DataFrame) -> pd.DataFrame:
+  """`cross_scale_validation`'s rows with the paper's MSE and Spearman of the same task (its
+  first, second, third; None beyond) as paper_mse and paper_spearman."""
+  paper = [PAPER_VALIDATION[i] if i < len(PAPER_VALIDATION) else (None, None)
+           for i in range(len(validation))]
+  return validation.assign(paper_mse=[p[0] for p in paper], paper_spearman=[p[1] for p in paper])
+
+
 def _optimum_or_nan(law: ConditionalLaw) -> tuple[float, float]:
   try:
     return law.optimum()
@@ -102,3 +121,80 @@ def residual_diagnostics(law: ConditionalLaw, df: pd.DataFrame, l_opt=None,
     z = rho * np.sqrt(max(resid.size - 1, 0))
     rows.append(dict(variable=name, spearman=rho, z=z, flagged=bool(abs(z) > threshold)))
   return pd.DataFrame(rows)
+
+
+def paired_standard_errors(df: pd.DataFrame) -> np.ndarray:
+  """[len(df)] per run, the standard error of its loss minus the loss of its scale's best run,
+  both on the same held-out sample: a block bootstrap (`noise.block_bootstrap_se`) of the
+  per-block differences (columns heldout_block_loss, heldout_block_windows; NaN for a run
+  without them). Far below a run's own `loss_se`, since most of the sample's spread is shared by
+  every model."""
+  out = np.full(len(df), np.nan)
+  if "heldout_block_loss" not in df:
+    return out
+  for _, group in df.groupby(runs_table.scale_labels(df)):
+    best = group.loc[group["loss"].idxmin()]
+    for i, row in group.iterrows():
+      if not isinstance(row["heldout_block_loss"], list):
+        continue
+      diff = np.subtract(row["heldout_block_loss"], best["heldout_block_loss"])
+      out[df.index.get_loc(i)] = noise.block_bootstrap_se(diff, row["heldout_block_windows"])
+  return out
+
+
+def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
+                  ) -> tuple[pd.DataFrame, dict]:
+  """Does `law`, fitted on smaller scales, pick the best run at `scale`?
+
+  df: a runs table (SHAPE columns, d_over_sqrt_n, mlp_attn_ratio, loss; optional role and
+  paired_se, from `paired_standard_errors`); its rows at `scale` (`runs_table.scale_labels`) are
+  checked. Returns one row per shape trained there (seeds averaged): the law's predicted loss
+  relative to L_opt and absolute (L_opt: the scale's lowest measured loss) beside the measured
+  one, and both ranks; and a summary: the Spearman correlation, the measured best shape, the
+  law's best among the trained shapes with its measured rank and its gap to the best in paired
+  standard errors (held-out sampling only) and in seed SDs, the largest difference between two
+  seeds of one shape, and where the law's own optimum lies.
+  """
+  held = df[runs_table.scale_labels(df) == scale]
+  if held.empty:
+    raise UserError(f"no run at the held-out scale {scale} yet")
+  held = held.assign(gqa=held["n_heads"] // held["n_kv_heads"],
+                     role=held["role"] if "role" in held else "",
+                     paired_se=held["paired_se"] if "paired_se" in held else np.nan)
+  shapes = held.groupby(list(SHAPE), as_index=False).agg(
+      role=("role", "first"), seeds=("loss", "size"), d_over_sqrt_n=("d_over_sqrt_n", "first"),
+      mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
+      paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())))
+  l_opt = float(held["loss"].min())
+  with float64():
+    shapes["predicted_rel"] = np.asarray(law.predict_xr(
+        shapes["d_over_sqrt_n"].to_numpy(), shapes["mlp_attn_ratio"].to_numpy(), 1.0))
+  shapes["predicted_loss"] = shapes["predicted_rel"] * l_opt
+  shapes["measured_rank"] = shapes["loss"].rank(method="min").astype(int)
+  shapes["predicted_rank"] = shapes["predicted_rel"].rank(method="min").astype(int)
+  shapes = shapes.sort_values("loss").reset_index(drop=True)
+  best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
+  gap, paired = float(chosen["loss"] - best["loss"]), float(chosen["paired_se"])
+  seed_sd = float(noise.seed_noise(held).by_scale["pooled_sd"].iloc[0])  # NaN: one seed each
+  summary = {
+      "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()),
+      "spearman": spearman(shapes["predicted_rel"], shapes["loss"]),
+      "measured_best": {"d_model": int(best["d_model"]), "ffn_dim": int(best["ffn_dim"]),
+                        "gqa": int(best["gqa"]), "role": best["role"],
+                        "d_over_sqrt_n": float(best["d_over_sqrt_n"]),
+                        "mlp_attn_ratio": float(best["mlp_attn_ratio"]),
+                        "loss": float(best["loss"])},
+      "law_best_trained": {"d_model": int(chosen["d_model"]), "ffn_dim": int(chosen["ffn_dim"]),
+                           "gqa": int(chosen["gqa"]), "role": chosen["role"],
+                           "measured_rank": int(chosen["measured_rank"]),
+                           "loss": float(chosen["loss"]), "gap_to_best": gap,
+                           "gap_in_paired_se": (gap / paired if paired > 0 else
+                                                0.0 if gap == 0 else float("nan")),
+                           "gap_in_seed_sd": gap / seed_sd if seed_sd > 0 else float("nan")},
+      "seed_sd": seed_sd}
+  try:
+    x_star, r_star = law.optimum()
+    summary["law_optimum"] = {"d_over_sqrt_n": x_star, "mlp_attn_ratio": r_star}
+  except ValueError as e:
+    summary["law_optimum"] = {"error": str(e).split(":")[0]}
+  return shapes, summary

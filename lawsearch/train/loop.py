@@ -24,6 +24,7 @@ from lawsearch import inputs, paths, rundir, runs
 from lawsearch.rundir import RunDir
 from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
+from lawsearch.laws.noise import block_bootstrap_se
 from lawsearch.model import ModelConfig
 from lawsearch.model.attention import resolve_impl
 from lawsearch.model.layers import Llama3RopeScaling
@@ -366,7 +367,7 @@ def heldout_loss(program: Program, config, params) -> HeldoutLoss:
   losses = np.concatenate(jax.device_get(rows)).astype(np.float64)
   blocks, sources = _sample_blocks(loader, len(rows))
   _, means, counts = metrics_lib.block_means(losses, blocks)
-  return HeldoutLoss(loss=float(losses.mean()), se=metrics_lib.block_bootstrap_se(means, counts),
+  return HeldoutLoss(loss=float(losses.mean()), se=block_bootstrap_se(means, counts),
                      windows=len(losses), tokens=len(losses) * config.train.seq_len,
                      sources=sources, block_loss=[round(float(m), 6) for m in means],
                      block_windows=[int(c) for c in counts])

@@ -31,23 +31,6 @@ def block_means(values, blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return ids, sums / np.maximum(counts, 1), counts
 
 
-def block_bootstrap_se(means, counts, *, resamples: int = 2000, seed: int = 0) -> float:
-  """Standard error of a sample's mean by a block bootstrap: whole blocks are resampled.
-
-  means: [n_blocks] mean of each block (e.g. the per-window losses of one 4,096-token corpus block;
-  windows of a block are correlated, blocks nearly independent); counts: [n_blocks] the values
-  (windows) in each, its weight in the overall mean. Draws n_blocks blocks with replacement and
-  returns the std of the resampled weighted means. For a paired comparison of two runs on the same
-  sample, pass the per-block differences. 0.0 for fewer than 2 blocks.
-  """
-  means, counts = np.asarray(means, np.float64), np.asarray(counts, np.float64)
-  if len(means) < 2:
-    return 0.0
-  draws = np.random.default_rng(seed).integers(0, len(means), (resamples, len(means)))
-  resampled = (means * counts)[draws].sum(axis=1) / counts[draws].sum(axis=1)
-  return float(resampled.std(ddof=1))
-
-
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops_per_device: float,
         n_devices: int) -> float:
   """Model FLOPs utilisation: achieved model FLOP/s over the devices' peak."""

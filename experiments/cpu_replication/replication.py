@@ -8,9 +8,14 @@ results are committed under experiments/results/cpu_replication/:
     fit(root)     -> law_*.json, fit.json, validation.csv
     search(root)  -> search/       (and hardware.json: this CPU, measured)
     bench(root)   -> bench.json    decode throughput of the picks against the roofline
-    report(root)  -> picks.csv, report/report.md
+    report(root)  -> picks.csv, report/report.md, heldout_check.csv/.json
+    downstream(root) -> downstream.csv, accuracy_law.json
 
-Each stage reads what the earlier ones wrote; `make demo` reads runs.csv and picks.csv.
+Each stage reads what the earlier ones wrote. The analysis steps the demo shows too (the fitting
+and validation runs, the search at the held-out scale, the picks table, the serving scenario)
+are `lawsearch.demo`'s; the paired standard errors and the held-out check `lawsearch.laws.
+validation`'s. The package ships runs.csv and hardware.json for `lawsearch demo`
+(lawsearch/data/cpu_replication/; tests/test_demo.py keeps them equal to these).
 """
 
 from __future__ import annotations
@@ -23,20 +28,17 @@ import os
 import numpy as np
 import pandas as pd
 
-from lawsearch import arch, laws, rundir, runs
-from lawsearch.laws import ConditionalLaw
+from lawsearch import arch, demo, laws, rundir, runs
+from lawsearch.demo import SERVE, fitting_runs, run_search, validation_runs
+from lawsearch.laws import ConditionalLaw, validation as validation_lib
+from lawsearch.laws.validation import SHAPE
 from lawsearch.recipe import CPU
 
-ROOT = "experiments/results/cpu_replication"  # relative to a checkout
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results",
+                                    "cpu_replication"))
 FORMS = ("multiplicative", "additive", "joint")  # joint: the separability check
-# The paper's progressive validation (PAPER.md section 3): 80M -> 145M, 80M+145M -> 297M,
-# 80M..297M -> 1B; ours: 80k -> 145k, 80k+145k -> 297k, 80k..297k -> 600k.
-PAPER_VALIDATION = ((0.0002, 0.8909), (0.0001, 0.7920), (0.0001, 0.7451))
-SHAPE = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim")
-# Serving scenario: the paper's 4096 in / 1024 out at a 2048-token training context, scaled to
-# the recipe's 128 (1/16); float32 weights and KV cache, as the CPU runs them.
-SERVE = dict(batch=32, input_len=256, output_len=64, bytes_per_element=4)
 BENCH_BATCHES = (1, 8, 32)
+CSV_FLOAT = "%.6g"  # the tables' float format
 
 
 def _shape(row) -> tuple:
@@ -69,8 +71,8 @@ def pick_specs(root: str) -> dict[str, arch.ArchSpec]:
 
 
 # -- table -----------------------------------------------------------------------------------------
-def table(root: str) -> pd.DataFrame:
-  """runs.csv: one row per finished run, with its scale and role."""
+def runs_table(root: str) -> pd.DataFrame:
+  """One row per finished run of root/fit and root/heldout, with its scale and role."""
   frames = []
   for part in ("fit", "heldout"):
     if os.path.isdir(os.path.join(root, part)):
@@ -82,34 +84,20 @@ def table(root: str) -> pd.DataFrame:
   df["role"] = [roles.get(_shape(r), "sweep") if r["part"] == "heldout" else "sweep"
                 for _, r in df.iterrows()]
   df["run"] = [os.path.basename(p) for p in df["run_dir"]]
-  df["paired_se"] = paired_standard_errors(df)
+  df["paired_se"] = validation_lib.paired_standard_errors(df)
   columns = ["run", "part", "scale", "role", "seed", *SHAPE, "gqa", "vocab_size", "n_params",
              "total_params", "tokens", "d_over_sqrt_n", "mlp_attn_ratio", "loss", "loss_se",
              "paired_se", "train_loss", "tokens_per_s", "steps"]
   columns += [c for c in ("peak_lr", "batch_size") if c in df]  # records since the noise work
-  df = df[columns].sort_values(["part", "n_params", "d_model", "ffn_dim", "seed"])
-  df.to_csv(os.path.join(root, "runs.csv"), index=False, float_format="%.6g")
+  return df[columns].sort_values(["part", "n_params", "d_model", "ffn_dim", "seed"])
+
+
+def table(root: str) -> pd.DataFrame:
+  """runs.csv: `runs_table`."""
+  df = runs_table(root)
+  df.to_csv(os.path.join(root, "runs.csv"), index=False, float_format=CSV_FLOAT)
   print(f"runs.csv: {len(df)} runs ({', '.join(f'{k} {v}' for k, v in df['scale'].value_counts().sort_index().items())})")
   return df
-
-
-def paired_standard_errors(df: pd.DataFrame) -> np.ndarray:
-  """Per run, the standard error of its loss minus the loss of its scale's best run, both on the
-  same held-out sample: a block bootstrap of the per-block differences (`heldout_block_loss`).
-  Far below a run's own `loss_se`, since most of the sample's spread is shared by every model."""
-  from lawsearch.train.metrics import block_bootstrap_se  # numpy only
-
-  out = np.full(len(df), np.nan)
-  if "heldout_block_loss" not in df:
-    return out
-  for _, group in df.groupby("scale"):
-    best = group.loc[group["loss"].idxmin()]
-    for i, row in group.iterrows():
-      if not isinstance(row["heldout_block_loss"], list):
-        continue
-      diff = np.subtract(row["heldout_block_loss"], best["heldout_block_loss"])
-      out[df.index.get_loc(i)] = block_bootstrap_se(diff, row["heldout_block_windows"])
-  return out
 
 
 def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
@@ -141,18 +129,6 @@ def read_table(root: str) -> pd.DataFrame:
   return pd.read_csv(os.path.join(root, "runs.csv"))
 
 
-def fitting_runs(df: pd.DataFrame) -> pd.DataFrame:
-  return df[df["scale"].isin(CPU.fit_scales)].reset_index(drop=True)
-
-
-def validation_runs(df: pd.DataFrame) -> pd.DataFrame:
-  """The fitting scales and every held-out-scale run (seeds averaged: one point per shape)."""
-  held = df[df["scale"] == CPU.heldout_scale]
-  mean = held.groupby(list(SHAPE), as_index=False).agg(
-      {**{c: "first" for c in held.columns if c not in (*SHAPE, "loss")}, "loss": "mean"})
-  return pd.concat([fitting_runs(df), mean], ignore_index=True)
-
-
 # -- fit ---------------------------------------------------------------------------------------------
 def validation(df: pd.DataFrame, form: str, l_opt: str = "empirical") -> pd.DataFrame:
   """The paper's progressive cross-scale validation over every scale of the table (the last task
@@ -166,10 +142,7 @@ def validation(df: pd.DataFrame, form: str, l_opt: str = "empirical") -> pd.Data
   else:
     val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt)
   val.insert(0, "form", form)
-  paper = [PAPER_VALIDATION[i] if i < len(PAPER_VALIDATION) else (None, None)
-           for i in range(len(val))]
-  val["paper_mse"], val["paper_spearman"] = [p[0] for p in paper], [p[1] for p in paper]
-  return val
+  return validation_lib.beside_paper(val)
 
 
 def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0, r_range=laws.DEFAULT_R_RANGE,
@@ -178,8 +151,7 @@ def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0, r_range=laws.DEFAULT_R
   `r_range`: the paper's [0.5, 5]; None = every run), a summary (coefficients, MSE, the optimum
   with 95% bootstrap intervals from `n_boot` refits, 0 = none, the seed noise and the residual
   trends) and the noise's lines to print."""
-  fitted = laws.fit_runs(fitting_runs(df), form, l_opt=l_opt, r_range=r_range,
-                         n_boot=n_boot, validate=False)
+  fitted = demo.fit_law(df, form, l_opt=l_opt, r_range=r_range, n_boot=n_boot)
   summary = fitted.to_dict()
   summary.pop("validation_error")  # the replication validates across every scale: validation()
   return fitted.law, summary, fitted.noise_lines()
@@ -217,7 +189,7 @@ def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
                                                          l_opt=l_opt)
   if validations:
     val = pd.concat(validations, ignore_index=True)
-    val.to_csv(os.path.join(root, "validation.csv"), index=False, float_format="%.6g")
+    val.to_csv(os.path.join(root, "validation.csv"), index=False, float_format=CSV_FLOAT)
     print(val.to_string(index=False))
     out["validation"] = val.to_dict("records")
   _write_json(os.path.join(root, "fit.json"), out)
@@ -225,65 +197,14 @@ def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
 
 
 def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, dict]:
-  """Does the law, fitted on the fitting scales, pick the held-out scale's best run?
-
-  Every shape trained at the held-out scale (grid, baseline, picks; seeds averaged), the law's
-  predicted loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss) beside
-  the measured one, and both ranks; and a summary: the Spearman correlation, the measured best
-  shape, the law's best among the trained shapes with its measured rank and its gap to the best
-  in units of the paired standard error (held-out sampling only) beside the largest difference
-  between two seeds of one shape (the noise that dominates), and where the law's own optimum
-  lies."""
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-
-  held = df[df["scale"] == CPU.heldout_scale]
-  if held.empty:
-    raise ValueError(f"no run at the held-out scale {CPU.heldout_scale} yet")
-  shapes = held.groupby(list(SHAPE), as_index=False).agg(
-      role=("role", "first"), seeds=("loss", "size"), d_over_sqrt_n=("d_over_sqrt_n", "first"),
-      mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
-      paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())))
-  l_opt = float(held["loss"].min())
-  with laws.float64():
-    shapes["predicted_rel"] = np.asarray(law.predict_xr(
-        shapes["d_over_sqrt_n"].to_numpy(), shapes["mlp_attn_ratio"].to_numpy(), 1.0))
-  shapes["predicted_loss"] = shapes["predicted_rel"] * l_opt
-  shapes["measured_rank"] = shapes["loss"].rank(method="min").astype(int)
-  shapes["predicted_rank"] = shapes["predicted_rel"].rank(method="min").astype(int)
-  shapes = shapes.sort_values("loss").reset_index(drop=True)
-  best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
-  gap = float(chosen["loss"] - best["loss"])
-  seed_sd = float(laws.noise.seed_noise(held).by_scale["pooled_sd"].iloc[0])  # NaN with one seed each
-  summary = {
-      "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()),
-      "spearman": float(stats.spearmanr(shapes["predicted_rel"], shapes["loss"])[0]),
-      "measured_best": {"d_model": int(best["d_model"]), "ffn_dim": int(best["ffn_dim"]),
-                        "gqa": int(best["gqa"]), "role": best["role"],
-                        "d_over_sqrt_n": float(best["d_over_sqrt_n"]),
-                        "mlp_attn_ratio": float(best["mlp_attn_ratio"]),
-                        "loss": float(best["loss"])},
-      "law_best_trained": {"d_model": int(chosen["d_model"]), "ffn_dim": int(chosen["ffn_dim"]),
-                           "gqa": int(chosen["gqa"]), "role": chosen["role"],
-                           "measured_rank": int(chosen["measured_rank"]),
-                           "loss": float(chosen["loss"]), "gap_to_best": gap,
-                           "gap_in_paired_se": (gap / float(chosen["paired_se"])
-                                                if chosen["paired_se"] > 0 else 0.0),
-                           "gap_in_seed_sd": gap / seed_sd if seed_sd > 0 else float("nan")},
-      "seed_sd": seed_sd}
-  try:
-    x_star, r_star = law.optimum()
-    summary["law_optimum"] = {"d_over_sqrt_n": x_star, "mlp_attn_ratio": r_star}
-  except ValueError as e:
-    summary["law_optimum"] = {"error": str(e).split(":")[0]}
-  return shapes, summary
+  """`laws.validation.heldout_check` at the recipe's held-out scale."""
+  return validation_lib.heldout_check(df, law, CPU.heldout_scale)
 
 
 # -- search ------------------------------------------------------------------------------------------
 def measured_hardware(root: str):
   """This CPU (both cores) as a cost.Hardware: root/hardware.json, measured and written there on
   first use (lawsearch.bench.host.measure), so searches and benchmarks share one measurement."""
-  from lawsearch import cost
-
   path = os.path.join(root, "hardware.json")
   if not os.path.exists(path):
     from lawsearch.bench import host
@@ -293,9 +214,7 @@ def measured_hardware(root: str):
     _write_json(path, {"name": hw.name, "peak_flops": hw.peak_flops,
                        "hbm_bandwidth": hw.hbm_bandwidth, "hbm_bytes": hw.hbm_bytes,
                        "measured_by": "lawsearch.bench.host.measure"})
-  with open(path) as f:
-    rec = json.load(f)
-  return cost.Hardware(rec["name"], rec["peak_flops"], rec["hbm_bandwidth"], rec["hbm_bytes"])
+  return demo.read_hardware(path)
 
 
 def efficiency(root: str):
@@ -303,24 +222,6 @@ def efficiency(root: str):
   from lawsearch import search as search_lib
 
   return search_lib.RooflineEfficiency(measured_hardware(root), **SERVE)
-
-
-def run_search(law: ConditionalLaw, df: pd.DataFrame, measure):
-  """Algorithm 1 at the held-out scale for the recipe's baseline's predicted loss (relative to
-  L_opt), over candidates inside the region the law was fitted on: d/sqrt(N) within the fitting
-  runs' range and r within the fit's r filter (the law is not trusted beyond them)."""
-  from lawsearch import search as search_lib
-
-  fitted = fitting_runs(df)
-  n_params, n_layers = CPU.scale(CPU.heldout_scale)
-  step, root_n = CPU.d_step, math.sqrt(n_params)
-  x_low, x_high = fitted["d_over_sqrt_n"].min(), fitted["d_over_sqrt_n"].max()
-  d_models = list(range(step * math.ceil(x_low * root_n / step), int(x_high * root_n) + 1, step))
-  return search_lib.search(
-      law, n_params, CPU.tokens(n_params), n_layers, CPU.head_dim(n_params),
-      baseline=CPU.baseline(CPU.heldout_scale), efficiency=measure, d_models=d_models,
-      gqas=(1, 2, 4, 8), ffn_step=CPU.ffn_step, vocab_size=CPU.model_vocab_size, max_gqa=16,
-      r_range=law.fit_info.r_range if law.fit_info else None)
 
 
 def search(root: str):
@@ -384,50 +285,28 @@ def measured_rates(root: str, batch: int) -> dict[str, tuple[float, int]]:
 
 # -- report ------------------------------------------------------------------------------------------
 def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFrame:
-  """Baseline, Panda and Surefire at the held-out scale (the committed search's picks): the law's
-  predicted loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss, the
-  paper's empirical L_opt; NaN before any run of that scale has finished) and the
-  roofline's tokens/s (once hardware.json exists), beside the trained runs' mean held-out loss
-  over seeds (its spread, and each run's standard error) and the measured decode tokens/s at the
-  serving batch (bench.json: the median over its sittings)."""
-  from lawsearch import search as search_lib
-
-  held = df[df["scale"] == CPU.heldout_scale]
-  l_opt = float(held["loss"].min()) if len(held) else float("nan")
-  specs = pick_specs(root)
+  """`lawsearch.demo.picks_table` of baseline, Panda and Surefire (the committed search's picks),
+  with this CPU's roofline once hardware.json exists, and the measured decode tokens/s at the
+  serving batch (bench.json: the median over its sittings) and the number of sittings."""
   has_hw = os.path.exists(os.path.join(root, "hardware.json"))
-  roofline = efficiency(root).many(list(specs.values())) if has_hw else [None] * len(specs)
+  picks = demo.picks_table(pick_specs(root), df, law, efficiency(root) if has_hw else None)
   measured = measured_rates(root, SERVE["batch"])
-  n_params = CPU.scale(CPU.heldout_scale)[0]
-  relative = search_lib.predict_loss(law, list(specs.values()), CPU.tokens(n_params), None)
-  rows = []
-  for (name, spec), rate, rel in zip(specs.items(), roofline, relative):
-    trained = held[[_shape(r) == _spec_shape(spec) for _, r in held.iterrows()]]
-    rows.append({"pick": name, "d_model": spec.d_model, "ffn_dim": spec.ffn_dim,
-                 "heads": f"{spec.n_heads}x{spec.n_kv_heads}", "gqa": spec.gqa,
-                 "r": round(spec.mlp_attn_ratio, 3), "d/sqrtN": round(spec.d_over_sqrt_n, 4),
-                 "predicted_rel": float(rel), "predicted_loss": float(rel) * l_opt,
-                 "seeds": len(trained),
-                 "loss": trained["loss"].mean() if len(trained) else None,
-                 "loss_sd": trained["loss"].std() if len(trained) > 1 else None,
-                 "loss_se": trained["loss_se"].mean() if len(trained) else None,
-                 "roofline_tok_s": rate,
-                 "measured_tok_s": measured[name][0] if name in measured else None,
-                 "bench_sittings": measured[name][1] if name in measured else 0})
-  return pd.DataFrame(rows)
+  return picks.assign(
+      measured_tok_s=[measured[n][0] if n in measured else None for n in picks["pick"]],
+      bench_sittings=[measured[n][1] if n in measured else 0 for n in picks["pick"]])
 
 
 def report(root: str) -> str:
   from lawsearch.report import fit_report
-  from lawsearch.report.picks import picks_plot
   from lawsearch.report.table import markdown_table
+  from picks_plot import picks_plot  # this directory's, as its scripts import it
 
   df = read_table(root)
   law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
   out = os.path.join(root, "report")
   path = fit_report.write(law, validation_runs(df), out, l_opt="empirical")
   picks = picks_table(df, root, law)
-  picks.to_csv(os.path.join(root, "picks.csv"), index=False, float_format="%.6g")
+  picks.to_csv(os.path.join(root, "picks.csv"), index=False, float_format=CSV_FLOAT)
   held = df[df["scale"] == CPU.heldout_scale]
   picks_plot(picks, held, os.path.join(out, "picks.png"))
   lines = ["", f"## The picks at the held-out scale {CPU.heldout_scale}, trained", "",
@@ -440,7 +319,7 @@ def report(root: str) -> str:
            "![picks](picks.png)", ""]
   try:
     shapes, check = heldout_check(df, law)
-    shapes.to_csv(os.path.join(root, "heldout_check.csv"), index=False, float_format="%.6g")
+    shapes.to_csv(os.path.join(root, "heldout_check.csv"), index=False, float_format=CSV_FLOAT)
     _write_json(os.path.join(root, "heldout_check.json"), check)
     b, c = check["measured_best"], check["law_best_trained"]
     lines += [f"## Does the law pick the best run at {CPU.heldout_scale}?", "",
@@ -533,7 +412,7 @@ def downstream(root: str, every: bool = False) -> pd.DataFrame:
   means = (picks.groupby("role", sort=False).mean(numeric_only=True).reset_index()
            .assign(run="mean over seeds", seed=np.nan))
   table = pd.concat([table, means[[c for c in table.columns if c in means]]], ignore_index=True)
-  table.to_csv(os.path.join(root, "downstream.csv"), index=False, float_format="%.6g")
+  table.to_csv(os.path.join(root, "downstream.csv"), index=False, float_format=CSV_FLOAT)
   print(table[["run", "role", "seed", "loss", "mean accuracy", "mean chance"]].to_string(
       index=False))
   by_role = means.set_index("role")["mean accuracy"]

@@ -4,7 +4,7 @@
                                     the mean a marker, the diagonal y = x); right: roofline vs
                                     measured decode tokens/s (where measured)
 
-`picks` is `lawsearch.replication.picks_table`'s frame, `runs` the runs table (its seeds).
+`picks` is `replication.picks_table`'s frame, `runs` the runs table (its seeds).
 """
 
 from __future__ import annotations
