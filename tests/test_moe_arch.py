@@ -79,6 +79,30 @@ def test_moe_combines_with_mla_and_dense_identities_are_unchanged():
                  for k in identity.fields)  # left out at their defaults: dense names unchanged
 
 
+def test_a_recipe_sizes_a_moe_run_by_its_active_parameters(tmp_path):
+  from lawsearch.recipe import CPU_V2  # pylint: disable=import-outside-toplevel
+
+  dense = arch.ArchSpec(4, 32, 5, 5, 16, 104, 512)
+  moe = arch.moe(dense, n_experts=8, top_k=2, expert_ffn_dim=52)
+  assert moe.non_embedding_params > 2 * moe.active_non_embedding_params  # every expert counted
+  (tmp_path / "moe.arch.json").write_text(json.dumps(moe.describe()))
+  config = configlib.load(f"configs/train.py:arch={tmp_path / 'moe.arch.json'},recipe=cpu_v2")
+  n = moe.active_non_embedding_params
+  assert config.train.tokens == CPU_V2.tokens(n)
+  assert config.train.batch_size == CPU_V2.batch_size(n)
+  assert config.optimizer.peak_lr == pytest.approx(CPU_V2.peak_lr(n, moe.d_model / math.sqrt(n)))
+
+
+def test_moe_runs_of_a_sweep_are_named_by_their_experts():
+  from lawsearch.train import sweep  # pylint: disable=import-outside-toplevel
+
+  files = "+".join(f"experiments/moe_cpu/{n}.arch.json" for n in ("dense", "moe-e8"))
+  config = configlib.load(f"configs/sweep.py:recipe=cpu_v2,arch={files},seeds=2")
+  assert [name for name, _ in sweep.expand(config)] == [
+      "N0.0809M-d32-f104-h5x5", "N0.0809M-d32-f104-h5x5-s1",  # dense names as before
+      "N0.202M-d32-f104-h5x5-e8k2f52", "N0.202M-d32-f104-h5x5-e8k2f52-s1"]
+
+
 def _simulated_touched(n_experts: int, top_k: int, batch: int, trials: int, rng) -> np.ndarray:
   """Distinct experts a batch touches, each token picking top_k distinct experts at random."""
   picks = np.argsort(rng.random((trials, batch, n_experts)), axis=-1)[..., :top_k]

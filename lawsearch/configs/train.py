@@ -126,12 +126,12 @@ def get_config(arg=None):
       heldout_fraction=0.01, cache_dir="", num_threads=2, prefetch=4,
       seed=0)  # the order of the training windows (the same for every run of a sweep)
 
-  if rec:  # the named recipe: duration, learning rate, sequence length
-    n = spec.non_embedding_params
+  if rec:  # the named recipe: duration, learning rate, sequence length; a MoE's by its active N
+    n = spec.active_non_embedding_params
     config.train.steps = 0
     config.train.tokens = rec.tokens(n)
     config.train.seq_len = rec.seq_len
-    config.optimizer.peak_lr = rec.peak_lr(n, spec.d_over_sqrt_n)
+    config.optimizer.peak_lr = rec.peak_lr(n, spec.d_over_sqrt_n_active)
     config.optimizer.warmup_steps = rec.warmup_fraction
     for item in rec.config_overrides:
       configlib.apply_override(config, item)

@@ -47,6 +47,7 @@ def expand(sweep: ml_collections.ConfigDict,
     name = (f"N{spec.non_embedding_params / 1e6:.3g}M-d{spec.d_model}-f{spec.ffn_dim}"
             + (f"-mla{spec.n_heads}r{spec.kv_lora_rank}" if spec.is_mla
                else f"-h{spec.n_heads}x{spec.n_kv_heads}")
+            + (f"-e{spec.n_experts}k{spec.top_k}f{spec.expert_ffn_dim}" if spec.is_moe else "")
             + (f"-s{config.seed}" if config.seed else "")
             + (f"-lr{lr_scale}" if (lr_scale := _arg_value(arg, "lr_scale")) else ""))
     key = RunIdentity.of(config).hash
