@@ -4,7 +4,7 @@ them as separate runs on this CPU? And where do both stand against the CPU's mat
     JAX_PLATFORMS=cpu .venv/bin/python experiments/bench_seed_batch.py [--recipe cpu_v2]
 
 For the CPU replication's 80k and 145k cross shapes in the recipe's batch (recipe cpu: 32 x 128;
-cpu_v2: 4 x 128 at 80k and 8 x 128 at 145k; float32, synthetic tokens),
+cpu_v2: 8 x 128 at both; float32, synthetic tokens),
 seed-tokens per second (K models x tokens per step / time) of:
   separate   two processes pinned to one core each, each training 2 of the 4 seeds in turn
              (how the sweeps run today: two pinned workers)
@@ -48,10 +48,10 @@ def worker(arg: str, members: int, sequential: int) -> None:
   if members == 1:
     fn = jax.jit(step, donate_argnums=0)
     states = [program.init() for _ in range(sequential)]
-  else:
-    fn = jax.jit(jax.vmap(step, in_axes=(0, None)), donate_argnums=0)
-    states = [jax.tree.map(lambda *x: jnp.stack(x), *[program.init() for _ in range(members)])
-              for _ in range(sequential)]
+  else:  # the library's seed group: one program over `members` seeds
+    fn = jax.jit(step_lib.group_step(step), donate_argnums=0)
+    init = jax.jit(step_lib.make_group_init(program.model, tx, range(members)))
+    states = [init() for _ in range(sequential)]
   t = config.train
   batch = {k: jnp.asarray(v) for k, v in next(loop.SyntheticLoader(
       config.data.vocab_size, t.seq_len, t.batch_size, 0)).items()}

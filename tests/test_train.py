@@ -113,6 +113,23 @@ def test_gradient_accumulation_matches_full_batch(setup):
     np.testing.assert_allclose(x, y, atol=1e-5)
 
 
+def test_each_member_of_a_seed_group_trains_as_its_seed_alone(setup):
+  model, tx, schedule, batch, _, full = setup
+  seeds = (0, 3, 7)
+  group = jax.jit(step_lib.group_step(step_lib.make_train_step(model, tx, schedule)))
+  states, metrics = _run(group, jax.jit(step_lib.make_group_init(model, tx, seeds))(), batch, 3)
+  assert metrics["loss"].shape == (3,)
+  for k, seed in enumerate(seeds):
+    alone, alone_m = _run(full, jax.jit(step_lib.make_init(model, tx, seed))(), batch, 3)
+    for key in ("loss", "grad_norm", "lr"):
+      np.testing.assert_allclose(metrics[key][k], alone_m[key], rtol=1e-5)
+    for x, y in zip(jax.tree.leaves(states), jax.tree.leaves(alone)):
+      np.testing.assert_allclose(x[k], y, atol=1e-5)
+  # The members differ: each has its own seed's weights.
+  embed = states.params["embed"]
+  assert float(jnp.abs(embed[0] - embed[1]).max()) > 1e-3
+
+
 def test_model_apply_round_trips_pure_params(setup):
   # The pure-dict params merge back in the module's own leaf order.
   model, _, _, batch, state, _ = setup

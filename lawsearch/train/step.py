@@ -7,7 +7,7 @@ arrays; `Model.apply` merges them back into the NNX module inside the traced fun
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -170,6 +170,24 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, schedule, *,
     return TrainState(state.step + 1, params, opt_state), metrics
 
   return step
+
+
+# -- seed groups: several seeds of one shape as one program ----------------------------------------
+def make_group_init(model: Model, tx: optax.GradientTransformation, seeds: Sequence[int]):
+  """() -> TrainState whose leaves lead with a member axis [K, ...]: member k is what
+  `make_init(model, tx, seeds[k])` gives (each initialised on its own, then stacked)."""
+  inits = [make_init(model, tx, seed) for seed in seeds]
+
+  def init():
+    return jax.tree.map(lambda *members: jnp.stack(members), *[f() for f in inits])
+
+  return init
+
+
+def group_step(train_step):
+  """A `make_train_step` step over a seed group: (states [K, ...], batch) -> (states, metrics
+  [K]), every member taking the same batch (the seeds of a sweep share its data order)."""
+  return jax.vmap(train_step, in_axes=(0, None))
 
 
 def make_eval_step(model: Model, *, mesh=None, rules: Rules = ()):
