@@ -39,11 +39,11 @@ SITTINGS = 3
 
 
 def _shape_runs(root: str) -> dict[str, list[str]]:
-  """shape -> its finished run directories under root/runs, seed 0 first."""
+  """shape -> its finished run directories under root/trained, seed 0 first."""
   found: dict[str, list[str]] = {}
   for name in SHAPES:
     spec = arch_lib.load_json(os.path.join(HERE, f"{name}.arch.json"))
-    for result in sorted(glob.glob(os.path.join(root, "runs", "*", "result.json"))):
+    for result in sorted(glob.glob(os.path.join(root, "trained", "*", "result.json"))):
       run = os.path.dirname(result)
       if runs.read_result(run) is not None and _run_spec(run) == spec:
         found.setdefault(name, []).append(run)

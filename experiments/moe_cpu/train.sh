@@ -17,6 +17,6 @@ HERE=experiments/moe_cpu
 SHAPES=(dense moe-e4 moe-e8)
 ARCH=$(printf "$HERE/%s.arch.json+" "${SHAPES[@]}")
 .venv/bin/lawsearch data prepare --vocab-size 512 --heldout-fraction 0.05
-.venv/bin/lawsearch sweep --no-progress --root "$ROOT/runs" --override train.tokens=1617920 \
+.venv/bin/lawsearch sweep --no-progress --root "$ROOT/trained" --override train.tokens=1617920 \
     --config="configs/sweep.py:recipe=cpu_v2,arch=${ARCH%+},seeds=3"
 .venv/bin/python $HERE/analyze.py --root "$ROOT" bench table
