@@ -247,10 +247,10 @@ def lawsearch_generate(spec, batch: int, input_len: int, output_len: int, trials
   """lawsearch's engine in its CPU settings (float32, xla decode, grouped prefill attention)."""
   from lawsearch.bench import throughput  # pylint: disable=import-outside-toplevel
 
-  cfg = throughput.BenchConfig(arch=spec, batch_sizes=(batch,), input_len=input_len,
-                               output_len=output_len, trials=trials, warmup=warmup,
-                               dtype="float32", decode_impl="xla", attention_impl="grouped")
-  [rec] = throughput.run(cfg, hw, log=lambda _: None)
+  [rec] = throughput.measure({"lawsearch": spec}, hw, batch_sizes=(batch,), input_len=input_len,
+                             output_len=output_len, trials=trials, warmup=warmup,
+                             dtype="float32", decode_impl="xla",
+                             attention_impl="grouped").records
   return {k: rec[k] for k in ("prefill_s", "decode_s", "output_tokens_per_s",
                               "decode_tokens_per_s", "roofline_output_tokens_per_s")}
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lawsearch.arch import preset  # noqa: E402
-from lawsearch.bench.throughput import BenchConfig, run  # noqa: E402
+from lawsearch.bench.throughput import measure  # noqa: E402
 from lawsearch.kernels import BlockSizes, gqa_decode, gqa_decode_reference  # noqa: E402
 
 # The paper's end-to-end gains of Surefire over LLaMA-3.2 at 1B (PAPER.md section 2).
@@ -159,11 +159,13 @@ def end_to_end(batch_sizes, trials: int, input_len: int, output_len: int,
   """llama3.2-1b vs surefire-1b in the paper's protocol (bf16, cuDNN prefill)."""
   res = {}
   for name in ("llama3.2-1b", "surefire-1b"):
-    cfg = BenchConfig(arch=preset(name), batch_sizes=tuple(batch_sizes), input_len=input_len,
-                      output_len=output_len, trials=trials, decode_impl=decode_impl,
-                      attention_impl="cudnn")
-    print(f"  {name}: {cfg}", flush=True)
-    res[name] = run(cfg, log=lambda line, name=name: print(f"  {name} {line}", flush=True))
+    print(f"  {name}: batch sizes {batch_sizes}, {input_len} in / {output_len} out, "
+          f"{trials} trials, {decode_impl} decode, cuDNN prefill", flush=True)
+    res[name] = measure(
+        {name: preset(name)}, batch_sizes=batch_sizes, input_len=input_len,
+        output_len=output_len, trials=trials, dtype="bfloat16", decode_impl=decode_impl,
+        attention_impl="cudnn", log=lambda line, name=name: print(f"  {name} {line}",
+                                                                  flush=True)).records
   res["ratio"] = {r["batch"]: s["output_tokens_per_s"] / r["output_tokens_per_s"]
                   for r, s in zip(res["llama3.2-1b"], res["surefire-1b"])}
   return res

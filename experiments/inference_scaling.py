@@ -29,7 +29,7 @@ import pandas as pd
 from lawsearch import cost, regimes, search, tradeoff
 from lawsearch.laws import ChinchillaLaw, ConditionalLaw
 from lawsearch.report import regimes as plots
-from lawsearch.report.table import format_table
+from lawsearch.table import format_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPLICATION = os.path.join(HERE, "results", "cpu_replication")

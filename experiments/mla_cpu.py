@@ -176,12 +176,8 @@ def bench(trials: int = 3, sittings: int = 3) -> None:
   for sitting in range(sittings):
     for kind in sorted(best, reverse=bool(sitting % 2)):
       spec = arch.from_fields(best[kind]["spec"])
-      cfg = throughput.BenchConfig(arch=spec, batch_sizes=rep.BENCH_BATCHES,
-                                   input_len=rep.SERVE["input_len"],
-                                   output_len=rep.SERVE["output_len"], trials=trials,
-                                   dtype="float32", decode_impl="xla", attention_impl="grouped")
-      for rec in throughput.run(cfg, hw, log=lambda _: None):
-        records.append({"name": kind, "sitting": sitting, **spec.fields(), **rec})
+      for rec in throughput.measure({kind: spec}, hw, **rep.bench_settings(trials)).records:
+        records.append({"sitting": sitting, **rec})
         print(f"sitting {sitting} {kind} batch {rec['batch']:3d}: "
               f"{rec['output_tokens_per_s']:9.0f} output tok/s "
               f"(roofline {rec['roofline_output_tokens_per_s']:9.0f})", flush=True)

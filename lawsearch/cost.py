@@ -21,13 +21,14 @@ For GQA every width above is d_q and the formulas are the paper's.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
 from lawsearch import inputs
 from lawsearch.arch import ArchSpec, ShapeArrays, experts_touched
 from lawsearch.errors import UserError
+from lawsearch.table import format_table
 
 Shape = ArchSpec | ShapeArrays
 FlopsForm = Literal["paper", "physical"]
@@ -301,6 +302,37 @@ def roofline_throughput(arch: ArchSpec, hw: Hardware | str, batch: int, input_le
   total_rate = batch * seq_len / total_s if fits else 0.0
   return Throughput(int(batch), fits, largest, float(memory), prefill_s, decode_s, out_rate,
                     total_rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputTable:
+  """`roofline_throughput` of named architectures across batch sizes: one row each (name, batch,
+  fits, max_batch, memory_GiB, prefill_s, decode_s, output_tok_s, total_tok_s)."""
+
+  hardware: str
+  input_len: int
+  output_len: int
+  rows: list[dict]
+
+  def summary(self) -> str:
+    return (f"roofline on {self.hardware}: {self.input_len} input, {self.output_len} output "
+            "tokens\n" + format_table(self.rows, list(self.rows[0])))
+
+
+def throughput_table(specs: Sequence[tuple[str, ArchSpec]], hw: Hardware | str,
+                     batches: Sequence[int], input_len: int = 4096, output_len: int = 1024,
+                     efficiency: Efficiency = Efficiency()) -> ThroughputTable:
+  """`roofline_throughput` of each (name, ArchSpec) at each batch size (`lawsearch cost`)."""
+  hw = hardware(hw) if isinstance(hw, str) else hw
+  rows = []
+  for name, spec in specs:
+    for batch in batches:
+      t = roofline_throughput(spec, hw, batch, input_len, output_len, efficiency=efficiency)
+      rows.append({"name": name, "batch": batch, "fits": t.fits, "max_batch": t.max_batch,
+                   "memory_GiB": t.memory_bytes / 2**30, "prefill_s": t.prefill_s,
+                   "decode_s": t.decode_s, "output_tok_s": t.output_tokens_per_s,
+                   "total_tok_s": t.total_tokens_per_s})
+  return ThroughputTable(hw.name, input_len, output_len, rows)
 
 
 # -- where a decode step's cost goes ---------------------------------------------------------------

@@ -33,7 +33,7 @@ from lawsearch import arch, cost, laws, search
 from lawsearch.laws import ConditionalLaw, validation
 from lawsearch.laws.validation import SHAPE
 from lawsearch.recipe import CPU
-from lawsearch.report.table import format_table
+from lawsearch.table import format_table
 
 PAPER_MODELS = ("llama3.2-1b", "panda-1b", "surefire-1b", "llama3.2-3b", "panda-3b",
                 "surefire-3b", "panda-3b-o")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from lawsearch import arch, cost
 from lawsearch.laws import float64
+from lawsearch.table import format_table
 
 FAMILY = ("smollm-135m", "smollm-360m", "llama3.2-1b", "llama3.2-3b", "llama3.1-8b",
           "llama3.1-70b", "llama3.1-405b")
@@ -57,6 +58,25 @@ def breakdown_table(specs: Mapping[str, arch.ArchSpec], hw: cost.Hardware | str,
           row.update({f"{what}:{k}": v for k, v in b.shares(what).items()})
         rows.append(row)
   return pd.DataFrame(rows)
+
+
+def breakdown_summary(table: pd.DataFrame, hardware: str) -> str:
+  """What `lawsearch cost --breakdown` prints of a `breakdown_table`: each component's share of
+  the roofline time of a decode step per row, then the brief's claims judged on the table."""
+  shown = {k: label for k, label in cost.COMPONENTS.items() if f"time:{k}" in table}
+  rows = [{"name": r["name"], "total(B)": r["total_params"] / 1e9, "context": r["context"],
+           "batch": r["batch"], "bound": r["bound"], "step_ms": r["step_ms"],
+           **{label: f"{r['time:' + k]:.0%}" for k, label in shown.items()},
+           "MLP FLOPs": f"{r['flops:mlp']:.0%}"} for _, r in table.iterrows()]
+  verdicts = claims(table)
+  verdicts["holds"] = verdicts["holds"].map({True: "yes", False: "NO", None: "-"})
+  return "\n".join([
+      f"one decode step on {hardware}: share of roofline time per component (FLOP shares when "
+      "compute-bound, byte shares when memory-bound); attention over the cache = reading the KV "
+      "cache", format_table(rows, list(rows[0])),
+      "\nthe brief's claims on these models ('dominates': more than half):",
+      format_table(verdicts.to_dict("records"), ["claim", "scenario", "holds", "evidence",
+                                                 "crossover"])])
 
 
 def crossover(sizes: Sequence[float], values: Sequence[float], level: float = 0.5

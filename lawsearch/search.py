@@ -16,7 +16,7 @@
    `solve_continuous`: max I(x, r) s.t. L(x, r) <= L_t per GQA in real-valued shapes (jaxopt), a
      check on the integer candidates;
    `step2_picks`: the most efficient candidates that meet L_t, Algorithm 1's step-2 pick first.
-3. `gqa_local_search` from each step-2 pick: the exact-parameter GQA values in ascending order
+3. `gqa_step`: `gqa_local_search` from each step-2 pick: the exact-parameter GQA values in ascending order
    from its GQA, stopping at the first whose loss is above the pick's (only with a `gqa_loss`
    evaluator; GQA is not in the law, so without one it is assumed loss-neutral, and the result
    says so). Algorithm 1's own pick (`algorithm1`) is the most efficient variant accepted.
@@ -147,6 +147,15 @@ class MeasuredEfficiency:
       values.setdefault(tuple(int(rec[f]) for f in SHAPE_COLUMNS[:6]), []).append(float(rec[key]))
     at = f" at batch {batch}" if batch is not None else ""
     return cls({k: float(np.mean(v)) for k, v in values.items()}, label or f"measured {key}{at}")
+
+  @classmethod
+  def from_file(cls, path: str, batch: int | None = None) -> "MeasuredEfficiency":
+    """`from_records` on a JSON list of records (`lawsearch bench --out`); errors name the file."""
+    records = inputs.read_json(path, "measurements file", "list")
+    try:
+      return cls.from_records(records, batch=batch)
+    except UserError as e:
+      raise UserError(f"measurements file {path}: {e}") from None
 
   def many(self, specs):
     return np.array([self.table.get(_shape_key(s), np.nan) for s in specs], np.float64)
@@ -324,7 +333,7 @@ class SearchResult:
 
   @property
   def loss_units(self) -> str:
-    return "relative to L_opt" if self.l_opt in (None, "relative") else "absolute"
+    return loss_units(self.l_opt)
 
   @property
   def pareto(self) -> pd.DataFrame:
@@ -367,6 +376,11 @@ class SearchResult:
         "notes": self.notes,
         "candidates": [_jsonable(r) for r in self.candidates.to_dict("records")],
     }
+
+
+def loss_units(l_opt) -> str:
+  """The units of the losses of a search given `l_opt`: "absolute", or "relative to L_opt"."""
+  return "relative to L_opt" if l_opt in (None, "relative") else "absolute"
 
 
 def _jsonable(row: dict) -> dict:
@@ -534,9 +548,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   continuous = _continuous(law, measure, space, table, target, l_opt_at_n)
   starts = step2_picks(table, gqa, target, gqa_starts)
   # Step 3: GQA, from each step-2 pick.
-  trace = [step for i, start in enumerate(starts)
-           for step in gqa_local_search(start, measure, gqa_loss, max_gqa, index=i)]
-  algorithm1 = max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
+  trace, algorithm1 = gqa_step(starts, measure, gqa_loss, max_gqa)
   # The front over everything scored, and the recommendation on it.
   table = _with_trace(table, trace, law, measure, tokens, l_opt, target)
   table = pareto_front(table, _admissible(table, trace, gqa, max_gqa, gqa_loss is not None))
@@ -692,6 +704,16 @@ def gqa_local_search(start: arch.ArchSpec, measure: EfficiencyMeasure,
     if not accepted:
       break
   return trace
+
+
+def gqa_step(starts: Sequence[arch.ArchSpec], measure: EfficiencyMeasure,
+             gqa_loss: Callable[[arch.ArchSpec], float] | None,
+             max_gqa: int) -> tuple[list[GqaStep], arch.ArchSpec]:
+  """Algorithm 1, step 3: `gqa_local_search` from each of step 2's picks (`starts`, best first).
+  Returns every step taken and Algorithm 1's pick, the most efficient variant accepted."""
+  trace = [step for i, start in enumerate(starts)
+           for step in gqa_local_search(start, measure, gqa_loss, max_gqa, index=i)]
+  return trace, max((s for s in trace if s.accepted), key=lambda s: s.efficiency).spec
 
 
 # -- the front and the picks ---------------------------------------------------------------------

@@ -67,11 +67,11 @@ def test_unknown_impl_is_an_error():
 
 
 def test_auto_and_the_cli_choices():
-  from lawsearch import cli
+  from lawsearch.commands import args
   from lawsearch.model.attention import IMPLS, resolve_impl
 
   cases = [("cpu", "float32"), ("gpu", "bfloat16"), ("gpu", "float16"), ("gpu", "float32"),
            ("tpu", "bfloat16")]
   assert [resolve_impl("auto", *c) for c in cases] == ["grouped", "cudnn", "cudnn", "xla", "xla"]
   assert [resolve_impl(i, "gpu", "bfloat16") for i in IMPLS] == list(IMPLS)  # explicit: as given
-  assert cli.ATTENTION_IMPLS == ("auto", *IMPLS)  # the CLI's copy, kept without importing jax
+  assert args.ATTENTION_IMPLS == ("auto", *IMPLS)  # the CLI's copy, kept without importing jax

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from lawsearch import cli, runs
+from lawsearch import arch, cli, runs
 from lawsearch.arch import ArchSpec
 from lawsearch.data.tokenizer import ByteTokenizer
+from lawsearch.downstream import evaluate as downstream_eval
 from lawsearch.downstream import scoring, tasks
 from lawsearch.errors import UserError
 from lawsearch.laws import accuracy
@@ -152,6 +153,34 @@ def test_decoder_scores_equal_a_float64_full_log_softmax(mesh):
     assert greedy[i] == (logits[rows].argmax(-1) == targets).all(), i
 
 
+def test_layer_scan_scores_equal_the_unrolled_layers(mesh):
+  # evaluate.layer_scan: the layers stacked and run by one jax.lax.scan give the unrolled model's
+  # scores; the layers leave the params dict as they are stacked; a MoE model whose first layer is
+  # dense (layers of two structures) keeps the unrolled path.
+  spec = ArchSpec(n_layers=3, d_model=32, n_heads=4, n_kv_heads=2, head_dim=8, ffn_dim=64,
+                  vocab_size=257)
+  model = step_lib.Model(ModelConfig(spec, max_seq_len=64, attention_impl="xla"))
+  params = model.init(7)
+  requests = scoring.tokenize(TOK, scoring.pairs(ITEMS), 40)
+  want = decoder_scorer(model, params, mesh, batch_tokens=256)(requests)
+  shardings = jax.tree.map(lambda _: mesh_lib.replicated(mesh), params)
+  features, head, stacked, stacked_shardings = downstream_eval.layer_scan(model, dict(params),
+                                                                          shardings)
+  assert sorted(stacked) == ["layers", "rest"] and not any(k.startswith("layer_")
+                                                            for k in stacked["rest"])
+  assert jax.tree.map(jnp.shape, stacked["layers"]) == jax.tree.map(  # [L, ...]
+      lambda a: (3, *a.shape), params["layer_0"])
+  scorer = scoring.Scorer(features, head, stacked, mesh=mesh, param_shardings=stacked_shardings,
+                          batch_spec=PartitionSpec("data"), shards=8, batch_tokens=256)
+  ll, greedy = scorer(requests)
+  np.testing.assert_allclose(ll, want[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(greedy, want[1])
+  moe = step_lib.Model(ModelConfig(arch.moe(spec, n_experts=4, top_k=2, expert_ffn_dim=16,
+                                            first_dense_layers=1), max_seq_len=64))
+  moe_params = jax.eval_shape(lambda: moe.init(0))
+  assert downstream_eval.layer_scan(moe, moe_params, moe_params) is None
+
+
 @pytest.mark.parametrize("vocab_chunk", [1, 16, 100, 257, 4096])
 def test_chunked_log_probs_equal_float64_log_softmax(vocab_chunk):
   # h @ head with a tie for the largest logit at columns 7 and 200 of row (0, 0): the argmax is the
@@ -224,6 +253,9 @@ def test_choice_metrics_follow_the_harness():
   assert score.accuracy == score.acc_norm
   assert score.chance == pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3)
   assert score.acc_se == pytest.approx(np.std([0, 1, 0], ddof=1) / math.sqrt(3))
+  # One item (`eval --limit 1`): no standard error, None (a JSON record cannot hold NaN).
+  one = scoring.task_score(CHOICE, items[:1], ll[:2], np.zeros(2, bool))
+  assert (one.acc, one.acc_se, one.acc_norm_se) == (0.0, None, None)
 
 
 def test_lambada_and_bits_per_byte():

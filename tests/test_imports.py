@@ -18,7 +18,9 @@ HEAVY = ("flax", "orbax", "grain", "tensorflow")
     ("lawsearch.arch", HEAVY + ("jax",)),
     ("lawsearch.cost", HEAVY + ("jax",)),
     ("lawsearch.search", HEAVY),
+    ("lawsearch.search_stage", HEAVY),
     ("lawsearch.cli", HEAVY + ("jax",)),
+    ("lawsearch.commands.runs", HEAVY + ("jax",)),
 ])
 def test_light_imports(module, banned):
   code = (f"import sys, {module}\n"
@@ -34,9 +36,10 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "lawsearch"
 # layers below it, never from one above. A name stands for that module or package and everything in
 # it; "lawsearch" stands for the root package's __init__ only.
 LAYERS = [
-    # foundations: errors, paths and checked input files, ml-collections plumbing, process setup
+    # foundations: errors, paths and checked input files, ml-collections plumbing, process setup,
+    # text tables
     ("lawsearch", "lawsearch.errors", "lawsearch.paths", "lawsearch.inputs", "lawsearch.configlib",
-     "lawsearch.compilation_cache", "lawsearch.hostmem"),
+     "lawsearch.compilation_cache", "lawsearch.hostmem", "lawsearch.table"),
     ("lawsearch.arch",),
     ("lawsearch.cost", "lawsearch.recipe"),
     ("lawsearch.configs",),  # get_config files build on arch and recipe; hf.bridge reads its paths
@@ -51,9 +54,9 @@ LAYERS = [
     ("lawsearch.downstream",),  # scores trained runs: train.evaluate, train.mesh
     ("lawsearch.hf",),
     ("lawsearch.export",),  # writes hf.config's config.json for search's picks
-    ("lawsearch.report",),  # search_report and attention write their picks through export
+    ("lawsearch.report", "lawsearch.search_stage"),  # write their picks through export
     ("lawsearch.demo",),  # the end-to-end driver over all of the above
-    ("lawsearch.cli",),
+    ("lawsearch.commands", "lawsearch.cli"),  # the subcommands' handlers, and the table of them
 ]
 
 

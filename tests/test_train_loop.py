@@ -16,6 +16,7 @@ import pytest
 import crashing
 
 from lawsearch import cli, configlib
+from lawsearch.commands import args
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
 from lawsearch.model.transformer import DTYPES, resolve_dtype
@@ -239,7 +240,7 @@ def test_auto_dtype_and_attention_follow_the_platform():
   # Explicit dtypes pass through; `lawsearch bench --dtype` offers the same choices (its copy is
   # kept so that `lawsearch --help` imports no jax).
   assert [resolve_dtype(d, "cpu") for d in DTYPES] == list(DTYPES)
-  assert cli.DTYPES == ("auto", *DTYPES)
+  assert args.DTYPES == ("auto", *DTYPES)
 
 
 def test_a_failed_start_binds_nothing(tmp_path, capsys):

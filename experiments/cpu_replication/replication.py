@@ -248,18 +248,22 @@ def bench(root: str, trials: int = 5) -> list[dict]:
   records = read_bench(root)
   now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
   for name, spec in pick_specs(root).items():
-    cfg = throughput.BenchConfig(arch=spec, batch_sizes=BENCH_BATCHES,
-                                 input_len=SERVE["input_len"], output_len=SERVE["output_len"],
-                                 trials=trials, dtype="float32", decode_impl="xla",
-                                 attention_impl="grouped")
-    for rec in throughput.run(cfg, hw, log=lambda _: None):
-      records.append({"name": name, **{f: getattr(spec, f) for f in SHAPE}, **rec,
-                      "measured_at": now})
+    measured = throughput.measure({name: spec}, hw, **bench_settings(trials))
+    for rec in measured.records:
+      records.append({**rec, "measured_at": now})
       r = records[-1]
       print(f"{name:9s} batch {r['batch']:3d}: {r['output_tokens_per_s']:9.0f} output tok/s "
             f"(roofline {r['roofline_output_tokens_per_s']:9.0f})", flush=True)
       _write_json(path, records)  # each measurement kept as it arrives
   return records
+
+
+def bench_settings(trials: int) -> dict:
+  """`throughput.measure`'s settings of the scaled protocol: the serving sizes on CPU, float32,
+  XLA decode, grouped prefill attention."""
+  return dict(batch_sizes=BENCH_BATCHES, input_len=SERVE["input_len"],
+              output_len=SERVE["output_len"], trials=trials, dtype="float32", decode_impl="xla",
+              attention_impl="grouped")
 
 
 def read_bench(root: str) -> list[dict]:
@@ -298,7 +302,7 @@ def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFram
 
 def report(root: str) -> str:
   from lawsearch.report import fit_report
-  from lawsearch.report.table import markdown_table
+  from lawsearch.table import markdown_table
   from picks_plot import picks_plot  # this directory's, as its scripts import it
 
   df = read_table(root)

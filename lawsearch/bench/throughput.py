@@ -9,15 +9,18 @@ Per batch size it reports output, total (input + output) and decode-only tokens/
 prefill/decode split, and the achieved HBM bandwidth of decode: bytes a step must read (weights,
 `cost.weight_bytes_read_per_step`, plus the filled KV cache) summed over the steps, over decode
 time; with its fraction of the chip's peak and the `cost.roofline_throughput` forecast beside it.
+
+The stage's entry point is `measure` (named architectures in, a `BenchResult` out); `run` measures
+one `BenchConfig`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import statistics
 import time
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +30,10 @@ from lawsearch import cost
 from lawsearch.arch import ArchSpec
 from lawsearch.errors import UserError
 from lawsearch.model import ModelConfig, build
+from lawsearch.model.attention import resolve_impl
 from lawsearch.model.generate import Engine, Sampling, cache_length
+from lawsearch.model.transformer import resolve_dtype
+from lawsearch.table import format_table
 from lawsearch.train import loop
 
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -176,3 +182,67 @@ def run(cfg: BenchConfig, hw: cost.Hardware | None = None, log=print) -> list[di
     rows.append(run_batch(engine, cfg, batch, hw))
     log(json.dumps(rows[-1]))
   return rows
+
+
+# -- the stage -----------------------------------------------------------------------------------
+# The protocol's sizes and decode kernel where a setting is not given: the paper's (PAPER.md
+# section 2), and on CPU a smaller one that runs in seconds with the XLA decode.
+DEFAULTS = {"paper": dict(batch_sizes=(1, 8, 32, 64), input_len=4096, output_len=1024,
+                          decode_impl="pallas"),
+            "cpu": dict(batch_sizes=(1, 4), input_len=128, output_len=32, decode_impl="xla")}
+COLUMNS = ["name", "batch", "input_len", "output_len", "output_tokens_per_s", "total_tokens_per_s",
+           "requests_per_s", "decode_tokens_per_s", "prefill_s", "decode_s", "compile_s", "mbu",
+           "roofline_output_tokens_per_s", "fraction_of_roofline"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+  """What `measure` found: one record per (architecture, batch size)."""
+
+  records: list[dict]             # name, the ArchSpec fields, then `run_batch`'s record
+  device: str                     # the JAX device kind measured on
+  hardware: cost.Hardware | None  # the chip of MBU and the roofline; None: not in cost.HARDWARE
+  trials: int
+
+  def summary(self) -> str:
+    """The records as a table under a line naming the chip and protocol."""
+    lines = [f"generation throughput on {self.hardware.name if self.hardware else self.device} "
+             f"(random weights, exact output length, mean of {self.trials} trials; compile "
+             "excluded)", format_table(self.records, COLUMNS)]
+    if self.hardware is None:
+      lines.append(f"mbu and roofline left blank: {self.device} is not a chip in "
+                   "lawsearch.cost.HARDWARE; pass --hardware NAME to compare with one")
+    return "\n".join(lines)
+
+
+def settings(backend: str, **given) -> dict:
+  """BenchConfig's fields but `arch` on a JAX backend: those given, the rest `DEFAULTS`; dtype
+  and attention_impl "auto" resolved (`resolve_dtype`, `resolve_impl`). Raises for the Pallas
+  decode kernel on CPU."""
+  cpu = backend == "cpu"
+  out = {**DEFAULTS["cpu" if cpu else "paper"],
+         **{k: v for k, v in given.items() if v is not None}}
+  if cpu and out["decode_impl"] == "pallas":
+    raise UserError("--decode-impl pallas: the Pallas decode kernel runs on GPU or TPU, not on "
+                    "this CPU; use --decode-impl xla")
+  out["batch_sizes"] = tuple(out["batch_sizes"])
+  out["dtype"] = resolve_dtype(out.get("dtype", "auto"), backend)
+  out["attention_impl"] = resolve_impl(out.get("attention_impl", "auto"), backend, out["dtype"])
+  return out
+
+
+def measure(specs: Mapping[str, ArchSpec] | Sequence[tuple[str, ArchSpec]], hardware: cost.Hardware | str | None = None,
+            log=lambda _: None, **given) -> BenchResult:
+  """The bench stage: each named architecture's generation throughput in the paper's protocol.
+
+  specs: name -> ArchSpec, or (name, ArchSpec) pairs, measured in order. hardware: the chip to compare with (a
+  `cost.HARDWARE` name or entry; None: the device's, if listed). given: BenchConfig's fields but
+  `arch` (None: `settings`' default for this backend). log: called with each record's JSON.
+  """
+  config = settings(jax.default_backend(), **given)
+  hw = cost.hardware(hardware) if isinstance(hardware, str) else hardware or detect_hardware()
+  records = [{"name": name, **spec.fields(), **r}  # the shape, so a search can look runs up
+             for name, spec in (specs.items() if isinstance(specs, Mapping) else specs)
+             for r in run(BenchConfig(arch=spec, **config), hw, log=log)]
+  return BenchResult(records, jax.devices()[0].device_kind, hw,
+                     config.get("trials", BenchConfig.trials))

@@ -28,14 +28,18 @@ from pathlib import Path
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from lawsearch import paths, runs
 from lawsearch.data import tokens as tokens_lib
 from lawsearch.downstream import scoring, tasks as tasks_lib
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir, write_json_atomic
+from lawsearch.table import format_table
 from lawsearch.train import mesh as mesh_lib
+from lawsearch.train import step as step_lib
 from lawsearch.train.evaluate import restore
 
 ACCURACY_TASKS = tuple(t.name for t in tasks_lib.TASKS.values() if t.metric)
@@ -67,6 +71,27 @@ class DownstreamResult:
   def mean_chance(self) -> float | None:
     chances = [s.chance for s in self.scores if s.accuracy is not None]
     return float(np.mean(chances)) if chances else None
+
+  def summary(self) -> str:
+    """What `lawsearch eval --tasks` prints: the per-task table with the mean, and where the
+    scores went."""
+    fmt = lambda v: "" if v is None else f"{v:.4f}"
+    rows = [{"task": s.task, "n": s.n, "metric": s.metric or "bits/byte",
+             "score": fmt(s.accuracy if s.metric else s.bits_per_byte),
+             "se": fmt(getattr(s, f"{s.metric}_se") if s.metric else None),
+             "chance": fmt(s.chance), "acc": fmt(s.acc), "acc_norm": fmt(s.acc_norm),
+             "perplexity": fmt(s.perplexity), "truncated": s.truncated} for s in self.scores]
+    if self.mean is not None:
+      rows.append({"task": "mean", "n": "", "metric": "accuracy", "score": fmt(self.mean),
+                   "se": "", "chance": fmt(self.mean_chance), "acc": "", "acc_norm": "",
+                   "perplexity": "", "truncated": ""})
+    return "\n".join([
+        f"{self.workdir}: step {self.step}, window {self.window} tokens (longer requests cut "
+        f"from the left: 'truncated'), tokenizer {self.tokenizer}"
+        + (f", first {self.limit} items per task" if self.limit else ""),
+        format_table(rows, list(rows[0])),
+        f"recorded in {self.recorded}" if self.recorded else
+        "not recorded: the run has no result.json yet (it has not finished)"])
 
   def record_keys(self) -> dict:
     """The keys this evaluation puts into the run's record (see module doc)."""
@@ -115,11 +140,15 @@ def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
   tok = _tokenizer(config)
   window = min(config.train.seq_len, config.model.max_seq_len)
   rules = tuple(tuple(r) for r in config.sharding_rules)
-  module = program.model.module
-  scorer = scoring.Scorer(lambda p, t: module(p).features(t), lambda p: module(p).output_head(),
-                          params, mesh=program.mesh, rules=rules,
-                          param_shardings=program.shardings.params,
-                          batch_spec=program.batch_sharding.spec,
+  scanned = layer_scan(program.model, params, program.shardings.params)
+  if scanned:
+    features, head, params, shardings = scanned
+  else:
+    module = program.model.module
+    features, head = lambda p, t: module(p).features(t), lambda p: module(p).output_head()
+    shardings = program.shardings.params
+  scorer = scoring.Scorer(features, head, params, mesh=program.mesh, rules=rules,
+                          param_shardings=shardings, batch_spec=program.batch_sharding.spec,
                           shards=mesh_lib.batch_shards(program.mesh, rules),
                           batch_tokens=batch_tokens)
   main = jax.process_index() == 0
@@ -152,6 +181,60 @@ def evaluate(workdir: str, task_spec: str = "all", *, limit: int = 0,
     else:
       runs.write_result(workdir, {**kept, **result.record_keys()})
   return dataclasses.replace(result, recorded=str(run.imported if imported else run.result))
+
+
+def layer_scan(model: step_lib.Model, params: dict, shardings: dict):
+  """(features, head, params', shardings') that run the model's layers as one jax.lax.scan over
+  their stacked parameters, or None where the layers differ in structure (a MoE model's leading
+  dense layers) or there is one.
+
+  model: the run's step.Model; params, shardings: its pure dicts of parameters and of their
+  NamedShardings. features(params', int32 [B, T]) -> [B, T, D] and head(params') -> [D, V] do what
+  Transformer.features and .output_head do, with one layer's program compiled instead of L: every
+  batch shape of an evaluation is a compile, and on CPU the compiles of an unrolled 30-layer model
+  take longer than scoring a few hundred items. params' = {"rest": the embedding, final norm
+  (and output head), "layers": each layer leaf stacked [L, ...]}; the layers are moved out of
+  `params` leaf by leaf as they are stacked, so that only one leaf is held twice at a time.
+  """
+  n = model.config.arch.n_layers
+  names = [f"layer_{i}" for i in range(n)]
+  shape = lambda tree: (jax.tree.structure(tree),
+                        [(a.shape, a.dtype) for a in jax.tree.leaves(tree)])
+  if n < 2 or any(shape(params[k]) != shape(params[names[0]]) for k in names[1:]):
+    return None
+  one = step_lib.Model(dataclasses.replace(
+      model.config, arch=dataclasses.replace(model.config.arch, n_layers=1)))
+  treedef = jax.tree.structure(params[names[0]])
+  per_layer = [jax.tree.leaves(params.pop(k)) for k in names]
+  stacked = []
+  for j in range(len(per_layer[0])):
+    stacked.append(jnp.stack([leaves[j] for leaves in per_layer]))
+    for leaves in per_layer:
+      leaves[j] = None
+  stacked_params = {"rest": params, "layers": jax.tree.unflatten(treedef, stacked)}
+  with_layers = lambda spec: PartitionSpec(None, *spec)
+  stacked_shardings = {
+      "rest": {k: v for k, v in shardings.items() if k not in names},
+      "layers": jax.tree.map(lambda s: NamedSharding(s.mesh, with_layers(s.spec)),
+                             shardings[names[0]])}
+
+  def module(p, layer):  # the one-layer Transformer holding `layer` as its layer_0
+    return one.module({**p["rest"], "layer_0": layer})
+
+  def features(p, tokens):
+    first = module(p, jax.tree.map(lambda a: a[0], p["layers"]))
+    x, positions = first.embed_tokens(tokens)
+
+    def body(x, layer):
+      return module(p, layer).layer_0(x, positions)[0], None
+
+    x, _ = jax.lax.scan(body, x, p["layers"])
+    return first.final_norm(x)
+
+  def head(p):
+    return module(p, jax.tree.map(lambda a: a[0], p["layers"])).output_head()
+
+  return features, head, stacked_params, stacked_shardings
 
 
 def _record(workdir: str) -> tuple[dict | None, bool]:

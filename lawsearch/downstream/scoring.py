@@ -21,7 +21,7 @@ Metrics (`task_score`), following lm-evaluation-harness:
   lambada  acc: the last word is the greedy continuation; perplexity: exp(-mean log-likelihood)
   bpb      bits per byte of the gold continuation (-log-likelihood / ln 2 / UTF-8 bytes), averaged
            over items
-Standard errors are the sample standard error of the mean over items.
+Standard errors are the sample standard error of the mean over items (None for a single item).
 """
 
 from __future__ import annotations
@@ -213,20 +213,28 @@ class Scorer:
     self.params = jax.device_put(params, shardings)
     scope = lambda: axis_rules(mesh, rules) if rules else contextlib.nullcontext()
 
-    def hidden(params, inputs):  # [R, W] -> [R, W, D]
+    def hidden(params, inputs):  # [R, W] -> [F, D]: row after row, then zeros up to F
       with scope():
-        return features(params, inputs)
+        h = features(params, inputs)
+      h = h.reshape(-1, h.shape[-1])
+      return jnp.pad(h, ((0, self.flat_rows(len(h)) - len(h)), (0, 0)))
 
     def score(params, h, at, targets):  # -> (log p(target) [P], argmax == target [P])
       with scope():
         w = head(params)
-      logp, best = continuation_logprobs(h.reshape(-1, h.shape[-1])[at], w, targets, vocab_chunk)
+      logp, best = continuation_logprobs(h[at], w, targets, vocab_chunk)
       return logp, best == targets
 
     self.hidden = jax.jit(hidden, in_shardings=(shardings, batch), out_shardings=batch)
     self.score = jax.jit(score, in_shardings=(shardings, batch, replicated, replicated),
                          out_shardings=(replicated, replicated))
     self.batch_sharding, self.replicated = batch, replicated
+
+  def flat_rows(self, n: int) -> int:
+    """F, the rows of a batch's flattened hidden states: n = R * W tokens padded to at least
+    batch_tokens, a multiple of the shards. One F for (almost) every batch: the head's program
+    is compiled per number of scored positions only, not per batch shape."""
+    return -(-max(n, self.batch_tokens) // self.shards) * self.shards
 
   def __call__(self, requests: Requests, progress: Callable[[int], None] | None = None):
     """(log-likelihood float64 [n], greedy bool [n]) of the n requests, in their order;
@@ -276,9 +284,11 @@ class TaskScore:
     return getattr(self, self.metric) if self.metric else None
 
 
-def _mean_se(hits: np.ndarray) -> tuple[float, float]:
+def _mean_se(hits: np.ndarray) -> tuple[float, float | None]:
+  """The mean of `hits` and its standard error (None for one item: undefined, and a record's
+  JSON cannot hold NaN)."""
   n = len(hits)
-  return float(hits.mean()), float(hits.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+  return float(hits.mean()), float(hits.std(ddof=1) / math.sqrt(n)) if n > 1 else None
 
 
 def pairs(items: Sequence[dict]) -> list[tuple[str, str]]:

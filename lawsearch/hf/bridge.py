@@ -52,6 +52,12 @@ class HFExport:
   n_params: int
   files: tuple[str, ...]
 
+  def summary(self) -> str:
+    """The checkpoint, where it went, its architecture and size, then the files, one a line."""
+    return "\n".join([f"{self.workdir} step {self.step} -> {self.out_dir}: {self.model_type} "
+                      f"architecture, {self.n_params:,} parameters"]
+                     + [f"  {f}" for f in self.files])
+
 
 @dataclasses.dataclass(frozen=True)
 class HFImport:
@@ -64,6 +70,20 @@ class HFImport:
   workdir: str
   model: hf_config_lib.HFModel
   tokenizer: str | None
+
+  def summary(self) -> str:
+    return self.describe(self.model.model_type,
+                         "no tokenizer.json or tokenizer.model in the source:")
+
+  def describe(self, origin: str, no_tokenizer: str) -> str:
+    """Two lines: the source (`origin` says what it was) -> the run with the model's shape,
+    size, RoPE and context; then its tokenizer, or `no_tokenizer` and how to give one."""
+    m = self.model
+    return (f"{self.source} ({origin}) -> {self.workdir}: {m.spec}, N={m.spec.total_params:,} "
+            f"in all, RoPE theta {m.rope_theta:g}{' (llama3 scaling)' if m.rope_scaling else ''}"
+            f", context {m.max_seq_len:,}\n" + (
+                f"tokenizer: {self.tokenizer}" if self.tokenizer else
+                f"{no_tokenizer} pass --config.data.tokenizer=FILE to `lawsearch eval`"))
 
 
 def _abstract_params(model_config, sharding):

@@ -116,6 +116,10 @@ class GGUFImport:
   tensor_types: dict[str, int]
   tokenizer_note: str | None
 
+  def summary(self) -> str:
+    return self.run.describe(f"GGUF, {_counts(self.tensor_types)}; dequantised to float32",
+                             f"no tokenizer: {self.tokenizer_note};")
+
 
 @dataclasses.dataclass(frozen=True)
 class GGUFExport:
@@ -132,6 +136,16 @@ class GGUFExport:
   n_params: int
   tensor_types: dict[str, int]
   vocabulary: str
+
+  def summary(self) -> str:
+    return (f"{self.workdir} step {self.step} -> {self.out}: GGUF {self.file_type} "
+            f"({_counts(self.tensor_types)}), {self.n_params:,} parameters, vocabulary "
+            f"{self.vocabulary!r}")
+
+
+def _counts(tensor_types: dict[str, int]) -> str:
+  """GGML type name -> count as "F32 x3, Q8_0 x7" (by name)."""
+  return ", ".join(f"{n} x{c}" for n, c in sorted(tensor_types.items()))
 
 
 # -- names and the RoPE permutation ---------------------------------------------------------------

@@ -21,12 +21,16 @@ import pandas as pd
 
 from lawsearch import inputs
 from lawsearch.errors import UserError
+from lawsearch.table import format_table
 from lawsearch.laws.bootstrap import bootstrap
 from lawsearch.laws import forms, l_opt as l_opt_lib
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 from lawsearch.laws.noise import HOW_TO_MEASURE, LackOfFit, SeedNoise, lack_of_fit
 from lawsearch.laws.noise import seed_noise, seed_resampling_weights
 from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics
+
+
+NOT_ASKED = "not asked for"  # Assessment.validation_skipped when validate=False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +76,47 @@ class FitSummary:
   def noise_lines(self) -> list[str]:
     return noise_lines(self.noise, self.lack_of_fit, self.noise_note)
 
+  def summary(self) -> str:
+    """What `lawsearch fit` prints: the fit's points and quality, the noise, the coefficients
+    (with their intervals), the optimum, the cross-scale validation and the residual trends."""
+    info = self.law.fit_info
+    r_range = info.r_range
+    filt = "off" if r_range is None else f"r in [{r_range[0]:g}, {r_range[1]:g}]"
+    lines = [f"{self.law.form} law on {info.n_points} shapes ({len(self.noise.runs)} runs; r "
+             f"filter {filt}: {info.n_excluded} shapes excluded), L_opt {self.l_opt}: "
+             + ", ".join(f"{scale} {value:.4g}" for scale, value in self.l_opt_by_scale.items()),
+             f"  weighted sum of squares {info.objective:.6g}, MSE {info.mse:.4g}, "
+             f"scaled gradient {info.grad_norm:.2g}", *self.noise_lines()]
+    if self.no_optimum:
+      lines.append(f"  {self.no_optimum}")
+    if self.n_boot:
+      lines.append(f"\ncoefficients with {self.level:.0%} bootstrap intervals ({self.n_boot} "
+                   f"refits, {self.n_failed} failed):")
+    lines.append(format_table(self.coefficients.to_dict("records"),
+                              list(self.coefficients.columns)))
+    if self.optimum is not None:
+      lines.append(self._optimum_line())
+    checked = self.assessment
+    if checked.validation is not None:
+      lines += ["\ncross-scale validation (fit on smaller scales, predict the next):",
+                format_table(checked.validation.to_dict("records"),
+                             list(checked.validation.columns))]
+    elif checked.validation_skipped != NOT_ASKED:
+      lines.append(f"\nvalidation skipped: {checked.validation_skipped}")
+    lines.append("\nresidual trends: " + (
+        ", ".join(checked.flagged) + " (|z| > 3: the form or L_opt misses something)"
+        if checked.flagged else "none flagged"))
+    return "\n".join(lines)
+
+  def _optimum_line(self) -> str:
+    """The optimum (d/sqrt(N)*, r*), each with its bootstrap interval when there is one."""
+    o = self.optimum_interval
+    return ", ".join(
+        f"{label} = {value:.4g}" + (f" [{o.loc[row, 'low']:.4g}, {o.loc[row, 'high']:.4g}]"
+                                    if o is not None else "")
+        for label, value, row in (("optimum: d/sqrt(N)", self.optimum[0], "x_star"),
+                                  ("r", self.optimum[1], "r_star")))
+
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready: coefficients, MSE, points, the optimum with its interval, validation, trends."""
     info = self.law.fit_info
@@ -113,7 +158,7 @@ def assess(law: ConditionalLaw, df: pd.DataFrame, l_opt=None, r_range=None,
   inputs.argument(validate, "validate", "bool", "laws.assess")
   if r_range is None:
     r_range = law.fit_info.r_range if law.fit_info is not None else DEFAULT_R_RANGE
-  validation, skipped = None, "not asked for"
+  validation, skipped = None, NOT_ASKED
   if validate:
     try:
       validation = cross_scale_validation(df, form=law.form, l_opt=l_opt, r_range=r_range)

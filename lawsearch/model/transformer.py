@@ -243,13 +243,19 @@ class Transformer(nnx.Module):
       raise UserError(f"sequence length {length} exceeds the model's max_seq_len="
                        f"{self.config.max_seq_len}; raise model.max_seq_len or shorten the input")
 
+  def embed_tokens(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """tokens [B, T] int32 -> (the first layer's input [B, T, D] in the compute dtype, the
+    positions [B, T] int32 every layer takes: layer(x, positions))."""
+    self._check_len(tokens.shape[1])
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+    return self._embed(tokens), positions
+
   def _hidden(self, tokens):
     """tokens [B, T] -> final hidden states [B, T, D] (before the final norm), each layer's K, V,
     the MoE layers' MoEStats."""
-    self._check_len(tokens.shape[1])
-    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+    x, positions = self.embed_tokens(tokens)
     run = nnx.remat(Block.__call__) if self.config.remat else Block.__call__
-    x, kvs, stats = self._embed(tokens), [], []
+    kvs, stats = [], []
     for layer in self.layers:
       x, kv, layer_stats = run(layer, x, positions)
       kvs.append(kv)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from lawsearch import export, paths
-from lawsearch.report.table import format_table
+from lawsearch.table import format_table
 
 
 def summary(comparison) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import matplotlib.ticker
 import numpy as np
+import pandas as pd
 
 from lawsearch import paths
 from lawsearch.laws import l_opt as l_opt_lib, runs_table
@@ -149,3 +150,12 @@ def save(law, df, out_dir: str, l_opt=None) -> list[str]:
   for draw, path in zip((u_curves, contours, predicted_vs_measured), written):
     draw(law, df, path, l_opt=l_opt)
   return written
+
+
+def save_fit(fitted, df, out_dir: str, l_opt=None) -> list[str]:
+  """`save` for a `laws.FitSummary` fitted on `df` with `l_opt`; a "joint" L_opt is drawn at the
+  levels fitted per scale."""
+  if isinstance(l_opt, str) and l_opt == "joint":
+    labels = pd.Series(runs_table.scale_labels(df))
+    df, l_opt = df.assign(l_opt=labels.map(fitted.l_opt_by_scale).to_numpy()), "column"
+  return save(fitted.law, df, out_dir, l_opt=l_opt)

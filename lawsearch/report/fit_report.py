@@ -16,7 +16,7 @@ import numpy as np
 from lawsearch import laws, paths
 from lawsearch.laws import runs_table
 from lawsearch.report import fit_plots
-from lawsearch.report.table import markdown_table
+from lawsearch.table import markdown_table
 
 
 def _runs_section(df, labels) -> list[str]:

@@ -6,16 +6,15 @@ import json
 
 from lawsearch import export, paths, search
 from lawsearch.errors import UserError
-from lawsearch.report.table import format_table
+from lawsearch.table import format_table
 
 
 def summary(result, pareto_points: int = 5, accuracy=None) -> str:
   """Baseline, Panda, Surefire and a few Pareto points under the target, with the gain in
   efficiency over the baseline; with `accuracy` (a `laws.accuracy.AccuracyLaw`), each row's
   predicted mean accuracy and its interval from the predicted loss (absolute losses only)."""
-  if accuracy is not None and result.loss_units != "absolute":
-    raise UserError("predicted accuracy needs absolute losses: give the search --l-opt (or use "
-                    "a law fitted with an absolute L_opt)")
+  if accuracy is not None:
+    require_absolute(result.loss_units)
   rows = [(name, result.locate(spec)) for name, spec in result.picks().items()]
   front = result.pareto[result.pareto["meets_target"]]  # the front under the target
   step = max(1, -(-len(front) // pareto_points))
@@ -35,6 +34,13 @@ def summary(result, pareto_points: int = 5, accuracy=None) -> str:
           f"{result.measure.label}")
   notes = "".join(f"\nnote: {n}" for n in result.notes)
   return head + "\n" + format_table(table, list(table[0])) + notes
+
+
+def require_absolute(loss_units: str) -> None:
+  """Raises unless a search's losses are absolute (`search.loss_units`), as accuracy needs."""
+  if loss_units != "absolute":
+    raise UserError("predicted accuracy needs absolute losses: give the search --l-opt (or use "
+                    "a law fitted with an absolute L_opt)")
 
 
 def _accuracy(law, loss: float) -> str:

@@ -79,6 +79,20 @@ class AotReport:
             f"GiB HBM ({self.hardware}): {verdict}")
 
 
+def compile_runs(configs: dict, topologies: list[str], log=print) -> bool:
+  """Compiles each named config (name -> train config) for each topology, logging each run's
+  `AotReport.summary()` and then how many fit; whether all do."""
+  fits = 0
+  for topology in topologies:
+    for name, config in configs.items():
+      report = compile_for_topology(config, topology)
+      fits += report.fits
+      log(f"{name}: {report.summary()}")
+  total = len(configs) * len(topologies)
+  log(f"{fits} of {total} run compiles fit {', '.join(topologies)}")
+  return fits == total
+
+
 def compile_for_topology(config, topology: str) -> AotReport:
   """Compile the config's sharded train step for `topology` and measure its memory per chip."""
   import jax  # pylint: disable=import-outside-toplevel

@@ -20,6 +20,7 @@ from typing import Iterable
 from lawsearch.arch import ArchSpec
 from lawsearch.cost import HARDWARE
 from lawsearch.errors import UserError
+from lawsearch.table import format_table
 from lawsearch.train.metrics import train_flops_per_token
 
 # `lawsearch train` itself on one H100 (s80m at sequence 2048: grain data, orbax checkpoints,
@@ -51,6 +52,15 @@ class SweepEstimate:
   flops: float
   rows: tuple[ClusterEstimate, ...]
   mfu_source: str
+
+  def summary(self) -> str:
+    """The scale of the sweep, then each cluster's MFU, wall time and chip-hours."""
+    rows = [{"cluster": f"{r.chips} x {r.hardware}", "MFU": f"{r.mfu:.1%}",
+             "wall time": f"{r.wall_s / 86400:.2f} d" if r.wall_s >= 86400 else
+             f"{r.wall_s / 3600:.1f} h", "chip-hours": f"{r.chip_hours:,.0f}"} for r in self.rows]
+    return (f"\nscale: {self.runs} runs, {self.tokens:.3g} tokens, {self.flops:.3g} training "
+            f"FLOPs (MFU {self.mfu_source}; wall time assumes perfect packing and linear "
+            f"scaling: a lower bound)\n" + format_table(rows, list(rows[0])))
 
 
 def estimate(runs: Iterable[tuple[ArchSpec, float, int]], clusters=CLUSTERS,

@@ -28,6 +28,7 @@ import numpy as np
 from lawsearch import configlib, inputs, paths, runs
 from lawsearch.rundir import RunDir, RunIdentity
 from lawsearch.errors import UserError
+from lawsearch.table import format_table
 from lawsearch.train import claims, estimate, loop
 from lawsearch.train import metrics as metrics_lib
 
@@ -213,6 +214,12 @@ def failures(planned: Sequence[PlannedRun]) -> list[tuple[str, str]]:
   return [(p.name, str(s.failure.get("error", "?"))) for p, s in states if s.kind == "failed"]
 
 
+def describe_failures(failed: Sequence[tuple[str, str]]) -> str:
+  """`failures` for people: how many, then each run with its error's first line."""
+  return (f"lawsearch sweep: {len(failed)} run(s) failed (--retry-failed retries them):\n"
+          + "\n".join(f"  {name}: {error.splitlines()[0][:200]}" for name, error in failed))
+
+
 def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float,
            repair: bool = False):
   """Trains one claimed run (claim None on processes other than 0), recording a failure; a full
@@ -264,6 +271,26 @@ class SweepStatus:
   counts: dict[str, int]
   workers: int
   eta_s: float | None
+
+  def summary(self) -> str:
+    """The runs as a table (times as s, min or h), then the counts, workers and time left."""
+    rows = [{**r, "since_s": _age(r["since_s"]), "heartbeat_s": _age(r["heartbeat_s"]),
+             "step": "" if r["step"] is None else r["step"],
+             "loss": "" if r["loss"] is None else f"{r['loss']:.4f}"} for r in self.rows]
+    done = self.counts.get("finished", 0)
+    return (format_table(rows, ["run", "state", "worker", "since_s", "heartbeat_s", "step",
+                                "loss", "error"])
+            + f"\n{done}/{len(self.rows)} finished; "
+            + ", ".join(f"{n} {k}" for k, n in self.counts.items())
+            + f"; {self.workers} live worker(s); " + (
+                f"about {_age(self.eta_s)} left at the finished runs' FLOP rate"
+                if self.eta_s is not None else "time left: unknown until a run finishes"))
+
+
+def _age(seconds: float | None) -> str:
+  """A duration for people: seconds up to 90, minutes up to 90, then hours; "" for None."""
+  return "" if seconds is None else f"{seconds / 3600:.1f} h" if seconds >= 5400 else (
+      f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s")
 
 
 def status(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str] = (),
