@@ -58,7 +58,7 @@ def main():
   df = df[df["mlp_attn_ratio"].between(0.5, 5.0)].iloc[:200]
   if len(df) < 200:
     raise SystemExit(f"only {len(df)} points")
-  x, r, lo, loss, _ = prepare(df, None, (0.5, 5.0), 5)
+  x, r, lo, loss, _, _ = prepare(df, None, (0.5, 5.0), 5)
   free = forms.FORMS["multiplicative"].free_mask()
   starts = lm.initial_starts("multiplicative", x, r, lo, loss)
   ones = np.ones_like(loss)

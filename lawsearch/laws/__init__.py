@@ -12,11 +12,13 @@ from lawsearch.laws.fit_runs import noise_lines
 from lawsearch.laws import l_opt, noise
 from lawsearch.laws.forms import FORMS
 from lawsearch.laws.precision import float64
+from lawsearch.laws.runs_table import RunsTable
 from lawsearch.laws.synthetic import synthetic_sweep
 from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics, spearman
 
 __all__ = [
-    "Assessment", "FitSummary", "assess", "fit_runs", "noise", "noise_check", "noise_lines", "Bootstrap", "ChinchillaFitInfo", "ChinchillaLaw", "ConditionalLaw", "DEFAULT_R_RANGE",
-    "FORMS", "FitInfo", "bootstrap", "l_opt", "cross_scale_validation", "float64", "residual_diagnostics",
-    "spearman", "synthetic_sweep",
+    "Assessment", "Bootstrap", "ChinchillaFitInfo", "ChinchillaLaw", "ConditionalLaw",
+    "DEFAULT_R_RANGE", "FORMS", "FitInfo", "FitSummary", "RunsTable", "assess", "bootstrap",
+    "cross_scale_validation", "fit_runs", "float64", "l_opt", "noise", "noise_check",
+    "noise_lines", "residual_diagnostics", "spearman", "synthetic_sweep",
 ]

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from lawsearch.errors import UserError
+from lawsearch.table import format_table
 
 FORMS = ("linear", "sigmoid")
 
@@ -94,6 +95,18 @@ class AccuracyLaw:
               f" * (loss - {self.params[1]:.4f})))")
     return (f"{text} on {self.n_points} runs with loss in [{self.loss_range[0]:.4f}, "
             f"{self.loss_range[1]:.4f}], rmse {self.rmse:.4f}")
+
+  def summary(self) -> str:
+    """What `lawsearch fit-accuracy` prints: the law, then a table of its predicted mean accuracy
+    at the lowest, middle and highest loss of the fitted runs, with the bootstrap interval at
+    `level` where the law has refits."""
+    losses = [self.loss_range[0], sum(self.loss_range) / 2, self.loss_range[1]]
+    rows = [{"loss": loss, "predicted mean accuracy": float(self.predict(loss)),
+             **(dict(zip((f"{self.level:.0%} low", "high"),
+                         (float(b) for b in self.interval(loss)))) if self.boot else {})}
+            for loss in losses]
+    return (f"{self.form} accuracy law: {self.describe()}\n"
+            + format_table(rows, list(rows[0])))
 
   def to_json(self, path: str | os.PathLike) -> None:
     from lawsearch import paths  # pylint: disable=import-outside-toplevel

@@ -21,6 +21,7 @@ from lawsearch.laws import forms, l_opt as l_opt_lib, optimum as optimum_lib
 from lawsearch.laws import levenberg_marquardt as lm
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, x_and_r, prepare
 from lawsearch.laws.precision import float64
+from lawsearch.laws.runs_table import RunsTable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,17 +52,19 @@ class Bootstrap:
 
   def predictions(self, df: pd.DataFrame, l_opt=None) -> pd.DataFrame:
     """Percentile intervals of the predicted loss per row of `df` (see `ConditionalLaw.predict`)."""
-    x, r = x_and_r(df, "bootstrap predictions")
-    lo = l_opt_lib.for_table(df, l_opt)
+    table = RunsTable.of(df, "bootstrap predictions")
+    x, r = x_and_r(table, "bootstrap predictions")
+    lo = l_opt_lib.for_table(table, l_opt)
     with float64():  # every replicate at once: coefficients [B, 1, k] against rows [n]
       per = np.asarray(forms.FORMS[self.law.form].fn(jnp.asarray(self.samples)[:, None, :], x, r,
                                                      lo), dtype=np.float64)
-    out = self._interval(per.reshape(len(self.samples), len(df)), self.law.predict(df, l_opt))
-    out.index = df.index
+    out = self._interval(per.reshape(len(self.samples), len(table)),
+                         self.law.predict(table, l_opt))
+    out.index = table.frame.index
     return out
 
 
-def bootstrap(df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
+def bootstrap(df: pd.DataFrame | RunsTable, form: str = "multiplicative", l_opt=None,
               r_range=DEFAULT_R_RANGE, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
               maxiter: int = 100, tol: float = 1e-6,
               law: ConditionalLaw | None = None, weights: np.ndarray | None = None) -> Bootstrap:
@@ -76,14 +79,15 @@ def bootstrap(df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
   if n_boot < 1:
     raise UserError(f"n_boot must be positive, got {n_boot!r}")
   spec = forms.get_form(form)
-  law = ConditionalLaw.fit(df, form, l_opt=l_opt, r_range=r_range) if law is None else law
-  x, r, lo, loss, w, keep = prepare(df, l_opt, r_range, spec.n_free)
+  table = RunsTable.of(df, "the bootstrap")
+  law = ConditionalLaw.fit(table, form, l_opt=l_opt, r_range=r_range) if law is None else law
+  x, r, lo, loss, w, keep = prepare(table, l_opt, r_range, spec.n_free)
   if weights is None:
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(loss.size, np.full(loss.size, 1.0 / loss.size), size=n_boot) * w
-  elif np.shape(weights) != (n_boot, len(df)):
+  elif np.shape(weights) != (n_boot, len(table)):
     raise UserError(f"bootstrap weights have shape {np.shape(weights)}; need (n_boot, rows) = "
-                    f"{(n_boot, len(df))}")
+                    f"{(n_boot, len(table))}")
   else:
     weights = np.asarray(weights, np.float64)[:, keep]
   starts = np.broadcast_to(np.asarray(law.params), (n_boot, len(spec.names)))

@@ -25,6 +25,7 @@ from lawsearch.errors import UserError
 from lawsearch.laws import forms, l_opt as l_opt_lib, optimum as optimum_lib, runs_table
 from lawsearch.laws import levenberg_marquardt as lm
 from lawsearch.laws.precision import float64
+from lawsearch.laws.runs_table import RunsTable
 
 # Published coefficient sets (PAPER.md section 3), a0, a1, a2, b0, b1, b2.
 _PAPER = {
@@ -101,8 +102,9 @@ class ConditionalLaw:
 
     l_opt: see `lawsearch.laws.l_opt` (None: the `l_opt` column, else the lowest loss per scale).
     """
-    x, r = x_and_r(df, "predict")
-    lo = l_opt_lib.for_table(df, l_opt)
+    table = RunsTable.of(df, "predict")
+    x, r = x_and_r(table, "predict")
+    lo = l_opt_lib.for_table(table, l_opt)
     with float64():
       return np.asarray(self.predict_xr(x, r, lo), dtype=np.float64)
 
@@ -210,25 +212,26 @@ class ConditionalLaw:
     return cls(form, tuple(res.theta), name=None, fit_info=info)
 
 
-def x_and_r(df: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
-  runs_table.check_columns(df, ["n_params", "d_model", "mlp_attn_ratio"], what)
-  n = runs_table.check_positive_finite(df["n_params"], "n_params")
-  d = runs_table.check_positive_finite(df["d_model"], "d_model")
-  r = runs_table.check_positive_finite(df["mlp_attn_ratio"], "mlp_attn_ratio")
-  return d / np.sqrt(n), r
+def x_and_r(df: pd.DataFrame | RunsTable, what: str) -> tuple[np.ndarray, np.ndarray]:
+  """(d/sqrt(N), r), float64 [rows] of a table (checked once); UserError naming `what` when a
+  column is missing."""
+  table = RunsTable.of(df, what)
+  runs_table.check_columns(table.frame, ["n_params", "d_model", "mlp_attn_ratio"], what)
+  return table.x, table.r
 
 
-def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
-  """(x, r, l_opt, loss, weight, keep): float64 arrays of the rows to fit, after checks and the r
-  filter (weight: the `weight` column, else ones), and `keep`, which rows of `df` those are.
+def prepare(df: pd.DataFrame | RunsTable, l_opt, r_range, n_coefficients: int):
+  """(x, r, l_opt, loss, weight, keep): float64 arrays of the rows to fit, after the r filter
+  (weight: the `weight` column, else ones), and `keep`, which rows of `df` those are.
 
   L_opt is resolved on the whole table (the lowest loss of a scale counts every architecture).
   """
-  runs_table.check_columns(df, ["loss"], "fitting a conditional law")
-  x, r = x_and_r(df, "fitting a conditional law")
-  loss = runs_table.check_positive_finite(df["loss"], "loss")
-  lo = l_opt_lib.for_table(df, l_opt)
-  keep = np.ones(len(df), dtype=bool)
+  table = RunsTable.of(df, "fitting a conditional law")
+  runs_table.check_columns(table.frame, ["loss"], "fitting a conditional law")
+  x, r = x_and_r(table, "fitting a conditional law")
+  loss = table.loss
+  lo = l_opt_lib.for_table(table, l_opt)
+  keep = np.ones(len(table), dtype=bool)
   if r_range is not None:
     lo_r, hi_r = r_range
     if not 0 < lo_r < hi_r:
@@ -236,6 +239,4 @@ def prepare(df: pd.DataFrame, l_opt, r_range, n_coefficients: int):
     keep = (r >= lo_r) & (r <= hi_r)
   runs_table.check_enough_points(int(keep.sum()), n_coefficients,
                             f"conditional fit (after the r filter {r_range})")
-  weight = (runs_table.check_positive_finite(df["weight"], "weight") if "weight" in df.columns
-            else np.ones(len(df)))
-  return x[keep], r[keep], lo[keep], loss[keep], weight[keep], keep
+  return x[keep], r[keep], lo[keep], loss[keep], table.weight[keep], keep

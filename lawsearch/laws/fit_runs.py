@@ -27,6 +27,7 @@ from lawsearch.laws import forms, l_opt as l_opt_lib
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 from lawsearch.laws.noise import HOW_TO_MEASURE, LackOfFit, SeedNoise, lack_of_fit
 from lawsearch.laws.noise import seed_noise, seed_resampling_weights
+from lawsearch.laws.runs_table import RunsTable
 from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics
 
 
@@ -148,12 +149,14 @@ class FitSummary:
     return out
 
 
-def assess(law: ConditionalLaw, df: pd.DataFrame, l_opt=None, r_range=None,
+def assess(law: ConditionalLaw, df: pd.DataFrame | RunsTable, l_opt=None, r_range=None,
            validate: bool = True) -> Assessment:
   """`law` on `df`: cross-scale validation of its form (with `validate`) and residual trends,
   both under `r_range` (default: the law's own fit filter, else the paper's [0.5, 5])."""
   inputs.instance(law, "law", ConditionalLaw, "a ConditionalLaw", "laws.assess")
-  inputs.instance(df, "df", pd.DataFrame, "a runs table (a pandas DataFrame)", "laws.assess")
+  inputs.instance(df, "df", (pd.DataFrame, RunsTable), "a runs table (a pandas DataFrame)",
+                  "laws.assess")
+  df = RunsTable.of(df, "laws.assess")
   inputs.argument(r_range, "r_range", "range", "laws.assess", optional=True)
   inputs.argument(validate, "validate", "bool", "laws.assess")
   if r_range is None:
@@ -178,7 +181,7 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
   none) and, with `validate`, the cross-scale validation; residual trends and the lack-of-fit
   test against the seed noise always."""
   f = "laws.fit_runs"
-  inputs.instance(df, "df", (pd.DataFrame, str, os.PathLike),
+  inputs.instance(df, "df", (pd.DataFrame, RunsTable, str, os.PathLike),
                   "a runs table (a pandas DataFrame) or the path of a table file or run root", f)
   inputs.argument(form, "form", "string", f)
   inputs.argument(r_range, "r_range", "range", f, optional=True)
@@ -186,18 +189,18 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
   inputs.argument(level, "level", "fraction", f)
   inputs.argument(seed, "seed", "integer", f)
   inputs.argument(validate, "validate", "bool", f)
-  if not isinstance(df, pd.DataFrame):
+  if isinstance(df, (str, os.PathLike)):
     from lawsearch import runs  # pylint: disable=import-outside-toplevel
 
     df = runs.read_table(df)
-  noise = seed_noise(df)
-  means = noise.means.assign(weight=noise.mean_weights())
+  noise = seed_noise(RunsTable.of(df, "laws.fit_runs"))  # the one check of the table
+  means = RunsTable(noise.means.assign(weight=noise.mean_weights()))
   source = l_opt_lib.describe(means, l_opt)
   if isinstance(l_opt, str) and l_opt == "joint":  # levels fitted with the law, then held
     from lawsearch.laws.levels import joint_levels  # pylint: disable=import-outside-toplevel
 
     levels = joint_levels(means, form, r_range)
-    means, l_opt = means.assign(l_opt=levels.loc[means["scale"]].to_numpy()), "column"
+    means, l_opt = means.assign(l_opt=levels.loc[means.scale].to_numpy()), "column"
   law = ConditionalLaw.fit(means, form, l_opt=l_opt, r_range=r_range)
   lof, note = noise_check(law, noise, means, l_opt, r_range)
   coefficients = pd.DataFrame({"coefficient": list(law.coefficients),
@@ -208,8 +211,8 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
     optimum, no_optimum = None, str(e)
   interval, n_failed = None, 0
   if n_boot and len(means) < len(df):  # seeds: resample shapes and their seeds (on the runs)
-    lo = pd.Series(l_opt_lib.for_table(means, l_opt), index=means["shape"])
-    runs_ = noise.runs.assign(l_opt=lo.loc[noise.runs["shape"]].to_numpy())
+    lo = pd.Series(l_opt_lib.for_table(means, l_opt), index=means.frame["shape"])
+    runs_ = RunsTable(noise.runs.assign(l_opt=lo.loc[noise.runs["shape"]].to_numpy()))
     boot = bootstrap(runs_, form, l_opt="column", r_range=r_range, n_boot=n_boot, level=level,
                      law=law, weights=seed_resampling_weights(noise, n_boot, seed))
   elif n_boot:
@@ -226,7 +229,7 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
                     _by_scale(means, l_opt))
 
 
-def noise_check(law: ConditionalLaw, noise: SeedNoise, means: pd.DataFrame, l_opt,
+def noise_check(law: ConditionalLaw, noise: SeedNoise, means: RunsTable, l_opt,
                 r_range) -> tuple[LackOfFit | None, str | None]:
   """(the lack-of-fit test of `law` on the shape means it is fitted on, None) or (None, why the
   noise cannot judge it). means: noise.means, with any columns L_opt needs (rows in r_range
@@ -252,7 +255,7 @@ def noise_lines(noise: SeedNoise, lof: LackOfFit | None, note: str | None) -> li
                   f"{lof.df_pe}) df; {lof.verdict}"]
 
 
-def _by_scale(means: pd.DataFrame, l_opt) -> dict[str, float]:
+def _by_scale(means: RunsTable, l_opt) -> dict[str, float]:
   """L_opt of each scale of a shape-means table (a Chinchilla L_opt: at the scale's median N)."""
-  values = pd.Series(l_opt_lib.for_table(means, l_opt)).groupby(means["scale"].to_numpy())
+  values = pd.Series(l_opt_lib.for_table(means, l_opt)).groupby(means.scale)
   return {str(scale): float(v.median()) for scale, v in values}

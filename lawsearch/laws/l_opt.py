@@ -52,32 +52,30 @@ def _chinchilla(source) -> bool:
   return hasattr(source, "predict") and hasattr(source, "alpha")
 
 
-def for_table(df: pd.DataFrame, source) -> np.ndarray:
+def for_table(df: pd.DataFrame | runs_table.RunsTable, source) -> np.ndarray:
   """L_opt of each row of a runs table, float64 [rows] (see the module doc for `source`)."""
+  table = runs_table.RunsTable.of(df, "L_opt")
   if source is None:
-    source = "column" if "l_opt" in df.columns else "empirical"
+    source = "column" if "l_opt" in table.frame.columns else "empirical"
   if isinstance(source, str):
     if source == "column":
-      runs_table.check_columns(df, ["l_opt"], "l_opt='column'")
-      return runs_table.check_positive_finite(df["l_opt"], "l_opt")
+      return table.column("l_opt", "l_opt='column'")
     if source == "empirical":
-      runs_table.check_columns(df, ["loss"], "l_opt='empirical'")
-      loss = runs_table.check_positive_finite(df["loss"], "loss")
-      return pd.Series(loss).groupby(runs_table.scale_labels(df)).transform("min").to_numpy()
+      loss = table.column("loss", "l_opt='empirical'")
+      return pd.Series(loss).groupby(table.scale).transform("min").to_numpy()
     if source == "relative":
-      return np.ones(len(df))
+      return np.ones(len(table))
     if source == "fit":
-      return for_table(df, fit_chinchilla(df))
+      return for_table(table, fit_chinchilla(table))
     if source == "joint":
       raise UserError("l_opt='joint' is fitted together with the law: use laws.fit_runs(..., "
                       "l_opt='joint') or `lawsearch fit --l-opt joint`")
-    return for_table(df, parse(source))  # "epoch", "hoffmann", or a number as text
+    return for_table(table, parse(source))  # "epoch", "hoffmann", or a number as text
   if _chinchilla(source):
-    runs_table.check_columns(df, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")
-    n = runs_table.check_positive_finite(df["n_params"], "n_params")
-    d = runs_table.check_positive_finite(df["tokens"], "tokens")
+    runs_table.check_columns(table.frame, ["n_params", "tokens"], "L_opt from a ChinchillaLaw")
+    n, d = table.column("n_params", ""), table.column("tokens", "")
     return np.asarray(source.predict(n, d), dtype=np.float64)
-  values = np.broadcast_to(np.asarray(source, dtype=np.float64), (len(df),))
+  values = np.broadcast_to(np.asarray(source, dtype=np.float64), (len(table),))
   return runs_table.check_positive_finite(values, "l_opt")
 
 
@@ -100,14 +98,17 @@ def at(source, n_params: np.ndarray, tokens: float) -> np.ndarray:
   return np.full_like(n_params, value)
 
 
-def fit_chinchilla(df: pd.DataFrame) -> ChinchillaLaw:
+def fit_chinchilla(df: pd.DataFrame | runs_table.RunsTable) -> ChinchillaLaw:
   """A Chinchilla law fitted on a runs table's n_params, tokens and loss ("fit")."""
-  runs_table.check_columns(df, ["n_params", "tokens", "loss"], "L_opt 'fit'")
-  return ChinchillaLaw.fit(df["n_params"], df["tokens"], df["loss"])
+  table = runs_table.RunsTable.of(df, "L_opt 'fit'")
+  runs_table.check_columns(table.frame, ["n_params", "tokens", "loss"], "L_opt 'fit'")
+  return ChinchillaLaw.fit(*(table.frame[c] for c in ("n_params", "tokens", "loss")))
 
 
-def describe(df: pd.DataFrame | None, source) -> str:
+def describe(df: pd.DataFrame | runs_table.RunsTable | None, source) -> str:
   """A short description of a source, for records and reports."""
+  if isinstance(df, runs_table.RunsTable):
+    df = df.frame
   if source is None:
     return ("column" if df is not None and "l_opt" in df.columns else "empirical"
             if df is not None else "relative")

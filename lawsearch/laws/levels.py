@@ -19,26 +19,27 @@ import pandas as pd
 
 from lawsearch.errors import UserError
 from lawsearch.laws import l_opt as l_opt_lib, runs_table
-from lawsearch.laws.conditional import ConditionalLaw, prepare, x_and_r
+from lawsearch.laws.conditional import ConditionalLaw, prepare
 from lawsearch.laws.precision import float64
 
 
-def joint_levels(df: pd.DataFrame, form: str = "multiplicative", r_range=(0.5, 5.0),
+def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplicative", r_range=(0.5, 5.0),
                  max_rounds: int = 50, rtol: float = 1e-7) -> pd.Series:
   """L_opt of each scale of `df` (a runs table, `weight` optional) fitted jointly with the law:
   a float64 Series indexed by scale label (see the module doc). UserError when a scale has no
   fitted row or the alternation does not settle in `max_rounds`."""
-  labels = runs_table.scale_labels(df)
-  levels = pd.Series(l_opt_lib.for_table(df, "empirical"), index=labels).groupby(level=0).first()
-  _, _, _, loss, weight, keep = prepare(df, "empirical", r_range, 0)
-  x_all, r_all = x_and_r(df, "fitting L_opt jointly")
+  table = runs_table.RunsTable.of(df, "fitting L_opt jointly")
+  labels = table.scale
+  levels = pd.Series(l_opt_lib.for_table(table, "empirical"), index=labels).groupby(level=0).first()
+  _, _, _, loss, weight, keep = prepare(table, "empirical", r_range, 0)
+  x_all, r_all = table.x, table.r
   x, r, fitted_labels = x_all[keep], r_all[keep], labels[keep]
   missing = set(levels.index) - set(fitted_labels)
   if missing:
     raise UserError(f"scale(s) {sorted(missing)} have no run inside the r filter {r_range}: "
                     "their level cannot be fitted")
   for _ in range(max_rounds):
-    law = ConditionalLaw.fit(df.assign(l_opt=levels.loc[labels].to_numpy()), form,
+    law = ConditionalLaw.fit(table.assign(l_opt=levels.loc[labels].to_numpy()), form,
                              l_opt="column", r_range=r_range)
     with float64():  # affine in L_opt: prediction = p0 + level * p1
       p0 = np.asarray(law.predict_xr(x, r, 0.0), dtype=np.float64)

@@ -115,14 +115,14 @@ def shape_ids(df: pd.DataFrame) -> np.ndarray:
   return pd.factorize(keys)[0]
 
 
-def seed_noise(df: pd.DataFrame) -> SeedNoise:
+def seed_noise(df: pd.DataFrame | runs_table.RunsTable) -> SeedNoise:
   """The seeds of `df` (a runs table: loss, n_params, tokens or scale, shape columns) grouped per
   shape, with the pooled seed variance of each scale."""
-  runs_table.check_columns(df, ["loss"], "measuring seed noise")
-  runs = df.copy()
-  runs["scale"] = runs_table.scale_labels(df)
-  runs["shape"] = shape_ids(df)
-  loss = runs_table.check_positive_finite(runs["loss"], "loss")
+  table = runs_table.RunsTable.of(df, "measuring seed noise")
+  loss = table.column("loss", "measuring seed noise")
+  runs = table.frame.copy()
+  runs["scale"] = table.scale
+  runs["shape"] = shape_ids(runs)
   runs["loss"] = loss
   group = runs.groupby("shape", sort=False)
   means = group.first()

@@ -1,8 +1,15 @@
-"""Runs tables as the fitters read them: column and value checks (each naming what is wrong and
-how to fix it) and the grouping of runs into scales. L_opt sources live in `laws.l_opt`."""
+"""Runs tables as the fitters read them: a `RunsTable` is checked once, when it is built, and
+every stage of the fit takes it already checked; the column and value checks name what is wrong
+and how to fix it; runs are grouped into scales. L_opt sources live in `laws.l_opt`.
+
+    table = RunsTable.of(df)        # checks every numeric column present, labels the scales
+    table.x, table.r, table.loss    # float64 [rows]: d/sqrt(N), the MLP-to-attention ratio, loss
+    table.rows(mask)                # a checked subset, not checked again
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
 
 import numpy as np
@@ -37,6 +44,81 @@ def check_positive_finite(values, name: str) -> np.ndarray:
   return arr
 
 
+# The numeric columns the laws read, checked positive and finite wherever a table has them.
+NUMERIC = ("n_params", "d_model", "mlp_attn_ratio", "loss", "tokens", "weight", "l_opt")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RunsTable:
+  """A runs table, checked: each of `NUMERIC` the frame has is positive and finite, and the rows
+  carry a `scale` label when the frame has one or n_params and tokens to derive it.
+
+  Build it with `RunsTable.of`; the bare constructor is for frames derived from a checked table
+  (its rows, seed means, an added checked column). A column a stage needs but the table lacks is
+  named when the stage asks for it. frame: the rows (pandas, its index kept)."""
+
+  frame: pd.DataFrame
+
+  @classmethod
+  def of(cls, df, what: str = "a runs table") -> "RunsTable":
+    """`df` checked (a RunsTable is returned as it is); UserError naming the first bad column."""
+    if isinstance(df, RunsTable):
+      return df
+    if not isinstance(df, pd.DataFrame):
+      raise UserError(f"{what} needs a pandas DataFrame, got {type(df).__name__}")
+    for column in NUMERIC:
+      if column in df.columns:
+        check_positive_finite(df[column], column)
+    if "scale" not in df.columns and {"n_params", "tokens"} <= set(df.columns):
+      df = df.assign(scale=_derived_labels(df))
+    return cls(df)
+
+  def __len__(self) -> int:
+    return len(self.frame)
+
+  def column(self, name: str, needed_for: str) -> np.ndarray:
+    """Column `name` as float64 [rows]; UserError naming `needed_for` when the table lacks it."""
+    check_columns(self.frame, [name], needed_for)
+    return self.frame[name].to_numpy(np.float64)
+
+  @property
+  def x(self) -> np.ndarray:
+    """d_model / sqrt(n_params), float64 [rows]."""
+    return self.column("d_model", "d/sqrt(N)") / np.sqrt(self.column("n_params", "d/sqrt(N)"))
+
+  @property
+  def r(self) -> np.ndarray:
+    return self.column("mlp_attn_ratio", "the MLP-to-attention ratio")
+
+  @property
+  def loss(self) -> np.ndarray:
+    return self.column("loss", "a measured loss")
+
+  @property
+  def weight(self) -> np.ndarray:
+    """Each row's least-squares weight (the `weight` column; ones without it)."""
+    return (self.frame["weight"].to_numpy(np.float64) if "weight" in self.frame.columns
+            else np.ones(len(self.frame)))
+
+  @property
+  def scale(self) -> np.ndarray:
+    """Each row's scale label (object [rows]); UserError when it cannot be derived."""
+    if "scale" not in self.frame.columns:
+      check_columns(self.frame, ["n_params", "tokens"], "grouping rows into scales")
+    return self.frame["scale"].to_numpy()
+
+  def rows(self, mask) -> "RunsTable":
+    """The rows `mask` (a boolean [rows] array) selects, still checked."""
+    return RunsTable(self.frame[np.asarray(mask, bool)])
+
+  def assign(self, **columns) -> "RunsTable":
+    """The table with `columns` added or replaced (the numeric ones checked)."""
+    for name, values in columns.items():
+      if name in NUMERIC:
+        check_positive_finite(values, name)
+    return RunsTable(self.frame.assign(**columns))
+
+
 def check_enough_points(n_points: int, n_coefficients: int, what: str) -> None:
   """ValueError when there are not more points than coefficients."""
   if n_points <= n_coefficients:
@@ -54,19 +136,18 @@ def _clusters(values: np.ndarray, gap: float) -> np.ndarray:
   return labels
 
 
-def scale_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
-  """One label per row naming its training scale.
+def scale_labels(df: pd.DataFrame | RunsTable) -> np.ndarray:
+  """One label per row naming its training scale (see `RunsTable.scale`, `_derived_labels`)."""
+  return RunsTable.of(df, "grouping rows into scales").scale
 
-  The `scale` column when present; otherwise rows are grouped by n_params and by tokens, each
-  split where sorted values jump by more than `gap` (relative), since architectures of one nominal
-  scale differ slightly in N. Such a group is named by its median N ("81.4M", "1.2B"), followed by
-  its median tokens ("81.4M@8B tokens") where groups of one N differ in tokens.
-  """
-  if "scale" in df.columns:
-    return df["scale"].to_numpy()
-  check_columns(df, ["n_params", "tokens"], "grouping rows into scales")
-  n_params = check_positive_finite(df["n_params"], "n_params")
-  tokens = check_positive_finite(df["tokens"], "tokens")
+
+def _derived_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
+  """Scale labels from n_params and tokens (checked): rows are grouped by each, split where
+  sorted values jump by more than `gap` (relative), since architectures of one nominal scale
+  differ slightly in N. Such a group is named by its median N ("81.4M", "1.2B"), followed by its
+  median tokens ("81.4M@8B tokens") where groups of one N differ in tokens."""
+  n_params = df["n_params"].to_numpy(np.float64)
+  tokens = df["tokens"].to_numpy(np.float64)
   n, d = _clusters(n_params, gap), _clusters(tokens, gap)
   names = {}
   for group in np.unique(n):
@@ -87,13 +168,15 @@ def count(value: float) -> str:
   return f"{value:.3g}"
 
 
-def median_size(df: pd.DataFrame, rows: np.ndarray) -> str:
+def median_size(df: pd.DataFrame | RunsTable, rows: np.ndarray) -> str:
   """The label "N ~ 81.4M" ("N ~ 1.2B"): the median n_params of the rows the mask `rows` selects."""
-  return f"N ~ {count(np.median(df['n_params'].to_numpy(np.float64)[rows]))}"
+  frame = df.frame if isinstance(df, RunsTable) else df
+  return f"N ~ {count(np.median(frame['n_params'].to_numpy(np.float64)[rows]))}"
 
 
-def scale_order(df: pd.DataFrame, labels: np.ndarray) -> list:
+def scale_order(df: pd.DataFrame | RunsTable, labels: np.ndarray) -> list:
   """The distinct scale labels sorted by their median n_params (smallest first)."""
-  n = np.asarray(df["n_params"], dtype=np.float64)
+  frame = df.frame if isinstance(df, RunsTable) else df
+  n = np.asarray(frame["n_params"], dtype=np.float64)
   distinct = list(pd.unique(labels))
   return sorted(distinct, key=lambda s: float(np.median(n[labels == s])))

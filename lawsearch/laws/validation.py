@@ -21,6 +21,7 @@ from lawsearch.errors import UserError
 from lawsearch.laws import l_opt as l_opt_lib, noise, runs_table
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 from lawsearch.laws.precision import float64
+from lawsearch.laws.runs_table import RunsTable
 
 # The paper's progressive validation (PAPER.md section 3): (MSE, Spearman) of 80M -> 145M,
 # 80M+145M -> 297M and 80M..297M -> 1B.
@@ -41,7 +42,7 @@ def _name(scales) -> str:
   return "+".join(str(s) for s in scales)
 
 
-def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, object]] | None = None,
+def cross_scale_validation(df: pd.DataFrame | RunsTable, tasks: Sequence[tuple[Sequence, object]] | None = None,
                            form: str = "multiplicative", l_opt=None,
                            r_range=DEFAULT_R_RANGE, **fit_options) -> pd.DataFrame:
   """Fit on smaller scales, predict a larger one: one row per task.
@@ -53,15 +54,16 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
   the paper). The r filter applies to training and held-out rows alike.
   Returns columns task, n_train, n_test, mse, spearman, x_star, r_star.
   """
-  labels = runs_table.scale_labels(df)
-  order = runs_table.scale_order(df, labels)
+  table = RunsTable.of(df, "cross-scale validation")
+  labels = table.scale
+  order = runs_table.scale_order(table.frame, labels)
   if len(order) < 2:
     raise UserError(f"cross-scale validation needs at least two scales, the table has one "
                      f"({order[0] if order else 'none'}); add runs at another scale or give a "
                      "`scale` column")
   if tasks is None:
     tasks = [(order[:i], order[i]) for i in range(1, len(order))]
-  table = df.assign(l_opt=l_opt_lib.for_table(df, l_opt))
+  table = table.assign(l_opt=l_opt_lib.for_table(table, l_opt))
   rows = []
   for train, test in tasks:
     train = list(train)
@@ -69,11 +71,11 @@ def cross_scale_validation(df: pd.DataFrame, tasks: Sequence[tuple[Sequence, obj
     if unknown:
       raise UserError(f"unknown scale(s) {unknown} in task {train} -> {test}; known: {order}")
     try:
-      law = ConditionalLaw.fit(table[np.isin(labels, train)], form, l_opt="column",
+      law = ConditionalLaw.fit(table.rows(np.isin(labels, train)), form, l_opt="column",
                                r_range=r_range, **fit_options)
     except ValueError as e:  # say which task could not be fitted
       raise UserError(f"task {_name(train)} -> {test}: {e}") from e
-    held = table[labels == test]
+    held = table.rows(labels == test)
     x, r, lo, loss, _, _ = prepare(held, "column", r_range, 0)
     pred = np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)
     x_star, r_star = _optimum_or_nan(law)
@@ -98,7 +100,7 @@ def _optimum_or_nan(law: ConditionalLaw) -> tuple[float, float]:
     return float("nan"), float("nan")
 
 
-def residual_diagnostics(law: ConditionalLaw, df: pd.DataFrame, l_opt=None,
+def residual_diagnostics(law: ConditionalLaw, df: pd.DataFrame | RunsTable, l_opt=None,
                          r_range=DEFAULT_R_RANGE, threshold: float = 3.0) -> pd.DataFrame:
   """Trends of the residuals (observed - predicted) against ln x, ln r, ln N and ln x * ln r.
 
@@ -107,11 +109,9 @@ def residual_diagnostics(law: ConditionalLaw, df: pd.DataFrame, l_opt=None,
   the Spearman correlation rho with the residuals and z = rho * sqrt(n - 1) (about N(0, 1) with no
   trend); `flagged` when |z| > threshold.
   """
-  x, r, lo, loss, _, _ = prepare(df, l_opt, r_range, 0)
-  keep = np.ones(len(df), bool) if r_range is None else (
-      (df["mlp_attn_ratio"].to_numpy(float) >= r_range[0])
-      & (df["mlp_attn_ratio"].to_numpy(float) <= r_range[1]))
-  n = df["n_params"].to_numpy(float)[keep]
+  table = RunsTable.of(df, "residual diagnostics")
+  x, r, lo, loss, _, keep = prepare(table, l_opt, r_range, 0)
+  n = table.column("n_params", "residual diagnostics")[keep]
   resid = loss - np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)
   variables = {"ln_x": np.log(x), "ln_r": np.log(r), "ln_n": np.log(n),
                "ln_x*ln_r": (np.log(x) - np.log(x).mean()) * (np.log(r) - np.log(r).mean())}
@@ -155,9 +155,11 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
   standard errors (held-out sampling only) and in seed SDs, the largest difference between two
   seeds of one shape, and where the law's own optimum lies.
   """
-  held = df[runs_table.scale_labels(df) == scale]
-  if held.empty:
+  table = RunsTable.of(df, "the held-out check")
+  checked = table.rows(table.scale == scale)
+  if not len(checked):
     raise UserError(f"no run at the held-out scale {scale} yet")
+  held = checked.frame
   held = held.assign(gqa=held["n_heads"] // held["n_kv_heads"],
                      role=held["role"] if "role" in held else "",
                      paired_se=held["paired_se"] if "paired_se" in held else np.nan)
@@ -175,7 +177,7 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
   shapes = shapes.sort_values("loss").reset_index(drop=True)
   best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
   gap, paired = float(chosen["loss"] - best["loss"]), float(chosen["paired_se"])
-  seed_sd = float(noise.seed_noise(held).by_scale["pooled_sd"].iloc[0])  # NaN: one seed each
+  seed_sd = float(noise.seed_noise(checked).by_scale["pooled_sd"].iloc[0])  # NaN: one seed each
   summary = {
       "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()),
       "spearman": spearman(shapes["predicted_rel"], shapes["loss"]),

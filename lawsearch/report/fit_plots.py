@@ -19,8 +19,8 @@ import pandas as pd
 
 from lawsearch import paths
 from lawsearch.laws import l_opt as l_opt_lib, runs_table
-from lawsearch.laws.conditional import x_and_r
 from lawsearch.laws.precision import float64
+from lawsearch.laws.runs_table import RunsTable
 from lawsearch.report import figure
 from lawsearch.report.figure import subplots
 
@@ -51,10 +51,10 @@ def _save(fig, path: str) -> None:
 
 def _normalised(law, df, l_opt):
   """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels), float64 [rows]."""
-  x, r = x_and_r(df, "plotting the fit")
-  lo = l_opt_lib.for_table(df, l_opt)
-  return (x, r, lo, df["loss"].to_numpy(float) / lo, law.predict(df, l_opt) / lo,
-          runs_table.scale_labels(df))
+  table = RunsTable.of(df, "plotting the fit")
+  lo = l_opt_lib.for_table(table, l_opt)
+  return (table.x, table.r, lo, table.column("loss", "plotting the fit") / lo,
+          law.predict(table, l_opt) / lo, table.scale)
 
 
 def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
@@ -147,15 +147,17 @@ def save(law, df, out_dir: str, l_opt=None) -> list[str]:
   """u_curves.png, contours.png and predicted_vs_measured.png in `out_dir` (created); the paths."""
   written = [str(paths.path(out_dir) / f"{name}.png")
              for name in ("u_curves", "contours", "predicted_vs_measured")]
+  table = RunsTable.of(df, "plotting the fit")
   for draw, path in zip((u_curves, contours, predicted_vs_measured), written):
-    draw(law, df, path, l_opt=l_opt)
+    draw(law, table, path, l_opt=l_opt)
   return written
 
 
 def save_fit(fitted, df, out_dir: str, l_opt=None) -> list[str]:
   """`save` for a `laws.FitSummary` fitted on `df` with `l_opt`; a "joint" L_opt is drawn at the
   levels fitted per scale."""
+  df = RunsTable.of(df, "plotting the fit")
   if isinstance(l_opt, str) and l_opt == "joint":
-    labels = pd.Series(runs_table.scale_labels(df))
+    labels = pd.Series(df.scale)
     df, l_opt = df.assign(l_opt=labels.map(fitted.l_opt_by_scale).to_numpy()), "column"
   return save(fitted.law, df, out_dir, l_opt=l_opt)

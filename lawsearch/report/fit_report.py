@@ -62,8 +62,9 @@ def _downstream_section(df) -> list[str]:
 def write(law, df, out_dir: str, l_opt=None) -> str:
   """Writes out_dir/report.md and the plots beside it; returns the report's path. Validation and
   diagnostics use the law's own r filter (the default one for a law that was not fitted)."""
-  plots = fit_plots.save(law, df, out_dir, l_opt=l_opt)
-  labels = runs_table.scale_labels(df)
+  table = laws.RunsTable.of(df, "the report")
+  df, labels = table.frame, table.scale
+  plots = fit_plots.save(law, table, out_dir, l_opt=l_opt)
   info = law.fit_info
   lines = [f"# lawsearch report: the {law.form} law on {len(df)} runs", ""]
   lines += _runs_section(df, labels)
@@ -78,14 +79,14 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
     lines += [f"Optimum: **d/sqrt(N) = {x_star:.4g}, r = {r_star:.4g}**.", ""]
   except ValueError as e:
     lines += [f"No interior optimum: {e}", ""]
-  noise = laws.noise.seed_noise(df)
+  noise = laws.noise.seed_noise(table)
   r_range = info.r_range if info is not None else laws.DEFAULT_R_RANGE
-  lof, note = laws.noise_check(law, noise, noise.means, l_opt, r_range)
+  lof, note = laws.noise_check(law, noise, laws.RunsTable(noise.means), l_opt, r_range)
   lines += ["## Seed noise (a law is a measurement: its MSE against a perfect law's)", "",
             "```", *laws.noise_lines(noise, lof, note), "```", ""]
   lines += ["## Plots", ""] + [f"![{paths.path(p).stem}]({paths.path(p).name})"
                                for p in plots] + [""]
-  checked = laws.assess(law, df, l_opt=l_opt)
+  checked = laws.assess(law, table, l_opt=l_opt)
   lines += ["## Cross-scale validation (fit on the smaller scales, predict the next)", ""]
   if checked.validation is not None:
     lines += [markdown_table(checked.validation.to_dict("records"),
