@@ -410,6 +410,20 @@ def relaxed(n_params, *, n_layers: int, head_dim: int, x, r, gqa, vocab_size: in
       top_k=0.0 * d, expert_params=0.0 * d)
 
 
+def mixture(spec: ArchSpec, experts: int, granularity: int) -> ArchSpec:
+  """`spec` (a dense shape) as a mixture of experts of the same active size: `experts` experts of
+  width ffn_dim / granularity, each token using `granularity` of them (top-k = G), so one token
+  uses as many MLP weights as the dense shape (plus the router's d_model x experts per layer).
+  UserError unless 1 <= granularity < experts and granularity divides ffn_dim."""
+  if spec.is_moe:
+    raise UserError(f"{spec} is already a mixture of experts")
+  if not 1 <= granularity < experts or spec.ffn_dim % granularity:
+    raise UserError(f"a mixture of {experts} experts at granularity {granularity} needs "
+                    f"1 <= granularity < experts and granularity dividing ffn_dim={spec.ffn_dim}")
+  return spec.replace(mlp="moe", n_experts=experts, top_k=granularity,
+                      expert_ffn_dim=spec.ffn_dim // granularity)
+
+
 def experts_touched(n_experts, top_k, batch):
   """Expected distinct routed experts that `batch` tokens use when each picks `top_k` of
   `n_experts` uniformly and independently: E * (1 - (1 - k/E)^B) (k at B = 1, E as B grows; 0

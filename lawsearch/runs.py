@@ -8,6 +8,8 @@ one. `collect` gathers every result.json under one or more roots into the pandas
 reads:
 
     n_params        N, non-embedding parameters (ArchSpec.non_embedding_params)
+    n_active        the non-embedding parameters a token uses (a mixture of experts counts its
+                    top-k experts; n_params for a dense MLP)
     tokens          D, training tokens
     loss            final held-out loss (nats per token)
     d_model, mlp_attn_ratio, and the other ArchSpec fields; run_dir: where the record came from
@@ -41,7 +43,7 @@ def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str
   if not tokens > 0:
     raise UserError(f"tokens={tokens!r} must be positive")
   return {**spec.fields(), "n_params": spec.non_embedding_params,
-          "total_params": spec.total_params, "mlp_attn_ratio": spec.mlp_attn_ratio,
+          "n_active": spec.active_non_embedding_params, "total_params": spec.total_params, "mlp_attn_ratio": spec.mlp_attn_ratio,
           "d_over_sqrt_n": spec.d_over_sqrt_n, "tokens": tokens, "loss": float(loss), **extra}
 
 
@@ -96,6 +98,10 @@ class RunRecord:
   def to_dict(self) -> dict[str, Any]:
     """result.json as written."""
     return dict(self.record)
+
+  def summary(self) -> str:
+    """What `lawsearch train` prints: the record as one JSON line, for scripts to read."""
+    return json.dumps(self.to_dict())
 
 
 def write_result(directory, record: Mapping[str, Any]) -> None:
@@ -243,5 +249,8 @@ def _records(path) -> list[dict[str, Any]]:
   rows = []
   for f in paths.find(path, RunDir.RESULT):
     record = rundir.read_file(f, "result")
+    if "n_active" not in record:  # written before records held it
+      record["n_active"] = (RunRecord.from_dict(record, f.parent).spec.active_non_embedding_params
+                            if record.get("mlp") == "moe" else record["n_params"])
     rows.append({**record, "run_dir": str(f.parent)})
   return rows

@@ -195,11 +195,19 @@ def as_efficiency(efficiency) -> EfficiencyMeasure:
 # -- predicted loss -------------------------------------------------------------------------------
 def predict_loss(law: ConditionalLaw, specs: Sequence[arch.ArchSpec], tokens: float,
                  l_opt=None) -> np.ndarray:
-  """The law's predicted loss of each spec, float64 [len(specs)], all evaluated together."""
+  """The law's predicted loss of each spec, float64 [len(specs)], all evaluated together. A
+  mixture of experts is taken at its active size (x = d/sqrt(N_active), its active r, L_opt at
+  N_active) with its sparsity (experts, top-k, granularity), which a MoE form prices and a dense
+  form ignores."""
   shapes = arch.stack(specs)
-  lo = l_opt_lib.at(l_opt, shapes.non_embedding_params, tokens)
+  moe = np.array([s.is_moe for s in specs])
+  n = shapes.active_non_embedding_params
+  r = np.where(moe, [s.mlp_attn_ratio for s in specs], shapes.mlp_attn_ratio)
+  sparsity = np.array([(s.n_experts, s.top_k, s.granularity) if s.is_moe else (1, 1, 1)
+                       for s in specs], np.float64)
+  lo = l_opt_lib.at(l_opt, n, tokens)
   with float64():
-    return np.asarray(law.predict_xr(shapes.d_over_sqrt_n, shapes.mlp_attn_ratio, lo), np.float64)
+    return np.asarray(law.predict_xr(shapes.d_model / n ** 0.5, r, lo, sparsity), np.float64)
 
 
 # -- the continuous problem ----------------------------------------------------------------------

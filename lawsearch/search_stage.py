@@ -19,9 +19,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from lawsearch import attention_search, inputs, search, tradeoff
+from lawsearch import attention_search, inputs, moe_search, search, tradeoff
 from lawsearch.laws import ConditionalLaw
-from lawsearch.report import attention as attention_report, search_report
+from lawsearch.report import attention as attention_report, moe as moe_report, search_report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,9 @@ class SearchRequest:
   kv_lora_ranks: Sequence[int] | None = None  # MLA ranks; None: 2, 4 and 8 x head_dim
   q_lora_rank: int = 0
   mla_loss_factor: float | None = None  # MLA loss = the law's x this; None: loss-neutral
+  mlp: Sequence[str] = ("dense",)      # ("dense", "moe"): also the best mixture of experts
+  experts: Sequence[int] = (4, 8, 16)  # its expert counts E
+  granularities: Sequence[int] = (1, 2, 4)  # its granularities G (top-k = G, width ffn_dim / G)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +65,20 @@ class SearchOutcome:
   result: search.SearchResult
   penalised: pd.DataFrame | None        # tradeoff.penalised's rows, one per lambda
   attention: attention_search.AttentionComparison | None
+  moe: moe_search.MlpComparison | None
   written: list[str]                    # paths of the files saved
 
   def summary(self) -> str:
-    """The picks' table, then the penalised minimisers, the GQA-MLA comparison, the files."""
+    """The picks' table, then the penalised minimisers, the GQA-MLA and the dense-MoE
+    comparisons, the files."""
     parts = [search_report.summary(self.result, self.request.pareto_points,
                                    self.request.accuracy)]
     if self.penalised is not None:
       parts.append(search_report.penalised_summary(self.penalised, self.result))
     if self.attention is not None:
       parts.append(attention_report.summary(self.attention))
+    if self.moe is not None:
+      parts.append(moe_report.summary(self.moe))
     return "\n".join(parts + ["\nwrote " + ", ".join(self.written)])
 
 
@@ -98,7 +105,12 @@ def run(request: SearchRequest) -> SearchOutcome:
         mla_loss=(None if request.mla_loss_factor is None
                   else attention_search.mla_loss_factor(result, request.mla_loss_factor)))
     written += attention_report.save(both, request.out)
-  return SearchOutcome(request, result, penalised, both, written)
+  moe = None
+  if "moe" in request.mlp:
+    moe = moe_search.compare(result, experts=request.experts,
+                             granularities=request.granularities)
+    written += moe_report.save(moe, request.out)
+  return SearchOutcome(request, result, penalised, both, moe, written)
 
 
 def _cost(request: SearchRequest, measure) -> tradeoff.InferenceCost:

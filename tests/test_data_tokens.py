@@ -1,6 +1,7 @@
 """Token files: contents against an independent encoding, held-out blocks, caching, inputs, errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,6 +150,19 @@ def test_from_config_ignores_pipeline_keys():
   assert json.dumps(tokens.dataclasses.asdict(spec))  # plain fields only
 
 
+def test_summary_says_where_the_tokens_are_and_how_many():
+  meta = {"vocab_size": 4096, "dtype": "uint16", "tokenizer": "bpe.json", "n_chars": 1234567,
+          "n_documents": 12, "n_tokens": {"train": 300000, "heldout": 4096}}
+  assert tokens.TokenSet(Path("/c/tokens/k"), meta).summary().splitlines() == [
+      "tokens: /c/tokens/k", "  vocab 4096 (uint16), tokenizer bpe.json",
+      "  train 300,000 tokens, held-out 4,096, from 1,234,567 characters in 12 documents"]
+  # A raw token file: no tokenizer, no characters.
+  raw = {"vocab_size": 4096, "dtype": "uint16", "tokenizer": "",
+         "n_tokens": {"train": 300000, "heldout": 4096}}
+  assert tokens.TokenSet(Path("/t"), raw).summary().splitlines()[1:] == [
+      "  vocab 4096 (uint16), tokenizer -", "  train 300,000 tokens, held-out 4,096"]
+
+
 def test_cli_data_prepare(text_dir, tmp_path, capsys):
   from lawsearch import cli
 
@@ -159,5 +173,6 @@ def test_cli_data_prepare(text_dir, tmp_path, capsys):
   out = capsys.readouterr().out
   # Default held-out fraction 0.01: of these < 100 blocks only block 0 is held out.
   assert "vocab 257 (uint16)" in out and f"train {n - 4096:,} tokens, held-out 4,096" in out
+  assert out.startswith(f"tokens: {tmp_path / 'tokens'}")
   assert cli.main(argv[:5] + [str(tmp_path / "missing")] + argv[6:]) == 2
   assert "no such file" in capsys.readouterr().err

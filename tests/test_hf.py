@@ -263,7 +263,7 @@ def test_imported_run_opens_in_eval_and_bench(tmp_path, text_file):
                                    f"--config.data.cache_dir={tmp_path / 'cache'}",
                                    "--config.train.batch_size=8", "--config.train.seq_len=32",
                                    "--config.train.eval_batches=1"])
-  assert record["step"] == 0 and 0 < record["heldout_loss"] < 2 * np.log(257)
+  assert record.step == 0 and 0 < record.heldout_loss < 2 * np.log(257)
   out = tmp_path / "bench.json"
   assert cli.main(["bench", "--workdir", run, "--batch", "1", "--input-len", "8",
                    "--output-len", "4", "--trials", "1", "--warmup", "0", "--out", str(out)]) == 0

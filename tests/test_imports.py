@@ -45,7 +45,8 @@ LAYERS = [
     ("lawsearch.configs",),  # get_config files build on arch and recipe; hf.bridge reads its paths
     ("lawsearch.rundir", "lawsearch.runs"),  # the run directory contract; laws.fit_runs reads runs
     ("lawsearch.laws",),
-    ("lawsearch.search", "lawsearch.attention_search", "lawsearch.regimes", "lawsearch.tradeoff"),
+    ("lawsearch.search", "lawsearch.attention_search", "lawsearch.moe_search", "lawsearch.regimes",
+     "lawsearch.tradeoff"),
     ("lawsearch.kernels",),
     ("lawsearch.model",),
     ("lawsearch.data",),

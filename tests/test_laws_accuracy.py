@@ -45,6 +45,27 @@ def test_fit_table_uses_scored_runs_and_their_chance():
     accuracy.fit_table(df.drop(columns=["acc_mean"]))
 
 
+def test_summary_gives_the_law_and_its_predictions_across_the_fitted_losses():
+  law = accuracy.fit(LOSS, 0.9 - 0.2 * LOSS, "linear", n_boot=0)
+  head, *table = law.summary().splitlines()
+  assert head == ("linear accuracy law: acc = 0.9000 + -0.2000 * loss on 10 runs with loss in "
+                  "[2.4000, 3.4000], rmse 0.0000")
+  # At the lowest, middle and highest loss: 0.9 - 0.2 L by hand.
+  assert [row.split() for row in table] == [["loss", "predicted", "mean", "accuracy"],
+                                            ["2.4", "0.42"], ["2.9", "0.32"], ["3.4", "0.22"]]
+
+
+def test_summary_with_a_bootstrap_adds_the_interval_at_its_level():
+  rng = np.random.default_rng(1)
+  law = accuracy.fit(LOSS, 0.9 - 0.2 * LOSS + rng.normal(0, 0.005, LOSS.shape), "linear",
+                     n_boot=100, level=0.9)
+  header, *rows = law.summary().splitlines()[1:]
+  assert header.split() == ["loss", "predicted", "mean", "accuracy", "90%", "low", "high"]
+  for row in rows:
+    _, predicted, low, high = map(float, row.split())
+    assert low < predicted < high
+
+
 def test_too_few_runs_is_a_clear_error():
   with pytest.raises(UserError, match="at least 3 runs of different loss"):
     accuracy.fit([2.5, 2.5, 2.5], [0.3, 0.31, 0.29])

@@ -185,3 +185,30 @@ def test_moe_shapes_export_as_mixtral_where_mixtral_computes_them(tmp_path):
                "logits_via_embedding": "False", "num_experts": "8", "num_experts_per_tok": "2",
                "decoder_block": '"mixtral"'}
   assert {k: maxtext[k] for k in published} == published
+
+
+def test_a_mixture_keeps_the_dense_shapes_active_size():
+  dense = arch.ArchSpec(n_layers=4, d_model=40, n_heads=5, n_kv_heads=5, head_dim=16, ffn_dim=96,
+                        vocab_size=512)
+  made = arch.mixture(dense, 16, 4)
+  assert (made.n_experts, made.top_k, made.expert_ffn_dim, made.granularity) == (16, 4, 24, 4.0)
+  router = dense.n_layers * dense.d_model * 16
+  assert made.active_non_embedding_params == dense.non_embedding_params + router
+  for experts, granularity in ((4, 4), (8, 5), (1, 1)):
+    with pytest.raises(UserError, match="granularity"):
+      arch.mixture(dense, experts, granularity)
+
+
+def test_a_sweep_trains_each_shape_also_as_its_mixtures():
+  from lawsearch.configs import sweep, train  # pylint: disable=import-outside-toplevel
+
+  runs = sweep.get_config("recipe=cpu_v2,scales=80k,x=0.13,r=1.5,moe=4x1+16x4,seeds=2").runs
+  assert len(runs) % 6 == 0 and runs[0].endswith("seed=0")  # per shape: 3 MLPs x 2 seeds
+  assert "experts" not in runs[1] and "experts=16,granularity=4,seed=0" in runs[4]
+  dense, moe = (train.get_config(runs[i].rsplit(",seed", 1)[0]) for i in (0, 4))
+  assert moe.model.arch["n_experts"] == 16 and moe.model.arch["top_k"] == 4
+  n_dense = arch.from_fields(dense.model.arch).non_embedding_params
+  n_active = arch.from_fields(moe.model.arch).active_non_embedding_params
+  assert moe.train.tokens / dense.train.tokens == pytest.approx(n_active / n_dense, rel=0.01)
+  with pytest.raises(UserError, match="experts x granularity"):
+    sweep.get_config("recipe=cpu_v2,scales=80k,moe=4x4")

@@ -26,6 +26,14 @@ def test_result_record_and_atomic_write(tmp_path):
     runs.write_result(d, {"loss": 3.0})
 
 
+def test_a_run_records_summary_is_its_result_json_on_one_line(tmp_path):
+  spec = arch.preset("tiny")
+  runs.write_result(tmp_path, runs.result_record(spec, tokens=2e6, loss=3.5, steps=100))
+  line = runs.RunRecord.read(tmp_path).summary()
+  assert "\n" not in line and json.loads(line) == runs.read_result(tmp_path)
+  assert json.loads(line)["loss"] == 3.5 and json.loads(line)["steps"] == 100
+
+
 def test_collect_many_roots(tmp_path):
   specs = [arch.preset("tiny"), arch.preset("tiny-wide")]
   for i, (root, spec) in enumerate(zip(["a", "b"], specs)):

@@ -31,19 +31,27 @@ def test_sweep_trains_skips_finished_and_resumes_interrupted(tmp_path):
                           ["--config.runs=" + repr(configlib.load(
                               "configs/sweep.py:runlocal,data=synthetic").runs[:2])])
   root, steps = str(tmp_path), ["train.steps=3", "train.eval_batches=1"]
-  first = sweep.run(config, root, overrides=steps, progress=False)
-  assert len(first) == 2 and all(r.steps == 3 for r in first)
+  done = sweep.run(config, root, overrides=steps, progress=False)
+  first = done.records
+  assert len(first) == 2 and all(r.steps == 3 for r in first) and done.failed == ()
+  assert [p.workdir for p in done.planned] == [r.run_dir for r in first]
   assert all(isinstance(r, runs.RunRecord) and r.to_dict() == runs.read_result(r.run_dir)
              for r in first)
   table = runs.collect(root)
   assert sorted(table["n_params"]) == sorted(r.n_params for r in first)
+  # The summary is a row per finished run (its N, and its loss to 4 digits), then what is next.
+  lines = done.summary().splitlines()
+  assert lines[0].split() == list(sweep.SUMMARY_COLUMNS) and len(lines) == 4
+  for line, r in zip(lines[1:], first):
+    assert line.split()[0] == str(r.n_params) and f"{r.loss:.4g}" in line.split()
+  assert lines[-1] == f"next: lawsearch fit --runs {root}"
 
   # Interrupted after its last checkpoint: no result.json; the same command finishes it.
   (name, run_config), = sweep.expand(config, steps)[1:]
   workdir = RunDir.locate(root, name, run_config).path
   os.remove(RunDir(workdir).result)
   assert sweep.state(workdir).kind == "started"
-  again = sweep.run(config, root, overrides=steps, progress=False)
+  again = sweep.run(config, root, overrides=steps, progress=False).records
   assert again[0] == first[0]  # finished: read back, not retrained
   assert again[1].loss == pytest.approx(first[1].loss, rel=1e-6)  # resumed at step 3
   assert [sweep.state(RunDir.locate(root, n, c).path).kind for n, c in sweep.expand(config, steps)] == [
@@ -59,6 +67,16 @@ def test_bad_sweeps_are_clear_errors(tmp_path, capsys):
   assert cli.main(["sweep", "--config=configs/sweep.py:runlocal", "--root", str(tmp_path),
                    "--override", "train.nonsense=1", "--dry-run"]) == 2
   assert "unknown config key 'train.nonsense'" in capsys.readouterr().err
+
+
+def test_failure_summary_gives_each_failed_run_its_errors_first_line():
+  result = sweep.SweepResult("r", (), (), (("N1M-a", "NonFiniteLossError: loss nan at step 3\n"
+                                                     "  last good checkpoint: step 2"),
+                                           ("N2M-b", "UserError: " + "x" * 300)))
+  assert result.failure_summary().splitlines() == [
+      "lawsearch sweep: 2 run(s) failed (--retry-failed retries them):",
+      "  N1M-a: NonFiniteLossError: loss nan at step 3",
+      "  N2M-b: UserError: " + "x" * 189]  # an error's first 200 characters
 
 
 def test_equal_runs_are_listed_once():

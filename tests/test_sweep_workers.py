@@ -90,7 +90,7 @@ def test_a_killed_workers_run_is_taken_over_and_resumed(tmp_path):
 def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsys):
   config = configlib.load(CONFIG, [f"--config.runs={RUNS[:3]!r}"])
   done = sweep.run(config, str(tmp_path), overrides=OVERRIDES, progress=False, heartbeat_s=0.5)
-  assert len(done) == 3
+  assert len(done.records) == 3
   broken, corrupt, unclaimed = sweep.plan(config, str(tmp_path), OVERRIDES)
 
   # A run whose checkpoint is unreadable fails on resume: recorded once, then skipped.
@@ -120,7 +120,8 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   out = capsys.readouterr().out
   assert "failed: UserError" in out and "corrupt or unreadable" in out
   assert "taking over an unreadable claim" in out
-  assert [r.run_dir for r in again] == [unclaimed.workdir]  # taken over, resumed, finished
+  assert [r.run_dir for r in again.records] == [unclaimed.workdir]  # taken over, resumed, done
+  assert [name for name, _ in again.failed] == [broken.name]
   failed = json.load(open(os.path.join(broken.workdir, RunDir.FAILED)))
   assert "corrupt or unreadable" in failed["error"] and failed["attempt"] == 2
   assert sweep.state(broken.workdir).kind == "failed"
@@ -133,7 +134,7 @@ def test_failures_are_recorded_once_and_corrupt_records_reported(tmp_path, capsy
   retried = sweep.run(config, str(tmp_path), overrides=OVERRIDES, progress=False,
                       retry_failed=True)
   assert len(os.listdir(os.path.join(broken.workdir, RunDir.CLAIMS))) == 3  # tried once more
-  assert corrupt.workdir in [r.run_dir for r in retried]  # retrained from its last checkpoint
+  assert corrupt.workdir in [r.run_dir for r in retried.records]  # retrained from its checkpoint
   assert sweep.state(broken.workdir).kind == "failed"
 
 

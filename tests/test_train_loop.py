@@ -120,13 +120,22 @@ def test_a_resume_may_change_only_the_safe_fields_and_keeps_their_history(refere
 def test_eval_of_the_run_directory_reproduces_its_final_heldout_loss(reference, tmp_path, capsys):
   workdir, result = reference
   record = evaluate.evaluate(workdir)  # restores the step-8 checkpoint into a fresh program
-  assert record["step"] == 8 and record["heldout_loss"] == pytest.approx(result["loss"], rel=1e-6)
+  assert record.step == 8 and record.heldout_loss == pytest.approx(result["loss"], rel=1e-6)
   more = evaluate.evaluate(workdir, ["--config.train.eval_batches=3"])
-  assert more["tokens"] == 3 * result["batch_size"] * result["seq_len"]
-  assert more["heldout_loss"] != pytest.approx(record["heldout_loss"])
-  assert record["heldout_loss_se"] == pytest.approx(result["loss_se"], rel=1e-6)
+  assert more.tokens == 3 * result["batch_size"] * result["seq_len"]
+  assert more.heldout_loss != pytest.approx(record.heldout_loss)
+  assert record.heldout_loss_se == pytest.approx(result["loss_se"], rel=1e-6)
   assert cli.main(["eval", "--workdir", str(tmp_path)]) == 2
   assert "not a run directory" in capsys.readouterr().err
+
+
+def test_eval_summary_is_a_line_for_people_then_the_record_as_json():
+  result = evaluate.HeldoutResult("runs/a", 8, 3.123456, 0.0123456, 12288, {"wiki": 12288})
+  line, record = result.summary().splitlines()
+  assert line == "runs/a: step 8, held-out loss 3.12346 +- 0.01235 over 12,288 tokens"
+  # The JSON line scripts read: these keys, in this order.
+  assert record == ('{"workdir": "runs/a", "step": 8, "heldout_loss": 3.123456, '
+                    '"heldout_loss_se": 0.0123456, "tokens": 12288, "sources": {"wiki": 12288}}')
 
 
 def test_sigkill_and_restart_reproduce_the_uninterrupted_losses(reference, data_args, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from lawsearch import inputs
 from lawsearch.commands.args import UsageError, fraction, int_at_least
 from lawsearch.errors import UserError
-from lawsearch.table import format_table
 
 
 # -- fit -----------------------------------------------------------------------------------------
@@ -93,13 +92,7 @@ def _run_fit_accuracy(args) -> None:
   df = _read_runs(args.runs)
   law = accuracy.fit_table(df, args.form, n_boot=args.bootstrap, level=args.level,
                            seed=args.seed)
-  print(f"{args.form} accuracy law: {law.describe()}")
-  losses = [law.loss_range[0], sum(law.loss_range) / 2, law.loss_range[1]]
-  rows = [{"loss": loss, "predicted mean accuracy": float(law.predict(loss)),
-           **(dict(zip((f"{args.level:.0%} low", "high"),
-                       (float(b) for b in law.interval(loss)))) if law.boot else {})}
-          for loss in losses]
-  print(format_table(rows, list(rows[0])))
+  print(law.summary())
   if args.out:
     law.to_json(args.out)
     print(f"wrote {args.out}")
@@ -127,7 +120,10 @@ def _add_fit(sub) -> None:
   p.add_argument("--allow-pickle", action="store_true",
                  help="read a .pkl runs table (unpickling runs the code a file holds: only your "
                       "own files)")
-  p.add_argument("--form", default="multiplicative", choices=("multiplicative", "additive", "joint"))
+  p.add_argument("--form", default="multiplicative", help="a MoE form (moe-*) prices sparsity "
+                 "at fixed active parameters: fit it on dense and MoE runs",
+                 choices=("multiplicative", "additive", "joint", "moe-power", "moe-granularity",
+                          "moe-leverage"))
   p.add_argument("--l-opt", default="empirical",
                  help="empirical (lowest loss per scale) | joint (one level per scale fitted with "
                       "the law) | column | epoch | hoffmann | fit | number")

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from lawsearch.commands.args import (Parser, UsageError, fraction, held_out_fraction, int_at_least,
                                      positive)
-from lawsearch.table import format_table
 
-SWEEP_COLUMNS = ("n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
-                 "train_loss")  # of the runs a sweep trained
 REPAIR_HELP = ("drop the unreadable lines of a run's logs (metrics.jsonl, config_history.jsonl: "
                "a line a killed write cut short) instead of stopping on them")
 TRAIN_GROUPS = ("model", "train", "optimizer", "data", "mesh")  # what every train config holds
@@ -24,13 +19,7 @@ def _run_data(args) -> None:
   spec = tokens.DataSpec(source=args.source, path=args.path or "", tokenizer=args.tokenizer,
                          vocab_size=args.vocab_size, token_dtype=args.token_dtype or "",
                          heldout_fraction=args.heldout_fraction, cache_dir=args.cache_dir or "")
-  toks = tokens.build(spec)
-  meta = toks.meta
-  print(f"tokens: {toks.root}")
-  print(f"  vocab {meta['vocab_size']} ({meta['dtype']}), tokenizer {meta['tokenizer'] or '-'}")
-  print(f"  train {meta['n_tokens']['train']:,} tokens, held-out {meta['n_tokens']['heldout']:,}"
-        + (f", from {meta['n_chars']:,} characters in {meta['n_documents']} documents"
-           if "n_chars" in meta else ""))
+  print(tokens.build(spec).summary())
 
 
 def _add_data(sub) -> None:
@@ -72,7 +61,7 @@ def _run_train(args) -> None:
   except loop.NonFiniteLossError as e:
     print(f"lawsearch: {e}", file=sys.stderr)
     sys.exit(1)
-  print(json.dumps(record.to_dict()))
+  print(record.summary())
 
 
 def _add_train(sub) -> None:
@@ -106,20 +95,17 @@ def _run_sweep(args) -> None:
   if args.aot_topology and not args.dry_run:
     raise UsageError("--aot-topology checks the runs against a slice without training: add "
                      "--dry-run")
-  records = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
-                      progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
-                      retry_failed=args.retry_failed, worker=args.worker,
-                      heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait,
-                      repair=args.repair)
-  planned = sweep.plan(config, args.root, args.override, sweep.parse_shard(args.shard))
+  result = sweep.run(config, args.root, overrides=args.override, dry_run=args.dry_run,
+                     progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
+                     retry_failed=args.retry_failed, worker=args.worker,
+                     heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait,
+                     repair=args.repair)
   if args.dry_run:
-    return _sweep_estimate(planned, args)
-  if records:
-    print(format_table([r.to_dict() for r in records], list(SWEEP_COLUMNS)))
-    print(f"next: lawsearch fit --runs {args.root}")
-  failed = sweep.failures(planned)
-  if failed:
-    print(sweep.describe_failures(failed), file=sys.stderr)
+    return _sweep_estimate(result.planned, args)
+  if result.records:
+    print(result.summary())
+  if result.failed:
+    print(result.failure_summary(), file=sys.stderr)
     sys.exit(1)
 
 
@@ -140,21 +126,11 @@ def _slurm_sweep(args, config) -> None:
   """`lawsearch sweep --slurm`: the sweep as a job array of workers (or its script, printed)."""
   from lawsearch.train import slurm
 
-  res = slurm.SlurmResources.from_config(config.get("slurm"), workers=args.workers)
-  sweep_args = [a for o in args.override for a in ("--override", o)] + [
-      a for a in args.config_overrides if not a.startswith("--config.slurm.")] + [
-      "--heartbeat-s", f"{args.heartbeat_s:g}", "--stale-s", f"{args.stale_s:g}"] + (
-      ["--retry-failed"] if args.retry_failed else []) + (["--repair"] if args.repair else [])
-  log_dir = os.path.abspath(args.slurm_logs)
-  script = slurm.sbatch_script(res, config=args.config, root=args.root, log_dir=log_dir,
-                               sweep_args=sweep_args)
-  if args.slurm_script:
-    print(script, end="")
-    return
-  job = slurm.submit(script, log_dir)
-  print(f"submitted job array {job}: {res.workers} worker(s) of {res.nodes} node(s) x "
-        f"{res.tasks_per_node} task(s); logs in {log_dir}\n"
-        f"watch it: lawsearch sweep --config={args.config} --root {args.root} --status")
+  print(slurm.sweep_job(config, config=args.config, root=args.root, log_dir=args.slurm_logs,
+                        heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, workers=args.workers,
+                        overrides=args.override, config_overrides=args.config_overrides,
+                        retry_failed=args.retry_failed, repair=args.repair,
+                        script_only=args.slurm_script).summary())
 
 
 def _add_sweep(sub) -> None:
@@ -211,10 +187,7 @@ def _run_eval(args) -> None:
     return _run_eval_tasks(args)
   from lawsearch.train import evaluate
 
-  record = evaluate.evaluate(args.workdir, args.config_overrides)
-  print(f"{record['workdir']}: step {record['step']}, held-out loss {record['heldout_loss']:.5f} "
-        f"+- {record['heldout_loss_se']:.5f} over {record['tokens']:,} tokens")
-  print(json.dumps(record))
+  print(evaluate.evaluate(args.workdir, args.config_overrides).summary())
 
 
 def _add_eval(sub) -> None:

@@ -116,7 +116,8 @@ def _run_search(args) -> None:
       pareto_points=args.pareto_points, accuracy=accuracy, lambdas=args.lambdas or (),
       cost_unit=args.cost_unit, power_w=args.power_w, price_per_hour=args.price_per_hour,
       attention=tuple(args.attention.split(",")), kv_lora_ranks=args.kv_lora_ranks,
-      q_lora_rank=args.q_lora_rank, mla_loss_factor=args.mla_loss_factor))
+      q_lora_rank=args.q_lora_rank, mla_loss_factor=args.mla_loss_factor,
+      mlp=tuple(args.mlp.split(",")), experts=args.experts, granularities=args.granularities))
   print(done.summary())
 
 
@@ -162,6 +163,13 @@ def _add_search(sub) -> None:
   p.add_argument("--mla-loss-factor", type=positive, help="an MLA shape's loss = the law's "
                  "prediction x this (fitted from MLA and GQA runs; without it MLA is assumed "
                  "loss-neutral)")
+  p.add_argument("--mlp", choices=("dense", "dense,moe"), default="dense",
+                 help="dense,moe: also the best mixture of experts at the target, beside the best "
+                 "dense shape, and both throughputs against batch (moe.json, moe_throughput.png)")
+  p.add_argument("--experts", type=ints, metavar="E1,E2,...", default=[4, 8, 16],
+                 help="MoE expert counts to enumerate")
+  p.add_argument("--granularities", type=ints, metavar="G1,G2,...", default=[1, 2, 4],
+                 help="MoE granularities: G experts of width ffn_dim / G per token (top-k = G)")
   p.add_argument("--out", default="out/search")
   p.set_defaults(run=_run_search)
 

@@ -17,6 +17,8 @@ ARG (comma-separated, all optional):
   attention=mla,kv_lora_rank=32   the sweep's shapes with multi-head latent attention of that
                          latent rank (q_lora_rank=0 unless given) at the same (x, r) targets
                          (recipe.mla_dims: head widths from the recipe)
+  moe=8x1+8x2            each shape also as mixtures of experts of its active size, E x G:
+                         E experts of width ffn_dim / G, top-k = G (arch.mixture; G < E)
   seeds=1                initialisation seeds per shape (0, 1, ...; the data order stays fixed)
   lr=0.5+0.71+1+1.41+2   a learning-rate scan: every run at each multiple of its peak LR (the
                          run directories' names end in -lr<multiple>)
@@ -76,14 +78,27 @@ def _recipe_runs(rec, arg) -> list[str]:
     for r, spec in shapes:
       kind = (f"attention=mla,kv_lora_rank={spec.kv_lora_rank},q_lora_rank={spec.q_lora_rank}"
               if mla else f"gqa={spec.gqa},head_dim={spec.head_dim}")
-      runs.append(f"params={n_params:g},layers={n_layers},d_model={spec.d_model},r={r:g},"
-                  f"{kind},data={arg.data},recipe={rec.name}")
+      run = (f"params={n_params:g},layers={n_layers},d_model={spec.d_model},r={r:g},"
+             f"{kind},data={arg.data},recipe={rec.name}")
+      runs += [run] + [f"{run},experts={e},granularity={g}" for e, g in _mixtures(arg.moe)]
   return runs
+
+
+def _mixtures(text: str) -> list[tuple[int, int]]:
+  """(experts, granularity) pairs of moe=8x1+16x2 ([] when empty)."""
+  try:
+    pairs = [tuple(int(v) for v in item.split("x")) for item in text.split("+")] if text else []
+  except ValueError:
+    pairs = [()]
+  if any(len(p) != 2 or not 1 <= p[1] < p[0] for p in pairs):
+    raise UserError(f"moe={text}: give experts x granularity pairs with 1 <= granularity < "
+                    "experts, '+'-separated, e.g. moe=8x1+16x2")
+  return pairs
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, recipe="paper", scales="", x="", r="", shapes="sweep", arch="", seeds=1,
-                  data="default", attention="gqa", kv_lora_rank=0, q_lora_rank=0,
+                  data="default", attention="gqa", kv_lora_rank=0, q_lora_rank=0, moe="",
                   lr="", runlocal=False)
   if arg.attention not in ("gqa", "mla") or (arg.attention == "mla") != (arg.kv_lora_rank > 0):
     raise UserError(f"attention={arg.attention!r}, kv_lora_rank={arg.kv_lora_rank}: use "

@@ -9,6 +9,9 @@ ARG (comma-separated, all optional):
   attention=mla,kv_lora_rank=32   with params=...: multi-head latent attention of that latent
                        rank (q_lora_rank=0 and qk_rope_head_dim=head_dim/2 unless given; the
                        heads' no-RoPE and value widths are head_dim): arch.mla_from_budget
+  experts=8,granularity=2   with params=...: that shape as a mixture of experts of the same
+                       active size, 8 experts of width ffn_dim / 2, top-2 (arch.mixture); the
+                       recipe then sizes tokens and LR by the active parameters
   recipe=paper         tokens = 100*N, LR per scale, seq 2048 (lawsearch/recipe.py); "" = none
                        recipe=cpu: the CPU replication's (tokens = 20 N, vocabulary 512, seq 128)
   data=default         data source: default | text | tokens | arrayrecord | synthetic
@@ -53,8 +56,8 @@ SHARDING_RULES = (
 def get_config(arg=None):
   arg = parse_arg(arg, preset="tiny", arch="", params=0.0, layers=0, d_model=0, r=0.0, gqa=0,
                   head_dim=0, attention="gqa", kv_lora_rank=0, q_lora_rank=0,
-                  qk_rope_head_dim=0, recipe="", data="default", seed=0, lr_scale=1.0,
-                  runlocal=False)
+                  qk_rope_head_dim=0, experts=0, granularity=1, recipe="", data="default",
+                  seed=0, lr_scale=1.0, runlocal=False)
   if not arg.lr_scale > 0:
     raise UserError(f"lr_scale={arg.lr_scale}: give a positive multiplier of the peak LR")
   rec = get_recipe(arg.recipe) if arg.recipe else None
@@ -76,6 +79,10 @@ def get_config(arg=None):
     spec = arch.load_json(arg.arch)
   else:
     spec = arch.preset(arg.preset)
+  if arg.experts:
+    if not arg.params:
+      raise UserError("experts=... needs params=... (a budget shape to turn into a mixture)")
+    spec = arch.mixture(spec, arg.experts, arg.granularity)
   small = spec.vocab_size <= 4096
 
   config = ml_collections.ConfigDict()

@@ -160,6 +160,17 @@ class TokenSet:
       spec = str(self.root / spec)
     return tokenizer_lib.load_tokenizer(spec)
 
+  def summary(self) -> str:
+    """What `lawsearch data prepare` prints: where the token files are, the vocabulary and its
+    dtype, the tokenizer, and the tokens per split (with the characters and documents tokenized,
+    for text sources)."""
+    meta, n = self.meta, self.meta["n_tokens"]
+    return (f"tokens: {self.root}\n"
+            f"  vocab {meta['vocab_size']} ({meta['dtype']}), tokenizer {meta['tokenizer'] or '-'}"
+            f"\n  train {n['train']:,} tokens, held-out {n['heldout']:,}"
+            + (f", from {meta['n_chars']:,} characters in {meta['n_documents']} documents"
+               if "n_chars" in meta else ""))
+
 
 def token_dtype(vocab_size: int) -> str:
   """uint16 when every id fits (vocab_size <= 65536), else uint32."""

@@ -57,7 +57,7 @@ class Bootstrap:
     lo = l_opt_lib.for_table(table, l_opt)
     with float64():  # every replicate at once: coefficients [B, 1, k] against rows [n]
       per = np.asarray(forms.FORMS[self.law.form].fn(jnp.asarray(self.samples)[:, None, :], x, r,
-                                                     lo), dtype=np.float64)
+                                                     lo, table.sparsity), dtype=np.float64)
     out = self._interval(per.reshape(len(self.samples), len(table)),
                          self.law.predict(table, l_opt))
     out.index = table.frame.index
@@ -91,7 +91,8 @@ def bootstrap(df: pd.DataFrame | RunsTable, form: str = "multiplicative", l_opt=
   else:
     weights = np.asarray(weights, np.float64)[:, keep]
   starts = np.broadcast_to(np.asarray(law.params), (n_boot, len(spec.names)))
-  theta, _, gnorm, _ = lm.solve_many(form, x, r, lo, loss, starts, weights, maxiter)
+  theta, _, gnorm, _ = lm.solve_many(form, x, r, lo, loss, starts, weights, maxiter,
+                                     sparsity=table.sparsity[keep])
   ok = np.isfinite(theta).all(axis=1) & (gnorm <= tol)
   samples = theta[ok]
   return Bootstrap(law=law, samples=samples,

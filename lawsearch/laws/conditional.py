@@ -88,17 +88,20 @@ class ConditionalLaw:
     return dict(zip(forms.get_form(self.form).names, self.params))
 
   # -- prediction -----------------------------------------------------------------------------
-  def predict_xr(self, x, r, l_opt):
-    """Predicted loss at x = d/sqrt(N), r, l_opt (broadcastable arrays or floats).
+  def predict_xr(self, x, r, l_opt, sparsity=None):
+    """Predicted loss at x = d/sqrt(N), r, l_opt (broadcastable arrays or floats) and, for a MoE
+    form, sparsity [..., 3] = (experts, top-k, granularity) (None: a dense MLP).
 
     Pure jnp: traceable under jit, vmap and grad; float64 inside `lawsearch.laws.float64()`.
     """
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     theta = jnp.asarray(self.params)
-    return forms.FORMS[self.form].fn(theta, jnp.asarray(x), jnp.asarray(r), jnp.asarray(l_opt))
+    return forms.FORMS[self.form].fn(theta, jnp.asarray(x), jnp.asarray(r), jnp.asarray(l_opt),
+                                     None if sparsity is None else jnp.asarray(sparsity))
 
   def predict(self, df: pd.DataFrame, l_opt=None) -> np.ndarray:
-    """Predicted loss per row of `df` (columns n_params, d_model, mlp_attn_ratio), float64 [rows].
+    """Predicted loss per row of `df` (columns n_params, d_model, mlp_attn_ratio; a MoE form reads
+    each row's experts, top-k and granularity, `RunsTable.sparsity`), float64 [rows].
 
     l_opt: see `lawsearch.laws.l_opt` (None: the `l_opt` column, else the lowest loss per scale).
     """
@@ -106,7 +109,7 @@ class ConditionalLaw:
     x, r = x_and_r(table, "predict")
     lo = l_opt_lib.for_table(table, l_opt)
     with float64():
-      return np.asarray(self.predict_xr(x, r, lo), dtype=np.float64)
+      return np.asarray(self.predict_xr(x, r, lo, table.sparsity), dtype=np.float64)
 
   def optimum(self) -> tuple[float, float]:
     """(x*, r*) minimising the law: a2/a1, b2/b1 for the separable forms, numeric for joint."""
@@ -176,6 +179,18 @@ class ConditionalLaw:
       raise UserError(f"{where}: the {self.form} law predicts L / L_opt = {rel[worst]:.3g} at "
                       f"d/sqrt(N) = {x.ravel()[worst]:.3g}, r = {r.ravel()[worst]:.3g}; a loss law "
                       "stays positive and finite there: check its coefficients")
+    if forms.get_form(self.form).is_moe:  # the sparsity factor over E, top-k and G
+      grid = np.stack(np.meshgrid([1, 4, 16, 64, 256], [1, 2, 8], [1, 2, 4, 8, 16]), -1)
+      grid = grid.reshape(-1, 3).astype(np.float64)
+      with float64():
+        factor = np.asarray(self.predict_xr(0.1, 1.0, 1.0, grid) / self.predict_xr(0.1, 1.0, 1.0))
+      bad = ~np.isfinite(factor) | (factor < 1e-3) | (factor > 1e3)
+      if bad.any():
+        e, k, g = grid[int(np.argmax(bad))]
+        raise UserError(f"{where}: the {self.form} law's sparsity factor is "
+                        f"{factor[int(np.argmax(bad))]:.3g} at {e:g} experts, top-{k:g}, "
+                        f"granularity {g:g}; a loss law keeps it within [1e-3, 1e3] there: "
+                        "check its coefficients")
     try:
       self.optimum()
     except UserError as e:
@@ -197,19 +212,41 @@ class ConditionalLaw:
     """
     spec = forms.get_form(form)
     x, r, lo, loss, w, keep = prepare(df, l_opt, r_range, len(spec.names))
-    res = lm.fit(form, x, r, lo, loss, weights=w, n_starts=n_starts, seed=seed, maxiter=maxiter,
-                 tol=tol)
+    sparsity = RunsTable.of(df).sparsity[keep]
+    check_sparsity(spec, sparsity)
+    res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, weights=w, n_starts=n_starts, seed=seed,
+                 maxiter=maxiter, tol=tol)
     if not res.converged:
       raise UserError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
                        f"(sum of squares) {res.sse:.6g} with scaled gradient {res.grad_norm:.3g} "
                        f"> tol {tol:g}; raise maxiter or check the data")
     with float64():
-      pred = np.asarray(cls(form, tuple(res.theta)).predict_xr(x, r, lo), dtype=np.float64)
+      pred = np.asarray(cls(form, tuple(res.theta)).predict_xr(x, r, lo, sparsity),
+                        dtype=np.float64)
     info = FitInfo(objective=res.sse, mse=float(np.mean((pred - loss) ** 2)),
                    n_points=int(loss.size), n_excluded=int((~keep).sum()), r_range=None if r_range is None else tuple(r_range),
                    l_opt=l_opt_lib.describe(df, l_opt), n_starts=n_starts,
                    iterations=res.iterations, grad_norm=res.grad_norm)
     return cls(form, tuple(res.theta), name=None, fit_info=info)
+
+
+def check_sparsity(spec: forms.Form, sparsity: np.ndarray) -> None:
+  """UserError when the fitted rows cannot determine `spec`'s sparsity factor: a MoE form needs
+  more distinct (E, top-k, G) than it has sparsity coefficients, and two granularity
+  coefficients need three granularities."""
+  if not spec.is_moe:
+    return
+  configs = sorted({tuple(float(v) for v in row) for row in np.round(sparsity, 6)})
+  granularities = {row[2] for row in configs}
+  needed = len(spec.sparsity_names)
+  if len(configs) <= needed or (needed > 1 and len(granularities) < 3):
+    have = ", ".join("({:g}, {:g}, {:g})".format(*c) for c in configs)
+    raise UserError(
+        f"the {spec.name} form's sparsity factor ({', '.join(spec.sparsity_names)}) needs runs at "
+        f"more than {needed} (experts, top-k, granularity) settings, three granularities among "
+        f"them where it has two granularity terms; the table has {have}: add MoE runs "
+        "(`lawsearch sweep --config=configs/sweep.py:...`, an arch with n_experts > 1) or fit "
+        "moe-power")
 
 
 def x_and_r(df: pd.DataFrame | RunsTable, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,20 @@ Gauge: scaling the x-factor by k and the r-factor by 1/k leaves the multiplicati
 unchanged, so their coefficients are not identifiable as a set. Fits fix b0 = 1 (`Form.gauge`) and
 solve for the others; published laws keep their own b0. Compare optima and predictions, not raw
 coefficients.
+
+Mixture of experts. A MoE form is the multiplicative law times a sparsity factor S, at fixed
+active parameters: x = d/sqrt(N_active), r the active MLP-to-attention ratio, L_opt that of the
+active scale, and `sparsity` [..., 3] = (E experts, top-k, granularity G = dense width / expert
+width); a dense MLP is (1, 1, 1), where every S is 1, so the dense law is each form's E = 1 case.
+Each S is exp(-(sparsity gain)), positive for any coefficients, and takes its shape from one
+paper (our adaptation of each to a factor at fixed active parameters and tokens):
+
+    moe-power:       ln S = -e ln E                          (Clark et al. 2022: a power of E)
+    moe-granularity: ln S = -e ln E + g (G^-gamma - 1)       (Krajewski et al. 2024's g / G^gamma)
+    moe-leverage:    ln S = -(e ln(E/k) + g1 ln G + g2 ln^2 G)  (Tian et al. 2025: leverage in
+                                                              the activation ratio k/E and in G)
+
+Dense forms ignore `sparsity`; a MoE form given none predicts the dense law.
 """
 
 from __future__ import annotations
@@ -32,20 +46,47 @@ def u_curve(c0, c1, c2, z):
   return c0 + c1 * jnp.log(z) + c2 / z
 
 
-def multiplicative(theta, x, r, l_opt):
+def multiplicative(theta, x, r, l_opt, sparsity=None):
   a0, a1, a2, b0, b1, b2 = (theta[..., i] for i in range(6))
   return u_curve(a0, a1, a2, x) * u_curve(b0, b1, b2, r) * l_opt
 
 
-def additive(theta, x, r, l_opt):
+def additive(theta, x, r, l_opt, sparsity=None):
   a0, a1, a2, b1, b2 = (theta[..., i] for i in range(5))
   return u_curve(a0, a1, a2, x) + u_curve(0.0, b1, b2, r) + l_opt
 
 
-def joint(theta, x, r, l_opt):
+def joint(theta, x, r, l_opt, sparsity=None):
   a0, a1, a2, b0, b1, b2, c = (theta[..., i] for i in range(7))
   inter = c * jnp.log(x) * jnp.log(r)
   return (u_curve(a0, a1, a2, x) * u_curve(b0, b1, b2, r) + inter) * l_opt
+
+
+def _log_gain_power(phi, e, k, g):
+  return phi[..., 0] * jnp.log(e)
+
+
+def _log_gain_granularity(phi, e, k, g):
+  return phi[..., 0] * jnp.log(e) - phi[..., 1] * (g ** -phi[..., 2] - 1.0)
+
+
+def _log_gain_leverage(phi, e, k, g):
+  return phi[..., 0] * jnp.log(e / k) + phi[..., 1] * jnp.log(g) + phi[..., 2] * jnp.log(g) ** 2
+
+
+def sparse(log_gain: Callable) -> Callable:
+  """The MoE form: the multiplicative law (theta[..., :6]) times exp(-log_gain(theta[..., 6:],
+  E, k, G)); no sparsity given: the dense law."""
+
+  def fn(theta, x, r, l_opt, sparsity=None):
+    dense = multiplicative(theta[..., :6], x, r, l_opt)
+    if sparsity is None:
+      return dense
+    sparsity = jnp.asarray(sparsity)
+    e, k, g = sparsity[..., 0], sparsity[..., 1], sparsity[..., 2]
+    return dense * jnp.exp(-log_gain(theta[..., 6:], e, k, g))
+
+  return fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +97,16 @@ class Form:
   names: tuple[str, ...]
   fn: Callable
   gauge: tuple[tuple[int, float], ...] = ()
+  base: str | None = None  # a MoE form: the dense form its first coefficients belong to
+
+  @property
+  def is_moe(self) -> bool:
+    return self.base is not None
+
+  @property
+  def sparsity_names(self) -> tuple[str, ...]:
+    """The sparsity factor's coefficients (none for a dense form)."""
+    return self.names[len(FORMS[self.base].names):] if self.is_moe else ()
 
   @property
   def n_free(self) -> int:
@@ -80,6 +131,17 @@ FORMS: dict[str, Form] = {
     "additive": Form("additive", ("a0", "a1", "a2", "b1", "b2"), additive),
     "joint": Form("joint", ("a0", "a1", "a2", "b0", "b1", "b2", "c"), joint, gauge=((3, 1.0),)),
 }
+_MULTIPLICATIVE = FORMS["multiplicative"].names
+FORMS.update({
+    "moe-power": Form("moe-power", _MULTIPLICATIVE + ("e",), sparse(_log_gain_power),
+                      gauge=((3, 1.0),), base="multiplicative"),
+    "moe-granularity": Form("moe-granularity", _MULTIPLICATIVE + ("e", "g", "gamma"),
+                            sparse(_log_gain_granularity), gauge=((3, 1.0),),
+                            base="multiplicative"),
+    "moe-leverage": Form("moe-leverage", _MULTIPLICATIVE + ("e", "g1", "g2"),
+                         sparse(_log_gain_leverage), gauge=((3, 1.0),), base="multiplicative"),
+})
+MOE_FORMS = tuple(name for name, form in FORMS.items() if form.is_moe)
 
 
 def get_form(name: str) -> Form:

@@ -33,7 +33,7 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
   levels = pd.Series(l_opt_lib.for_table(table, "empirical"), index=labels).groupby(level=0).first()
   _, _, _, loss, weight, keep = prepare(table, "empirical", r_range, 0)
   x_all, r_all = table.x, table.r
-  x, r, fitted_labels = x_all[keep], r_all[keep], labels[keep]
+  x, r, s, fitted_labels = x_all[keep], r_all[keep], table.sparsity[keep], labels[keep]
   missing = set(levels.index) - set(fitted_labels)
   if missing:
     raise UserError(f"scale(s) {sorted(missing)} have no run inside the r filter {r_range}: "
@@ -42,16 +42,16 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
     law = ConditionalLaw.fit(table.assign(l_opt=levels.loc[labels].to_numpy()), form,
                              l_opt="column", r_range=r_range)
     with float64():  # affine in L_opt: prediction = p0 + level * p1
-      p0 = np.asarray(law.predict_xr(x, r, 0.0), dtype=np.float64)
-      p1 = np.asarray(law.predict_xr(x, r, 1.0), dtype=np.float64) - p0
+      p0 = np.asarray(law.predict_xr(x, r, 0.0, s), dtype=np.float64)
+      p1 = np.asarray(law.predict_xr(x, r, 1.0, s), dtype=np.float64) - p0
     new = {}
     for scale in levels.index:
       rows = fitted_labels == scale
       w, a, b = weight[rows], p1[rows], loss[rows] - p0[rows]
       level = float(np.sum(w * a * b) / np.sum(w * a * a))
       with float64():
-        new[scale] = float(np.min(np.asarray(law.predict_xr(
-            x_all[labels == scale], r_all[labels == scale], level))))
+        at = labels == scale  # the dense law's loss (a MoE form's L_opt is the dense optimum's)
+        new[scale] = float(np.min(np.asarray(law.predict_xr(x_all[at], r_all[at], level))))
     new = pd.Series(new)
     if np.max(np.abs(new / levels - 1)) < rtol:
       return new.rename("l_opt")

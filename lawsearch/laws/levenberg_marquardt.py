@@ -36,8 +36,11 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
   [1, ln x, 1/x, ln r, 1/r] for the additive form (exact), ln(loss / l_opt) on the same basis for
   the multiplicative and joint forms (first order in the factors' deviations; b0 = 1, the gauge).
   The others multiply the free coefficients of start 0 by seeded log-normal factors (sigma 0.5).
+  A MoE form's sparsity factor starts at 1 in start 0 (gains 0, gamma 1), at small seeded gains
+  in the others.
   """
   spec = forms.get_form(form)
+  dense = forms.FORMS[spec.base] if spec.is_moe else spec
   x, r, l_opt, loss = (np.asarray(v, dtype=np.float64) for v in (x, r, l_opt, loss))
   basis = np.stack([np.ones_like(x), np.log(x), 1 / x, np.log(r), 1 / r], axis=1)
   target = loss - l_opt if form == "additive" else np.log(loss / l_opt)
@@ -46,32 +49,38 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
     base = c
   else:
     scale = np.exp(c[0])
-    base = np.array([scale, scale * c[1], scale * c[2], 1.0, c[3], c[4], 0.0])[:len(spec.names)]
+    base = np.array([scale, scale * c[1], scale * c[2], 1.0, c[3], c[4], 0.0])[:len(dense.names)]
   rng = np.random.default_rng(seed)
   factors = np.exp(0.5 * rng.standard_normal((n_starts, base.size)))
   factors[0] = 1.0
-  factors[:, ~spec.free_mask()] = 1.0
+  factors[:, ~dense.free_mask()] = 1.0
   starts = base * factors
   if form == "joint":  # the interaction starts at small values of either sign
     starts[1:, -1] = 0.01 * rng.standard_normal(n_starts - 1)
+  if spec.is_moe:
+    phi = np.zeros((n_starts, len(spec.sparsity_names)))
+    phi[1:] = 0.05 * rng.standard_normal((n_starts - 1, phi.shape[1]))
+    if "gamma" in spec.sparsity_names:
+      phi[:, spec.sparsity_names.index("gamma")] = np.exp(10 * phi[:, 0])  # 1 in start 0
+    starts = np.concatenate([starts, phi], axis=1)
   return starts
 
 
-def _residual(free, x, r, l_opt, loss, sqrt_w, *, form):
+def _residual(free, x, r, l_opt, sparsity, loss, sqrt_w, *, form):
   spec = forms.FORMS[form]
-  return sqrt_w * (spec.fn(spec.expand(free), x, r, l_opt) - loss)
+  return sqrt_w * (spec.fn(spec.expand(free), x, r, l_opt, sparsity) - loss)
 
 
-def optimality(free, x, r, l_opt, loss, sqrt_w, *, form):
+def optimality(free, x, r, l_opt, sparsity, loss, sqrt_w, *, form):
   """Scale-free stationarity max_j |J_j^T res| / (|J_j| |res|) (MINPACK's gtol measure)."""
-  res = _residual(free, x, r, l_opt, loss, sqrt_w, form=form)
-  jac = jax.jacfwd(_residual)(free, x, r, l_opt, loss, sqrt_w, form=form)
+  res = _residual(free, x, r, l_opt, sparsity, loss, sqrt_w, form=form)
+  jac = jax.jacfwd(_residual)(free, x, r, l_opt, sparsity, loss, sqrt_w, form=form)
   denom = jnp.linalg.norm(jac, axis=0) * jnp.linalg.norm(res)
   return jnp.max(jnp.abs(jac.T @ res) / jnp.where(denom > 0, denom, 1.0))
 
 
 @functools.partial(jax.jit, static_argnames=("form", "maxiter"))
-def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int):
+def solve_batch(starts, x, r, l_opt, sparsity, loss, weights, *, form: str, maxiter: int):
   """LM from every start [S, k] on every weight row [S, n] (vmapped; float64 under `float64()`).
 
   Only the form's free coefficients move (the gauge stays fixed; starts must hold it). A start
@@ -89,7 +98,7 @@ def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int):
       unroll=False)  # a real while loop: stop when every start has converged
 
   def one(theta0, w):
-    args = (x, r, l_opt, loss, jnp.sqrt(w))
+    args = (x, r, l_opt, sparsity, loss, jnp.sqrt(w))
     free, state = solver.run(theta0, *args)
     return (spec.expand(free), 2.0 * state.value, optimality(free, *args, form=form),
             state.iter_num)
@@ -97,15 +106,17 @@ def solve_batch(starts, x, r, l_opt, loss, weights, *, form: str, maxiter: int):
   return jax.vmap(one)(starts, weights)
 
 
-def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int):
-  """`solve_batch` on host float64 arrays [n] (weights [S, n]), inside `float64()`; numpy results.
+def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int, sparsity=None):
+  """`solve_batch` on host float64 arrays [n] (weights [S, n]; sparsity [n, 3], None: dense),
+  inside `float64()`; numpy results.
 
   The points are padded with weight 0 to a power of two (at least 256), so fits share compiles.
   """
   n = np.size(x)
   pad = max(256, 1 << (n - 1).bit_length()) - n  # bucket the size: one compile serves most fits
-  data = [np.pad(np.asarray(v, dtype=np.float64), (0, pad), constant_values=1.0)
-          for v in (x, r, l_opt, loss)]
+  sparsity = np.ones((n, 3)) if sparsity is None else np.asarray(sparsity, np.float64)
+  data = [np.pad(np.asarray(v, dtype=np.float64), [(0, pad)] + [(0, 0)] * (np.ndim(v) - 1),
+                 constant_values=1.0) for v in (x, r, l_opt, sparsity, loss)]
   weights = np.pad(np.asarray(weights, dtype=np.float64), ((0, 0), (0, pad)))  # padding: weight 0
   with float64():
     out = solve_batch(jnp.asarray(np.asarray(starts, dtype=np.float64)),
@@ -114,11 +125,12 @@ def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int):
     return tuple(np.asarray(v) for v in jax.device_get(out))
 
 
-def fit(form: str, x, r, l_opt, loss, *, starts=None, weights=None, n_starts: int = 8,
-        seed: int = 0, maxiter: int = 200, tol: float = 1e-6) -> LMResult:
+def fit(form: str, x, r, l_opt, loss, *, sparsity=None, starts=None, weights=None,
+        n_starts: int = 8, seed: int = 0, maxiter: int = 200, tol: float = 1e-6) -> LMResult:
   """Least-squares fit of `form` from several starts; the best start (lowest SSE) is returned.
 
-  x, r, l_opt, loss: [n] float arrays. starts: [S, k] or None (then `initial_starts`).
+  x, r, l_opt, loss: [n] float arrays; sparsity: [n, 3] (E, top-k, G) for a MoE form (None:
+  dense). starts: [S, k] or None (then `initial_starts`).
   weights: [n] per-point weights or None. tol: the largest `optimality` (scale-free gradient) at
   which the best start counts as converged.
   """
@@ -128,7 +140,8 @@ def fit(form: str, x, r, l_opt, loss, *, starts=None, weights=None, n_starts: in
   starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
   w = np.ones_like(data[0]) if weights is None else np.asarray(weights, dtype=np.float64)
   theta, sse, gnorm, iters = solve_many(form, *data, starts,
-                                        np.broadcast_to(w, (starts.shape[0], w.size)), maxiter)
+                                        np.broadcast_to(w, (starts.shape[0], w.size)), maxiter,
+                                        sparsity=sparsity)
   sse = np.where(np.isfinite(sse), sse, np.inf)
   best = int(np.argmin(sse))
   return LMResult(theta=np.asarray(theta[best]), sse=float(sse[best]),

@@ -30,8 +30,9 @@ from lawsearch.laws import runs_table
 
 # The columns that make two runs "the same shape trained the same way" (the seed excepted).
 SHAPE_COLUMNS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
-                 "vocab_size", "attention", "kv_lora_rank", "q_lora_rank", "n_params", "tokens",
-                 "batch_size", "seq_len", "peak_lr")
+                 "vocab_size", "attention", "kv_lora_rank", "q_lora_rank", "mlp", "n_experts",
+                 "top_k", "expert_ffn_dim", "n_shared_experts", "first_dense_layers", "router",
+                 "n_params", "tokens", "batch_size", "seq_len", "peak_lr")
 HOW_TO_MEASURE = ("train a second seed of some shapes at every scale (`lawsearch sweep "
                   "--config=configs/sweep.py:...,seeds=2`) to measure it")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lawsearch.errors import UserError
+from lawsearch.laws import forms
 
 # Search box of the numeric optimum (natural logs): x in [1e-3, 1], r in [1e-2, 1e2].
 _LOG_X = (np.log(1e-3), 0.0)
@@ -55,8 +56,12 @@ def _joint(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def optimum_batch(form: str, theta) -> tuple[np.ndarray, np.ndarray]:
-  """(x*, r*) for coefficients theta [B, k] of `form`; NaN where the law has no interior minimum."""
+  """(x*, r*) for coefficients theta [B, k] of `form`; NaN where the law has no interior minimum.
+  A MoE form's sparsity factor does not depend on x or r: its optimum is its dense form's."""
   theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+  spec = forms.get_form(form)
+  if spec.is_moe:
+    return optimum_batch(spec.base, theta[:, :len(forms.FORMS[spec.base].names)])
   if form == "joint":
     return _joint(theta)
   if form == "multiplicative":

@@ -4,7 +4,12 @@ and how to fix it; runs are grouped into scales. L_opt sources live in `laws.l_o
 
     table = RunsTable.of(df)        # checks every numeric column present, labels the scales
     table.x, table.r, table.loss    # float64 [rows]: d/sqrt(N), the MLP-to-attention ratio, loss
+    table.sparsity                  # float64 [rows, 3]: (experts, top-k, granularity), dense 1s
     table.rows(mask)                # a checked subset, not checked again
+
+N is the parameters a token uses: `n_active` where the table has it (a mixture of experts counts
+its top-k experts; `runs.collect` writes it), else n_params (the same for a dense MLP). Scales
+are grouped by that N.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def check_positive_finite(values, name: str) -> np.ndarray:
 
 
 # The numeric columns the laws read, checked positive and finite wherever a table has them.
-NUMERIC = ("n_params", "d_model", "mlp_attn_ratio", "loss", "tokens", "weight", "l_opt")
+NUMERIC = ("n_params", "n_active", "d_model", "mlp_attn_ratio", "loss", "tokens", "weight",
+           "l_opt")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -70,7 +76,7 @@ class RunsTable:
       if column in df.columns:
         check_positive_finite(df[column], column)
     if "scale" not in df.columns and {"n_params", "tokens"} <= set(df.columns):
-      df = df.assign(scale=_derived_labels(df))
+      df = df.assign(scale=_derived_labels(_n_column(df), df["tokens"].to_numpy(np.float64)))
     return cls(df)
 
   def __len__(self) -> int:
@@ -82,9 +88,29 @@ class RunsTable:
     return self.frame[name].to_numpy(np.float64)
 
   @property
+  def n(self) -> np.ndarray:
+    """N, float64 [rows]: the parameters a token uses (module doc)."""
+    check_columns(self.frame, ["n_params"], "N")
+    return _n_column(self.frame)
+
+  @property
   def x(self) -> np.ndarray:
-    """d_model / sqrt(n_params), float64 [rows]."""
-    return self.column("d_model", "d/sqrt(N)") / np.sqrt(self.column("n_params", "d/sqrt(N)"))
+    """d_model / sqrt(N), float64 [rows]."""
+    return self.column("d_model", "d/sqrt(N)") / np.sqrt(self.n)
+
+  @property
+  def sparsity(self) -> np.ndarray:
+    """(E experts, top-k, granularity G = ffn_dim / expert_ffn_dim) per row, float64 [rows, 3];
+    (1, 1, 1) for a dense MLP (n_experts absent, NaN or at most 1)."""
+    def col(name):
+      return (self.frame[name].to_numpy(np.float64) if name in self.frame.columns
+              else np.full(len(self.frame), np.nan))
+    experts, top_k, width = col("n_experts"), col("top_k"), col("expert_ffn_dim")
+    moe = np.nan_to_num(experts) > 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+      granularity = np.where(moe & (np.nan_to_num(width) > 0), col("ffn_dim") / width, 1.0)
+    return np.stack([np.where(moe, experts, 1.0),
+                     np.where(moe & (np.nan_to_num(top_k) >= 1), top_k, 1.0), granularity], -1)
 
   @property
   def r(self) -> np.ndarray:
@@ -141,13 +167,16 @@ def scale_labels(df: pd.DataFrame | RunsTable) -> np.ndarray:
   return RunsTable.of(df, "grouping rows into scales").scale
 
 
-def _derived_labels(df: pd.DataFrame, gap: float = 0.1) -> np.ndarray:
-  """Scale labels from n_params and tokens (checked): rows are grouped by each, split where
-  sorted values jump by more than `gap` (relative), since architectures of one nominal scale
-  differ slightly in N. Such a group is named by its median N ("81.4M", "1.2B"), followed by its
-  median tokens ("81.4M@8B tokens") where groups of one N differ in tokens."""
-  n_params = df["n_params"].to_numpy(np.float64)
-  tokens = df["tokens"].to_numpy(np.float64)
+def _n_column(df: pd.DataFrame) -> np.ndarray:
+  """N of each row, float64: n_active where the table has it, else n_params (module doc)."""
+  return df["n_active" if "n_active" in df.columns else "n_params"].to_numpy(np.float64)
+
+
+def _derived_labels(n_params: np.ndarray, tokens: np.ndarray, gap: float = 0.1) -> np.ndarray:
+  """Scale labels from N and tokens (float64 [rows], checked): rows are grouped by each, split
+  where sorted values jump by more than `gap` (relative), since architectures of one nominal
+  scale differ slightly in N. Such a group is named by its median N ("81.4M", "1.2B"), followed
+  by its median tokens ("81.4M@8B tokens") where groups of one N differ in tokens."""
   n, d = _clusters(n_params, gap), _clusters(tokens, gap)
   names = {}
   for group in np.unique(n):
@@ -171,12 +200,11 @@ def count(value: float) -> str:
 def median_size(df: pd.DataFrame | RunsTable, rows: np.ndarray) -> str:
   """The label "N ~ 81.4M" ("N ~ 1.2B"): the median n_params of the rows the mask `rows` selects."""
   frame = df.frame if isinstance(df, RunsTable) else df
-  return f"N ~ {count(np.median(frame['n_params'].to_numpy(np.float64)[rows]))}"
+  return f"N ~ {count(np.median(_n_column(frame)[rows]))}"
 
 
 def scale_order(df: pd.DataFrame | RunsTable, labels: np.ndarray) -> list:
   """The distinct scale labels sorted by their median n_params (smallest first)."""
-  frame = df.frame if isinstance(df, RunsTable) else df
-  n = np.asarray(frame["n_params"], dtype=np.float64)
+  n = _n_column(df.frame if isinstance(df, RunsTable) else df)
   distinct = list(pd.unique(labels))
   return sorted(distinct, key=lambda s: float(np.median(n[labels == s])))

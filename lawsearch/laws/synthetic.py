@@ -17,6 +17,7 @@ from lawsearch import arch
 from lawsearch.laws.chinchilla import ChinchillaLaw
 from lawsearch.laws.conditional import ConditionalLaw
 from lawsearch.laws.precision import float64
+from lawsearch.laws.runs_table import RunsTable
 from lawsearch.recipe import PAPER
 
 
@@ -25,7 +26,7 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
                     chinchilla: ChinchillaLaw | None = None,
                     tokens_per_param: float = PAPER.tokens_per_param,
                     head_dim: int = PAPER.head_dim_small, gqa: int = PAPER.sweep_gqa,
-                    seeds: int = 1) -> pd.DataFrame:
+                    seeds: int = 1, sparsity=()) -> pd.DataFrame:
   """A results table as a sweep would produce it, one row per buildable architecture and seed.
 
   Columns: scale, n_params (non-embedding), tokens, d_model, n_layers, n_heads, n_kv_heads,
@@ -33,7 +34,10 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
   paper's 80M-297M law, `chinchilla` to the replication's fit. The true L_opt is given as
   `l_opt_true` (not `l_opt`), so fits default to the paper's empirical L_opt. With `seeds` > 1
   every architecture appears that many times (a `seed` column), each with its own relative noise
-  of SD `noise`, as seeds of one shape would.
+  of SD `noise`, as seeds of one shape would. `sparsity`: (experts, top-k, granularity) settings
+  at which every architecture is also trained as a mixture of experts of the same active size
+  (columns n_experts, top_k, expert_ffn_dim = ffn_dim / granularity; n_experts 0 for the dense
+  rows, as run records write them); `law` then needs a MoE form.
   """
   law = ConditionalLaw.paper("80m-297m") if law is None else law
   chinchilla = ChinchillaLaw.epoch() if chinchilla is None else chinchilla
@@ -49,7 +53,9 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
                        n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim,
                        ffn_dim=spec.ffn_dim, mlp_attn_ratio=spec.mlp_attn_ratio,
                        d_over_sqrt_n=spec.d_over_sqrt_n))
-  df = pd.DataFrame(rows)
+  df = pd.DataFrame(rows).assign(n_experts=0, top_k=0, expert_ffn_dim=0)
+  df = pd.concat([df] + [df.assign(n_experts=e, top_k=k, expert_ffn_dim=df["ffn_dim"] / g)
+                         for e, k, g in sparsity], ignore_index=True)
   if seeds > 1:
     df = pd.concat([df.assign(seed=k) for k in range(seeds)], ignore_index=True)
   df["l_opt_true"] = chinchilla.predict(df["n_params"].to_numpy(float),
@@ -57,6 +63,7 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
   with float64():
     clean = np.asarray(law.predict_xr(df["d_over_sqrt_n"].to_numpy(float),
                                       df["mlp_attn_ratio"].to_numpy(float),
-                                      df["l_opt_true"].to_numpy(float)), dtype=np.float64)
+                                      df["l_opt_true"].to_numpy(float),
+                                      RunsTable(df).sparsity), dtype=np.float64)
   df["loss"] = clean * (1.0 + noise * rng.standard_normal(len(df)))
   return df

@@ -76,8 +76,8 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable, tasks: Sequence[tuple[S
     except ValueError as e:  # say which task could not be fitted
       raise UserError(f"task {_name(train)} -> {test}: {e}") from e
     held = table.rows(labels == test)
-    x, r, lo, loss, _, _ = prepare(held, "column", r_range, 0)
-    pred = np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)
+    _, _, _, loss, _, keep = prepare(held, "column", r_range, 0)
+    pred = law.predict(held, "column")[keep]
     x_star, r_star = _optimum_or_nan(law)
     rows.append(dict(task=f"{_name(train)} -> {test}", n_train=law.fit_info.n_points,
                      n_test=int(loss.size), mse=float(np.mean((pred - loss) ** 2)),
@@ -110,9 +110,9 @@ def residual_diagnostics(law: ConditionalLaw, df: pd.DataFrame | RunsTable, l_op
   trend); `flagged` when |z| > threshold.
   """
   table = RunsTable.of(df, "residual diagnostics")
-  x, r, lo, loss, _, keep = prepare(table, l_opt, r_range, 0)
-  n = table.column("n_params", "residual diagnostics")[keep]
-  resid = loss - np.asarray(law.predict_xr(x, r, lo), dtype=np.float64)
+  x, r, _, loss, _, keep = prepare(table, l_opt, r_range, 0)
+  n = table.n[keep]
+  resid = loss - law.predict(table, l_opt)[keep]
   variables = {"ln_x": np.log(x), "ln_r": np.log(r), "ln_n": np.log(n),
                "ln_x*ln_r": (np.log(x) - np.log(x).mean()) * (np.log(r) - np.log(r).mean())}
   rows = []

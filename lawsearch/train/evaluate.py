@@ -9,6 +9,8 @@ train loop's own evals do, with its block-bootstrap standard error.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Sequence
 
 import ml_collections
@@ -47,10 +49,31 @@ def restore(workdir: str, overrides: Sequence[str] = ()):
   return config, program, params, step
 
 
-def evaluate(workdir: str, overrides: Sequence[str] = ()) -> dict:
-  """{workdir, step, heldout_loss, heldout_loss_se, tokens, sources} for the newest checkpoint
-  of `workdir`."""
+@dataclasses.dataclass(frozen=True)
+class HeldoutResult:
+  """The held-out loss of a run's newest checkpoint: heldout_loss in nats per token, with its
+  block-bootstrap standard error; tokens evaluated, and per corpus source ({} without sources)."""
+
+  workdir: str
+  step: int  # the checkpoint's training step
+  heldout_loss: float
+  heldout_loss_se: float
+  tokens: int
+  sources: dict[str, int]
+
+  def to_dict(self) -> dict:
+    """{workdir, step, heldout_loss, heldout_loss_se, tokens, sources}, in that order."""
+    return dataclasses.asdict(self)
+
+  def summary(self) -> str:
+    """What `lawsearch eval` prints: one line for people, then `to_dict()` as one JSON line."""
+    return (f"{self.workdir}: step {self.step}, held-out loss {self.heldout_loss:.5f} +- "
+            f"{self.heldout_loss_se:.5f} over {self.tokens:,} tokens\n"
+            + json.dumps(self.to_dict()))
+
+
+def evaluate(workdir: str, overrides: Sequence[str] = ()) -> HeldoutResult:
+  """The held-out loss of the newest checkpoint of `workdir`."""
   config, program, params, step = restore(workdir, overrides)
   result = loop.heldout_loss(program, config, params)
-  return {"workdir": workdir, "step": step, "heldout_loss": result.loss,
-          "heldout_loss_se": result.se, "tokens": result.tokens, "sources": result.sources}
+  return HeldoutResult(str(workdir), step, result.loss, result.se, result.tokens, result.sources)

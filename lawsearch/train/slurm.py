@@ -4,6 +4,7 @@ die, be cancelled or be resubmitted in any order.
 
     script = sbatch_script(SlurmResources(...), config="configs/sweep.py:recipe=cpu", root=...)
     job_id = submit(script, log_dir)   # sbatch --parsable
+    job = sweep_job(sweep, config=..., root=..., ...)   # both, as `lawsearch sweep --slurm`
 
 A worker of more than one task (nodes x tasks_per_node > 1) runs under `srun`, whose multi-task
 step lets `jax.distributed.initialize()` read SLURM's environment (see loop.initialize_distributed:
@@ -127,3 +128,47 @@ def submit(script: str, log_dir: str) -> str:
   if done.returncode:
     raise UserError(f"sbatch refused {path}: {done.stderr.strip() or done.stdout.strip()}")
   return done.stdout.strip().split(";")[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepJob:
+  """A sweep as a job array: its resources, its sbatch script (whose tasks log to `log_dir`) and
+  the array's job id (None when the script was only written out, not submitted)."""
+
+  resources: SlurmResources
+  config: str  # the sweep config, as `lawsearch sweep --config` takes it
+  root: str
+  log_dir: str
+  script: str
+  job_id: str | None
+
+  def summary(self) -> str:
+    """What `lawsearch sweep --slurm` prints: the job array, where its logs go and how to watch
+    it; with --slurm-script, the script."""
+    if self.job_id is None:
+      return self.script.removesuffix("\n")
+    res = self.resources
+    return (f"submitted job array {self.job_id}: {res.workers} worker(s) of {res.nodes} node(s) "
+            f"x {res.tasks_per_node} task(s); logs in {self.log_dir}\n"
+            f"watch it: lawsearch sweep --config={self.config} --root {self.root} --status")
+
+
+def sweep_job(sweep, *, config: str, root: str, log_dir: str, heartbeat_s: float, stale_s: float,
+              workers: int | None = None, overrides: Sequence[str] = (),
+              config_overrides: Sequence[str] = (), retry_failed: bool = False,
+              repair: bool = False, script_only: bool = False) -> SweepJob:
+  """The sweep `config` on `root` as a job array of `lawsearch sweep` workers, submitted with
+  sbatch unless `script_only`. Resources come from `sweep` (the loaded sweep config)'s `slurm`
+  block, `workers` (array tasks) overriding its count. Each worker gets `overrides` (KEY=VALUE,
+  every run's config), `config_overrides` (--config.* of the sweep config; the --config.slurm.*
+  ones are the submission's only), its heartbeat and stale limits in seconds, `retry_failed` and
+  `repair`. The script names `log_dir` as an absolute path."""
+  res = SlurmResources.from_config(sweep.get("slurm"), workers=workers)
+  sweep_args = ([a for o in overrides for a in ("--override", o)]
+                + [a for a in config_overrides if not a.startswith("--config.slurm.")]
+                + ["--heartbeat-s", f"{heartbeat_s:g}", "--stale-s", f"{stale_s:g}"]
+                + (["--retry-failed"] if retry_failed else []) + (["--repair"] if repair else []))
+  log_dir = os.path.abspath(log_dir)
+  script = sbatch_script(res, config=config, root=root, log_dir=log_dir, sweep_args=sweep_args)
+  return SweepJob(res, config, root, log_dir, script,
+                  None if script_only else submit(script, log_dir))

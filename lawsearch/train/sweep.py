@@ -2,7 +2,7 @@
 
     sweep config: train_config (path), runs (one train.py ARG each), overrides (dotted, every run)
     expand(sweep, overrides) -> [(name, run config)]
-    run(sweep, root, ...)    -> RunRecords, training each run in turn with `loop.run`
+    run(sweep, root, ...)    -> SweepResult, training each run in turn with `loop.run`
     state(workdir)           -> RunState: finished, failed, corrupt, running, stale, started, new
 
 A run's directory is `RunDir.locate(root, name, run config)`, named by its run identity: running
@@ -31,6 +31,9 @@ from lawsearch.errors import UserError
 from lawsearch.table import format_table
 from lawsearch.train import claims, estimate, loop
 from lawsearch.train import metrics as metrics_lib
+
+SUMMARY_COLUMNS = ("n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
+                   "train_loss")  # of the finished runs, in SweepResult.summary
 
 
 def expand(sweep: ml_collections.ConfigDict,
@@ -131,6 +134,29 @@ def plan(sweep: ml_collections.ConfigDict, root: str, overrides: Sequence[str] =
           for name, config in expand(sweep, overrides)[index::count]]
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+  """What one worker's pass over a sweep left: `planned`, the runs of its share; `records`, the
+  RunRecords of those finished, in sweep order; `failed`, (name, error) of each recorded as
+  failed (failed.json)."""
+
+  root: str
+  planned: tuple[PlannedRun, ...]
+  records: tuple[runs.RunRecord, ...]
+  failed: tuple[tuple[str, str], ...]
+
+  def summary(self) -> str:
+    """What `lawsearch sweep` prints: the finished runs as a table, then the command that fits
+    the laws on them."""
+    return (format_table([r.to_dict() for r in self.records], list(SUMMARY_COLUMNS))
+            + f"\nnext: lawsearch fit --runs {self.root}")
+
+  def failure_summary(self) -> str:
+    """The failed runs for people: how many, then each run with its error's first line."""
+    return (f"lawsearch sweep: {len(self.failed)} run(s) failed (--retry-failed retries them):\n"
+            + "\n".join(f"  {name}: {error.splitlines()[0][:200]}" for name, error in self.failed))
+
+
 def _agree(value: int) -> int:
   """Process 0's `value` on every process (one process: `value`): the processes of a multi-host
   run train the same runs, and only process 0 claims and records."""
@@ -145,10 +171,11 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
         dry_run: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1),
         retry_failed: bool = False, worker: str | None = None,
         heartbeat_s: float = claims.HEARTBEAT_S, stale_s: float = claims.STALE_S,
-        wait: bool = True, repair: bool = False) -> list[runs.RunRecord]:
+        wait: bool = True, repair: bool = False) -> SweepResult:
   """Trains the runs of `sweep` under `root` that nobody has finished, as one of any number of
-  workers on the same root (see lawsearch.train.claims); returns the RunRecords of the finished
-  runs, in sweep order. With dry_run it only lists them.
+  workers on the same root (see lawsearch.train.claims); returns the runs planned, the
+  RunRecords of those finished (in sweep order) and the failed ones. With dry_run it only lists
+  them.
 
   A worker claims a run before training it and skips runs finished, failed or claimed by a live
   worker; it takes over a run whose claimant's heartbeat stopped (resuming from its checkpoint).
@@ -169,7 +196,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
   claims.check_timing(heartbeat_s, stale_s)
   planned = plan(sweep, root, overrides, shard)
   if not planned:
-    return []
+    return SweepResult(str(root), (), (), ())
   worker = worker or claims.worker_id()
   loop.initialize_distributed(planned[0].config)  # a multi-host worker: before any decision
   main = jax.process_index() == 0
@@ -205,19 +232,10 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
     if not (wait and _agree(others_running)):
       break
     time.sleep(min(heartbeat_s, stale_s / 4))  # until their claims finish or go stale
-  return [s.record for s in (state(p.workdir, stale_s) for p in planned) if s.record]
-
-
-def failures(planned: Sequence[PlannedRun]) -> list[tuple[str, str]]:
-  """(name, error) of each planned run recorded as failed."""
-  states = ((p, state(p.workdir)) for p in planned)
-  return [(p.name, str(s.failure.get("error", "?"))) for p, s in states if s.kind == "failed"]
-
-
-def describe_failures(failed: Sequence[tuple[str, str]]) -> str:
-  """`failures` for people: how many, then each run with its error's first line."""
-  return (f"lawsearch sweep: {len(failed)} run(s) failed (--retry-failed retries them):\n"
-          + "\n".join(f"  {name}: {error.splitlines()[0][:200]}" for name, error in failed))
+  states = [(p, state(p.workdir, stale_s)) for p in planned]
+  return SweepResult(str(root), tuple(planned), tuple(s.record for _, s in states if s.record),
+                     tuple((p.name, str(s.failure.get("error", "?")))
+                           for p, s in states if s.kind == "failed"))
 
 
 def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The mixture-of-experts law on this CPU: dense shapes of replication v2's recipe (cpu_v2) and
+# their mixtures of the same active size (configs/sweep.py moe=ExG: E experts of width
+# ffn_dim / G, top-k = G; arch.mixture), 2 seeds each, at the fitting scales 80k and 145k active:
+#   a. the mid shape (x = 0.13, r = 1.5) dense and at E x G = 4x1 8x1 16x1 4x2 8x2 16x2 16x4
+#   b. x = 0.08 and 0.22 (r 1.5), and r = 0.75 and 3 (x 0.13), dense and 8x2: does the optimum
+#      in d/sqrt(N) or r move with sparsity?
+# A repeated command skips finished runs and resumes interrupted ones; runs shared by two phases
+# train once (one identity, one directory). Then `lawsearch fit --runs ROOT/fit --form moe-...`.
+#
+#   experiments/moe_law_cpu/train.sh [ROOT] [LOGS]     (default experiments/results/moe_law_cpu)
+#   WORKERS=1 ... : one unpinned worker, e.g. beside another experiment
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=${1:-experiments/results/moe_law_cpu}
+LOGS=${2:-/tmp/moe_law_cpu_logs}
+mkdir -p "$LOGS"
+export JAX_PLATFORMS=cpu
+source experiments/two_workers.sh  # WORKERS=1: one worker
+
+.venv/bin/lawsearch data prepare --vocab-size 512 --heldout-fraction 0.05 >> "$LOGS/data.log" 2>&1
+for scale in 80k 145k; do
+  phase "mid-$scale" "recipe=cpu_v2,scales=$scale,x=0.13,r=1.5,moe=4x1+8x1+16x1+4x2+8x2+16x2+16x4,seeds=2" \
+      "$ROOT/fit"
+  phase "x-$scale" "recipe=cpu_v2,scales=$scale,x=0.08+0.22,r=1.5,moe=8x2,seeds=2" "$ROOT/fit"
+  phase "r-$scale" "recipe=cpu_v2,scales=$scale,x=0.13,r=0.75+3,moe=8x2,seeds=2" "$ROOT/fit"
+done

@@ -1,0 +1,137 @@
+"""The conditional law for mixtures of experts (lawsearch.laws.forms' MoE forms): each form is the
+dense law at E = 1 and its sparsity factor a hand-written closed form; fits recover the law that
+drew a synthetic MoE sweep, agree with scipy on the same least squares, carry through fit_runs
+(seeds, bootstrap, joint L_opt); a table that cannot determine a factor is refused by name."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+from lawsearch import laws
+from lawsearch.errors import UserError
+from lawsearch.laws import forms
+from lawsearch.laws.conditional import ConditionalLaw
+from lawsearch.laws.runs_table import RunsTable
+
+DENSE = ConditionalLaw.paper("80m-297m").params
+SETTINGS = ((4, 1, 1), (8, 1, 1), (16, 1, 1), (8, 2, 2), (16, 2, 2), (16, 4, 4))
+TRUE = {"moe-power": (0.03,), "moe-granularity": (0.03, 0.04, 1.0),
+        "moe-leverage": (0.02, 0.01, -0.003)}
+
+
+def sweep(form, **kw):
+  law = ConditionalLaw(form, DENSE + TRUE[form])
+  return law, laws.synthetic_sweep(law, sparsity=SETTINGS, noise=0.002, seed=1,
+                                   scales=("80M", "145M"), **kw)
+
+
+@pytest.mark.parametrize("form", forms.MOE_FORMS)
+def test_every_moe_form_is_the_dense_law_at_one_expert(form):
+  law, dense = ConditionalLaw(form, DENSE + TRUE[form]), ConditionalLaw("multiplicative", DENSE)
+  x, r = np.array([0.05, 0.1, 0.2]), np.array([0.8, 1.0, 3.0])
+  want = np.asarray(dense.predict_xr(x, r, 3.0))
+  np.testing.assert_allclose(law.predict_xr(x, r, 3.0, np.ones((3, 3))), want, rtol=1e-12)
+  np.testing.assert_allclose(law.predict_xr(x, r, 3.0), want, rtol=1e-12)  # no sparsity: dense
+  assert law.optimum() == pytest.approx(dense.optimum())
+
+
+def test_sparsity_factors_match_their_closed_forms():
+  with laws.float64():
+    dense = float(ConditionalLaw("multiplicative", DENSE).predict_xr(0.1, 1.0, 3.0))
+  e, k, g = 16.0, 2.0, 2.0
+  factor = {"moe-power": math.exp(-0.03 * math.log(16)),
+            "moe-granularity": math.exp(-(0.03 * math.log(16) - 0.04 * (2 ** -1.0 - 1))),
+            "moe-leverage": math.exp(-(0.02 * math.log(8) + 0.01 * math.log(2)
+                                       - 0.003 * math.log(2) ** 2))}
+  for form, want in factor.items():
+    with laws.float64():
+      got = float(ConditionalLaw(form, DENSE + TRUE[form]).predict_xr(0.1, 1.0, 3.0, [e, k, g]))
+    assert got == pytest.approx(dense * want, rel=1e-12)
+
+
+@pytest.mark.parametrize("form", forms.MOE_FORMS)
+def test_a_fit_recovers_the_law_that_drew_the_sweep(form):
+  truth, df = sweep(form)
+  law = ConditionalLaw.fit(df, form)
+  fitted = dict(zip(forms.FORMS[form].sparsity_names, law.params[6:]))
+  for name, value in zip(forms.FORMS[form].sparsity_names, TRUE[form]):
+    assert fitted[name] == pytest.approx(value, abs=0.15 * abs(value) + 0.002), name
+  assert law.optimum() == pytest.approx(truth.optimum(), rel=0.1)
+
+
+def test_the_fit_agrees_with_scipy_least_squares():
+  _, df = sweep("moe-leverage")
+  law = ConditionalLaw.fit(df, "moe-leverage")
+  table = RunsTable.of(df)
+  keep = (table.r >= 0.5) & (table.r <= 5.0)  # the fit's default r filter
+  x, r, s, loss = table.x[keep], table.r[keep], table.sparsity[keep], table.loss[keep]
+  l_opt = laws.l_opt.for_table(table, "empirical")[keep]
+  spec = forms.FORMS["moe-leverage"]
+
+  def residual(free):
+    theta = np.insert(free, 3, 1.0)  # the gauge b0 = 1
+    with laws.float64():
+      return np.asarray(spec.fn(theta, x, r, l_opt, s)) - loss
+
+  start = np.delete(np.asarray(law.params), 3) * 1.05
+  ref = least_squares(residual, start, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15)
+  assert law.fit_info.objective == pytest.approx(float(np.sum(ref.fun ** 2)), rel=1e-6)
+  np.testing.assert_allclose(np.delete(law.params, 3), ref.x, rtol=1e-3, atol=1e-6)
+
+
+def test_fit_runs_takes_a_moe_form_with_seeds_bootstrap_and_joint_levels():
+  _, df = sweep("moe-leverage", seeds=2)
+  summary = laws.fit_runs(df, "moe-leverage", l_opt="joint", n_boot=16, validate=False)
+  names = summary.coefficients["coefficient"].tolist()
+  assert names[-3:] == ["e", "g1", "g2"] and {"low", "high"} <= set(summary.coefficients)
+  assert summary.lack_of_fit is not None and summary.optimum is not None
+  assert "moe-leverage law" in summary.summary()
+
+
+def test_a_table_that_cannot_determine_the_factor_is_refused_by_name():
+  dense = laws.synthetic_sweep(scales=("80M",))
+  with pytest.raises(UserError, match=r"moe-power form's sparsity factor \(e\) needs runs at more "
+                                      r"than 1 .*add MoE runs"):
+    ConditionalLaw.fit(dense, "moe-power")
+  _, one_g = sweep("moe-power")
+  one_g = one_g[one_g["top_k"] <= 1]  # granularity 1 only
+  with pytest.raises(UserError, match="three granularities"):
+    ConditionalLaw.fit(one_g, "moe-leverage")
+
+
+def test_the_runs_table_reads_sparsity_and_active_size_from_run_records():
+  _, df = sweep("moe-power")
+  table = RunsTable.of(df.assign(n_active=df["n_params"], n_params=df["n_params"] * 3))
+  s = table.sparsity
+  assert s[df["n_experts"] == 0].tolist() == [[1.0, 1.0, 1.0]] * int((df["n_experts"] == 0).sum())
+  row = int(np.flatnonzero((df["n_experts"] == 16) & (df["top_k"] == 4))[0])
+  assert s[row].tolist() == [16.0, 4.0, pytest.approx(4.0, rel=1e-9)]
+  np.testing.assert_allclose(table.x, df["d_model"] / np.sqrt(df["n_params"]))  # active N
+
+
+def test_committed_moe_runs_share_one_active_scale():
+  from lawsearch import runs  # pylint: disable=import-outside-toplevel
+  from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+  root = Path(__file__).parent.parent / "experiments/results/moe_cpu/trained"
+  table = RunsTable.of(runs.read_table(str(root)))
+  assert len(set(table.scale)) == 1  # 80.9k dense, 121k and 202k total: one active size
+  assert sorted({tuple(s) for s in table.sparsity.tolist()}) == [(1, 1, 1), (4, 2, 2), (8, 2, 2)]
+  assert (table.n < table.frame["n_params"].to_numpy() + 1).all()
+
+
+def test_cli_fits_a_moe_form(tmp_path):
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  _, df = sweep("moe-leverage", seeds=2)
+  df.to_csv(tmp_path / "runs.csv", index=False)
+  done = subprocess.run([sys.executable, "-m", "lawsearch.cli", "fit", "--runs",
+                         str(tmp_path / "runs.csv"), "--form", "moe-leverage", "--out",
+                         str(tmp_path / "law.json")], capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  assert "moe-leverage law on" in done.stdout and "noise ceiling" in done.stdout
+  law = ConditionalLaw.from_json(str(tmp_path / "law.json"))
+  assert law.form == "moe-leverage" and law.coefficients["e"] == pytest.approx(0.02, abs=0.005)
