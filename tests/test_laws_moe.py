@@ -135,3 +135,16 @@ def test_cli_fits_a_moe_form(tmp_path):
   assert "moe-leverage law on" in done.stdout and "noise ceiling" in done.stdout
   law = ConditionalLaw.from_json(str(tmp_path / "law.json"))
   assert law.form == "moe-leverage" and law.coefficients["e"] == pytest.approx(0.02, abs=0.005)
+
+
+def test_the_moe_sweeps_analysis_prefers_the_form_that_drew_the_runs(experiment):
+  analyze = experiment("moe_law_cpu/analyze.py")
+  _, df = sweep("moe-leverage", seeds=2)
+  table = RunsTable.of(df)
+  found, fitted = analyze.fit_forms(table, n_boot=0)
+  assert {"moe-power", "moe-leverage"} <= set(fitted)  # a form that cannot fit says why:
+  assert found[~found["form"].isin(list(fitted))]["error"].str.contains("converge").all()
+  assert found.sort_values("F").iloc[0]["form"] == "moe-leverage"  # power misses the G terms
+  assert found.set_index("form").loc["moe-leverage", "e"] == pytest.approx(0.02, abs=0.005)
+  moved = analyze.optimum_by_setting(table, n_boot=0).set_index("setting")
+  assert moved.loc["dense", "x_star"] == pytest.approx(moved.loc["8x2", "x_star"], rel=0.15)

@@ -47,3 +47,14 @@ def test_the_cli_prints_the_script_of_the_flags_it_was_given(tmp_path, capsys):
       res, config=SWEEP, root=root, log_dir=os.path.abspath("slurm-logs"),
       sweep_args=["--override", "train.steps=2", "--heartbeat-s", "30", "--stale-s", "300",
                   "--repair"])
+
+
+def test_a_bucket_for_the_logs_is_refused_before_anything_is_written():
+  import pytest  # pylint: disable=import-outside-toplevel
+
+  from lawsearch.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  with pytest.raises(UserError, match="--slurm-logs gs://b/logs: SLURM writes its logs to a shared"):
+    slurm.sweep_job(configlib.load(SWEEP), config=SWEEP, root="/r", log_dir="gs://b/logs",
+                    heartbeat_s=30, stale_s=300, script_only=True)
+  assert not os.path.exists("gs:")  # abspath would have made it a local directory

@@ -112,10 +112,8 @@ def sbatch_script(res: SlurmResources, *, config: str, root: str, log_dir: str,
 
 
 def submit(script: str, log_dir: str) -> str:
-  """Submits `script` with sbatch (the script is kept as log_dir/sweep.sbatch); the job id."""
-  if paths.is_remote(log_dir):
-    raise UserError(f"--slurm-logs {log_dir}: SLURM writes its logs to a shared filesystem, not "
-                    "a bucket; give a directory every node mounts")
+  """Submits `script` with sbatch (the script is kept as log_dir/sweep.sbatch, a local
+  directory: `sweep_job` refuses a bucket); the job id."""
   os.makedirs(log_dir, exist_ok=True)
   path = os.path.join(log_dir, "sweep.sbatch")
   paths.write_text(path, script)
@@ -168,6 +166,9 @@ def sweep_job(sweep, *, config: str, root: str, log_dir: str, heartbeat_s: float
                 + [a for a in config_overrides if not a.startswith("--config.slurm.")]
                 + ["--heartbeat-s", f"{heartbeat_s:g}", "--stale-s", f"{stale_s:g}"]
                 + (["--retry-failed"] if retry_failed else []) + (["--repair"] if repair else []))
+  if paths.is_remote(log_dir):  # before abspath, which would make a URL a local directory
+    raise UserError(f"--slurm-logs {log_dir}: SLURM writes its logs to a shared filesystem, not "
+                    "a bucket; give a directory every node mounts")
   log_dir = os.path.abspath(log_dir)
   script = sbatch_script(res, config=config, root=root, log_dir=log_dir, sweep_args=sweep_args)
   return SweepJob(res, config, root, log_dir, script,
