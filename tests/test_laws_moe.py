@@ -148,3 +148,13 @@ def test_the_moe_sweeps_analysis_prefers_the_form_that_drew_the_runs(experiment)
   assert found.set_index("form").loc["moe-leverage", "e"] == pytest.approx(0.02, abs=0.005)
   moved = analyze.optimum_by_setting(table, n_boot=0).set_index("setting")
   assert moved.loc["dense", "x_star"] == pytest.approx(moved.loc["8x2", "x_star"], rel=0.15)
+
+
+def test_the_moe_sweeps_search_at_its_heldout_scale_gives_both_picks(experiment):
+  analyze = experiment("moe_law_cpu/analyze.py")
+  _, df = sweep("moe-leverage")
+  result, both = analyze.heldout_search(ConditionalLaw("moe-leverage", DENSE + TRUE["moe-leverage"]),
+                                        RunsTable.of(df))
+  assert result.n_params == 3.2e5 and set(both.best) == {"dense", "moe"}
+  assert both.best["moe"].loss <= result.target * (1 + 1e-12)
+  assert both.throughput is not None and 1 in both.throughput.index

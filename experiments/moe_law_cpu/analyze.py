@@ -1,20 +1,26 @@
 """The mixture-of-experts law on this CPU's runs (train.sh): which sparsity factor fits, what it
-says, and whether the optimum in d/sqrt(N) and r moves with sparsity.
+says, whether the optimum in d/sqrt(N) and r moves with sparsity, the search's dense and MoE picks
+at the held-out scale, and how the law predicts that scale.
 
     .venv/bin/python experiments/moe_law_cpu/analyze.py [--root experiments/results/moe_law_cpu]
-        [--boot 200]
+        [--boot 200] [fit] [search] [validate]
 
-Reads every finished run under ROOT/fit (dense and MoE, seeds) and writes under ROOT:
-  laws/<form>.json   each MoE form (laws.forms.MOE_FORMS) fitted by `laws.fit_runs` (seed means,
-                     noise weights, L_opt joint per scale, no r filter: the sweep's r are all
-                     inside the paper's range), with bootstrap intervals over shapes and seeds
-  forms.csv          per form: shapes, coefficients, MSE against the noise ceiling, the lack-of-fit
-                     F and p, the sparsity coefficients with their intervals
-  optimum.csv        the multiplicative law fitted on the dense runs alone and on the runs of each
-                     MoE setting trained at several (x, r): x* and r* with their intervals
-  summary.md         both tables, the seed noise per scale, and which form the fit prefers
-Which form: the lowest lack-of-fit F (equivalently the noise-weighted misfit per degree of
-freedom); a validation at a held-out scale decides in the end (not yet trained here).
+fit       every finished run under ROOT/fit (dense and MoE, seeds), into ROOT:
+            laws/<form>.json  each MoE form (laws.forms.MOE_FORMS) fitted by `laws.fit_runs`
+                              (seed means, noise weights, L_opt joint per scale, no r filter: the
+                              sweep's r all lie in the paper's range), bootstrap over shapes, seeds
+            forms.csv         per form: shapes, MSE against the noise ceiling, the lack-of-fit F
+                              and p, the sparsity coefficients with their 95% intervals
+            optimum.csv       the multiplicative law fitted on the runs of one setting at a time
+                              (dense, and each MoE setting trained at several shapes): x*, r*
+            summary.md/.json  both tables, the seed noise, the form the lack of fit prefers
+                              (lowest F); a held-out scale decides in the end (validate)
+search    the preferred law's `lawsearch search --mlp dense,moe` at the held-out scale HELDOUT
+          (its baseline's predicted loss as the target; this CPU's roofline at demo.SERVE, d_model
+          within the fitting runs' d/sqrt(N)): ROOT/search/ (surefire.arch.json, best_moe...)
+validate  the runs under ROOT/heldout: each MoE form refitted on the fitting scales and asked
+          for the held-out scale (MSE, Spearman: laws.cross_scale_validation), beside the dense
+          law on the dense runs alone -> ROOT/validation.csv
 """
 
 from __future__ import annotations
@@ -26,15 +32,19 @@ import os
 import numpy as np
 import pandas as pd
 
-from lawsearch import laws, runs
+from lawsearch import demo, laws, moe_search, runs, search
 from lawsearch.errors import UserError
 from lawsearch.laws import forms
 from lawsearch.laws.runs_table import RunsTable
+from lawsearch.recipe import CPU_V2
+from lawsearch.report import moe as moe_report, search_report
 from lawsearch.table import markdown_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_ROOT = os.path.join(os.path.dirname(os.path.dirname(HERE)), "experiments", "results",
-                            "moe_law_cpu")
+CHECKOUT = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_ROOT = os.path.join(CHECKOUT, "experiments", "results", "moe_law_cpu")
+HARDWARE = os.path.join(CHECKOUT, "lawsearch", "data", "cpu_replication", "hardware.json")
+HELDOUT = "320k"  # the recipe's scale above the fitting ones (80k, 145k active)
 
 
 def setting(table: RunsTable) -> np.ndarray:
@@ -92,26 +102,23 @@ def optimum_by_setting(table: RunsTable, n_boot: int) -> pd.DataFrame:
   return pd.DataFrame(rows)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--root", default=DEFAULT_ROOT)
-  parser.add_argument("--boot", type=int, default=200)
-  args = parser.parse_args()
-  table = RunsTable.of(runs.read_table(os.path.join(args.root, "fit")))
-  table_forms, fitted = fit_forms(table, args.boot)
-  optimum = optimum_by_setting(table, args.boot)
-  os.makedirs(os.path.join(args.root, "laws"), exist_ok=True)
+def fit(root: str, n_boot: int) -> str | None:
+  """The fit step (module doc); returns the preferred form (None when none could be fitted)."""
+  table = RunsTable.of(runs.read_table(os.path.join(root, "fit")))
+  table_forms, fitted = fit_forms(table, n_boot)
+  optimum = optimum_by_setting(table, n_boot)
+  os.makedirs(os.path.join(root, "laws"), exist_ok=True)
   for form, summary in fitted.items():
-    summary.law.to_json(os.path.join(args.root, "laws", f"{form}.json"))
-  table_forms.to_csv(os.path.join(args.root, "forms.csv"), index=False)
-  optimum.to_csv(os.path.join(args.root, "optimum.csv"), index=False)
+    summary.law.to_json(os.path.join(root, "laws", f"{form}.json"))
+  table_forms.to_csv(os.path.join(root, "forms.csv"), index=False)
+  optimum.to_csv(os.path.join(root, "optimum.csv"), index=False)
   noise = laws.noise.seed_noise(table)
   counts = pd.Series(setting(table)).value_counts().to_dict()
   best = (table_forms.dropna(subset=["F"]).sort_values("F").iloc[0]["form"]
           if "F" in table_forms and table_forms["F"].notna().any() else None)
   lines = ["# The MoE law on this CPU's runs", "",
            "Command: `experiments/moe_law_cpu/train.sh`, then `.venv/bin/python "
-           f"experiments/moe_law_cpu/analyze.py --boot {args.boot}`. {len(table)} runs: "
+           f"experiments/moe_law_cpu/analyze.py --boot {n_boot} fit`. {len(table)} runs: "
            + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", "",
            "Seed noise (pooled per scale):", "", "```", noise.describe(), "```", "",
            "## Sparsity factors (L_opt joint per scale; 95% intervals over shapes and seeds)", "",
@@ -119,13 +126,84 @@ def main() -> None:
            f"Preferred by the lack-of-fit F: {best or 'none fitted'}.", "",
            "## Does the optimum move with sparsity? (dense law per setting)", "",
            markdown_table(optimum.to_dict("records"), list(optimum.columns)), ""]
-  with open(os.path.join(args.root, "summary.md"), "w") as f:
+  with open(os.path.join(root, "summary.md"), "w") as f:
     f.write("\n".join(lines))
-  with open(os.path.join(args.root, "summary.json"), "w") as f:
+  with open(os.path.join(root, "summary.json"), "w") as f:
     json.dump({"runs": len(table), "settings": counts, "preferred": best,
                "forms": table_forms.to_dict("records"), "optimum": optimum.to_dict("records")},
               f, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v))
   print("\n".join(lines))
+  return best
+
+
+def search_picks(root: str) -> moe_search.MlpComparison:
+  """The search step (module doc), with the law `fit` preferred."""
+  with open(os.path.join(root, "summary.json")) as f:
+    preferred = json.load(f)["preferred"]
+  if preferred is None:
+    raise UserError("no MoE form was fitted: run the fit step on more runs first")
+  law = laws.ConditionalLaw.from_json(os.path.join(root, "laws", f"{preferred}.json"))
+  result, both = heldout_search(law, RunsTable.of(runs.read_table(os.path.join(root, "fit"))))
+  out = os.path.join(root, "search")
+  written = search_report.save(result, out) + moe_report.save(both, out)
+  print(moe_report.summary(both))
+  print(f"wrote {len(written)} files under {out}")
+  return both
+
+
+def heldout_search(law: laws.ConditionalLaw, fitted: RunsTable
+                   ) -> tuple[search.SearchResult, moe_search.MlpComparison]:
+  """`law`'s search at HELDOUT with MoE candidates: d_model within the fitting runs' d/sqrt(N),
+  the recipe baseline's predicted loss as the target, this CPU's roofline."""
+  n_params, n_layers = CPU_V2.scale(HELDOUT)
+  step, root_n = CPU_V2.d_step, n_params ** 0.5
+  d_models = list(range(step * int(np.ceil(fitted.x.min() * root_n / step)),
+                        int(fitted.x.max() * root_n) + 1, step))
+  measure = search.RooflineEfficiency(demo.read_hardware(HARDWARE), **demo.SERVE)
+  result = search.search(law, n_params, CPU_V2.tokens(n_params), n_layers,
+                         CPU_V2.head_dim(n_params), baseline=CPU_V2.baseline(HELDOUT),
+                         efficiency=measure, d_models=d_models, gqas=(1, 2, 4, 8),
+                         ffn_step=CPU_V2.ffn_step, vocab_size=CPU_V2.model_vocab_size)
+  return result, moe_search.compare(result, experts=(4, 8, 16), granularities=(1, 2, 4))
+
+
+def validate(root: str) -> pd.DataFrame:
+  """The validate step (module doc)."""
+  fitting = runs.read_table(os.path.join(root, "fit"))
+  table = RunsTable.of(pd.concat([fitting, runs.read_table(os.path.join(root, "heldout"))],
+                                 ignore_index=True))
+  scales = list(pd.unique(RunsTable.of(fitting).scale))
+  held = [s for s in pd.unique(table.scale) if s not in scales]
+  task = [(scales, held[0])]
+  rows = []
+  for form in forms.MOE_FORMS:
+    try:
+      found = laws.cross_scale_validation(table, task, form=form, r_range=None)
+      rows.append({"form": form, **found.iloc[0].to_dict()})
+    except UserError as e:
+      rows.append({"form": form, "error": str(e)[:200]})
+  dense = table.rows(setting(table) == "dense")
+  rows.append({"form": "multiplicative (dense runs only)", **laws.cross_scale_validation(
+      dense, task, form="multiplicative", r_range=None).iloc[0].to_dict()})
+  out = pd.DataFrame(rows)
+  out.to_csv(os.path.join(root, "validation.csv"), index=False)
+  print(markdown_table(out.to_dict("records"), list(out.columns)))
+  return out
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--root", default=DEFAULT_ROOT)
+  parser.add_argument("--boot", type=int, default=200)
+  parser.add_argument("steps", nargs="*", choices=("fit", "search", "validate"), default=["fit"])
+  args = parser.parse_args()
+  for name in args.steps:
+    if name == "fit":
+      fit(args.root, args.boot)
+    elif name == "search":
+      search_picks(args.root)
+    else:
+      validate(args.root)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@
 #   a. the mid shape (x = 0.13, r = 1.5) dense and at E x G = 4x1 8x1 16x1 4x2 8x2 16x2 16x4
 #   b. x = 0.08 and 0.22 (r 1.5), and r = 0.75 and 3 (x 0.13), dense and 8x2: does the optimum
 #      in d/sqrt(N) or r move with sparsity?
+# Then analyze.py fit search: the MoE forms fitted, and the preferred law's dense and MoE picks at
+# the held-out scale 320k active (lawsearch search --mlp dense,moe on this CPU's roofline), and
+#   c. at 320k: the shape x = 0.13, r = 1 dense and at 4x1 8x2 16x2 16x4, and both picks, 2 seeds
+# then analyze.py validate: each form's prediction of 320k against the measured losses.
 # A repeated command skips finished runs and resumes interrupted ones; runs shared by two phases
-# train once (one identity, one directory). Then `lawsearch fit --runs ROOT/fit --form moe-...`.
+# train once (one identity, one directory).
 #
 #   experiments/moe_law_cpu/train.sh [ROOT] [LOGS]     (default experiments/results/moe_law_cpu)
 #   WORKERS=1 ... : one unpinned worker, e.g. beside another experiment
@@ -25,3 +29,9 @@ for scale in 80k 145k; do
   phase "x-$scale" "recipe=cpu_v2,scales=$scale,x=0.08+0.22,r=1.5,moe=8x2,seeds=2" "$ROOT/fit"
   phase "r-$scale" "recipe=cpu_v2,scales=$scale,x=0.13,r=0.75+3,moe=8x2,seeds=2" "$ROOT/fit"
 done
+ANALYZE=".venv/bin/python experiments/moe_law_cpu/analyze.py --root $ROOT"
+$ANALYZE fit search >> "$LOGS/analysis.log" 2>&1
+phase heldout "recipe=cpu_v2,scales=320k,x=0.13,r=1,moe=4x1+8x2+16x2+16x4,seeds=2" "$ROOT/heldout"
+phase picks "recipe=cpu_v2,arch=$ROOT/search/surefire.arch.json+$ROOT/search/best_moe.arch.json,seeds=2" \
+    "$ROOT/heldout"
+$ANALYZE validate >> "$LOGS/analysis.log" 2>&1
