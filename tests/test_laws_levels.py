@@ -63,3 +63,11 @@ def test_committed_v1_comparison_refits():
   for scale, level in committed["joint"]["l_opt_by_scale"].items():
     assert levels[scale] == pytest.approx(level, rel=1e-6)
   assert committed["joint"]["mse"] < 0.6 * committed["empirical"]["mse"]
+
+
+def test_an_unsettled_alternation_says_how_far_the_levels_still_moved(table):
+  from lawsearch.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  with pytest.raises(UserError, match=r"did not settle in 1 rounds; the levels still moved by "
+                                      r"(0\.0*[1-9]|[1-9])[0-9.e-]* \(relative\)"):
+    joint_levels(table, max_rounds=1, rtol=1e-15)
