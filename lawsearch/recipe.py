@@ -205,8 +205,7 @@ CPU = Recipe(
     head_dim_threshold=math.inf,
     lr_anchors=(_lr_cpu(8e4), _lr_cpu(6e5)),
     warmup_fraction=0.05, seq_len=128,
-    scales=(("80k", 8e4, 4), ("145k", 1.45e5, 4), ("297k", 2.97e5, 4), ("600k", 6e5, 4),
-            ("320k", 3.2e5, 4)),  # 320k: the MoE law's held-out scale (experiments/moe_law_cpu)
+    scales=(("80k", 8e4, 4), ("145k", 1.45e5, 4), ("297k", 2.97e5, 4), ("600k", 6e5, 4)),
     x_grid=(0.06, 0.08, 0.1, 0.13, 0.17, 0.22, 0.29), r_grid=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
     sweep_gqa=1, sweep_design="cross", cross_x=0.13, cross_r=1.0,
     fit_scales=("80k", "145k", "297k"), heldout_scale="600k",
@@ -225,6 +224,7 @@ CPU = Recipe(
 #   lr_rule.json); at 0.13, v1's LR (the scan's optimum is higher, but seeds spread more there).
 CPU_V2 = dataclasses.replace(
     CPU, name="cpu_v2", warmup_fraction=0.2, lr_width_exponent=-1.0, min_steps=1500,
+    scales=CPU.scales + (("320k", 3.2e5, 4),),  # the MoE law's held-out scale (moe_law_cpu)
     config_overrides=tuple(o for o in CPU.config_overrides
                            if not o.startswith("train.batch_size=")))
 
