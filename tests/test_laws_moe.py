@@ -158,3 +158,16 @@ def test_the_moe_sweeps_search_at_its_heldout_scale_gives_both_picks(experiment)
   assert result.n_params == 3.2e5 and set(both.best) == {"dense", "moe"}
   assert both.best["moe"].loss <= result.target * (1 + 1e-12)
   assert both.throughput is not None and 1 in both.throughput.index
+
+
+def test_the_heldout_check_tells_mixtures_from_their_dense_shapes():
+  from lawsearch.laws import validation  # pylint: disable=import-outside-toplevel
+
+  law, df = sweep("moe-leverage", seeds=2)
+  df = df.assign(gqa=df["n_heads"] // df["n_kv_heads"])
+  shapes, check = validation.heldout_check(df, law, "145M")
+  held = df[df["scale"] == "145M"]
+  assert len(shapes) == len(held) // 2  # one row per shape and setting, seeds averaged
+  assert (shapes["seeds"] == 2).all()
+  best = shapes.loc[shapes["predicted_rel"].idxmin()]
+  assert best["n_experts"] == 16 and best["top_k"] == 1  # the law's largest gain: E/k = 16

@@ -20,14 +20,14 @@ import pandas as pd
 from lawsearch.errors import UserError
 from lawsearch.laws import l_opt as l_opt_lib, noise, runs_table
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
-from lawsearch.laws.precision import float64
 from lawsearch.laws.runs_table import RunsTable
 
 # The paper's progressive validation (PAPER.md section 3): (MSE, Spearman) of 80M -> 145M,
 # 80M+145M -> 297M and 80M..297M -> 1B.
 PAPER_VALIDATION = ((0.0002, 0.8909), (0.0001, 0.7920), (0.0001, 0.7451))
-# The columns that name a dense shape in a runs table.
+# The columns that name a dense shape in a runs table, and those a mixture of experts adds.
 SHAPE = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim")
+MOE_SHAPE = ("n_experts", "top_k", "expert_ffn_dim")
 
 
 def spearman(a, b) -> float:
@@ -163,14 +163,16 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
   held = held.assign(gqa=held["n_heads"] // held["n_kv_heads"],
                      role=held["role"] if "role" in held else "",
                      paired_se=held["paired_se"] if "paired_se" in held else np.nan)
-  shapes = held.groupby(list(SHAPE), as_index=False).agg(
+  keys = list(SHAPE) + [c for c in MOE_SHAPE if c in held.columns]
+  carried = [c for c in ("n_params", "n_active") if c in held.columns]
+  shapes = held.groupby(keys, as_index=False, dropna=False).agg(
       role=("role", "first"), seeds=("loss", "size"), d_over_sqrt_n=("d_over_sqrt_n", "first"),
       mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
-      paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())))
+      paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())),
+      **{c: (c, "first") for c in carried})
   l_opt = float(held["loss"].min())
-  with float64():
-    shapes["predicted_rel"] = np.asarray(law.predict_xr(
-        shapes["d_over_sqrt_n"].to_numpy(), shapes["mlp_attn_ratio"].to_numpy(), 1.0))
+  # relative to L_opt; a MoE form reads each shape's active size and sparsity
+  shapes["predicted_rel"] = law.predict(shapes.drop(columns="loss"), l_opt=1.0)
   shapes["predicted_loss"] = shapes["predicted_rel"] * l_opt
   shapes["measured_rank"] = shapes["loss"].rank(method="min").astype(int)
   shapes["predicted_rank"] = shapes["predicted_rel"].rank(method="min").astype(int)
