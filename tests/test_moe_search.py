@@ -40,7 +40,8 @@ def test_mixtures_keep_the_active_size_and_skip_some_experts():
   assert [(m.n_experts, m.top_k, m.expert_ffn_dim) for m in made] == [
       (2, 1, 768), (4, 1, 768), (4, 2, 384)]  # G < E only
   for m in made:
-    assert m.active_non_embedding_params == dense.non_embedding_params + m.n_layers * m.d_model * m.n_experts
+    router = m.n_layers * m.d_model * m.n_experts
+    assert m.active_non_embedding_params == dense.non_embedding_params + router
     assert m.mlp_attn_ratio == pytest.approx(dense.mlp_attn_ratio, rel=0.02)  # router aside
 
 

@@ -224,7 +224,8 @@ class ConditionalLaw:
       pred = np.asarray(cls(form, tuple(res.theta)).predict_xr(x, r, lo, sparsity),
                         dtype=np.float64)
     info = FitInfo(objective=res.sse, mse=float(np.mean((pred - loss) ** 2)),
-                   n_points=int(loss.size), n_excluded=int((~keep).sum()), r_range=None if r_range is None else tuple(r_range),
+                   n_points=int(loss.size), n_excluded=int((~keep).sum()),
+                   r_range=None if r_range is None else tuple(r_range),
                    l_opt=l_opt_lib.describe(df, l_opt), n_starts=n_starts,
                    iterations=res.iterations, grad_norm=res.grad_norm)
     return cls(form, tuple(res.theta), name=None, fit_info=info)

@@ -25,8 +25,8 @@ from lawsearch.laws.conditional import ConditionalLaw, prepare
 from lawsearch.laws.precision import float64
 
 
-def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplicative", r_range=(0.5, 5.0),
-                 max_rounds: int = 300, rtol: float = 1e-6) -> pd.Series:
+def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplicative",
+                 r_range=(0.5, 5.0), max_rounds: int = 300, rtol: float = 1e-6) -> pd.Series:
   """L_opt of each scale of `df` (a runs table, `weight` optional) fitted jointly with the law:
   a float64 Series indexed by scale label (see the module doc). UserError when a scale has no
   fitted row or the alternation does not settle in `max_rounds`."""
