@@ -171,3 +171,21 @@ def test_the_heldout_check_tells_mixtures_from_their_dense_shapes():
   assert (shapes["seeds"] == 2).all()
   best = shapes.loc[shapes["predicted_rel"].idxmin()]
   assert best["n_experts"] == 16 and best["top_k"] == 1  # the law's largest gain: E/k = 16
+
+
+def test_plots_draw_a_mixture_at_its_dense_equivalent(tmp_path):
+  from lawsearch.report import fit_plots  # pylint: disable=import-outside-toplevel
+
+  law, df = sweep("moe-leverage")
+  true_l_opt = df["l_opt_true"].to_numpy()
+  clean = df.assign(loss=law.predict(df, true_l_opt))
+  normalised = fit_plots._normalised(law, clean, true_l_opt)  # pylint: disable=protected-access
+  x, r, lo, measured, _, _, factor = normalised
+  moe = RunsTable.of(clean).sparsity[:, 0] > 1
+  assert (factor[~moe] == 1).all() and (factor[moe] < 1).all()  # mixtures gain
+  with laws.float64():
+    dense = np.asarray(ConditionalLaw("multiplicative", DENSE).predict_xr(x, r, lo)) / lo
+  np.testing.assert_allclose(measured / factor, dense, rtol=1e-9)  # noiseless: on the curve
+  written = fit_plots.save(law, clean, str(tmp_path))
+  assert all((tmp_path / name).stat().st_size > 10_000 for name in
+             ("u_curves.png", "contours.png", "predicted_vs_measured.png")) and len(written) == 3

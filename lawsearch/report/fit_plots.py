@@ -50,11 +50,16 @@ def _save(fig, path: str) -> None:
 
 
 def _normalised(law, df, l_opt):
-  """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels), float64 [rows]."""
+  """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels, sparsity factor),
+  float64 [rows]; the factor is the law's prediction over its dense part's (1 for a dense law or
+  run), which the U-curves divide a mixture of experts' loss by to draw it on the dense curves."""
   table = RunsTable.of(df, "plotting the fit")
   lo = l_opt_lib.for_table(table, l_opt)
-  return (table.x, table.r, lo, table.column("loss", "plotting the fit") / lo,
-          law.predict(table, l_opt) / lo, table.scale)
+  predicted = law.predict(table, l_opt)
+  with float64():
+    dense = np.asarray(law.predict_xr(table.x, table.r, lo), dtype=np.float64)
+  return (table.x, table.r, lo, table.column("loss", "plotting the fit") / lo, predicted / lo,
+          table.scale, predicted / dense)
 
 
 def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
@@ -63,10 +68,12 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   The curves are the law at the other variable's median. Each run is drawn moved to that median
   by the law (its measured loss / L_opt times law(x, r_median) / law(x, r) in the x panel, and
   likewise in r), so a run of the r sweep does not pose as a point of the x curve: its distance
-  from the curve is its residual. Returns the drawn law curves: {"x", "loss_x"} at the median r
+  from the curve is its residual; a mixture of experts is drawn at its loss over the law's sparsity
+  factor (its dense equivalent). Returns the drawn law curves: {"x", "loss_x"} at the median r
   and {"r", "loss_r"} at the median x (loss / L_opt, float64).
   """
-  x, r, lo, measured, _, labels = _normalised(law, df, l_opt)
+  x, r, lo, measured, _, labels, factor = _normalised(law, df, l_opt)
+  measured = measured / factor
   grid_x, grid_r = _span(x, 200), _span(r, 200)
   x_mid, r_mid = np.median(x), np.median(r)
   curve_x = _law_normalised(law, grid_x, r_mid, lo)
@@ -99,7 +106,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
 def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   """Filled contours of the law's loss / L_opt over log-spaced (x, r), the runs on top and the
   law's optimum starred. Returns the drawn grid {"x" [nx], "r" [nr], "loss" [nr, nx]}."""
-  x, r, lo, _, _, _ = _normalised(law, df, l_opt)
+  x, r, lo, *_ = _normalised(law, df, l_opt)
   grid_x, grid_r = _span(x, 120), _span(r, 100)
   surface = _law_normalised(law, grid_x[None, :], grid_r[:, None], lo)
   fig, ax = subplots(figsize=(6.4, 5), dpi=120)
@@ -125,7 +132,7 @@ def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
 def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
   """Scatter of the law's loss against the measured, coloured by scale; returns the MSE of the
   normalised losses (loss / L_opt) over all rows of `df`."""
-  _, _, _, measured, predicted, labels = _normalised(law, df, l_opt)
+  _, _, _, measured, predicted, labels, _ = _normalised(law, df, l_opt)
   mse = float(np.mean((predicted - measured) ** 2))
   fig, ax = subplots(figsize=(5.2, 5), dpi=120)
   for scale in runs_table.scale_order(df, labels):
