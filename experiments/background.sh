@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The long CPU experiments in the background, each from its own git worktree of HEAD (so editing
+# the checkout never changes a running driver), with a loop that commits their finished records:
+#   replication v2 (experiments/cpu_replication_v2/train_all.sh): two pinned workers;
+#   the MoE law sweep (experiments/moe_law_cpu/train.sh): one worker at lower priority beside it.
+# Each driver resumes where the committed records and local checkpoints stop; logs in /tmp.
+#
+#   experiments/background.sh          (re)start both (a running copy is stopped first: its runs
+#                                      resume from their checkpoints)
+#   experiments/background.sh stop     stop the drivers, their workers and the commit loops
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAIN=$(pwd)
+pkill -f "train_all.sh|moe_law_cpu/train.sh|commit_finished.sh|lawsearch sweep" || true
+[[ ${1:-start} == stop ]] && exit 0
+start() {  # start NAME DRIVER ROOT WHAT NICENESS [VAR=VALUE...]
+  local name=$1 driver=$2 root=$3 what=$4 niceness=$5
+  shift 5
+  local tree=/tmp/lawsearch-$name
+  git worktree remove --force "$tree" 2> /dev/null || git worktree prune
+  git worktree add --detach -q "$tree" HEAD
+  ln -sfn "$MAIN/.venv" "$tree/.venv"
+  (cd "$tree" && env PYTHONPATH="$tree" "$@" setsid nohup nice -n "$niceness" "$driver" \
+      "$MAIN/$root" > "/tmp/$name.driver.log" 2>&1 &)
+  local commit="experiments/commit_finished.sh $root '$what'"
+  (setsid nohup bash -c "while true; do sleep 900; $commit; done" > "/tmp/$name.commit.log" 2>&1 &)
+  echo "$name: $driver on $root (worktree $tree, log /tmp/$name.driver.log)"
+}
+start v2 experiments/cpu_replication_v2/train_all.sh experiments/results/cpu_replication_v2 \
+    "replication v2 runs" 0
+start moe experiments/moe_law_cpu/train.sh experiments/results/moe_law_cpu "MoE law sweep runs" 5 \
+    WORKERS=1
