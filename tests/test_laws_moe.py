@@ -146,6 +146,10 @@ def test_the_moe_sweeps_analysis_prefers_the_form_that_drew_the_runs(experiment)
   assert found[~found["form"].isin(list(fitted))]["error"].str.contains("converge").all()
   assert found.sort_values("F").iloc[0]["form"] == "moe-leverage"  # power misses the G terms
   assert found.set_index("form").loc["moe-leverage", "e"] == pytest.approx(0.02, abs=0.005)
+  measured = analyze.against_dense(table)
+  assert (measured.loc[measured["setting"] == "dense", "vs_dense"] == 0).all()
+  assert (measured.loc[measured["setting"] != "dense", "vs_dense"] < 0.02).all()  # gains
+  assert set(measured.groupby(["scale", "d_model", "ffn_dim", "n_heads"]).size()) == {7}
   moved = analyze.optimum_by_setting(table, n_boot=0).set_index("setting")
   assert moved.loc["dense", "x_star"] == pytest.approx(moved.loc["8x2", "x_star"], rel=0.15)
 

@@ -11,6 +11,8 @@ fit       every finished run under ROOT/fit (dense and MoE, seeds), into ROOT:
                               sweep's r all lie in the paper's range), bootstrap over shapes, seeds
             forms.csv         per form: shapes, MSE against the noise ceiling, the lack-of-fit F
                               and p, the sparsity coefficients with their 95% intervals
+            against_dense.csv per scale, shape and setting: seed-mean loss, seeds, difference
+                              from the dense run of the same shape
             optimum.csv       the multiplicative law fitted on the runs of one setting at a time
                               (dense, and each MoE setting trained at several shapes): x*, r*
             summary.md/.json  both tables, the seed noise, the form the lack of fit prefers
@@ -50,6 +52,19 @@ HELDOUT = "320k"  # the recipe's scale above the fitting ones (80k, 145k active)
 def setting(table: RunsTable) -> np.ndarray:
   """Each run's sparsity as text: "dense" or "<E>x<G>" (top-k = G in this sweep)."""
   return np.array(["dense" if e == 1 else f"{e:g}x{g:g}" for e, _, g in table.sparsity])
+
+
+def against_dense(table: RunsTable) -> pd.DataFrame:
+  """Per scale, dense shape and setting: the seed-mean loss, its seeds and its difference from the
+  dense run of the same shape (NaN before that has finished), best first within a shape."""
+  frame = table.frame.assign(scale=table.scale, setting=setting(table))
+  keys = ["scale", "d_model", "ffn_dim", "n_heads"]
+  means = frame.groupby(keys + ["setting"], as_index=False).agg(
+      loss=("loss", "mean"), seeds=("loss", "size"))
+  dense = means[means["setting"] == "dense"].set_index(keys)["loss"]
+  means["vs_dense"] = means["loss"] - [dense.get(tuple(row), np.nan)
+                                       for row in means[keys].itertuples(index=False)]
+  return means.sort_values(keys + ["loss"]).reset_index(drop=True)
 
 
 def fit_forms(table: RunsTable, n_boot: int) -> tuple[pd.DataFrame, dict]:
@@ -114,6 +129,8 @@ def fit(root: str, n_boot: int) -> str | None:
   optimum.to_csv(os.path.join(root, "optimum.csv"), index=False)
   noise = laws.noise.seed_noise(table)
   counts = pd.Series(setting(table)).value_counts().to_dict()
+  measured = against_dense(table)
+  measured.to_csv(os.path.join(root, "against_dense.csv"), index=False)
   best = (table_forms.dropna(subset=["F"]).sort_values("F").iloc[0]["form"]
           if "F" in table_forms and table_forms["F"].notna().any() else None)
   lines = ["# The MoE law on this CPU's runs", "",
@@ -121,6 +138,8 @@ def fit(root: str, n_boot: int) -> str | None:
            f"experiments/moe_law_cpu/analyze.py --boot {n_boot} fit`. {len(table)} runs: "
            + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", "",
            "Seed noise (pooled per scale):", "", "```", noise.describe(), "```", "",
+           "## Each setting against its dense shape (seed means, nats)", "",
+           markdown_table(measured.to_dict("records"), list(measured.columns)), "",
            "## Sparsity factors (L_opt joint per scale; 95% intervals over shapes and seeds)", "",
            markdown_table(table_forms.to_dict("records"), list(table_forms.columns)), "",
            f"Preferred by the lack-of-fit F: {best or 'none fitted'}.", "",
@@ -130,6 +149,7 @@ def fit(root: str, n_boot: int) -> str | None:
     f.write("\n".join(lines))
   with open(os.path.join(root, "summary.json"), "w") as f:
     json.dump({"runs": len(table), "settings": counts, "preferred": best,
+               "against_dense": measured.to_dict("records"),
                "forms": table_forms.to_dict("records"), "optimum": optimum.to_dict("records")},
               f, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v))
   print("\n".join(lines))
