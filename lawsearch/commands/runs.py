@@ -99,7 +99,7 @@ def _run_sweep(args) -> None:
                      progress=not args.no_progress, shard=sweep.parse_shard(args.shard),
                      retry_failed=args.retry_failed, worker=args.worker,
                      heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, wait=not args.no_wait,
-                     repair=args.repair)
+                     repair=args.repair, seed_groups=args.seed_groups)
   if args.dry_run:
     return _sweep_estimate(result.planned, args)
   if result.records:
@@ -152,6 +152,9 @@ def _add_sweep(sub) -> None:
   p.add_argument("--retry-failed", action="store_true",
                  help="retrain runs recorded as failed (failed.json) or with an unreadable record")
   p.add_argument("--repair", action="store_true", help=REPAIR_HELP)
+  p.add_argument("--seed-groups", action="store_true",
+                 help="train the seeds of one shape as one program (one device only): each "
+                      "member stays an ordinary run in its own directory")
   p.add_argument("--worker", help="this worker's name in claims (default: $LAWSEARCH_WORKER, "
                  "SLURM's job and task, or host:pid)")
   p.add_argument("--heartbeat-s", type=positive, default=30.0,

@@ -155,15 +155,16 @@ def validate(config, n_devices: int) -> dict[str, int]:
   return shape
 
 
-def check_memory(config, n_devices: int) -> None:
-  """A UserError when a train step cannot fit this process's devices (`train_memory_bytes`
-  against 90% of `device_memory`); before anything compiles."""
+def check_memory(config, n_devices: int, members: int = 1) -> None:
+  """A UserError when a train step of `members` seeds at once (a seed group, train/group.py)
+  cannot fit this process's devices (`train_memory_bytes` each, against 90% of
+  `device_memory`); before anything compiles."""
   t, spec = config.train, arch_spec(config)
-  need, available = train_memory_bytes(config, n_devices), device_memory()
+  need, available = members * train_memory_bytes(config, n_devices), device_memory()
   if need > 0.9 * available:
     raise UserError(
         f"{spec} trained at micro-batch {t.batch_size // t.grad_accum_steps} x {t.seq_len} "
-        f"needs at least "
+        + (f"as a group of {members} seeds " if members > 1 else "") + "needs at least "
         f"~{need / 2**30:.3g} GiB per device (float32 weights, gradients and Adam's two moments, "
         f"the activations a step keeps), more than 90% of the device's {available / 2**30:.3g} "
         "GiB; shrink the model, raise train.grad_accum_steps, set model.remat=True, or add "
@@ -251,6 +252,8 @@ class Program:
   eval_step: Any  # jitted (params, batch) -> loss
   schedule: Any
   steps: int
+  tx: Any  # the optax GradientTransformation
+  rules: tuple  # the sharding rules, ((logical axis, mesh axes), ...)
 
   def abstract_batch(self, config):
     shape = (config.train.batch_size, config.train.seq_len)
@@ -274,19 +277,26 @@ def build_program(config, devices=None, platform: str | None = None) -> Program:
                           jax.eval_shape(init), shardings)
   batch_shardings = {"inputs": batch_sharding, "targets": batch_sharding}
   train_step = jax.jit(
-      step_lib.make_train_step(
-          model, tx, schedule, grad_accum_steps=config.train.grad_accum_steps, mesh=mesh,
-          rules=rules,
-          moe_load_balance_weight=config_value(config, "train.moe_load_balance_weight"),
-          moe_z_loss_weight=config_value(config, "train.moe_z_loss_weight"),
-          moe_bias_update_rate=config_value(config, "train.moe_bias_update_rate")),
+      make_train_step(config, model, tx, schedule, mesh, rules),
       in_shardings=(shardings, batch_shardings),
       out_shardings=(shardings, mesh_lib.replicated(mesh)), donate_argnums=0)
   eval_step = jax.jit(step_lib.make_eval_step(model, mesh=mesh, rules=rules),
                       in_shardings=(shardings.params, batch_shardings),
                       out_shardings=mesh_lib.replicated(mesh))
   return Program(model.config.arch, model, mesh, shardings, batch_sharding, abstract, init,
-                 train_step, eval_step, schedule, steps)
+                 train_step, eval_step, schedule, steps, tx, rules)
+
+
+def make_train_step(config, model: step_lib.Model, tx, schedule, mesh, rules):
+  """The unjitted (state, batch) -> (state, metrics) of `config` (step_lib.make_train_step with
+  the config's accumulation and MoE loss settings): build_program jits it, a seed group
+  (train/group.py) vmaps it first."""
+  return step_lib.make_train_step(
+      model, tx, schedule, grad_accum_steps=config.train.grad_accum_steps, mesh=mesh,
+      rules=rules,
+      moe_load_balance_weight=config_value(config, "train.moe_load_balance_weight"),
+      moe_z_loss_weight=config_value(config, "train.moe_z_loss_weight"),
+      moe_bias_update_rate=config_value(config, "train.moe_bias_update_rate"))
 
 
 def run_checkpointer(config, workdir: str):
@@ -394,13 +404,21 @@ def train(config, workdir: str, *, progress: bool = True, repair: bool = False) 
   """Train (or resume) the run in `workdir`; returns the result record (see _train). A full or
   read-only disk is raised as its OSError (paths.disk_error) with the partial checkpoint that
   the failed save left removed, however the checkpointing library reported it."""
+  return raising_disk_errors(lambda: _train(config, workdir, progress=progress, repair=repair),
+                             [workdir])
+
+
+def raising_disk_errors(train_fn: Callable[[], Any], workdirs: list[str]) -> Any:
+  """train_fn()'s value; a full or read-only disk is raised as its OSError (paths.disk_error)
+  with the partial checkpoints that the failed save left in `workdirs` removed."""
   try:
-    return _train(config, workdir, progress=progress, repair=repair)
+    return train_fn()
   except Exception as e:  # pylint: disable=broad-except
-    disk = paths.disk_error(e, workdir)
+    disk = paths.disk_error(e, workdirs[0])
     if disk is None or disk is e:
       raise
-    _remove_partial_checkpoints(workdir)
+    for workdir in workdirs:
+      _remove_partial_checkpoints(workdir)
     raise disk from None
 
 
@@ -413,18 +431,13 @@ def _remove_partial_checkpoints(workdir) -> None:
     shutil.rmtree(partial, ignore_errors=True)
 
 
-def _train(config, workdir: str, *, progress: bool = True, repair: bool = False) -> dict:
-  """Train (or resume) the run in `workdir`; returns the result record.
-
-  A finished run (its result.json exists) is not retrained: its record is returned. A workdir
-  belongs to one run identity (lawsearch.rundir): a config that differs from its record outside
-  rundir.SAFE_ON_RESUME is refused (UserError naming the fields); allowed changes are kept in its
-  config_history.jsonl and the result record. Every record read back is checked first
-  (inputs.read_file); `repair` drops the unreadable lines of its logs (metrics.jsonl,
-  config_history.jsonl) instead of refusing them.
-  """
-  # ---- distributed, validation, program -------------------------------------------------------
-  _check_arguments(config, workdir, progress, repair, "loop.train")
+def prepare(config, workdir: str, *, progress: bool = True, repair: bool = False,
+            function: str = "loop.train") -> tuple[RunDir, dict, dict | None]:
+  """The checks before a run in `workdir` builds anything: (its RunDir, the SAFE_ON_RESUME
+  changes of `config` against its record (RunDir.config_changes), its result record when it is
+  finished, else None). UserErrors for bad arguments, a workdir that is a file, holds imported
+  weights or others' files, or a changed identity; a damaged log stops here unless `repair`."""
+  _check_arguments(config, workdir, progress, repair, function)
   check_ranges(config)  # before the run directory is read or written
   initialize_distributed(config)
   if paths.exists(workdir) and not paths.is_dir(workdir):
@@ -441,11 +454,85 @@ def _train(config, workdir: str, *, progress: bool = True, repair: bool = False)
   if finished is not None:
     if jax.process_index() == 0:
       print(f"lawsearch train: {workdir} is finished (result.json); nothing to do", flush=True)
-    return finished
+    return run_dir, changes, finished
   if jax.process_index() == 0:  # a damaged log stops the run now, before any compile
     run_dir.read_history(repair)
     if paths.exists(run_dir.metrics):
       metrics_lib.read(run_dir.metrics, repair)
+  return run_dir, changes, None
+
+
+def check_loss(loss: float, done: int, checked: int, last_good: int | None, ckpt, log,
+               who: str = "") -> None:
+  """Logs and raises NonFiniteLossError when the train loss `loss` at step `done` is not finite
+  (`checked`: the step it was last finite at; `last_good`: the newest checkpoint's step, in
+  `ckpt`; `who`: a prefix naming the run, for a seed group's member)."""
+  if math.isfinite(loss):
+    return
+  log.write({"step": done, "loss": loss, "error": "non-finite loss"})
+  raise NonFiniteLossError(
+      f"{who}loss is {loss} at step {done} (finite when last checked, at step {checked}); "
+      f"stopped. The last good checkpoint is "
+      f"{'step ' + str(last_good) if last_good is not None else 'none'}"
+      f"{' in ' + ckpt.directory if ckpt else ''}; lower optimizer.peak_lr or raise "
+      "warmup, then rerun the same command to resume from it")
+
+
+def interval_record(m: dict, done: int, tokens_per_step: int, tps: float, mfu: float | None,
+                    compile_s: float | None) -> dict:
+  """A metrics.jsonl record of one log interval: the step's metrics `m` (host floats: loss, lr,
+  grad_norm, MoE metrics), tokens so far, `tps` (tokens/s of the interval), `mfu` (None: not
+  known) and `compile_s` (None: not this process's first record)."""
+  record = {"step": done, "loss": float(m["loss"]), "lr": float(m["lr"]),
+            "grad_norm": float(m["grad_norm"]), "tokens": done * tokens_per_step,
+            "tokens_per_s": tps}
+  record.update({k: float(m[k]) for k in step_lib.MOE_METRICS if k in m})  # MoE only
+  if mfu is not None:
+    record["mfu"] = mfu
+  if compile_s is not None:
+    record["compile_s"] = compile_s
+  return record
+
+
+def finish(program: Program, config, workdir: str, params, log, *, train_loss: float,
+           throughputs: list[float], compile_s: float) -> dict:
+  """The run's final held-out loss (logged), its result record, written to result.json by
+  process 0 (runs.write_result), and returned."""
+  t = config.train
+  final = heldout_loss(program, config, params)
+  log.write({"step": program.steps, "heldout_loss": final.loss, "heldout_loss_se": final.se})
+  record = runs.result_record(program.spec, tokens=program.steps * t.batch_size * t.seq_len,
+                              loss=final.loss, loss_se=final.se, heldout_tokens=final.tokens,
+                              heldout_sources=final.sources, heldout_block_loss=final.block_loss,
+                              heldout_block_windows=final.block_windows, train_loss=train_loss,
+                              steps=program.steps,
+                              seq_len=t.seq_len, batch_size=t.batch_size, seed=config.seed,
+                              peak_lr=config.optimizer.peak_lr,
+                              preset=config.model.preset,
+                              tokens_per_s=float(np.median(throughputs)) if throughputs else None,
+                              compile_s=compile_s)
+  history = RunDir(workdir).read_history()
+  if history:
+    record["config_history"] = history
+  if jax.process_index() == 0:
+    runs.write_result(workdir, record)
+  return record
+
+
+def _train(config, workdir: str, *, progress: bool = True, repair: bool = False) -> dict:
+  """Train (or resume) the run in `workdir`; returns the result record.
+
+  A finished run (its result.json exists) is not retrained: its record is returned. A workdir
+  belongs to one run identity (lawsearch.rundir): a config that differs from its record outside
+  rundir.SAFE_ON_RESUME is refused (UserError naming the fields); allowed changes are kept in its
+  config_history.jsonl and the result record. Every record read back is checked first
+  (inputs.read_file); `repair` drops the unreadable lines of its logs (metrics.jsonl,
+  config_history.jsonl) instead of refusing them.
+  """
+  # ---- distributed, validation, program -------------------------------------------------------
+  run_dir, changes, finished = prepare(config, workdir, progress=progress, repair=repair)
+  if finished is not None:
+    return finished
   check_memory(config, jax.device_count())
   program = build_program(config)
   main = jax.process_index() == 0
@@ -507,26 +594,16 @@ def _train(config, workdir: str, *, progress: bool = True, repair: bool = False)
       if done % t.log_every == 0 or save or evaluate or done == program.steps:
         m = jax.device_get(m)
         loss = float(m["loss"])
-        if not math.isfinite(loss):
-          log.write({"step": done, "loss": loss, "error": "non-finite loss"})
-          raise NonFiniteLossError(
-              f"loss is {loss} at step {done} (finite when last checked, at step {mark_step}); "
-              f"stopped. The last good checkpoint is "
-              f"{'step ' + str(last_good) if last_good is not None else 'none'}"
-              f"{' in ' + ckpt.directory if ckpt else ''}; lower optimizer.peak_lr or raise "
-              "warmup, then rerun the same command to resume from it")
+        check_loss(loss, done, mark_step, last_good, ckpt, log)
         now = time.perf_counter()
         tps = (done - mark_step) * tokens_per_step / (now - mark)
         throughputs.append(tps)
+        first = done - start <= t.log_every  # the first record of this process
+        record = interval_record(
+            m, done, tokens_per_step, tps,
+            metrics_lib.mfu(tps, flops_per_token, peak, jax.device_count()) if peak else None,
+            compile_s if first else None)
         mark, mark_step = now, done
-        record = {"step": done, "loss": loss, "lr": float(m["lr"]),
-                  "grad_norm": float(m["grad_norm"]), "tokens": done * tokens_per_step,
-                  "tokens_per_s": tps}
-        record.update({k: float(m[k]) for k in step_lib.MOE_METRICS if k in m})  # MoE only
-        if peak:
-          record["mfu"] = metrics_lib.mfu(tps, flops_per_token, peak, jax.device_count())
-        if mark_step - start <= t.log_every:  # the first record of this process
-          record["compile_s"] = compile_s
         if evaluate:
           record["heldout_loss"] = heldout_loss(program, config, state.params).loss
         log.write(record)
@@ -548,21 +625,5 @@ def _train(config, workdir: str, *, progress: bool = True, repair: bool = False)
       ckpt.close()
 
   # ---- result ----------------------------------------------------------------------------------
-  final = heldout_loss(program, config, state.params)
-  log.write({"step": program.steps, "heldout_loss": final.loss, "heldout_loss_se": final.se})
-  record = runs.result_record(spec, tokens=program.steps * tokens_per_step, loss=final.loss,
-                              loss_se=final.se, heldout_tokens=final.tokens,
-                              heldout_sources=final.sources, heldout_block_loss=final.block_loss,
-                              heldout_block_windows=final.block_windows, train_loss=loss,
-                              steps=program.steps,
-                              seq_len=t.seq_len, batch_size=t.batch_size, seed=config.seed,
-                              peak_lr=config.optimizer.peak_lr,
-                              preset=config.model.preset,
-                              tokens_per_s=float(np.median(throughputs)) if throughputs else None,
-                              compile_s=compile_s)
-  history = run_dir.read_history()
-  if history:
-    record["config_history"] = history
-  if main:
-    runs.write_result(workdir, record)
-  return record
+  return finish(program, config, workdir, state.params, log, train_loss=loss,
+                throughputs=throughputs, compile_s=compile_s)

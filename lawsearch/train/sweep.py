@@ -29,7 +29,7 @@ from lawsearch import configlib, inputs, paths, runs
 from lawsearch.rundir import RunDir, RunIdentity
 from lawsearch.errors import UserError
 from lawsearch.table import format_table
-from lawsearch.train import claims, estimate, loop
+from lawsearch.train import claims, estimate, group, loop
 from lawsearch.train import metrics as metrics_lib
 
 SUMMARY_COLUMNS = ("n_params", "d_model", "mlp_attn_ratio", "d_over_sqrt_n", "tokens", "loss",
@@ -171,7 +171,7 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
         dry_run: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1),
         retry_failed: bool = False, worker: str | None = None,
         heartbeat_s: float = claims.HEARTBEAT_S, stale_s: float = claims.STALE_S,
-        wait: bool = True, repair: bool = False) -> SweepResult:
+        wait: bool = True, repair: bool = False, seed_groups: bool = False) -> SweepResult:
   """Trains the runs of `sweep` under `root` that nobody has finished, as one of any number of
   workers on the same root (see lawsearch.train.claims); returns the runs planned, the
   RunRecords of those finished (in sweep order) and the failed ones. With dry_run it only lists
@@ -185,11 +185,14 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
   first. shard=(i, n) keeps the static split: runs i, i+n, i+2n, ... `repair` drops the
   unreadable lines of the runs' logs (loop.train). A full or read-only disk stops the sweep
   (an OSError: every later run would fail the same way), its claim released where the disk
-  allows and no run recorded as failed for it."""
+  allows and no run recorded as failed for it. With `seed_groups` a worker that claims a run
+  also claims the other runs that differ from it only in seed (neither finished, failed nor
+  claimed) and trains them as one program (train/group.py; one device only)."""
   _check_arguments(sweep, root, "sweep.run")
   for name, value, kind in (("dry_run", dry_run, "bool"), ("progress", progress, "bool"),
                             ("retry_failed", retry_failed, "bool"), ("wait", wait, "bool"),
-                            ("repair", repair, "bool"), ("heartbeat_s", heartbeat_s, "positive"),
+                            ("repair", repair, "bool"), ("seed_groups", seed_groups, "bool"),
+                            ("heartbeat_s", heartbeat_s, "positive"),
                             ("stale_s", stale_s, "positive")):
     inputs.argument(value, name, kind, "sweep.run")
   inputs.argument(worker, "worker", "string", "sweep.run", optional=True)
@@ -200,6 +203,8 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
   worker = worker or claims.worker_id()
   loop.initialize_distributed(planned[0].config)  # a multi-host worker: before any decision
   main = jax.process_index() == 0
+  if seed_groups and not dry_run:
+    group.check_devices()
   states = [state(p.workdir, stale_s) for p in planned]
   if retry_failed and not dry_run and main:
     for p, s in zip(planned, states):
@@ -227,7 +232,10 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
         others_running = True
         continue
       print(f"[{i}/{len(planned)}] {p.name} {_describe(p, s)}: {p.workdir}", flush=True)
-      _train(p, claim, progress, heartbeat_s, repair)
+      members = [(p, claim)]
+      if seed_groups:
+        members += _claim_seeds(planned, p, worker, stale_s, heartbeat_s)
+      _train(members, progress, heartbeat_s, repair)
       print(f"  {time.perf_counter() - t0:.0f} s so far", flush=True)
     if not (wait and _agree(others_running)):
       break
@@ -238,27 +246,56 @@ def run(sweep: ml_collections.ConfigDict, root: str, *, overrides: Sequence[str]
                            for p, s in states if s.kind == "failed"))
 
 
-def _train(p: PlannedRun, claim: claims.Claim | None, progress: bool, heartbeat_s: float,
-           repair: bool = False):
-  """Trains one claimed run (claim None on processes other than 0), recording a failure; a full
-  or read-only disk is raised as its OSError (paths.disk_error), recording nothing."""
-  beating = claims.Heartbeat(p.workdir, claim, heartbeat_s) if claim else contextlib.nullcontext()
-  with beating:
+def _claim_seeds(planned: Sequence[PlannedRun], p: PlannedRun, worker: str, stale_s: float,
+                 heartbeat_s: float) -> list[tuple[PlannedRun, claims.Claim]]:
+  """The other runs of `planned` that differ from `p` only in seed, neither finished, failed nor
+  claimed, each with this worker's new claim on it (a run another worker claims first is left
+  to it)."""
+  out = []
+  for q in planned:
+    if q is p or group.differences([p.config, q.config]):
+      continue
+    if state(q.workdir, stale_s).kind in ("finished", "failed", "corrupt", "running"):
+      continue
+    claim = claims.acquire(q.workdir, worker, stale_s, heartbeat_s)
+    if claim is not None:
+      print(f"  with {q.name} (seed {q.config.seed}) as one program: {q.workdir}", flush=True)
+      out.append((q, claim))
+  return out
+
+
+def _train(members: Sequence[tuple[PlannedRun, claims.Claim | None]], progress: bool,
+           heartbeat_s: float, repair: bool = False):
+  """Trains the claimed runs (claims None on processes other than 0): one alone (loop.run), or
+  several seeds of one shape as one program (group.train_group), beating each claim and
+  recording a failure for each when training raises; a full or read-only disk is raised as its
+  OSError (paths.disk_error), recording nothing."""
+  with contextlib.ExitStack() as stack:
+    for p, claim in members:
+      if claim:
+        stack.enter_context(claims.Heartbeat(p.workdir, claim, heartbeat_s))
     try:
-      record = loop.run(p.config, p.workdir, progress=progress, repair=repair)
-      print(f"  loss {record.loss:.4f}", flush=True)
+      if len(members) == 1:
+        (p, _), = members
+        losses = [loop.run(p.config, p.workdir, progress=progress, repair=repair).loss]
+      else:
+        losses = [r["loss"] for r in group.train_group(
+            [p.config for p, _ in members], [p.workdir for p, _ in members], progress=progress,
+            repair=repair)]
+      print("  loss " + " ".join(f"{loss:.4f}" for loss in losses), flush=True)
     except Exception as e:  # pylint: disable=broad-except
-      disk = paths.disk_error(e, p.workdir)
+      disk = paths.disk_error(e, members[0][0].workdir)
       if disk is not None:  # not the run's fault, and every later run would fail the same way
         raise disk from None
       # A NaN, a bad config, a bug: recorded, and the sweep goes on with the other runs.
-      if claim:
-        try:
-          claims.record_failure(p.workdir, claim, e)
-        except OSError as written:
-          if paths.disk_error(written) is None:
-            raise
-          raise written from None
+      for p, claim in members:
+        if claim:
+          try:
+            claims.record_failure(p.workdir, claim, e)
+          except OSError as written:
+            if paths.disk_error(written) is None:
+              raise
+            raise written from None
       print(f"  failed: {type(e).__name__}: {e}\n" + "".join(
           traceback.format_exception(e)[-6:]), flush=True)
 
