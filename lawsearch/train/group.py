@@ -174,9 +174,8 @@ def _train_together(configs, workdirs, prepared, progress: bool, repair: bool) -
           run_dir.bind(c)
           if changes:
             run_dir.append_history(start, changes)
-      save = ckpts is not None and (done % t.checkpoint_every == 0 or done == program.steps)
-      evaluate = bool(t.eval_every) and done % t.eval_every == 0 and done != program.steps
-      if done % t.log_every == 0 or save or evaluate or done == program.steps:
+      save, evaluate, log_now = loop.step_events(t, done, program.steps, ckpts is not None)
+      if log_now:
         m = jax.device_get(m)  # each [K]
         now = time.perf_counter()
         tps = (done - mark_step) * tokens_per_step / (now - mark)

@@ -422,6 +422,15 @@ def raising_disk_errors(train_fn: Callable[[], Any], workdirs: list[str]) -> Any
     raise disk from None
 
 
+def step_events(t, done: int, steps: int, checkpointing: bool) -> tuple[bool, bool, bool]:
+  """(save, evaluate, log) after step `done` of `steps` (t: config.train): a checkpoint every
+  checkpoint_every steps and at the end, a held-out eval every eval_every (none at the end: the
+  final one follows), a metrics record every log_every steps and at each of those."""
+  save = checkpointing and (done % t.checkpoint_every == 0 or done == steps)
+  evaluate = bool(t.eval_every) and done % t.eval_every == 0 and done != steps
+  return save, evaluate, done % t.log_every == 0 or save or evaluate or done == steps
+
+
 def _remove_partial_checkpoints(workdir) -> None:
   """Removes the temporary directories of checkpoints whose save failed (local runs)."""
   folder = RunDir(workdir).checkpoints
@@ -589,9 +598,8 @@ def _train(config, workdir: str, *, progress: bool = True, repair: bool = False)
         run_dir.bind(config)
         if changes:
           run_dir.append_history(start, changes)
-      save = ckpt is not None and (done % t.checkpoint_every == 0 or done == program.steps)
-      evaluate = bool(t.eval_every) and done % t.eval_every == 0 and done != program.steps
-      if done % t.log_every == 0 or save or evaluate or done == program.steps:
+      save, evaluate, log_now = step_events(t, done, program.steps, ckpt is not None)
+      if log_now:
         m = jax.device_get(m)
         loss = float(m["loss"])
         check_loss(loss, done, mark_step, last_good, ckpt, log)
