@@ -16,7 +16,7 @@ def test_workers_get_the_sweeps_arguments_and_not_the_submissions_own(tmp_path):
   job = slurm.sweep_job(sweep, config=SWEEP, root="/r", log_dir=str(tmp_path / "logs"),
                         heartbeat_s=0.5, stale_s=4.0, workers=3, overrides=["train.steps=2"],
                         config_overrides=["--config.runs=['a']", "--config.slurm.time=1:00:00"],
-                        retry_failed=True, script_only=True)
+                        retry_failed=True, seed_groups=True, script_only=True)
   assert job.job_id is None and not (tmp_path / "logs").exists()  # nothing submitted or written
   lines = job.script.splitlines()
   assert "#SBATCH --array=0-2" in lines and "#SBATCH --time=1:00:00" in lines
@@ -24,7 +24,7 @@ def test_workers_get_the_sweeps_arguments_and_not_the_submissions_own(tmp_path):
   assert worker[worker.index("sweep"):] == [
       "sweep", f"--config={SWEEP}", "--root", "/r", "--no-progress", "--override",
       "train.steps=2", "--config.runs=['a']", "--heartbeat-s", "0.5", "--stale-s", "4",
-      "--retry-failed"]
+      "--retry-failed", "--seed-groups"]
   assert job.summary() + "\n" == job.script  # --slurm-script prints the script as it is
 
 

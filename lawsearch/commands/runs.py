@@ -130,7 +130,7 @@ def _slurm_sweep(args, config) -> None:
                         heartbeat_s=args.heartbeat_s, stale_s=args.stale_s, workers=args.workers,
                         overrides=args.override, config_overrides=args.config_overrides,
                         retry_failed=args.retry_failed, repair=args.repair,
-                        script_only=args.slurm_script).summary())
+                        seed_groups=args.seed_groups, script_only=args.slurm_script).summary())
 
 
 def _add_sweep(sub) -> None:

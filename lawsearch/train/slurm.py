@@ -154,18 +154,20 @@ class SweepJob:
 def sweep_job(sweep, *, config: str, root: str, log_dir: str, heartbeat_s: float, stale_s: float,
               workers: int | None = None, overrides: Sequence[str] = (),
               config_overrides: Sequence[str] = (), retry_failed: bool = False,
-              repair: bool = False, script_only: bool = False) -> SweepJob:
+              repair: bool = False, seed_groups: bool = False,
+              script_only: bool = False) -> SweepJob:
   """The sweep `config` on `root` as a job array of `lawsearch sweep` workers, submitted with
   sbatch unless `script_only`. Resources come from `sweep` (the loaded sweep config)'s `slurm`
   block, `workers` (array tasks) overriding its count. Each worker gets `overrides` (KEY=VALUE,
   every run's config), `config_overrides` (--config.* of the sweep config; the --config.slurm.*
-  ones are the submission's only), its heartbeat and stale limits in seconds, `retry_failed` and
-  `repair`. The script names `log_dir` as an absolute path."""
+  ones are the submission's only), its heartbeat and stale limits in seconds, `retry_failed`,
+  `repair` and `seed_groups`. The script names `log_dir` as an absolute path."""
   res = SlurmResources.from_config(sweep.get("slurm"), workers=workers)
   sweep_args = ([a for o in overrides for a in ("--override", o)]
                 + [a for a in config_overrides if not a.startswith("--config.slurm.")]
                 + ["--heartbeat-s", f"{heartbeat_s:g}", "--stale-s", f"{stale_s:g}"]
-                + (["--retry-failed"] if retry_failed else []) + (["--repair"] if repair else []))
+                + (["--retry-failed"] if retry_failed else []) + (["--repair"] if repair else [])
+                + (["--seed-groups"] if seed_groups else []))
   if paths.is_remote(log_dir):  # before abspath, which would make a URL a local directory
     raise UserError(f"--slurm-logs {log_dir}: SLURM writes its logs to a shared filesystem, not "
                     "a bucket; give a directory every node mounts")
