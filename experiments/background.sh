@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 MAIN=$(pwd)
 pkill -f "train_all.sh|moe_law_cpu/train.sh|commit_finished.sh|lawsearch sweep" || true
 [[ ${1:-start} == stop ]] && exit 0
+make -s .venv/.installed-stamp  # a fresh clone: the environment the drivers run in
 start() {  # start NAME DRIVER ROOT WHAT NICENESS [VAR=VALUE...]
   local name=$1 driver=$2 root=$3 what=$4 niceness=$5
   shift 5
