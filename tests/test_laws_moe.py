@@ -193,3 +193,30 @@ def test_plots_draw_a_mixture_at_its_dense_equivalent(tmp_path):
   written = fit_plots.save(law, clean, str(tmp_path))
   assert all((tmp_path / name).stat().st_size > 10_000 for name in
              ("u_curves.png", "contours.png", "predicted_vs_measured.png")) and len(written) == 3
+
+
+def test_the_moe_sweeps_picks_step_sets_measured_against_predicted(experiment, tmp_path):
+  import json  # pylint: disable=import-outside-toplevel
+
+  from lawsearch import arch, runs  # pylint: disable=import-outside-toplevel
+
+  analyze = experiment("moe_law_cpu/analyze.py")
+  dense = arch.ArchSpec(n_layers=2, d_model=32, n_heads=2, n_kv_heads=2, head_dim=16, ffn_dim=64,
+                        vocab_size=512)
+  moe = arch.mixture(dense, 4, 2)
+  (tmp_path / "search").mkdir()
+  (tmp_path / "search" / "moe.json").write_text(json.dumps(
+      {"best": {"dense": {"spec": dense.fields()}, "moe": {"spec": moe.fields()}}}))
+  (tmp_path / "summary.json").write_text(json.dumps({"preferred": "moe-leverage"}))
+  law = ConditionalLaw("moe-leverage", DENSE + TRUE["moe-leverage"])
+  law.to_json(str(tmp_path / "laws" / "moe-leverage.json"))
+  for i, (spec, loss) in enumerate([(dense, 3.30), (dense, 3.32), (moe, 3.25)]):
+    runs.write_result(str(tmp_path / "heldout" / f"run{i}"),
+                      runs.result_record(spec, tokens=1e6, loss=loss, seed=i))
+  found = analyze.picks(str(tmp_path), trials=1).set_index("pick")
+  assert found.loc["dense", "seeds"] == 2 and found.loc["dense", "loss"] == pytest.approx(3.31)
+  with laws.float64():
+    want = float(law.predict(analyze.spec_row(moe), 1.0)[0]) * 3.25  # L_opt: lowest measured
+  assert found.loc["moe", "predicted_loss"] == pytest.approx(want, rel=1e-9)
+  assert (found[["tok/s b1", "tok/s b32"]] > 0).all().all()
+  assert (found["tok/s b32"] < found["roofline b32"]).all()  # below this CPU's roofline

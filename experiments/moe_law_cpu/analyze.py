@@ -3,7 +3,7 @@ says, whether the optimum in d/sqrt(N) and r moves with sparsity, the search's d
 at the held-out scale, and how the law predicts that scale.
 
     .venv/bin/python experiments/moe_law_cpu/analyze.py [--root experiments/results/moe_law_cpu]
-        [--boot 200] [fit] [search] [validate]
+        [--boot 200] [fit] [search] [validate] [picks]
 
 fit       every finished run under ROOT/fit (dense and MoE, seeds), into ROOT:
             laws/<form>.json  each MoE form (laws.forms.MOE_FORMS) fitted by `laws.fit_runs`
@@ -23,6 +23,11 @@ search    the preferred law's `lawsearch search --mlp dense,moe` at the held-out
 validate  the runs under ROOT/heldout: each MoE form refitted on the fitting scales and asked
           for the held-out scale (MSE, Spearman: laws.cross_scale_validation), beside the dense
           law on the dense runs alone -> ROOT/validation.csv
+picks     the search's two picks trained at HELDOUT (ROOT/heldout): measured loss (seed mean)
+          against the law's prediction (relative to L_opt, absolute at the scale's lowest measured
+          loss, the paper's L_opt), and decode output tokens/s measured by `lawsearch bench`'s
+          protocol (random weights of the pick's shape, BENCH_BATCHES, demo.SERVE's lengths,
+          float32) against this CPU's roofline -> ROOT/picks.csv
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from lawsearch import arch as arch_lib
 from lawsearch import demo, laws, moe_search, runs, search
 from lawsearch.errors import UserError
 from lawsearch.laws import forms
@@ -47,6 +53,7 @@ CHECKOUT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_ROOT = os.path.join(CHECKOUT, "experiments", "results", "moe_law_cpu")
 HARDWARE = os.path.join(CHECKOUT, "lawsearch", "data", "cpu_replication", "hardware.json")
 HELDOUT = "320k"  # the recipe's scale above the fitting ones (80k, 145k active)
+BENCH_BATCHES = (1, 8, 32)
 
 
 def setting(table: RunsTable) -> np.ndarray:
@@ -158,8 +165,7 @@ def fit(root: str, n_boot: int) -> str | None:
 
 def search_picks(root: str) -> moe_search.MlpComparison:
   """The search step (module doc), with the law `fit` preferred."""
-  with open(os.path.join(root, "summary.json")) as f:
-    preferred = json.load(f)["preferred"]
+  preferred = preferred_form(root)
   if preferred is None:
     raise UserError("no MoE form was fitted: run the fit step on more runs first")
   law = laws.ConditionalLaw.from_json(os.path.join(root, "laws", f"{preferred}.json"))
@@ -211,19 +217,66 @@ def validate(root: str) -> pd.DataFrame:
   return out
 
 
+def picks(root: str, trials: int = 3) -> pd.DataFrame:
+  """The picks step (module doc)."""
+  from lawsearch.bench import throughput  # pylint: disable=import-outside-toplevel
+
+  with open(os.path.join(root, "search", "moe.json")) as f:
+    doc = json.load(f)
+  law = laws.ConditionalLaw.from_json(os.path.join(root, "laws", f"{preferred_form(root)}.json"))
+  held = runs.read_table(os.path.join(root, "heldout"))
+  hw = demo.read_hardware(HARDWARE)
+  rows = []
+  for kind, pick in doc["best"].items():
+    spec = arch_lib.from_fields(pick["spec"])
+    row = {"pick": kind, "shape": str(spec),
+           "predicted_rel": float(law.predict(spec_row(spec), 1.0)[0])}
+    mine = held[[arch_lib.from_fields(r) == spec for r in held.to_dict("records")]]
+    row.update(seeds=len(mine), loss=float(mine["loss"].mean()) if len(mine) else np.nan,
+               predicted_loss=row["predicted_rel"] * float(held["loss"].min()))
+    measured = throughput.measure(
+        {kind: spec}, hw, batch_sizes=BENCH_BATCHES, input_len=demo.SERVE["input_len"],
+        output_len=demo.SERVE["output_len"], trials=trials, dtype="float32", decode_impl="xla",
+        attention_impl="grouped")
+    for r in measured.records:
+      row[f"tok/s b{r['batch']}"] = r["output_tokens_per_s"]
+      row[f"roofline b{r['batch']}"] = r["roofline_output_tokens_per_s"]
+    rows.append(row)
+  out = pd.DataFrame(rows)
+  out.to_csv(os.path.join(root, "picks.csv"), index=False)
+  print(markdown_table(out.to_dict("records"), list(out.columns)))
+  return out
+
+
+def spec_row(spec: arch_lib.ArchSpec) -> pd.DataFrame:
+  """One runs-table row of `spec`'s shape (its fields, N, N_active and r), for the law."""
+  return pd.DataFrame([{**spec.fields(), "n_params": spec.non_embedding_params,
+                        "n_active": spec.active_non_embedding_params,
+                        "mlp_attn_ratio": spec.mlp_attn_ratio}])
+
+
+def preferred_form(root: str) -> str:
+  """The form the fit step preferred (summary.json)."""
+  with open(os.path.join(root, "summary.json")) as f:
+    return json.load(f)["preferred"]
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--root", default=DEFAULT_ROOT)
   parser.add_argument("--boot", type=int, default=200)
-  parser.add_argument("steps", nargs="*", choices=("fit", "search", "validate"), default=["fit"])
+  parser.add_argument("steps", nargs="*", choices=("fit", "search", "validate", "picks"),
+                      default=["fit"])
   args = parser.parse_args()
   for name in args.steps:
     if name == "fit":
       fit(args.root, args.boot)
     elif name == "search":
       search_picks(args.root)
-    else:
+    elif name == "validate":
       validate(args.root)
+    else:
+      picks(args.root)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 # Then analyze.py fit search: the MoE forms fitted, and the preferred law's dense and MoE picks at
 # the held-out scale 320k active (lawsearch search --mlp dense,moe on this CPU's roofline), and
 #   c. at 320k: the shape x = 0.13, r = 1 dense and at 4x1 8x2 16x2 16x4, and both picks, 2 seeds
-# then analyze.py validate: each form's prediction of 320k against the measured losses.
+# then analyze.py validate picks: each form's prediction of 320k against the measured losses, and
+# the picks' measured loss and CPU decode tokens/s against the predicted.
 # A repeated command skips finished runs and resumes interrupted ones; runs shared by two phases
 # train once (one identity, one directory).
 #
@@ -34,4 +35,4 @@ $ANALYZE fit search >> "$LOGS/analysis.log" 2>&1
 phase heldout "recipe=cpu_v2,scales=320k,x=0.13,r=1,moe=4x1+8x2+16x2+16x4,seeds=2" "$ROOT/heldout"
 phase picks "recipe=cpu_v2,arch=$ROOT/search/surefire.arch.json+$ROOT/search/best_moe.arch.json,seeds=2" \
     "$ROOT/heldout"
-$ANALYZE validate >> "$LOGS/analysis.log" 2>&1
+$ANALYZE validate picks >> "$LOGS/analysis.log" 2>&1
