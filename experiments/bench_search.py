@@ -33,7 +33,7 @@ def main():
     times.append(time.perf_counter() - t0)
   n_cand = len(result.candidates)
 
-  specs = [search._spec_of(row) for _, row in result.candidates.iterrows()]
+  specs = [search.spec_of_row(row) for _, row in result.candidates.iterrows()]
   t0 = time.perf_counter()
   with float64():
     for spec in specs:  # the peer: one candidate at a time

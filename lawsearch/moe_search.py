@@ -88,7 +88,7 @@ def compare(result: search.SearchResult, *, experts: Sequence[int] = (4, 8, 16),
       raise UserError(f"moe_search.compare: {name} must be positive integers, got {values!r}")
   inputs.instance(result, "result", search.SearchResult, "a search.SearchResult",
                   "moe_search.compare")
-  dense = [_spec_of_row(row) for _, row in result.candidates.iterrows()]
+  dense = [search.spec_of_row(row) for _, row in result.candidates.iterrows()]
   specs = [m for s in dense for m in mixtures(s, experts, granularities)]
   if not specs:
     raise UserError("no mixture of experts can be built from the search's shapes with experts "
@@ -113,12 +113,6 @@ def compare(result: search.SearchResult, *, experts: Sequence[int] = (4, 8, 16),
     behind = throughput.index[throughput["dense"] >= throughput["moe"]]
     crossover = int(behind[0]) if len(behind) else None
   return MlpComparison(result, table, best, throughput, crossover, notes)
-
-
-def _spec_of_row(row) -> arch.ArchSpec:
-  """The dense ArchSpec of a row of the search's candidates."""
-  return arch.ArchSpec(**{f: row[f].item() if hasattr(row[f], "item") else row[f]
-                          for f in search.SHAPE_COLUMNS})
 
 
 def _scored(result: search.SearchResult, specs: list[arch.ArchSpec]) -> pd.DataFrame:

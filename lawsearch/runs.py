@@ -43,7 +43,8 @@ def result_record(spec, *, tokens: float, loss: float, **extra: Any) -> dict[str
   if not tokens > 0:
     raise UserError(f"tokens={tokens!r} must be positive")
   return {**spec.fields(), "n_params": spec.non_embedding_params,
-          "n_active": spec.active_non_embedding_params, "total_params": spec.total_params, "mlp_attn_ratio": spec.mlp_attn_ratio,
+          "n_active": spec.active_non_embedding_params, "total_params": spec.total_params,
+          "mlp_attn_ratio": spec.mlp_attn_ratio,
           "d_over_sqrt_n": spec.d_over_sqrt_n, "tokens": tokens, "loss": float(loss), **extra}
 
 

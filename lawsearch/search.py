@@ -645,7 +645,7 @@ def _lowest_candidate(table: pd.DataFrame, gqa: int, problem: str) -> LawOptimum
   at_gqa = table[table["gqa"] == gqa]
   best = (at_gqa if len(at_gqa) else table).sort_values("loss").iloc[0]
   x, r = float(best["d_over_sqrt_n"]), float(best["mlp_attn_ratio"])
-  return LawOptimum(x, r, float(table["loss"].min()), _spec_of(best),
+  return LawOptimum(x, r, float(table["loss"].min()), spec_of_row(best),
                     f"{problem}: Panda is the lowest predicted loss among the candidates "
                     f"(d/sqrt(N) = {x:.3f}, r = {r:.3f})")
 
@@ -688,7 +688,7 @@ def step2_picks(table: pd.DataFrame, gqa: int, target: float, count: int) -> lis
     raise UserError(f"no candidate at GQA {gqa} meets the target {target:.6g} with a "
                      f"positive efficiency on this grid; the lowest predicted loss there is "
                      f"{at_gqa['loss'].min():.6g}")
-  return [_spec_of(row) for _, row in
+  return [spec_of_row(row) for _, row in
           feasible.sort_values("efficiency", ascending=False).head(count).iterrows()]
 
 
@@ -764,7 +764,7 @@ def most_efficient_meeting_target(table: pd.DataFrame) -> arch.ArchSpec:
   """The admissible candidate of highest efficiency that meets the target (ties: lower loss);
   no admissible point beats it on both axes, so it is on the Pareto front."""
   ok = table[table["admissible"] & table["meets_target"] & (table["efficiency"] > 0)]
-  return _spec_of(ok.sort_values(["efficiency", "loss"], ascending=[False, True]).iloc[0])
+  return spec_of_row(ok.sort_values(["efficiency", "loss"], ascending=[False, True]).iloc[0])
 
 
 def _notes(l_opt, optimum: LawOptimum, gqa_loss, max_gqa: int, differ: str | None) -> list[str]:
@@ -810,6 +810,7 @@ def _bounds(values) -> tuple[float, float]:
   return float(np.min(values)), float(np.max(values))
 
 
-def _spec_of(row) -> arch.ArchSpec:
+def spec_of_row(row) -> arch.ArchSpec:
+  """The ArchSpec of a row of a `score` table (its SHAPE_COLUMNS)."""
   return arch.ArchSpec(**{f: (bool(row[f]) if f == "tie_embeddings" else int(row[f]))
                           for f in SHAPE_COLUMNS})

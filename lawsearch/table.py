@@ -1,4 +1,10 @@
-"""Tables: fixed-width text for the terminal, Markdown for reports."""
+"""Tables: fixed-width text for the terminal, Markdown for reports, and what they hold as JSON."""
+
+
+def json_value(value):
+  """`json.dumps`'s default for a table's cells: a numpy scalar as its Python number, anything
+  else as its text."""
+  return value.item() if hasattr(value, "item") else str(value)
 
 
 def _fmt(v) -> str:

@@ -46,7 +46,7 @@ from lawsearch.laws import forms
 from lawsearch.laws.runs_table import RunsTable
 from lawsearch.recipe import CPU_V2
 from lawsearch.report import moe as moe_report, search_report
-from lawsearch.table import markdown_table
+from lawsearch.table import json_value, markdown_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(os.path.dirname(HERE))
@@ -158,7 +158,7 @@ def fit(root: str, n_boot: int) -> str | None:
     json.dump({"runs": len(table), "settings": counts, "preferred": best,
                "against_dense": measured.to_dict("records"),
                "forms": table_forms.to_dict("records"), "optimum": optimum.to_dict("records")},
-              f, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+              f, indent=1, default=json_value)
   print("\n".join(lines))
   return best
 

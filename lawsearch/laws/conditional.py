@@ -211,8 +211,9 @@ class ConditionalLaw:
     (MINPACK's gtol measure) must end below `tol` (reporting the best objective reached).
     """
     spec = forms.get_form(form)
-    x, r, lo, loss, w, keep = prepare(df, l_opt, r_range, len(spec.names))
-    sparsity = RunsTable.of(df).sparsity[keep]
+    table = RunsTable.of(df, "fitting a conditional law")
+    x, r, lo, loss, w, keep = prepare(table, l_opt, r_range, len(spec.names))
+    sparsity = table.sparsity[keep]
     check_sparsity(spec, sparsity)
     res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, weights=w, n_starts=n_starts, seed=seed,
                  maxiter=maxiter, tol=tol)
@@ -226,7 +227,7 @@ class ConditionalLaw:
     info = FitInfo(objective=res.sse, mse=float(np.mean((pred - loss) ** 2)),
                    n_points=int(loss.size), n_excluded=int((~keep).sum()),
                    r_range=None if r_range is None else tuple(r_range),
-                   l_opt=l_opt_lib.describe(df, l_opt), n_starts=n_starts,
+                   l_opt=l_opt_lib.describe(table, l_opt), n_starts=n_starts,
                    iterations=res.iterations, grad_norm=res.grad_norm)
     return cls(form, tuple(res.theta), name=None, fit_info=info)
 
@@ -265,9 +266,8 @@ def prepare(df: pd.DataFrame | RunsTable, l_opt, r_range, n_coefficients: int):
   L_opt is resolved on the whole table (the lowest loss of a scale counts every architecture).
   """
   table = RunsTable.of(df, "fitting a conditional law")
-  runs_table.check_columns(table.frame, ["loss"], "fitting a conditional law")
+  loss = table.column("loss", "fitting a conditional law")
   x, r = x_and_r(table, "fitting a conditional law")
-  loss = table.loss
   lo = l_opt_lib.for_table(table, l_opt)
   keep = np.ones(len(table), dtype=bool)
   if r_range is not None:

@@ -42,9 +42,10 @@ def _name(scales) -> str:
   return "+".join(str(s) for s in scales)
 
 
-def cross_scale_validation(df: pd.DataFrame | RunsTable, tasks: Sequence[tuple[Sequence, object]] | None = None,
-                           form: str = "multiplicative", l_opt=None,
-                           r_range=DEFAULT_R_RANGE, **fit_options) -> pd.DataFrame:
+def cross_scale_validation(df: pd.DataFrame | RunsTable,
+                           tasks: Sequence[tuple[Sequence, object]] | None = None,
+                           form: str = "multiplicative", l_opt=None, r_range=DEFAULT_R_RANGE,
+                           **fit_options) -> pd.DataFrame:
   """Fit on smaller scales, predict a larger one: one row per task.
 
   df: a results table (see `ConditionalLaw.fit`); scales come from its `scale` column, else from

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from lawsearch import export, paths
-from lawsearch.table import format_table
+from lawsearch.table import format_table, json_value
 
 
 def summary(comparison) -> str:
@@ -30,16 +30,12 @@ def save(comparison, out_dir: str) -> list[str]:
   files to train it from (best_mla.arch.json, best_mla.config.py) in `out_dir`."""
   out = paths.path(out_dir)
   written = [str(out / "attention.json"), str(out / "attention.png")]
-  paths.write_text(written[0], json.dumps(comparison.to_dict(), indent=1, default=_plain))
+  paths.write_text(written[0], json.dumps(comparison.to_dict(), indent=1, default=json_value))
   attention_plot(comparison, written[1])
   if "mla" in comparison.best:
     written += export.export(comparison.best["mla"].spec, "best_mla", out_dir, doc=(
         "the best MLA shape of `lawsearch search --attention gqa,mla`")).values()
   return written
-
-
-def _plain(value):
-  return value.item() if hasattr(value, "item") else str(value)
 
 
 def attention_plot(comparison, path: str) -> str:

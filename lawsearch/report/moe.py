@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from lawsearch import export, paths
-from lawsearch.table import format_table
+from lawsearch.table import format_table, json_value
 
 
 def summary(comparison) -> str:
@@ -43,17 +43,13 @@ def save(comparison, out_dir: str) -> list[str]:
   (best_moe.arch.json, best_moe.config.py) in `out_dir`."""
   out = paths.path(out_dir)
   written = [str(out / "moe.json")]
-  paths.write_text(written[0], json.dumps(comparison.to_dict(), indent=1, default=_plain))
+  paths.write_text(written[0], json.dumps(comparison.to_dict(), indent=1, default=json_value))
   if comparison.throughput is not None:
     written.append(throughput_plot(comparison, str(out / "moe_throughput.png")))
   if "moe" in comparison.best:
     written += export.export(comparison.best["moe"].spec, "best_moe", out_dir, doc=(
         "the best mixture of experts of `lawsearch search --mlp dense,moe`")).values()
   return written
-
-
-def _plain(value):
-  return value.item() if hasattr(value, "item") else str(value)
 
 
 def throughput_plot(comparison, path: str) -> str:
