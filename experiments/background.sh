@@ -5,18 +5,28 @@
 #   the MoE law sweep (experiments/moe_law_cpu/train.sh): one worker at lower priority beside it.
 # Each driver resumes where the committed records and local checkpoints stop; logs in /tmp.
 #
-#   experiments/background.sh          (re)start both (a running copy is stopped first: its runs
-#                                      resume from their checkpoints)
-#   experiments/background.sh stop     stop the drivers, their workers and the commit loops
+#   experiments/background.sh [start] [v2] [moe]  (re)start both, or the ones named (a running
+#                                      copy is stopped first: its runs resume from checkpoints)
+#   experiments/background.sh stop [v2] [moe]     stop the drivers, their workers and commit loops
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAIN=$(pwd)
-pkill -f "train_all.sh|moe_law_cpu/train.sh|commit_finished.sh|lawsearch sweep" || true
-[[ ${1:-start} == stop ]] && exit 0
+ACTION=start
+[[ ${1:-} == start || ${1:-} == stop ]] && ACTION=$1 && shift
+NAMES=${*:-v2 moe}
+declare -A ROOTS=([v2]=experiments/results/cpu_replication_v2 [moe]=experiments/results/moe_law_cpu)
+declare -A DRIVERS=([v2]=cpu_replication_v2/train_all.sh [moe]=moe_law_cpu/train.sh)
+for name in $NAMES; do
+  [[ -n ${ROOTS[$name]:-} ]] || { echo "unknown experiment $name: give v2 and/or moe" >&2; exit 2; }
+  pkill -f "${DRIVERS[$name]}|commit_finished.sh ${ROOTS[$name]}|lawsearch sweep.*${ROOTS[$name]}" \
+      || true
+done
+[[ $ACTION == stop ]] && exit 0
 make -s .venv/.installed-stamp  # a fresh clone: the environment the drivers run in
 start() {  # start NAME DRIVER ROOT WHAT NICENESS [VAR=VALUE...]
   local name=$1 driver=$2 root=$3 what=$4 niceness=$5
   shift 5
+  [[ " $NAMES " == *" $name "* ]] || return 0
   local tree=/tmp/lawsearch-$name
   git worktree remove --force "$tree" 2> /dev/null || git worktree prune
   git worktree add --detach -q "$tree" HEAD

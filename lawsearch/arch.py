@@ -41,6 +41,9 @@ N (non_embedding_params) counts every expert: what must be held. N_active
 active parameters, the MoE analogue of the paper's: active MLP parameters over attention
 parameters, summed over layers (a dense model's r). d/sqrt(N) is given on both N's. Granularity
 G = ffn_dim / expert_ffn_dim: the dense-equivalent width over an expert's (Krajewski et al. 2024).
+The chosen experts' router scores weight their outputs, renormalised to sum to 1
+(norm_topk_prob, Mixtral, DeepSeek-V3) or as they are (Switch Transformer, OLMoE). Top-1 needs the
+latter: one renormalised weight is always 1, and the LM loss never reaches the router.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class ArchSpec:
   n_shared_experts: int = 0  # experts (of width f_e) every token uses
   first_dense_layers: int = 0  # leading layers with the dense MLP of width ffn_dim
   router: str = "softmax"  # router weights: softmax over the experts, or sigmoid (normalised)
+  norm_topk_prob: bool = True  # renormalise the chosen experts' weights to sum to 1
 
   def __post_init__(self):
     for field in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
@@ -110,7 +114,12 @@ class ArchSpec:
       self._check_mla()
     if self.router not in ROUTERS:
       raise UserError(f"ArchSpec.router={self.router!r}; choose one of {ROUTERS}")
-    router = [f"router={self.router!r}"] if self.router != "softmax" else []
+    if not isinstance(self.norm_topk_prob, (bool, np.bool_)):
+      raise UserError(f"ArchSpec.norm_topk_prob must be True or False, got "
+                      f"{self.norm_topk_prob!r}")
+    object.__setattr__(self, "norm_topk_prob", bool(self.norm_topk_prob))
+    router = ([f"router={self.router!r}"] if self.router != "softmax" else []) + (
+        [] if self.norm_topk_prob else ["norm_topk_prob=False"])
     if self._check_kind("mlp", MLP_KINDS, MOE_FIELDS, router):
       self._check_moe()
 
@@ -414,14 +423,16 @@ def mixture(spec: ArchSpec, experts: int, granularity: int) -> ArchSpec:
   """`spec` (a dense shape) as a mixture of experts of the same active size: `experts` experts of
   width ffn_dim / granularity, each token using `granularity` of them (top-k = G), so one token
   uses as many MLP weights as the dense shape (plus the router's d_model x experts per layer).
-  UserError unless 1 <= granularity < experts and granularity divides ffn_dim."""
+  Top-1 weights its expert by the router's probability (Switch Transformer), top-k > 1 by the
+  renormalised ones (Mixtral). UserError unless 1 <= granularity < experts and granularity divides
+  ffn_dim."""
   if spec.is_moe:
     raise UserError(f"{spec} is already a mixture of experts")
   if not 1 <= granularity < experts or spec.ffn_dim % granularity:
     raise UserError(f"a mixture of {experts} experts at granularity {granularity} needs "
                     f"1 <= granularity < experts and granularity dividing ffn_dim={spec.ffn_dim}")
   return spec.replace(mlp="moe", n_experts=experts, top_k=granularity,
-                      expert_ffn_dim=spec.ffn_dim // granularity)
+                      expert_ffn_dim=spec.ffn_dim // granularity, norm_topk_prob=granularity > 1)
 
 
 def experts_touched(n_experts, top_k, batch):

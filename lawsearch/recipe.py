@@ -95,6 +95,10 @@ class Recipe:
     raise UserError(f"unknown scale {name!r} in recipe {self.name!r}; known: "
                      f"{', '.join(s for s, _, _ in self.scales)}")
 
+  def scale_of(self, n_params: float) -> str:
+    """The named sweep scale nearest `n_params` (non-embedding, or active for a mixture) in log."""
+    return min(self.scales, key=lambda s: abs(math.log(n_params / s[1])))[0]
+
   @property
   def model_vocab_size(self) -> int:
     return self.vocab_size or 128256
@@ -166,7 +170,7 @@ class Recipe:
     same batch, whatever its exact N)."""
     if not self.min_steps:
       raise UserError(f"recipe {self.name!r} has no batch rule (min_steps=0)")
-    _, nominal, _ = min(self.scales, key=lambda s: abs(math.log(n_params / s[1])))
+    nominal, _ = self.scale(self.scale_of(n_params))
     sequences = self.tokens(nominal) / (self.seq_len * self.min_steps)
     return 2 ** max(0, math.floor(math.log2(sequences)))
 

@@ -69,6 +69,8 @@ def test_cpu_v2_recipe_trains_every_scale_enough_steps_with_the_lr_by_width():
   assert batches == {"80k": 8, "145k": 8, "297k": 16, "600k": 32, "320k": 32}  # 320k: MoE held out
   # Every shape of a scale gets the scale's batch, however far its N is from the nominal one.
   assert CPU_V2.batch_size(1.1e5) == CPU_V2.batch_size(1.45e5)
+  assert [CPU_V2.scale_of(n) for n in (7.7e4, 1.1e5, 3.03e5, 3.13e5)] == [
+      "80k", "145k", "297k", "320k"]  # nearest in log: 3.08e5 is the 297k-320k midpoint
   with pytest.raises(ValueError, match="give d/sqrt"):
     CPU_V2.peak_lr(1e5)
 

@@ -3,7 +3,9 @@ dense law at E = 1 and its sparsity factor a hand-written closed form; fits reco
 drew a synthetic MoE sweep, agree with scipy on the same least squares, carry through fit_runs
 (seeds, bootstrap, joint L_opt); a table that cannot determine a factor is refused by name."""
 
+import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -220,3 +222,29 @@ def test_the_moe_sweeps_picks_step_sets_measured_against_predicted(experiment, t
   assert found.loc["moe", "predicted_loss"] == pytest.approx(want, rel=1e-9)
   assert (found[["tok/s b1", "tok/s b32"]] > 0).all().all()
   assert (found["tok/s b32"] < found["roofline b32"]).all()  # below this CPU's roofline
+
+
+def test_the_moe_sweeps_fitting_runs_take_the_dense_sweeps_runs_at_its_scales(experiment,
+                                                                                tmp_path):
+  from lawsearch import arch, runs  # pylint: disable=import-outside-toplevel
+
+  analyze = experiment("moe_law_cpu/analyze.py")
+  dense = arch.ArchSpec(n_layers=4, d_model=40, n_heads=4, n_kv_heads=4, head_dim=16, ffn_dim=88,
+                        vocab_size=512)  # 83k: the 80k scale
+  wider = dataclasses.replace(dense, d_model=48, ffn_dim=128, n_heads=6, n_kv_heads=6)  # 145k
+  larger = dataclasses.replace(dense, d_model=72, ffn_dim=168, n_heads=8, n_kv_heads=8)  # 297k
+  mixture = arch.mixture(dense, 8, 2)
+
+  def write(where, name, spec):
+    runs.write_result(str(tmp_path / where / name), runs.result_record(spec, tokens=1e6,
+                                                                       loss=3.3))
+
+  write("moe/fit", "dense-80k", dense)  # also trained by the dense sweep: the same identity
+  write("moe/fit", "moe-80k", mixture)
+  for name, spec in (("dense-80k", dense), ("dense-145k", wider), ("dense-297k", larger)):
+    write("v2", name, spec)
+  table = analyze.fitting_runs(str(tmp_path / "moe"), str(tmp_path / "v2"))
+  assert sorted(table["run_dir"].map(os.path.basename)) == ["dense-145k", "dense-80k", "moe-80k"]
+  assert len(analyze.fitting_runs(str(tmp_path / "moe"), "")) == 2
+  with pytest.raises(UserError, match="no such directory"):
+    analyze.fitting_runs(str(tmp_path / "moe"), str(tmp_path / "no-such-root"))

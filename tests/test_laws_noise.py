@@ -51,6 +51,13 @@ def test_one_seed_means_unknown_noise_and_says_how_to_measure():
   assert any("unknown" in line for line in summary.noise_lines())
 
 
+def test_a_record_without_a_later_spec_field_is_the_same_shape_as_one_at_its_default():
+  runs = pd.DataFrame({"d_model": [40, 40.0, 40, 40], "n_experts": [np.nan, 0.0, 8, 8],
+                       "norm_topk_prob": [np.nan, True, False, np.nan],
+                       "router": [np.nan, "softmax", "softmax", None]})
+  np.testing.assert_array_equal(noise_lib.shape_ids(runs), [0, 0, 1, 2])
+
+
 def test_duplicated_rows_are_refused_by_name():
   table = laws.synthetic_sweep(noise=SIGMA)
   with pytest.raises(ValueError, match="same run more than once"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lawsearch import arch, configlib, cost, rundir
+from lawsearch.hf import config as hf_config
 from lawsearch.errors import UserError
 
 # Published parameter counts (billions): total, active (model cards / technical reports; DeepSeek-V3
@@ -197,6 +198,12 @@ def test_a_mixture_keeps_the_dense_shapes_active_size():
   for experts, granularity in ((4, 4), (8, 5), (1, 1)):
     with pytest.raises(UserError, match="granularity"):
       arch.mixture(dense, experts, granularity)
+  # Top-1 weights its expert by the router's probability (Switch), which no Mixtral class does.
+  top_1 = arch.mixture(dense, 8, 1)
+  assert not top_1.norm_topk_prob and made.norm_topk_prob
+  assert "norm_topk_prob=False" in hf_config.unsupported(top_1) and not hf_config.unsupported(made)
+  with pytest.raises(UserError, match="norm_topk_prob=False apply to mlp='moe' only"):
+    dense.replace(norm_topk_prob=False)
 
 
 def test_a_sweep_trains_each_shape_also_as_its_mixtures():
@@ -212,3 +219,8 @@ def test_a_sweep_trains_each_shape_also_as_its_mixtures():
   assert moe.train.tokens / dense.train.tokens == pytest.approx(n_active / n_dense, rel=0.01)
   with pytest.raises(UserError, match="experts x granularity"):
     sweep.get_config("recipe=cpu_v2,scales=80k,moe=4x4")
+  only = sweep.get_config("recipe=cpu_v2,scales=80k,x=0.13,r=1.5,moe=4x1+16x4,dense=0,seeds=2")
+  assert only.runs == [run for run in runs if "experts" in run]  # the same runs, less the dense
+  for bad in ("dense=0", "moe=8x2,dense=2"):
+    with pytest.raises(UserError, match="dense="):
+      sweep.get_config(f"recipe=cpu_v2,scales=80k,{bad}")

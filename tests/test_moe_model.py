@@ -28,9 +28,10 @@ from decoding import assert_decode_matches_forward
 BASE = arch.ArchSpec(3, 16, 2, 1, 8, 48, 64)  # d_model 16; layer 0 keeps the dense MLP of 48
 
 
-def _spec(router="softmax", shared=0, top_k=2, n_experts=4, base=BASE):
+def _spec(router="softmax", shared=0, top_k=2, n_experts=4, base=BASE, norm=True):
   return arch.moe(base, n_experts=n_experts, top_k=top_k, expert_ffn_dim=8,
-                  n_shared_experts=shared, first_dense_layers=1, router=router)
+                  n_shared_experts=shared, first_dense_layers=1,
+                  router=router).replace(norm_topk_prob=norm)
 
 
 def _scaled(module, scale):
@@ -58,7 +59,8 @@ def _reference(p, x, spec):
   s = jax.nn.softmax(logits) if spec.router == "softmax" else jax.nn.sigmoid(logits)
   rank = jnp.argsort(jnp.argsort(-s, axis=-1), axis=-1)  # 0 for each token's best expert
   mask = rank < spec.top_k  # [M, E]
-  w = jnp.where(mask, s, 0.0) / jnp.where(mask, s, 0.0).sum(-1, keepdims=True)
+  w = jnp.where(mask, s, 0.0)
+  w = w / w.sum(-1, keepdims=True) if spec.norm_topk_prob else w
   h = jax.nn.silu(jnp.einsum("md,edf->mef", x, p["gate"])) * jnp.einsum("md,edf->mef", x, p["up"])
   y = jnp.einsum("me,med->md", w, jnp.einsum("mef,efd->med", h, p["down"]))
   f = spec.expert_ffn_dim
@@ -71,10 +73,11 @@ def _reference(p, x, spec):
   return y, balance, jnp.mean(jax.nn.logsumexp(logits, axis=-1) ** 2)
 
 
-@pytest.mark.parametrize("router", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("router, norm", [("softmax", True), ("sigmoid", True),
+                                          ("softmax", False)])
 @pytest.mark.parametrize("shared", [0, 2])
-def test_forward_and_gradients_match_one_hot_reference(router, shared):
-  spec = _spec(router, shared)
+def test_forward_and_gradients_match_one_hot_reference(router, norm, shared):
+  spec = _spec(router, shared, norm=norm)
   graphdef, params = nnx.split(_moe(spec))
   x = _x()
   cotangent = jax.random.normal(jax.random.key(2), x.shape)
@@ -101,6 +104,20 @@ def test_forward_and_gradients_match_one_hot_reference(router, shared):
   assert len(got) == len(want) == 5 + (3 if shared else 0)  # x, router, gate, up, down, shared
   for g, r in zip(got, want):
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+
+
+def test_top_1_reaches_the_router_only_without_renormalisation():
+  # One renormalised weight is always 1: the output, and so the LM loss, has no gradient in the
+  # router. The router's own probability as the weight (Switch Transformer) passes one.
+  x, cotangent = _x(), jax.random.normal(jax.random.key(2), (2, 5, 16))
+
+  def router_gradient(norm):  # the largest |d output / d router| (float32: x / x rounds off)
+    graphdef, params = nnx.split(_moe(_spec(top_k=1, norm=norm)))
+    output = lambda params: jnp.sum(nnx.merge(graphdef, params)(x)[0] * cotangent)
+    return np.abs(nnx.to_pure_dict(jax.jit(jax.grad(output))(params))["router"]).max()
+
+  renormalised, switch = router_gradient(True), router_gradient(False)
+  assert switch > 1e-2 and renormalised < 1e-4 * switch, (renormalised, switch)
 
 
 @pytest.mark.parametrize("router", ["softmax", "sigmoid"])

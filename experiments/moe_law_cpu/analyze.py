@@ -3,9 +3,14 @@ says, whether the optimum in d/sqrt(N) and r moves with sparsity, the search's d
 at the held-out scale, and how the law predicts that scale.
 
     .venv/bin/python experiments/moe_law_cpu/analyze.py [--root experiments/results/moe_law_cpu]
-        [--boot 200] [fit] [search] [validate] [picks]
+        [--dense experiments/results/cpu_replication_v2/fit] [--boot 200]
+        [fit] [search] [validate] [picks]
 
-fit       every finished run under ROOT/fit (dense and MoE, seeds), into ROOT:
+The fitting runs are every finished run under ROOT/fit and, at its scales (FIT_SCALES), the dense
+runs of the same recipe under --dense (replication v2's fitting sweep: every dense shape with 3
+seeds), each run once (its directory name is its identity).
+
+fit       the fitting runs (dense and MoE, seeds), into ROOT:
             laws/<form>.json  each MoE form (laws.forms.MOE_FORMS) fitted by `laws.fit_runs`
                               (seed means, noise weights, L_opt joint per scale, no r filter: the
                               sweep's r all lie in the paper's range), bootstrap over shapes, seeds
@@ -52,8 +57,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_ROOT = os.path.join(CHECKOUT, "experiments", "results", "moe_law_cpu")
 HARDWARE = os.path.join(CHECKOUT, "lawsearch", "data", "cpu_replication", "hardware.json")
-HELDOUT = "320k"  # the recipe's scale above the fitting ones (80k, 145k active)
+DEFAULT_DENSE = os.path.join(CHECKOUT, "experiments", "results", "cpu_replication_v2", "fit")
+FIT_SCALES = ("80k", "145k")  # active N
+HELDOUT = "320k"  # the recipe's scale above the fitting ones
 BENCH_BATCHES = (1, 8, 32)
+
+
+def fitting_runs(root: str, dense_root: str) -> pd.DataFrame:
+  """The fitting runs (module doc): ROOT/fit's, and dense_root's dense runs at FIT_SCALES (none
+  when dense_root is empty)."""
+  frames = [runs.read_table(os.path.join(root, "fit"))]
+  if dense_root and not os.path.isdir(dense_root):
+    raise UserError(f"--dense {dense_root}: no such directory; give the dense sweep's run root, "
+                    "or --dense '' to fit on ROOT/fit alone")
+  if dense_root:
+    dense = runs.read_table(dense_root)
+    n = dense["n_active"] if "n_active" in dense else dense["n_params"]
+    at_scales = np.array([CPU_V2.scale_of(v) in FIT_SCALES for v in n])
+    experts = dense["n_experts"].fillna(1).to_numpy() if "n_experts" in dense else 1
+    frames.append(dense[at_scales & (experts <= 1)])
+  table = pd.concat(frames, ignore_index=True)
+  return table[~table["run_dir"].map(os.path.basename).duplicated()].reset_index(drop=True)
 
 
 def setting(table: RunsTable) -> np.ndarray:
@@ -124,9 +148,9 @@ def optimum_by_setting(table: RunsTable, n_boot: int) -> pd.DataFrame:
   return pd.DataFrame(rows)
 
 
-def fit(root: str, n_boot: int) -> str | None:
+def fit(root: str, dense_root: str, n_boot: int) -> str | None:
   """The fit step (module doc); returns the preferred form (None when none could be fitted)."""
-  table = RunsTable.of(runs.read_table(os.path.join(root, "fit")))
+  table = RunsTable.of(fitting_runs(root, dense_root))
   table_forms, fitted = fit_forms(table, n_boot)
   optimum = optimum_by_setting(table, n_boot)
   os.makedirs(os.path.join(root, "laws"), exist_ok=True)
@@ -142,7 +166,8 @@ def fit(root: str, n_boot: int) -> str | None:
           if "F" in table_forms and table_forms["F"].notna().any() else None)
   lines = ["# The MoE law on this CPU's runs", "",
            "Command: `experiments/moe_law_cpu/train.sh`, then `.venv/bin/python "
-           f"experiments/moe_law_cpu/analyze.py --boot {n_boot} fit`. {len(table)} runs: "
+           f"experiments/moe_law_cpu/analyze.py --boot {n_boot} fit`. {len(table)} runs (with "
+           "replication v2's dense runs at the same scales): "
            + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".", "",
            "Seed noise (pooled per scale):", "", "```", noise.describe(), "```", "",
            "## Each setting against its dense shape (seed means, nats)", "",
@@ -163,13 +188,13 @@ def fit(root: str, n_boot: int) -> str | None:
   return best
 
 
-def search_picks(root: str) -> moe_search.MlpComparison:
+def search_picks(root: str, dense_root: str) -> moe_search.MlpComparison:
   """The search step (module doc), with the law `fit` preferred."""
   preferred = preferred_form(root)
   if preferred is None:
     raise UserError("no MoE form was fitted: run the fit step on more runs first")
   law = laws.ConditionalLaw.from_json(os.path.join(root, "laws", f"{preferred}.json"))
-  result, both = heldout_search(law, RunsTable.of(runs.read_table(os.path.join(root, "fit"))))
+  result, both = heldout_search(law, RunsTable.of(fitting_runs(root, dense_root)))
   out = os.path.join(root, "search")
   written = search_report.save(result, out) + moe_report.save(both, out)
   print(moe_report.summary(both))
@@ -193,9 +218,9 @@ def heldout_search(law: laws.ConditionalLaw, fitted: RunsTable
   return result, moe_search.compare(result, experts=(4, 8, 16), granularities=(1, 2, 4))
 
 
-def validate(root: str) -> pd.DataFrame:
+def validate(root: str, dense_root: str) -> pd.DataFrame:
   """The validate step (module doc)."""
-  fitting = runs.read_table(os.path.join(root, "fit"))
+  fitting = fitting_runs(root, dense_root)
   table = RunsTable.of(pd.concat([fitting, runs.read_table(os.path.join(root, "heldout"))],
                                  ignore_index=True))
   scales = list(pd.unique(RunsTable.of(fitting).scale))
@@ -264,17 +289,18 @@ def preferred_form(root: str) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--root", default=DEFAULT_ROOT)
+  parser.add_argument("--dense", default=DEFAULT_DENSE)
   parser.add_argument("--boot", type=int, default=200)
   parser.add_argument("steps", nargs="*", choices=("fit", "search", "validate", "picks"),
                       default=["fit"])
   args = parser.parse_args()
   for name in args.steps:
     if name == "fit":
-      fit(args.root, args.boot)
+      fit(args.root, args.dense, args.boot)
     elif name == "search":
-      search_picks(args.root)
+      search_picks(args.root, args.dense)
     elif name == "validate":
-      validate(args.root)
+      validate(args.root, args.dense)
     else:
       picks(args.root)
 

@@ -19,6 +19,8 @@ ARG (comma-separated, all optional):
                          (recipe.mla_dims: head widths from the recipe)
   moe=8x1+8x2            each shape also as mixtures of experts of its active size, E x G:
                          E experts of width ffn_dim / G, top-k = G (arch.mixture; G < E)
+  dense=0                with moe=: only the mixtures, not the dense shapes themselves (their
+                         runs already exist elsewhere, e.g. a dense sweep of the same recipe)
   seeds=1                initialisation seeds per shape (0, 1, ...; the data order stays fixed)
   lr=0.5+0.71+1+1.41+2   a learning-rate scan: every run at each multiple of its peak LR (the
                          run directories' names end in -lr<multiple>)
@@ -80,7 +82,8 @@ def _recipe_runs(rec, arg) -> list[str]:
               if mla else f"gqa={spec.gqa},head_dim={spec.head_dim}")
       run = (f"params={n_params:g},layers={n_layers},d_model={spec.d_model},r={r:g},"
              f"{kind},data={arg.data},recipe={rec.name}")
-      runs += [run] + [f"{run},experts={e},granularity={g}" for e, g in _mixtures(arg.moe)]
+      runs += [run] * arg.dense + [f"{run},experts={e},granularity={g}"
+                                   for e, g in _mixtures(arg.moe)]
   return runs
 
 
@@ -99,7 +102,10 @@ def _mixtures(text: str) -> list[tuple[int, int]]:
 def get_config(arg=None):
   arg = parse_arg(arg, recipe="paper", scales="", x="", r="", shapes="sweep", arch="", seeds=1,
                   data="default", attention="gqa", kv_lora_rank=0, q_lora_rank=0, moe="",
-                  lr="", runlocal=False)
+                  dense=1, lr="", runlocal=False)
+  if arg.dense not in (0, 1) or not (arg.dense or arg.moe):
+    raise UserError(f"dense={arg.dense}: give dense=1 (the default), or dense=0 together with "
+                    "moe=ExG to train only the mixtures")
   if arg.attention not in ("gqa", "mla") or (arg.attention == "mla") != (arg.kv_lora_rank > 0):
     raise UserError(f"attention={arg.attention!r}, kv_lora_rank={arg.kv_lora_rank}: use "
                     "attention=gqa, or attention=mla with a positive kv_lora_rank")

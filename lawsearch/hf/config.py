@@ -45,12 +45,13 @@ def unsupported(spec: ArchSpec) -> str:
             "config; Hugging Face export covers GQA shapes only")
   unlike = [f"{k}={v!r}" for k, v, mixtral in (
       ("n_shared_experts", spec.n_shared_experts, 0),
-      ("first_dense_layers", spec.first_dense_layers, 0), ("router", spec.router, "softmax"))
+      ("first_dense_layers", spec.first_dense_layers, 0), ("router", spec.router, "softmax"),
+      ("norm_topk_prob", spec.norm_topk_prob, True))
             if spec.is_moe and v != mixtral]
   if unlike:
     return (f"this mixture of experts ({', '.join(unlike)}) has no transformers class that "
-            "computes it; Hugging Face export covers Mixtral's MoE (a softmax router, every "
-            "layer routed, no shared expert)")
+            "computes it; Hugging Face export covers Mixtral's MoE (a softmax router, "
+            "renormalised top-k weights, every layer routed, no shared expert)")
   return ""
 
 

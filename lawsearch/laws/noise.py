@@ -25,6 +25,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from lawsearch import arch
 from lawsearch.errors import UserError
 from lawsearch.laws import runs_table
 
@@ -32,7 +33,10 @@ from lawsearch.laws import runs_table
 SHAPE_COLUMNS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
                  "vocab_size", "attention", "kv_lora_rank", "q_lora_rank", "mlp", "n_experts",
                  "top_k", "expert_ffn_dim", "n_shared_experts", "first_dense_layers", "router",
-                 "n_params", "tokens", "batch_size", "seq_len", "peak_lr")
+                 "norm_topk_prob", "n_params", "tokens", "batch_size", "seq_len", "peak_lr")
+# A record written before an ArchSpec field existed lacks it: it trained at the field's default.
+SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(arch.ArchSpec)
+                 if f.default is not dataclasses.MISSING}
 HOW_TO_MEASURE = ("train a second seed of some shapes at every scale (`lawsearch sweep "
                   "--config=configs/sweep.py:...,seeds=2`) to measure it")
 
@@ -107,13 +111,23 @@ class SeedNoise:
 
 
 def shape_ids(df: pd.DataFrame) -> np.ndarray:
-  """An integer per row naming its shape (SHAPE_COLUMNS the table has; NaN equals NaN)."""
+  """An integer per row naming its shape (SHAPE_COLUMNS the table has; a missing ArchSpec field is
+  its default, other NaN equals NaN)."""
   columns = [c for c in SHAPE_COLUMNS if c in df.columns]
   if not columns:
     raise UserError(f"a runs table needs some of {SHAPE_COLUMNS} to group seeds; it has "
                     f"{list(df.columns)}")
-  keys = df[columns].astype(object).fillna("nan").astype(str).agg("|".join, axis=1)
+  shapes = df[columns].astype(object)
+  shapes = shapes.fillna({c: v for c, v in SPEC_DEFAULTS.items() if c in columns})
+  keys = shapes.map(_key).agg("|".join, axis=1)
   return pd.factorize(keys)[0]
+
+
+def _key(value) -> str:
+  """A shape column's value as text in which equal values read the same (8 and 8.0 alike)."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+    return str(value)
+  return repr(float(value))
 
 
 def seed_noise(df: pd.DataFrame | runs_table.RunsTable) -> SeedNoise:

@@ -7,6 +7,7 @@ the shared experts:
             | sigmoid(x router)            (router="sigmoid", DeepSeek-V3)   [B*T, E] float32
     experts = top_k(s + bias)              bias: auxiliary-loss-free balancing, 0 without it
     w       = s[experts] / sum s[experts]  [B*T, A]: the chosen scores renormalised to sum to 1
+            | s[experts]                   (norm_topk_prob=False: Switch Transformer, OLMoE)
     y       = sum_a w_a SwiGLU_{experts_a}(x) + SwiGLU_shared(x)
 
 The routed experts are stacked parameters (gate, up [E, D, F], down [E, F, D]). Their token-slots
@@ -61,7 +62,8 @@ class MoEStats(NamedTuple):
   tokens_per_expert: jax.Array  # shape=(E,), int32: token-slots routed to each expert
 
 
-def route(logits: jax.Array, router: str, top_k: int, bias: jax.Array | None = None):
+def route(logits: jax.Array, router: str, top_k: int, bias: jax.Array | None = None,
+          normalise: bool = True):
   """Top-k routing (module docstring).
 
   Args:
@@ -69,14 +71,15 @@ def route(logits: jax.Array, router: str, top_k: int, bias: jax.Array | None = N
     router: "softmax" or "sigmoid" (ArchSpec.router).
     top_k: routed experts per token, A.
     bias: [E] added to the scores to choose the experts only, or None.
+    normalise: renormalise the chosen scores to sum to 1 (ArchSpec.norm_topk_prob).
   Returns:
-    weights [M, A] float32 (each row sums to 1), experts [M, A] int32 (by descending biased
-    score), probs [M, E] float32 (the router's distribution over experts, for the balance loss).
+    weights [M, A] float32 (rows sum to 1 when normalised), experts [M, A] int32 (by descending
+    biased score), probs [M, E] float32 (the router's distribution over experts, for the balance loss).
   """
   scores = jax.nn.softmax(logits, axis=-1) if router == "softmax" else jax.nn.sigmoid(logits)
   _, experts = jax.lax.top_k(scores if bias is None else scores + bias, top_k)
   chosen = jnp.take_along_axis(scores, experts, axis=-1)
-  weights = chosen / chosen.sum(-1, keepdims=True)
+  weights = chosen / chosen.sum(-1, keepdims=True) if normalise else chosen
   probs = scores if router == "softmax" else scores / scores.sum(-1, keepdims=True)
   return weights, experts, probs
 
@@ -137,7 +140,7 @@ class MoE(nnx.Module):
     xf = x.reshape(-1, x.shape[-1])  # [B*T, D]
     logits = dense(xf.astype(jnp.float32), self.router[...].astype(jnp.float32))  # [B*T, E]
     bias = None if self.bias is None else self.bias[...]
-    weights, experts, probs = route(logits, a.router, a.top_k, bias)
+    weights, experts, probs = route(logits, a.router, a.top_k, bias, a.norm_topk_prob)
     y, counts = self._routed(xf, weights, experts)
     y = y.reshape(x.shape)
     if self.shared is not None:
