@@ -1,5 +1,7 @@
 """Tables: fixed-width text for the terminal, Markdown for reports, and what they hold as JSON."""
 
+import numpy as np
+
 
 def json_value(value):
   """`json.dumps`'s default for a table's cells: a numpy scalar as its Python number, anything
@@ -8,8 +10,15 @@ def json_value(value):
 
 
 def _fmt(v) -> str:
-  """Floats to 4 significant digits; everything else as str."""
-  if isinstance(v, float):
+  """Floats (numpy's too) to 4 significant digits, a list or tuple (an interval) item by item;
+  everything else as str.
+
+  >>> _fmt([np.float64(-0.0125429), np.float32(0.0101)]), _fmt(3e7), _fmt("dense")
+  ('[-0.01254, 0.0101]', '3.0000e+07', 'dense')
+  """
+  if isinstance(v, (list, tuple)):
+    return "[" + ", ".join(_fmt(item) for item in v) + "]"
+  if isinstance(v, (float, np.floating)):
     return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}"
   return str(v)
 

@@ -7,7 +7,7 @@ import pkgutil
 import lawsearch.laws
 
 LIGHT = ["lawsearch.arch", "lawsearch.cost", "lawsearch.search", "lawsearch.recipe",
-         "lawsearch.rundir", "lawsearch.runs", "lawsearch.laws",
+         "lawsearch.rundir", "lawsearch.runs", "lawsearch.table", "lawsearch.laws",
          *(f"lawsearch.laws.{m.name}" for m in pkgutil.iter_modules(lawsearch.laws.__path__))]
 
 

@@ -12,10 +12,11 @@ the shared experts:
 
 The routed experts are stacked parameters (gate, up [E, D, F], down [E, F, D]). Their token-slots
 (token, choice) are sorted by expert, so each expert's slots are contiguous, and run through
-`jax.lax.ragged_dot`, a grouped matmul over those groups; the outputs are put back in slot order
-and combined with w. On GPU and TPU XLA runs ragged_dot as a grouped matmul (top_k experts' FLOPs
-per token); XLA:CPU lowers it to a dense matmul against every expert with the other groups masked
-(E experts' FLOPs): correct, and E/top_k times the work, which is why CPU tests use tiny shapes.
+a grouped matmul over those groups (`grouped_matmul`); the outputs are put back in slot order and
+combined with w. On GPU and TPU that is `jax.lax.ragged_dot` (top_k experts' FLOPs per token);
+XLA:CPU lowers ragged_dot to a matmul against every expert with the other groups masked (E / top_k
+times the work), so on CPU each expert's slots are padded to blocks of BLOCK rows and each block
+multiplied by its expert's weights in one batched matmul instead.
 DeepSeek-V3's group-limited routing and routed scaling factor are not part of this family.
 
 Auxiliary losses (float32, over the B*T tokens of the call; `MoEStats`):
@@ -47,6 +48,8 @@ from flax import nnx
 
 from lawsearch.errors import UserError
 from lawsearch.model.layers import dense, param
+
+BLOCK = 64  # grouped_matmul's most rows per block on CPU (experiments/bench_moe_cpu.py)
 
 
 class RouterBias(nnx.Variable):
@@ -105,6 +108,37 @@ def update_router_bias(bias: jax.Array, tokens_per_expert: jax.Array, rate: floa
   return bias + rate * jnp.sign(load.mean() - load)
 
 
+def grouped_matmul(lhs: jax.Array, rhs: jax.Array, group_sizes: jax.Array,
+                   impl: str | None = None, block: int = BLOCK) -> jax.Array:
+  """Row group g of lhs times rhs[g]: lhs [C, K] (rows sorted by group), rhs [G, K, N],
+  group_sizes [G] int32 summing to C -> [C, N].
+
+  impl "ragged": `jax.lax.ragged_dot` (a grouped matmul on GPU and TPU; XLA:CPU multiplies every
+  row by every group's matrix, G times the FLOPs). impl "blocked": each group's rows padded to a
+  multiple of b = min(block, C // G) rows (1 at least: a decode step's few rows take one block
+  each), each block of rows times its group's matrix as one batched matmul: at most
+  C + G * (b - 1) rows' FLOPs on any backend. None: "blocked" on CPU, else "ragged".
+  """
+  impl = impl or ("blocked" if jax.default_backend() == "cpu" else "ragged")
+  if impl == "ragged":
+    return jax.lax.ragged_dot(lhs, rhs, group_sizes)
+  if impl != "blocked":
+    raise UserError(f"grouped_matmul impl={impl!r}; choose 'ragged' or 'blocked'")
+  rows, groups = lhs.shape[0], rhs.shape[0]
+  block = max(1, min(block, rows // groups))
+  padded = (group_sizes + block - 1) // block * block  # [G] each group's rows, padded
+  padded_end = jnp.cumsum(padded)
+  group = jnp.repeat(jnp.arange(groups), group_sizes, total_repeat_length=rows)  # [C]
+  first = jnp.cumsum(group_sizes) - group_sizes  # [G] each group's first row in lhs
+  at = (padded_end - padded)[group] + jnp.arange(rows) - first[group]  # [C] row in the buffer
+  n_blocks = -(-(rows + groups * (block - 1)) // block)  # the most blocks any split needs
+  buffer = jnp.zeros((n_blocks * block, lhs.shape[1]), lhs.dtype).at[at].set(lhs)
+  block_group = jnp.minimum(jnp.searchsorted(padded_end, jnp.arange(n_blocks) * block,
+                                             side="right"), groups - 1)  # [n_blocks]
+  out = jnp.einsum("nbk,nkm->nbm", buffer.reshape(n_blocks, block, -1), rhs[block_group])
+  return out.reshape(n_blocks * block, -1)[at]
+
+
 class MoE(nnx.Module):
   """Routed SwiGLU experts, shared experts and a router; [B, T, D] -> [B, T, D], MoEStats.
 
@@ -154,7 +188,7 @@ class MoE(nnx.Module):
     order = jnp.argsort(slots, stable=True)  # [C]: slots grouped by expert, in expert order
     counts = jnp.bincount(slots, length=self.config.arch.n_experts).astype(jnp.int32)  # [E]
     xs = jnp.take(x, order // top_k, axis=0)  # [C, D], sorted
-    grouped = lambda lhs, w: jax.lax.ragged_dot(lhs, w[...].astype(dt), counts)
+    grouped = lambda lhs, w: grouped_matmul(lhs, w[...].astype(dt), counts)  # [C, *]
     h = jax.nn.silu(grouped(xs, self.gate)) * grouped(xs, self.up)  # [C, F]
     ys = grouped(h, self.down)  # [C, D], sorted
     unsort = jnp.zeros_like(order).at[order].set(jnp.arange(order.size))  # inverse permutation
