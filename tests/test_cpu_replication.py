@@ -187,24 +187,29 @@ def test_driver_with_seeds_fits_levels_jointly_and_measures_the_gap_in_seed_sds(
 
 
 # -- the committed results ---------------------------------------------------------------------------
-def _committed():
-  path = os.path.join(RESULTS, "runs.csv")
-  if not os.path.exists(os.path.join(RESULTS, "law_multiplicative.json")):
-    pytest.skip(f"no committed law under {RESULTS} yet (experiments/cpu_replication/train_all.sh)")
-  return pd.read_csv(path)
+RESULTS_V2 = "experiments/results/cpu_replication_v2"
 
 
-def test_refitting_the_committed_runs_reproduces_the_committed_law():
-  run = replication
-  table = _committed()
-  committed = ConditionalLaw.from_json(os.path.join(RESULTS, "law_multiplicative.json"))
-  fitting = run.fitting_runs(table)
-  refit = ConditionalLaw.fit(fitting, "multiplicative", l_opt="empirical")
+def _committed(root=RESULTS):
+  if not os.path.exists(os.path.join(root, "law_multiplicative.json")):
+    pytest.skip(f"no committed law under {root} yet (its train_all.sh)")
+  return pd.read_csv(os.path.join(root, "runs.csv"))
+
+
+@pytest.mark.parametrize("root, l_opt", [(RESULTS, "empirical"), (RESULTS_V2, "joint")])
+def test_refitting_the_committed_runs_reproduces_the_committed_law(root, l_opt):
+  table = _committed(root)
+  committed = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
+  with open(os.path.join(root, "fit.json")) as f:
+    assert json.load(f).get("l_opt", "empirical") == l_opt  # v1 predates the key
+  refit, _, _ = replication.fit_law(table, "multiplicative", l_opt=l_opt)
   assert refit.fit_info.n_points == committed.fit_info.n_points
-  # The same law: the same predictions on every run (coefficients have a scale gauge), and the
-  # same optimum where the law has one.
-  np.testing.assert_allclose(refit.predict(fitting, "empirical"),
-                             committed.predict(fitting, "empirical"), rtol=1e-5)
+  # The same law: the same predictions relative to L_opt on every fitting run (coefficients have
+  # a scale gauge), and the same optimum where the law has one.
+  fitting = replication.fitting_runs(table)
+  x, r = fitting["d_over_sqrt_n"].to_numpy(), fitting["mlp_attn_ratio"].to_numpy()
+  np.testing.assert_allclose(refit.predict_xr(x, r, 1.0), committed.predict_xr(x, r, 1.0),
+                             rtol=1e-5)
   try:
     expected = committed.optimum()
   except ValueError:

@@ -56,10 +56,6 @@ def _write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-def _scale_of(n_params: float) -> str:
-  return min(CPU.scales, key=lambda s: abs(math.log(n_params / s[1])))[0]
-
-
 def pick_specs(root: str) -> dict[str, arch.ArchSpec]:
   """baseline, panda, surefire: the recipe's baseline and the search's picks (once searched)."""
   specs = {"baseline": CPU.baseline(CPU.heldout_scale)}
@@ -78,7 +74,7 @@ def runs_table(root: str) -> pd.DataFrame:
     if os.path.isdir(os.path.join(root, part)):
       frames.append(runs.collect(os.path.join(root, part)).assign(part=part))
   df = pd.concat(frames, ignore_index=True)
-  df["scale"] = [_scale_of(n) for n in df["n_params"]]
+  df["scale"] = [CPU.scale_of(n) for n in df["n_params"]]
   df["gqa"] = df["n_heads"] // df["n_kv_heads"]
   roles = {_spec_shape(spec): name for name, spec in pick_specs(root).items()}
   df["role"] = [roles.get(_shape(r), "sweep") if r["part"] == "heldout" else "sweep"
