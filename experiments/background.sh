@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The long CPU experiments in the background, each from its own git worktree of HEAD (so editing
 # the checkout never changes a running driver), with a loop that commits their finished records:
-#   replication v2 (experiments/cpu_replication_v2/train_all.sh): two pinned workers;
-#   the MoE law sweep (experiments/moe_law_cpu/train.sh): one worker at lower priority beside it.
-# Each driver resumes where the committed records and local checkpoints stop; logs in /tmp.
+# replication v2 (experiments/cpu_replication_v2/train_all.sh) and the MoE law sweep
+# (experiments/moe_law_cpu/train.sh). FIRST (default moe, the shorter) gets two pinned workers,
+# the other one worker at lower priority beside them. Each driver resumes where the committed
+# records and local checkpoints stop; logs in /tmp.
 #
-#   experiments/background.sh [start] [v2] [moe]  (re)start both, or the ones named (a running
-#                                      copy is stopped first: its runs resume from checkpoints)
+#   [FIRST=v2] experiments/background.sh [start] [v2] [moe]  (re)start both, or the ones named (a
+#                                 running copy is stopped first: its runs resume from checkpoints)
 #   experiments/background.sh stop [v2] [moe]     stop the drivers, their workers and commit loops
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,21 +24,21 @@ for name in $NAMES; do
 done
 [[ $ACTION == stop ]] && exit 0
 make -s .venv/.installed-stamp  # a fresh clone: the environment the drivers run in
-start() {  # start NAME DRIVER ROOT WHAT NICENESS [VAR=VALUE...]
-  local name=$1 driver=$2 root=$3 what=$4 niceness=$5
-  shift 5
+FIRST=${FIRST:-moe}
+start() {  # start NAME DRIVER ROOT WHAT
+  local name=$1 driver=$2 root=$3 what=$4 niceness=0 workers=2
   [[ " $NAMES " == *" $name "* ]] || return 0
+  [[ $name == "$FIRST" ]] || { niceness=5; workers=1; }
   local tree=/tmp/lawsearch-$name
   git worktree remove --force "$tree" 2> /dev/null || git worktree prune
   git worktree add --detach -q "$tree" HEAD
   ln -sfn "$MAIN/.venv" "$tree/.venv"
-  (cd "$tree" && env PYTHONPATH="$tree" "$@" setsid nohup nice -n "$niceness" "$driver" \
+  (cd "$tree" && env PYTHONPATH="$tree" WORKERS=$workers setsid nohup nice -n "$niceness" "$driver" \
       "$MAIN/$root" > "/tmp/$name.driver.log" 2>&1 &)
   local commit="experiments/commit_finished.sh $root '$what'"
   (setsid nohup bash -c "while true; do sleep 900; $commit; done" > "/tmp/$name.commit.log" 2>&1 &)
   echo "$name: $driver on $root (worktree $tree, log /tmp/$name.driver.log)"
 }
 start v2 experiments/cpu_replication_v2/train_all.sh experiments/results/cpu_replication_v2 \
-    "replication v2 runs" 0
-start moe experiments/moe_law_cpu/train.sh experiments/results/moe_law_cpu "MoE law sweep runs" 5 \
-    WORKERS=1
+    "replication v2 runs"
+start moe experiments/moe_law_cpu/train.sh experiments/results/moe_law_cpu "MoE law sweep runs"
