@@ -152,8 +152,25 @@ def test_the_moe_sweeps_analysis_prefers_the_form_that_drew_the_runs(experiment)
   assert (measured.loc[measured["setting"] == "dense", "vs_dense"] == 0).all()
   assert (measured.loc[measured["setting"] != "dense", "vs_dense"] < 0.02).all()  # gains
   assert set(measured.groupby(["scale", "d_model", "ffn_dim", "n_heads"]).size()) == {7}
-  moved = analyze.optimum_by_setting(table, n_boot=0).set_index("setting")
+  moved = analyze.optimum_by_setting(table, draws=200).set_index("setting")
   assert moved.loc["dense", "x_star"] == pytest.approx(moved.loc["8x2", "x_star"], rel=0.15)
+  for b in ("b_x", "b_r"):  # the law's gain does not depend on the shape
+    assert abs(moved.loc["8x2", b]) < 4 * moved.loc["8x2", f"{b}_se"] + 1e-3, b
+
+
+def test_the_moe_sweeps_analysis_finds_a_gain_that_moves_the_optimum(experiment):
+  # 8x2's losses times x^0.05: its log gain over the dense shape has slope 0.05 in ln x, so its
+  # optimum sits at a smaller d/sqrt(N) than the dense law's.
+  analyze = experiment("moe_law_cpu/analyze.py")
+  _, df = sweep("moe-leverage", seeds=2)
+  table = RunsTable.of(df)
+  planted = np.where(analyze.setting(table) == "8x2", table.x ** 0.05, 1.0)
+  moved = analyze.optimum_by_setting(RunsTable.of(df.assign(loss=df["loss"] * planted)),
+                                     draws=200).set_index("setting")
+  assert moved.loc["8x2", "b_x"] == pytest.approx(0.05, abs=4 * moved.loc["8x2", "b_x_se"])
+  assert abs(moved.loc["8x2", "b_r"]) < 4 * moved.loc["8x2", "b_r_se"] + 1e-3
+  low, high = moved.loc["8x2", "x_star_95"]
+  assert high < moved.loc["dense", "x_star"] and low <= moved.loc["8x2", "x_star"] <= high
 
 
 def test_the_moe_sweeps_search_at_its_heldout_scale_gives_both_picks(experiment):

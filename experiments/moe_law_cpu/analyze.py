@@ -18,8 +18,9 @@ fit       the fitting runs (dense and MoE, seeds), into ROOT:
                               and p, the sparsity coefficients with their 95% intervals
             against_dense.csv per scale, shape and setting: seed-mean loss, seeds, difference
                               from the dense run of the same shape
-            optimum.csv       the multiplicative law fitted on the runs of one setting at a time
-                              (dense, and each MoE setting trained at several shapes): x*, r*
+            optimum.csv       per setting trained at three or more shapes: how its gain over the
+                              dense shape moves with ln x and ln r, and so its optimum against
+                              the dense law's (optimum_by_setting)
             summary.md/.json  both tables, the seed noise, the form the lack of fit prefers
                               (lowest F); a held-out scale decides in the end (validate)
 search    the preferred law's `lawsearch search --mlp dense,moe` at the held-out scale HELDOUT
@@ -122,37 +123,69 @@ def fit_forms(table: RunsTable, n_boot: int) -> tuple[pd.DataFrame, dict]:
   return pd.DataFrame(rows), fitted
 
 
-def optimum_by_setting(table: RunsTable, n_boot: int) -> pd.DataFrame:
-  """The dense (multiplicative) law fitted on the runs of one sparsity setting at a time, for the
-  settings trained at several shapes: x* and r* with their bootstrap intervals."""
-  labels = setting(table)
-  rows = []
-  for name in pd.unique(labels):
-    part = table.rows(labels == name)
-    try:
-      summary = laws.fit_runs(part, "multiplicative", l_opt="joint", r_range=None,
-                              n_boot=n_boot, validate=False)
-    except UserError as e:  # one shape per scale: nothing to locate an optimum with
-      rows.append({"setting": name, "runs": len(part), "error": str(e)[:160]})
+def optimum_by_setting(table: RunsTable, draws: int = 2000, seed: int = 0) -> pd.DataFrame:
+  """Does the optimum move with sparsity? For each setting trained at three or more shapes: its
+  log gain per shape, ln(loss / dense loss of the same shape) on seed means, fitted by weighted
+  least squares as c_scale + b_x ln x + b_r ln r (weights from the pooled seed variance); the
+  setting's optimum is the dense multiplicative law's (fitted on the dense runs, L_opt joint)
+  times exp(b_x ln x + b_r ln r), located on a grid over the fitting runs' x and r, with a 95%
+  interval from `draws` draws of (b_x, b_r) (the dense law's own uncertainty left out). A setting
+  whose gain does not depend on x or r (b_x = b_r = 0) has the dense optimum."""
+  noise = laws.noise.seed_noise(table)
+  means = noise.means.assign(setting=setting(RunsTable.of(noise.means)))
+  dense_law = laws.fit_runs(table.rows(setting(table) == "dense"), "multiplicative",
+                            l_opt="joint", r_range=None, n_boot=0, validate=False).law
+  x_grid = np.geomspace(table.x.min(), table.x.max(), 121)
+  r_grid = np.geomspace(table.r.min(), table.r.max(), 121)
+  lx, lr = np.meshgrid(np.log(x_grid), np.log(r_grid), indexing="ij")
+  with laws.float64():
+    log_dense = np.log(np.asarray(dense_law.predict_xr(np.exp(lx), np.exp(lr), 1.0)))
+  rows = [{"setting": "dense", **_grid_optimum(log_dense, x_grid, r_grid)}]
+  keys = ["scale", "d_model", "ffn_dim", "n_heads"]
+  dense = means[means["setting"] == "dense"].set_index(keys)
+  rng = np.random.default_rng(seed)
+  for name, part in means[means["setting"] != "dense"].groupby("setting"):
+    part = part.join(dense[["loss", "var_mean"]], on=keys, rsuffix="_dense").dropna(
+        subset=["loss_dense"])
+    if len(part) < 3:
       continue
-    row = {"setting": name, "runs": len(part), "shapes": summary.law.fit_info.n_points}
-    if summary.optimum is None:
-      row["error"] = summary.no_optimum[:160]
-    else:
-      row.update(x_star=summary.optimum[0], r_star=summary.optimum[1])
-      if summary.optimum_interval is not None:
-        bounds = summary.optimum_interval
-        row.update(x_star_95=[bounds.loc["x_star", "low"], bounds.loc["x_star", "high"]],
-                   r_star_95=[bounds.loc["r_star", "low"], bounds.loc["r_star", "high"]])
+    gain = np.log(part["loss"] / part["loss_dense"]).to_numpy()
+    var = (part["var_mean"] / part["loss"] ** 2 + part["var_mean_dense"]
+           / part["loss_dense"] ** 2).to_numpy()
+    scales = pd.get_dummies(part["scale"]).to_numpy(float)
+    design = np.column_stack([scales, np.log(part["d_over_sqrt_n"]),
+                              np.log(part["mlp_attn_ratio"])])
+    if len(part) <= design.shape[1]:
+      continue
+    weighted = design / np.sqrt(var)[:, None]
+    cov = np.linalg.inv(weighted.T @ weighted)
+    beta = cov @ weighted.T @ (gain / np.sqrt(var))
+    b, b_cov = beta[-2:], cov[-2:, -2:]
+    drawn = rng.multivariate_normal(b, b_cov, size=draws)
+    moved = [_grid_optimum(log_dense + bx * lx + br * lr, x_grid, r_grid) for bx, br in drawn]
+    row = {"setting": name, "shapes": len(part), "b_x": b[0], "b_x_se": np.sqrt(b_cov[0, 0]),
+           "b_r": b[1], "b_r_se": np.sqrt(b_cov[1, 1]),
+           **_grid_optimum(log_dense + b[0] * lx + b[1] * lr, x_grid, r_grid)}
+    for key in ("x_star", "r_star"):
+      values = [m[key] for m in moved]
+      row[f"{key}_95"] = [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
     rows.append(row)
   return pd.DataFrame(rows)
+
+
+def _grid_optimum(log_loss: np.ndarray, x_grid: np.ndarray, r_grid: np.ndarray) -> dict:
+  """x* and r* of the lowest point of log_loss [x, r] on the grid (at an edge: no interior
+  minimum within the runs' range, flagged)."""
+  i, j = np.unravel_index(np.argmin(log_loss), log_loss.shape)
+  return {"x_star": float(x_grid[i]), "r_star": float(r_grid[j]),
+          "at_edge": bool(i in (0, len(x_grid) - 1) or j in (0, len(r_grid) - 1))}
 
 
 def fit(root: str, dense_root: str, n_boot: int) -> str | None:
   """The fit step (module doc); returns the preferred form (None when none could be fitted)."""
   table = RunsTable.of(fitting_runs(root, dense_root))
   table_forms, fitted = fit_forms(table, n_boot)
-  optimum = optimum_by_setting(table, n_boot)
+  optimum = optimum_by_setting(table)
   os.makedirs(os.path.join(root, "laws"), exist_ok=True)
   for form, summary in fitted.items():
     summary.law.to_json(os.path.join(root, "laws", f"{form}.json"))
@@ -175,7 +208,7 @@ def fit(root: str, dense_root: str, n_boot: int) -> str | None:
            "## Sparsity factors (L_opt joint per scale; 95% intervals over shapes and seeds)", "",
            markdown_table(table_forms.to_dict("records"), list(table_forms.columns)), "",
            f"Preferred by the lack-of-fit F: {best or 'none fitted'}.", "",
-           "## Does the optimum move with sparsity? (dense law per setting)", "",
+           "## Does the optimum move with sparsity? (log gain against ln x and ln r)", "",
            markdown_table(optimum.to_dict("records"), list(optimum.columns)), ""]
   with open(os.path.join(root, "summary.md"), "w") as f:
     f.write("\n".join(lines))
