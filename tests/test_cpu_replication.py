@@ -112,8 +112,16 @@ def _synthetic_root(root, seeds=1, noise=0.0005):
 def test_driver_recovers_a_known_law_and_searches(tmp_path):
   run = replication
   _synthetic_root(tmp_path)
+  held = tmp_path / "heldout"
+  held.rename(tmp_path / "done")
+  (held / "still-training").mkdir(parents=True)  # the held-out phase has begun, none finished
+  assert set(run.table(str(tmp_path))["part"]) == {"fit"}
+  held.joinpath("still-training").rmdir()
+  held.rmdir()
+  (tmp_path / "done").rename(held)
   table = run.table(str(tmp_path))
   assert set(table["scale"]) == {*CPU.fit_scales, CPU.heldout_scale}
+  assert set(table["part"]) == {"fit", "heldout"}
   # A paired difference on the shared sample is ~0.01 * sqrt(2 / 200), not the runs' own 0.035.
   paired = table["paired_se"][table["loss"] > table.groupby("scale")["loss"].transform("min")]
   assert paired.between(0.0005, 0.0015).all()

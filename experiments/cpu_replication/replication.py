@@ -68,12 +68,11 @@ def pick_specs(root: str) -> dict[str, arch.ArchSpec]:
 
 # -- table -----------------------------------------------------------------------------------------
 def runs_table(root: str) -> pd.DataFrame:
-  """One row per finished run of root/fit and root/heldout, with its scale and role."""
-  frames = []
-  for part in ("fit", "heldout"):
-    if os.path.isdir(os.path.join(root, part)):
-      frames.append(runs.collect(os.path.join(root, part)).assign(part=part))
-  df = pd.concat(frames, ignore_index=True)
+  """One row per finished run of root/fit and root/heldout, with its scale and role (a part whose
+  runs are all still training has no row yet)."""
+  parts = [os.path.join(root, p) for p in ("fit", "heldout")]
+  df = runs.collect(*(p for p in parts if os.path.isdir(p)))
+  df["part"] = [os.path.basename(os.path.dirname(os.path.normpath(d))) for d in df["run_dir"]]
   df["scale"] = [CPU.scale_of(n) for n in df["n_params"]]
   df["gqa"] = df["n_heads"] // df["n_kv_heads"]
   roles = {_spec_shape(spec): name for name, spec in pick_specs(root).items()}
