@@ -6,12 +6,13 @@ every normalised point of that scale. Here each scale's level is a parameter: th
 L = law(x, r, level_s), and levels and coefficients minimise one (weighted) sum of squares. The
 fit alternates: coefficients at fixed levels (Levenberg-Marquardt), then every level at fixed
 coefficients (closed form: the forms are affine in L_opt), until the levels move by less than
-`rtol`. The multiplicative law's levels and its coefficients' overall size trade against each
-other, so each level is carried normalised: the law's loss for the best of the shapes trained at
-that scale, the quantity the paper's minimum estimates (with every run's noise averaged in, rather
-than one run's; the law's own optimum may lie outside the trained shapes, so it is not used). The
-alternation converges linearly, slowly where levels and coefficients are strongly coupled: on
-replication v2's runs each round shrinks the movement by about 0.83 (about 70 rounds to 1e-6).
+`rtol`. The levels and the coefficients trade against each other (a multiplicative form's overall
+size, the additive form's a0), so each level is carried as the law's loss at its scale for one
+reference shape, the best trained shape of all scales: the quantity the paper's minimum estimates,
+with every run's noise averaged in rather than one run's. One shape for every scale keeps the
+predictions the least-squares ones; each scale's own best shape would move them scale by scale
+and leave a misfit that no coefficient absorbs. The alternation converges linearly, slowly where
+levels and coefficients are strongly coupled.
 """
 
 from __future__ import annotations
@@ -46,14 +47,15 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
     with float64():  # affine in L_opt: prediction = p0 + level * p1
       p0 = np.asarray(law.predict_xr(x, r, 0.0, s), dtype=np.float64)
       p1 = np.asarray(law.predict_xr(x, r, 1.0, s), dtype=np.float64) - p0
+    with float64():  # the dense law (a MoE form's L_opt is the dense optimum's)
+      best = int(np.argmin(np.asarray(law.predict_xr(x_all, r_all, 1.0))))
     new = {}
     for scale in levels.index:
       rows = fitted_labels == scale
       w, a, b = weight[rows], p1[rows], loss[rows] - p0[rows]
       level = float(np.sum(w * a * b) / np.sum(w * a * a))
       with float64():
-        at = labels == scale  # the dense law's loss (a MoE form's L_opt is the dense optimum's)
-        new[scale] = float(np.min(np.asarray(law.predict_xr(x_all[at], r_all[at], level))))
+        new[scale] = float(law.predict_xr(x_all[best], r_all[best], level))
     new = pd.Series(new)
     moved = float(np.max(np.abs(new / levels - 1)))
     if moved < rtol:
