@@ -42,7 +42,7 @@ def test_fields_are_every_field_and_reprs_leave_out_defaults():
                                  "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
                                  "qk_rope_head_dim", "v_head_dim", "mlp", "n_experts", "top_k",
                                  "expert_ffn_dim", "n_shared_experts", "first_dense_layers",
-                                 "router"]
+                                 "router", "norm_topk_prob"]
   assert "kv_lora_rank" not in repr(spec) and "kv_lora_rank=32" in repr(arch.preset("nano-mla"))
   assert "kv_cache_width" not in spec.describe()
   mla = arch.preset("nano-mla")
