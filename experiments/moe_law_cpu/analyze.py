@@ -147,20 +147,10 @@ def optimum_by_setting(table: RunsTable, draws: int = 2000, seed: int = 0) -> pd
   for name, part in means[means["setting"] != "dense"].groupby("setting"):
     part = part.join(dense[["loss", "var_mean"]], on=keys, rsuffix="_dense").dropna(
         subset=["loss_dense"])
-    if len(part) < 3:
+    slopes = _gain_slopes(part)
+    if slopes is None:
       continue
-    gain = np.log(part["loss"] / part["loss_dense"]).to_numpy()
-    var = (part["var_mean"] / part["loss"] ** 2 + part["var_mean_dense"]
-           / part["loss_dense"] ** 2).to_numpy()
-    scales = pd.get_dummies(part["scale"]).to_numpy(float)
-    design = np.column_stack([scales, np.log(part["d_over_sqrt_n"]),
-                              np.log(part["mlp_attn_ratio"])])
-    if len(part) <= design.shape[1]:
-      continue
-    weighted = design / np.sqrt(var)[:, None]
-    cov = np.linalg.inv(weighted.T @ weighted)
-    beta = cov @ weighted.T @ (gain / np.sqrt(var))
-    b, b_cov = beta[-2:], cov[-2:, -2:]
+    b, b_cov = slopes
     drawn = rng.multivariate_normal(b, b_cov, size=draws)
     moved = [_grid_optimum(log_dense + bx * lx + br * lr, x_grid, r_grid) for bx, br in drawn]
     row = {"setting": name, "shapes": len(part), "b_x": b[0], "b_x_se": np.sqrt(b_cov[0, 0]),
@@ -171,6 +161,24 @@ def optimum_by_setting(table: RunsTable, draws: int = 2000, seed: int = 0) -> pd
       row[f"{key}_95"] = [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
     rows.append(row)
   return pd.DataFrame(rows)
+
+
+def _gain_slopes(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+  """(b_x, b_r) and their covariance [2, 2] of ln(loss / loss_dense) = c_scale + b_x ln x +
+  b_r ln r, weighted least squares over `part`'s shapes (seed means with var_mean and
+  var_mean_dense); None with no more shapes than coefficients."""
+  scales = pd.get_dummies(part["scale"]).to_numpy(float)
+  design = np.column_stack([scales, np.log(part["d_over_sqrt_n"]),
+                            np.log(part["mlp_attn_ratio"])])
+  if len(part) <= design.shape[1]:
+    return None
+  gain = np.log(part["loss"] / part["loss_dense"]).to_numpy()
+  sd = np.sqrt((part["var_mean"] / part["loss"] ** 2
+                + part["var_mean_dense"] / part["loss_dense"] ** 2).to_numpy())
+  weighted = design / sd[:, None]
+  cov = np.linalg.inv(weighted.T @ weighted)
+  beta = cov @ weighted.T @ (gain / sd)
+  return beta[-2:], cov[-2:, -2:]
 
 
 def _grid_optimum(log_loss: np.ndarray, x_grid: np.ndarray, r_grid: np.ndarray) -> dict:
