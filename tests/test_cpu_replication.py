@@ -312,3 +312,20 @@ def test_the_per_scale_misfit_tells_a_scale_free_law_from_a_shrinking_one(experi
       np.testing.assert_allclose(a1, a1.mean(), rtol=0.2)
     else:
       np.testing.assert_allclose(a1[1:] / a1[:-1], 0.5, rtol=0.2)
+
+
+def test_the_decaying_shape_effect_recovers_its_gamma(experiment):
+  # Runs drawn from the decaying law itself (gamma 0.5, relative noise 0.002, 3 seeds): the fit
+  # finds gamma and passes the noise test; without the decay it fails it.
+  misfit = experiment("cpu_replication_v2/misfit.py")
+  runs_ = laws.synthetic_sweep(noise=0.0, seeds=3, seed=2)
+  x, r = runs_["d_over_sqrt_n"].to_numpy(), runs_["mlp_attn_ratio"].to_numpy()
+  effect = 0.06 * np.log(x) + 0.01 / x + 0.01 * np.log(r) + 0.02 / r
+  level = runs_["scale"].map({"80M": 3.3, "145M": 3.1, "297M": 2.9}).to_numpy()
+  decay = (runs_["n_params"].to_numpy() / 1.45e8) ** -0.5  # the middle scale's N
+  noise = 1 + 0.002 * np.random.default_rng(4).standard_normal(len(runs_))
+  runs_ = runs_.assign(loss=level * np.exp(effect * decay) * noise)
+  found = misfit.decaying_law(runs_, decay=True, n_ref=1.45e8)
+  assert found["gamma"] == pytest.approx(0.5, abs=0.05) and found["p"] > 1e-3
+  assert found["a1"] == pytest.approx(0.06, rel=0.1)
+  assert misfit.decaying_law(runs_, decay=False, n_ref=1.45e8)["p"] < 1e-6

@@ -7,8 +7,10 @@ lack-of-fit test). Fitted on one scale at a time (L_opt joint, so one free level
 paper's [0.5, 5]), each fit's MSE against that scale's noise ceiling says whether the law's form
 holds within a scale; the coefficients per scale say what changes between them (a scale-free law
 has the same coefficients at every scale), and the spread of the seed-mean losses over the
-scale's shapes (max / min - 1) how much the shape matters there. Writes ROOT/misfit.json and
-prints a Markdown table (experiments/RESULTS.md quotes it).
+scale's shapes (max / min - 1) how much the shape matters there. Then the candidate for the
+missing term (`decaying_law`): the shape's effect times (N / N_REF)^-gamma, against the same law
+with gamma = 0, each with its lack-of-fit test. Writes ROOT/misfit.json and prints Markdown
+tables (experiments/RESULTS.md quotes them).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pandas as pd
 
 from lawsearch import laws
@@ -30,6 +33,7 @@ import replication  # pylint: disable=wrong-import-position
 
 ROOT = "experiments/results/cpu_replication_v2"
 COEFFICIENTS = ("a0", "a1", "a2", "b1", "b2")  # the multiplicative law's, b0 = 1
+N_REF = 1.45e5  # the middle fitting scale
 
 
 def per_scale(fitting: pd.DataFrame, r_range=None) -> pd.DataFrame:
@@ -51,6 +55,40 @@ def per_scale(fitting: pd.DataFrame, r_range=None) -> pd.DataFrame:
   return pd.DataFrame(rows)
 
 
+def decaying_law(fitting: pd.DataFrame, decay: bool, n_ref: float = N_REF) -> dict:
+  """On the seed means of `fitting`: loss = level_scale * exp(f * (N / n_ref)^-gamma) with the
+  shape effect f = a1 ln x + a2 / x + b1 ln r + b2 / r (gamma = 0 unless `decay`), fitted by
+  weighted least squares (weights 1 / var_mean; jaxopt Levenberg-Marquardt in float64) from the
+  linear fit at gamma = 0. Returns the coefficients, gamma, MSE and the lack-of-fit test."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import jaxopt  # pylint: disable=import-outside-toplevel
+
+  noise = laws.noise.seed_noise(RunsTable.of(fitting))
+  means = noise.means
+  scales = pd.get_dummies(means["scale"]).to_numpy(float)  # [shapes, scales]
+  x, r = means["d_over_sqrt_n"].to_numpy(), means["mlp_attn_ratio"].to_numpy()
+  shape = np.column_stack([np.log(x), 1 / x, np.log(r), 1 / r])
+  loss, sd = means["loss"].to_numpy(), np.sqrt(means["var_mean"].to_numpy())
+  size = np.log(means["n_params"].to_numpy() / n_ref)
+  start, *_ = np.linalg.lstsq(np.column_stack([scales, shape]) * (loss / sd)[:, None],
+                              np.log(loss) * loss / sd, rcond=None)
+  with laws.float64():
+    def predict(theta):
+      log_level, coef = theta[:scales.shape[1]], theta[scales.shape[1]:-1]
+      gamma = theta[-1] if decay else 0.0
+      return jnp.exp(scales @ log_level + (shape @ coef) * jnp.exp(-gamma * size))
+
+    solver = jaxopt.LevenbergMarquardt(lambda t: (predict(t) - loss) / sd, maxiter=500,
+                                       tol=1e-10, xtol=1e-12, gtol=1e-12)
+    theta = solver.run(jnp.asarray(np.append(start, 0.3 if decay else 0.0))).params
+    predicted = np.asarray(predict(theta))
+  lof = laws.noise.lack_of_fit(predicted, noise, len(start) + decay)
+  return {"decay": decay, "gamma": float(theta[-1]) if decay else 0.0,
+          **dict(zip(("a1", "a2", "b1", "b2"), map(float, theta[scales.shape[1]:-1]))),
+          "shapes": lof.n_shapes, "mse": lof.mse, "ceiling": lof.ceiling, "F": lof.f, "p": lof.p}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--root", default=ROOT)
@@ -61,6 +99,9 @@ def main() -> None:
     table = per_scale(fitting, r_range)
     out[name] = table.to_dict("records")
     print(f"## {name}\n\n{markdown_table(out[name], list(table.columns))}\n")
+  decaying = pd.DataFrame([decaying_law(fitting, decay) for decay in (False, True)])
+  out["decaying shape effect"] = decaying.to_dict("records")
+  print(f"## decaying shape effect\n\n{markdown_table(out['decaying shape effect'], list(decaying.columns))}\n")
   out["command"] = "JAX_PLATFORMS=cpu .venv/bin/python experiments/cpu_replication_v2/misfit.py"
   with open(os.path.join(args.root, "misfit.json"), "w") as f:
     json.dump(out, f, indent=1, default=json_value)
