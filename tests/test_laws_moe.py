@@ -177,8 +177,11 @@ def test_the_moe_sweeps_search_at_its_heldout_scale_gives_both_picks(experiment)
   analyze = experiment("moe_law_cpu/analyze.py")
   _, df = sweep("moe-leverage")
   law = ConditionalLaw("moe-leverage", DENSE + TRUE["moe-leverage"])
-  result, both = analyze.heldout_search(law, RunsTable.of(df))
+  table = RunsTable.of(df)
+  result, both = analyze.heldout_search(law, table)
   assert result.n_params == 3.2e5 and set(both.best) == {"dense", "moe"}
+  r = result.candidates["mlp_attn_ratio"]  # within the fitting runs' r: no extrapolation
+  assert r.min() >= table.r.min() and r.max() <= table.r.max()
   assert both.best["moe"].loss <= result.target * (1 + 1e-12)
   assert both.throughput is not None and 1 in both.throughput.index
 

@@ -245,8 +245,9 @@ def search_picks(root: str, dense_root: str) -> moe_search.MlpComparison:
 
 def heldout_search(law: laws.ConditionalLaw, fitted: RunsTable
                    ) -> tuple[search.SearchResult, moe_search.MlpComparison]:
-  """`law`'s search at HELDOUT with MoE candidates: d_model within the fitting runs' d/sqrt(N),
-  the recipe baseline's predicted loss as the target, this CPU's roofline."""
+  """`law`'s search at HELDOUT with MoE candidates: d_model within the fitting runs' d/sqrt(N) and
+  r within theirs (no pick rests on the law's extrapolation), the recipe baseline's predicted loss
+  as the target, this CPU's roofline."""
   n_params, n_layers = CPU_V2.scale(HELDOUT)
   step, root_n = CPU_V2.d_step, n_params ** 0.5
   d_models = list(range(step * int(np.ceil(fitted.x.min() * root_n / step)),
@@ -255,7 +256,8 @@ def heldout_search(law: laws.ConditionalLaw, fitted: RunsTable
   result = search.search(law, n_params, CPU_V2.tokens(n_params), n_layers,
                          CPU_V2.head_dim(n_params), baseline=CPU_V2.baseline(HELDOUT),
                          efficiency=measure, d_models=d_models, gqas=(1, 2, 4, 8),
-                         ffn_step=CPU_V2.ffn_step, vocab_size=CPU_V2.model_vocab_size)
+                         ffn_step=CPU_V2.ffn_step, vocab_size=CPU_V2.model_vocab_size,
+                         r_range=(float(fitted.r.min()), float(fitted.r.max())))
   return result, moe_search.compare(result, experts=(4, 8, 16), granularities=(1, 2, 4))
 
 

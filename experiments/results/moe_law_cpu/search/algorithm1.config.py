@@ -1,0 +1,19 @@
+"""algorithm1: algorithm1 of `lawsearch search` (N = 3.2e+05, D = 6.4e+06)
+
+Train it (from any directory, with lawsearch installed):
+  lawsearch train --config=/work/main/experiments/results/moe_law_cpu/search/algorithm1.config.py:recipe=paper --workdir runs/algorithm1
+The arg is lawsearch/configs/train.py's (recipe=..., data=..., runlocal); the shape is algorithm1.arch.json.
+"""
+
+import os
+
+from lawsearch import configs
+from lawsearch.configlib import load
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_CONFIG = os.environ.get("LAWSEARCH_TRAIN_CONFIG", configs.TRAIN)
+
+
+def get_config(arg=None):
+  arch_arg = "arch=" + os.path.join(HERE, 'algorithm1.arch.json')
+  return load(TRAIN_CONFIG + ":" + ",".join(filter(None, [arch_arg, arg])))

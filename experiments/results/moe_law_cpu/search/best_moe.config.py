@@ -1,0 +1,19 @@
+"""best_moe: the best mixture of experts of `lawsearch search --mlp dense,moe`
+
+Train it (from any directory, with lawsearch installed):
+  lawsearch train --config=/work/main/experiments/results/moe_law_cpu/search/best_moe.config.py:recipe=paper --workdir runs/best_moe
+The arg is lawsearch/configs/train.py's (recipe=..., data=..., runlocal); the shape is best_moe.arch.json.
+"""
+
+import os
+
+from lawsearch import configs
+from lawsearch.configlib import load
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_CONFIG = os.environ.get("LAWSEARCH_TRAIN_CONFIG", configs.TRAIN)
+
+
+def get_config(arg=None):
+  arch_arg = "arch=" + os.path.join(HERE, 'best_moe.arch.json')
+  return load(TRAIN_CONFIG + ":" + ",".join(filter(None, [arch_arg, arg])))
