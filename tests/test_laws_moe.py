@@ -268,3 +268,19 @@ def test_the_moe_sweeps_fitting_runs_take_the_dense_sweeps_runs_at_its_scales(ex
   assert len(analyze.fitting_runs(str(tmp_path / "moe"), "")) == 2
   with pytest.raises(UserError, match="no such directory"):
     analyze.fitting_runs(str(tmp_path / "moe"), str(tmp_path / "no-such-root"))
+
+
+def test_the_committed_moe_sweep_refits_to_its_committed_law(experiment):
+  analyze = experiment("moe_law_cpu/analyze.py")
+  root = analyze.DEFAULT_ROOT
+  if not os.path.exists(os.path.join(root, "summary.json")):
+    pytest.skip(f"no committed MoE law under {root} yet (experiments/moe_law_cpu/train.sh)")
+  form = analyze.preferred_form(root)
+  committed = ConditionalLaw.from_json(os.path.join(root, "laws", f"{form}.json"))
+  table = RunsTable.of(analyze.fitting_runs(root, analyze.DEFAULT_DENSE))
+  refit = laws.fit_runs(table, form, l_opt="joint", r_range=None, n_boot=0, validate=False).law
+  assert refit.fit_info.n_points == committed.fit_info.n_points
+  with laws.float64():
+    want = np.asarray(committed.predict_xr(table.x, table.r, 1.0, table.sparsity))
+    got = np.asarray(refit.predict_xr(table.x, table.r, 1.0, table.sparsity))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
