@@ -103,8 +103,11 @@ class ArchSpec:
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise UserError(f"ArchSpec.{field} must be a positive integer, got {value!r}")
       object.__setattr__(self, field, int(value))
-    if not isinstance(self.tie_embeddings, (bool, np.bool_)):
-      raise UserError(f"ArchSpec.tie_embeddings must be True or False, got {self.tie_embeddings!r}")
+    for field in ("tie_embeddings", "norm_topk_prob"):
+      value = getattr(self, field)
+      if not isinstance(value, (bool, np.bool_)):
+        raise UserError(f"ArchSpec.{field} must be True or False, got {value!r}")
+      object.__setattr__(self, field, bool(value))
     if self.n_heads % self.n_kv_heads:
       divisors = [k for k in range(1, self.n_heads + 1) if self.n_heads % k == 0]
       raise UserError(
@@ -114,10 +117,6 @@ class ArchSpec:
       self._check_mla()
     if self.router not in ROUTERS:
       raise UserError(f"ArchSpec.router={self.router!r}; choose one of {ROUTERS}")
-    if not isinstance(self.norm_topk_prob, (bool, np.bool_)):
-      raise UserError(f"ArchSpec.norm_topk_prob must be True or False, got "
-                      f"{self.norm_topk_prob!r}")
-    object.__setattr__(self, "norm_topk_prob", bool(self.norm_topk_prob))
     router = ([f"router={self.router!r}"] if self.router != "softmax" else []) + (
         [] if self.norm_topk_prob else ["norm_topk_prob=False"])
     if self._check_kind("mlp", MLP_KINDS, MOE_FIELDS, router):
@@ -766,6 +765,13 @@ def load_json(path: str) -> ArchSpec:
     return from_fields(doc)
   except UserError as e:
     raise UserError(f"architecture file {path}: {e}") from None
+
+
+def field_defaults() -> dict[str, Any]:
+  """ArchSpec field -> its default, for every field that has one (a run's identity leaves fields
+  at these out; a record written before a field existed trained at its default)."""
+  return {f.name: f.default for f in dataclasses.fields(ArchSpec)
+          if f.default is not dataclasses.MISSING}
 
 
 def from_fields(record) -> ArchSpec:

@@ -55,9 +55,8 @@ def identity_defaults() -> dict[str, Any]:
   ArchSpec field with a default (the attention kind, MLA's widths, ...) and EXTRA_DEFAULTS."""
   from lawsearch import arch  # pylint: disable=import-outside-toplevel
 
-  fields = dataclasses.fields(arch.ArchSpec)
-  return {**{f"model.arch.{f.name}": f.default for f in fields
-             if f.default is not dataclasses.MISSING}, **EXTRA_DEFAULTS}
+  return {**{f"model.arch.{name}": value for name, value in arch.field_defaults().items()},
+          **EXTRA_DEFAULTS}
 
 
 def plain(config: Any) -> Any:

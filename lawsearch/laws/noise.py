@@ -34,9 +34,6 @@ SHAPE_COLUMNS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "ff
                  "vocab_size", "attention", "kv_lora_rank", "q_lora_rank", "mlp", "n_experts",
                  "top_k", "expert_ffn_dim", "n_shared_experts", "first_dense_layers", "router",
                  "norm_topk_prob", "n_params", "tokens", "batch_size", "seq_len", "peak_lr")
-# A record written before an ArchSpec field existed lacks it: it trained at the field's default.
-SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(arch.ArchSpec)
-                 if f.default is not dataclasses.MISSING}
 HOW_TO_MEASURE = ("train a second seed of some shapes at every scale (`lawsearch sweep "
                   "--config=configs/sweep.py:...,seeds=2`) to measure it")
 
@@ -118,7 +115,8 @@ def shape_ids(df: pd.DataFrame) -> np.ndarray:
     raise UserError(f"a runs table needs some of {SHAPE_COLUMNS} to group seeds; it has "
                     f"{list(df.columns)}")
   shapes = df[columns].astype(object)
-  shapes = shapes.fillna({c: v for c, v in SPEC_DEFAULTS.items() if c in columns})
+  # a record written before an ArchSpec field existed lacks it: it trained at the default
+  shapes = shapes.fillna({c: v for c, v in arch.field_defaults().items() if c in columns})
   keys = shapes.map(_key).agg("|".join, axis=1)
   return pd.factorize(keys)[0]
 
