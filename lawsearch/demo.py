@@ -1,9 +1,10 @@
 """`lawsearch demo`: the whole flow on data shipped with the package, in about a minute on a CPU.
 
 1. The paper's seven architectures: parameter arithmetic and roofline serving throughput.
-2. The conditional law, fitted with jaxopt on the CPU replication's runs: models lawsearch trained
-   itself at 80k, 145k and 297k non-embedding parameters (`recipe=cpu`), with its cross-scale
-   validation up to the held-out 600k scale, beside the paper's optimum and validation figures.
+2. The conditional law, fitted with jaxopt on CPU replication v2's runs: models lawsearch trained
+   itself at 80k, 145k and 297k non-embedding parameters, three seeds each (`recipe=cpu_v2`), with
+   L_opt per scale fitted jointly with the law, its seed noise and lack-of-fit test, and its
+   cross-scale validation up to the held-out 600k scale, beside the paper's optimum and figures.
 3. Algorithm 1 at 600k with that law, against the LLaMA-3.2-shaped baseline's predicted loss on
    the replication CPU's measured roofline: Panda, Surefire, the Pareto front, and next to them
    what the trained picks measured (held-out loss over seeds) and whether the law picks the best
@@ -12,11 +13,12 @@
 sweep at 80M, 145M, 297M drawn from the paper's published law with noise, and searches at 1B
 against LLaMA-3.2-1B.
 
-RESULTS, shipped with the package, holds the replication's runs.csv (one row per finished run:
+RESULTS, shipped with the package, holds replication v2's runs.csv (one row per finished run:
 shape, N, D, seed, scale, role, held-out loss) and hardware.json (the CPU it ran on, measured), as
-experiments/results/cpu_replication/ does (tests/test_demo.py keeps them equal). The replication
-itself (experiments/cpu_replication/replication.py) takes its analysis steps from here:
-`fitting_runs`, `fit_law`, `validation_runs`, `run_search`, `picks_table`, `SERVE`.
+experiments/results/cpu_replication_v2/ does (its table stage refreshes the copy; tests/test_demo.py
+keeps them equal). The replications themselves (experiments/cpu_replication/replication.py, v1 and
+v2) take their analysis steps from here: `fitting_runs`, `fit_law`, `validation_runs`,
+`cross_scale_validation`, `run_search`, `picks_table`, `SERVE`.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ import pandas as pd
 from lawsearch import arch, cost, laws, search
 from lawsearch.laws import ConditionalLaw, validation
 from lawsearch.laws.validation import SHAPE
-from lawsearch.recipe import CPU
+from lawsearch.recipe import CPU  # recipe cpu_v2 keeps its scales, tokens and baseline
 from lawsearch.table import format_table
 
 PAPER_MODELS = ("llama3.2-1b", "panda-1b", "surefire-1b", "llama3.2-3b", "panda-3b",
                 "surefire-3b", "panda-3b-o")
-RESULTS = str(importlib.resources.files("lawsearch.data") / "cpu_replication")
+SHIPPED = "cpu_replication_v2"  # the replication whose runs the package ships
+RESULTS = str(importlib.resources.files("lawsearch.data") / SHIPPED)
+L_OPT = "joint"  # replication v2's L_opt: one level per scale fitted with the law
 # Serving scenario: the paper's 4096 in / 1024 out at a 2048-token training context, scaled to
 # the recipe's 128 (1/16); float32 weights and KV cache, as the CPU runs them.
 SERVE = dict(batch=32, input_len=256, output_len=64, bytes_per_element=4)
@@ -100,13 +104,31 @@ def validation_runs(df: pd.DataFrame) -> pd.DataFrame:
   return pd.concat([fitting_runs(df), mean], ignore_index=True)
 
 
-def fit_law(df: pd.DataFrame, form: str = "multiplicative", l_opt: str = "empirical",
+def fit_law(df: pd.DataFrame, form: str = "multiplicative", l_opt: str = L_OPT,
             r_range=laws.DEFAULT_R_RANGE, n_boot: int = 0) -> laws.FitSummary:
-  """`laws.fit_runs` on the fitting runs (L_opt: "empirical", the paper's, or "joint"; r in
+  """`laws.fit_runs` on the fitting runs (L_opt: "joint", v2's, or "empirical", the paper's; r in
   `r_range`: the paper's [0.5, 5]; None = every run; `n_boot` bootstrap refits), validated
   across scales by the caller (`validation_runs`), not within the fitting runs."""
   return laws.fit_runs(fitting_runs(df), form, l_opt=l_opt, r_range=r_range, n_boot=n_boot,
                        validate=False)
+
+
+def cross_scale_validation(df: pd.DataFrame, form: str = "multiplicative",
+                           l_opt: str = L_OPT) -> pd.DataFrame:
+  """The paper's progressive cross-scale validation over every scale of `validation_runs(df)`
+  (the last task predicts the held-out scale), the paper's MSE and Spearman beside each task.
+  l_opt "joint": every scale's level fitted with the law on the whole table (`laws.levels`).
+  ValueError when fewer than two scales, or too few runs at the smallest, leave nothing to
+  validate."""
+  if l_opt == "joint":
+    assessment = laws.fit_runs(validation_runs(df), form, l_opt="joint").assessment
+    if assessment.validation is None:
+      raise ValueError(assessment.validation_skipped)
+    val = assessment.validation
+  else:
+    val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt)
+  val.insert(0, "form", form)
+  return validation.beside_paper(val)
 
 
 def run_search(law: ConditionalLaw, df: pd.DataFrame, measure) -> search.SearchResult:
@@ -166,14 +188,16 @@ def replication_demo(results: str, out_dir: str) -> None:
 
   df = pd.read_csv(os.path.join(results, "runs.csv"))
   fitting = fitting_runs(df)
+  seeds = fitting.groupby(list(SHAPE)).size()
   t = _step(f"2/3 Fit the conditional law on {len(fitting)} runs lawsearch trained itself "
-            f"({', '.join(CPU.fit_scales)} non-embedding parameters, 4 layers, D = 20 N; "
+            f"({len(seeds)} shapes x {seeds.min()}-{seeds.max()} seeds at "
+            f"{', '.join(CPU.fit_scales)} non-embedding parameters, 4 layers, D = 20 N; "
             f"{results}/runs.csv)")
   fitted = fit_law(df)
   law, summary = fitted.law, fitted.to_dict()
   opt = summary["optimum"]
-  print(f"multiplicative law on {summary['n_points']} shapes (r in [0.5, 5]): MSE "
-        f"{summary['mse']:.3g}")
+  print(f"multiplicative law on {summary['n_points']} shapes (r in [0.5, 5]), L_opt per scale "
+        f"fitted with it: MSE {summary['mse']:.3g}")
   print("\n".join(fitted.noise_lines()))
   if "error" in opt:
     print(f"{opt['error'].split(':')[0]} (the paper's 80M-297M law: {_paper_optimum()}); the "
@@ -183,12 +207,10 @@ def replication_demo(results: str, out_dir: str) -> None:
           f"(the paper's 80M-297M law: {_paper_optimum()}; the runs span d/sqrt(N) "
           f"{fitting['d_over_sqrt_n'].min():.3f}-{fitting['d_over_sqrt_n'].max():.3f} and r "
           f"{fitting['mlp_attn_ratio'].min():.2f}-{fitting['mlp_attn_ratio'].max():.2f}; "
-          "the replication's bootstrap intervals: experiments/results/cpu_replication/fit.json)")
-  plot_runs = validation_runs(df)
-  print(f"plots: {', '.join(fit_plots.save(law, plot_runs, out_dir, l_opt='empirical'))}")
+          f"the replication's bootstrap intervals: experiments/results/{SHIPPED}/fit.json)")
+  print(f"plots: {', '.join(fit_plots.save_fit(fitted, fitting, out_dir, l_opt=L_OPT))}")
   try:
-    val = validation.beside_paper(laws.cross_scale_validation(
-        plot_runs, form="multiplicative", l_opt="empirical"))
+    val = cross_scale_validation(df)
     print(format_table(val.to_dict("records"), ["task", "n_train", "n_test", "mse", "spearman",
                                                 "paper_mse", "paper_spearman"]))
   except ValueError as e:
@@ -211,7 +233,7 @@ def replication_demo(results: str, out_dir: str) -> None:
         f"roofline decode tokens/s at batch {SERVE['batch']}):")
   print(format_table(picks.to_dict("records"), list(picks.columns)))
   if not picks["seeds"].any():
-    print("(not trained yet: experiments/cpu_replication/train_all.sh trains them)")
+    print(f"(not trained yet: experiments/{SHIPPED}/train_all.sh trains them)")
   try:
     _, check = validation.heldout_check(df, law, scale)
     b, c = check["measured_best"], check["law_best_trained"]

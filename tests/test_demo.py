@@ -1,7 +1,8 @@
-"""The demo's data: the runs table and hardware shipped with the package are the committed CPU
-replication's, and the demo's law fitted on them is the committed law."""
+"""The demo's data: the runs table and hardware shipped with the package are committed replication
+v2's, its rows are what the committed run records give, and the demo's law fitted on them is the
+committed law."""
 
-import json
+import io
 import os
 
 import numpy as np
@@ -12,7 +13,7 @@ from lawsearch import demo
 from lawsearch.laws import ConditionalLaw
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-COMMITTED = os.path.join(ROOT, "experiments", "results", "cpu_replication")
+COMMITTED = os.path.join(ROOT, "experiments", "results", demo.SHIPPED)
 SHIPPED = os.path.join(demo.RESULTS, "runs.csv")
 pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(COMMITTED, "fit")),
                                 reason=f"no committed CPU replication under {COMMITTED}")
@@ -22,27 +23,31 @@ def test_the_shipped_table_is_what_the_committed_records_give(monkeypatch):
   monkeypatch.syspath_prepend(os.path.join(ROOT, "experiments", "cpu_replication"))
   import replication  # pylint: disable=import-outside-toplevel
 
-  # The experiment's table stage on the committed run records, as text: the same file.
-  built = replication.runs_table(COMMITTED).to_csv(index=False,
-                                                   float_format=replication.CSV_FLOAT)
-  with open(SHIPPED) as f:
-    assert built == f.read()
-  # The committed runs.csv agrees on its columns (written before records gave batch_size).
-  committed = pd.read_csv(os.path.join(COMMITTED, "runs.csv"))
-  pd.testing.assert_frame_equal(pd.read_csv(SHIPPED)[committed.columns], committed)
-  with open(os.path.join(demo.RESULTS, "hardware.json")) as f, \
-       open(os.path.join(COMMITTED, "hardware.json")) as g:
-    assert json.load(f) == json.load(g)
+  # The package ships the committed runs.csv and hardware.json, byte for byte.
+  for name in ("runs.csv", "hardware.json"):
+    with open(os.path.join(demo.RESULTS, name)) as f, open(os.path.join(COMMITTED, name)) as g:
+      assert f.read() == g.read(), name
+  # Every row of it is the experiment's table stage on the committed run records (records of
+  # runs that finished after the last table stage may be committed ahead of it).
+  built = replication.runs_table(COMMITTED).set_index("run")
+  shipped = pd.read_csv(SHIPPED).set_index("run")
+  assert set(shipped.index) <= set(built.index)
+  as_text = built.loc[shipped.index].reset_index().to_csv(index=False,
+                                                          float_format=replication.CSV_FLOAT)
+  pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(as_text)).set_index("run"), shipped)
 
 
 def test_the_demos_law_on_the_shipped_table_is_the_committed_law():
+  """The demo's defaults (L_opt joint, r in [0.5, 5]) are the committed fit's; the law's optimum
+  and every form are checked by tests/test_cpu_replication.py."""
   table = pd.read_csv(SHIPPED)
   law = demo.fit_law(table).law
   committed = ConditionalLaw.from_json(os.path.join(COMMITTED, "law_multiplicative.json"))
-  fitting = demo.fitting_runs(table)
   assert law.fit_info.n_points == committed.fit_info.n_points
-  # The same law to the fit's tolerance: the same predictions on every run (coefficients have a
-  # scale gauge) and the same optimum.
-  np.testing.assert_allclose(law.predict(fitting, "empirical"),
-                             committed.predict(fitting, "empirical"), rtol=1e-5)
-  np.testing.assert_allclose(law.optimum(), committed.optimum(), rtol=1e-4)
+  assert law.fit_info.l_opt == committed.fit_info.l_opt
+  # The same law to the fit's tolerance: the same predictions relative to L_opt on every fitting
+  # run (coefficients have a scale gauge).
+  fitting = demo.fitting_runs(table)
+  x, r = fitting["d_over_sqrt_n"].to_numpy(), fitting["mlp_attn_ratio"].to_numpy()
+  np.testing.assert_allclose(law.predict_xr(x, r, 1.0), committed.predict_xr(x, r, 1.0),
+                             rtol=1e-5)

@@ -14,8 +14,8 @@ results are committed under experiments/results/cpu_replication/:
 Each stage reads what the earlier ones wrote. The analysis steps the demo shows too (the fitting
 and validation runs, the search at the held-out scale, the picks table, the serving scenario)
 are `lawsearch.demo`'s; the paired standard errors and the held-out check `lawsearch.laws.
-validation`'s. The package ships runs.csv and hardware.json for `lawsearch demo`
-(lawsearch/data/cpu_replication/; tests/test_demo.py keeps them equal to these).
+validation`'s. The package ships replication v2's runs.csv and hardware.json for `lawsearch demo`
+(lawsearch/data/cpu_replication_v2/, refreshed by `table`; tests/test_demo.py keeps them equal).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import datetime
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -88,9 +89,15 @@ def runs_table(root: str) -> pd.DataFrame:
 
 
 def table(root: str) -> pd.DataFrame:
-  """runs.csv: `runs_table`."""
+  """runs.csv: `runs_table`. For the replication the package ships (`demo.SHIPPED`, committed
+  under REPO/experiments/results/), runs.csv and hardware.json are copied to the package too."""
   df = runs_table(root)
   df.to_csv(os.path.join(root, "runs.csv"), index=False, float_format=CSV_FLOAT)
+  shipped = os.path.join(root, "..", "..", "..", "lawsearch", "data", demo.SHIPPED)
+  if os.path.basename(os.path.normpath(root)) == demo.SHIPPED and os.path.isdir(shipped):
+    for name in ("runs.csv", "hardware.json"):
+      if os.path.exists(os.path.join(root, name)):
+        shutil.copyfile(os.path.join(root, name), os.path.join(shipped, name))
   print(f"runs.csv: {len(df)} runs ({', '.join(f'{k} {v}' for k, v in df['scale'].value_counts().sort_index().items())})")
   return df
 
@@ -125,21 +132,6 @@ def read_table(root: str) -> pd.DataFrame:
 
 
 # -- fit ---------------------------------------------------------------------------------------------
-def validation(df: pd.DataFrame, form: str, l_opt: str = "empirical") -> pd.DataFrame:
-  """The paper's progressive cross-scale validation over every scale of the table (the last task
-  predicts the held-out scale), with the paper's MSE and Spearman beside each task. l_opt
-  "joint": every scale's level fitted with the law on the whole table (`laws.levels`)."""
-  if l_opt == "joint":
-    assessment = laws.fit_runs(validation_runs(df), form, l_opt="joint").assessment
-    if assessment.validation is None:
-      raise ValueError(assessment.validation_skipped)
-    val = assessment.validation
-  else:
-    val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt)
-  val.insert(0, "form", form)
-  return validation_lib.beside_paper(val)
-
-
 def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0, r_range=laws.DEFAULT_R_RANGE,
             l_opt: str = "empirical") -> tuple[ConditionalLaw, dict, list[str]]:
   """The law on the table's fitting scales (L_opt: "empirical", the paper's, or "joint"; r in
@@ -148,7 +140,7 @@ def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0, r_range=laws.DEFAULT_R
   trends) and the noise's lines to print."""
   fitted = demo.fit_law(df, form, l_opt=l_opt, r_range=r_range, n_boot=n_boot)
   summary = fitted.to_dict()
-  summary.pop("validation_error")  # the replication validates across every scale: validation()
+  summary.pop("validation_error")  # the replication validates across every scale (fit())
   return fitted.law, summary, fitted.noise_lines()
 
 
@@ -176,7 +168,7 @@ def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
              f"r {opt['mlp_attn_ratio']:.2f} {_interval(opt, 'mlp_attn_ratio_95', 2)}"
              if "error" not in opt else opt["error"]))
     try:
-      validations.append(validation(df, form, l_opt))
+      validations.append(demo.cross_scale_validation(df, form, l_opt))
     except ValueError as e:  # fewer than two scales, or too few runs at the smallest
       summary["validation_error"] = str(e)
   # The paper's filter drops r outside [0.5, 5]; the same law on every run shows what it hides.

@@ -22,7 +22,7 @@ import math
 import os
 import sys
 
-from lawsearch import laws
+from lawsearch import demo, laws
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                 "cpu_replication"))
@@ -52,7 +52,7 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
     if key in opt:
       out[f"{key}_ratio"] = opt[key][1] / opt[key][0]
   try:
-    val = replication.validation(df, "multiplicative", l_opt)
+    val = demo.cross_scale_validation(df, "multiplicative", l_opt)
     last = val.iloc[-1]
     out["validation"] = {"task": last["task"], "mse": float(last["mse"]),
                          "spearman": float(last["spearman"])}

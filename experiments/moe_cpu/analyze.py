@@ -11,7 +11,7 @@ bench   `lawsearch bench --workdir RUN --batch 1 8 32` (float32, 128 prompt and 
 table   ROOT/summary.json and ROOT/summary.md: per shape its total and active parameters, the
         held-out loss of each seed and their mean, and per batch the measured output tokens/s,
         the roofline's (cost.roofline_throughput on the replication's measured CPU,
-        lawsearch/data/cpu_replication/hardware.json, 4 bytes per element) and their ratio, with
+        experiments/results/cpu_replication/hardware.json, 4 bytes per element) and their ratio, with
         the experts a batch's decode step touches (arch.experts_touched, uniform routing).
 """
 
@@ -73,7 +73,7 @@ def bench(root: str) -> None:
 
 
 def table(root: str) -> dict:
-  hw = demo.read_hardware(os.path.join(CHECKOUT, "lawsearch", "data", "cpu_replication",
+  hw = demo.read_hardware(os.path.join(CHECKOUT, "experiments", "results", "cpu_replication",
                                        "hardware.json"))
   shapes = []
   for name, (spec, finished) in _shape_runs(root).items():

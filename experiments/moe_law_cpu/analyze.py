@@ -57,7 +57,7 @@ from lawsearch.table import json_value, markdown_table
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_ROOT = os.path.join(CHECKOUT, "experiments", "results", "moe_law_cpu")
-HARDWARE = os.path.join(CHECKOUT, "lawsearch", "data", "cpu_replication", "hardware.json")
+HARDWARE = os.path.join(CHECKOUT, "experiments", "results", "cpu_replication", "hardware.json")
 DEFAULT_DENSE = os.path.join(CHECKOUT, "experiments", "results", "cpu_replication_v2", "fit")
 FIT_SCALES = ("80k", "145k")  # active N
 HELDOUT = "320k"  # the recipe's scale above the fitting ones

@@ -42,6 +42,9 @@ def _name(scales) -> str:
   return "+".join(str(s) for s in scales)
 
 
+MIN_TEST = 3  # rows a default task's test scale needs
+
+
 def cross_scale_validation(df: pd.DataFrame | RunsTable,
                            tasks: Sequence[tuple[Sequence, object]] | None = None,
                            form: str = "multiplicative", l_opt=None, r_range=DEFAULT_R_RANGE,
@@ -52,7 +55,9 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
   grouping n_params and tokens (`runs_table.scale_labels`). tasks: (train scales, test scale) pairs of
   scale labels; default the progressive scheme over the scales present. L_opt is resolved on the
   whole table first (the empirical L_opt of the held-out scale is its lowest observed loss, as in
-  the paper). The r filter applies to training and held-out rows alike.
+  the paper). The r filter applies to training and held-out rows alike. A default task whose
+  test scale has fewer than MIN_TEST rows inside the filter is left out: a level fitted on its own
+  runs (L_opt "joint") would absorb them, and a rank needs three.
   Returns columns task, n_train, n_test, mse, spearman, x_star, r_star.
   """
   table = RunsTable.of(df, "cross-scale validation")
@@ -62,9 +67,14 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
     raise UserError(f"cross-scale validation needs at least two scales, the table has one "
                      f"({order[0] if order else 'none'}); add runs at another scale or give a "
                      "`scale` column")
-  if tasks is None:
-    tasks = [(order[:i], order[i]) for i in range(1, len(order))]
   table = table.assign(l_opt=l_opt_lib.for_table(table, l_opt))
+  if tasks is None:
+    inside = prepare(table, "column", r_range, 0)[-1]
+    tasks = [(order[:i], order[i]) for i in range(1, len(order))
+             if np.sum(inside & (labels == order[i])) >= MIN_TEST]
+    if not tasks:
+      raise UserError(f"cross-scale validation needs a scale beyond the smallest with at least "
+                      f"{MIN_TEST} runs inside the r filter {r_range}; add runs there")
   rows = []
   for train, test in tasks:
     train = list(train)
@@ -171,6 +181,8 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
       mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
       paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())),
       **{c: (c, "first") for c in carried})
+  if len(shapes) < 2:
+    raise UserError(f"one shape trained at the held-out scale {scale} so far: nothing to rank")
   l_opt = float(held["loss"].min())
   # relative to L_opt; a MoE form reads each shape's active size and sparsity
   shapes["predicted_rel"] = law.predict(shapes.drop(columns="loss"), l_opt=1.0)
