@@ -9,7 +9,8 @@ holds within a scale; the coefficients per scale say what changes between them (
 has the same coefficients at every scale), and the spread of the seed-mean losses over the
 scale's shapes (max / min - 1) how much the shape matters there. Then the candidate for the
 missing term (`decaying_law`): the shape's effect times (N / N_REF)^-gamma, against the same law
-with gamma = 0, each with its lack-of-fit test. Writes ROOT/misfit.json and prints Markdown
+with gamma = 0, each with its lack-of-fit test and, once the held-out scale (600k) has runs, its
+prediction of their seed means there (the shape effect extrapolated, one level fitted). Writes ROOT/misfit.json and prints Markdown
 tables (experiments/RESULTS.md quotes them).
 """
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from lawsearch import laws
 from lawsearch.laws.runs_table import RunsTable
+from lawsearch.laws.validation import MIN_TEST
 from lawsearch.table import json_value, markdown_table
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -55,11 +57,21 @@ def per_scale(fitting: pd.DataFrame, r_range=None) -> pd.DataFrame:
   return pd.DataFrame(rows)
 
 
-def decaying_law(fitting: pd.DataFrame, decay: bool, n_ref: float = N_REF) -> dict:
+def _shape_basis(means: pd.DataFrame) -> np.ndarray:
+  """[shapes, 4]: ln x, 1/x, ln r, 1/r of a seed-means table."""
+  x, r = means["d_over_sqrt_n"].to_numpy(), means["mlp_attn_ratio"].to_numpy()
+  return np.column_stack([np.log(x), 1 / x, np.log(r), 1 / r])
+
+
+def decaying_law(fitting: pd.DataFrame, decay: bool, n_ref: float = N_REF,
+                 heldout: pd.DataFrame | None = None) -> dict:
   """On the seed means of `fitting`: loss = level_scale * exp(f * (N / n_ref)^-gamma) with the
   shape effect f = a1 ln x + a2 / x + b1 ln r + b2 / r (gamma = 0 unless `decay`), fitted by
   weighted least squares (weights 1 / var_mean; jaxopt Levenberg-Marquardt in float64) from the
-  linear fit at gamma = 0. Returns the coefficients, gamma, MSE and the lack-of-fit test."""
+  linear fit at gamma = 0. Returns the coefficients, gamma, MSE and the lack-of-fit test; with
+  `heldout` (the runs of one larger scale), the law's prediction of its seed means: the shape
+  effect at the held-out N extrapolated, its one level fitted on them (as L_opt joint does), and
+  the MSE and Spearman there (heldout_mse, heldout_spearman, heldout_shapes)."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import jaxopt  # pylint: disable=import-outside-toplevel
@@ -67,39 +79,54 @@ def decaying_law(fitting: pd.DataFrame, decay: bool, n_ref: float = N_REF) -> di
   noise = laws.noise.seed_noise(RunsTable.of(fitting))
   means = noise.means
   scales = pd.get_dummies(means["scale"]).to_numpy(float)  # [shapes, scales]
-  x, r = means["d_over_sqrt_n"].to_numpy(), means["mlp_attn_ratio"].to_numpy()
-  shape = np.column_stack([np.log(x), 1 / x, np.log(r), 1 / r])
+  shape = _shape_basis(means)
   loss, sd = means["loss"].to_numpy(), np.sqrt(means["var_mean"].to_numpy())
   size = np.log(means["n_params"].to_numpy() / n_ref)
   start, *_ = np.linalg.lstsq(np.column_stack([scales, shape]) * (loss / sd)[:, None],
                               np.log(loss) * loss / sd, rcond=None)
   with laws.float64():
-    def predict(theta):
-      log_level, coef = theta[:scales.shape[1]], theta[scales.shape[1]:-1]
+    def effect(theta, basis, log_size):  # the shape's effect on ln(loss), at each N
       gamma = theta[-1] if decay else 0.0
-      return jnp.exp(scales @ log_level + (shape @ coef) * jnp.exp(-gamma * size))
+      return (basis @ theta[scales.shape[1]:-1]) * jnp.exp(-gamma * log_size)
+
+    def predict(theta):
+      return jnp.exp(scales @ theta[:scales.shape[1]] + effect(theta, shape, size))
 
     solver = jaxopt.LevenbergMarquardt(lambda t: (predict(t) - loss) / sd, maxiter=500,
                                        tol=1e-10, xtol=1e-12, gtol=1e-12)
     theta = solver.run(jnp.asarray(np.append(start, 0.3 if decay else 0.0))).params
     predicted = np.asarray(predict(theta))
   lof = laws.noise.lack_of_fit(predicted, noise, len(start) + decay)
-  return {"decay": decay, "gamma": float(theta[-1]) if decay else 0.0,
-          **dict(zip(("a1", "a2", "b1", "b2"), map(float, theta[scales.shape[1]:-1]))),
-          "shapes": lof.n_shapes, "mse": lof.mse, "ceiling": lof.ceiling, "F": lof.f, "p": lof.p}
+  out = {"decay": decay, "gamma": float(theta[-1]) if decay else 0.0,
+         **dict(zip(("a1", "a2", "b1", "b2"), map(float, theta[scales.shape[1]:-1]))),
+         "shapes": lof.n_shapes, "mse": lof.mse, "ceiling": lof.ceiling, "F": lof.f, "p": lof.p}
+  held = None if heldout is None else laws.noise.seed_noise(RunsTable.of(heldout)).means
+  if held is not None and len(held) >= MIN_TEST:  # fewer: the fitted level absorbs them
+    with laws.float64():
+      f = np.asarray(effect(theta, _shape_basis(held),
+                            np.log(held["n_params"].to_numpy() / n_ref)))
+    measured = held["loss"].to_numpy()
+    level = np.exp(np.mean(np.log(measured) - f))  # the scale's one level, least squares in ln
+    guess = level * np.exp(f)
+    out.update(heldout_shapes=len(held), heldout_mse=float(np.mean((guess - measured) ** 2)),
+               heldout_spearman=laws.spearman(guess, measured))
+  return out
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--root", default=ROOT)
   args = parser.parse_args()
-  fitting = replication.fitting_runs(replication.read_table(args.root))
+  table = replication.read_table(args.root)
+  fitting = replication.fitting_runs(table)
   out = {}
   for name, r_range in (("every r", None), ("r in [0.5, 5]", laws.DEFAULT_R_RANGE)):
-    table = per_scale(fitting, r_range)
-    out[name] = table.to_dict("records")
-    print(f"## {name}\n\n{markdown_table(out[name], list(table.columns))}\n")
-  decaying = pd.DataFrame([decaying_law(fitting, decay) for decay in (False, True)])
+    fits = per_scale(fitting, r_range)
+    out[name] = fits.to_dict("records")
+    print(f"## {name}\n\n{markdown_table(out[name], list(fits.columns))}\n")
+  heldout = table[table["scale"] == replication.CPU.heldout_scale]
+  decaying = pd.DataFrame([decaying_law(fitting, decay, heldout=heldout)
+                           for decay in (False, True)])
   out["decaying shape effect"] = decaying.to_dict("records")
   print(f"## decaying shape effect\n\n{markdown_table(out['decaying shape effect'], list(decaying.columns))}\n")
   out["command"] = "JAX_PLATFORMS=cpu .venv/bin/python experiments/cpu_replication_v2/misfit.py"
