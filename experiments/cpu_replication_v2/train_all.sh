@@ -10,6 +10,7 @@
 #   2. at the held-out scale 600k: the LLaMA-3.2-shaped baseline, Panda and Surefire, 3 seeds; the
 #      validation grid (9 shapes), 2 seeds; a third seed for its five best shapes
 #                                                                  -> run.py table fit bench report
+#   3. v1 against v2 (compare.py) and where the law misses (misfit.py), 600k included
 # A repeated command skips finished runs and resumes interrupted ones from their checkpoints;
 # experiments/commit_finished.sh experiments/results/cpu_replication_v2 commits the records as
 # they arrive. v1 (experiments/results/cpu_replication/) stays as it is.
@@ -37,3 +38,5 @@ $RUN table >> "$LOGS/analysis.log" 2>&1
 BEST=$($PY experiments/cpu_replication_v2/best_grid.py --root "$ROOT" --count 5)
 phase best "recipe=cpu_v2,arch=$BEST,seeds=3" "$ROOT/heldout"
 $RUN table fit bench report >> "$LOGS/analysis.log" 2>&1
+$PY experiments/cpu_replication_v2/compare.py --v2 "$ROOT" >> "$LOGS/analysis.log" 2>&1
+$PY experiments/cpu_replication_v2/misfit.py --root "$ROOT" >> "$LOGS/analysis.log" 2>&1
