@@ -198,7 +198,7 @@ def predict_loss(law: ConditionalLaw, specs: Sequence[arch.ArchSpec], tokens: fl
   """The law's predicted loss of each spec, float64 [len(specs)], all evaluated together. A
   mixture of experts is taken at its active size (x = d/sqrt(N_active), its active r, L_opt at
   N_active) with its sparsity (experts, top-k, granularity), which a MoE form prices and a dense
-  form ignores."""
+  form ignores; a law that reads N (the decaying form) at each spec's N."""
   shapes = arch.stack(specs)
   moe = np.array([s.is_moe for s in specs])
   n = shapes.active_non_embedding_params
@@ -207,7 +207,7 @@ def predict_loss(law: ConditionalLaw, specs: Sequence[arch.ArchSpec], tokens: fl
                        for s in specs], np.float64)
   lo = l_opt_lib.at(l_opt, n, tokens)
   with float64():
-    return np.asarray(law.predict_xr(shapes.d_model / n ** 0.5, r, lo, sparsity), np.float64)
+    return np.asarray(law.predict_xr(shapes.d_model / n ** 0.5, r, lo, sparsity, n), np.float64)
 
 
 # -- the continuous problem ----------------------------------------------------------------------
@@ -539,6 +539,7 @@ def search(law: ConditionalLaw, n_params: float, tokens: float, n_layers: int, h
   _check_arguments(loss_target, baseline, d_models, gqas, ffn_step, tolerance, baseline_gqa,
                    gqa_starts, gqa_loss, r_range)
   _check_inputs(law, n_params, tokens, n_layers, head_dim, tolerance, max_gqa, vocab_size)
+  law = law.at(n_params)  # a law whose shape effect depends on N, at the budget
   measure = as_efficiency(efficiency)
   baseline = _baseline_arch(baseline, loss_target)
   # Step 1: L_opt(N, D).

@@ -12,6 +12,7 @@ from lawsearch import laws
 from lawsearch.laws import ChinchillaLaw, ConditionalLaw, FORMS, float64, synthetic_sweep
 from lawsearch.laws import levenberg_marquardt as lm
 from lawsearch.laws.conditional import prepare
+from lawsearch.laws.runs_table import RunsTable
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +20,18 @@ def sweep():
   return synthetic_sweep(scales=("80M", "145M", "297M"), seed=0)
 
 
-def numpy_law(form, theta, x, r, l_opt):
-  """The forms written out in numpy (independent reference)."""
+def numpy_law(form, theta, x, r, l_opt, n=None):
+  """The forms written out in numpy (independent reference); n: N, for the decaying form."""
   if form == "multiplicative":
     a0, a1, a2, b0, b1, b2 = theta
     return (a0 + a1 * np.log(x) + a2 / x) * (b0 + b1 * np.log(r) + b2 / r) * l_opt
   if form == "additive":
     a0, a1, a2, b1, b2 = theta
     return a0 + a1 * np.log(x) + a2 / x + b1 * np.log(r) + b2 / r + l_opt
+  if form == "decaying":
+    a0, a1, a2, b1, b2, gamma = theta
+    effect = a1 * np.log(x) + a2 / x + b1 * np.log(r) + b2 / r
+    return np.exp(a0 + effect * (n / 1e6) ** -gamma) * l_opt
   a0, a1, a2, b0, b1, b2, c = theta
   return ((a0 + a1 * np.log(x) + a2 / x) * (b0 + b1 * np.log(r) + b2 / r)
           + c * np.log(x) * np.log(r)) * l_opt
@@ -102,6 +107,7 @@ def test_multiplicative_recovers_the_true_optimum(sweep):
 @pytest.mark.parametrize("form, theta", [
     ("additive", (0.08, 0.075, 0.0065, 0.045, 0.047)),
     ("joint", (1.03, 0.028, 0.0024, 1.0, 0.0126, 0.0164, -0.0012)),
+    ("decaying", (-0.1, 0.3, 0.025, 0.05, 0.06, 0.5)),  # the effect at 80M: 1/11 of this
 ])
 def test_other_forms_fit_their_own_data(form, theta):
   truth = ConditionalLaw(form, theta)
@@ -115,15 +121,16 @@ def test_other_forms_fit_their_own_data(form, theta):
 @pytest.mark.parametrize("form", sorted(f for f in FORMS if not FORMS[f].is_moe))  # MoE: test_laws_moe
 def test_same_sum_of_squares_as_scipy_lm(form, sweep):
   spec = FORMS[form]
-  x, r, lo, loss, _, _ = prepare(sweep, None, (0.5, 5.0), spec.n_free)
+  x, r, lo, loss, _, keep = prepare(sweep, None, (0.5, 5.0), spec.n_free)
+  n = RunsTable(sweep).n[keep]
   starts = lm.initial_starts(form, x, r, lo, loss)
-  ours = lm.fit(form, x, r, lo, loss, starts=starts)
+  ours = lm.fit(form, x, r, lo, loss, starts=starts, n_params=n)
   free = spec.free_mask()
 
   def residual(p):
     theta = np.array(starts[0])
     theta[free] = p
-    return numpy_law(form, theta, x, r, lo) - loss
+    return numpy_law(form, theta, x, r, lo, n) - loss
 
   theirs = min(2 * optimize.least_squares(residual, s[free], method="lm").cost for s in starts)
   assert ours.converged

@@ -37,7 +37,8 @@ from lawsearch.recipe import CPU
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results",
                                     "cpu_replication"))
-FORMS = ("multiplicative", "additive", "joint")  # joint: the separability check
+# joint: the separability check; decaying: a shape effect that shrinks with N (misfit.py)
+FORMS = ("multiplicative", "additive", "joint", "decaying")
 BENCH_BATCHES = (1, 8, 32)
 CSV_FLOAT = "%.6g"  # the tables' float format
 

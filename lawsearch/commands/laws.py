@@ -121,9 +121,10 @@ def _add_fit(sub) -> None:
                  help="read a .pkl runs table (unpickling runs the code a file holds: only your "
                       "own files)")
   p.add_argument("--form", default="multiplicative", help="a MoE form (moe-*) prices sparsity "
-                 "at fixed active parameters: fit it on dense and MoE runs",
-                 choices=("multiplicative", "additive", "joint", "moe-power", "moe-granularity",
-                          "moe-leverage"))
+                 "at fixed active parameters: fit it on dense and MoE runs; decaying: a shape "
+                 "effect that shrinks as N^-gamma (when the lack-of-fit test fails across scales)",
+                 choices=("multiplicative", "additive", "joint", "decaying", "moe-power",
+                          "moe-granularity", "moe-leverage"))
   p.add_argument("--l-opt", default="empirical",
                  help="empirical (lowest loss per scale) | joint (one level per scale fitted with "
                       "the law) | column | epoch | hoffmann | fit | number")

@@ -57,7 +57,8 @@ class Bootstrap:
     lo = l_opt_lib.for_table(table, l_opt)
     with float64():  # every replicate at once: coefficients [B, 1, k] against rows [n]
       per = np.asarray(forms.FORMS[self.law.form].fn(jnp.asarray(self.samples)[:, None, :], x, r,
-                                                     lo, table.sparsity), dtype=np.float64)
+                                                     lo, table.sparsity, table.n),
+                       dtype=np.float64)
     out = self._interval(per.reshape(len(self.samples), len(table)),
                          self.law.predict(table, l_opt))
     out.index = table.frame.index
@@ -92,7 +93,7 @@ def bootstrap(df: pd.DataFrame | RunsTable, form: str = "multiplicative", l_opt=
     weights = np.asarray(weights, np.float64)[:, keep]
   starts = np.broadcast_to(np.asarray(law.params), (n_boot, len(spec.names)))
   theta, _, gnorm, _ = lm.solve_many(form, x, r, lo, loss, starts, weights, maxiter,
-                                     sparsity=table.sparsity[keep])
+                                     sparsity=table.sparsity[keep], n_params=table.n[keep])
   ok = np.isfinite(theta).all(axis=1) & (gnorm <= tol)
   samples = theta[ok]
   return Bootstrap(law=law, samples=samples,

@@ -88,16 +88,33 @@ class ConditionalLaw:
     return dict(zip(forms.get_form(self.form).names, self.params))
 
   # -- prediction -----------------------------------------------------------------------------
-  def predict_xr(self, x, r, l_opt, sparsity=None):
+  def predict_xr(self, x, r, l_opt, sparsity=None, n_params=None):
     """Predicted loss at x = d/sqrt(N), r, l_opt (broadcastable arrays or floats) and, for a MoE
-    form, sparsity [..., 3] = (experts, top-k, granularity) (None: a dense MLP).
+    form, sparsity [..., 3] = (experts, top-k, granularity) (None: a dense MLP); n_params: N,
+    which only the decaying form reads (needed there unless its gamma is 0: `at`).
 
     Pure jnp: traceable under jit, vmap and grad; float64 inside `lawsearch.laws.float64()`.
     """
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    spec = forms.FORMS[self.form]
+    if spec.sized and n_params is None and self.coefficients["gamma"] != 0:
+      raise UserError(f"the {self.form} law's shape effect depends on N: give n_params, or take "
+                      "the law at one size with law.at(N)")
     theta = jnp.asarray(self.params)
-    return forms.FORMS[self.form].fn(theta, jnp.asarray(x), jnp.asarray(r), jnp.asarray(l_opt),
-                                     None if sparsity is None else jnp.asarray(sparsity))
+    return spec.fn(theta, jnp.asarray(x), jnp.asarray(r), jnp.asarray(l_opt),
+                   None if sparsity is None else jnp.asarray(sparsity),
+                   None if n_params is None else jnp.asarray(n_params))
+
+  def at(self, n_params: float) -> "ConditionalLaw":
+    """The law at one size N: itself for a form that does not read N; for the decaying form the
+    same law with its shape coefficients scaled by (N / N_REF)^-gamma and gamma 0 (N-free)."""
+    if not forms.FORMS[self.form].sized:
+      return self
+    c = self.coefficients
+    factor = (float(n_params) / forms.N_REF) ** -c["gamma"]
+    scaled = {k: (v * factor if k in ("a1", "a2", "b1", "b2") else v) for k, v in c.items()}
+    return dataclasses.replace(self, params=tuple({**scaled, "gamma": 0.0}.values()),
+                               name=f"{self.name or self.form} at N={float(n_params):.4g}")
 
   def predict(self, df: pd.DataFrame, l_opt=None) -> np.ndarray:
     """Predicted loss per row of `df` (columns n_params, d_model, mlp_attn_ratio; a MoE form reads
@@ -109,7 +126,7 @@ class ConditionalLaw:
     x, r = x_and_r(table, "predict")
     lo = l_opt_lib.for_table(table, l_opt)
     with float64():
-      return np.asarray(self.predict_xr(x, r, lo, table.sparsity), dtype=np.float64)
+      return np.asarray(self.predict_xr(x, r, lo, table.sparsity, table.n), dtype=np.float64)
 
   def optimum(self) -> tuple[float, float]:
     """(x*, r*) minimising the law: a2/a1, b2/b1 for the separable forms, numeric for joint."""
@@ -171,8 +188,9 @@ class ConditionalLaw:
     above 1e3; a warning when it has no interior minimum (the search then runs to its grid's
     edge; `fit` flags the same)."""
     x, r = np.meshgrid(np.geomspace(0.02, 1.0, 25), np.geomspace(0.25, 20.0, 25))
+    law = self.at(forms.N_REF)  # a law that reads N: at its reference size
     with float64():
-      rel = np.asarray(self.predict_xr(x.ravel(), r.ravel(), 1.0), dtype=np.float64)
+      rel = np.asarray(law.predict_xr(x.ravel(), r.ravel(), 1.0), dtype=np.float64)
     bad = ~np.isfinite(rel) | (rel <= 0) | (rel > 1e3)
     if bad.any():
       worst = int(np.argmax(bad))
@@ -213,16 +231,16 @@ class ConditionalLaw:
     spec = forms.get_form(form)
     table = RunsTable.of(df, "fitting a conditional law")
     x, r, lo, loss, w, keep = prepare(table, l_opt, r_range, len(spec.names))
-    sparsity = table.sparsity[keep]
+    sparsity, n = table.sparsity[keep], table.n[keep]
     check_sparsity(spec, sparsity)
-    res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, weights=w, n_starts=n_starts, seed=seed,
-                 maxiter=maxiter, tol=tol)
+    res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, n_params=n, weights=w,
+                 n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
     if not res.converged:
       raise UserError(f"the {form} fit did not converge in {maxiter} iterations: best objective "
                        f"(sum of squares) {res.sse:.6g} with scaled gradient {res.grad_norm:.3g} "
                        f"> tol {tol:g}; raise maxiter or check the data")
     with float64():
-      pred = np.asarray(cls(form, tuple(res.theta)).predict_xr(x, r, lo, sparsity),
+      pred = np.asarray(cls(form, tuple(res.theta)).predict_xr(x, r, lo, sparsity, n),
                         dtype=np.float64)
     info = FitInfo(objective=res.sse, mse=float(np.mean((pred - loss) ** 2)),
                    n_points=int(loss.size), n_excluded=int((~keep).sum()),

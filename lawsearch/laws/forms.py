@@ -6,9 +6,14 @@ ratio and l_opt = L_opt(N, D) to the predicted loss (same broadcast shape). Natu
     multiplicative: (a0 + a1 ln x + a2/x) * (b0 + b1 ln r + b2/r) * L_opt
     additive:       (a0 + a1 ln x + a2/x) + (b1 ln r + b2/r) + L_opt
     joint:          ((a0 + a1 ln x + a2/x) * (b0 + b1 ln r + b2/r) + c ln x ln r) * L_opt
+    decaying:       exp(a0 + (a1 ln x + a2/x + b1 ln r + b2/r) * (N / N_REF)^-gamma) * L_opt
 
 The joint (non-separable) form is not given by the paper (a **choice**: the multiplicative form plus
-one interaction term c ln(x) ln(r)).
+one interaction term c ln(x) ln(r)). Nor is the decaying form: the paper's coefficients do not
+depend on N, but on lawsearch's CPU replication the shape's effect on ln(loss) shrinks with N
+(about N^-0.5, experiments/cpu_replication_v2/misfit.py). Its a's are the effect at N = N_REF; it
+is the only form that reads `n_params` (N per point; `Form.sized`). Its optimum, a2/a1 and b2/b1,
+does not move with N; at one N it is an N-free law (`ConditionalLaw.at`), which the search uses.
 
 Gauge: scaling the x-factor by k and the r-factor by 1/k leaves the multiplicative and joint forms
 unchanged, so their coefficients are not identifiable as a set. Fits fix b0 = 1 (`Form.gauge`) and
@@ -27,7 +32,8 @@ paper (our adaptation of each to a factor at fixed active parameters and tokens)
     moe-leverage:    ln S = -(e ln(E/k) + g1 ln G + g2 ln^2 G)  (Tian et al. 2025: leverage in
                                                               the activation ratio k/E and in G)
 
-Dense forms ignore `sparsity`; a MoE form given none predicts the dense law.
+Dense forms ignore `sparsity`; a MoE form given none predicts the dense law. Every form takes
+`n_params` and only the decaying form uses it.
 """
 
 from __future__ import annotations
@@ -40,26 +46,37 @@ import numpy as np
 
 from lawsearch.errors import UserError
 
+N_REF = 1e6  # the decaying form's reference size: its a's are the shape effect there
+
 
 def u_curve(c0, c1, c2, z):
   """The paper's U-shaped factor c0 + c1 ln z + c2 / z (minimum at z = c2/c1 when c1, c2 > 0)."""
   return c0 + c1 * jnp.log(z) + c2 / z
 
 
-def multiplicative(theta, x, r, l_opt, sparsity=None):
+def multiplicative(theta, x, r, l_opt, sparsity=None, n_params=None):
   a0, a1, a2, b0, b1, b2 = (theta[..., i] for i in range(6))
   return u_curve(a0, a1, a2, x) * u_curve(b0, b1, b2, r) * l_opt
 
 
-def additive(theta, x, r, l_opt, sparsity=None):
+def additive(theta, x, r, l_opt, sparsity=None, n_params=None):
   a0, a1, a2, b1, b2 = (theta[..., i] for i in range(5))
   return u_curve(a0, a1, a2, x) + u_curve(0.0, b1, b2, r) + l_opt
 
 
-def joint(theta, x, r, l_opt, sparsity=None):
+def joint(theta, x, r, l_opt, sparsity=None, n_params=None):
   a0, a1, a2, b0, b1, b2, c = (theta[..., i] for i in range(7))
   inter = c * jnp.log(x) * jnp.log(r)
   return (u_curve(a0, a1, a2, x) * u_curve(b0, b1, b2, r) + inter) * l_opt
+
+
+def decaying(theta, x, r, l_opt, sparsity=None, n_params=None):
+  """n_params None: at N_REF (where gamma does not matter)."""
+  a0, a1, a2, b1, b2, gamma = (theta[..., i] for i in range(6))
+  effect = u_curve(0.0, a1, a2, x) + u_curve(0.0, b1, b2, r)
+  if n_params is not None:
+    effect = effect * (n_params / N_REF) ** -gamma
+  return jnp.exp(a0 + effect) * l_opt
 
 
 def _log_gain_power(phi, e, k, g):
@@ -78,7 +95,7 @@ def sparse(log_gain: Callable) -> Callable:
   """The MoE form: the multiplicative law (theta[..., :6]) times exp(-log_gain(theta[..., 6:],
   E, k, G)); no sparsity given: the dense law."""
 
-  def fn(theta, x, r, l_opt, sparsity=None):
+  def fn(theta, x, r, l_opt, sparsity=None, n_params=None):
     dense = multiplicative(theta[..., :6], x, r, l_opt)
     if sparsity is None:
       return dense
@@ -98,6 +115,7 @@ class Form:
   fn: Callable
   gauge: tuple[tuple[int, float], ...] = ()
   base: str | None = None  # a MoE form: the dense form its first coefficients belong to
+  sized: bool = False       # its prediction depends on N (`n_params`), not only on x, r, L_opt
 
   @property
   def is_moe(self) -> bool:
@@ -130,6 +148,7 @@ FORMS: dict[str, Form] = {
                            gauge=((3, 1.0),)),
     "additive": Form("additive", ("a0", "a1", "a2", "b1", "b2"), additive),
     "joint": Form("joint", ("a0", "a1", "a2", "b0", "b1", "b2", "c"), joint, gauge=((3, 1.0),)),
+    "decaying": Form("decaying", ("a0", "a1", "a2", "b1", "b2", "gamma"), decaying, sized=True),
 }
 _MULTIPLICATIVE = FORMS["multiplicative"].names
 FORMS.update({

@@ -11,7 +11,8 @@ size, the additive form's a0), so each level is carried as the law's loss at its
 reference shape, the best trained shape of all scales: the quantity the paper's minimum estimates,
 with every run's noise averaged in rather than one run's. One shape for every scale keeps the
 predictions the least-squares ones; each scale's own best shape would move them scale by scale
-and leave a misfit that no coefficient absorbs. The alternation converges linearly, slowly where
+and leave a misfit that no coefficient absorbs. For the same reason a form whose shape effect
+depends on N (decaying) takes that shape at one size, the table's median N, at every scale. The alternation converges linearly, slowly where
 levels and coefficients are strongly coupled.
 """
 
@@ -27,7 +28,7 @@ from lawsearch.laws.precision import float64
 
 
 def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplicative",
-                 r_range=(0.5, 5.0), max_rounds: int = 300, rtol: float = 1e-6) -> pd.Series:
+                 r_range=(0.5, 5.0), max_rounds: int = 3000, rtol: float = 1e-6) -> pd.Series:
   """L_opt of each scale of `df` (a runs table, `weight` optional) fitted jointly with the law:
   a float64 Series indexed by scale label (see the module doc). UserError when a scale has no
   fitted row or the alternation does not settle in `max_rounds`."""
@@ -35,8 +36,10 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
   labels = table.scale
   levels = pd.Series(l_opt_lib.for_table(table, "empirical"), index=labels).groupby(level=0).first()
   _, _, _, loss, weight, keep = prepare(table, "empirical", r_range, 0)
-  x_all, r_all = table.x, table.r
-  x, r, s, fitted_labels = x_all[keep], r_all[keep], table.sparsity[keep], labels[keep]
+  x_all, r_all, n_all = table.x, table.r, table.n
+  x, r, s, n, fitted_labels = (x_all[keep], r_all[keep], table.sparsity[keep], n_all[keep],
+                               labels[keep])
+  n_ref = float(np.median(n_all))  # one size for the reference shape at every scale
   missing = set(levels.index) - set(fitted_labels)
   if missing:
     raise UserError(f"scale(s) {sorted(missing)} have no run inside the r filter {r_range}: "
@@ -45,17 +48,17 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
     law = ConditionalLaw.fit(table.assign(l_opt=levels.loc[labels].to_numpy()), form,
                              l_opt="column", r_range=r_range)
     with float64():  # affine in L_opt: prediction = p0 + level * p1
-      p0 = np.asarray(law.predict_xr(x, r, 0.0, s), dtype=np.float64)
-      p1 = np.asarray(law.predict_xr(x, r, 1.0, s), dtype=np.float64) - p0
+      p0 = np.asarray(law.predict_xr(x, r, 0.0, s, n), dtype=np.float64)
+      p1 = np.asarray(law.predict_xr(x, r, 1.0, s, n), dtype=np.float64) - p0
     with float64():  # the dense law (a MoE form's L_opt is the dense optimum's)
-      best = int(np.argmin(np.asarray(law.predict_xr(x_all, r_all, 1.0))))
+      best = int(np.argmin(np.asarray(law.predict_xr(x_all, r_all, 1.0, n_params=n_all))))
     new = {}
     for scale in levels.index:
       rows = fitted_labels == scale
       w, a, b = weight[rows], p1[rows], loss[rows] - p0[rows]
       level = float(np.sum(w * a * b) / np.sum(w * a * a))
       with float64():
-        new[scale] = float(law.predict_xr(x_all[best], r_all[best], level))
+        new[scale] = float(law.predict_xr(x_all[best], r_all[best], level, n_params=n_ref))
     new = pd.Series(new)
     moved = float(np.max(np.abs(new / levels - 1)))
     if moved < rtol:

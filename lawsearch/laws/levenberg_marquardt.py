@@ -37,7 +37,8 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
   the multiplicative and joint forms (first order in the factors' deviations; b0 = 1, the gauge).
   The others multiply the free coefficients of start 0 by seeded log-normal factors (sigma 0.5).
   A MoE form's sparsity factor starts at 1 in start 0 (gains 0, gamma 1), at small seeded gains
-  in the others.
+  in the others. The decaying form's linearisation is exact at gamma = 0, where start 0 puts it;
+  the others start gamma at small seeded values of either sign.
   """
   spec = forms.get_form(form)
   dense = forms.FORMS[spec.base] if spec.is_moe else spec
@@ -47,6 +48,8 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
   c, *_ = np.linalg.lstsq(basis, target, rcond=None)
   if form == "additive":
     base = c
+  elif form == "decaying":
+    base = np.append(c, 0.0)
   else:
     scale = np.exp(c[0])
     base = np.array([scale, scale * c[1], scale * c[2], 1.0, c[3], c[4], 0.0])[:len(dense.names)]
@@ -57,6 +60,8 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
   starts = base * factors
   if form == "joint":  # the interaction starts at small values of either sign
     starts[1:, -1] = 0.01 * rng.standard_normal(n_starts - 1)
+  if form == "decaying":
+    starts[1:, -1] = 0.3 * rng.standard_normal(n_starts - 1)
   if spec.is_moe:
     phi = np.zeros((n_starts, len(spec.sparsity_names)))
     phi[1:] = 0.05 * rng.standard_normal((n_starts - 1, phi.shape[1]))
@@ -66,21 +71,22 @@ def initial_starts(form: str, x, r, l_opt, loss, n_starts: int = 8, seed: int = 
   return starts
 
 
-def _residual(free, x, r, l_opt, sparsity, loss, sqrt_w, *, form):
+def _residual(free, x, r, l_opt, sparsity, n_params, loss, sqrt_w, *, form):
   spec = forms.FORMS[form]
-  return sqrt_w * (spec.fn(spec.expand(free), x, r, l_opt, sparsity) - loss)
+  return sqrt_w * (spec.fn(spec.expand(free), x, r, l_opt, sparsity, n_params) - loss)
 
 
-def optimality(free, x, r, l_opt, sparsity, loss, sqrt_w, *, form):
+def optimality(free, x, r, l_opt, sparsity, n_params, loss, sqrt_w, *, form):
   """Scale-free stationarity max_j |J_j^T res| / (|J_j| |res|) (MINPACK's gtol measure)."""
-  res = _residual(free, x, r, l_opt, sparsity, loss, sqrt_w, form=form)
-  jac = jax.jacfwd(_residual)(free, x, r, l_opt, sparsity, loss, sqrt_w, form=form)
+  res = _residual(free, x, r, l_opt, sparsity, n_params, loss, sqrt_w, form=form)
+  jac = jax.jacfwd(_residual)(free, x, r, l_opt, sparsity, n_params, loss, sqrt_w, form=form)
   denom = jnp.linalg.norm(jac, axis=0) * jnp.linalg.norm(res)
   return jnp.max(jnp.abs(jac.T @ res) / jnp.where(denom > 0, denom, 1.0))
 
 
 @functools.partial(jax.jit, static_argnames=("form", "maxiter"))
-def solve_batch(starts, x, r, l_opt, sparsity, loss, weights, *, form: str, maxiter: int):
+def solve_batch(starts, x, r, l_opt, sparsity, n_params, loss, weights, *, form: str,
+                maxiter: int):
   """LM from every start [S, k] on every weight row [S, n] (vmapped; float64 under `float64()`).
 
   Only the form's free coefficients move (the gauge stays fixed; starts must hold it). A start
@@ -98,7 +104,7 @@ def solve_batch(starts, x, r, l_opt, sparsity, loss, weights, *, form: str, maxi
       unroll=False)  # a real while loop: stop when every start has converged
 
   def one(theta0, w):
-    args = (x, r, l_opt, sparsity, loss, jnp.sqrt(w))
+    args = (x, r, l_opt, sparsity, n_params, loss, jnp.sqrt(w))
     free, state = solver.run(theta0, *args)
     return (spec.expand(free), 2.0 * state.value, optimality(free, *args, form=form),
             state.iter_num)
@@ -106,17 +112,21 @@ def solve_batch(starts, x, r, l_opt, sparsity, loss, weights, *, form: str, maxi
   return jax.vmap(one)(starts, weights)
 
 
-def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int, sparsity=None):
-  """`solve_batch` on host float64 arrays [n] (weights [S, n]; sparsity [n, 3], None: dense),
-  inside `float64()`; numpy results.
+def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int, sparsity=None,
+               n_params=None):
+  """`solve_batch` on host float64 arrays [n] (weights [S, n]; sparsity [n, 3], None: dense;
+  n_params [n], N, None: N_REF), inside `float64()`; numpy results.
 
   The points are padded with weight 0 to a power of two (at least 256), so fits share compiles.
   """
   n = np.size(x)
   pad = max(256, 1 << (n - 1).bit_length()) - n  # bucket the size: one compile serves most fits
   sparsity = np.ones((n, 3)) if sparsity is None else np.asarray(sparsity, np.float64)
+  n_params = np.full(n, forms.N_REF) if n_params is None else n_params
   data = [np.pad(np.asarray(v, dtype=np.float64), [(0, pad)] + [(0, 0)] * (np.ndim(v) - 1),
-                 constant_values=1.0) for v in (x, r, l_opt, sparsity, loss)]
+                 constant_values=fill)
+          for v, fill in ((x, 1.0), (r, 1.0), (l_opt, 1.0), (sparsity, 1.0),
+                          (n_params, forms.N_REF), (loss, 1.0))]
   weights = np.pad(np.asarray(weights, dtype=np.float64), ((0, 0), (0, pad)))  # padding: weight 0
   with float64():
     out = solve_batch(jnp.asarray(np.asarray(starts, dtype=np.float64)),
@@ -125,12 +135,13 @@ def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int, spar
     return tuple(np.asarray(v) for v in jax.device_get(out))
 
 
-def fit(form: str, x, r, l_opt, loss, *, sparsity=None, starts=None, weights=None,
-        n_starts: int = 8, seed: int = 0, maxiter: int = 200, tol: float = 1e-6) -> LMResult:
+def fit(form: str, x, r, l_opt, loss, *, sparsity=None, n_params=None, starts=None,
+        weights=None, n_starts: int = 8, seed: int = 0, maxiter: int = 200,
+        tol: float = 1e-6) -> LMResult:
   """Least-squares fit of `form` from several starts; the best start (lowest SSE) is returned.
 
   x, r, l_opt, loss: [n] float arrays; sparsity: [n, 3] (E, top-k, G) for a MoE form (None:
-  dense). starts: [S, k] or None (then `initial_starts`).
+  dense); n_params: [n] N, read by the decaying form (None: N_REF). starts: [S, k] or None (then `initial_starts`).
   weights: [n] per-point weights or None. tol: the largest `optimality` (scale-free gradient) at
   which the best start counts as converged.
   """
@@ -141,7 +152,7 @@ def fit(form: str, x, r, l_opt, loss, *, sparsity=None, starts=None, weights=Non
   w = np.ones_like(data[0]) if weights is None else np.asarray(weights, dtype=np.float64)
   theta, sse, gnorm, iters = solve_many(form, *data, starts,
                                         np.broadcast_to(w, (starts.shape[0], w.size)), maxiter,
-                                        sparsity=sparsity)
+                                        sparsity=sparsity, n_params=n_params)
   sse = np.where(np.isfinite(sse), sse, np.inf)
   best = int(np.argmin(sse))
   return LMResult(theta=np.asarray(theta[best]), sse=float(sse[best]),

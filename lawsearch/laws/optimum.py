@@ -1,6 +1,6 @@
 """The loss-minimising (x*, r*) = (d/sqrt(N), r) of a conditional law, batched over coefficients.
 
-Multiplicative and additive forms are separable, so each U-curve c0 + c1 ln z + c2/z has its own
+Multiplicative, additive and decaying forms are separable, so each U-curve c0 + c1 ln z + c2/z has its own
 minimum z* = c2/c1 (a minimum only when c1, c2 > 0 and, for the multiplicative form, the other
 factor is positive). The joint form is minimised numerically in (ln x, ln r): a grid, then Newton
 steps with the analytic gradient and Hessian. numpy float64 throughout (no tracing, no compile).
@@ -68,6 +68,8 @@ def optimum_batch(form: str, theta) -> tuple[np.ndarray, np.ndarray]:
     a0, a1, a2, b0, b1, b2 = theta.T
   elif form == "additive":
     (a0, a1, a2, b1, b2), b0 = theta.T, np.zeros(len(theta))
+  elif form == "decaying":  # exp(a0 + effect * (N/N_REF)^-gamma): the effect's minimum, any N
+    (a0, a1, a2, b1, b2, _), b0 = theta.T, np.zeros(len(theta))
   else:
     raise UserError(f"unknown form {form!r}")
   with np.errstate(divide="ignore", invalid="ignore"):

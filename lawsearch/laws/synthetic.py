@@ -64,6 +64,6 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
     clean = np.asarray(law.predict_xr(df["d_over_sqrt_n"].to_numpy(float),
                                       df["mlp_attn_ratio"].to_numpy(float),
                                       df["l_opt_true"].to_numpy(float),
-                                      RunsTable(df).sparsity), dtype=np.float64)
+                                      RunsTable(df).sparsity, RunsTable(df).n), dtype=np.float64)
   df["loss"] = clean * (1.0 + noise * rng.standard_normal(len(df)))
   return df

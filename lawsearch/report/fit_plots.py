@@ -8,7 +8,8 @@ against measured loss.
 
 Losses are divided by each run's L_opt (`lawsearch.laws.l_opt.for_table`), so the scales
 share one picture; the curves are the law at the other variable's median and the median L_opt
-(for the multiplicative and joint forms the normalised curve does not depend on L_opt).
+(for the multiplicative and joint forms the normalised curve does not depend on L_opt), and a law
+whose shape effect depends on N (the decaying form) at the runs' median N.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def _save(fig, path: str) -> None:
   figure.save(fig, path)
 
 
+def _at_median_size(law, df):
+  """The law at the runs' median N (itself unless its shape effect depends on N)."""
+  return law.at(float(np.median(RunsTable.of(df, "plotting the fit").n)))
+
+
 def _normalised(law, df, l_opt):
   """(x, r, L_opt, measured loss / L_opt, predicted loss / L_opt, scale labels, sparsity factor),
   float64 [rows]; the factor is the law's prediction over its dense part's (1 for a dense law or
@@ -57,7 +63,7 @@ def _normalised(law, df, l_opt):
   lo = l_opt_lib.for_table(table, l_opt)
   predicted = law.predict(table, l_opt)
   with float64():
-    dense = np.asarray(law.predict_xr(table.x, table.r, lo), dtype=np.float64)
+    dense = np.asarray(law.predict_xr(table.x, table.r, lo, n_params=table.n), dtype=np.float64)
   return (table.x, table.r, lo, table.column("loss", "plotting the fit") / lo, predicted / lo,
           table.scale, predicted / dense)
 
@@ -72,6 +78,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   factor (its dense equivalent). Returns the drawn law curves: {"x", "loss_x"} at the median r
   and {"r", "loss_r"} at the median x (loss / L_opt, float64).
   """
+  law = _at_median_size(law, df)
   x, r, lo, measured, _, labels, factor = _normalised(law, df, l_opt)
   measured = measured / factor
   grid_x, grid_r = _span(x, 200), _span(r, 200)
@@ -106,6 +113,7 @@ def u_curves(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
 def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   """Filled contours of the law's loss / L_opt over log-spaced (x, r), the runs on top and the
   law's optimum starred. Returns the drawn grid {"x" [nx], "r" [nr], "loss" [nr, nx]}."""
+  law = _at_median_size(law, df)
   x, r, lo, *_ = _normalised(law, df, l_opt)
   grid_x, grid_r = _span(x, 120), _span(r, 100)
   surface = _law_normalised(law, grid_x[None, :], grid_r[:, None], lo)
