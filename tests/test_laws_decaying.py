@@ -75,3 +75,11 @@ def test_the_cli_offers_every_form():
   fit = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["fit"]._actions
              if a.dest == "form")
   assert set(fit.choices) == set(laws.FORMS)
+
+
+def test_one_scale_cannot_tell_gamma(runs):
+  one = runs[runs["scale"] == "80M"]
+  with pytest.raises(UserError, match="needs runs at two or more scales"):
+    ConditionalLaw.fit(one, "decaying", l_opt="column")
+  tasks = laws.cross_scale_validation(runs, form="decaying", l_opt="column")["task"]
+  assert list(tasks) == ["80M+145M -> 297M", "80M+145M+297M -> 1B"]

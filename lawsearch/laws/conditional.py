@@ -233,6 +233,9 @@ class ConditionalLaw:
     x, r, lo, loss, w, keep = prepare(table, l_opt, r_range, len(spec.names))
     sparsity, n = table.sparsity[keep], table.n[keep]
     check_sparsity(spec, sparsity)
+    if spec.sized and len(set(table.scale[keep])) < 2:
+      raise UserError(f"the {form} form's gamma (how the shape effect changes with N) needs runs "
+                      "at two or more scales; fit a form that does not read N on one scale")
     res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, n_params=n, weights=w,
                  n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
     if not res.converged:

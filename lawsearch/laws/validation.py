@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lawsearch.errors import UserError
-from lawsearch.laws import l_opt as l_opt_lib, noise, runs_table
+from lawsearch.laws import forms, l_opt as l_opt_lib, noise, runs_table
 from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 from lawsearch.laws.runs_table import RunsTable
 
@@ -57,7 +57,8 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
   whole table first (the empirical L_opt of the held-out scale is its lowest observed loss, as in
   the paper). The r filter applies to training and held-out rows alike. A default task whose
   test scale has fewer than MIN_TEST rows inside the filter is left out: a level fitted on its own
-  runs (L_opt "joint") would absorb them, and a rank needs three.
+  runs (L_opt "joint") would absorb them, and a rank needs three. A form that reads N (decaying)
+  trains on two scales or more: one scale leaves its gamma free.
   Returns columns task, n_train, n_test, mse, spearman, x_star, r_star.
   """
   table = RunsTable.of(df, "cross-scale validation")
@@ -70,11 +71,13 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
   table = table.assign(l_opt=l_opt_lib.for_table(table, l_opt))
   if tasks is None:
     inside = prepare(table, "column", r_range, 0)[-1]
-    tasks = [(order[:i], order[i]) for i in range(1, len(order))
+    first = 2 if forms.get_form(form).sized else 1  # gamma needs two training scales
+    tasks = [(order[:i], order[i]) for i in range(first, len(order))
              if np.sum(inside & (labels == order[i])) >= MIN_TEST]
     if not tasks:
-      raise UserError(f"cross-scale validation needs a scale beyond the smallest with at least "
-                      f"{MIN_TEST} runs inside the r filter {r_range}; add runs there")
+      raise UserError(f"cross-scale validation of the {form} form needs a scale beyond its "
+                      f"{first} smallest with at least {MIN_TEST} runs inside the r filter "
+                      f"{r_range}; add runs there")
   rows = []
   for train, test in tasks:
     train = list(train)
