@@ -92,3 +92,12 @@ def test_bootstrap_intervals_cover_the_truth(sweep):
   assert ((pred["low"] < pred["estimate"]) & (pred["estimate"] < pred["high"])).all()
   # Replicates are real refits: each one's gradient on its own resample vanishes, so they differ.
   assert boot.samples[:, 1].std() > 0
+
+
+def test_the_papers_figures_stand_beside_the_task_with_as_many_training_scales():
+  from lawsearch.laws.validation import PAPER_VALIDATION, beside_paper  # pylint: disable=import-outside-toplevel
+  val = pd.DataFrame({"task": ["80k+145k -> 297k", "80k -> 145k", "a+b+c+d -> e"]})
+  out = beside_paper(val)
+  assert list(zip(out["paper_mse"][:2], out["paper_spearman"][:2])) == [PAPER_VALIDATION[1],
+                                                                        PAPER_VALIDATION[0]]
+  assert pd.isna(out["paper_mse"].iloc[2])

@@ -100,10 +100,11 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
 
 
 def beside_paper(validation: pd.DataFrame) -> pd.DataFrame:
-  """`cross_scale_validation`'s rows with the paper's MSE and Spearman of the same task (its
-  first, second, third; None beyond) as paper_mse and paper_spearman."""
-  paper = [PAPER_VALIDATION[i] if i < len(PAPER_VALIDATION) else (None, None)
-           for i in range(len(validation))]
+  """`cross_scale_validation`'s rows with the paper's MSE and Spearman of the task with as many
+  training scales (its first, second, third: one, two, three; None beyond) as paper_mse and
+  paper_spearman."""
+  trained = [task.split(" -> ")[0].count("+") for task in validation["task"]]
+  paper = [PAPER_VALIDATION[i] if i < len(PAPER_VALIDATION) else (None, None) for i in trained]
   return validation.assign(paper_mse=[p[0] for p in paper], paper_spearman=[p[1] for p in paper])
 
 
