@@ -186,6 +186,21 @@ def test_the_moe_sweeps_search_at_its_heldout_scale_gives_both_picks(experiment)
   assert both.throughput is not None and 1 in both.throughput.index
 
 
+def test_the_heldout_gains_set_each_mixture_against_its_dense_shape(experiment, tmp_path):
+  # Noise-free runs of one law: every mixture's measured gain over its dense shape is the law's.
+  analyze = experiment("moe_law_cpu/analyze.py")
+  law = ConditionalLaw("moe-power", DENSE + TRUE["moe-power"])
+  df = laws.synthetic_sweep(law, sparsity=SETTINGS, noise=0.0, scales=("80M",))
+  (tmp_path / "laws").mkdir()
+  law.to_json(str(tmp_path / "laws" / "moe-power.json"))
+  gains = analyze.heldout_gains(RunsTable.of(df), str(tmp_path / "laws"))
+  assert set(gains["setting"]) == {f"{e}x{g}" for e, _, g in SETTINGS}
+  np.testing.assert_allclose(gains["measured"], gains["moe-power"], rtol=1e-6)
+  dense_loss = gains["loss"] - gains["measured"]
+  e = gains["setting"].str.split("x").str[0].astype(float)
+  np.testing.assert_allclose(gains["measured"], dense_loss * (e ** -0.03 - 1), rtol=1e-6)
+
+
 def test_the_heldout_check_tells_mixtures_from_their_dense_shapes():
   from lawsearch.laws import validation  # pylint: disable=import-outside-toplevel
 

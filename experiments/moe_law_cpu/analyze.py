@@ -26,9 +26,11 @@ fit       the fitting runs (dense and MoE, seeds), into ROOT:
 search    the preferred law's `lawsearch search --mlp dense,moe` at the held-out scale HELDOUT
           (its baseline's predicted loss as the target; this CPU's roofline at demo.SERVE, d_model
           within the fitting runs' d/sqrt(N)): ROOT/search/ (surefire.arch.json, best_moe...)
-validate  the runs under ROOT/heldout: each MoE form refitted on the fitting scales and asked
-          for the held-out scale (MSE, Spearman: laws.cross_scale_validation), beside the dense
-          law on the dense runs alone -> ROOT/validation.csv
+validate  the runs under ROOT/heldout, seeds averaged per shape: each MoE form refitted on the
+          fitting scales and asked for the held-out scale (MSE, Spearman on the shape means:
+          laws.cross_scale_validation), beside the dense law on the dense runs alone ->
+          ROOT/validation.csv; and each mixture's measured gain over its dense shape there
+          against each committed form's -> ROOT/heldout_gains.csv
 picks     the search's two picks trained at HELDOUT (ROOT/heldout): measured loss (seed mean)
           against the law's prediction (relative to L_opt, absolute at the scale's lowest measured
           loss, the paper's L_opt), and decode output tokens/s measured by `lawsearch bench`'s
@@ -50,6 +52,7 @@ from lawsearch import demo, laws, moe_search, runs, search
 from lawsearch.errors import UserError
 from lawsearch.laws import forms
 from lawsearch.laws.runs_table import RunsTable
+from lawsearch.laws.validation import MOE_SHAPE, SHAPE
 from lawsearch.recipe import CPU_V2
 from lawsearch.report import moe as moe_report, search_report
 from lawsearch.table import json_value, markdown_table
@@ -91,8 +94,8 @@ def against_dense(table: RunsTable) -> pd.DataFrame:
   dense run of the same shape (NaN before that has finished), best first within a shape."""
   frame = table.frame.assign(scale=table.scale, setting=setting(table))
   keys = ["scale", "d_model", "ffn_dim", "n_heads"]
-  means = frame.groupby(keys + ["setting"], as_index=False).agg(
-      loss=("loss", "mean"), seeds=("loss", "size"))
+  means = frame.groupby(keys + ["setting"], as_index=False).agg(  # rows: runs, or seed means
+      loss=("loss", "mean"), seeds=("seeds", "sum") if "seeds" in frame else ("loss", "size"))
   dense = means[means["setting"] == "dense"].set_index(keys)["loss"]
   means["vs_dense"] = means["loss"] - [dense.get(tuple(row), np.nan)
                                        for row in means[keys].itertuples(index=False)]
@@ -261,14 +264,49 @@ def heldout_search(law: laws.ConditionalLaw, fitted: RunsTable
   return result, moe_search.compare(result, experts=(4, 8, 16), granularities=(1, 2, 4))
 
 
+def heldout_means(root: str) -> pd.DataFrame:
+  """The runs under ROOT/heldout, one row per shape and setting: its seeds' mean loss, its seed
+  count (seeds) and SD (seed_sd), the other columns of its first seed."""
+  held = runs.read_table(os.path.join(root, "heldout"))
+  keys = [c for c in (*SHAPE, *MOE_SHAPE) if c in held.columns]
+  return held.groupby(keys, dropna=False, as_index=False).agg(
+      **{c: (c, "first") for c in held.columns if c not in (*keys, "loss")},
+      loss=("loss", "mean"), seeds=("loss", "size"), seed_sd=("loss", "std"))
+
+
+def heldout_gains(held: RunsTable, laws_dir: str) -> pd.DataFrame:
+  """Per mixture trained at the held-out scale beside its dense shape: the measured gain (seed-mean
+  loss minus the dense shape's) against each MoE form's (the law's relative loss over the dense
+  shape's, times the dense shape's measured loss; the laws in `laws_dir`)."""
+  table = against_dense(held).dropna(subset=["vs_dense"])
+  table = table[table["setting"] != "dense"]
+  frame = held.frame.assign(setting=setting(held))
+  for form in forms.MOE_FORMS:
+    path = os.path.join(laws_dir, f"{form}.json")
+    if not os.path.exists(path):
+      continue
+    law = laws.ConditionalLaw.from_json(path)
+    rel = pd.Series(law.predict(frame, 1.0), index=frame.index)
+    predicted = []
+    for row in table.itertuples():
+      shape = ((frame["d_model"] == row.d_model) & (frame["ffn_dim"] == row.ffn_dim)
+               & (frame["n_heads"] == row.n_heads))
+      moe = rel[shape & (frame["setting"] == row.setting)].iloc[0]
+      dense = rel[shape & (frame["setting"] == "dense")].iloc[0]
+      predicted.append((moe / dense - 1) * (row.loss - row.vs_dense))
+    table[form] = predicted
+  return table.rename(columns={"vs_dense": "measured"})
+
+
 def validate(root: str, dense_root: str) -> pd.DataFrame:
   """The validate step (module doc)."""
   fitting = fitting_runs(root, dense_root)
-  table = RunsTable.of(pd.concat([fitting, runs.read_table(os.path.join(root, "heldout"))],
+  held = heldout_means(root)
+  table = RunsTable.of(pd.concat([fitting, held.drop(columns=["seeds", "seed_sd"])],
                                  ignore_index=True))
   scales = list(pd.unique(RunsTable.of(fitting).scale))
-  held = [s for s in pd.unique(table.scale) if s not in scales]
-  task = [(scales, held[0])]
+  heldout_scale = [s for s in pd.unique(table.scale) if s not in scales][0]
+  task = [(scales, heldout_scale)]
   rows = []
   for form in forms.MOE_FORMS:
     try:
@@ -282,6 +320,10 @@ def validate(root: str, dense_root: str) -> pd.DataFrame:
   out = pd.DataFrame(rows)
   out.to_csv(os.path.join(root, "validation.csv"), index=False)
   print(markdown_table(out.to_dict("records"), list(out.columns)))
+  gains = heldout_gains(RunsTable.of(held.assign(scale=heldout_scale)), os.path.join(root, "laws"))
+  gains.to_csv(os.path.join(root, "heldout_gains.csv"), index=False, float_format="%.6g")
+  print(f"\n## Gains over dense at {heldout_scale}: measured against each form\n")
+  print(markdown_table(gains.to_dict("records"), list(gains.columns)))
   return out
 
 
