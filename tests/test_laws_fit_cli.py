@@ -70,3 +70,20 @@ def test_a_run_directory_with_unfinished_runs_says_they_are_left_out(tmp_path, c
   assert cli.main(["fit", "--runs", str(tmp_path), "--bootstrap", "0", "--no-validate"]) == 0
   out = capsys.readouterr().out
   assert "note: 1 run(s) under" in out and out.split("\n")[0].endswith("left out: pending")
+
+
+def test_fit_takes_the_decaying_form_and_draws_it(tmp_path, capsys):
+  truth = ConditionalLaw("decaying", (0.0, 0.3, 0.025, 0.05, 0.06, 0.5))
+  path = tmp_path / "results.csv"
+  runs = synthetic_sweep(truth, scales=("80M", "145M", "297M"), seed=4, noise=0.001)
+  runs.assign(l_opt=runs["l_opt_true"]).to_csv(path, index=False)  # the true L_opt per run
+  out = tmp_path / "law.json"
+  assert cli.main(["fit", "--runs", str(path), "--form", "decaying", "--l-opt", "empirical"]) == 2
+  assert "use l_opt='joint'" in capsys.readouterr().err
+  assert cli.main(["fit", "--runs", str(path), "--form", "decaying", "--l-opt", "column",
+                   "--bootstrap", "0", "--out", str(out), "--plots", str(tmp_path / "plots")]) == 0
+  text = capsys.readouterr().out
+  assert "80M+145M -> 297M" in text and "80M -> 145M" not in text  # gamma needs two scales
+  law = ConditionalLaw.from_json(out)
+  assert law.form == "decaying" and abs(law.coefficients["gamma"] - 0.5) < 0.15
+  assert len(list((tmp_path / "plots").iterdir())) == 3

@@ -233,6 +233,10 @@ class ConditionalLaw:
     x, r, lo, loss, w, keep = prepare(table, l_opt, r_range, len(spec.names))
     sparsity, n = table.sparsity[keep], table.n[keep]
     check_sparsity(spec, sparsity)
+    if spec.sized and l_opt_lib.describe(table, l_opt) == "empirical":
+      raise UserError(f"the {form} form cannot take L_opt as each scale's lowest loss: that loss "
+                      "carries the best shape's own effect, which shrinks with N too, and biases "
+                      "gamma; use l_opt='joint' (`--l-opt joint`), a Chinchilla law or a column")
     if spec.sized and len(set(table.scale[keep])) < 2:
       raise UserError(f"the {form} form's gamma (how the shape effect changes with N) needs runs "
                       "at two or more scales; fit a form that does not read N on one scale")

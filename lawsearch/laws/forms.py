@@ -14,6 +14,8 @@ depend on N, but on lawsearch's CPU replication the shape's effect on ln(loss) s
 (about N^-0.5, experiments/cpu_replication_v2/misfit.py). Its a's are the effect at N = N_REF; it
 is the only form that reads `n_params` (N per point; `Form.sized`). Its optimum, a2/a1 and b2/b1,
 does not move with N; at one N it is an N-free law (`ConditionalLaw.at`), which the search uses.
+It needs an L_opt that does not follow the best shape (joint, a Chinchilla law, a column): each
+scale's lowest loss carries that shape's own effect, which shrinks with N too.
 
 Gauge: scaling the x-factor by k and the r-factor by 1/k leaves the multiplicative and joint forms
 unchanged, so their coefficients are not identifiable as a set. Fits fix b0 = 1 (`Form.gauge`) and
