@@ -202,9 +202,10 @@ def replication_demo(results: str, out_dir: str) -> None:
   print("\n".join(fitted.noise_lines()))
   decaying = fit_law(df, "decaying")
   lof = decaying.lack_of_fit
-  print(f"the decaying form, whose shape effect shrinks as N^-gamma (`--form decaying`): gamma "
-        f"{decaying.law.coefficients['gamma']:.2f}, MSE {decaying.law.fit_info.mse:.3g}, lack of "
-        f"fit F = {lof.f:.2f} (p = {lof.p:.2g})" if lof else "")
+  if lof:
+    print(f"the decaying form, whose shape effect shrinks as N^-gamma (`--form decaying`): gamma "
+          f"{decaying.law.coefficients['gamma']:.2f}, MSE {decaying.law.fit_info.mse:.3g}, lack "
+          f"of fit F = {lof.f:.2f} (p = {lof.p:.2g})")
   if "error" in opt:
     print(f"{opt['error'].split(':')[0]} (the paper's 80M-297M law: {_paper_optimum()}); the "
           "search takes the lowest predicted loss on its grid as Panda")

@@ -158,7 +158,7 @@ def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
          "forms": {}}
   validations = []
   for form in FORMS:
-    if form == "decaying" and l_opt == "empirical":  # refused: ConditionalLaw.fit says why
+    if laws.FORMS[form].sized and l_opt == "empirical":  # refused: ConditionalLaw.fit says why
       continue
     law, summary, _ = fit_law(df, form, n_boot, l_opt=l_opt)
     law.to_json(os.path.join(root, f"law_{form}.json"))

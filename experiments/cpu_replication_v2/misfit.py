@@ -10,8 +10,8 @@ has the same coefficients at every scale), and the spread of the seed-mean losse
 scale's shapes (max / min - 1) how much the shape matters there. Then the candidate for the
 missing term (`decaying_law`): the shape's effect times (N / N_REF)^-gamma, against the same law
 with gamma = 0, each with its lack-of-fit test and, once the held-out scale (600k) has runs, its
-prediction of their seed means there (the shape effect extrapolated, one level fitted). Writes ROOT/misfit.json and prints Markdown
-tables (experiments/RESULTS.md quotes them).
+prediction of their seed means there (the shape effect extrapolated, one level fitted). Writes
+ROOT/misfit.json and prints Markdown tables (experiments/RESULTS.md quotes them).
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def main() -> None:
   decaying = pd.DataFrame([decaying_law(fitting, decay, heldout=heldout)
                            for decay in (False, True)])
   out["decaying shape effect"] = decaying.to_dict("records")
-  print(f"## decaying shape effect\n\n{markdown_table(out['decaying shape effect'], list(decaying.columns))}\n")
+  table = markdown_table(out["decaying shape effect"], list(decaying.columns))
+  print(f"## decaying shape effect\n\n{table}\n")
   out["command"] = "JAX_PLATFORMS=cpu .venv/bin/python experiments/cpu_replication_v2/misfit.py"
   with open(os.path.join(args.root, "misfit.json"), "w") as f:
     json.dump(out, f, indent=1, default=json_value)

@@ -12,8 +12,8 @@ reference shape, the best trained shape of all scales: the quantity the paper's 
 with every run's noise averaged in rather than one run's. One shape for every scale keeps the
 predictions the least-squares ones; each scale's own best shape would move them scale by scale
 and leave a misfit that no coefficient absorbs. For the same reason a form whose shape effect
-depends on N (decaying) takes that shape at one size, the table's median N, at every scale. The alternation converges linearly, slowly where
-levels and coefficients are strongly coupled.
+depends on N (decaying) takes that shape at one size, the table's median N, at every scale. The
+alternation converges linearly, slowly where levels and coefficients are strongly coupled.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
     with float64():  # affine in L_opt: prediction = p0 + level * p1
       p0 = np.asarray(law.predict_xr(x, r, 0.0, s, n), dtype=np.float64)
       p1 = np.asarray(law.predict_xr(x, r, 1.0, s, n), dtype=np.float64) - p0
-    with float64():  # the dense law (a MoE form's L_opt is the dense optimum's)
+      # the reference shape by the dense law (a MoE form's L_opt is the dense optimum's)
       best = int(np.argmin(np.asarray(law.predict_xr(x_all, r_all, 1.0, n_params=n_all))))
     new = {}
     for scale in levels.index:

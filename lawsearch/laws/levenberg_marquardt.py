@@ -141,7 +141,8 @@ def fit(form: str, x, r, l_opt, loss, *, sparsity=None, n_params=None, starts=No
   """Least-squares fit of `form` from several starts; the best start (lowest SSE) is returned.
 
   x, r, l_opt, loss: [n] float arrays; sparsity: [n, 3] (E, top-k, G) for a MoE form (None:
-  dense); n_params: [n] N, read by the decaying form (None: N_REF). starts: [S, k] or None (then `initial_starts`).
+  dense); n_params: [n] N, read by the decaying form (None: N_REF). starts: [S, k] or None
+  (then `initial_starts`).
   weights: [n] per-point weights or None. tol: the largest `optimality` (scale-free gradient) at
   which the best start counts as converged.
   """

@@ -60,10 +60,11 @@ def synthetic_sweep(law: ConditionalLaw | None = None, scales=("80M", "145M", "2
     df = pd.concat([df.assign(seed=k) for k in range(seeds)], ignore_index=True)
   df["l_opt_true"] = chinchilla.predict(df["n_params"].to_numpy(float),
                                         df["tokens"].to_numpy(float))
+  table = RunsTable(df)
   with float64():
     clean = np.asarray(law.predict_xr(df["d_over_sqrt_n"].to_numpy(float),
                                       df["mlp_attn_ratio"].to_numpy(float),
                                       df["l_opt_true"].to_numpy(float),
-                                      RunsTable(df).sparsity, RunsTable(df).n), dtype=np.float64)
+                                      table.sparsity, table.n), dtype=np.float64)
   df["loss"] = clean * (1.0 + noise * rng.standard_normal(len(df)))
   return df
