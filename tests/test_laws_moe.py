@@ -20,7 +20,7 @@ from lawsearch.laws.runs_table import RunsTable
 DENSE = ConditionalLaw.paper("80m-297m").params
 SETTINGS = ((4, 1, 1), (8, 1, 1), (16, 1, 1), (8, 2, 2), (16, 2, 2), (16, 4, 4))
 TRUE = {"moe-power": (0.03,), "moe-granularity": (0.03, 0.04, 1.0),
-        "moe-leverage": (0.02, 0.01, -0.003)}
+        "moe-leverage": (0.02, 0.01, -0.003), "moe-saturating": (0.03, 0.05 ** 0.5)}
 
 
 def sweep(form, **kw):
@@ -46,7 +46,9 @@ def test_sparsity_factors_match_their_closed_forms():
   factor = {"moe-power": math.exp(-0.03 * math.log(16)),
             "moe-granularity": math.exp(-(0.03 * math.log(16) - 0.04 * (2 ** -1.0 - 1))),
             "moe-leverage": math.exp(-(0.02 * math.log(8) + 0.01 * math.log(2)
-                                       - 0.003 * math.log(2) ** 2))}
+                                       - 0.003 * math.log(2) ** 2)),
+            # Clark et al.'s transformed count with E_start = 1, E_max = 1 / 0.05 = 20
+            "moe-saturating": (1 / (1 / (16 - 1 + 1 / (1 / 1 - 1 / 20)) + 1 / 20)) ** -0.03}
   for form, want in factor.items():
     with laws.float64():
       got = float(ConditionalLaw(form, DENSE + TRUE[form]).predict_xr(0.1, 1.0, 3.0, [e, k, g]))
@@ -61,6 +63,18 @@ def test_a_fit_recovers_the_law_that_drew_the_sweep(form):
   for name, value in zip(forms.FORMS[form].sparsity_names, TRUE[form]):
     assert fitted[name] == pytest.approx(value, abs=0.15 * abs(value) + 0.002), name
   assert law.optimum() == pytest.approx(truth.optimum(), rel=0.1)
+
+
+def test_saturation_the_runs_do_not_show_is_fitted_at_its_boundary_as_moe_power():
+  # Runs whose 16-expert gain exceeds a power of E (as on the CPU sweep) pull 1/E_max below 0;
+  # moe-saturating keeps it at w^2 >= 0, so its optimum is the boundary w = 0: the fit converges
+  # there (the start that sits on it) and equals moe-power.
+  _, df = sweep("moe-power")
+  df = df.assign(loss=df["loss"] * np.where(df["n_experts"] == 16, np.exp(-0.01), 1.0))
+  power, saturating = (ConditionalLaw.fit(df, form) for form in ("moe-power", "moe-saturating"))
+  assert saturating.coefficients["w"] == 0.0
+  assert saturating.fit_info.objective == pytest.approx(power.fit_info.objective, rel=1e-9)
+  assert saturating.coefficients["e"] == pytest.approx(power.coefficients["e"], rel=1e-6)
 
 
 def test_the_fit_agrees_with_scipy_least_squares():

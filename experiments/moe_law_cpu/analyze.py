@@ -16,6 +16,7 @@ fit       the fitting runs (dense and MoE, seeds), into ROOT:
                               sweep's r all lie in the paper's range), bootstrap over shapes, seeds
             forms.csv         per form: shapes, MSE against the noise ceiling, the lack-of-fit F
                               and p, the sparsity coefficients with their 95% intervals
+                              (<name>_low, <name>_high)
             against_dense.csv per scale, shape and setting: seed-mean loss, seeds, difference
                               from the dense run of the same shape
             optimum.csv       per setting trained at three or more shapes: how its gain over the
@@ -120,8 +121,9 @@ def fit_forms(table: RunsTable, n_boot: int) -> tuple[pd.DataFrame, dict]:
     coefficients = summary.coefficients.set_index("coefficient")
     for name in forms.FORMS[form].sparsity_names:
       row[name] = coefficients.loc[name, "estimate"]
-      if "low" in coefficients:
-        row[f"{name}_95"] = [coefficients.loc[name, "low"], coefficients.loc[name, "high"]]
+      if "low" in coefficients:  # the 95% bootstrap interval
+        row[f"{name}_low"] = coefficients.loc[name, "low"]
+        row[f"{name}_high"] = coefficients.loc[name, "high"]
     rows.append(row)
   return pd.DataFrame(rows), fitted
 
@@ -148,7 +150,7 @@ def optimum_by_setting(table: RunsTable, draws: int = 2000, seed: int = 0) -> pd
   dense = means[means["setting"] == "dense"].set_index(keys)
   rng = np.random.default_rng(seed)
   for name, part in means[means["setting"] != "dense"].groupby("setting"):
-    part = part.join(dense[["loss", "var_mean"]], on=keys, rsuffix="_dense").dropna(
+    part = part.join(dense[["loss", "var_mean"]].add_suffix("_dense"), on=keys).dropna(
         subset=["loss_dense"])
     slopes = _gain_slopes(part)
     if slopes is None:

@@ -124,7 +124,7 @@ def _add_fit(sub) -> None:
                  "at fixed active parameters: fit it on dense and MoE runs; decaying: a shape "
                  "effect that shrinks as N^-gamma (when the lack-of-fit test fails across scales)",
                  choices=("multiplicative", "additive", "joint", "decaying", "moe-power",
-                          "moe-granularity", "moe-leverage"))
+                          "moe-granularity", "moe-leverage", "moe-saturating"))
   p.add_argument("--l-opt", default="empirical",
                  help="empirical (lowest loss per scale) | joint (one level per scale fitted with "
                       "the law) | column | epoch | hoffmann | fit | number")

@@ -138,7 +138,8 @@ def solve_many(form: str, x, r, l_opt, loss, starts, weights, maxiter: int, spar
 def fit(form: str, x, r, l_opt, loss, *, sparsity=None, n_params=None, starts=None,
         weights=None, n_starts: int = 8, seed: int = 0, maxiter: int = 200,
         tol: float = 1e-6) -> LMResult:
-  """Least-squares fit of `form` from several starts; the best start (lowest SSE) is returned.
+  """Least-squares fit of `form` from several starts; the best start (lowest SSE; of starts tied
+  with it, a converged one) is returned.
 
   x, r, l_opt, loss: [n] float arrays; sparsity: [n, 3] (E, top-k, G) for a MoE form (None:
   dense); n_params: [n] N, read by the decaying form (None: N_REF). starts: [S, k] or None
@@ -155,7 +156,13 @@ def fit(form: str, x, r, l_opt, loss, *, sparsity=None, n_params=None, starts=No
                                         np.broadcast_to(w, (starts.shape[0], w.size)), maxiter,
                                         sparsity=sparsity, n_params=n_params)
   sse = np.where(np.isfinite(sse), sse, np.inf)
+  # Among starts at the lowest sum of squares (to 1e-9), a converged one: a coefficient whose
+  # optimum is a stationary boundary (moe-saturating's w = 0) is converged only where a start
+  # sits exactly on it; one a hair away has the same loss and a scale-free gradient that stays.
   best = int(np.argmin(sse))
+  tied = (sse <= sse[best] * (1 + 1e-9)) & (gnorm <= tol)
+  if gnorm[best] > tol and tied.any():
+    best = int(np.argmax(tied))
   return LMResult(theta=np.asarray(theta[best]), sse=float(sse[best]),
                   grad_norm=float(gnorm[best]), iterations=int(iters[best]),
                   converged=bool(gnorm[best] <= tol), all_sse=np.asarray(sse))
