@@ -71,3 +71,61 @@ def test_an_unsettled_alternation_says_how_far_the_levels_still_moved(table):
   with pytest.raises(UserError, match=r"did not settle in 1 rounds; the levels still moved by "
                                       r"(0\.0*[1-9]|[1-9])[0-9.e-]* \(relative\)"):
     joint_levels(table, max_rounds=1, rtol=1e-15)
+
+
+def _decaying_runs_with_their_own_l_opt():
+  """Runs of a decaying law (gamma 0.5, 3 seeds, 0.2% noise) whose L_opt is the Chinchilla loss at
+  each run's own N and D = 100 N (the CPU recipes train each run on tokens in proportion to its
+  N): within a scale the level moves with N."""
+  from lawsearch.laws.chinchilla import ChinchillaLaw  # pylint: disable=import-outside-toplevel
+  from lawsearch.laws.runs_table import RunsTable  # pylint: disable=import-outside-toplevel
+
+  truth = laws.ConditionalLaw("decaying", (0.0, 0.06, 0.01, 0.01, 0.02, 0.5))
+  df = laws.synthetic_sweep(noise=0.0, seeds=3, seed=2)
+  n = df["n_params"].to_numpy(float)
+  l_opt = ChinchillaLaw.epoch().predict(n, 100 * n)
+  with float64():
+    clean = np.asarray(truth.predict_xr(df["d_over_sqrt_n"].to_numpy(), df["mlp_attn_ratio"]
+                                        .to_numpy(), l_opt, n_params=n))
+  df["loss"] = clean * (1 + 0.002 * np.random.default_rng(4).standard_normal(len(df)))
+  noise = laws.noise.seed_noise(RunsTable.of(df))
+  return RunsTable(noise.means.assign(weight=noise.mean_weights()))
+
+
+def test_levels_within_a_scale_remove_the_bias_one_level_puts_in_gamma():
+  from lawsearch.laws import levels as levels_lib  # pylint: disable=import-outside-toplevel
+
+  means = _decaying_runs_with_their_own_l_opt()
+  gamma = {}
+  for within in (False, True):
+    found = joint_levels(means, "decaying", within_scale=within)
+    law = laws.ConditionalLaw.fit(means.assign(l_opt=levels_lib.level_column(means, found)),
+                                  "decaying", l_opt="column")
+    gamma[within] = law.coefficients["gamma"]
+    assert (found.attrs["alpha"] > 0) == within
+  assert gamma[False] > 1.0  # one level per scale: the N trend within a scale lands in gamma
+  assert gamma[True] == pytest.approx(0.5, abs=0.1)
+
+
+def test_committed_within_scale_comparison_refits():
+  """experiments/results/noise/l_opt_within_scale.json against the decaying form refitted with
+  levels within each scale on the committed v2 runs."""
+  import json  # pylint: disable=import-outside-toplevel
+  from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+  import pandas as pd  # pylint: disable=import-outside-toplevel
+  from lawsearch.laws import levels as levels_lib  # pylint: disable=import-outside-toplevel
+  from lawsearch.laws.runs_table import RunsTable  # pylint: disable=import-outside-toplevel
+
+  root = Path(__file__).resolve().parents[1] / "experiments/results"
+  committed = json.loads((root / "noise/l_opt_within_scale.json").read_text())
+  row = next(f for f in committed["fits"] if f["form"] == "decaying" and f["within_scale"])
+  table = pd.read_csv(root / "cpu_replication_v2/runs.csv")
+  fitting = table[table["scale"].isin(list(committed["n_spread"]))]
+  noise = laws.noise.seed_noise(RunsTable.of(fitting))
+  means = RunsTable(noise.means.assign(weight=noise.mean_weights()))
+  found = joint_levels(means, "decaying", within_scale=True)
+  assert found.attrs["alpha"] == pytest.approx(row["alpha"], rel=1e-4)
+  law = laws.ConditionalLaw.fit(means.assign(l_opt=levels_lib.level_column(means, found)),
+                                "decaying", l_opt="column")
+  assert law.coefficients["gamma"] == pytest.approx(row["gamma"], rel=1e-4)

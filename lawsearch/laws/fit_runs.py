@@ -197,10 +197,10 @@ def fit_runs(df, form: str = "multiplicative", l_opt="empirical",
   means = RunsTable(noise.means.assign(weight=noise.mean_weights()))
   source = l_opt_lib.describe(means, l_opt)
   if isinstance(l_opt, str) and l_opt == "joint":  # levels fitted with the law, then held
-    from lawsearch.laws.levels import joint_levels  # pylint: disable=import-outside-toplevel
+    from lawsearch.laws import levels  # pylint: disable=import-outside-toplevel
 
-    levels = joint_levels(means, form, r_range)
-    means, l_opt = means.assign(l_opt=levels.loc[means.scale].to_numpy()), "column"
+    found = levels.joint_levels(means, form, r_range)
+    means, l_opt = means.assign(l_opt=levels.level_column(means, found)), "column"
   law = ConditionalLaw.fit(means, form, l_opt=l_opt, r_range=r_range)
   lof, note = noise_check(law, noise, means, l_opt, r_range)
   coefficients = pd.DataFrame({"coefficient": list(law.coefficients),
