@@ -115,19 +115,21 @@ def fit_law(df: pd.DataFrame, form: str = "multiplicative", l_opt: str = L_OPT,
 
 
 def cross_scale_validation(df: pd.DataFrame, form: str = "multiplicative",
-                           l_opt: str = L_OPT) -> pd.DataFrame:
+                           l_opt: str = L_OPT, r_range=laws.DEFAULT_R_RANGE) -> pd.DataFrame:
   """The paper's progressive cross-scale validation over every scale of `validation_runs(df)`
-  (the last task predicts the held-out scale), the paper's MSE and Spearman beside each task.
-  l_opt "joint": every scale's level fitted with the law on the whole table (`laws.levels`).
-  ValueError when fewer than two scales, or too few runs at the smallest, leave nothing to
-  validate."""
+  (the last task predicts the held-out scale), the paper's MSE and Spearman beside each task;
+  the laws fitted on the runs with r in `r_range` (None: every r). l_opt "joint": every scale's
+  level fitted with the law on the whole table (`laws.levels`). ValueError when fewer than two
+  scales, or too few runs at the smallest, leave nothing to validate."""
   if l_opt == "joint":
-    assessment = laws.fit_runs(validation_runs(df), form, l_opt="joint").assessment
+    assessment = laws.fit_runs(validation_runs(df), form, l_opt="joint",
+                               r_range=r_range).assessment
     if assessment.validation is None:
       raise ValueError(assessment.validation_skipped)
     val = assessment.validation
   else:
-    val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt)
+    val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt,
+                                      r_range=r_range)
   val.insert(0, "form", form)
   return validation.beside_paper(val)
 

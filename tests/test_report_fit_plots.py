@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lawsearch.laws import ConditionalLaw, synthetic_sweep
@@ -32,6 +33,20 @@ def test_predicted_vs_measured_reports_the_normalised_mse(fitted, tmp_path):
   lo = resolve_l_opt(df, None)
   expected = np.mean((law.predict(df) / lo - df["loss"].to_numpy() / lo) ** 2)
   assert mse == pytest.approx(expected, rel=1e-9) and (tmp_path / "p.png").stat().st_size > 20_000
+
+
+def test_seeds_are_drawn_as_shape_means_with_their_standard_errors(fitted, tmp_path):
+  law, df = fitted
+  seeded = pd.concat([df.assign(seed=k, loss=df["loss"] * (1 + 0.01 * k)) for k in range(3)],
+                     ignore_index=True)
+  measured = seeded["loss"].to_numpy()
+  shapes = fit_plots.seed_means(seeded, measured, measured, seeded["scale"].to_numpy())
+  assert len(shapes) == len(df) and (shapes["seeds"] == 3).all()
+  first = measured[[0, len(df), 2 * len(df)]]  # the first shape's three seeds
+  assert shapes["measured"].iloc[0] == pytest.approx(first.mean(), rel=1e-12)
+  assert shapes["se"].iloc[0] == pytest.approx(first.std(ddof=1) / np.sqrt(3), rel=1e-9)
+  fit_plots.predicted_vs_measured(law, seeded, str(tmp_path / "p.png"))
+  assert (tmp_path / "p.png").stat().st_size > 20_000
 
 
 def test_contours_are_lowest_at_the_optimum_and_save_writes_all_three(fitted, tmp_path):

@@ -9,9 +9,10 @@ the fitting scales (1,000 bootstrap refits) with its residual SD (root MSE on th
 beside the noise ceiling's root and the pooled seed SD per scale, the lack-of-fit test, the
 optimum with its 95% interval and the intervals' hi/lo ratios, the validation at the held-out
 scale (MSE, Spearman), and the held-out check (v2 also on every r: its r 7-11 shapes lie beyond
-the paper's filter): the law's favourite trained shape, its measured
-rank and its gap to the best in nats and in seed SDs. Writes ROOT_V2/comparison.json and prints
-a Markdown table (experiments/RESULTS.md and BUILD_NOTES.md quote it).
+the paper's filter; and v2 with the decaying form, whose shape effect shrinks with N): the law's
+favourite trained shape, its measured rank and its gap to the best in nats and in seed SDs.
+Writes ROOT_V2/comparison.json and prints a Markdown table (experiments/RESULTS.md and
+BUILD_NOTES.md quote it).
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ V2 = "experiments/results/cpu_replication_v2"
 COMMAND = "JAX_PLATFORMS=cpu .venv/bin/python experiments/cpu_replication_v2/compare.py"
 
 
-def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_RANGE) -> dict:
-  """One replication's law, noise, validation and held-out check (module doc); the law on the
-  runs with r in `r_range` (None: every r)."""
+def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_RANGE,
+              form: str = "multiplicative") -> dict:
+  """One replication's law of `form`, noise, validation and held-out check (module doc); the law
+  on the runs with r in `r_range` (None: every r)."""
   df = replication.read_table(root)
-  law, summary, _ = replication.fit_law(df, "multiplicative", n_boot, l_opt=l_opt,
-                                        r_range=r_range)
+  law, summary, _ = replication.fit_law(df, form, n_boot, l_opt=l_opt, r_range=r_range)
   noise = summary["noise"]
   lof = noise.get("lack_of_fit")
   opt = summary["optimum"]
-  out = {"root": root, "l_opt": l_opt, "runs": noise["runs"], "shapes": noise["shapes"],
+  out = {"root": root, "form": form, "l_opt": l_opt, "runs": noise["runs"],
+         "shapes": noise["shapes"],
          "residual_sd": math.sqrt(summary["mse"]),
          "noise_ceiling_sd": math.sqrt(lof["ceiling"]) if lof else None,
          "lack_of_fit_p": lof["p"] if lof else None,
@@ -52,7 +54,7 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
     if key in opt:
       out[f"{key}_ratio"] = opt[key][1] / opt[key][0]
   try:
-    val = demo.cross_scale_validation(df, "multiplicative", l_opt)
+    val = demo.cross_scale_validation(df, form, l_opt, r_range=r_range)
     last = val.iloc[-1]
     out["validation"] = {"task": last["task"], "mse": float(last["mse"]),
                          "spearman": float(last["spearman"])}
@@ -60,9 +62,9 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
     out["validation"] = {"error": str(e)}
   try:
     _, check = replication.heldout_check(df, law)
-    out["heldout"] = {"measured_rank": check["law_best_trained"]["measured_rank"],
-                      "shapes": check["shapes"], "gap_to_best": check["law_best_trained"]["gap_to_best"],
-                      "gap_in_seed_sd": check["law_best_trained"]["gap_in_seed_sd"],
+    best = check["law_best_trained"]
+    out["heldout"] = {"measured_rank": best["measured_rank"], "shapes": check["shapes"],
+                      "gap_to_best": best["gap_to_best"], "gap_in_seed_sd": best["gap_in_seed_sd"],
                       "seed_sd": check["seed_sd"], "spearman": check["spearman"]}
   except ValueError as e:
     out["heldout"] = {"error": str(e)}
@@ -84,7 +86,7 @@ def table(rows: dict[str, dict]) -> str:
     sds = " / ".join(_f(r["seed_sd_by_scale"].get(s)) for s in ("80k", "145k", "297k"))
     x = (f"{_f(opt.get('d_over_sqrt_n'))} [{_f(opt['d_over_sqrt_n_95'][0])}, "
          f"{_f(opt['d_over_sqrt_n_95'][1])}] ({_f(r['d_over_sqrt_n_95_ratio'], 2)})"
-         if "d_over_sqrt_n_95" in opt else opt.get("error", "-"))
+         if "d_over_sqrt_n_95" in opt else "no interior minimum" if "error" in opt else "-")
     rr = (f"{_f(opt.get('mlp_attn_ratio'))} [{_f(opt['mlp_attn_ratio_95'][0])}, "
           f"{_f(opt['mlp_attn_ratio_95'][1])}] ({_f(r['mlp_attn_ratio_95_ratio'], 2)})"
           if "mlp_attn_ratio_95" in opt else "-")
@@ -104,6 +106,8 @@ def compare(v1: str, v2: str, n_boot: int = 1000) -> dict[str, dict]:
     rows["v2 (L_opt joint)"] = summarise(v2, "joint", n_boot)
     # v2 trained shapes of r 7-11 as well, beyond the paper's filter, to pin r*
     rows["v2 (L_opt joint, every r)"] = summarise(v2, "joint", n_boot, r_range=None)
+    # the form that takes the shape effect's shrinking with N (experiments/RESULTS.md, 11)
+    rows["v2 decaying (L_opt joint)"] = summarise(v2, "joint", n_boot, form="decaying")
   return rows
 
 

@@ -3,7 +3,7 @@ against measured loss.
 
     u_curves(law, df, path, l_opt=...)            loss / L_opt against d/sqrt(N) and against r
     contours(law, df, path, l_opt=...)            the law's loss / L_opt over (d/sqrt(N), r)
-    predicted_vs_measured(law, df, path, l_opt=...)
+    predicted_vs_measured(law, df, path, l_opt=...)  seed means with +- 2 SE bars where seeds exist
     save(law, df, out_dir, l_opt=...)             all three as PNGs in out_dir
 
 Losses are divided by each run's L_opt (`lawsearch.laws.l_opt.for_table`), so the scales
@@ -20,6 +20,7 @@ import pandas as pd
 
 from lawsearch import paths
 from lawsearch.laws import l_opt as l_opt_lib, runs_table
+from lawsearch.laws.noise import shape_ids
 from lawsearch.laws.precision import float64
 from lawsearch.laws.runs_table import RunsTable
 from lawsearch.report import figure
@@ -137,21 +138,42 @@ def contours(law, df, path: str, l_opt=None) -> dict[str, np.ndarray]:
   return {"x": grid_x, "r": grid_r, "loss": surface}
 
 
+def seed_means(df, measured: np.ndarray, predicted: np.ndarray, labels) -> pd.DataFrame:
+  """One row per shape of `df` (`laws.noise.shape_ids`; per-row arrays [rows] beside it):
+  measured and predicted means over its seeds, its scale label, seeds, and se = the seed SD over
+  sqrt(seeds) (NaN with one seed)."""
+  points = pd.DataFrame({"shape": shape_ids(RunsTable.of(df, "plotting the fit").frame),
+                         "measured": measured, "predicted": predicted, "scale": labels})
+  return points.groupby("shape", sort=False).agg(
+      measured=("measured", "mean"), predicted=("predicted", "mean"), scale=("scale", "first"),
+      seeds=("measured", "size"), se=("measured", lambda v: v.std(ddof=1) / np.sqrt(len(v))))
+
+
 def predicted_vs_measured(law, df, path: str, l_opt=None) -> float:
-  """Scatter of the law's loss against the measured, coloured by scale; returns the MSE of the
-  normalised losses (loss / L_opt) over all rows of `df`."""
+  """The law's loss against the measured, coloured by scale; returns the MSE of the normalised
+  losses (loss / L_opt) over all rows of `df`. Where shapes have seeds, each shape is drawn once,
+  at its seed mean with a bar of +- 2 standard errors of that mean (seed SD / sqrt(seeds)): how
+  far from the diagonal the noise alone would put it."""
   _, _, _, measured, predicted, labels, _ = _normalised(law, df, l_opt)
   mse = float(np.mean((predicted - measured) ** 2))
+  shapes = seed_means(df, measured, predicted, labels)
+  seeds = len(shapes) < len(measured)
   fig, ax = subplots(figsize=(5.2, 5), dpi=120)
   for scale in runs_table.scale_order(df, labels):
     rows = labels == scale
-    ax.scatter(measured[rows], predicted[rows], s=14, alpha=0.75,
-               label=runs_table.median_size(df, rows))
+    label = runs_table.median_size(df, rows)
+    if seeds:
+      part = shapes[shapes["scale"] == scale]
+      ax.errorbar(part["measured"], part["predicted"], xerr=2 * part["se"].fillna(0.0), fmt="o",
+                  ms=4, alpha=0.8, elinewidth=1, capsize=2, label=label)
+    else:
+      ax.scatter(measured[rows], predicted[rows], s=14, alpha=0.75, label=label)
   lo, hi = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
   pad = 0.05 * (hi - lo)
   ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="predicted = measured")
+  what = f"{len(df)} runs" + (f" ({len(shapes)} shapes: seed means +- 2 SE)" if seeds else "")
   ax.set(xlabel="measured loss / L_opt", ylabel="predicted loss / L_opt",
-         title=f"{law.form} law: MSE of loss / L_opt {mse:.2g}, {len(df)} runs")
+         title=f"{law.form} law: MSE of loss / L_opt {mse:.2g}\n{what}")
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
   _save(fig, path)
