@@ -292,6 +292,8 @@ def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_pa
   assert v2["residual_sd"] < v1["residual_sd"] / 3  # a tenth of the noise
   assert v2["noise_ceiling_sd"] > 0 and 0 <= v2["lack_of_fit_p"] <= 1
   assert v2["d_over_sqrt_n_95_ratio"] < v1["d_over_sqrt_n_95_ratio"]
+  # the bowl's depth at the interval's far end: positive (the optimum is the bottom) and small
+  assert 0 < v2["mlp_attn_ratio_95_depth"] < 0.05 and 0 < v2["d_over_sqrt_n_95_depth"] < 0.05
   assert v2["heldout"]["measured_rank"] >= 1 and v2["validation"]["spearman"] > 0.5
   assert "| v2 (L_opt joint) | " in compare.table(rows)
 

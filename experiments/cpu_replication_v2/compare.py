@@ -7,7 +7,8 @@ L_opt fitted jointly, so that the recipe's effect stands apart from the L_opt's;
 experiments/results/cpu_replication_v2, L_opt joint), from its runs.csv: the multiplicative law on
 the fitting scales (1,000 bootstrap refits) with its residual SD (root MSE on the shape means)
 beside the noise ceiling's root and the pooled seed SD per scale, the lack-of-fit test, the
-optimum with its 95% interval and the intervals' hi/lo ratios, the validation at the held-out
+optimum with its 95% interval, the intervals' hi/lo ratios and depths (`interval_depth`: how
+much worse the law is at an interval's far end), the validation at the held-out
 scale (MSE, Spearman), and the held-out check (v2 also on every r: its r 7-11 shapes lie beyond
 the paper's filter; and v2 with the decaying form, whose shape effect shrinks with N): the law's
 favourite trained shape, its measured rank and its gap to the best in nats and in seed SDs.
@@ -50,9 +51,11 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
          "lack_of_fit_p": lof["p"] if lof else None,
          "seed_sd_by_scale": {row["scale"]: row["pooled_sd"] for row in noise["by_scale"]},
          "optimum": opt}
-  for key in ("d_over_sqrt_n_95", "mlp_attn_ratio_95"):
-    if key in opt:
-      out[f"{key}_ratio"] = opt[key][1] / opt[key][0]
+  for column in ("d_over_sqrt_n", "mlp_attn_ratio"):
+    if f"{column}_95" in opt:
+      out[f"{column}_95_ratio"] = opt[f"{column}_95"][1] / opt[f"{column}_95"][0]
+      size = float(replication.fitting_runs(df)["n_params"].median())
+      out[f"{column}_95_depth"] = interval_depth(law.at(size), opt, column)
   try:
     val = demo.cross_scale_validation(df, form, l_opt, r_range=r_range)
     last = val.iloc[-1]
@@ -69,6 +72,18 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
   except ValueError as e:
     out["heldout"] = {"error": str(e)}
   return out
+
+
+def interval_depth(law: laws.ConditionalLaw, optimum: dict, column: str) -> float:
+  """How much worse (relative loss) the law is at the far end of the optimum's 95% interval in
+  `column` (d_over_sqrt_n or mlp_attn_ratio), the other variable at its optimum (a law that
+  reads N: taken at one size, `law.at`): a bowl shallower than a shape mean's seed error cannot
+  pin its bottom."""
+  x, r = optimum["d_over_sqrt_n"], optimum["mlp_attn_ratio"]
+  ends = optimum[f"{column}_95"]
+  points = [(end, r) if column == "d_over_sqrt_n" else (x, end) for end in ends]
+  best = float(law.predict_xr(x, r, 1.0))
+  return max(float(law.predict_xr(px, pr, 1.0)) / best - 1 for px, pr in points)
 
 
 def _f(value, digits=3) -> str:
