@@ -284,7 +284,8 @@ def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_pa
     replication.table(str(tmp_path / root))
   rows = compare.compare(str(tmp_path / "v1"), str(tmp_path / "v2"), n_boot=30)
   assert list(rows) == ["v1 (L_opt lowest loss)", "v1 (L_opt joint)", "v2 (L_opt joint)",
-                        "v2 (L_opt joint, every r)", "v2 decaying (L_opt joint)"]
+                        "v2 (L_opt joint, every r)", "v2 decaying (L_opt joint)",
+                        "v2 decaying (L_opt joint, every r)"]
   assert rows["v2 decaying (L_opt joint)"]["form"] == "decaying"
   assert rows["v2 (L_opt joint, every r)"]["shapes"] >= rows["v2 (L_opt joint)"]["shapes"]
   v1, v2 = rows["v1 (L_opt lowest loss)"], rows["v2 (L_opt joint)"]

@@ -123,6 +123,8 @@ def compare(v1: str, v2: str, n_boot: int = 1000) -> dict[str, dict]:
     rows["v2 (L_opt joint, every r)"] = summarise(v2, "joint", n_boot, r_range=None)
     # the form that takes the shape effect's shrinking with N (experiments/RESULTS.md, 11)
     rows["v2 decaying (L_opt joint)"] = summarise(v2, "joint", n_boot, form="decaying")
+    rows["v2 decaying (L_opt joint, every r)"] = summarise(v2, "joint", n_boot, r_range=None,
+                                                          form="decaying")
   return rows
 
 
