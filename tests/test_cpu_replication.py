@@ -297,6 +297,12 @@ def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_pa
   assert 0 < v2["mlp_attn_ratio_95_depth"] < 0.05 and 0 < v2["d_over_sqrt_n_95_depth"] < 0.05
   assert v2["heldout"]["measured_rank"] >= 1 and v2["validation"]["spearman"] > 0.5
   assert "| v2 (L_opt joint) | " in compare.table(rows)
+  verdicts = {t["target"]: t for t in compare.targets(v2)}
+  assert verdicts["d/sqrt(N)* 95% interval within 3x"]["met"] == (
+      v2["d_over_sqrt_n_95_ratio"] <= 3)
+  assert verdicts["seed SD <= 0.01 nats at every fitting scale"]["met"]  # noise 0.002 drawn
+  assert verdicts["600k validation MSE <= 0.002"]["value"] == v2["validation"]["mse"]
+  assert "| 600k validation MSE <= 0.002 |" in compare.targets_table(rows)
 
 
 def test_the_per_scale_misfit_tells_a_scale_free_law_from_a_shrinking_one(experiment):

@@ -12,8 +12,9 @@ much worse the law is at an interval's far end), the validation at the held-out
 scale (MSE, Spearman), and the held-out check (v2 also on every r: its r 7-11 shapes lie beyond
 the paper's filter; and v2 with the decaying form, whose shape effect shrinks with N): the law's
 favourite trained shape, its measured rank and its gap to the best in nats and in seed SDs.
-Writes ROOT_V2/comparison.json and prints a Markdown table (experiments/RESULTS.md and
-BUILD_NOTES.md quote it).
+Then each v2 row against the issue's targets for v2 (TARGETS: met, missed, or no value yet).
+Writes ROOT_V2/comparison.json and prints both as Markdown tables (experiments/RESULTS.md and
+BUILD_NOTES.md quote them).
 """
 
 from __future__ import annotations
@@ -114,6 +115,52 @@ def table(rows: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
+def _heldout_validation(row: dict, key: str) -> float | None:
+  """The row's validation `key` where its last task predicts the held-out scale, else None."""
+  val = row["validation"]
+  return val.get(key) if val.get("task", "").endswith(f"-> {replication.CPU.heldout_scale}") \
+      else None
+
+
+# The issue's targets for v2: (name, the row's value, the bound, whether it must stay below it)
+TARGETS = (
+    ("seed SD <= 0.01 nats at every fitting scale",
+     lambda r: max(r["seed_sd_by_scale"].values()), 0.01, True),
+    ("no lack of fit beyond the noise (p >= 0.05)", lambda r: r["lack_of_fit_p"], 0.05, False),
+    ("600k validation MSE <= 0.002", lambda r: _heldout_validation(r, "mse"), 0.002, True),
+    ("600k validation Spearman >= 0.85", lambda r: _heldout_validation(r, "spearman"), 0.85,
+     False),
+    ("d/sqrt(N)* 95% interval within 3x", lambda r: r.get("d_over_sqrt_n_95_ratio"), 3.0, True),
+    ("r* 95% interval within 5x", lambda r: r.get("mlp_attn_ratio_95_ratio"), 5.0, True),
+    ("the favourite within one seed SD of the best 600k shape",
+     lambda r: r["heldout"].get("gap_in_seed_sd"), 1.0, True),
+)
+
+
+def targets(row: dict) -> list[dict]:
+  """Each of TARGETS against one row of `compare`: its value and whether it is met (None where
+  the row has no value: no optimum, no held-out shapes, noise unknown)."""
+  out = []
+  for name, value_of, bound, below in TARGETS:
+    value = value_of(row)
+    met = None if value is None else bool(value <= bound if below else value >= bound)
+    out.append({"target": name, "value": value, "met": met})
+  return out
+
+
+def targets_table(rows: dict[str, dict]) -> str:
+  """The Markdown table of every v2 row against TARGETS."""
+  v2 = {name: targets(r) for name, r in rows.items() if name.startswith("v2")}
+  if not v2:
+    return ""
+  lines = ["| target | " + " | ".join(v2) + " |", "|" + "---|" * (len(v2) + 1)]
+  for i, (name, *_) in enumerate(TARGETS):
+    cells = ["-" if t[i]["met"] is None else
+             f"{_f(t[i]['value'])} {'met' if t[i]['met'] else 'missed'}" for t in v2.values()]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def compare(v1: str, v2: str, n_boot: int = 1000) -> dict[str, dict]:
   rows = {"v1 (L_opt lowest loss)": summarise(v1, "empirical", n_boot),
           "v1 (L_opt joint)": summarise(v1, "joint", n_boot)}
@@ -137,8 +184,11 @@ def main() -> None:
   rows = compare(args.v1, args.v2, args.n_boot)
   os.makedirs(args.v2, exist_ok=True)
   with open(os.path.join(args.v2, "comparison.json"), "w") as f:
-    json.dump({"command": COMMAND, "rows": rows}, f, indent=1, default=float)
+    json.dump({"command": COMMAND, "rows": rows,
+               "targets": {name: targets(r) for name, r in rows.items() if name.startswith("v2")}},
+              f, indent=1, default=float)
   print(table(rows))
+  print(f"\n{targets_table(rows)}")
 
 
 if __name__ == "__main__":
