@@ -129,3 +129,14 @@ def test_committed_within_scale_comparison_refits():
   law = laws.ConditionalLaw.fit(means.assign(l_opt=levels_lib.level_column(means, found)),
                                 "decaying", l_opt="column")
   assert law.coefficients["gamma"] == pytest.approx(row["gamma"], rel=1e-4)
+
+
+def test_a_warm_start_reaches_the_multi_start_fit(table):
+  # joint_levels starts each round from the last round's law; from a nearby law one start finds
+  # what eight find.
+  fitted = table.assign(l_opt=table["scale"].map(LEVELS))
+  cold = laws.ConditionalLaw.fit(fitted, l_opt="column")
+  near = laws.ConditionalLaw(cold.form, tuple(np.asarray(cold.params) * 1.05))
+  warm = laws.ConditionalLaw.fit(fitted, l_opt="column", start=near)
+  assert warm.fit_info.objective == pytest.approx(cold.fit_info.objective, rel=1e-9)
+  np.testing.assert_allclose(warm.params, cold.params, rtol=1e-5)

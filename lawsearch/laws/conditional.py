@@ -218,8 +218,10 @@ class ConditionalLaw:
   @classmethod
   def fit(cls, df: pd.DataFrame, form: str = "multiplicative", l_opt=None,
           r_range: tuple[float, float] | None = DEFAULT_R_RANGE, n_starts: int = 8,
-          seed: int = 0, maxiter: int = 200, tol: float = 1e-6) -> "ConditionalLaw":
-    """Least-squares fit (jaxopt Levenberg-Marquardt, float64, `n_starts` starts) on `df`.
+          seed: int = 0, maxiter: int = 200, tol: float = 1e-6,
+          start: "ConditionalLaw | None" = None) -> "ConditionalLaw":
+    """Least-squares fit (jaxopt Levenberg-Marquardt, float64, `n_starts` starts, or the one
+    start `start`, a law of the same form near the answer) on `df`.
 
     df columns: n_params (non-embedding), d_model, mlp_attn_ratio, loss; tokens (or scale) when
     L_opt is empirical or comes from a Chinchilla law; weight (optional): each row's least-squares
@@ -240,7 +242,8 @@ class ConditionalLaw:
     if spec.sized and len(set(table.scale[keep])) < 2:
       raise UserError(f"the {form} form's gamma (how the shape effect changes with N) needs runs "
                       "at two or more scales; fit a form that does not read N on one scale")
-    res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, n_params=n, weights=w,
+    starts = None if start is None else np.asarray([start.params], dtype=np.float64)
+    res = lm.fit(form, x, r, lo, loss, sparsity=sparsity, n_params=n, weights=w, starts=starts,
                  n_starts=n_starts, seed=seed, maxiter=maxiter, tol=tol)
     if not res.converged:
       raise UserError(f"the {form} fit did not converge in {maxiter} iterations: best objective "

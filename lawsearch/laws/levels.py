@@ -73,11 +73,13 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
     raise UserError(f"scale(s) {sorted(missing)} have no run inside the r filter {r_range}: "
                     "their level cannot be fitted")
   levels.attrs["alpha"] = 0.0
+  law = None
   for _ in range(max_rounds):
     if within_scale:
       within = (n / n_scale.loc[fitted_labels].to_numpy()) ** -levels.attrs["alpha"]
+    # every round after the first starts from the last round's law: the levels moved little
     law = ConditionalLaw.fit(table.assign(l_opt=level_column(table, levels)), form,
-                             l_opt="column", r_range=r_range)
+                             l_opt="column", r_range=r_range, start=law)
     with float64():  # affine in L_opt: prediction = p0 + level * p1
       p0 = np.asarray(law.predict_xr(x, r, 0.0, s, n), dtype=np.float64)
       p1 = np.asarray(law.predict_xr(x, r, 1.0, s, n), dtype=np.float64) - p0
