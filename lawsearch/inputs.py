@@ -237,6 +237,8 @@ def _read_lines(path, raw: bytes, spec: FileKind, advice: str, repair: bool) -> 
       problem = _document_problem(doc, spec)
     except ValueError as e:
       problem = str(e)
+    if cut and i == len(lines) and not problem:  # it may parse and still be cut: '{"a": 2' + '}'
+      problem = "no newline ends it"
     if problem:
       bad.append((i, problem))
     else:

@@ -11,7 +11,7 @@ import os
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from lawsearch import arch, cli, configlib, inputs, rundir, runs
 from lawsearch.laws import ConditionalLaw
@@ -120,6 +120,7 @@ def test_a_damaged_file_reads_as_a_valid_document_or_one_damaged_file_error(tmp_
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["metrics", "history"]), st.integers(1, 40), st.binary(max_size=8))
+@example("metrics", 28, b"}")  # '{"step": 5, "loss": 3.5, ...' cut to '{"step": 5}': parses, altered
 def test_a_log_cut_short_or_garbled_is_repaired_cleanly(tmp_path_factory, kind, cut, junk):
   path = tmp_path_factory.mktemp("log") / "log.jsonl"
   raw = SAMPLES[kind]
