@@ -52,11 +52,11 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
          "lack_of_fit_p": lof["p"] if lof else None,
          "seed_sd_by_scale": {row["scale"]: row["pooled_sd"] for row in noise["by_scale"]},
          "optimum": opt}
+  at_size = law.at(float(replication.fitting_runs(df)["n_params"].median()))
   for column in ("d_over_sqrt_n", "mlp_attn_ratio"):
     if f"{column}_95" in opt:
       out[f"{column}_95_ratio"] = opt[f"{column}_95"][1] / opt[f"{column}_95"][0]
-      size = float(replication.fitting_runs(df)["n_params"].median())
-      out[f"{column}_95_depth"] = interval_depth(law.at(size), opt, column)
+      out[f"{column}_95_depth"] = interval_depth(at_size, opt, column)
   try:
     val = demo.cross_scale_validation(df, form, l_opt, r_range=r_range)
     last = val.iloc[-1]

@@ -67,7 +67,6 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
                                labels[keep])
   n_ref = float(np.median(n_all))  # one size for the reference shape at every scale
   n_scale = pd.Series(n_all).groupby(labels).median()
-  within = np.ones_like(n)  # each fitted run's level over its scale's
   missing = set(levels.index) - set(fitted_labels)
   if missing:
     raise UserError(f"scale(s) {sorted(missing)} have no run inside the r filter {r_range}: "
@@ -75,11 +74,11 @@ def joint_levels(df: pd.DataFrame | runs_table.RunsTable, form: str = "multiplic
   levels.attrs["alpha"] = 0.0
   law = None
   for _ in range(max_rounds):
-    if within_scale:
-      within = (n / n_scale.loc[fitted_labels].to_numpy()) ** -levels.attrs["alpha"]
+    column = level_column(table, levels)
+    within = column[keep] / levels.loc[fitted_labels].to_numpy()  # run's level / its scale's
     # every round after the first starts from the last round's law: the levels moved little
-    law = ConditionalLaw.fit(table.assign(l_opt=level_column(table, levels)), form,
-                             l_opt="column", r_range=r_range, start=law)
+    law = ConditionalLaw.fit(table.assign(l_opt=column), form, l_opt="column", r_range=r_range,
+                             start=law)
     with float64():  # affine in L_opt: prediction = p0 + level * p1
       p0 = np.asarray(law.predict_xr(x, r, 0.0, s, n), dtype=np.float64)
       p1 = np.asarray(law.predict_xr(x, r, 1.0, s, n), dtype=np.float64) - p0

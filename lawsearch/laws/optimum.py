@@ -2,8 +2,9 @@
 
 Multiplicative, additive and decaying forms are separable, so each U-curve c0 + c1 ln z + c2/z
 has its own minimum z* = c2/c1 (a minimum only when c1, c2 > 0 and, for the multiplicative form,
-the other factor is positive). The joint form is minimised numerically in (ln x, ln r): a grid, then Newton
-steps with the analytic gradient and Hessian. numpy float64 throughout (no tracing, no compile).
+the other factor is positive). The joint form is minimised numerically in (ln x, ln r): a grid,
+then Newton steps with the analytic gradient and Hessian. numpy float64 throughout (no tracing,
+no compile).
 """
 
 from __future__ import annotations
