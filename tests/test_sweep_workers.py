@@ -52,9 +52,9 @@ def _planned(root, runs=RUNS):
   return sweep.plan(config, str(root), OVERRIDES)
 
 
-@pytest.mark.parametrize("workers", [2, 4])
-def test_concurrent_workers_train_every_run_exactly_once(tmp_path, workers):
-  procs = [_worker(tmp_path, f"w{i}") for i in range(workers)]
+def test_concurrent_workers_train_every_run_exactly_once(tmp_path):
+  # Three workers on four runs: all start together, and one of them claims a second run.
+  procs = [_worker(tmp_path, f"w{i}") for i in range(3)]
   outputs = [p.communicate(timeout=600)[0] for p in procs]
   assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outputs)
   trained = [name for o in outputs for name in _trained(o)]
