@@ -31,11 +31,12 @@ class Model:
 
   def __init__(self, config: ModelConfig):
     self.config = config
-    graphdef, state = nnx.split(abstract_model(config))
+    abstract = abstract_model(config)
+    graphdef, state = nnx.split(abstract)
     self.graphdef = graphdef
     self.treedef = jax.tree.structure(state)
     self.shapes = nnx.to_pure_dict(state)  # pure dict of ShapeDtypeStruct
-    self.axes = logical_axes(abstract_model(config))  # pure dict of logical axis tuples
+    self.axes = logical_axes(abstract)  # pure dict of logical axis tuples
 
   def init(self, seed: int):
     """Parameters (pure dict) for `seed`."""
