@@ -275,3 +275,24 @@ def test_a_failed_start_binds_nothing(tmp_path, capsys):
   assert cli.main(["train", "--config", synthetic, *args, f"--workdir={workdir}",
                    "--no-progress"]) == 0
   assert RunDir(workdir).result.exists()
+
+
+def test_a_run_reading_its_corpus_more_than_once_says_so(data_args, tmp_path, capsys):
+  # 60 steps of 64 x 32 tokens against a train split of about 100k tokens: 1.3 passes.
+  args = ["--config.train.steps=60", "--config.train.batch_size=64", "--config.train.seq_len=32",
+          "--config.model.max_seq_len=32", "--config.train.log_every=60",
+          "--config.train.checkpoint_every=0", "--config.train.eval_every=0",
+          "--config.train.eval_batches=1"]
+  config = configlib.load(CONFIG, args + data_args)
+  train_tokens = loop.make_loader(config, "train").tokens.n_tokens("train")
+  per_pass = (train_tokens - 1) // 32 // 64  # whole batches of whole windows
+  loop.train(config, str(tmp_path / "run"), progress=False)
+  notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+  assert notes == [f"note: 60 steps read the train split {60 / per_pass:.1f} times ({per_pass}"
+                   " batches a pass), and a scaling law assumes every training token is fresh: "
+                   "give a larger corpus (--config.data.source=text --config.data.path=FILE)"]
+  assert 1 < 60 / per_pass < 2
+  # One pass or less, or synthetic tokens: no note.
+  assert loop.corpus_passes_note(loop.make_loader(config, "train"), per_pass) is None
+  synthetic = configlib.load(SYNTHETIC, args)
+  assert loop.corpus_passes_note(loop.make_loader(synthetic, "train"), 10**6) is None

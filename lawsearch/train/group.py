@@ -145,6 +145,8 @@ def _train_together(configs, workdirs, prepared, progress: bool, repair: bool) -
     print(f"lawsearch train: seeds {[c.seed for c in configs]} as one program | {spec} | "
           f"N={spec.non_embedding_params:,} | {tokens_per_step:,} tokens/step x {program.steps} "
           "steps" + (f" | resuming at step {start}" if start else ""), flush=True)
+    if note := loop.corpus_passes_note(loader, program.steps):
+      print(note, flush=True)
 
   # ---- compile ---------------------------------------------------------------------------------
   t0 = time.perf_counter()

@@ -238,6 +238,17 @@ def make_loader(config, split: str):
                               heldout_windows=t.eval_batches * t.batch_size)
 
 
+def corpus_passes_note(loader, steps: int) -> str | None:
+  """A note when `steps` batches of `loader` read its split more than once (a scaling law assumes
+  every training token is fresh); None for one pass or less, and for synthetic tokens."""
+  per_pass = getattr(loader, "batches_per_epoch", 0)
+  if not per_pass or steps <= per_pass:
+    return None
+  return (f"note: {steps:,} steps read the train split {steps / per_pass:.1f} times ({per_pass:,}"
+          " batches a pass), and a scaling law assumes every training token is fresh: give a "
+          "larger corpus (--config.data.source=text --config.data.path=FILE)")
+
+
 # -- the program: shapes, shardings and jitted functions ------------------------------------------
 @dataclasses.dataclass
 class Program:
@@ -572,6 +583,8 @@ def _train(config, workdir: str, *, progress: bool = True, repair: bool = False)
     print(f"lawsearch train: {spec} | N={spec.non_embedding_params:,} total={spec.total_params:,}"
           f" | mesh {dict(program.mesh.shape)} | {tokens_per_step:,} tokens/step x "
           f"{program.steps} steps" + (f" | resuming at step {start}" if start else ""), flush=True)
+    if note := corpus_passes_note(loader, program.steps):
+      print(note, flush=True)
 
   # ---- compile ---------------------------------------------------------------------------------
   t0 = time.perf_counter()
