@@ -99,6 +99,30 @@ def test_f_tail_matches_scipy():
   assert noise_lib.f_sf(0.0, 3, 4) == 1.0
 
 
+def test_equal_seed_variance_test_matches_scipys_and_flags_a_noisier_shape(seeded):
+  stats = pytest.importorskip("scipy.stats")
+  rng = np.random.default_rng(3)
+  sizes = (3, 3, 4, 2, 5)
+  loss = pd.Series(np.concatenate([rng.normal(3.0, 0.02, n) for n in sizes]))
+  shape = pd.Series(np.repeat(np.arange(len(sizes)), sizes))
+  want = stats.levene(*[loss[shape == s] for s in range(len(sizes))], center="median").pvalue
+  assert noise_lib.equal_variance_p(loss, shape) == pytest.approx(want, rel=1e-6)
+  # The synthetic sweep's seeds share one relative SD: no shape stands out at any scale...
+  noise = noise_lib.seed_noise(seeded)
+  assert (noise.by_scale["equal_sd_p"] > 0.01).all()
+  assert "equal across shapes: p = " in noise.describe()
+  # ...until a fifth of the shapes get four times the noise.
+  shape_id = noise.runs["shape"].to_numpy()
+  loud = np.isin(shape_id, np.unique(shape_id)[::5])
+  louder = seeded.assign(loss=noise.runs["loss"] + 3 * (noise.runs["loss"] - noise.runs.groupby(
+      "shape")["loss"].transform("mean")) * loud)
+  assert (noise_lib.seed_noise(louder).by_scale["equal_sd_p"] < 0.01).all()
+  # Undefined with one shape of seeds, or two seeds each (their deviations are equal).
+  assert np.isnan(noise_lib.equal_variance_p(loss[shape == 0], shape[shape == 0]))
+  two = pd.Series(np.repeat(np.arange(4), 2))
+  assert np.isnan(noise_lib.equal_variance_p(pd.Series(rng.normal(size=8)), two))
+
+
 def test_seed_resampling_draws_shapes_then_their_seeds(seeded):
   noise = noise_lib.seed_noise(seeded)
   w = noise_lib.seed_resampling_weights(noise, n_boot=50, seed=3)

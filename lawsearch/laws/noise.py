@@ -4,6 +4,7 @@ would reach, and the lack-of-fit test of a law against that noise.
     noise = seed_noise(table)          # SeedNoise: per-shape means, pooled seed SD per scale
     noise.means                        # one row per shape: loss = seed mean, seed_sd, n_seeds
     noise.weights()                    # per run: 1 / (pooled seed variance of its scale)
+    noise.by_scale                     # per scale: pooled SD, df, equal_sd_p (one SD fits all?)
     lack_of_fit(law, noise, l_opt)     # LackOfFit: MSE on shape means, ceiling, F, p
     block_bootstrap_se(means, counts)  # the held-out sample's own error (a run's `loss_se`)
 
@@ -62,8 +63,9 @@ class SeedNoise:
   runs: the table with `shape` (an integer per shape) and `scale` columns. means: one row per
   shape (its first run's columns) with loss = the seed mean, seed_sd (NaN for one seed), n_seeds,
   and var_mean = the pooled variance of its scale / n_seeds (NaN where the scale's noise is
-  unknown). by_scale: per scale, pooled_sd, df (degrees of freedom: sum of n_seeds - 1) and
-  shapes (shapes with two or more seeds)."""
+  unknown). by_scale: per scale, pooled_sd, df (degrees of freedom: sum of n_seeds - 1), shapes
+  (shapes with two or more seeds) and equal_sd_p (`equal_variance_p`: whether one pooled SD
+  fits every shape of the scale)."""
 
   runs: pd.DataFrame
   means: pd.DataFrame
@@ -101,8 +103,10 @@ class SeedNoise:
     """One line per scale: pooled seed SD, its degrees of freedom and how many shapes gave it."""
     lines = []
     for scale, row in self.by_scale.iterrows():
+      equal = (f"; equal across shapes: p = {row['equal_sd_p']:.2g}"
+               if np.isfinite(row["equal_sd_p"]) else "")
       lines.append(f"  {scale}: seed SD {row['pooled_sd']:.4f} nats ({int(row['shapes'])} shapes "
-                   f"with seeds, {int(row['df'])} df)" if row["df"] else
+                   f"with seeds, {int(row['df'])} df{equal})" if row["df"] else
                    f"  {scale}: seed SD unknown (one seed per shape)")
     return "\n".join(lines)
 
@@ -150,10 +154,12 @@ def seed_noise(df: pd.DataFrame | runs_table.RunsTable) -> SeedNoise:
       shapes=("n_seeds", lambda n: int((n > 1).sum())))
   per["pooled_sd"] = np.where(per["df"] > 0, np.sqrt(per["ss"] / per["df"].clip(lower=1)),
                               np.nan)
+  per["equal_sd_p"] = [equal_variance_p(runs["loss"][runs["scale"] == s],
+                                        runs["shape"][runs["scale"] == s]) for s in per.index]
   means["var_mean"] = per["pooled_sd"].loc[means["scale"]].to_numpy() ** 2 / means["n_seeds"]
   means = means.drop(columns="within_ss").reset_index()
   order = runs_table.scale_order(means, means["scale"].to_numpy())
-  by_scale = per.loc[order, ["pooled_sd", "df", "shapes"]]
+  by_scale = per.loc[order, ["pooled_sd", "df", "shapes", "equal_sd_p"]]
   return SeedNoise(runs, means, by_scale)
 
 
@@ -185,6 +191,24 @@ class LackOfFit:
 
   def to_dict(self) -> dict:
     return {**dataclasses.asdict(self), "verdict": self.verdict}
+
+
+def equal_variance_p(loss: pd.Series, shape: pd.Series) -> float:
+  """The Brown-Forsythe test (Levene's, about the medians) that the seed variances of the shapes
+  with two or more seeds are equal: the one-way ANOVA p-value of the runs' absolute deviations
+  from their shape's median loss. Small p: one pooled seed SD per scale does not fit every
+  shape. NaN with fewer than two such shapes, or two seeds each (whose deviations are equal)."""
+  groups = [g.to_numpy(np.float64) for _, g in loss.groupby(shape) if len(g) > 1]
+  n, k = sum(len(g) for g in groups), len(groups)
+  deviations = [np.abs(g - np.median(g)) for g in groups]
+  if k < 2:
+    return float("nan")
+  grand = np.concatenate(deviations).mean()
+  between = sum(len(z) * (z.mean() - grand) ** 2 for z in deviations) / (k - 1)
+  within = sum(((z - z.mean()) ** 2).sum() for z in deviations) / (n - k)
+  if within <= 1e-12 * grand ** 2:  # equal up to rounding: two seeds each
+    return float("nan")
+  return f_sf(between / within, k - 1, n - k)
 
 
 def f_sf(f: float, d1: int, d2: int) -> float:
