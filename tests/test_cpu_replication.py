@@ -303,6 +303,10 @@ def test_the_v1_v2_comparison_reports_noise_intervals_and_the_heldout_gap(tmp_pa
   assert verdicts["seed SD <= 0.01 nats at every fitting scale"]["met"]  # noise 0.002 drawn
   assert verdicts["600k validation MSE <= 0.002"]["value"] == v2["validation"]["mse"]
   assert "| 600k validation MSE <= 0.002 |" in compare.targets_table(rows)
+  # The Spearman beside what a right law would score at 600k's seed noise (measured from its
+  # own seeds, 3 a shape here).
+  assert 0 < v2["validation"]["spearman_ceiling"] <= 1 and 0 <= v2["validation"]["spearman_p"] <= 1
+  assert "(a right law: " in compare.targets_table(rows).split("Spearman >= 0.85 |")[1]
 
 
 def test_the_per_scale_misfit_tells_a_scale_free_law_from_a_shrinking_one(experiment):

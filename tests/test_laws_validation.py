@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lawsearch.laws import runs_table
+from lawsearch.laws import runs_table, validation
 from lawsearch.laws import (ChinchillaLaw, ConditionalLaw, bootstrap, cross_scale_validation,
                             residual_diagnostics, spearman, synthetic_sweep)
 
@@ -32,6 +32,35 @@ def test_progressive_tasks_over_the_scales_present(sweep):
   assert (table["spearman"] > 0.6).all()
   held = sweep[(sweep.scale == "1B") & sweep.mlp_attn_ratio.between(0.5, 5.0)]
   assert table["n_test"].iloc[-1] == len(held)
+
+
+def test_spearman_at_noise_against_scipy_and_the_two_point_closed_form():
+  truth = np.array([3.0, 3.01, 3.05, 2.98, 3.2])
+  draws = validation.spearman_at_noise(truth, 0.02, draws=300, seed=1)
+  noisy = truth + np.random.default_rng(1).normal(size=(300, 5)) * 0.02
+  np.testing.assert_allclose(draws, [stats.spearmanr(truth, row).statistic for row in noisy],
+                             atol=1e-12)
+  # Two points Delta apart: +1 when the noise keeps their order, P = Phi(Delta / (sd sqrt 2)).
+  delta, sd = 0.02, 0.015
+  expected = 2 * stats.norm.cdf(delta / (sd * np.sqrt(2))) - 1
+  assert validation.spearman_at_noise([0.0, delta], sd, draws=100_000).mean() == pytest.approx(
+      expected, abs=0.01)
+
+
+def test_the_spearman_is_set_against_what_a_right_law_would_score_at_the_seed_noise():
+  seeded = synthetic_sweep(scales=("80M", "145M", "297M", "1B"), noise=0.01, seeds=3, seed=4)
+  last = cross_scale_validation(seeded).iloc[-1]
+  assert 0 < last["spearman_ceiling"] < 1 and last["spearman_p"] > 0.01  # the true law
+  # The 1B losses dealt out to the wrong shapes: the ranking falls below what noise explains.
+  held = (seeded["scale"] == "1B").to_numpy()
+  dealt = seeded["loss"].to_numpy().copy()
+  dealt[held] = np.random.default_rng(0).permutation(dealt[held])
+  wrong = cross_scale_validation(seeded.assign(loss=dealt)).iloc[-1]
+  assert wrong["spearman"] < wrong["spearman_ceiling"] and wrong["spearman_p"] < 0.01
+  # One seed per shape: the noise, and so the ceiling, is unknown.
+  assert np.isnan(cross_scale_validation(synthetic_sweep(
+      scales=("80M", "145M", "297M", "1B"), seed=2))[["spearman_ceiling", "spearman_p"]]).all(
+          axis=None)
 
 
 def test_explicit_task_and_grouping_without_a_scale_column(sweep):

@@ -60,8 +60,8 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
   try:
     val = demo.cross_scale_validation(df, form, l_opt, r_range=r_range)
     last = val.iloc[-1]
-    out["validation"] = {"task": last["task"], "mse": float(last["mse"]),
-                         "spearman": float(last["spearman"])}
+    out["validation"] = {key: last[key] if key == "task" else float(last[key])
+                         for key in ("task", "mse", "spearman", "spearman_ceiling", "spearman_p")}
   except ValueError as e:
     out["validation"] = {"error": str(e)}
   try:
@@ -95,7 +95,8 @@ def _f(value, digits=3) -> str:
 def table(rows: dict[str, dict]) -> str:
   """The Markdown table of `compare`'s rows."""
   lines = ["| | runs (shapes) | residual SD | noise ceiling SD | seed SD 80k / 145k / 297k | "
-           "lack of fit p | d/sqrt(N)* [95%] (hi/lo) | r* [95%] (hi/lo) | 600k MSE / Spearman | "
+           "lack of fit p | d/sqrt(N)* [95%] (hi/lo) | r* [95%] (hi/lo) | 600k MSE / Spearman (a "
+           "right law's) | "
            "favourite's rank, gap (seed SDs) |", "|" + "---|" * 10]
   for name, r in rows.items():
     opt, val, held = r["optimum"], r["validation"], r["heldout"]
@@ -106,7 +107,8 @@ def table(rows: dict[str, dict]) -> str:
     rr = (f"{_f(opt.get('mlp_attn_ratio'))} [{_f(opt['mlp_attn_ratio_95'][0])}, "
           f"{_f(opt['mlp_attn_ratio_95'][1])}] ({_f(r['mlp_attn_ratio_95_ratio'], 2)})"
           if "mlp_attn_ratio_95" in opt else "-")
-    v = f"{_f(val.get('mse'))} / {_f(val.get('spearman'), 2)}" if "mse" in val else "-"
+    v = (f"{_f(val.get('mse'))} / {_f(val.get('spearman'), 2)} "
+         f"({_f(val.get('spearman_ceiling'), 2)})" if "mse" in val else "-")
     h = (f"{held['measured_rank']} of {held['shapes']}, {_f(held['gap_to_best'])} nats "
          f"({_f(held['gap_in_seed_sd'], 2)})" if "measured_rank" in held else "-")
     lines.append(f"| {name} | {r['runs']} ({r['shapes']}) | {_f(r['residual_sd'])} | "
@@ -148,15 +150,28 @@ def targets(row: dict) -> list[dict]:
   return out
 
 
+def _noise_context(target: str, row: dict) -> str:
+  """For the Spearman target: what a law exactly right would score at 600k's seed noise, and the
+  chance it would score no higher (laws.validation.spearman_at_noise)."""
+  ceiling = _heldout_validation(row, "spearman_ceiling") if "Spearman" in target else None
+  if ceiling is None or math.isnan(ceiling):
+    return ""
+  return (f" (a right law: {_f(ceiling, 2)}, p "
+          f"{_f(_heldout_validation(row, 'spearman_p'), 2)})")
+
+
 def targets_table(rows: dict[str, dict]) -> str:
   """The Markdown table of every v2 row against TARGETS."""
-  v2 = {name: targets(r) for name, r in rows.items() if name.startswith("v2")}
+  v2 = {name: r for name, r in rows.items() if name.startswith("v2")}
   if not v2:
     return ""
   lines = ["| target | " + " | ".join(v2) + " |", "|" + "---|" * (len(v2) + 1)]
   for i, (name, *_) in enumerate(TARGETS):
-    cells = ["-" if t[i]["met"] is None else
-             f"{_f(t[i]['value'])} {'met' if t[i]['met'] else 'missed'}" for t in v2.values()]
+    cells = []
+    for row in v2.values():
+      t = targets(row)[i]
+      cells.append("-" if t["met"] is None else
+                   f"{_f(t['value'])} {'met' if t['met'] else 'missed'}" + _noise_context(name, row))
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

@@ -28,7 +28,8 @@ from lawsearch.laws.conditional import DEFAULT_R_RANGE, ConditionalLaw, prepare
 from lawsearch.laws.noise import HOW_TO_MEASURE, LackOfFit, SeedNoise, lack_of_fit
 from lawsearch.laws.noise import seed_noise, seed_resampling_weights
 from lawsearch.laws.runs_table import RunsTable
-from lawsearch.laws.validation import cross_scale_validation, residual_diagnostics
+from lawsearch.laws.validation import (CEILING_NOTE, cross_scale_validation,
+                                       residual_diagnostics)
 
 
 NOT_ASKED = "not asked for"  # Assessment.validation_skipped when validate=False
@@ -101,7 +102,7 @@ class FitSummary:
     if checked.validation is not None:
       lines += ["\ncross-scale validation (fit on smaller scales, predict the next):",
                 format_table(checked.validation.to_dict("records"),
-                             list(checked.validation.columns))]
+                             list(checked.validation.columns)), CEILING_NOTE]
     elif checked.validation_skipped != NOT_ASKED:
       lines.append(f"\nvalidation skipped: {checked.validation_skipped}")
     lines.append("\nresidual trends: " + (

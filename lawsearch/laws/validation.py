@@ -38,6 +38,27 @@ def spearman(a, b) -> float:
   return float(np.corrcoef(a, b)[0, 1])
 
 
+def spearman_at_noise(truth, sd, draws: int = 2000, seed: int = 0) -> np.ndarray:
+  """[draws] Spearman correlations of `truth` [n] (a law's predicted losses, taken as exact)
+  against truth + independent normal noise of SD `sd` (nats; scalar or [n]): the Spearman a law
+  that is exactly right would score on runs this noisy. Its mean is the Spearman's noise ceiling."""
+  truth = np.asarray(truth, np.float64)
+  if truth.size < 2:
+    return np.full(draws, np.nan)
+  noisy = truth + np.random.default_rng(seed).normal(size=(draws, truth.size)) * sd
+  ranks = noisy.argsort(axis=1).argsort(axis=1).astype(np.float64)  # continuous: no ties
+  ranks -= ranks.mean(axis=1, keepdims=True)
+  base = pd.Series(truth).rank().to_numpy() - (truth.size + 1) / 2
+  if not base.any():
+    return np.full(draws, np.nan)
+  return ranks @ base / np.sqrt((ranks ** 2).sum(axis=1) * (base ** 2).sum())
+
+
+CEILING_NOTE = ("spearman_ceiling: the mean Spearman a law exactly right would score at the test "
+                "scale's seed noise; spearman_p: the chance it would score no higher than this "
+                "one (small: the ranking misses by more than the seeds explain)")
+
+
 def _name(scales) -> str:
   return "+".join(str(s) for s in scales)
 
@@ -59,7 +80,11 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
   test scale has fewer than MIN_TEST rows inside the filter is left out: a level fitted on its own
   runs (L_opt "joint") would absorb them, and a rank needs three. A form that reads N (decaying)
   trains on two scales or more: one scale leaves its gamma free.
-  Returns columns task, n_train, n_test, mse, spearman, x_star, r_star.
+  Returns columns task, n_train, n_test, mse, spearman, x_star, r_star, and the Spearman's noise
+  ceiling at the test scale's seed SD (`spearman_at_noise` with the law's predictions as the
+  truth): spearman_ceiling, its mean, what this law would score were it exactly right, and
+  spearman_p, the chance it would score no higher than it did (NaN where the test scale's seed
+  noise is unknown).
   """
   table = RunsTable.of(df, "cross-scale validation")
   labels = table.scale
@@ -93,10 +118,25 @@ def cross_scale_validation(df: pd.DataFrame | RunsTable,
     _, _, _, loss, _, keep = prepare(held, "column", r_range, 0)
     pred = law.predict(held, "column")[keep]
     x_star, r_star = _optimum_or_nan(law)
+    rho = spearman(pred, loss)
+    sd = _point_sd(held, keep)
+    at_noise = spearman_at_noise(pred, sd) if np.all(sd > 0) else np.full(1, np.nan)
     rows.append(dict(task=f"{_name(train)} -> {test}", n_train=law.fit_info.n_points,
                      n_test=int(loss.size), mse=float(np.mean((pred - loss) ** 2)),
-                     spearman=spearman(pred, loss), x_star=x_star, r_star=r_star))
+                     spearman=rho, x_star=x_star, r_star=r_star,
+                     spearman_ceiling=float(np.mean(at_noise)),
+                     spearman_p=float(np.mean(at_noise <= rho)) if np.isfinite(at_noise).all()
+                     else float("nan")))
   return pd.DataFrame(rows)
+
+
+def _point_sd(held: RunsTable, keep: np.ndarray) -> np.ndarray:
+  """[kept rows] each held-out point's seed noise (nats): a seed mean's (the var_mean column of
+  `laws.fit_runs`' shape means) or a run's (its scale's pooled seed SD); NaN where unknown."""
+  if "var_mean" in held.frame:
+    return np.sqrt(held.frame["var_mean"].to_numpy(np.float64))[keep]
+  pooled = float(noise.seed_noise(held).by_scale["pooled_sd"].iloc[0])
+  return np.full(int(np.sum(keep)), pooled)
 
 
 def beside_paper(validation: pd.DataFrame) -> pd.DataFrame:

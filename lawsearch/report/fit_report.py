@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from lawsearch import laws, paths
-from lawsearch.laws import runs_table
+from lawsearch.laws import runs_table, validation
 from lawsearch.report import fit_plots
 from lawsearch.table import markdown_table
 
@@ -90,7 +90,7 @@ def write(law, df, out_dir: str, l_opt=None) -> str:
   lines += ["## Cross-scale validation (fit on the smaller scales, predict the next)", ""]
   if checked.validation is not None:
     lines += [markdown_table(checked.validation.to_dict("records"),
-                             list(checked.validation.columns)), ""]
+                             list(checked.validation.columns)), "", validation.CEILING_NOTE, ""]
   else:
     lines += [f"Skipped: {checked.validation_skipped}", ""]
   diag = checked.diagnostics
