@@ -87,3 +87,22 @@ def test_fit_takes_the_decaying_form_and_draws_it(tmp_path, capsys):
   law = ConditionalLaw.from_json(out)
   assert law.form == "decaying" and abs(law.coefficients["gamma"] - 0.5) < 0.15
   assert len(list((tmp_path / "plots").iterdir())) == 3
+
+
+def test_an_optimum_beyond_the_fitted_shapes_is_called_an_extrapolation():
+  import dataclasses  # pylint: disable=import-outside-toplevel
+
+  from lawsearch import laws  # pylint: disable=import-outside-toplevel
+
+  sweep = synthetic_sweep(scales=("80M", "145M"), seed=4)  # the paper's law: x* 0.08, r* 1.03
+  inside = laws.fit_runs(sweep, validate=False)
+  assert inside.optimum_beyond_runs() is None and "  note: " not in inside.summary()
+  assert "beyond_runs" not in inside.to_dict()["optimum"]
+  # The same fit with its r* moved past the fitted shapes' largest r (the filter's 5 caps it).
+  fitted_r = sweep.loc[sweep["mlp_attn_ratio"].between(0.5, 5), "mlp_attn_ratio"]
+  beyond = dataclasses.replace(inside, optimum=(inside.optimum[0], 50.0))
+  note = beyond.optimum_beyond_runs()
+  assert note.startswith(f"r* = 50 lies beyond the fitted shapes' {fitted_r.min():.3g}-"
+                         f"{fitted_r.max():.3g}: an extrapolation")
+  assert "d/sqrt(N)*" not in note and f"  note: {note}" in beyond.summary()
+  assert beyond.to_dict()["optimum"]["beyond_runs"] == note

@@ -98,6 +98,8 @@ class FitSummary:
                               list(self.coefficients.columns)))
     if self.optimum is not None:
       lines.append(self._optimum_line())
+      if beyond := self.optimum_beyond_runs():
+        lines.append(f"  note: {beyond}")
     checked = self.assessment
     if checked.validation is not None:
       lines += ["\ncross-scale validation (fit on smaller scales, predict the next):",
@@ -109,6 +111,22 @@ class FitSummary:
         ", ".join(checked.flagged) + " (|z| > 3: the form or L_opt misses something)"
         if checked.flagged else "none flagged"))
     return "\n".join(lines)
+
+  def optimum_beyond_runs(self) -> str | None:
+    """Where the optimum lies outside the d/sqrt(N) or r of the shapes the law was fitted on (an
+    extrapolation, which no trained shape tests), what to do; None inside them or with none."""
+    if self.optimum is None:
+      return None
+    means, r_range = self.noise.means, self.law.fit_info.r_range
+    fitted = means if r_range is None else means[means["mlp_attn_ratio"].between(*r_range)]
+    beyond = []
+    for label, value, column in (("d/sqrt(N)*", self.optimum[0], "d_over_sqrt_n"),
+                                 ("r*", self.optimum[1], "mlp_attn_ratio")):
+      low, high = fitted[column].min(), fitted[column].max()
+      if not low <= value <= high:
+        beyond.append(f"{label} = {value:.3g} lies beyond the fitted shapes' {low:.3g}-{high:.3g}")
+    return ("; ".join(beyond) + ": an extrapolation no trained shape tests; train shapes out "
+            "there, or search within the fitted region") if beyond else None
 
   def _optimum_line(self) -> str:
     """The optimum (d/sqrt(N)*, r*), each with its bootstrap interval when there is one."""
@@ -135,6 +153,8 @@ class FitSummary:
             d_over_sqrt_n_95=[bounds.loc["x_star", "low"], bounds.loc["x_star", "high"]],
             mlp_attn_ratio_95=[bounds.loc["r_star", "low"], bounds.loc["r_star", "high"]],
             bootstrap_refits=self.n_boot, bootstrap_failed=self.n_failed)
+      if beyond := self.optimum_beyond_runs():
+        out["optimum"]["beyond_runs"] = beyond
     out["l_opt"] = {"source": self.l_opt, "by_scale": self.l_opt_by_scale}
     out["noise"] = {"by_scale": self.noise.by_scale.reset_index().to_dict("records"),
                     "shapes": len(self.noise.means), "runs": len(self.noise.runs)}
