@@ -220,11 +220,14 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
                      paired_se=held["paired_se"] if "paired_se" in held else np.nan)
   keys = list(SHAPE) + [c for c in MOE_SHAPE if c in held.columns]
   carried = [c for c in ("n_params", "n_active") if c in held.columns]
-  shapes = held.groupby(keys, as_index=False, dropna=False).agg(
-      role=("role", "first"), seeds=("loss", "size"), d_over_sqrt_n=("d_over_sqrt_n", "first"),
-      mlp_attn_ratio=("mlp_attn_ratio", "first"), gqa=("gqa", "first"), loss=("loss", "mean"),
-      paired_se=("paired_se", "max"), seed_range=("loss", lambda v: float(v.max() - v.min())),
-      **{c: (c, "first") for c in carried})
+  seeds = noise.seed_noise(RunsTable.of(held))  # one row per shape: its seeds' mean loss
+  by_shape = seeds.runs.groupby("shape")
+  shape = seeds.means["shape"]
+  shapes = seeds.means.assign(
+      seeds=seeds.means["n_seeds"], paired_se=by_shape["paired_se"].max().loc[shape].to_numpy(),
+      seed_range=(by_shape["loss"].max() - by_shape["loss"].min()).loc[shape].to_numpy())[
+          [*keys, "role", "seeds", "d_over_sqrt_n", "mlp_attn_ratio", "gqa", "loss", "paired_se",
+           "seed_range", *carried]]
   if len(shapes) < 2:
     raise UserError(f"one shape trained at the held-out scale {scale} so far: nothing to rank")
   l_opt = float(held["loss"].min())
@@ -236,7 +239,7 @@ def heldout_check(df: pd.DataFrame, law: ConditionalLaw, scale: str
   shapes = shapes.sort_values("loss").reset_index(drop=True)
   best, chosen = shapes.iloc[0], shapes.loc[shapes["predicted_rel"].idxmin()]
   gap, paired = float(chosen["loss"] - best["loss"]), float(chosen["paired_se"])
-  seed_sd = float(noise.seed_noise(checked).by_scale["pooled_sd"].iloc[0])  # NaN: one seed each
+  seed_sd = float(seeds.by_scale["pooled_sd"].iloc[0])  # NaN: one seed each
   summary = {
       "shapes": len(shapes), "seed_spread": float(shapes["seed_range"].max()),
       "spearman": spearman(shapes["predicted_rel"], shapes["loss"]),
