@@ -51,7 +51,7 @@ import pandas as pd
 from lawsearch import arch as arch_lib
 from lawsearch import demo, laws, moe_search, runs, search
 from lawsearch.errors import UserError
-from lawsearch.laws import forms
+from lawsearch.laws import forms, noise
 from lawsearch.laws.runs_table import RunsTable
 from lawsearch.laws.validation import MOE_SHAPE, SHAPE
 from lawsearch.recipe import CPU_V2
@@ -267,13 +267,11 @@ def heldout_search(law: laws.ConditionalLaw, fitted: RunsTable
 
 
 def heldout_means(root: str) -> pd.DataFrame:
-  """The runs under ROOT/heldout, one row per shape and setting: its seeds' mean loss, its seed
-  count (seeds) and SD (seed_sd), the other columns of its first seed."""
-  held = runs.read_table(os.path.join(root, "heldout"))
-  keys = [c for c in (*SHAPE, *MOE_SHAPE) if c in held.columns]
-  return held.groupby(keys, dropna=False, as_index=False).agg(
-      **{c: (c, "first") for c in held.columns if c not in (*keys, "loss")},
-      loss=("loss", "mean"), seeds=("loss", "size"), seed_sd=("loss", "std"))
+  """The runs under ROOT/heldout, one row per shape and setting (`laws.noise.seed_noise`): its
+  seeds' mean loss, their count (seeds), SD (seed_sd) and the mean's variance (var_mean, from the
+  scale's pooled seed SD), the other columns of its first seed."""
+  means = noise.seed_noise(runs.read_table(os.path.join(root, "heldout"))).means
+  return means.drop(columns=["shape", "scale"]).rename(columns={"n_seeds": "seeds"})
 
 
 def heldout_gains(held: RunsTable, laws_dir: str) -> pd.DataFrame:
