@@ -106,3 +106,7 @@ def test_an_optimum_beyond_the_fitted_shapes_is_called_an_extrapolation():
                          f"{fitted_r.max():.3g}: an extrapolation")
   assert "d/sqrt(N)*" not in note and f"  note: {note}" in beyond.summary()
   assert beyond.to_dict()["optimum"]["beyond_runs"] == note
+  # Without the r filter every shape counts; a table without a d/sqrt(N) column works as well.
+  unfiltered = laws.fit_runs(sweep.drop(columns=["d_over_sqrt_n"]),
+                             r_range=None, validate=False)
+  assert unfiltered.optimum_beyond_runs() is None

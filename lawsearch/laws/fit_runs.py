@@ -17,6 +17,7 @@ import dataclasses
 import os
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lawsearch import inputs
@@ -117,12 +118,13 @@ class FitSummary:
     extrapolation, which no trained shape tests), what to do; None inside them or with none."""
     if self.optimum is None:
       return None
-    means, r_range = self.noise.means, self.law.fit_info.r_range
-    fitted = means if r_range is None else means[means["mlp_attn_ratio"].between(*r_range)]
+    means, r_range = RunsTable(self.noise.means), self.law.fit_info.r_range
+    inside = np.ones(len(means), bool) if r_range is None else (
+        (means.r >= r_range[0]) & (means.r <= r_range[1]))
     beyond = []
-    for label, value, column in (("d/sqrt(N)*", self.optimum[0], "d_over_sqrt_n"),
-                                 ("r*", self.optimum[1], "mlp_attn_ratio")):
-      low, high = fitted[column].min(), fitted[column].max()
+    for label, value, values in (("d/sqrt(N)*", self.optimum[0], means.x[inside]),
+                                 ("r*", self.optimum[1], means.r[inside])):
+      low, high = values.min(), values.max()
       if not low <= value <= high:
         beyond.append(f"{label} = {value:.3g} lies beyond the fitted shapes' {low:.3g}-{high:.3g}")
     return ("; ".join(beyond) + ": an extrapolation no trained shape tests; train shapes out "
