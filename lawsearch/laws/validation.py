@@ -3,7 +3,8 @@
 `cross_scale_validation` fits on smaller scales and predicts a larger one: with scales
 s1 < s2 < ... < sk, the default tasks are s1 -> s2, s1+s2 -> s3, ..., s1..s(k-1) -> sk (PAPER.md
 section 3: 80M -> 145M, 80M+145M -> 297M, 80M..297M -> 1B). Each task reports the MSE and the
-Spearman rank correlation of predicted against observed loss on the held-out scale;
+Spearman rank correlation of predicted against observed loss on the held-out scale, the latter
+beside what a law exactly right would score at that scale's seed noise (`spearman_at_noise`);
 `beside_paper` puts the paper's figures for the same tasks next to them.
 
 `paired_standard_errors` measures how finely runs scored on one held-out sample can be told apart,
