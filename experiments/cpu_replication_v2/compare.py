@@ -166,13 +166,13 @@ def targets_table(rows: dict[str, dict]) -> str:
   if not v2:
     return ""
   lines = ["| target | " + " | ".join(v2) + " |", "|" + "---|" * (len(v2) + 1)]
-  for i, (name, *_) in enumerate(TARGETS):
-    cells = []
-    for row in v2.values():
-      t = targets(row)[i]
-      cells.append("-" if t["met"] is None else
-                   f"{_f(t['value'])} {'met' if t['met'] else 'missed'}" + _noise_context(name, row))
-    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  verdicts = {name: targets(row) for name, row in v2.items()}
+  for i, (target, *_) in enumerate(TARGETS):
+    cells = ["-" if verdicts[name][i]["met"] is None else
+             f"{_f(verdicts[name][i]['value'])} "
+             f"{'met' if verdicts[name][i]['met'] else 'missed'}" + _noise_context(target, row)
+             for name, row in v2.items()]
+    lines.append(f"| {target} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 

@@ -53,7 +53,6 @@ from lawsearch import demo, laws, moe_search, runs, search
 from lawsearch.errors import UserError
 from lawsearch.laws import forms, noise
 from lawsearch.laws.runs_table import RunsTable
-from lawsearch.laws.validation import MOE_SHAPE, SHAPE
 from lawsearch.recipe import CPU_V2
 from lawsearch.report import moe as moe_report, search_report
 from lawsearch.table import json_value, markdown_table

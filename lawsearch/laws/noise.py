@@ -154,8 +154,8 @@ def seed_noise(df: pd.DataFrame | runs_table.RunsTable) -> SeedNoise:
       shapes=("n_seeds", lambda n: int((n > 1).sum())))
   per["pooled_sd"] = np.where(per["df"] > 0, np.sqrt(per["ss"] / per["df"].clip(lower=1)),
                               np.nan)
-  per["equal_sd_p"] = [equal_variance_p(runs["loss"][runs["scale"] == s],
-                                        runs["shape"][runs["scale"] == s]) for s in per.index]
+  per["equal_sd_p"] = pd.Series({scale: equal_variance_p(part["loss"], part["shape"])
+                                 for scale, part in runs.groupby("scale", sort=False)})
   means["var_mean"] = per["pooled_sd"].loc[means["scale"]].to_numpy() ** 2 / means["n_seeds"]
   means = means.drop(columns="within_ss").reset_index()
   order = runs_table.scale_order(means, means["scale"].to_numpy())
@@ -200,9 +200,9 @@ def equal_variance_p(loss: pd.Series, shape: pd.Series) -> float:
   shape. NaN with fewer than two such shapes, or two seeds each (whose deviations are equal)."""
   groups = [g.to_numpy(np.float64) for _, g in loss.groupby(shape) if len(g) > 1]
   n, k = sum(len(g) for g in groups), len(groups)
-  deviations = [np.abs(g - np.median(g)) for g in groups]
   if k < 2:
     return float("nan")
+  deviations = [np.abs(g - np.median(g)) for g in groups]
   grand = np.concatenate(deviations).mean()
   between = sum(len(z) * (z.mean() - grand) ** 2 for z in deviations) / (k - 1)
   within = sum(((z - z.mean()) ** 2).sum() for z in deviations) / (n - k)
