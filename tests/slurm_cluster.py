@@ -17,6 +17,13 @@ import socket
 import subprocess
 import time
 
+
+def _program(name: str) -> str | None:
+  """Where SLURM's or munge's program `name` is: on PATH, or in /usr/sbin (the daemons' home,
+  which a user's PATH may lack); None where neither holds it."""
+  return shutil.which(name) or shutil.which(name, path="/usr/sbin")
+
+
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scancel", "sinfo")
 
 
@@ -34,8 +41,7 @@ class SlurmCluster:
   @staticmethod
   def unavailable() -> str:
     """Why no cluster can start here ("" when one can)."""
-    missing = [d for d in DAEMONS if shutil.which(d) is None and
-               not os.path.exists(f"/usr/sbin/{d}")]
+    missing = [d for d in DAEMONS if _program(d) is None]
     if missing:
       return (f"SLURM is not installed ({', '.join(missing)} missing): apt-get install "
               "slurm-wlm munge (.ci/run does)")
@@ -75,11 +81,11 @@ class SlurmCluster:
       f.write("\n".join(lines) + "\n")
     env = {"SLURM_CONF": conf}
     run_env = {**os.environ, **env}
-    subprocess.run(["munged", "--force", f"--socket={sock}", f"--pid-file={root}/munged.pid",
+    subprocess.run([_program("munged"), "--force", f"--socket={sock}", f"--pid-file={root}/munged.pid",
                     f"--log-file={root}/log/munged.log", f"--seed-file={root}/munge.seed",
                     "--key-file=/etc/munge/munge.key"], check=True, env=run_env)
-    subprocess.run(["slurmctld", "-i"], check=True, env=run_env)
-    subprocess.run(["slurmd"], check=True, env=run_env)
+    subprocess.run([_program("slurmctld"), "-i"], check=True, env=run_env)
+    subprocess.run([_program("slurmd")], check=True, env=run_env)
     cluster = cls(root, env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
