@@ -18,7 +18,7 @@ run's own (d/sqrt(N), r) with the scale's empirical L_opt (the lowest GQA loss a
 was fitted). The law's ratio measured / predicted is computed for the GQA runs of the scale too,
 so the MLA factor is read against the law's own error there: mla_loss_factor = mean MLA ratio /
 mean GQA ratio (1 = MLA costs nothing at equal (x, r)).
-search: the replication's search at 600k (`replication.run_search`, this CPU's roofline), then
+search: the replication's search at 600k (`demo.run_search`, this CPU's roofline), then
 `attention_search.compare` over kv_lora_rank 32, 64, 128 inside the law's fitted r range, with
 that factor as the mla_loss evaluator.
 bench: the two picks' decode throughput in the replication's protocol (batches 1, 8, 32; 256 in /
@@ -36,7 +36,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from lawsearch import arch, attention_search, runs
+from lawsearch import arch, attention_search, demo, runs
 from lawsearch.laws import ConditionalLaw, float64
 from lawsearch.rundir import RunDir
 
@@ -146,10 +146,11 @@ def compare() -> dict:
 def _comparison():
   with open(os.path.join(OUT, "comparison.json")) as f:
     factor = json.load(f)["mla_loss_factor"]
-  result = rep.run_search(_law(), rep.read_table(REPL), rep.efficiency(REPL))
+  result = demo.run_search(_law(), rep.read_table(REPL), rep.efficiency(REPL),
+                           rep.recipe_of(REPL))
   law = result.law
   both = attention_search.compare(
-      result, kv_lora_ranks=KV_LORA_RANKS, ffn_step=rep.CPU.ffn_step, tolerance=0.01,
+      result, kv_lora_ranks=KV_LORA_RANKS, ffn_step=rep.recipe_of(REPL).ffn_step, tolerance=0.01,
       r_range=law.fit_info.r_range if law.fit_info else None,
       mla_loss=attention_search.mla_loss_factor(result, factor))
   return both, factor
@@ -176,7 +177,7 @@ def bench(trials: int = 3, sittings: int = 3) -> None:
   for sitting in range(sittings):
     for kind in sorted(best, reverse=bool(sitting % 2)):
       spec = arch.from_fields(best[kind]["spec"])
-      for rec in throughput.measure({kind: spec}, hw, **rep.bench_settings(trials)).records:
+      for rec in throughput.measure({kind: spec}, hw, **rep.bench_settings(REPL, trials)).records:
         records.append({"sitting": sitting, **rec})
         print(f"sitting {sitting} {kind} batch {rec['batch']:3d}: "
               f"{rec['output_tokens_per_s']:9.0f} output tok/s "

@@ -35,7 +35,7 @@ import pandas as pd
 from lawsearch import arch, cost, laws, search
 from lawsearch.laws import ConditionalLaw, validation
 from lawsearch.laws.validation import SHAPE
-from lawsearch.recipe import CPU  # recipe cpu_v2 keeps its scales, tokens and baseline
+from lawsearch.recipe import CPU, Recipe  # recipe cpu_v2 keeps CPU's scales, tokens and baseline
 from lawsearch.table import format_table
 
 PAPER_MODELS = ("llama3.2-1b", "panda-1b", "surefire-1b", "llama3.2-3b", "panda-3b",
@@ -92,74 +92,76 @@ def read_hardware(path: str) -> cost.Hardware:
   return cost.Hardware(rec["name"], rec["peak_flops"], rec["hbm_bandwidth"], rec["hbm_bytes"])
 
 
-def fitting_runs(df: pd.DataFrame) -> pd.DataFrame:
+def fitting_runs(df: pd.DataFrame, rec: Recipe = CPU) -> pd.DataFrame:
   """The runs table's rows at the recipe's fitting scales (its `scale` column)."""
-  return df[df["scale"].isin(CPU.fit_scales)].reset_index(drop=True)
+  return df[df["scale"].isin(rec.fit_scales)].reset_index(drop=True)
 
 
-def validation_runs(df: pd.DataFrame) -> pd.DataFrame:
+def validation_runs(df: pd.DataFrame, rec: Recipe = CPU) -> pd.DataFrame:
   """The fitting runs and every run at the held-out scale, seeds included (`laws.fit_runs`
   averages them per shape, and measures the held-out scale's seed noise from them)."""
-  return pd.concat([fitting_runs(df), df[df["scale"] == CPU.heldout_scale]], ignore_index=True)
+  return pd.concat([fitting_runs(df, rec), df[df["scale"] == rec.heldout_scale]],
+                   ignore_index=True)
 
 
 def fit_law(df: pd.DataFrame, form: str = "multiplicative", l_opt: str = L_OPT,
-            r_range=laws.DEFAULT_R_RANGE, n_boot: int = 0) -> laws.FitSummary:
+            r_range=laws.DEFAULT_R_RANGE, n_boot: int = 0, rec: Recipe = CPU) -> laws.FitSummary:
   """`laws.fit_runs` on the fitting runs (L_opt: "joint", v2's, or "empirical", the paper's; r in
   `r_range`: the paper's [0.5, 5]; None = every run; `n_boot` bootstrap refits), validated
   across scales by the caller (`validation_runs`), not within the fitting runs."""
-  return laws.fit_runs(fitting_runs(df), form, l_opt=l_opt, r_range=r_range, n_boot=n_boot,
+  return laws.fit_runs(fitting_runs(df, rec), form, l_opt=l_opt, r_range=r_range, n_boot=n_boot,
                        validate=False)
 
 
-def cross_scale_validation(df: pd.DataFrame, form: str = "multiplicative",
-                           l_opt: str = L_OPT, r_range=laws.DEFAULT_R_RANGE) -> pd.DataFrame:
+def cross_scale_validation(df: pd.DataFrame, form: str = "multiplicative", l_opt: str = L_OPT,
+                           r_range=laws.DEFAULT_R_RANGE, rec: Recipe = CPU) -> pd.DataFrame:
   """The paper's progressive cross-scale validation over every scale of `validation_runs(df)`
   (the last task predicts the held-out scale), the paper's MSE and Spearman beside each task;
   the laws fitted on the runs with r in `r_range` (None: every r). l_opt "joint": every scale's
   level fitted with the law on the whole table (`laws.levels`). ValueError when fewer than two
   scales, or too few runs at the smallest, leave nothing to validate."""
   if l_opt == "joint":
-    assessment = laws.fit_runs(validation_runs(df), form, l_opt="joint",
+    assessment = laws.fit_runs(validation_runs(df, rec), form, l_opt="joint",
                                r_range=r_range).assessment
     if assessment.validation is None:
       raise ValueError(assessment.validation_skipped)
     val = assessment.validation
   else:
-    val = laws.cross_scale_validation(validation_runs(df), form=form, l_opt=l_opt,
+    val = laws.cross_scale_validation(validation_runs(df, rec), form=form, l_opt=l_opt,
                                       r_range=r_range)
   val.insert(0, "form", form)
   return validation.beside_paper(val)
 
 
-def run_search(law: ConditionalLaw, df: pd.DataFrame, measure) -> search.SearchResult:
+def run_search(law: ConditionalLaw, df: pd.DataFrame, measure,
+               rec: Recipe = CPU) -> search.SearchResult:
   """Algorithm 1 at the held-out scale for the recipe's baseline's predicted loss (relative to
   L_opt), over candidates inside the region the law was fitted on: d/sqrt(N) within the fitting
   runs' range and r within the fit's r filter (the law is not trusted beyond them)."""
-  fitted = fitting_runs(df)
-  n_params, n_layers = CPU.scale(CPU.heldout_scale)
-  step, root_n = CPU.d_step, math.sqrt(n_params)
+  fitted = fitting_runs(df, rec)
+  n_params, n_layers = rec.scale(rec.heldout_scale)
+  step, root_n = rec.d_step, math.sqrt(n_params)
   x_low, x_high = fitted["d_over_sqrt_n"].min(), fitted["d_over_sqrt_n"].max()
   d_models = list(range(step * math.ceil(x_low * root_n / step), int(x_high * root_n) + 1, step))
   return search.search(
-      law, n_params, CPU.tokens(n_params), n_layers, CPU.head_dim(n_params),
-      baseline=CPU.baseline(CPU.heldout_scale), efficiency=measure, d_models=d_models,
-      gqas=(1, 2, 4, 8), ffn_step=CPU.ffn_step, vocab_size=CPU.model_vocab_size, max_gqa=16,
+      law, n_params, rec.tokens(n_params), n_layers, rec.head_dim(n_params),
+      baseline=rec.baseline(rec.heldout_scale), efficiency=measure, d_models=d_models,
+      gqas=(1, 2, 4, 8), ffn_step=rec.ffn_step, vocab_size=rec.model_vocab_size, max_gqa=16,
       r_range=law.fit_info.r_range if law.fit_info else None)
 
 
 def picks_table(specs: dict[str, arch.ArchSpec], df: pd.DataFrame, law: ConditionalLaw,
-                measure=None) -> pd.DataFrame:
+                measure=None, rec: Recipe = CPU) -> pd.DataFrame:
   """Named shapes at the held-out scale (baseline and the search's picks): the law's predicted
   loss relative to L_opt and absolute (L_opt: the scale's lowest measured loss, the paper's
   empirical L_opt; NaN before any run of that scale has finished) and `measure`'s tokens/s (None
   without one), beside the trained runs' mean held-out loss over seeds (its spread, and each
   run's standard error)."""
-  held = df[df["scale"] == CPU.heldout_scale]
+  held = df[df["scale"] == rec.heldout_scale]
   l_opt = float(held["loss"].min()) if len(held) else float("nan")
   rates = measure.many(list(specs.values())) if measure is not None else [None] * len(specs)
-  relative = search.predict_loss(law, list(specs.values()), CPU.tokens(CPU.scale(
-      CPU.heldout_scale)[0]), None)
+  relative = search.predict_loss(law, list(specs.values()), rec.tokens(rec.scale(
+      rec.heldout_scale)[0]), None)
   rows = []
   for (name, spec), rate, rel in zip(specs.items(), rates, relative):
     shape = tuple(getattr(spec, f) for f in SHAPE)

@@ -232,7 +232,26 @@ CPU_V2 = dataclasses.replace(
     config_overrides=tuple(o for o in CPU.config_overrides
                            if not o.startswith("train.batch_size=")))
 
-RECIPES = {"paper": PAPER, "cpu": CPU, "cpu_v2": CPU_V2}
+# GPU v2: replication v2's design 25x larger, for one accelerator (experiments/cpu_replication_v2/
+# train_all.sh with RECIPE=gpu_v2; not yet run: no GPU was lent). The same cross design, grids,
+# depth, D = 20 N, warmup, width rule and >= 1,500 steps; the scales are the paper's 80M / 145M /
+# 297M / 600M divided by 40 (2M, 3.6M, 7.4M, 15M). Changed with the width (d_model 85-1,120):
+# - head_dim 64 (the paper's below 1B, and what the Mosaic GPU decode kernel takes), d_model and
+#   ffn_dim in steps of 16;
+# - a 2,048-token vocabulary: the tied embedding at 10-45% of N over the grid, as 512 on the CPU;
+# - sequence length 256 (attention's T x d_q work per token at about the CPU recipe's share);
+# - the LR anchors continue the CPU's N^-1/4 rule (1.5e-3 at 2M to 9.3e-4 at 15M, times the width
+#   rule): an extrapolation over 25x; scan it first (`configs/sweep.py:...,lr=0.5+0.71+1+1.41+2`);
+# - the data: 20 N tokens is 300 M at 15M, twenty times the embedded corpus: give your own text
+#   (`lawsearch data prepare --source text --path ...`, then data=text and data.path).
+GPU_V2 = dataclasses.replace(
+    CPU_V2, name="gpu_v2", head_dim_small=64, head_dim_large=64, seq_len=256,
+    lr_anchors=(_lr_cpu(2e6), _lr_cpu(1.5e7)),
+    scales=(("2M", 2e6, 4), ("3.6M", 3.625e6, 4), ("7.4M", 7.425e6, 4), ("15M", 1.5e7, 4)),
+    fit_scales=("2M", "3.6M", "7.4M"), heldout_scale="15M",
+    vocab_size=2048, ffn_step=16, d_step=16)
+
+RECIPES = {"paper": PAPER, "cpu": CPU, "cpu_v2": CPU_V2, "gpu_v2": GPU_V2}
 
 
 def recipe(name: str) -> Recipe:

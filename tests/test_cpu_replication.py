@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lawsearch import configlib, laws, runs
+from lawsearch import configlib, demo, laws, runs
 from lawsearch.laws import ConditionalLaw
-from lawsearch.recipe import CPU, CPU_V2
+from lawsearch.recipe import CPU, CPU_V2, GPU_V2
 from lawsearch.train import loop, sweep
 
 # The driver's modules, found as its scripts find them (experiments/cpu_replication/run.py).
@@ -75,6 +75,34 @@ def test_cpu_v2_recipe_trains_every_scale_enough_steps_with_the_lr_by_width():
     CPU_V2.peak_lr(1e5)
 
 
+def test_gpu_v2_recipe_is_v2s_design_25x_larger():
+  configs = [c for _, c in sweep.expand(configlib.load("configs/sweep.py:recipe=gpu_v2"))]
+  specs = [loop.arch_spec(c) for c in configs]
+  for (_, n_gpu, layers_gpu), (_, n_cpu, layers_cpu) in zip(GPU_V2.scales, CPU.scales):
+    assert n_gpu == pytest.approx(25 * n_cpu) and layers_gpu == layers_cpu  # 80k..600k x 25
+  for scale in GPU_V2.fit_scales:
+    n_params, n_layers = GPU_V2.scale(scale)
+    shapes = [s for s in specs if abs(s.non_embedding_params / n_params - 1) <= 0.05]
+    assert len(shapes) >= 10 and {s.n_layers for s in shapes} == {n_layers}
+    x = [s.d_over_sqrt_n for s in shapes]
+    r = [s.mlp_attn_ratio for s in shapes]
+    assert min(r) < 0.6 and max(r) > 2.7 and max(x) / min(x) > 3.5  # the cross's span
+  # Every head 64 wide: the Mosaic GPU decode kernel's constraint (gqa_decode_pallas).
+  assert {s.head_dim for s in specs} == {64} and {s.vocab_size for s in specs} == {2048}
+  for config, spec in zip(configs, specs):
+    n = spec.non_embedding_params
+    assert config.train.tokens == round(20 * n) and config.train.seq_len == 256
+    steps = config.train.tokens / (config.train.batch_size * config.train.seq_len)
+    assert 1500 <= steps * 1.05 < 3000 * 1.05 and config.optimizer.warmup_steps == 0.2
+    # The CPU recipe's N^-1/4 rule continued, at N inside the anchors, times the width rule.
+    n_lr = min(max(n, 2e6), 1.5e7)
+    assert config.optimizer.peak_lr == pytest.approx(
+        3e-3 * (n_lr / 1.45e5) ** -0.25 * 0.13 / spec.d_over_sqrt_n, rel=1e-9)
+  baseline = GPU_V2.baseline(GPU_V2.heldout_scale)
+  assert baseline.gqa == 4 and abs(math.log(baseline.mlp_attn_ratio / 4.8)) < 0.15
+  assert GPU_V2.scale_of(baseline.non_embedding_params) == "15M"
+
+
 # -- the driver on a known law -----------------------------------------------------------------------
 TRUE_LAW = ConditionalLaw("multiplicative", (1.0, 0.1, 0.015, 1.0, 0.05, 0.06))  # x* 0.15, r* 1.2
 
@@ -91,19 +119,19 @@ def _record(spec, loss, rng, **extra):
                             heldout_block_windows=[32] * len(BLOCKS), **extra)
 
 
-def _synthetic_root(root, seeds=1, noise=0.0005):
+def _synthetic_root(root, seeds=1, noise=0.0005, rec=CPU):
   """Run records at the recipe's shapes with losses from TRUE_LAW (L_opt a power law in N), each
   seed's loss off by a relative `noise`."""
   rng = np.random.default_rng(0)
-  shapes = [(s, spec) for s in CPU.fit_scales for _, _, spec in CPU.sweep_shapes(s)]
-  shapes += [(CPU.heldout_scale, spec) for _, _, spec in CPU.sweep_shapes(CPU.heldout_scale)]
+  shapes = [(s, spec) for s in rec.fit_scales for _, _, spec in rec.sweep_shapes(s)]
+  shapes += [(rec.heldout_scale, spec) for _, _, spec in rec.sweep_shapes(rec.heldout_scale)]
   for scale, spec in shapes:
     n = spec.non_embedding_params
     l_opt = 2.0 + 40 * n ** -0.3
     law_loss = float(TRUE_LAW.predict_xr(spec.d_over_sqrt_n, spec.mlp_attn_ratio, l_opt))
     for seed in range(seeds):
       loss = law_loss * (1 + noise * rng.standard_normal())
-      part = "heldout" if scale == CPU.heldout_scale else "fit"
+      part = "heldout" if scale == rec.heldout_scale else "fit"
       directory = root / part / f"{scale}-{spec.d_model}-{spec.ffn_dim}-{spec.n_heads}-s{seed}"
       directory.mkdir(parents=True)
       runs.write_result(directory, _record(spec, loss, rng, seed=seed))
@@ -194,6 +222,46 @@ def test_driver_with_seeds_fits_levels_jointly_and_measures_the_gap_in_seed_sds(
   assert (shapes["seeds"] == 3).all()
 
 
+def test_the_gpu_variants_analysis_follows_its_recorded_recipe(tmp_path, experiment):
+  """RECIPE=gpu_v2's stages on this CPU: records at gpu_v2's shapes from the known law; run.py
+  --recipe records the recipe once, and every stage reads its scales, baseline and context."""
+  run_py = experiment("cpu_replication/run.py")
+  _synthetic_root(tmp_path, rec=GPU_V2)
+  root = str(tmp_path)
+  run_py.main(["--root", root, "--recipe", "gpu_v2", "--l-opt", "joint", "table"])
+  assert replication.recipe_of(root) is GPU_V2
+  table = replication.read_table(root)
+  assert set(table["scale"]) == {"2M", "3.6M", "7.4M", "15M"}
+  assert set(table["scale"][table["part"] == "heldout"]) == {"15M"}
+  fitted = replication.fit(root, n_boot=0, l_opt="joint")
+  assert fitted["scales"] == ["2M", "3.6M", "7.4M"]
+  opt = fitted["forms"]["multiplicative"]["optimum"]
+  assert opt["d_over_sqrt_n"] == pytest.approx(0.15, rel=0.1)
+  assert opt["mlp_attn_ratio"] == pytest.approx(1.2, rel=0.15)
+  assert fitted["validation"][-1]["task"].endswith("-> 15M")
+  result = replication.search(root)
+  base = result.picks()["baseline"]
+  assert base == GPU_V2.baseline("15M") and base.head_dim == 64
+  assert result.locate(result.surefire)["loss"] <= result.target * (1 + 1e-9)
+  # This CPU serves in float32; the context is gpu_v2's 256 scaled as the CPU's 128 is.
+  assert json.loads((tmp_path / "hardware.json").read_text())["serving_dtype"] == "float32"
+  serve = replication.serving(root)
+  assert (serve["input_len"], serve["output_len"], serve["bytes_per_element"]) == (512, 128, 4)
+  assert replication.bench_settings(root, 3)["decode_impl"] == "xla"
+  assert "## The picks at the held-out scale 15M, trained" in open(replication.report(root)).read()
+  with pytest.raises(SystemExit, match="trained with recipe 'gpu_v2'"):
+    run_py.main(["--root", root, "--recipe", "cpu_v2", "table"])
+  # On an accelerator hardware.json records bfloat16 serving: the bench takes the Pallas kernel.
+  accelerator = tmp_path / "accelerator"
+  replication.set_recipe(str(accelerator), "gpu_v2")
+  (accelerator / "hardware.json").write_text(json.dumps(
+      {"name": "h100-sxm", "peak_flops": 9.89e14, "hbm_bandwidth": 3.35e12, "hbm_bytes": 8e10,
+       "serving_dtype": "bfloat16"}))
+  settings = replication.bench_settings(str(accelerator), 3)
+  assert (settings["dtype"], settings["decode_impl"]) == ("bfloat16", "pallas")
+  assert replication.serving(str(accelerator))["bytes_per_element"] == 2
+
+
 # -- the committed results ---------------------------------------------------------------------------
 RESULTS_V2 = "experiments/results/cpu_replication_v2"
 
@@ -219,7 +287,7 @@ def test_refitting_the_committed_runs_reproduces_the_committed_law(root, l_opt, 
   assert refit.fit_info.n_points == committed.fit_info.n_points
   # The same law: the same predictions relative to L_opt on every fitting run (coefficients have
   # a scale gauge), and the same optimum where the law has one.
-  fitting = replication.fitting_runs(table)
+  fitting = replication.fitting_runs(table, root)
   x, r = fitting["d_over_sqrt_n"].to_numpy(), fitting["mlp_attn_ratio"].to_numpy()
   n = fitting["n_params"].to_numpy(float)
   np.testing.assert_allclose(refit.predict_xr(x, r, 1.0, n_params=n),
@@ -252,7 +320,7 @@ def test_the_committed_search_recommends_a_front_point_meeting_the_target():
   # The demo's inputs: the committed law, runs and measured hardware, searched at 600k.
   table = _committed()
   law = ConditionalLaw.from_json(os.path.join(RESULTS, "law_multiplicative.json"))
-  result = replication.run_search(law, table, replication.efficiency(RESULTS))
+  result = demo.run_search(law, table, replication.efficiency(RESULTS))
   spot = result.locate(result.surefire)
   assert spot["meets_target"] and not spot["dominated"]
   c = result.candidates

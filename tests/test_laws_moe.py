@@ -60,6 +60,8 @@ def test_a_fit_recovers_the_law_that_drew_the_sweep(form):
   truth, df = sweep(form)
   law = ConditionalLaw.fit(df, form)
   fitted = dict(zip(forms.FORMS[form].sparsity_names, law.params[6:]))
+  if form == "moe-saturating":  # w enters as w^2 = 1 / E_max: its sign is not identified
+    fitted["w"] = abs(fitted["w"])
   for name, value in zip(forms.FORMS[form].sparsity_names, TRUE[form]):
     assert fitted[name] == pytest.approx(value, abs=0.15 * abs(value) + 0.002), name
   assert law.optimum() == pytest.approx(truth.optimum(), rel=0.1)

@@ -51,8 +51,11 @@ def test_the_lr_rule_is_the_fit_on_the_table(analyze, table):
   committed = json.loads((NOISE / "lr_rule.json").read_text())
   again = analyze.lr_rule(table)
   assert again["points"] == committed["points"]
-  for key in ("width_exponent", "r_exponent", "residual_sd"):
-    assert again[key] == pytest.approx(committed[key], rel=1e-6, abs=1e-9), key
+  # least_squares stops where its tolerances say (to ~1e-5 of a flat optimum, varying with the
+  # scipy build): the exponents agree to a thousandth of their standard errors.
+  for key in ("width_exponent", "r_exponent"):
+    assert again[key] == pytest.approx(committed[key], abs=1e-3 * committed[f"{key}_se"]), key
+  assert again["residual_sd"] == pytest.approx(committed["residual_sd"], rel=1e-4)
   # The recipe's width rule is the fitted exponent, to the precision the scans give it.
   from lawsearch.recipe import CPU_V2  # pylint: disable=import-outside-toplevel
   assert abs(CPU_V2.lr_width_exponent - committed["width_exponent"]) <= max(

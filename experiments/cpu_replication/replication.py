@@ -1,12 +1,14 @@
 """The paper's claims on lawsearch's own runs: a sweep's run directories -> the laws, their
 cross-scale validation, Algorithm 1 at the held-out scale, and the picks measured against their
 predictions. Written for the CPU replication (`recipe=cpu`, experiments/cpu_replication/), whose
-results are committed under experiments/results/cpu_replication/:
+results are committed under experiments/results/cpu_replication/; a root trained with another
+recipe names it in root/recipe.json (`run.py --recipe`), and every stage follows it (its scales,
+baseline, serving context, and on an accelerator its datasheet roofline and bfloat16 serving):
 
     table(root)   -> runs.csv      every finished run of root/fit and root/heldout, with its scale
                                    and role (sweep, baseline, panda, surefire)
     fit(root)     -> law_*.json, fit.json, validation.csv
-    search(root)  -> search/       (and hardware.json: this CPU, measured)
+    search(root)  -> search/       (and hardware.json: the chip, measured or its datasheet)
     bench(root)   -> bench.json    decode throughput of the picks against the roofline
     report(root)  -> picks.csv, report/report.md, heldout_check.csv/.json
     downstream(root) -> downstream.csv, accuracy_law.json
@@ -30,10 +32,11 @@ import numpy as np
 import pandas as pd
 
 from lawsearch import arch, demo, laws, rundir, runs
-from lawsearch.demo import SERVE, fitting_runs, run_search, validation_runs
+from lawsearch.demo import SERVE
+from lawsearch.errors import UserError
 from lawsearch.laws import ConditionalLaw, validation as validation_lib
 from lawsearch.laws.validation import SHAPE
-from lawsearch.recipe import CPU
+from lawsearch.recipe import CPU, Recipe, recipe as named_recipe
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results",
                                     "cpu_replication"))
@@ -58,9 +61,38 @@ def _write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
+def recipe_of(root: str) -> Recipe:
+  """The recipe a replication root was trained with: root/recipe.json's, else the CPU recipe
+  (the committed CPU replications predate the file; cpu_v2 keeps cpu's scales and baseline)."""
+  path = os.path.join(root, "recipe.json")
+  if not os.path.exists(path):
+    return CPU
+  with open(path) as f:
+    return named_recipe(json.load(f)["recipe"])
+
+
+def set_recipe(root: str, name: str) -> Recipe:
+  """Records recipe `name` in root/recipe.json; refuses to change the recipe of a root that
+  already names another (its runs would be read at the wrong scales)."""
+  rec = named_recipe(name)
+  path = os.path.join(root, "recipe.json")
+  if os.path.exists(path) and recipe_of(root).name != rec.name:
+    raise UserError(f"{root} was trained with recipe {recipe_of(root).name!r} ({path}); give "
+                    f"--recipe {recipe_of(root).name} or another --root for recipe {name!r}")
+  os.makedirs(root, exist_ok=True)
+  _write_json(path, {"recipe": rec.name})
+  return rec
+
+
+def fitting_runs(df: pd.DataFrame, root: str) -> pd.DataFrame:
+  """`demo.fitting_runs` at the fitting scales of root's recipe."""
+  return demo.fitting_runs(df, recipe_of(root))
+
+
 def pick_specs(root: str) -> dict[str, arch.ArchSpec]:
   """baseline, panda, surefire: the recipe's baseline and the search's picks (once searched)."""
-  specs = {"baseline": CPU.baseline(CPU.heldout_scale)}
+  rec = recipe_of(root)
+  specs = {"baseline": rec.baseline(rec.heldout_scale)}
   path = os.path.join(root, "search", "search.json")
   if os.path.exists(path):
     found = rundir.read_file(path, "search")["picks"]
@@ -75,7 +107,7 @@ def runs_table(root: str) -> pd.DataFrame:
   parts = [os.path.join(root, p) for p in ("fit", "heldout")]
   df = runs.collect(*(p for p in parts if os.path.isdir(p)))
   df["part"] = [os.path.basename(os.path.dirname(os.path.normpath(d))) for d in df["run_dir"]]
-  df["scale"] = [CPU.scale_of(n) for n in df["n_params"]]
+  df["scale"] = [recipe_of(root).scale_of(n) for n in df["n_params"]]
   df["gqa"] = df["n_heads"] // df["n_kv_heads"]
   roles = {_spec_shape(spec): name for name, spec in pick_specs(root).items()}
   df["role"] = [roles.get(_shape(r), "sweep") if r["part"] == "heldout" else "sweep"
@@ -103,13 +135,13 @@ def table(root: str) -> pd.DataFrame:
   return df
 
 
-def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
+def resolution(df: pd.DataFrame, law: ConditionalLaw, rec: Recipe = CPU) -> pd.DataFrame:
   """Per fitting scale: the smallest loss difference the law predicts between neighbouring grid
   points (along the x sweep at fixed r and the r sweep at fixed d_model, as measured) against the
   median standard errors of a run's loss and of a paired difference; the issue's bar is an
   error at most a quarter of that difference."""
   rows = []
-  fitting = fitting_runs(df)
+  fitting = demo.fitting_runs(df, rec)
   l_opt = laws.l_opt.for_table(fitting, "empirical")
   predicted = np.asarray(law.predict_xr(fitting["d_over_sqrt_n"], fitting["mlp_attn_ratio"],
                                         l_opt))
@@ -117,7 +149,7 @@ def resolution(df: pd.DataFrame, law: ConditionalLaw) -> pd.DataFrame:
     pred = pd.Series(predicted[group.index], index=group.index)
     cross_d = group["d_model"].value_counts().idxmax()  # the r sweep's d_model
     r_sweep = group[group["d_model"] == cross_d].sort_values("mlp_attn_ratio").index
-    x_sweep = group[(group["mlp_attn_ratio"] - CPU.cross_r).abs() < 0.25].sort_values(
+    x_sweep = group[(group["mlp_attn_ratio"] - rec.cross_r).abs() < 0.25].sort_values(
         "d_over_sqrt_n").index
     gaps = [abs(np.diff(pred[idx].to_numpy())) for idx in (x_sweep, r_sweep) if len(idx) > 1]
     smallest = float(np.concatenate(gaps).min()) if gaps else float("nan")
@@ -134,12 +166,13 @@ def read_table(root: str) -> pd.DataFrame:
 
 # -- fit ---------------------------------------------------------------------------------------------
 def fit_law(df: pd.DataFrame, form: str, n_boot: int = 0, r_range=laws.DEFAULT_R_RANGE,
-            l_opt: str = "empirical") -> tuple[ConditionalLaw, dict, list[str]]:
-  """The law on the table's fitting scales (L_opt: "empirical", the paper's, or "joint"; r in
-  `r_range`: the paper's [0.5, 5]; None = every run), a summary (coefficients, MSE, the optimum
-  with 95% bootstrap intervals from `n_boot` refits, 0 = none, the seed noise and the residual
-  trends) and the noise's lines to print."""
-  fitted = demo.fit_law(df, form, l_opt=l_opt, r_range=r_range, n_boot=n_boot)
+            l_opt: str = "empirical",
+            rec: Recipe = CPU) -> tuple[ConditionalLaw, dict, list[str]]:
+  """The law on the table's fitting scales (`rec`'s; L_opt: "empirical", the paper's, or "joint";
+  r in `r_range`: the paper's [0.5, 5]; None = every run), a summary (coefficients, MSE, the
+  optimum with 95% bootstrap intervals from `n_boot` refits, 0 = none, the seed noise and the
+  residual trends) and the noise's lines to print."""
+  fitted = demo.fit_law(df, form, l_opt=l_opt, r_range=r_range, n_boot=n_boot, rec=rec)
   summary = fitted.to_dict()
   summary.pop("validation_error")  # the replication validates across every scale (fit())
   return fitted.law, summary, fitted.noise_lines()
@@ -153,30 +186,30 @@ def _interval(optimum: dict, key: str, digits: int) -> str:
 
 def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
   """Both forms on runs.csv: law_<form>.json, fit.json (summaries) and validation.csv."""
-  df = read_table(root)
-  out = {"n_runs": len(fitting_runs(df)), "scales": list(CPU.fit_scales), "l_opt": l_opt,
+  df, rec = read_table(root), recipe_of(root)
+  out = {"n_runs": len(fitting_runs(df, root)), "scales": list(rec.fit_scales), "l_opt": l_opt,
          "forms": {}}
   validations = []
   for form in FORMS:
     if laws.FORMS[form].sized and l_opt == "empirical":  # refused: ConditionalLaw.fit says why
       continue
-    law, summary, _ = fit_law(df, form, n_boot, l_opt=l_opt)
+    law, summary, _ = fit_law(df, form, n_boot, l_opt=l_opt, rec=rec)
     law.to_json(os.path.join(root, f"law_{form}.json"))
     out["forms"][form] = summary
     if form == "multiplicative":
-      out["resolution"] = resolution(df, law).to_dict("records")
+      out["resolution"] = resolution(df, law, rec).to_dict("records")
     opt = summary["optimum"]
     print(f"{form}: {summary['n_points']} runs, MSE {summary['mse']:.3g}; optimum "
           + (f"d/sqrt(N) {opt['d_over_sqrt_n']:.3f} {_interval(opt, 'd_over_sqrt_n_95', 3)}, "
              f"r {opt['mlp_attn_ratio']:.2f} {_interval(opt, 'mlp_attn_ratio_95', 2)}"
              if "error" not in opt else opt["error"]))
     try:
-      validations.append(demo.cross_scale_validation(df, form, l_opt))
+      validations.append(demo.cross_scale_validation(df, form, l_opt, rec=rec))
     except ValueError as e:  # fewer than two scales, or too few runs at the smallest
       summary["validation_error"] = str(e)
   # The paper's filter drops r outside [0.5, 5]; the same law on every run shows what it hides.
   _, out["forms"]["multiplicative, every r"], _ = fit_law(df, "multiplicative", 0, r_range=None,
-                                                         l_opt=l_opt)
+                                                         l_opt=l_opt, rec=rec)
   if validations:
     val = pd.concat(validations, ignore_index=True)
     val.to_csv(os.path.join(root, "validation.csv"), index=False, float_format=CSV_FLOAT)
@@ -186,32 +219,54 @@ def fit(root: str, n_boot: int = 1000, l_opt: str = "empirical") -> dict:
   return out
 
 
-def heldout_check(df: pd.DataFrame, law: ConditionalLaw) -> tuple[pd.DataFrame, dict]:
+def heldout_check(df: pd.DataFrame, law: ConditionalLaw,
+                  rec: Recipe = CPU) -> tuple[pd.DataFrame, dict]:
   """`laws.validation.heldout_check` at the recipe's held-out scale."""
-  return validation_lib.heldout_check(df, law, CPU.heldout_scale)
+  return validation_lib.heldout_check(df, law, rec.heldout_scale)
 
 
 # -- search ------------------------------------------------------------------------------------------
 def measured_hardware(root: str):
-  """This CPU (both cores) as a cost.Hardware: root/hardware.json, measured and written there on
-  first use (lawsearch.bench.host.measure), so searches and benchmarks share one measurement."""
+  """The chip the replication serves on as a cost.Hardware: root/hardware.json, written there on
+  first use, so searches and benchmarks share one measurement. On a CPU (both cores) its measured
+  peak and bandwidth (lawsearch.bench.host.measure), serving in float32; on an accelerator in
+  lawsearch.cost.HARDWARE its datasheet entry, serving in bfloat16 (a chip not in the table is
+  measured too)."""
   path = os.path.join(root, "hardware.json")
   if not os.path.exists(path):
-    from lawsearch.bench import host
+    import jax
 
-    hw = host.measure("cpu-2core (measured)")
+    from lawsearch.bench import host, throughput
+
+    cpu = jax.default_backend() == "cpu"
+    listed = None if cpu else throughput.detect_hardware()
+    hw = listed or host.measure("cpu-2core (measured)" if cpu else None)
     os.makedirs(root, exist_ok=True)
     _write_json(path, {"name": hw.name, "peak_flops": hw.peak_flops,
                        "hbm_bandwidth": hw.hbm_bandwidth, "hbm_bytes": hw.hbm_bytes,
-                       "measured_by": "lawsearch.bench.host.measure"})
+                       "measured_by": "lawsearch.cost.HARDWARE (datasheet)" if listed
+                       else "lawsearch.bench.host.measure",
+                       "serving_dtype": "float32" if cpu else "bfloat16"})
   return demo.read_hardware(path)
 
 
+def serving(root: str) -> dict:
+  """The search's serving scenario: the paper's 4096 in / 1024 out at a 2048-token training
+  context scaled to the recipe's (demo.SERVE on the CPU recipes), in hardware.json's serving
+  dtype (float32 where it does not say: the CPU replications predate the key)."""
+  measured_hardware(root)
+  with open(os.path.join(root, "hardware.json")) as f:
+    dtype = json.load(f).get("serving_dtype", "float32")
+  seq_len = recipe_of(root).seq_len
+  return dict(SERVE, input_len=2 * seq_len, output_len=seq_len // 2,
+              bytes_per_element=4 if dtype == "float32" else 2)
+
+
 def efficiency(root: str):
-  """The search's measure: the roofline of this CPU in the scaled-down serving scenario SERVE."""
+  """The search's measure: the roofline of the replication's chip in its serving scenario."""
   from lawsearch import search as search_lib
 
-  return search_lib.RooflineEfficiency(measured_hardware(root), **SERVE)
+  return search_lib.RooflineEfficiency(measured_hardware(root), **serving(root))
 
 
 def search(root: str):
@@ -219,7 +274,7 @@ def search(root: str):
   from lawsearch.report import search_report
 
   law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
-  result = run_search(law, read_table(root), efficiency(root))
+  result = demo.run_search(law, read_table(root), efficiency(root), recipe_of(root))
   print(search_report.summary(result))
   written = search_report.save(result, os.path.join(root, "search"))
   print(f"wrote {len(written)} files under {os.path.join(root, 'search')}")
@@ -238,7 +293,7 @@ def bench(root: str, trials: int = 5) -> list[dict]:
   records = read_bench(root)
   now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
   for name, spec in pick_specs(root).items():
-    measured = throughput.measure({name: spec}, hw, **bench_settings(trials))
+    measured = throughput.measure({name: spec}, hw, **bench_settings(root, trials))
     for rec in measured.records:
       records.append({**rec, "measured_at": now})
       r = records[-1]
@@ -248,12 +303,16 @@ def bench(root: str, trials: int = 5) -> list[dict]:
   return records
 
 
-def bench_settings(trials: int) -> dict:
-  """`throughput.measure`'s settings of the scaled protocol: the serving sizes on CPU, float32,
-  XLA decode, grouped prefill attention."""
-  return dict(batch_sizes=BENCH_BATCHES, input_len=SERVE["input_len"],
-              output_len=SERVE["output_len"], trials=trials, dtype="float32", decode_impl="xla",
-              attention_impl="grouped")
+def bench_settings(root: str, trials: int) -> dict:
+  """`throughput.measure`'s settings of the scaled protocol (`serving`'s lengths): on a CPU
+  float32, XLA decode and grouped prefill attention; on an accelerator bfloat16, the Pallas decode
+  kernel and the backend's prefill attention."""
+  serve = serving(root)
+  cpu = serve["bytes_per_element"] == 4
+  return dict(batch_sizes=BENCH_BATCHES, input_len=serve["input_len"],
+              output_len=serve["output_len"], trials=trials,
+              dtype="float32" if cpu else "bfloat16", decode_impl="xla" if cpu else "pallas",
+              attention_impl="grouped" if cpu else "auto")
 
 
 def read_bench(root: str) -> list[dict]:
@@ -280,10 +339,11 @@ def measured_rates(root: str, batch: int) -> dict[str, tuple[float, int]]:
 # -- report ------------------------------------------------------------------------------------------
 def picks_table(df: pd.DataFrame, root: str, law: ConditionalLaw) -> pd.DataFrame:
   """`lawsearch.demo.picks_table` of baseline, Panda and Surefire (the committed search's picks),
-  with this CPU's roofline once hardware.json exists, and the measured decode tokens/s at the
+  with the chip's roofline once hardware.json exists, and the measured decode tokens/s at the
   serving batch (bench.json: the median over its sittings) and the number of sittings."""
   has_hw = os.path.exists(os.path.join(root, "hardware.json"))
-  picks = demo.picks_table(pick_specs(root), df, law, efficiency(root) if has_hw else None)
+  picks = demo.picks_table(pick_specs(root), df, law, efficiency(root) if has_hw else None,
+                           recipe_of(root))
   measured = measured_rates(root, SERVE["batch"])
   return picks.assign(
       measured_tok_s=[measured[n][0] if n in measured else None for n in picks["pick"]],
@@ -295,16 +355,17 @@ def report(root: str) -> str:
   from lawsearch.table import markdown_table
   from picks_plot import picks_plot  # this directory's, as its scripts import it
 
-  df = read_table(root)
+  df, rec = read_table(root), recipe_of(root)
   law = ConditionalLaw.from_json(os.path.join(root, "law_multiplicative.json"))
   out = os.path.join(root, "report")
-  path = fit_report.write(law, validation_runs(df), out, l_opt="empirical")
+  path = fit_report.write(law, demo.validation_runs(df, rec), out, l_opt="empirical")
   picks = picks_table(df, root, law)
   picks.to_csv(os.path.join(root, "picks.csv"), index=False, float_format=CSV_FLOAT)
-  held = df[df["scale"] == CPU.heldout_scale]
+  held = df[df["scale"] == rec.heldout_scale]
   picks_plot(picks, held, os.path.join(out, "picks.png"))
-  lines = ["", f"## The picks at the held-out scale {CPU.heldout_scale}, trained", "",
-           "The search (the multiplicative law, this CPU's roofline; ../search/search.json): "
+  lines = ["", f"## The picks at the held-out scale {rec.heldout_scale}, trained", "",
+           "The search (the multiplicative law, the roofline of ../hardware.json's chip; "
+           "../search/search.json): "
            "Surefire is the most efficient candidate meeting the baseline's predicted loss, on "
            "the Pareto front; Algorithm 1's own pick is beside it in search.json. "
            "Measured tok/s: the median over bench.json's sittings.", "",
@@ -312,11 +373,11 @@ def report(root: str) -> str:
            "", markdown_table(picks.to_dict("records"), list(picks.columns)), "",
            "![picks](picks.png)", ""]
   try:
-    shapes, check = heldout_check(df, law)
+    shapes, check = heldout_check(df, law, rec)
     shapes.to_csv(os.path.join(root, "heldout_check.csv"), index=False, float_format=CSV_FLOAT)
     _write_json(os.path.join(root, "heldout_check.json"), check)
     b, c = check["measured_best"], check["law_best_trained"]
-    lines += [f"## Does the law pick the best run at {CPU.heldout_scale}?", "",
+    lines += [f"## Does the law pick the best run at {rec.heldout_scale}?", "",
               f"{check['shapes']} shapes trained there (seeds averaged); Spearman of predicted "
               f"against measured loss {check['spearman']:.2f}. Measured best: d {b['d_model']}, "
               f"f {b['ffn_dim']}, GQA {b['gqa']} ({b['role']}; d/sqrt(N) "

@@ -19,13 +19,16 @@ experiments/results/cpu_replication; `train_all.sh` runs them between its traini
   downstream  the held-out picks on the paper's nine zero-shot tasks (`lawsearch eval --tasks
            all` into each run's result.json; about 8 min a run on 2 busy cores), downstream.csv, and
            accuracy_law.json (mean accuracy against loss); --every: all held-out runs
-The stages are replication.py's functions (beside this file).
+The stages are replication.py's functions (beside this file). A root trained with another recipe
+than cpu (e.g. gpu_v2) is named once: `run.py --root ROOT --recipe gpu_v2 table ...` records it
+in ROOT/recipe.json, which every later stage reads.
 """
 
 import argparse
 import sys
 
 from lawsearch import hostmem
+from lawsearch.errors import UserError
 
 import replication  # beside this file: a script's own directory is on sys.path
 
@@ -43,8 +46,16 @@ def main(argv=None) -> None:
                            "(replication v2)")
   parser.add_argument("--every", action="store_true",
                       help="downstream: score every held-out run, not only the picks")
+  parser.add_argument("--recipe", default="",
+                      help="the root's training recipe, recorded in ROOT/recipe.json for every "
+                           "later stage (default: the recorded one, else cpu)")
   args = parser.parse_args(argv)
   hostmem.keep_freed_memory()
+  if args.recipe:
+    try:
+      replication.set_recipe(args.root, args.recipe)
+    except UserError as e:
+      sys.exit(f"run.py: {e}")
   for stage in args.stages:
     print(f"== {stage}", flush=True)
     if stage == "downstream":

@@ -3,7 +3,7 @@
     .venv/bin/python experiments/cpu_replication_v2/best_grid.py --root ROOT [--count 5]
 
 Reads ROOT/runs.csv (experiments/cpu_replication/run.py table), ranks the held-out scale's grid
-shapes (role "sweep") by their seed-mean loss, writes the COUNT best as
+shapes (part "heldout", role "sweep") by their seed-mean loss, writes the COUNT best as
 ROOT/best_grid/<shape>.arch.json and prints their paths joined by "+" (a sweep's arch= argument).
 """
 
@@ -16,7 +16,6 @@ import os
 import pandas as pd
 
 from lawsearch import arch
-from lawsearch.recipe import CPU_V2
 
 
 def main() -> None:
@@ -25,7 +24,7 @@ def main() -> None:
   parser.add_argument("--count", type=int, default=5)
   args = parser.parse_args()
   runs = pd.read_csv(os.path.join(args.root, "runs.csv"))
-  grid = runs[(runs["scale"] == CPU_V2.heldout_scale) & (runs["role"] == "sweep")]
+  grid = runs[(runs["part"] == "heldout") & (runs["role"] == "sweep")]
   fields = [f for f in arch.ArchSpec.__dataclass_fields__ if f in grid]
   means = grid.groupby(fields)["loss"].mean().sort_values().head(args.count)
   out = os.path.join(args.root, "best_grid")

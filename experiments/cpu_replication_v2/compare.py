@@ -40,8 +40,8 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
               form: str = "multiplicative") -> dict:
   """One replication's law of `form`, noise, validation and held-out check (module doc); the law
   on the runs with r in `r_range` (None: every r)."""
-  df = replication.read_table(root)
-  law, summary, _ = replication.fit_law(df, form, n_boot, l_opt=l_opt, r_range=r_range)
+  df, rec = replication.read_table(root), replication.recipe_of(root)
+  law, summary, _ = replication.fit_law(df, form, n_boot, l_opt=l_opt, r_range=r_range, rec=rec)
   noise = summary["noise"]
   lof = noise.get("lack_of_fit")
   opt = summary["optimum"]
@@ -52,20 +52,20 @@ def summarise(root: str, l_opt: str, n_boot: int = 1000, r_range=laws.DEFAULT_R_
          "lack_of_fit_p": lof["p"] if lof else None,
          "seed_sd_by_scale": {row["scale"]: row["pooled_sd"] for row in noise["by_scale"]},
          "optimum": opt}
-  at_size = law.at(float(replication.fitting_runs(df)["n_params"].median()))
+  at_size = law.at(float(replication.fitting_runs(df, root)["n_params"].median()))
   for column in ("d_over_sqrt_n", "mlp_attn_ratio"):
     if f"{column}_95" in opt:
       out[f"{column}_95_ratio"] = opt[f"{column}_95"][1] / opt[f"{column}_95"][0]
       out[f"{column}_95_depth"] = interval_depth(at_size, opt, column)
   try:
-    val = demo.cross_scale_validation(df, form, l_opt, r_range=r_range)
+    val = demo.cross_scale_validation(df, form, l_opt, r_range=r_range, rec=rec)
     last = val.iloc[-1]
     out["validation"] = {key: last[key] if key == "task" else float(last[key])
                          for key in ("task", "mse", "spearman", "spearman_ceiling", "spearman_p")}
   except ValueError as e:
     out["validation"] = {"error": str(e)}
   try:
-    _, check = replication.heldout_check(df, law)
+    _, check = replication.heldout_check(df, law, rec)
     best = check["law_best_trained"]
     out["heldout"] = {"measured_rank": best["measured_rank"], "shapes": check["shapes"],
                       "gap_to_best": best["gap_to_best"], "gap_in_seed_sd": best["gap_in_seed_sd"],
@@ -119,9 +119,8 @@ def table(rows: dict[str, dict]) -> str:
 
 def _heldout_validation(row: dict, key: str) -> float | None:
   """The row's validation `key` where its last task predicts the held-out scale, else None."""
-  val = row["validation"]
-  return val.get(key) if val.get("task", "").endswith(f"-> {replication.CPU.heldout_scale}") \
-      else None
+  val, heldout = row["validation"], replication.recipe_of(row["root"]).heldout_scale
+  return val.get(key) if val.get("task", "").endswith(f"-> {heldout}") else None
 
 
 # The issue's targets for v2: (name, the row's value, the bound, whether it must stay below it)

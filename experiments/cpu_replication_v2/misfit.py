@@ -59,7 +59,7 @@ def main() -> None:
   parser.add_argument("--root", default=ROOT)
   args = parser.parse_args()
   table = replication.read_table(args.root)
-  fitting = replication.fitting_runs(table)
+  fitting = replication.fitting_runs(table, args.root)
   out = {}
   for name, r_range in (("every r", None), ("r in [0.5, 5]", laws.DEFAULT_R_RANGE)):
     fits = per_scale(fitting, r_range)

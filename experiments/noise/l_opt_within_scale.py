@@ -30,7 +30,7 @@ OUT = "experiments/results/noise/l_opt_within_scale.json"
 
 
 def main() -> None:
-  fitting = replication.fitting_runs(replication.read_table(ROOT))
+  fitting = replication.fitting_runs(replication.read_table(ROOT), ROOT)
   runs = RunsTable.of(fitting)
   noise = laws.noise.seed_noise(runs)
   means = RunsTable(noise.means.assign(weight=noise.mean_weights()))

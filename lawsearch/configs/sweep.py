@@ -6,7 +6,8 @@ a sweep. `lawsearch fit --runs DIR` then fits the laws on the results.
 
 ARG (comma-separated, all optional):
   recipe=paper           the named recipe: its scales, sweep design and grids, tokens, learning
-                         rates (lawsearch/recipe.py); recipe=cpu is the CPU replication's
+                         rates (lawsearch/recipe.py); recipe=cpu is the CPU replication's,
+                         cpu_v2 its v2, gpu_v2 v2's design 25x larger for one accelerator
   scales=80M+145M+297M   which of the recipe's scales ('+'-separated; default: its fitting scales)
   x=0.05+0.08+0.125      target d/sqrt(N) (default: the recipe's grid)
   r=1+2+4                target MLP-to-attention ratios (default: the recipe's grid)
