@@ -63,6 +63,10 @@ def test_dry_run_prints_the_scale_table(tmp_path, capsys):
   est = estimate.for_configs((c for _, c in sweep.expand(configlib.load(SWEEP))), mfu=0.4)
   assert f"scale: 7 runs, {est.tokens:.3g} tokens, {est.flops:.3g} training FLOPs" in out
   assert "64 x h100-sxm  40.0%" in out and "chip-hours" in out
+  # A small sweep: its minutes and its chip-hours to two figures, not "0.0 h" and "0".
+  first = est.rows[0]
+  assert first.chip_hours < 10 and f"{first.chip_hours:.2g}" in out
+  assert f"{first.wall_s / 60:.1f} min" in out
   assert not os.listdir(tmp_path)  # a dry run writes nothing
 
 

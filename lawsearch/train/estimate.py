@@ -57,7 +57,9 @@ class SweepEstimate:
     """The scale of the sweep, then each cluster's MFU, wall time and chip-hours."""
     rows = [{"cluster": f"{r.chips} x {r.hardware}", "MFU": f"{r.mfu:.1%}",
              "wall time": f"{r.wall_s / 86400:.2f} d" if r.wall_s >= 86400 else
-             f"{r.wall_s / 3600:.1f} h", "chip-hours": f"{r.chip_hours:,.0f}"} for r in self.rows]
+             f"{r.wall_s / 3600:.1f} h" if r.wall_s >= 360 else f"{r.wall_s / 60:.1f} min",
+             "chip-hours": f"{r.chip_hours:,.0f}" if r.chip_hours >= 10 else f"{r.chip_hours:.2g}"}
+            for r in self.rows]
     return (f"\nscale: {self.runs} runs, {self.tokens:.3g} tokens, {self.flops:.3g} training "
             f"FLOPs (MFU {self.mfu_source}; wall time assumes perfect packing and linear "
             f"scaling: a lower bound)\n" + format_table(rows, list(rows[0])))
