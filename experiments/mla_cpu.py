@@ -146,11 +146,11 @@ def compare() -> dict:
 def _comparison():
   with open(os.path.join(OUT, "comparison.json")) as f:
     factor = json.load(f)["mla_loss_factor"]
-  result = demo.run_search(_law(), rep.read_table(REPL), rep.efficiency(REPL),
-                           rep.recipe_of(REPL))
+  rec = rep.recipe_of(REPL)
+  result = demo.run_search(_law(), rep.read_table(REPL), rep.efficiency(REPL), rec)
   law = result.law
   both = attention_search.compare(
-      result, kv_lora_ranks=KV_LORA_RANKS, ffn_step=rep.recipe_of(REPL).ffn_step, tolerance=0.01,
+      result, kv_lora_ranks=KV_LORA_RANKS, ffn_step=rec.ffn_step, tolerance=0.01,
       r_range=law.fit_info.r_range if law.fit_info else None,
       mla_loss=attention_search.mla_loss_factor(result, factor))
   return both, factor

@@ -74,11 +74,11 @@ def recipe_of(root: str) -> Recipe:
 def set_recipe(root: str, name: str) -> Recipe:
   """Records recipe `name` in root/recipe.json; refuses to change the recipe of a root that
   already names another (its runs would be read at the wrong scales)."""
-  rec = named_recipe(name)
+  rec, recorded = named_recipe(name), recipe_of(root)
   path = os.path.join(root, "recipe.json")
-  if os.path.exists(path) and recipe_of(root).name != rec.name:
-    raise UserError(f"{root} was trained with recipe {recipe_of(root).name!r} ({path}); give "
-                    f"--recipe {recipe_of(root).name} or another --root for recipe {name!r}")
+  if os.path.exists(path) and recorded.name != rec.name:
+    raise UserError(f"{root} was trained with recipe {recorded.name!r} ({path}); give "
+                    f"--recipe {recorded.name} or another --root for recipe {name!r}")
   os.makedirs(root, exist_ok=True)
   _write_json(path, {"recipe": rec.name})
   return rec
@@ -107,7 +107,8 @@ def runs_table(root: str) -> pd.DataFrame:
   parts = [os.path.join(root, p) for p in ("fit", "heldout")]
   df = runs.collect(*(p for p in parts if os.path.isdir(p)))
   df["part"] = [os.path.basename(os.path.dirname(os.path.normpath(d))) for d in df["run_dir"]]
-  df["scale"] = [recipe_of(root).scale_of(n) for n in df["n_params"]]
+  rec = recipe_of(root)
+  df["scale"] = [rec.scale_of(n) for n in df["n_params"]]
   df["gqa"] = df["n_heads"] // df["n_kv_heads"]
   roles = {_spec_shape(spec): name for name, spec in pick_specs(root).items()}
   df["role"] = [roles.get(_shape(r), "sweep") if r["part"] == "heldout" else "sweep"
@@ -250,16 +251,20 @@ def measured_hardware(root: str):
   return demo.read_hardware(path)
 
 
-def serving(root: str) -> dict:
-  """The search's serving scenario: the paper's 4096 in / 1024 out at a 2048-token training
-  context scaled to the recipe's (demo.SERVE on the CPU recipes), in hardware.json's serving
-  dtype (float32 where it does not say: the CPU replications predate the key)."""
+def serving_dtype(root: str) -> str:
+  """hardware.json's serving dtype: float32 on a CPU, bfloat16 on an accelerator (float32 where
+  it does not say: the CPU replications predate the key)."""
   measured_hardware(root)
   with open(os.path.join(root, "hardware.json")) as f:
-    dtype = json.load(f).get("serving_dtype", "float32")
+    return json.load(f).get("serving_dtype", "float32")
+
+
+def serving(root: str) -> dict:
+  """The search's serving scenario: the paper's 4096 in / 1024 out at a 2048-token training
+  context scaled to the recipe's (demo.SERVE on the CPU recipes), in `serving_dtype`."""
   seq_len = recipe_of(root).seq_len
   return dict(SERVE, input_len=2 * seq_len, output_len=seq_len // 2,
-              bytes_per_element=4 if dtype == "float32" else 2)
+              bytes_per_element=4 if serving_dtype(root) == "float32" else 2)
 
 
 def efficiency(root: str):
@@ -307,12 +312,11 @@ def bench_settings(root: str, trials: int) -> dict:
   """`throughput.measure`'s settings of the scaled protocol (`serving`'s lengths): on a CPU
   float32, XLA decode and grouped prefill attention; on an accelerator bfloat16, the Pallas decode
   kernel and the backend's prefill attention."""
-  serve = serving(root)
-  cpu = serve["bytes_per_element"] == 4
+  serve, dtype = serving(root), serving_dtype(root)
+  cpu = dtype == "float32"
   return dict(batch_sizes=BENCH_BATCHES, input_len=serve["input_len"],
-              output_len=serve["output_len"], trials=trials,
-              dtype="float32" if cpu else "bfloat16", decode_impl="xla" if cpu else "pallas",
-              attention_impl="grouped" if cpu else "auto")
+              output_len=serve["output_len"], trials=trials, dtype=dtype,
+              decode_impl="xla" if cpu else "pallas", attention_impl="grouped" if cpu else "auto")
 
 
 def read_bench(root: str) -> list[dict]:
